@@ -1,0 +1,334 @@
+/*
+ * The instance's main loop: FN_MAIN's body.  The one hard requirement is that
+ * an instance told to stop never takes a connection it will not serve (the
+ * race php-fpm and uWSGI have between an idle kill and a request that just
+ * arrived).  So the loop does its own accept, non-blocking, and SIGTERM is
+ * blocked everywhere except inside epoll_pwait, the only place the instance
+ * waits: the signal either lands while nothing is accepted (and the instance
+ * leaves at once) or stays pending until the request in hand is finished.
+ * The accepted connection is then handed to libfcgi, which parses the
+ * protocol.  EPOLLEXCLUSIVE wakes one waiting instance per connection instead
+ * of the whole herd.
+ *
+ * A request timeout arrives as SIGUSR1 from the gateway: the handler writes a
+ * complete FastCGI 504 response straight to the connection (if nothing was
+ * written yet) with async-signal-safe writes, and exits.
+ */
+#include "config.h"
+
+#include "fn_loop.h"
+#include "fn_sb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FN_EXIT_TIMEOUT 3
+
+static volatile sig_atomic_t fn_stop;
+static volatile sig_atomic_t fn_in_request;
+static volatile sig_atomic_t fn_resp_started;
+static volatile sig_atomic_t fn_conn_fd = -1;
+static volatile sig_atomic_t fn_conn_reqid;
+
+static struct fn_sb_slot fn_local_slot;
+static struct fn_sb_slot *fn_slot = &fn_local_slot;
+
+static int64_t fn_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void fn_loop_response_started(void)
+{
+    fn_resp_started = 1;
+}
+
+static void fn_on_term(int sig)
+{
+    (void)sig;
+    fn_stop = 1;
+}
+
+/* Appends a FastCGI record header to P. */
+static unsigned char *fn_rec(unsigned char *p, int type, int reqid, size_t len)
+{
+    p[0] = 1;
+    p[1] = (unsigned char)type;
+    p[2] = (unsigned char)(reqid >> 8);
+    p[3] = (unsigned char)reqid;
+    p[4] = (unsigned char)(len >> 8);
+    p[5] = (unsigned char)len;
+    p[6] = 0;
+    p[7] = 0;
+    return p + 8;
+}
+
+static void fn_on_timeout(int sig)
+{
+    static const char body[] = "Status: 504 Gateway Timeout\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 53\r\n\r\n"
+                               "{\"error\":\"the function exceeded its request_timeout\"}";
+    unsigned char buf[sizeof(body) + 64], *p = buf;
+    int fd = fn_conn_fd;
+    (void)sig;
+
+    if (!fn_in_request) {
+        fn_stop = 1;
+        return;
+    }
+    if (!fn_resp_started && fd >= 0) {
+        p = fn_rec(p, 6 /* FCGI_STDOUT */, fn_conn_reqid, sizeof(body) - 1);
+        memcpy(p, body, sizeof(body) - 1);
+        p += sizeof(body) - 1;
+        p = fn_rec(p, 6, fn_conn_reqid, 0);
+        p = fn_rec(p, 3 /* FCGI_END_REQUEST */, fn_conn_reqid, 8);
+        memset(p, 0, 8); /* appStatus 0, FCGI_REQUEST_COMPLETE */
+        p += 8;
+        (void)!write(fd, buf, (size_t)(p - buf));
+    }
+    (void)!write(2, "fngate: request timeout: answered 504, exiting\n", 47);
+    _exit(FN_EXIT_TIMEOUT);
+}
+
+static long fn_env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    char *end;
+    long r;
+
+    if (!v || !*v)
+        return def;
+    r = strtol(v, &end, 10);
+    return *end ? def : r;
+}
+
+/* Maps the scoreboard slot the gateway passed, if any. */
+static void fn_sb_attach(void)
+{
+    long fd = fn_env_long("FNGATE_SB_FD", -1);
+    void *m;
+
+    if (fd < 0)
+        return;
+    m = mmap(NULL, sizeof(struct fn_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+    close((int)fd);
+    if (m == MAP_FAILED) {
+        fprintf(stderr, "fngate: cannot map the scoreboard: %s\n", strerror(errno));
+        return;
+    }
+    fn_slot = m;
+    fn_slot->version = FN_SB_VERSION;
+    FN_SB_STORE(fn_slot->magic, FN_SB_MAGIC);
+}
+
+static void fn_slot_idle(int64_t now)
+{
+    FN_SB_STORE(fn_slot->idle_since_ns, now);
+    FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_IDLE);
+}
+
+static int fn_setup_signals(sigset_t *waitmask)
+{
+    struct sigaction sa;
+    sigset_t block;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sa.sa_handler = fn_on_term; /* no SA_RESTART: interrupt epoll_pwait */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = fn_on_timeout;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &block, waitmask) < 0)
+        return -1;
+    sigdelset(waitmask, SIGTERM);
+    sigdelset(waitmask, SIGINT);
+    return 0;
+}
+
+/* Answers a request that waited in the queue longer than queue_timeout
+ * without running the handler: under overload, fail fast. */
+static bool fn_queue_expired(fn_req *req, fn_res *res, const struct fn_limits *lim)
+{
+    int64_t arrival = fn_req_arrival_ms(req), now_ms, waited;
+    struct timespec ts;
+
+    if (lim->queue_timeout_ms <= 0 || arrival < 0)
+        return false;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    waited = now_ms - arrival;
+    if (waited <= lim->queue_timeout_ms)
+        return false;
+    fn_error(res, 503, "no instance free: waited %lld ms in the queue (queue_timeout %lld ms)",
+             (long long)waited, (long long)lim->queue_timeout_ms);
+    fn_log("request %s waited %lld ms in the queue: 503", fn_request_id(req), (long long)waited);
+    return true;
+}
+
+/* Serves the connection CFD: one request (nginx does not keep FastCGI
+ * connections unless told to; if it does, every request on it). */
+static void fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handler handler,
+                     const struct fn_limits *lim)
+{
+    int64_t start = fn_now_ns();
+
+    fn_conn_fd = cfd;
+    fn_resp_started = 0;
+    fn_in_request = 1;
+    FN_SB_STORE(fn_slot->req_start_ns, start);
+    FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_BUSY);
+
+    /* libfcgi reads the connection given in ipcFd instead of accepting;
+     * keepConnection stops its implicit finish from closing it first. */
+    r->ipcFd = cfd;
+    r->keepConnection = 1;
+    while (FCGX_Accept_r(r) >= 0) {
+        int rc;
+        fn_conn_reqid = r->requestId;
+        rc = fn_req_begin(req, res, r, lim);
+        if (rc == 0 && !fn_queue_expired(req, res, lim)) {
+            rc = handler(req, res);
+            if (!fn_responded(res)) {
+                fn_log("%s %s: handler returned %d without a response: 500", fn_method(req),
+                       fn_path(req), rc);
+                fn_error(res, 500, "the function returned without a response");
+            }
+        }
+        if (fn_res_write(res, r) < 0)
+            fn_log("%s %s: the client went away before the response was sent", fn_method(req),
+                   fn_path(req));
+        fn_res_reset(res);
+        fn_req_end(req);
+        FCGX_Finish_r(r);
+        __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);
+        if (r->ipcFd < 0 || FN_SB_LOAD(fn_slot->stop_req))
+            break;
+        /* A kept-alive connection: the next request on it. */
+        fn_resp_started = 0;
+    }
+    if (r->ipcFd >= 0) {
+        close(r->ipcFd);
+        r->ipcFd = -1;
+    }
+    fn_in_request = 0;
+    fn_conn_fd = -1;
+    {
+        int64_t now = fn_now_ns();
+        __atomic_add_fetch(&fn_slot->busy_ns, (uint64_t)(now - start), __ATOMIC_RELAXED);
+        fn_slot_idle(now);
+    }
+}
+
+int fn_main(int argc, char **argv, fn_handler handler)
+{
+    struct fn_limits lim;
+    struct epoll_event ev;
+    sigset_t waitmask;
+    FCGX_Request r;
+    fn_req *req = NULL;
+    fn_res *res = NULL;
+    int epfd = -1, rc = 1;
+    long served = 0;
+    int flags;
+    (void)argc;
+    (void)argv;
+
+    lim.max_body = fn_env_long("FNGATE_MAX_BODY", 1 << 20);
+    lim.queue_timeout_ms = fn_env_long("FNGATE_QUEUE_TIMEOUT_MS", 0);
+    lim.max_requests = fn_env_long("FNGATE_MAX_REQUESTS", 0);
+
+    if (FCGX_IsCGI()) {
+        fprintf(stderr, "fngate: fd 0 is not a listening socket: run this under fngate, "
+                        "spawn-fcgi or another FastCGI process manager\n");
+        return 1;
+    }
+    fn_sb_attach();
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&r, -1, 0) != 0) {
+        fprintf(stderr, "fngate: FCGX_Init failed\n");
+        return 1;
+    }
+    /* Non-blocking accept on the shared socket: an instance woken for a
+     * connection a sibling took gets EAGAIN, never a blocking accept that a
+     * stop request could not interrupt. */
+    flags = fcntl(0, F_GETFL);
+    if (flags < 0 || fcntl(0, F_SETFL, flags | O_NONBLOCK) < 0) {
+        fprintf(stderr, "fngate: fcntl(0): %s\n", strerror(errno));
+        return 1;
+    }
+    if (fn_setup_signals(&waitmask) < 0)
+        return 1;
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) < 0) {
+        fprintf(stderr, "fngate: epoll: %s\n", strerror(errno));
+        goto out;
+    }
+    req = fn_req_new();
+    res = fn_res_new();
+    if (!req || !res)
+        goto out;
+
+    {
+        int64_t now = fn_now_ns();
+        FN_SB_STORE(fn_slot->ready_ns, now);
+        fn_slot_idle(now);
+    }
+    rc = 0;
+    while (!fn_stop && !FN_SB_LOAD(fn_slot->stop_req)) {
+        int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd >= 0) {
+            fn_serve(cfd, &r, req, res, handler, &lim);
+            if (lim.max_requests > 0 && ++served >= lim.max_requests)
+                break;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* The only wait, and the only place SIGTERM is let in. */
+            if (epoll_pwait(epfd, &ev, 1, -1, &waitmask) < 0 && errno != EINTR) {
+                fprintf(stderr, "fngate: epoll_pwait: %s\n", strerror(errno));
+                rc = 1;
+                break;
+            }
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            fprintf(stderr, "fngate: accept: %s: backing off\n", strerror(errno));
+            usleep(10000);
+            continue;
+        }
+        fprintf(stderr, "fngate: accept: %s\n", strerror(errno));
+        rc = 1;
+        break;
+    }
+    FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_STOPPING);
+out:
+    fn_req_free(req);
+    fn_res_free(res);
+    if (epfd >= 0)
+        close(epfd);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * Internal interface between the SDK's accept loop (fn_loop.c) and its
+ * request/response layer (fngate.c).  Not installed.
+ */
+#ifndef FN_LOOP_H
+#define FN_LOOP_H
+
+#include <fcgiapp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fngate.h"
+
+struct fn_limits {
+    int64_t max_body;
+    int64_t queue_timeout_ms;
+    long max_requests;
+};
+
+/* Per-request state, reused across requests. */
+fn_req *fn_req_new(void);
+void fn_req_free(fn_req *req);
+fn_res *fn_res_new(void);
+void fn_res_free(fn_res *res);
+
+/* Reads params and body of the request R into REQ.  Returns 0, or an HTTP
+ * status (413, 400) after putting the error into RES. */
+int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limits *lim);
+void fn_req_end(fn_req *req);
+void fn_res_reset(fn_res *res);
+/* Writes RES to the request's stdout; returns 0 or -1. */
+int fn_res_write(fn_res *res, FCGX_Request *r);
+/* Sets the "response started" flag the timeout handler reads. */
+void fn_loop_response_started(void);
+/* The arrival time nginx recorded ($msec), in ms since the epoch, or -1. */
+int64_t fn_req_arrival_ms(const fn_req *req);
+
+#endif

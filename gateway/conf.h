@@ -1,0 +1,112 @@
+/*
+ * Configuration: the INI file (fngate.conf, parsed with inih) and the
+ * optional function.conf in each function's folder.  Every value is checked
+ * when the file is read, so a bad file is refused with "file:line: reason"
+ * before anything runs; the merge order for one function is
+ * built-in defaults < [defaults] < <fn>/function.conf < [<fn>] in fngate.conf
+ * (the operator's file has the last word over what a function ships).
+ */
+#ifndef FNGATE_CONF_H
+#define FNGATE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+#define CONF_NAME_MAX 64
+#define CONF_ERR_MAX 512
+
+/* One env.KEY = value pair; both strings owned by the array holding it. */
+struct conf_env {
+    char *key;
+    char *value;
+};
+
+/* Effective settings of one function.  Durations in milliseconds, sizes in
+ * bytes; 0 means "no limit" where the key's documentation says so. */
+struct fn_settings {
+    int max_instances;           /* 1..4096, default 8 */
+    int min_instances;           /* 0..max_instances, default 0 */
+    int64_t idle_timeout_ms;     /* default 10s */
+    int64_t request_timeout_ms;  /* default 30s; 0 = none */
+    int64_t queue_timeout_ms;    /* default 10s; 0 = none */
+    int64_t statement_timeout_ms; /* default 0 = Postgres default */
+    long max_requests;           /* default 0 = never recycle */
+    int64_t memory_limit;        /* RLIMIT_AS; default 0 = unlimited */
+    long open_files;             /* RLIMIT_NOFILE; default 1024 */
+    int64_t max_body;            /* default 1M */
+    int queue_size;              /* listen backlog; default 511 */
+    struct conf_env *env;        /* owned; n_env entries */
+    size_t n_env;
+};
+
+/* The [gateway] section. Strings owned by struct conf. */
+struct gw_settings {
+    char *functions_dir; /* default "/var/lib/fngate/functions" */
+    char *socket_dir;    /* default "/run/fngate" */
+    mode_t socket_mode;  /* octal, default 0660 */
+    char *socket_group;  /* NULL = leave the group as created */
+    char *database_url;  /* NULL = no database; DATABASE_URL overrides */
+    int pool_size;       /* 1..1000, default 10 */
+    int min_pool;        /* 0..pool_size, default 0 */
+    int64_t db_wait_timeout_ms; /* default 5s */
+    int64_t max_result;  /* default 16M */
+    char *user;          /* default "nobody"; used only when run as root */
+    char *group;         /* default "nogroup" */
+    enum log_level log_level; /* default info */
+    int64_t stop_timeout_ms;  /* SIGTERM -> SIGKILL grace, default 10s */
+};
+
+/* One key = value line kept raw (already validated) so sections can be
+ * layered in order. */
+struct conf_kv {
+    char *key;
+    char *value;
+    int line;
+};
+
+struct conf_section {
+    char *name; /* function name */
+    int line;   /* line of the [name] header */
+    struct conf_kv *kv;
+    size_t n_kv;
+};
+
+struct conf {
+    char *path;
+    struct gw_settings gw;
+    struct conf_kv *defaults; /* raw [defaults] entries */
+    size_t n_defaults;
+    struct conf_section *sections;
+    size_t n_sections;
+};
+
+/* Reads and validates PATH.  On error returns NULL and writes
+ * "PATH:LINE: reason" (or "PATH: reason") into ERR. */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+void conf_free(struct conf *c);
+
+/* Effective settings for function NAME: built-in defaults, then [defaults],
+ * then FN_CONF_PATH if that file exists (NULL to skip), then [NAME].  Checks
+ * cross-key rules (min_instances <= max_instances).  OUT must be released
+ * with fn_settings_clear.  Returns 0, or -1 with "file:line: reason" in ERR. */
+int conf_function(const struct conf *c, const char *name, const char *fn_conf_path,
+                  struct fn_settings *out, char *err, size_t errlen);
+void fn_settings_clear(struct fn_settings *s);
+/* True when A and B would run instances the same way (any difference means
+ * a reload retires the old instances). */
+bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b);
+/* The section for NAME, or NULL. */
+const struct conf_section *conf_section_find(const struct conf *c, const char *name);
+
+/* "500ms", "30s", "5m", "1h", or a bare number of seconds. */
+int conf_parse_duration(const char *s, int64_t *ms);
+/* "512", "512K", "256M", "1G" (powers of 1024). */
+int conf_parse_size(const char *s, int64_t *bytes);
+/* [a-z0-9][a-z0-9_-]{0,63} and not a reserved section name. */
+bool conf_name_valid(const char *name);
+
+#endif

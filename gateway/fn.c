@@ -1,0 +1,157 @@
+/*
+ * Function discovery.  Entries are sorted by name so that logs, start-up
+ * order and tests are deterministic whatever order readdir returns.
+ */
+#include "config.h"
+
+#include "fn.h"
+
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fn_desc_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct fn_desc *)a)->name, ((const struct fn_desc *)b)->name);
+}
+
+static void fn_desc_clear(struct fn_desc *d)
+{
+    free(d->name);
+    free(d->dir);
+    free(d->handler);
+    fn_settings_clear(&d->set);
+}
+
+void fn_list_free(struct fn_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        fn_desc_clear(&l->fns[i]);
+    free(l->fns);
+    free(l);
+}
+
+const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->fns[i].name, name) == 0)
+            return &l->fns[i];
+    }
+    return NULL;
+}
+
+bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Fills D for NAME; returns 1 if it is a function, 0 if skipped (logged),
+ * -1 on a configuration error (ERR set). */
+static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *d, char *err,
+                        size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+
+    memset(d, 0, sizeof(*d));
+    if (!conf_name_valid(name)) {
+        log_warnx("functions_dir: skipping '%s': not a valid function name "
+                  "([a-z0-9][a-z0-9_-]{0,63})",
+                  name);
+        return 0;
+    }
+    snprintf(path, sizeof(path), "%s/%s/handler", c->gw.functions_dir, name);
+    if (stat(path, &st) < 0) {
+        log_warnx("functions_dir: skipping '%s': no %s (%s)", name, path, strerror(errno));
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0 || !(st.st_mode & 0111)) {
+        log_warnx("functions_dir: skipping '%s': %s is not an executable file", name, path);
+        return 0;
+    }
+    d->name = strdup(name);
+    d->handler = strdup(path);
+    snprintf(path, sizeof(path), "%s/%s", c->gw.functions_dir, name);
+    d->dir = strdup(path);
+    if (!d->name || !d->handler || !d->dir) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    d->dev = st.st_dev;
+    d->ino = st.st_ino;
+    d->size = st.st_size;
+    d->mtime = st.st_mtim;
+    snprintf(path, sizeof(path), "%s/%s/function.conf", c->gw.functions_dir, name);
+    if (conf_function(c, name, path, &d->set, err, errlen) < 0)
+        goto fail;
+    return 1;
+fail:
+    fn_desc_clear(d);
+    return -1;
+}
+
+struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
+{
+    struct fn_list *l = calloc(1, sizeof(*l));
+    size_t cap = 0;
+    DIR *dir = NULL;
+    struct dirent *de;
+
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    dir = opendir(c->gw.functions_dir);
+    if (!dir) {
+        snprintf(err, errlen, "functions_dir %s: %s", c->gw.functions_dir, strerror(errno));
+        goto fail;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        struct fn_desc d;
+        int r;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN && de->d_type != DT_LNK)
+            continue;
+        r = fn_desc_load(c, de->d_name, &d, err, errlen);
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            continue;
+        if (l->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct fn_desc *n = realloc(l->fns, ncap * sizeof(*n));
+            if (!n) {
+                fn_desc_clear(&d);
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+            l->fns = n;
+            cap = ncap;
+        }
+        l->fns[l->n++] = d;
+    }
+    closedir(dir);
+    dir = NULL;
+    qsort(l->fns, l->n, sizeof(*l->fns), fn_desc_cmp);
+    for (size_t i = 0; i < c->n_sections; i++) {
+        if (!fn_list_find(l, c->sections[i].name))
+            log_warnx("%s:%d: section [%s] names no function in %s", c->path,
+                      c->sections[i].line, c->sections[i].name, c->gw.functions_dir);
+    }
+    return l;
+fail:
+    if (dir)
+        closedir(dir);
+    fn_list_free(l);
+    return NULL;
+}

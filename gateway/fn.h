@@ -1,0 +1,46 @@
+/*
+ * Function discovery: which folders under functions_dir are functions, and
+ * what settings each one runs with.  A function is <functions_dir>/<name>/
+ * handler, executable, with a valid name; anything else is skipped with a log
+ * line saying why.  Pure with respect to the running gateway, so `fngate
+ * check` and a reload run exactly the same code.
+ */
+#ifndef FNGATE_FN_H
+#define FNGATE_FN_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+
+/* One discovered function.  Strings and settings owned by the array. */
+struct fn_desc {
+    char *name;
+    char *dir;
+    char *handler;
+    struct fn_settings set;
+    /* Identity of the handler file: a change means a new binary was
+     * deployed (an atomic rename changes the inode, an in-place copy the
+     * size or mtime). */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+struct fn_list {
+    struct fn_desc *fns;
+    size_t n;
+};
+
+/* Scans c->gw.functions_dir.  Returns NULL with ERR set when the folder
+ * cannot be read or a function.conf is invalid (the whole load is refused,
+ * as for a bad fngate.conf).  Sections of fngate.conf naming no discovered
+ * function are reported with log_warnx. */
+struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen);
+void fn_list_free(struct fn_list *l);
+const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name);
+/* True when A and B are the same handler file (same identity). */
+bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b);
+
+#endif

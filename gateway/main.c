@@ -1,0 +1,99 @@
+/*
+ * The fngate command line: `serve` runs the gateway, `check` validates a
+ * configuration and the functions folder exactly as `serve` would read them,
+ * and reports the first problem as "file:line: reason".
+ */
+#include "config.h"
+
+#include "conf.h"
+#include "fn.h"
+#include "log.h"
+#include "sup.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAIN_DEFAULT_CONF "/etc/fngate/fngate.conf"
+
+static void main_usage(FILE *out)
+{
+    fprintf(out, "usage: fngate serve [-c FILE]   run the gateway in the foreground\n"
+                 "       fngate check [-c FILE]   validate the configuration and functions\n"
+                 "       fngate version\n"
+                 "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
+}
+
+static int main_check(const char *path)
+{
+    char err[CONF_ERR_MAX];
+    struct conf *c = conf_load(path, err, sizeof(err));
+    struct fn_list *l;
+
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    l = fn_discover(c, err, sizeof(err));
+    if (!l) {
+        fprintf(stderr, "%s\n", err);
+        conf_free(c);
+        return 1;
+    }
+    printf("%s: ok, %zu function%s in %s\n", path, l->n, l->n == 1 ? "" : "s",
+           c->gw.functions_dir);
+    for (size_t i = 0; i < l->n; i++) {
+        const struct fn_settings *s = &l->fns[i].set;
+        printf("  %-20s max_instances=%d min_instances=%d idle_timeout=%lldms "
+               "request_timeout=%lldms\n",
+               l->fns[i].name, s->max_instances, s->min_instances, (long long)s->idle_timeout_ms,
+               (long long)s->request_timeout_ms);
+    }
+    fn_list_free(l);
+    conf_free(c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = MAIN_DEFAULT_CONF;
+    const char *cmd;
+    int ch;
+
+    if (argc < 2) {
+        main_usage(stderr);
+        return 2;
+    }
+    cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("fngate %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        main_usage(stdout);
+        return 0;
+    }
+    optind = 2;
+    while ((ch = getopt(argc, argv, "c:")) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        default:
+            main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        main_usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return sup_run(path);
+    if (strcmp(cmd, "check") == 0)
+        return main_check(path);
+    fprintf(stderr, "fngate: unknown command '%s'\n", cmd);
+    main_usage(stderr);
+    return 2;
+}

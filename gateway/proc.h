@@ -1,0 +1,35 @@
+/*
+ * Starting one instance: the fork+exec with its descriptors in place (0 the
+ * listening socket, 1 and 2 a pipe into the gateway's log, 3 the database
+ * channel, 4 the scoreboard), a clean environment, resource limits, its own
+ * session, and an unprivileged user when the gateway runs as root.
+ */
+#ifndef FNGATE_PROC_H
+#define FNGATE_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc_spec {
+    const char *path;  /* the handler */
+    const char *cwd;   /* its folder */
+    char *const *argv; /* borrowed */
+    char *const *envp; /* borrowed */
+    int listen_fd;     /* becomes fd 0 */
+    int db_fd;         /* becomes fd 3; -1 for none */
+    int sb_fd;         /* becomes fd 4 */
+    int64_t memory_limit; /* RLIMIT_AS bytes, 0 = unlimited */
+    long open_files;      /* RLIMIT_NOFILE */
+    bool drop_privileges; /* setgroups/setgid/setuid to uid/gid */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* Starts the instance.  On success returns its pid and stores in *LOG_FD the
+ * non-blocking read end of its stdout/stderr pipe (owned by the caller).
+ * Returns -1 on failure (logged); failures after the fork (exec, setuid)
+ * show up as an exit status of 126/127 with the reason on the log pipe. */
+pid_t proc_spawn(const struct proc_spec *spec, int *log_fd);
+
+#endif

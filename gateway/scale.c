@@ -1,0 +1,49 @@
+/*
+ * Scaling arithmetic.  Kept free of I/O and clocks so that every rule about
+ * when to spawn or stop an instance is a unit test away.
+ */
+#include "config.h"
+
+#include "scale.h"
+
+int scale_spawn_count(const struct scale_state *s)
+{
+    int room, want, uncovered, queued;
+
+    if (s->backoff)
+        return 0;
+    room = s->max_instances - (s->live + s->stopping);
+    if (room <= 0)
+        return 0;
+    want = s->min_instances - s->live;
+    /* An unknown queue length still means someone is waiting. */
+    queued = s->queued < 0 ? 1 : s->queued;
+    uncovered = queued - s->idle - s->starting;
+    if (uncovered > want)
+        want = uncovered;
+    if (want <= 0)
+        return 0;
+    return want < room ? want : room;
+}
+
+int64_t scale_backoff_ms(int crashes)
+{
+    int64_t ms = 50;
+
+    if (crashes <= 1)
+        return 0;
+    for (int i = 2; i < crashes && ms < 10000; i++)
+        ms *= 2;
+    return ms < 10000 ? ms : 10000;
+}
+
+int scale_reap_count(const int64_t *idle_ms_oldest_first, int n_idle, int live,
+                     int min_instances, int64_t idle_timeout_ms)
+{
+    int n = 0;
+
+    while (n < n_idle && live - n > min_instances &&
+           idle_ms_oldest_first[n] >= idle_timeout_ms)
+        n++;
+    return n;
+}

@@ -1,0 +1,191 @@
+/*
+ * Listening sockets and queue inspection.  The queue length comes from
+ * sock_diag (UNIX_DIAG_RQLEN on an exact-inode request): for a listening unix
+ * socket the kernel reports the number of connections not yet accepted, the
+ * one figure that neither poll() nor SIOCINQ gives and that php-fpm users
+ * cannot see.  One netlink socket is kept open and reused for every query.
+ */
+#include "config.h"
+
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+
+static int sock_nl_fd = -1;
+
+static int sock_mkdir(const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int sock_dir_lock(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    int fd;
+
+    if (sock_mkdir(dir, err, errlen) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/fn", dir);
+    if (sock_mkdir(path, err, errlen) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/fngate.lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            snprintf(err, errlen, "%s: another fngate is running with this socket_dir", dir);
+        else
+            snprintf(err, errlen, "%s: cannot lock: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* True when something accepts connections on PATH right now. */
+static int sock_is_live(const struct sockaddr_un *sa)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int live;
+
+    if (fd < 0)
+        return 0;
+    live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+    close(fd);
+    return live;
+}
+
+int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd = -1;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "%s: socket path longer than %zu bytes", path,
+                 sizeof(sa.sun_path) - 1);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s: exists and is not a socket", path);
+            return -1;
+        }
+        if (sock_is_live(&sa)) {
+            snprintf(err, errlen, "%s: another process is listening on it", path);
+            return -1;
+        }
+        unlink(path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        snprintf(err, errlen, "%s: bind: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (chmod(path, mode) < 0) {
+        snprintf(err, errlen, "%s: chmod: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) {
+        snprintf(err, errlen, "%s: chown: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (listen(fd, backlog) < 0) {
+        snprintf(err, errlen, "%s: listen: %s", path, strerror(errno));
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    unlink(path);
+    return -1;
+}
+
+int sock_queue_len(int fd)
+{
+    struct {
+        struct nlmsghdr h;
+        struct unix_diag_req r;
+    } req;
+    union {
+        char buf[1024];
+        struct nlmsghdr align;
+    } resp;
+    struct stat st;
+    struct nlmsghdr *h;
+    struct unix_diag_msg *msg;
+    struct rtattr *attr;
+    ssize_t n;
+    int len;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (sock_nl_fd < 0) {
+        sock_nl_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (sock_nl_fd < 0)
+            return -1;
+    }
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_len = sizeof(req);
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = AF_UNIX;
+    req.r.udiag_ino = (unsigned)st.st_ino;
+    req.r.udiag_show = UDIAG_SHOW_RQLEN;
+    req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0U;
+    if (send(sock_nl_fd, &req, sizeof(req), 0) < 0)
+        return -1;
+    do
+        n = recv(sock_nl_fd, resp.buf, sizeof(resp.buf), 0);
+    while (n < 0 && errno == EINTR);
+    if (n < (ssize_t)NLMSG_LENGTH(sizeof(*msg)))
+        return -1;
+    h = &resp.align;
+    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len > (size_t)n)
+        return -1;
+    msg = NLMSG_DATA(h);
+    attr = (struct rtattr *)(msg + 1);
+    len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
+    for (; RTA_OK(attr, len); attr = RTA_NEXT(attr, len)) {
+        if (attr->rta_type == UNIX_DIAG_RQLEN &&
+            RTA_PAYLOAD(attr) >= sizeof(struct unix_diag_rqlen)) {
+            struct unix_diag_rqlen *rq = RTA_DATA(attr);
+            return (int)rq->udiag_rqueue;
+        }
+    }
+    return -1;
+}
+
+void sock_diag_close(void)
+{
+    if (sock_nl_fd >= 0)
+        close(sock_nl_fd);
+    sock_nl_fd = -1;
+}

@@ -1,0 +1,31 @@
+/*
+ * The listening side: one unix socket per function under <socket_dir>/fn/,
+ * the lock that keeps two gateways out of one socket_dir, and the exact
+ * length of a socket's accept queue read through sock_diag netlink, which is
+ * what lets the supervisor spawn for a whole burst at once.
+ */
+#ifndef FNGATE_SOCK_H
+#define FNGATE_SOCK_H
+
+#include <sys/types.h>
+
+/* Creates <dir> and <dir>/fn if needed and takes an exclusive flock on
+ * <dir>/fngate.lock.  Returns the lock fd, or -1 with ERR set (another
+ * gateway holds it, or the folder is unusable). */
+int sock_dir_lock(const char *dir, char *err, size_t errlen);
+
+/* Binds and listens on PATH with BACKLOG, then applies MODE and, when GID is
+ * not (gid_t)-1, the group.  A stale socket file (nobody listening) is
+ * replaced; a live one is refused.  The socket is CLOEXEC and blocking:
+ * instances inherit it as fd 0.  Returns the fd or -1 with ERR set. */
+int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err,
+                size_t errlen);
+
+/* Connections waiting in the accept queue of listening unix socket FD, or -1
+ * when sock_diag is unavailable (the caller then assumes "at least one"). */
+int sock_queue_len(int fd);
+
+/* Releases the netlink socket sock_queue_len keeps open. */
+void sock_diag_close(void);
+
+#endif

@@ -1,0 +1,1007 @@
+/*
+ * The supervisor.  One libevent loop holds everything: a level-triggered
+ * watch on each function's listening socket (a waiting connection with no
+ * idle instance means spawn), libevent's self-pipe signal events (SIGCHLD,
+ * SIGHUP, SIGTERM, SIGINT), one pipe per instance carrying its stderr into
+ * the log, and a single maintenance timer.  The timer runs only while
+ * something needs watching (instances exist, a watch is paused, a drain is
+ * under way): with every function at zero instances the gateway sleeps.
+ *
+ * A watch fires once per burst: the handler reads the exact queue length,
+ * spawns what the queue needs, and pauses the watch so that connections the
+ * instances are about to accept do not wake the supervisor again; the timer
+ * re-arms it once the queue is empty.  Under load the supervisor therefore
+ * runs at the timer's pace, not the request rate.
+ *
+ * States: RUNNING, then STOPPING after SIGTERM/SIGINT (sockets unlinked, queues
+ * served, instances stopped between requests), then exit.  A reload is a step
+ * inside RUNNING that either fully applies a new configuration or keeps the
+ * running one.
+ */
+#include "config.h"
+
+#include "sup.h"
+
+#include "conf.h"
+#include "fn.h"
+#include "log.h"
+#include "proc.h"
+#include "sb.h"
+#include "scale.h"
+#include "sock.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define SUP_TICK_MS 10
+/* After SIGUSR1 (request timeout) an SDK instance answers 504 and exits at
+ * once; this is how long it gets before SIGKILL. */
+#define SUP_TIMEOUT_KILL_MS 1000
+/* An instance still STARTING after this long is taken for a program that
+ * does not use libfngate (it never writes its slot): counted as busy. */
+#define SUP_STARTING_MAX_MS 2000
+#define SUP_LOG_LINE_MAX 4096
+
+enum sup_state { SUP_RUNNING, SUP_STOPPING };
+
+/* Why an instance was asked to stop; shown in its exit log line. */
+enum inst_why { WHY_NONE, WHY_IDLE, WHY_RETIRED, WHY_DRAIN, WHY_TIMEOUT, WHY_STUCK };
+
+static const char *const inst_why_names[] = {"", "idle", "retired", "drain", "request timeout",
+                                             "did not stop"};
+
+struct sup;
+struct sup_fn;
+
+/* One running instance.  Owned by its sup_fn's list. */
+struct inst {
+    struct inst *next;
+    struct sup_fn *fn; /* owner */
+    pid_t pid;
+    unsigned gen;
+    struct sb *sb; /* owned */
+    int log_fd;
+    struct event *log_ev; /* owned */
+    size_t log_len;
+    int64_t spawned_ns;
+    int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
+    int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
+    int64_t kill_ns;    /* SIGKILL sent */
+    enum inst_why why;
+    bool ready_logged;
+    char log_buf[SUP_LOG_LINE_MAX];
+};
+
+/* One function as the running gateway knows it. */
+struct sup_fn {
+    struct sup_fn *next;
+    struct sup *sup;
+    struct fn_desc desc; /* owned: name, folder, handler, settings, identity */
+    unsigned gen;
+    char **envp; /* owned, NULL-terminated */
+    char *argv[2];
+    char *sock_path; /* owned */
+    int listen_fd;
+    struct event *ev_listen; /* owned */
+    bool armed;
+    bool removed; /* socket unlinked; serving what is queued, then gone */
+    bool drained; /* queue seen empty after removal: instances told to stop */
+    struct inst *insts;
+    int n_insts;
+    int crashes;
+    int64_t spawn_after_ns;
+    uint64_t n_spawned, n_crashed, n_timeouts;
+};
+
+struct sup {
+    struct event_base *base;
+    struct conf *conf; /* owned */
+    const char *conf_path;
+    enum sup_state state;
+    int lock_fd;
+    struct sup_fn *fns;
+    struct event *ev_tick;
+    struct event *ev_sig[4];
+    bool drop;
+    uid_t uid;
+    gid_t gid;
+    gid_t sock_gid;
+};
+
+static int64_t sup_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------
+ * Users and environment
+ */
+
+/* Resolves who instances run as and the sockets' group.  Only a gateway
+ * started as root changes user; one started by a user runs its instances
+ * as that user (the shared-hosting case). */
+static int sup_resolve_ids(const struct conf *c, bool *drop, uid_t *uid, gid_t *gid,
+                           gid_t *sock_gid, char *err, size_t errlen)
+{
+    *drop = geteuid() == 0;
+    *sock_gid = (gid_t)-1;
+    if (*drop) {
+        struct passwd *pw = getpwnam(c->gw.user);
+        struct group *gr = getgrnam(c->gw.group);
+        if (!pw) {
+            snprintf(err, errlen, "%s: user '%s' does not exist", c->path, c->gw.user);
+            return -1;
+        }
+        if (!gr) {
+            snprintf(err, errlen, "%s: group '%s' does not exist", c->path, c->gw.group);
+            return -1;
+        }
+        if (pw->pw_uid == 0) {
+            snprintf(err, errlen, "%s: user '%s' is root: instances never run as root", c->path,
+                     c->gw.user);
+            return -1;
+        }
+        *uid = pw->pw_uid;
+        *gid = gr->gr_gid;
+    }
+    if (c->gw.socket_group) {
+        struct group *gr = getgrnam(c->gw.socket_group);
+        if (!gr) {
+            snprintf(err, errlen, "%s: socket_group '%s' does not exist", c->path,
+                     c->gw.socket_group);
+            return -1;
+        }
+        *sock_gid = gr->gr_gid;
+    }
+    return 0;
+}
+
+static void sup_env_free(char **envp)
+{
+    if (!envp)
+        return;
+    for (char **e = envp; *e; e++)
+        free(*e);
+    free(envp);
+}
+
+/* The whole environment of an instance: nothing of the gateway's leaks in
+ * (DATABASE_URL above all), only PATH, the FNGATE_ settings the SDK reads,
+ * and the function's env.KEY entries. */
+static char **sup_env_build(const struct sup_fn *f)
+{
+    const struct fn_settings *s = &f->desc.set;
+    size_t n = 0, cap = s->n_env + 8;
+    char **envp = calloc(cap, sizeof(*envp));
+
+    if (!envp)
+        return NULL;
+#define ENV_ADD(...)                                                                               \
+    do {                                                                                           \
+        if (asprintf(&envp[n], __VA_ARGS__) < 0) {                                                 \
+            envp[n] = NULL;                                                                        \
+            goto fail;                                                                             \
+        }                                                                                          \
+        n++;                                                                                       \
+    } while (0)
+    ENV_ADD("PATH=/usr/local/bin:/usr/bin:/bin");
+    ENV_ADD("FNGATE_FUNCTION=%s", f->desc.name);
+    ENV_ADD("FNGATE_SB_FD=%d", FN_SB_FD);
+    ENV_ADD("FNGATE_MAX_BODY=%lld", (long long)s->max_body);
+    ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
+    ENV_ADD("FNGATE_QUEUE_TIMEOUT_MS=%lld", (long long)s->queue_timeout_ms);
+    for (size_t i = 0; i < s->n_env; i++)
+        ENV_ADD("%s=%s", s->env[i].key, s->env[i].value);
+#undef ENV_ADD
+    envp[n] = NULL;
+    return envp;
+fail:
+    sup_env_free(envp);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Instances
+ */
+
+static void sup_tick_ensure(struct sup *s);
+static void sup_fn_scale(struct sup_fn *f, int64_t now);
+
+static void sup_inst_log_flush(struct inst *in, bool all)
+{
+    size_t start = 0;
+
+    for (size_t i = 0; i < in->log_len; i++) {
+        if (in->log_buf[i] == '\n') {
+            log_child(in->fn->desc.name, (int)in->pid, in->log_buf + start, i - start);
+            start = i + 1;
+        }
+    }
+    if (start == 0 && in->log_len == sizeof(in->log_buf)) {
+        /* A line longer than the buffer: log it in pieces. */
+        log_child(in->fn->desc.name, (int)in->pid, in->log_buf, in->log_len);
+        start = in->log_len;
+    }
+    if (all && start < in->log_len) {
+        log_child(in->fn->desc.name, (int)in->pid, in->log_buf + start, in->log_len - start);
+        start = in->log_len;
+    }
+    memmove(in->log_buf, in->log_buf + start, in->log_len - start);
+    in->log_len -= start;
+}
+
+/* Reads what is in the pipe; returns false at EOF or error. */
+static bool sup_inst_log_read(struct inst *in)
+{
+    for (;;) {
+        ssize_t r = read(in->log_fd, in->log_buf + in->log_len, sizeof(in->log_buf) - in->log_len);
+        if (r > 0) {
+            in->log_len += (size_t)r;
+            sup_inst_log_flush(in, false);
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        return false;
+    }
+}
+
+static void sup_inst_log_close(struct inst *in)
+{
+    if (in->log_fd < 0)
+        return;
+    sup_inst_log_flush(in, true);
+    if (in->log_ev) {
+        event_free(in->log_ev);
+        in->log_ev = NULL;
+    }
+    close(in->log_fd);
+    in->log_fd = -1;
+}
+
+static void sup_inst_log_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct inst *in = arg;
+    (void)fd;
+    (void)what;
+    if (!sup_inst_log_read(in))
+        sup_inst_log_close(in);
+}
+
+static void sup_inst_free(struct inst *in)
+{
+    if (!in)
+        return;
+    sup_inst_log_close(in);
+    sb_free(in->sb);
+    free(in);
+}
+
+static void sup_inst_signal(struct inst *in, int sig)
+{
+    if (kill(in->pid, sig) < 0 && errno != ESRCH)
+        log_warn("[fn %s pid %d] kill(%d)", in->fn->desc.name, (int)in->pid, sig);
+}
+
+/* Asks an instance to stop between requests. */
+static void sup_inst_stop(struct inst *in, enum inst_why why, int64_t now)
+{
+    if (in->term_ns)
+        return;
+    in->term_ns = now;
+    in->why = why;
+    /* The flag is seen between requests even under continuous load, when
+     * the instance never waits long enough to take the signal. */
+    FN_SB_STORE(in->sb->slot->stop_req, 1u);
+    sup_inst_signal(in, SIGTERM);
+}
+
+static int sup_spawn(struct sup_fn *f, int64_t now)
+{
+    struct sup *s = f->sup;
+    struct inst *in = calloc(1, sizeof(*in));
+    struct proc_spec spec;
+    int log_fd = -1;
+
+    if (!in) {
+        log_warn("[fn %s] spawn", f->desc.name);
+        return -1;
+    }
+    in->log_fd = -1;
+    in->fn = f;
+    in->gen = f->gen;
+    in->sb = sb_new(f->desc.name);
+    if (!in->sb)
+        goto fail;
+    memset(&spec, 0, sizeof(spec));
+    spec.path = f->desc.handler;
+    spec.cwd = f->desc.dir;
+    spec.argv = f->argv;
+    spec.envp = f->envp;
+    spec.listen_fd = f->listen_fd;
+    spec.db_fd = -1;
+    spec.sb_fd = in->sb->fd;
+    spec.memory_limit = f->desc.set.memory_limit;
+    spec.open_files = f->desc.set.open_files;
+    spec.drop_privileges = s->drop;
+    spec.uid = s->uid;
+    spec.gid = s->gid;
+    in->pid = proc_spawn(&spec, &log_fd);
+    sb_close_fd(in->sb);
+    if (in->pid < 0)
+        goto fail;
+    in->spawned_ns = now;
+    in->log_fd = log_fd;
+    in->log_ev = event_new(s->base, log_fd, EV_READ | EV_PERSIST, sup_inst_log_cb, in);
+    if (!in->log_ev || event_add(in->log_ev, NULL) < 0)
+        log_warnx("[fn %s pid %d] cannot capture its output", f->desc.name, (int)in->pid);
+    in->next = f->insts;
+    f->insts = in;
+    f->n_insts++;
+    f->n_spawned++;
+    log_debug("[fn %s pid %d] spawned (generation %u)", f->desc.name, (int)in->pid, f->gen);
+    sup_tick_ensure(s);
+    return 0;
+fail:
+    sup_inst_free(in);
+    return -1;
+}
+
+static void sup_fn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->max_instances = f->desc.set.max_instances;
+    st->min_instances = (f->removed || f->sup->state == SUP_STOPPING) ? 0 : f->desc.set.min_instances;
+    st->backoff = now < f->spawn_after_ns;
+    for (struct inst *in = f->insts; in; in = in->next) {
+        uint32_t state;
+        if (in->term_ns || in->timeout_ns || in->gen != f->gen) {
+            st->stopping++;
+            continue;
+        }
+        st->live++;
+        state = FN_SB_LOAD(in->sb->slot->state);
+        if (state == FN_SB_IDLE)
+            st->idle++;
+        else if (state == FN_SB_STARTING &&
+                 now - in->spawned_ns < (int64_t)SUP_STARTING_MAX_MS * 1000000)
+            st->starting++;
+    }
+}
+
+/* Spawns what the queue and min_instances call for.  Returns the queue
+ * length it saw (-1: unknown). */
+static int sup_fn_scale_q(struct sup_fn *f, int64_t now)
+{
+    struct scale_state st;
+    int n, q;
+
+    if (f->listen_fd < 0)
+        return 0;
+    sup_fn_snapshot(f, now, &st);
+    q = sock_queue_len(f->listen_fd);
+    st.queued = q;
+    n = scale_spawn_count(&st);
+    for (int i = 0; i < n; i++) {
+        if (sup_spawn(f, now) < 0)
+            break;
+    }
+    if (n > 0)
+        log_debug("[fn %s] queue %d, idle %d, starting %d: spawned %d", f->desc.name, q, st.idle,
+                  st.starting, n);
+    return q;
+}
+
+static void sup_fn_scale(struct sup_fn *f, int64_t now)
+{
+    (void)sup_fn_scale_q(f, now);
+}
+
+static const char *sup_sig_name(int sig)
+{
+    const char *n = sigabbrev_np(sig);
+    return n ? n : "?";
+}
+
+/* Logs the exit, classifies it, and frees the instance. */
+static void sup_inst_exited(struct inst *in, int status, int64_t now)
+{
+    struct sup_fn *f = in->fn;
+    char what[128], extra[160];
+    double up = (double)(now - in->spawned_ns) / 1e9;
+    uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
+    bool asked = in->term_ns || in->timeout_ns || in->kill_ns;
+    bool crash = !asked && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)));
+
+    /* Take the last lines it wrote (an abort message, say) before its exit
+     * line so the log reads in order. */
+    if (in->log_fd >= 0)
+        sup_inst_log_read(in);
+    sup_inst_log_close(in);
+
+    if (WIFSIGNALED(status))
+        snprintf(what, sizeof(what), "killed by signal %d (SIG%s)", WTERMSIG(status),
+                 sup_sig_name(WTERMSIG(status)));
+    else
+        snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(status));
+    extra[0] = '\0';
+    if (crash) {
+        f->crashes = served ? 1 : f->crashes + 1;
+        f->n_crashed++;
+        int64_t delay = scale_backoff_ms(f->crashes);
+        f->spawn_after_ns = now + delay * 1000000;
+        snprintf(extra, sizeof(extra), "; crash %d in a row, next spawn in %lld ms", f->crashes,
+                 (long long)delay);
+    } else if (served) {
+        f->crashes = 0;
+    }
+    if (crash || (WIFEXITED(status) && WEXITSTATUS(status) != 0 && in->why != WHY_TIMEOUT))
+        log_warnx("[fn %s pid %d] %s after %.3fs, %llu requests%s%s%s", f->desc.name,
+                  (int)in->pid, what, up, (unsigned long long)served, in->why ? " (" : "",
+                  inst_why_names[in->why], in->why ? ")" : extra);
+    else
+        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s%s%s", f->desc.name, (int)in->pid,
+                 what, up, (unsigned long long)served, in->why ? " (" : "",
+                 inst_why_names[in->why], in->why ? ")" : "");
+    if (crash && extra[0] && in->why == WHY_NONE)
+        log_debug("[fn %s]%s", f->desc.name, extra);
+
+    for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
+        if (*p == in) {
+            *p = in->next;
+            f->n_insts--;
+            break;
+        }
+    }
+    sup_inst_free(in);
+    /* A replacement for whoever is waiting, without waiting for the tick. */
+    sup_fn_scale(f, now);
+}
+
+/* Timeouts, stop escalation, idle reaping for one function. */
+static void sup_fn_police(struct sup_fn *f, int64_t now)
+{
+    const struct fn_settings *set = &f->desc.set;
+    const int64_t ms = 1000000;
+    int64_t stop_timeout = f->sup->conf->gw.stop_timeout_ms * ms;
+    int64_t ages[4096];
+    struct inst *idle[4096];
+    int n_idle = 0, live = 0;
+
+    for (struct inst *in = f->insts; in; in = in->next) {
+        struct fn_sb_slot *sl = in->sb->slot;
+        uint32_t state = FN_SB_LOAD(sl->state);
+
+        if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
+            in->ready_logged = true;
+            log_debug("[fn %s pid %d] ready in %.3f ms", f->desc.name, (int)in->pid,
+                      (double)(FN_SB_LOAD(sl->ready_ns) - in->spawned_ns) / 1e6);
+        }
+        if (FN_SB_LOAD(sl->requests) > 0)
+            f->crashes = 0;
+        if (in->kill_ns)
+            continue;
+        if (state == FN_SB_BUSY && set->request_timeout_ms > 0 && !in->timeout_ns &&
+            now - (int64_t)FN_SB_LOAD(sl->req_start_ns) > set->request_timeout_ms * ms) {
+            in->timeout_ns = now;
+            in->why = WHY_TIMEOUT;
+            f->n_timeouts++;
+            log_warnx("[fn %s pid %d] request running longer than request_timeout (%lld ms): "
+                      "answering 504 and replacing the instance",
+                      f->desc.name, (int)in->pid, (long long)set->request_timeout_ms);
+            sup_inst_signal(in, SIGUSR1);
+            continue;
+        }
+        if (in->timeout_ns && now - in->timeout_ns > (int64_t)SUP_TIMEOUT_KILL_MS * ms) {
+            in->kill_ns = now;
+            sup_inst_signal(in, SIGKILL);
+            continue;
+        }
+        if (in->term_ns && state != FN_SB_BUSY && now - in->term_ns > stop_timeout) {
+            log_warnx("[fn %s pid %d] still running %lld ms after SIGTERM: SIGKILL", f->desc.name,
+                      (int)in->pid, (long long)(stop_timeout / ms));
+            in->why = WHY_STUCK;
+            in->kill_ns = now;
+            sup_inst_signal(in, SIGKILL);
+            continue;
+        }
+        if (in->term_ns || in->timeout_ns)
+            continue;
+        if (in->gen != f->gen) {
+            sup_inst_stop(in, WHY_RETIRED, now);
+            continue;
+        }
+        live++;
+        if (state == FN_SB_IDLE && n_idle < 4096) {
+            int64_t since = (int64_t)FN_SB_LOAD(sl->idle_since_ns);
+            /* Insertion sort, oldest first: a handful of entries. */
+            int j = n_idle++;
+            while (j > 0 && ages[j - 1] < now - since) {
+                ages[j] = ages[j - 1];
+                idle[j] = idle[j - 1];
+                j--;
+            }
+            ages[j] = now - since;
+            idle[j] = in;
+        }
+    }
+    if (f->removed || f->sup->state == SUP_STOPPING)
+        return;
+    for (int i = 0; i < n_idle; i++)
+        ages[i] /= ms;
+    int reap = scale_reap_count(ages, n_idle, live, set->min_instances, set->idle_timeout_ms);
+    for (int i = 0; i < reap; i++)
+        sup_inst_stop(idle[i], WHY_IDLE, now);
+}
+
+/* ------------------------------------------------------------------------
+ * Functions
+ */
+
+static void sup_fn_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct sup_fn *f = arg;
+    (void)fd;
+    (void)what;
+    sup_fn_scale(f, sup_now_ns());
+    /* The connection is (or will be) taken by an instance; until the tick
+     * sees the queue empty, more arrivals must not wake us one by one. */
+    event_del(f->ev_listen);
+    f->armed = false;
+    sup_tick_ensure(f->sup);
+}
+
+static void sup_fn_arm(struct sup_fn *f)
+{
+    if (!f->armed && f->ev_listen && !f->removed && event_add(f->ev_listen, NULL) == 0)
+        f->armed = true;
+}
+
+/* Unlinks the socket so no new connection can arrive; what is queued is
+ * still served. */
+static void sup_fn_remove(struct sup_fn *f)
+{
+    if (f->removed)
+        return;
+    f->removed = true;
+    if (f->ev_listen)
+        event_del(f->ev_listen);
+    f->armed = false;
+    if (f->sock_path)
+        unlink(f->sock_path);
+    sup_tick_ensure(f->sup);
+}
+
+static void sup_fn_free(struct sup_fn *f)
+{
+    if (!f)
+        return;
+    while (f->insts) {
+        struct inst *in = f->insts;
+        f->insts = in->next;
+        sup_inst_free(in);
+    }
+    if (f->ev_listen)
+        event_free(f->ev_listen);
+    if (f->listen_fd >= 0)
+        close(f->listen_fd);
+    if (f->sock_path && !f->removed)
+        unlink(f->sock_path);
+    free(f->sock_path);
+    sup_env_free(f->envp);
+    free(f->desc.name);
+    free(f->desc.dir);
+    free(f->desc.handler);
+    fn_settings_clear(&f->desc.set);
+    free(f);
+}
+
+/* Takes ownership of *D (zeroing it) and opens the function's socket. */
+static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, size_t errlen)
+{
+    struct sup_fn *f = calloc(1, sizeof(*f));
+
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->sup = s;
+    f->listen_fd = -1;
+    f->desc = *d;
+    memset(d, 0, sizeof(*d));
+    f->argv[0] = f->desc.handler;
+    f->envp = sup_env_build(f);
+    if (!f->envp || asprintf(&f->sock_path, "%s/fn/%s.sock", s->conf->gw.socket_dir,
+                             f->desc.name) < 0) {
+        f->sock_path = NULL;
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    f->listen_fd = sock_listen(f->sock_path, f->desc.set.queue_size, s->conf->gw.socket_mode,
+                               s->sock_gid, err, errlen);
+    if (f->listen_fd < 0)
+        goto fail;
+    f->ev_listen = event_new(s->base, f->listen_fd, EV_READ | EV_PERSIST, sup_fn_readable, f);
+    if (!f->ev_listen) {
+        snprintf(err, errlen, "event_new failed");
+        goto fail;
+    }
+    sup_fn_arm(f);
+    return f;
+fail:
+    f->removed = true; /* do not unlink a path some other process may own */
+    sup_fn_free(f);
+    return NULL;
+}
+
+static struct sup_fn *sup_fn_find(struct sup *s, const char *name)
+{
+    for (struct sup_fn *f = s->fns; f; f = f->next) {
+        if (!f->removed && strcmp(f->desc.name, name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+/* A new binary or new settings: later spawns use them, and the current
+ * instances retire between requests. */
+static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *why, int64_t now)
+{
+    char **envp;
+    int old_queue = f->desc.set.queue_size;
+    int retired = 0;
+
+    free(f->desc.name);
+    free(f->desc.dir);
+    free(f->desc.handler);
+    fn_settings_clear(&f->desc.set);
+    f->desc = *d;
+    memset(d, 0, sizeof(*d));
+    f->argv[0] = f->desc.handler;
+    envp = sup_env_build(f);
+    if (envp) {
+        sup_env_free(f->envp);
+        f->envp = envp;
+    } else {
+        log_warnx("[fn %s] out of memory building the environment: keeping the old one",
+                  f->desc.name);
+    }
+    if (f->desc.set.queue_size != old_queue && listen(f->listen_fd, f->desc.set.queue_size) < 0)
+        log_warn("[fn %s] listen(%d)", f->desc.name, f->desc.set.queue_size);
+    f->gen++;
+    f->crashes = 0;
+    f->spawn_after_ns = 0;
+    for (struct inst *in = f->insts; in; in = in->next) {
+        if (!in->term_ns) {
+            sup_inst_stop(in, WHY_RETIRED, now);
+            retired++;
+        }
+    }
+    log_info("[fn %s] %s: generation %u, retiring %d instance%s", f->desc.name, why, f->gen,
+             retired, retired == 1 ? "" : "s");
+    sup_fn_scale(f, now);
+}
+
+/* ------------------------------------------------------------------------
+ * The maintenance timer
+ */
+
+static void sup_tick_ensure(struct sup *s)
+{
+    struct timeval tv = {0, SUP_TICK_MS * 1000};
+    if (s->ev_tick && !evtimer_pending(s->ev_tick, NULL))
+        evtimer_add(s->ev_tick, &tv);
+}
+
+static void sup_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct sup *s = arg;
+    int64_t now = sup_now_ns();
+    bool busy = false;
+    (void)fd;
+    (void)what;
+
+    for (struct sup_fn **pf = &s->fns; *pf;) {
+        struct sup_fn *f = *pf;
+        sup_fn_police(f, now);
+        if (!f->armed || f->removed || f->n_insts < f->desc.set.min_instances) {
+            int q = sup_fn_scale_q(f, now);
+            if (q == 0 && !f->removed && s->state == SUP_RUNNING)
+                sup_fn_arm(f);
+            if ((f->removed || s->state == SUP_STOPPING) && q == 0 && !f->drained) {
+                /* Nothing queued and nothing new can arrive: stop every
+                 * instance between requests. */
+                f->drained = true;
+                for (struct inst *in = f->insts; in; in = in->next)
+                    sup_inst_stop(in, WHY_DRAIN, now);
+            }
+        }
+        if ((f->removed || s->state == SUP_STOPPING) && f->drained && f->n_insts == 0) {
+            if (f->removed && s->state == SUP_RUNNING)
+                log_info("[fn %s] removed", f->desc.name);
+            *pf = f->next;
+            sup_fn_free(f);
+            continue;
+        }
+        busy = busy || f->n_insts || !f->armed || f->removed;
+        pf = &f->next;
+    }
+    if (s->state == SUP_STOPPING && !s->fns) {
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    if (busy || s->state == SUP_STOPPING)
+        sup_tick_ensure(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Signals: reap, reload, stop
+ */
+
+static struct inst *sup_find_pid(struct sup *s, pid_t pid)
+{
+    for (struct sup_fn *f = s->fns; f; f = f->next) {
+        for (struct inst *in = f->insts; in; in = in->next) {
+            if (in->pid == pid)
+                return in;
+        }
+    }
+    return NULL;
+}
+
+static void sup_reap(struct sup *s)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct inst *in = sup_find_pid(s, pid);
+        if (in)
+            sup_inst_exited(in, status, sup_now_ns());
+        else
+            log_debug("reaped process %d (not an instance)", (int)pid);
+    }
+}
+
+static void sup_reload(struct sup *s)
+{
+    char err[CONF_ERR_MAX];
+    struct conf *c;
+    struct fn_list *l = NULL;
+    bool drop;
+    uid_t uid;
+    gid_t gid, sock_gid;
+    int64_t now = sup_now_ns();
+    size_t added = 0, changed = 0, removed = 0;
+
+    if (s->state != SUP_RUNNING)
+        return;
+    log_info("SIGHUP: reloading %s", s->conf_path);
+    c = conf_load(s->conf_path, err, sizeof(err));
+    if (!c)
+        goto refuse;
+    if (strcmp(c->gw.socket_dir, s->conf->gw.socket_dir) != 0) {
+        snprintf(err, sizeof(err), "%s: socket_dir cannot change on reload (restart fngate)",
+                 c->path);
+        goto refuse;
+    }
+    if (sup_resolve_ids(c, &drop, &uid, &gid, &sock_gid, err, sizeof(err)) < 0)
+        goto refuse;
+    l = fn_discover(c, err, sizeof(err));
+    if (!l)
+        goto refuse;
+
+    /* From here the new configuration is accepted. */
+    conf_free(s->conf);
+    s->conf = c;
+    s->drop = drop;
+    s->uid = uid;
+    s->gid = gid;
+    s->sock_gid = sock_gid;
+    log_set_level(c->gw.log_level);
+    for (struct sup_fn *f = s->fns; f; f = f->next) {
+        if (!f->removed && !fn_list_find(l, f->desc.name)) {
+            log_info("[fn %s] no longer configured: draining", f->desc.name);
+            sup_fn_remove(f);
+            removed++;
+        }
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        struct fn_desc *d = &l->fns[i];
+        struct sup_fn *f = sup_fn_find(s, d->name);
+        if (f) {
+            bool same_bin = fn_desc_same_binary(&f->desc, d);
+            bool same_set = fn_settings_equal(&f->desc.set, &d->set);
+            if (f->sock_path) {
+                if (chmod(f->sock_path, c->gw.socket_mode) < 0 ||
+                    (sock_gid != (gid_t)-1 && chown(f->sock_path, (uid_t)-1, sock_gid) < 0))
+                    log_warn("[fn %s] %s", f->desc.name, f->sock_path);
+            }
+            if (!same_bin || !same_set) {
+                sup_fn_regenerate(f, d, !same_bin ? "new handler binary" : "settings changed",
+                                  now);
+                changed++;
+            }
+            continue;
+        }
+        f = sup_fn_new(s, d, err, sizeof(err));
+        if (!f) {
+            log_warnx("[fn %s] cannot add: %s", l->fns[i].name ? l->fns[i].name : "?", err);
+            continue;
+        }
+        f->next = s->fns;
+        s->fns = f;
+        added++;
+        log_info("[fn %s] added: %s", f->desc.name, f->sock_path);
+        sup_fn_scale(f, now);
+    }
+    fn_list_free(l);
+    log_info("reloaded: %zu added, %zu changed, %zu removed", added, changed, removed);
+    sup_tick_ensure(s);
+    return;
+refuse:
+    log_warnx("reload refused, keeping the running configuration: %s", err);
+    conf_free(c == s->conf ? NULL : c);
+    fn_list_free(l);
+}
+
+static void sup_stop(struct sup *s, int sig)
+{
+    if (s->state == SUP_STOPPING) {
+        log_info("SIG%s: already stopping", sup_sig_name(sig));
+        return;
+    }
+    log_info("SIG%s: stopping: no new connections, finishing queued and running requests",
+             sup_sig_name(sig));
+    s->state = SUP_STOPPING;
+    for (struct sup_fn *f = s->fns; f; f = f->next) {
+        if (!f->removed) {
+            f->removed = true;
+            if (f->ev_listen)
+                event_del(f->ev_listen);
+            f->armed = false;
+            if (f->sock_path)
+                unlink(f->sock_path);
+        }
+    }
+    sup_tick_ensure(s);
+}
+
+static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct sup *s = arg;
+    (void)what;
+    switch (sig) {
+    case SIGCHLD:
+        sup_reap(s);
+        break;
+    case SIGHUP:
+        sup_reload(s);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        sup_stop(s, (int)sig);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Start and finish
+ */
+
+static void sup_free(struct sup *s)
+{
+    while (s->fns) {
+        struct sup_fn *f = s->fns;
+        s->fns = f->next;
+        sup_fn_free(f);
+    }
+    for (size_t i = 0; i < sizeof(s->ev_sig) / sizeof(s->ev_sig[0]); i++) {
+        if (s->ev_sig[i])
+            event_free(s->ev_sig[i]);
+    }
+    if (s->ev_tick)
+        event_free(s->ev_tick);
+    if (s->base)
+        event_base_free(s->base);
+    conf_free(s->conf);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    sock_diag_close();
+}
+
+int sup_run(const char *conf_path)
+{
+    static const int sigs[4] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
+    struct sup s;
+    char err[CONF_ERR_MAX];
+    struct fn_list *l = NULL;
+    size_t n_fns;
+    int rc = 1;
+
+    memset(&s, 0, sizeof(s));
+    s.lock_fd = -1;
+    s.conf_path = conf_path;
+    s.conf = conf_load(conf_path, err, sizeof(err));
+    if (!s.conf) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_set_level(s.conf->gw.log_level);
+    if (sup_resolve_ids(s.conf, &s.drop, &s.uid, &s.gid, &s.sock_gid, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    l = fn_discover(s.conf, err, sizeof(err));
+    if (!l) {
+        log_error("%s", err);
+        goto out;
+    }
+    s.lock_fd = sock_dir_lock(s.conf->gw.socket_dir, err, sizeof(err));
+    if (s.lock_fd < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    s.base = event_base_new();
+    if (!s.base) {
+        log_error("event_base_new failed");
+        goto out;
+    }
+    s.ev_tick = evtimer_new(s.base, sup_tick, &s);
+    for (size_t i = 0; i < 4; i++) {
+        s.ev_sig[i] = evsignal_new(s.base, sigs[i], sup_signal_cb, &s);
+        if (!s.ev_sig[i] || evsignal_add(s.ev_sig[i], NULL) < 0) {
+            log_error("cannot install signal handlers");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        struct sup_fn *f = sup_fn_new(&s, &l->fns[i], err, sizeof(err));
+        if (!f) {
+            log_error("%s", err);
+            goto out;
+        }
+        f->next = s.fns;
+        s.fns = f;
+    }
+    n_fns = l->n;
+    fn_list_free(l);
+    l = NULL;
+    log_info("fngate %s: %zu function%s from %s, sockets in %s/fn%s", PACKAGE_VERSION, n_fns,
+             n_fns == 1 ? "" : "s", s.conf->gw.functions_dir, s.conf->gw.socket_dir,
+             s.drop ? ", instances run as an unprivileged user" : "");
+    for (struct sup_fn *f = s.fns; f; f = f->next)
+        sup_fn_scale(f, sup_now_ns());
+    sup_tick_ensure(&s);
+    if (event_base_dispatch(s.base) < 0) {
+        log_error("event loop failed");
+        goto out;
+    }
+    /* Reap anything still reported (pid 1 duty, and no zombies left). */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    log_info("stopped");
+    rc = 0;
+out:
+    fn_list_free(l);
+    sup_free(&s);
+    return rc;
+}

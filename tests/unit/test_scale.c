@@ -1,0 +1,161 @@
+/*
+ * Unit tests for the scaling decisions: spawn counts for cold starts,
+ * bursts, the max_instances cap, min_instances, backoff and draining, and
+ * idle reaping that never goes below min_instances.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+#include "scale.h"
+
+static struct scale_state st(int live, int stopping, int starting, int idle, int queued, int max,
+                             int min)
+{
+    struct scale_state s = {.live = live,
+                            .stopping = stopping,
+                            .starting = starting,
+                            .idle = idle,
+                            .queued = queued,
+                            .max_instances = max,
+                            .min_instances = min,
+                            .backoff = false};
+    return s;
+}
+
+START_TEST(cold_start_spawns_one_per_waiting_connection)
+{
+    struct scale_state s = st(0, 0, 0, 0, 1, 8, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+    s.queued = 3;
+    ck_assert_int_eq(scale_spawn_count(&s), 3);
+}
+END_TEST
+
+START_TEST(burst_is_capped_by_max_instances)
+{
+    struct scale_state s = st(0, 0, 0, 0, 32, 4, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 4);
+    s = st(3, 0, 0, 0, 32, 4, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+    s = st(4, 0, 0, 0, 32, 4, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+}
+END_TEST
+
+START_TEST(stopping_instances_count_against_the_cap)
+{
+    struct scale_state s = st(2, 2, 0, 0, 10, 4, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+    s = st(1, 2, 0, 0, 10, 4, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+}
+END_TEST
+
+START_TEST(idle_and_starting_instances_cover_the_queue)
+{
+    struct scale_state s = st(2, 0, 0, 2, 2, 8, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+    s = st(3, 0, 1, 2, 5, 8, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 2);
+    s = st(1, 0, 1, 0, 1, 8, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+}
+END_TEST
+
+START_TEST(unknown_queue_means_at_least_one)
+{
+    struct scale_state s = st(0, 0, 0, 0, -1, 8, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+    s = st(1, 0, 0, 1, -1, 8, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+}
+END_TEST
+
+START_TEST(min_instances_are_kept)
+{
+    struct scale_state s = st(0, 0, 0, 0, 0, 8, 2);
+    ck_assert_int_eq(scale_spawn_count(&s), 2);
+    s = st(1, 0, 0, 1, 0, 8, 2);
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+    s = st(2, 0, 0, 2, 0, 8, 2);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+    /* The queue wins when it needs more than the minimum. */
+    s = st(0, 0, 0, 0, 5, 8, 2);
+    ck_assert_int_eq(scale_spawn_count(&s), 5);
+}
+END_TEST
+
+START_TEST(backoff_holds_every_spawn)
+{
+    struct scale_state s = st(0, 0, 0, 0, 5, 8, 2);
+    s.backoff = true;
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+}
+END_TEST
+
+START_TEST(backoff_grows_then_caps)
+{
+    ck_assert_int_eq(scale_backoff_ms(0), 0);
+    ck_assert_int_eq(scale_backoff_ms(1), 0);
+    ck_assert_int_eq(scale_backoff_ms(2), 50);
+    ck_assert_int_eq(scale_backoff_ms(3), 100);
+    ck_assert_int_eq(scale_backoff_ms(4), 200);
+    ck_assert_int_eq(scale_backoff_ms(10), 6400);
+    ck_assert_int_eq(scale_backoff_ms(11), 10000);
+    ck_assert_int_eq(scale_backoff_ms(1000), 10000);
+}
+END_TEST
+
+START_TEST(reap_only_past_idle_timeout)
+{
+    int64_t ages[] = {500, 300, 100};
+    ck_assert_int_eq(scale_reap_count(ages, 3, 3, 0, 200), 2);
+    ck_assert_int_eq(scale_reap_count(ages, 3, 3, 0, 1000), 0);
+    ck_assert_int_eq(scale_reap_count(ages, 3, 3, 0, 100), 3);
+}
+END_TEST
+
+START_TEST(reap_keeps_min_instances)
+{
+    int64_t ages[] = {500, 300, 100};
+    ck_assert_int_eq(scale_reap_count(ages, 3, 3, 2, 50), 1);
+    ck_assert_int_eq(scale_reap_count(ages, 3, 3, 3, 50), 0);
+    /* Busy instances count as live: 2 idle of 4 live, min 3. */
+    ck_assert_int_eq(scale_reap_count(ages, 2, 4, 3, 50), 1);
+    ck_assert_int_eq(scale_reap_count(ages, 0, 0, 0, 50), 0);
+}
+END_TEST
+
+static Suite *scale_suite(void)
+{
+    Suite *s = suite_create("scale");
+    TCase *spawn = tcase_create("spawn");
+    TCase *reap = tcase_create("reap");
+
+    tcase_add_test(spawn, cold_start_spawns_one_per_waiting_connection);
+    tcase_add_test(spawn, burst_is_capped_by_max_instances);
+    tcase_add_test(spawn, stopping_instances_count_against_the_cap);
+    tcase_add_test(spawn, idle_and_starting_instances_cover_the_queue);
+    tcase_add_test(spawn, unknown_queue_means_at_least_one);
+    tcase_add_test(spawn, min_instances_are_kept);
+    tcase_add_test(spawn, backoff_holds_every_spawn);
+    tcase_add_test(spawn, backoff_grows_then_caps);
+    tcase_add_test(reap, reap_only_past_idle_timeout);
+    tcase_add_test(reap, reap_keeps_min_instances);
+    suite_add_tcase(s, spawn);
+    suite_add_tcase(s, reap);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(scale_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
