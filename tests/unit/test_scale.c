@@ -102,7 +102,8 @@ START_TEST(backoff_grows_then_caps)
     ck_assert_int_eq(scale_backoff_ms(2), 50);
     ck_assert_int_eq(scale_backoff_ms(3), 100);
     ck_assert_int_eq(scale_backoff_ms(4), 200);
-    ck_assert_int_eq(scale_backoff_ms(10), 6400);
+    ck_assert_int_eq(scale_backoff_ms(9), 6400);
+    ck_assert_int_eq(scale_backoff_ms(10), 10000);
     ck_assert_int_eq(scale_backoff_ms(11), 10000);
     ck_assert_int_eq(scale_backoff_ms(1000), 10000);
 }
