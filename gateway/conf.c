@@ -41,6 +41,7 @@ enum conf_vtype {
     CONF_V_OPTSTR,   /* char *, empty means NULL */
     CONF_V_MODE,     /* mode_t, octal */
     CONF_V_LOGLEVEL, /* enum log_level */
+    CONF_V_BOOL,     /* bool: on/off, yes/no, true/false, 1/0 */
 };
 
 struct conf_key {
@@ -86,6 +87,7 @@ static const struct conf_key conf_gw_keys[] = {
     {"group", CONF_V_STR, 0, 0, 0, NULL, GW_OFF(group)},
     {"log_level", CONF_V_LOGLEVEL, 0, 0, 0, NULL, GW_OFF(log_level)},
     {"stop_timeout", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(stop_timeout_ms)},
+    {"prepared_statements", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(prepared_statements)},
 };
 
 #define CONF_NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -783,6 +785,19 @@ static int conf_gateway_key(struct conf_parser *p, const char *key, const char *
             return -1;
         }
         return 0;
+    case CONF_V_BOOL: {
+        static const char *const yes[] = {"on", "yes", "true", "1"};
+        static const char *const no[] = {"off", "no", "false", "0"};
+        bool *b = (bool *)((char *)&p->c->gw + k->off);
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                *b = strcmp(value, yes[i]) == 0;
+                return 0;
+            }
+        }
+        conf_perr(p, "%s: '%s' is not a boolean (on or off)", key, value);
+        return -1;
+    }
     default:
         if (conf_value_number(k, value, &v, why, sizeof(why)) < 0) {
             conf_perr(p, "%s", why);
@@ -1086,6 +1101,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     c->gw.max_result = (int64_t)16 << 20;
     c->gw.log_level = LOG_LVL_INFO;
     c->gw.stop_timeout_ms = 10 * CONF_MS_PER_S;
+    c->gw.prepared_statements = true;
     if (c->path == NULL || c->gw.functions_dir == NULL || c->gw.socket_dir == NULL ||
         c->gw.user == NULL || c->gw.group == NULL) {
         conf_err(err, errlen, path, 0, "out of memory");

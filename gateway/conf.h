@@ -58,6 +58,8 @@ struct gw_settings {
     char *group;         /* default "nogroup" */
     enum log_level log_level; /* default info */
     int64_t stop_timeout_ms;  /* SIGTERM -> SIGKILL grace, default 10s */
+    bool prepared_statements; /* cache named prepared statements; default on
+                                 (off behind PgBouncer < 1.21 in transaction mode) */
 };
 
 /* One key = value line kept raw (already validated) so sections can be

@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "fn.h"
 #include "log.h"
+#include "poolctl.h"
 #include "proc.h"
 #include "sb.h"
 #include "scale.h"
@@ -113,6 +114,7 @@ struct sup {
     enum sup_state state;
     int lock_fd;
     struct sup_fn *fns;
+    struct poolctl *pool; /* NULL without a database */
     struct event *ev_tick;
     struct event *ev_sig[4];
     bool drop;
@@ -202,6 +204,7 @@ static char **sup_env_build(const struct sup_fn *f)
     ENV_ADD("PATH=/usr/local/bin:/usr/bin:/bin");
     ENV_ADD("FNGATE_FUNCTION=%s", f->desc.name);
     ENV_ADD("FNGATE_SB_FD=%d", FN_SB_FD);
+    ENV_ADD("FNGATE_DB_FD=%d", FN_DB_FD);
     ENV_ADD("FNGATE_MAX_BODY=%lld", (long long)s->max_body);
     ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
     ENV_ADD("FNGATE_QUEUE_TIMEOUT_MS=%lld", (long long)s->queue_timeout_ms);
@@ -318,7 +321,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     struct sup *s = f->sup;
     struct inst *in = calloc(1, sizeof(*in));
     struct proc_spec spec;
-    int log_fd = -1;
+    int log_fd = -1, db_fd = -1, pool_fd = -1;
 
     if (!in) {
         log_warn("[fn %s] spawn", f->desc.name);
@@ -336,7 +339,9 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     spec.argv = f->argv;
     spec.envp = f->envp;
     spec.listen_fd = f->listen_fd;
-    spec.db_fd = -1;
+    if (s->pool && poolctl_channel(s->pool, &db_fd, &pool_fd) < 0)
+        goto fail;
+    spec.db_fd = db_fd;
     spec.sb_fd = in->sb->fd;
     spec.memory_limit = f->desc.set.memory_limit;
     spec.open_files = f->desc.set.open_files;
@@ -345,8 +350,16 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     spec.gid = s->gid;
     in->pid = proc_spawn(&spec, &log_fd);
     sb_close_fd(in->sb);
-    if (in->pid < 0)
+    if (db_fd >= 0)
+        close(db_fd);
+    if (in->pid < 0) {
+        if (pool_fd >= 0)
+            close(pool_fd);
         goto fail;
+    }
+    if (pool_fd >= 0)
+        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid,
+                        f->desc.set.statement_timeout_ms);
     in->spawned_ns = now;
     in->log_fd = log_fd;
     in->log_ev = event_new(s->base, log_fd, EV_READ | EV_PERSIST, sup_inst_log_cb, in);
@@ -766,6 +779,24 @@ static struct inst *sup_find_pid(struct sup *s, pid_t pid)
     return NULL;
 }
 
+/* Stops every instance between requests; replacements come on demand. */
+static void sup_retire_all(struct sup *s, const char *why)
+{
+    int64_t now = sup_now_ns();
+    int n = 0;
+
+    for (struct sup_fn *f = s->fns; f; f = f->next) {
+        for (struct inst *in = f->insts; in; in = in->next) {
+            if (!in->term_ns && !in->timeout_ns) {
+                sup_inst_stop(in, WHY_RETIRED, now);
+                n++;
+            }
+        }
+    }
+    if (n)
+        log_info("%s: retiring %d instance%s", why, n, n == 1 ? "" : "s");
+}
+
 static void sup_reap(struct sup *s)
 {
     int status;
@@ -773,6 +804,11 @@ static void sup_reap(struct sup *s)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct inst *in = sup_find_pid(s, pid);
+        if (poolctl_reaped(s->pool, pid, status)) {
+            /* Every channel died with the pool: new instances get new ones. */
+            sup_retire_all(s, "the pool process was replaced");
+            continue;
+        }
         if (in)
             sup_inst_exited(in, status, sup_now_ns());
         else
@@ -816,6 +852,12 @@ static void sup_reload(struct sup *s)
     s->gid = gid;
     s->sock_gid = sock_gid;
     log_set_level(c->gw.log_level);
+    if (poolctl_differs(s->pool, c)) {
+        poolctl_free(s->pool);
+        s->pool = poolctl_new(s->base, c);
+        log_info("database settings changed: pool %s", s->pool ? "restarted" : "stopped");
+        sup_retire_all(s, "database settings changed");
+    }
     for (struct sup_fn *f = s->fns; f; f = f->next) {
         if (!f->removed && !fn_list_find(l, f->desc.name)) {
             log_info("[fn %s] no longer configured: draining", f->desc.name);
@@ -908,6 +950,8 @@ static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void sup_free(struct sup *s)
 {
+    poolctl_free(s->pool);
+    s->pool = NULL;
     while (s->fns) {
         struct sup_fn *f = s->fns;
         s->fns = f->next;
@@ -966,6 +1010,13 @@ int sup_run(const char *conf_path)
         goto out;
     }
     s.ev_tick = evtimer_new(s.base, sup_tick, &s);
+    if (s.conf->gw.database_url) {
+        s.pool = poolctl_new(s.base, s.conf);
+        if (!s.pool) {
+            log_error("cannot start the pool process");
+            goto out;
+        }
+    }
     for (size_t i = 0; i < 4; i++) {
         s.ev_sig[i] = evsignal_new(s.base, sigs[i], sup_signal_cb, &s);
         if (!s.ev_sig[i] || evsignal_add(s.ev_sig[i], NULL) < 0) {

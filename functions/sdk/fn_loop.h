@@ -32,6 +32,15 @@ void fn_res_reset(fn_res *res);
 int fn_res_write(fn_res *res, FCGX_Request *r);
 /* Sets the "response started" flag the timeout handler reads. */
 void fn_loop_response_started(void);
+/* The database state of a request (fn_db.c): a slot in fn_req that fngate.c
+ * clears through fn_db_request_end at the end of every request. */
+struct fn_dbreq;
+struct fn_dbreq **fn_req_db(fn_req *req);
+void fn_db_request_end(struct fn_dbreq *db);
+/* Makes RES send LEN bytes at BASE + OFF, taking ownership of BASE. */
+int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
+                size_t len);
+
 /* The arrival time nginx recorded ($msec), in ms since the epoch, or -1. */
 int64_t fn_req_arrival_ms(const fn_req *req);
 

@@ -37,13 +37,15 @@ struct fn_req {
     char *body;              /* owned, NUL-terminated */
     size_t body_len, body_cap;
     json_t *json; /* owned; parsed on demand */
+    struct fn_dbreq *db; /* owned: rows and the last error (fn_db.c) */
 };
 
 struct fn_res {
     int status; /* 0: no response yet */
     char *content_type;
     struct fn_pairs headers;
-    char *body;
+    char *body_base; /* owned allocation; the body starts body_off into it */
+    size_t body_off;
     size_t body_len;
 };
 
@@ -291,8 +293,15 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
     return 0;
 }
 
+struct fn_dbreq **fn_req_db(fn_req *req)
+{
+    return &req->db;
+}
+
 void fn_req_end(fn_req *req)
 {
+    fn_db_request_end(req->db);
+    req->db = NULL;
     fn_pairs_clear(&req->args);
     fn_pairs_clear(&req->headers);
     if (req->json) {
@@ -433,8 +442,9 @@ void fn_res_reset(fn_res *res)
     free(res->content_type);
     res->content_type = NULL;
     fn_pairs_clear(&res->headers);
-    free(res->body);
-    res->body = NULL;
+    free(res->body_base);
+    res->body_base = NULL;
+    res->body_off = 0;
     res->body_len = 0;
 }
 
@@ -468,23 +478,30 @@ int fn_set_header(fn_res *res, const char *name, const char *value)
     return 0;
 }
 
-/* Takes ownership of BODY (malloc'ed). */
-static int fn_send_owned(fn_res *res, int status, const char *content_type, char *body, size_t len)
+int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
+                size_t len)
 {
     char *ct = strdup(content_type ? content_type : "application/octet-stream");
 
     if (!ct || !fn_header_ok(ct) || status < 100 || status > 999) {
         free(ct);
-        free(body);
+        free(base);
         return -1;
     }
     free(res->content_type);
-    free(res->body);
+    free(res->body_base);
     res->content_type = ct;
-    res->body = body;
+    res->body_base = base;
+    res->body_off = off;
     res->body_len = len;
     res->status = status;
     return 0;
+}
+
+/* Takes ownership of BODY (malloc'ed). */
+static int fn_send_owned(fn_res *res, int status, const char *content_type, char *body, size_t len)
+{
+    return fn_res_take(res, status, content_type, body, 0, len);
 }
 
 int fn_send(fn_res *res, int status, const char *content_type, const void *body, size_t len)
@@ -588,7 +605,8 @@ int fn_res_write(fn_res *res, FCGX_Request *r)
     for (size_t i = 0; i < res->headers.n; i++)
         FCGX_FPrintF(r->out, "%s: %s\r\n", res->headers.v[i].name, res->headers.v[i].value);
     FCGX_PutS("\r\n", r->out);
-    if (res->body_len && FCGX_PutStr(res->body, (int)res->body_len, r->out) < 0)
+    if (res->body_len &&
+        FCGX_PutStr(res->body_base + res->body_off, (int)res->body_len, r->out) < 0)
         return -1;
     return FCGX_GetError(r->out) ? -1 : 0;
 }

@@ -96,6 +96,55 @@ int fn_error(fn_res *res, int status, const char *fmt, ...)
 /* True once a response has been set. */
 int fn_responded(const fn_res *res);
 
+/* --- the database ------------------------------------------------------- */
+
+/* Rows from fn_query: the JSON text the gateway's pool rendered (an array of
+ * row objects), the command tag ("SELECT 3", "INSERT 0 1") and the row count.
+ * Owned by the request and freed when it ends (fn_rows_free frees early). */
+typedef struct fn_rows fn_rows;
+
+/* Why the last fn_query of this request failed.  SQLSTATE is Postgres'
+ * (23505 unique violation, 42P01 undefined table, ...) or one of fngate's:
+ * FG001 pool timeout, FG002 result over max_result, FG003 bad request,
+ * FG004 no database configured, 08001 database unreachable, 08006 connection
+ * lost.  Strings are "" when absent; POSITION is 0 when absent. */
+typedef struct fn_db_err {
+    const char *sqlstate;
+    const char *message;
+    const char *detail;
+    const char *hint;
+    int position;
+} fn_db_err;
+
+/* Runs SQL with bind parameters $1, $2, ... packed by jansson's json_pack
+ * from FMT, which must give an array ("[sib]" for a string, an integer and a
+ * bool; NULL or "" for none).  Each element's JSON type picks the parameter
+ * type: string, integer, real, true/false, null, or an object or array sent
+ * as JSON text.  Values never become part of the SQL text.  Returns the rows,
+ * or NULL with the reason in fn_db_error(req). */
+fn_rows *fn_query(fn_req *req, const char *sql, const char *fmt, ...);
+/* The same with PARAMS, a JSON array (borrowed) or NULL. */
+fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params);
+/* The last database error of this request (never NULL). */
+const fn_db_err *fn_db_error(const fn_req *req);
+
+/* Rows returned (SELECT, RETURNING) or affected (INSERT/UPDATE/DELETE). */
+long long fn_rows_count(const fn_rows *rows);
+const char *fn_rows_tag(const fn_rows *rows);
+/* The JSON text, "[...]"; LEN may be NULL. */
+const char *fn_rows_text(const fn_rows *rows, size_t *len);
+/* The rows parsed into a JSON array, on demand; owned by ROWS. */
+json_t *fn_rows_json(fn_rows *rows);
+void fn_rows_free(fn_rows *rows);
+
+/* Sends the rows' JSON text as the response body without parsing it again;
+ * the text moves to the response (fn_rows_text gives "" afterwards). */
+int fn_send_rows(fn_res *res, int status, fn_rows *rows);
+/* Sends the first row as a JSON object, or 404 {"error":"not found"}. */
+int fn_send_row(fn_res *res, int status, fn_rows *rows);
+/* {"error": message, "sqlstate": ..., "detail": ..., "hint": ...}. */
+int fn_send_db_error(fn_res *res, int status, const fn_req *req);
+
 /* Writes a line to the gateway's log, tagged with this function and pid. */
 void fn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

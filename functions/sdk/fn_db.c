@@ -1,0 +1,369 @@
+/*
+ * fn_query: the function side of the database channel.  A query is one frame
+ * out and one frame back on fd 3, blocking: an instance serves one request
+ * at a time, so there is nothing else it could do meanwhile.  The answer's
+ * JSON text is kept as received and sent to the client untouched by
+ * fn_send_rows: rendering happened once, in the pool, and nothing here
+ * parses it unless the function asks (fn_rows_json).  Instances never link
+ * libpq and never see the connection string.
+ */
+#include "config.h"
+
+#include "fn_frame.h"
+#include "fn_loop.h"
+#include "fngate.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+/* The largest answer accepted; the pool enforces max_result first. */
+#define FN_DB_MAX_ANSWER ((size_t)1 << 30)
+
+struct fn_rows {
+    struct fn_rows *next; /* the request's list */
+    char *payload;        /* owned: the whole 'R' frame payload */
+    const char *tag;      /* NUL-terminated copy in tagbuf */
+    char tagbuf[64];
+    long long count;
+    size_t json_off, json_len; /* the JSON text inside payload */
+    json_t *json;              /* owned; parsed on demand */
+};
+
+struct fn_dbreq {
+    struct fn_rows *rows;
+    fn_db_err err;
+    char *errbuf; /* owned: the strings err points into */
+};
+
+static const fn_db_err fn_db_noerr = {"", "", "", "", 0};
+static int fn_db_fd = -2; /* -2: not checked yet, -1: none */
+
+static int fn_db_channel(void)
+{
+    struct stat st;
+    const char *v;
+
+    if (fn_db_fd != -2)
+        return fn_db_fd;
+    fn_db_fd = -1;
+    v = getenv("FNGATE_DB_FD");
+    if (v && *v && fstat(atoi(v), &st) == 0 && S_ISSOCK(st.st_mode))
+        fn_db_fd = atoi(v);
+    return fn_db_fd;
+}
+
+static struct fn_dbreq *fn_db_state(fn_req *req)
+{
+    struct fn_dbreq **slot = fn_req_db(req);
+    if (!*slot)
+        *slot = calloc(1, sizeof(**slot));
+    return *slot;
+}
+
+void fn_rows_free(fn_rows *rows)
+{
+    if (!rows)
+        return;
+    json_decref(rows->json);
+    free(rows->payload);
+    free(rows);
+}
+
+void fn_db_request_end(struct fn_dbreq *db)
+{
+    if (!db)
+        return;
+    while (db->rows) {
+        struct fn_rows *r = db->rows;
+        db->rows = r->next;
+        fn_rows_free(r);
+    }
+    free(db->errbuf);
+    free(db);
+}
+
+/* Records an error from NFIELDS strings (sqlstate, message, detail, hint,
+ * position). */
+static void fn_db_set_error(struct fn_dbreq *db, const struct fn_frame_field *f, size_t nfields)
+{
+    size_t total = 0;
+    char *w;
+    const char **dst[4];
+
+    free(db->errbuf);
+    db->errbuf = NULL;
+    db->err = fn_db_noerr;
+    for (size_t i = 0; i < nfields; i++)
+        total += f[i].len + 1;
+    db->errbuf = malloc(total ? total : 1);
+    if (!db->errbuf) {
+        db->err.sqlstate = "FG003";
+        db->err.message = "out of memory";
+        return;
+    }
+    w = db->errbuf;
+    dst[0] = &db->err.sqlstate;
+    dst[1] = &db->err.message;
+    dst[2] = &db->err.detail;
+    dst[3] = &db->err.hint;
+    for (size_t i = 0; i < nfields; i++) {
+        memcpy(w, f[i].p, f[i].len);
+        w[f[i].len] = '\0';
+        if (i < 4)
+            *dst[i] = w;
+        else
+            db->err.position = atoi(w);
+        w += f[i].len + 1;
+    }
+}
+
+static void fn_db_fail(struct fn_dbreq *db, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fn_db_fail(struct fn_dbreq *db, const char *sqlstate, const char *fmt, ...)
+{
+    char msg[512];
+    struct fn_frame_field f[2];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    f[0].p = sqlstate;
+    f[0].len = strlen(sqlstate);
+    f[1].p = msg;
+    f[1].len = strlen(msg);
+    fn_db_set_error(db, f, 2);
+}
+
+/* Adds one parameter to the frame being built. */
+static int fn_db_param(struct fn_buf *out, const json_t *v)
+{
+    char num[64];
+    char *text;
+    int rc, n;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return fn_frame_add_tagged(out, FN_FRAME_P_STRING, json_string_value(v),
+                                   json_string_length(v));
+    case JSON_INTEGER:
+        n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return fn_frame_add_tagged(out, FN_FRAME_P_INT, num, (size_t)n);
+    case JSON_REAL:
+        n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+        return fn_frame_add_tagged(out, FN_FRAME_P_REAL, num, (size_t)n);
+    case JSON_TRUE:
+        return fn_frame_add_tagged(out, FN_FRAME_P_BOOL, "t", 1);
+    case JSON_FALSE:
+        return fn_frame_add_tagged(out, FN_FRAME_P_BOOL, "f", 1);
+    case JSON_NULL:
+        return fn_frame_add_tagged(out, FN_FRAME_P_NULL, "", 0);
+    default:
+        text = json_dumps(v, JSON_COMPACT);
+        if (!text)
+            return -1;
+        rc = fn_frame_add_tagged(out, FN_FRAME_P_JSON, text, strlen(text));
+        free(text);
+        return rc;
+    }
+}
+
+fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
+{
+    struct fn_dbreq *db = fn_db_state(req);
+    struct fn_buf out, in;
+    struct fn_frame_view *v = NULL;
+    struct fn_rows *rows = NULL;
+    char err[160];
+    int fd = fn_db_channel();
+
+    if (!db)
+        return NULL;
+    fn_buf_init(&out, 0);
+    fn_buf_init(&in, 0);
+    if (fd < 0) {
+        fn_db_fail(db, "FG004", "no database configured for this gateway (database_url)");
+        goto out;
+    }
+    if (!sql || !*sql) {
+        fn_db_fail(db, "FG003", "empty SQL");
+        goto out;
+    }
+    if (params && !json_is_array(params)) {
+        fn_db_fail(db, "FG003", "query parameters must be a JSON array");
+        goto out;
+    }
+    if (params && json_array_size(params) > FN_FRAME_MAX_PARAMS) {
+        fn_db_fail(db, "FG003", "more than %d query parameters", FN_FRAME_MAX_PARAMS);
+        goto out;
+    }
+    fn_frame_begin(&out, FN_FRAME_QUERY);
+    fn_frame_add(&out, sql, strlen(sql));
+    for (size_t i = 0; params && i < json_array_size(params); i++) {
+        if (fn_db_param(&out, json_array_get(params, i)) < 0)
+            out.failed = 1;
+    }
+    if (fn_frame_end(&out) < 0) {
+        fn_db_fail(db, "FG003", "cannot encode the query (out of memory or too large)");
+        goto out;
+    }
+    if (fn_frame_write_all(fd, out.data, out.len) < 0) {
+        fn_db_fail(db, "08006", "database channel: %s", strerror(errno));
+        goto out;
+    }
+    if (fn_frame_read_one(fd, &in, FN_DB_MAX_ANSWER, err, sizeof(err)) < 0) {
+        fn_db_fail(db, "08006", "database channel: %s", err);
+        goto out;
+    }
+    v = malloc(sizeof(*v));
+    if (!v || fn_frame_parse(in.data, in.len, v, err, sizeof(err)) < 0) {
+        fn_db_fail(db, "FG003", "bad answer from the pool: %s", v ? err : "out of memory");
+        goto out;
+    }
+    if (v->type == FN_FRAME_ERROR) {
+        fn_db_set_error(db, v->field, v->n_fields);
+        goto out;
+    }
+    if (v->type != FN_FRAME_RESULT || v->n_fields != 3) {
+        fn_db_fail(db, "FG003", "bad answer from the pool");
+        goto out;
+    }
+    rows = calloc(1, sizeof(*rows));
+    if (!rows) {
+        fn_db_fail(db, "FG003", "out of memory");
+        goto out;
+    }
+    snprintf(rows->tagbuf, sizeof(rows->tagbuf), "%.*s", (int)v->field[0].len, v->field[0].p);
+    rows->tag = rows->tagbuf;
+    rows->count = v->field[1].len ? strtoll(v->field[1].p, NULL, 10) : 0;
+    rows->json_off = (size_t)(v->field[2].p - in.data);
+    rows->json_len = v->field[2].len;
+    rows->payload = in.data; /* moves: the buffer is now the rows' */
+    in.data = NULL;
+    rows->next = db->rows;
+    db->rows = rows;
+    db->err = fn_db_noerr;
+out:
+    free(v);
+    fn_buf_free(&out);
+    fn_buf_free(&in);
+    return rows;
+}
+
+fn_rows *fn_query(fn_req *req, const char *sql, const char *fmt, ...)
+{
+    json_t *params = NULL;
+    json_error_t e;
+    fn_rows *rows;
+    va_list ap;
+
+    if (fmt && *fmt) {
+        va_start(ap, fmt);
+        params = json_vpack_ex(&e, 0, fmt, ap);
+        va_end(ap);
+        if (!params) {
+            struct fn_dbreq *db = fn_db_state(req);
+            if (db)
+                fn_db_fail(db, "FG003", "query parameters: %s", e.text);
+            return NULL;
+        }
+    }
+    rows = fn_query_json(req, sql, params);
+    json_decref(params);
+    return rows;
+}
+
+const fn_db_err *fn_db_error(const fn_req *req)
+{
+    struct fn_dbreq *db = *fn_req_db((fn_req *)req);
+    return db ? &db->err : &fn_db_noerr;
+}
+
+long long fn_rows_count(const fn_rows *rows)
+{
+    return rows ? rows->count : 0;
+}
+
+const char *fn_rows_tag(const fn_rows *rows)
+{
+    return rows ? rows->tag : "";
+}
+
+const char *fn_rows_text(const fn_rows *rows, size_t *len)
+{
+    if (!rows || !rows->payload) {
+        if (len)
+            *len = 0;
+        return "";
+    }
+    if (len)
+        *len = rows->json_len;
+    return rows->payload + rows->json_off;
+}
+
+json_t *fn_rows_json(fn_rows *rows)
+{
+    size_t len;
+    const char *text;
+
+    if (!rows)
+        return NULL;
+    if (!rows->json) {
+        text = fn_rows_text(rows, &len);
+        rows->json = json_loadb(text, len, 0, NULL);
+    }
+    return rows->json;
+}
+
+int fn_send_rows(fn_res *res, int status, fn_rows *rows)
+{
+    char *payload;
+
+    if (!rows || !rows->payload)
+        return fn_error(res, 500, "no rows to send");
+    payload = rows->payload;
+    rows->payload = NULL;
+    return fn_res_take(res, status, "application/json", payload, rows->json_off, rows->json_len);
+}
+
+int fn_send_row(fn_res *res, int status, fn_rows *rows)
+{
+    json_t *all, *first;
+    size_t len;
+    const char *text = fn_rows_text(rows, &len);
+
+    if (!rows || rows->count == 0 || len < 3)
+        return fn_error(res, 404, "not found");
+    if (rows->count == 1 && text[0] == '[' && text[len - 1] == ']') {
+        /* One row: the object is the array without its brackets. */
+        char *payload = rows->payload;
+        size_t off = rows->json_off + 1;
+        rows->payload = NULL;
+        return fn_res_take(res, status, "application/json", payload, off, len - 2);
+    }
+    all = fn_rows_json(rows);
+    first = all ? json_array_get(all, 0) : NULL;
+    if (!first)
+        return fn_error(res, 500, "cannot read the rows");
+    return fn_send_json(res, status, first);
+}
+
+int fn_send_db_error(fn_res *res, int status, const fn_req *req)
+{
+    const fn_db_err *e = fn_db_error(req);
+    json_t *j = json_pack("{s:s, s:s}", "error", *e->message ? e->message : "database error",
+                          "sqlstate", e->sqlstate);
+
+    if (!j)
+        return fn_error(res, status, "database error");
+    if (*e->detail)
+        json_object_set_new(j, "detail", json_string(e->detail));
+    if (*e->hint)
+        json_object_set_new(j, "hint", json_string(e->hint));
+    return fn_send_json_new(res, status, j);
+}

@@ -1,0 +1,556 @@
+/*
+ * Frame codec for the database channel between function instances and the
+ * gateway's pool.  It is shared by both ends so the format has exactly one
+ * definition, and it is written defensively because the pool reads frames
+ * from instances running arbitrary user code: every length is checked against
+ * the bytes really present, a declared size is refused before its body is
+ * buffered, and malformed input is an error, never a crash or a hang.
+ */
+#include "config.h"
+
+#include "fn_frame.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The length written by fn_frame_begin until fn_frame_end patches it; larger
+ * than FN_FRAME_MAX_PAYLOAD so it can never be mistaken for a real frame. */
+#define FN_FRAME_OPEN 0xffffffffu
+/* Smallest read fn_frame_reader_read asks the kernel for. */
+#define FN_FRAME_READ_CHUNK 16384
+/* A reader holding more than this, with nothing buffered, gives memory back. */
+#define FN_FRAME_KEEP_CAP 65536
+
+static uint32_t fn_frame_get32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | (uint32_t)u[3];
+}
+
+static void fn_frame_put32(char *p, uint32_t v)
+{
+    unsigned char *u = (unsigned char *)p;
+
+    u[0] = (unsigned char)(v >> 24);
+    u[1] = (unsigned char)(v >> 16);
+    u[2] = (unsigned char)(v >> 8);
+    u[3] = (unsigned char)v;
+}
+
+static int fn_frame_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fn_frame_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* --- building ----------------------------------------------------------- */
+
+int fn_frame_begin(struct fn_buf *out, char type)
+{
+    char hdr[FN_FRAME_HDR + 1];
+
+    fn_frame_put32(hdr, FN_FRAME_OPEN);
+    hdr[FN_FRAME_HDR] = type;
+    return fn_buf_append(out, hdr, sizeof(hdr));
+}
+
+int fn_frame_add(struct fn_buf *out, const void *p, size_t n)
+{
+    char hdr[FN_FRAME_HDR];
+
+    if (n > FN_FRAME_MAX_PAYLOAD) {
+        out->failed = 1;
+        return -1;
+    }
+    fn_frame_put32(hdr, (uint32_t)n);
+    if (fn_buf_reserve(out, sizeof(hdr) + n) < 0 || fn_buf_append(out, hdr, sizeof(hdr)) < 0)
+        return -1;
+    return fn_buf_append(out, p, n);
+}
+
+int fn_frame_add_tagged(struct fn_buf *out, char tag, const void *p, size_t n)
+{
+    char hdr[FN_FRAME_HDR + 1];
+
+    if (n >= FN_FRAME_MAX_PAYLOAD) {
+        out->failed = 1;
+        return -1;
+    }
+    fn_frame_put32(hdr, (uint32_t)(n + 1));
+    hdr[FN_FRAME_HDR] = tag;
+    if (fn_buf_reserve(out, sizeof(hdr) + n) < 0 || fn_buf_append(out, hdr, sizeof(hdr)) < 0)
+        return -1;
+    return fn_buf_append(out, p, n);
+}
+
+size_t fn_frame_field_begin(struct fn_buf *out)
+{
+    size_t mark = out->len;
+    char hdr[FN_FRAME_HDR] = {0};
+
+    fn_buf_append(out, hdr, sizeof(hdr));
+    return mark;
+}
+
+int fn_frame_field_end(struct fn_buf *out, size_t mark)
+{
+    size_t n;
+
+    if (out->failed)
+        return -1;
+    if (mark > out->len || out->len - mark < FN_FRAME_HDR) {
+        out->failed = 1;
+        return -1;
+    }
+    n = out->len - mark - FN_FRAME_HDR;
+    if (n > FN_FRAME_MAX_PAYLOAD) {
+        out->failed = 1;
+        return -1;
+    }
+    fn_frame_put32(out->data + mark, (uint32_t)n);
+    return 0;
+}
+
+int fn_frame_end_at(struct fn_buf *out, size_t start)
+{
+    size_t n;
+
+    if (out->failed)
+        return -1;
+    if (start > out->len || out->len - start < FN_FRAME_HDR + 1 ||
+        fn_frame_get32(out->data + start) != FN_FRAME_OPEN) {
+        out->failed = 1;
+        return -1;
+    }
+    n = out->len - start - FN_FRAME_HDR;
+    if (n > FN_FRAME_MAX_PAYLOAD) {
+        out->failed = 1;
+        return -1;
+    }
+    fn_frame_put32(out->data + start, (uint32_t)n);
+    return 0;
+}
+
+int fn_frame_end(struct fn_buf *out)
+{
+    size_t off = 0;
+    uint32_t n;
+
+    if (out->failed)
+        return -1;
+    while (out->len - off >= FN_FRAME_HDR) {
+        n = fn_frame_get32(out->data + off);
+        if (n == FN_FRAME_OPEN)
+            return fn_frame_end_at(out, off);
+        if (n > out->len - off - FN_FRAME_HDR)
+            break;
+        off += FN_FRAME_HDR + n;
+    }
+    out->failed = 1; /* no open frame, or OUT holds something else */
+    return -1;
+}
+
+/* --- parsing ------------------------------------------------------------- */
+
+static int fn_frame_is_int(const char *p, size_t n)
+{
+    size_t i = 0;
+
+    if (n > 0 && (p[0] == '-' || p[0] == '+'))
+        i = 1;
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int fn_frame_check_param(const struct fn_frame_field *f, size_t idx, char *err,
+                                size_t errlen)
+{
+    const char *v = f->p + 1;
+    size_t n = f->len - 1;
+
+    if (f->len == 0)
+        return fn_frame_fail(err, errlen, "parameter $%zu has no type tag", idx);
+    switch (f->p[0]) {
+    case FN_FRAME_P_NULL:
+        if (n != 0)
+            return fn_frame_fail(err, errlen, "null parameter $%zu has a value", idx);
+        return 0;
+    case FN_FRAME_P_BOOL:
+        if (n != 1 || (v[0] != 't' && v[0] != 'f'))
+            return fn_frame_fail(err, errlen, "bool parameter $%zu is not \"t\" or \"f\"", idx);
+        return 0;
+    case FN_FRAME_P_INT:
+        if (!fn_frame_is_int(v, n))
+            return fn_frame_fail(err, errlen, "integer parameter $%zu is not decimal", idx);
+        return 0;
+    case FN_FRAME_P_REAL:
+        if (n == 0)
+            return fn_frame_fail(err, errlen, "real parameter $%zu is empty", idx);
+        break;
+    case FN_FRAME_P_STRING:
+    case FN_FRAME_P_JSON:
+        break;
+    default:
+        return fn_frame_fail(err, errlen, "parameter $%zu has unknown type tag 0x%02x", idx,
+                             (unsigned char)f->p[0]);
+    }
+    if (memchr(v, '\0', n) != NULL)
+        return fn_frame_fail(err, errlen, "parameter $%zu contains a NUL byte", idx);
+    return 0;
+}
+
+int fn_frame_parse(const char *payload, size_t len, struct fn_frame_view *v, char *err,
+                   size_t errlen)
+{
+    size_t off = 1, i;
+    uint32_t n;
+
+    v->type = 0;
+    v->n_fields = 0;
+    if (len == 0)
+        return fn_frame_fail(err, errlen, "empty frame");
+    v->type = payload[0];
+    if (v->type != FN_FRAME_QUERY && v->type != FN_FRAME_RESULT && v->type != FN_FRAME_ERROR)
+        return fn_frame_fail(err, errlen, "unknown frame type 0x%02x", (unsigned char)v->type);
+    while (off < len) {
+        if (v->n_fields == FN_FRAME_MAX_FIELDS)
+            return fn_frame_fail(err, errlen, "too many fields (more than %d)",
+                                 FN_FRAME_MAX_FIELDS);
+        if (len - off < FN_FRAME_HDR)
+            return fn_frame_fail(err, errlen, "truncated field length at byte %zu", off);
+        n = fn_frame_get32(payload + off);
+        off += FN_FRAME_HDR;
+        if (n > len - off)
+            return fn_frame_fail(err, errlen, "field %zu overruns the frame (%lu > %zu bytes)",
+                                 v->n_fields, (unsigned long)n, len - off);
+        v->field[v->n_fields].p = payload + off;
+        v->field[v->n_fields].len = n;
+        v->n_fields++;
+        off += n;
+    }
+    switch (v->type) {
+    case FN_FRAME_QUERY:
+        if (v->n_fields == 0 || v->field[0].len == 0)
+            return fn_frame_fail(err, errlen, "query frame without sql");
+        if (memchr(v->field[0].p, '\0', v->field[0].len) != NULL)
+            return fn_frame_fail(err, errlen, "sql contains a NUL byte");
+        for (i = 1; i < v->n_fields; i++)
+            if (fn_frame_check_param(&v->field[i], i, err, errlen) < 0)
+                return -1;
+        return 0;
+    case FN_FRAME_RESULT:
+        if (v->n_fields != 3)
+            return fn_frame_fail(err, errlen, "result frame has %zu fields, not 3", v->n_fields);
+        if (v->field[1].len > 0 && !fn_frame_is_int(v->field[1].p, v->field[1].len))
+            return fn_frame_fail(err, errlen, "result row count is not decimal");
+        return 0;
+    default:
+        if (v->n_fields != 5)
+            return fn_frame_fail(err, errlen, "error frame has %zu fields, not 5", v->n_fields);
+        if (v->field[0].len != 0 && v->field[0].len != 5)
+            return fn_frame_fail(err, errlen, "error frame sqlstate is not 5 bytes");
+        return 0;
+    }
+}
+
+/* --- the stream reader ------------------------------------------------------ */
+
+void fn_frame_reader_init(struct fn_frame_reader *r, size_t max_payload)
+{
+    memset(r, 0, sizeof(*r));
+    r->max_payload = max_payload > FN_FRAME_MAX_PAYLOAD ? FN_FRAME_MAX_PAYLOAD : max_payload;
+}
+
+void fn_frame_reader_free(struct fn_frame_reader *r)
+{
+    if (r == NULL)
+        return;
+    free(r->buf);
+    r->buf = NULL;
+    r->len = r->cap = r->pos = r->scan = r->ready = 0;
+}
+
+static int fn_frame_reader_fail(struct fn_frame_reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fn_frame_reader_fail(struct fn_frame_reader *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof(r->err), fmt, ap);
+    va_end(ap);
+    r->state = -1;
+    return -1;
+}
+
+/* What feed and read return once the stream is over or broken: frames that
+ * were complete still come out first. */
+static int fn_frame_reader_done(const struct fn_frame_reader *r)
+{
+    return r->ready > 0 ? 1 : -1;
+}
+
+/* Drops popped frames from the front of the buffer; earlier payload pointers
+ * die here, which is why they are valid only until the next feed. */
+static void fn_frame_reader_compact(struct fn_frame_reader *r)
+{
+    if (r->pos == 0)
+        return;
+    if (r->pos < r->len)
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+    r->len -= r->pos;
+    r->scan -= r->pos;
+    r->pos = 0;
+    if (r->len == 0 && r->cap > FN_FRAME_KEEP_CAP) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
+    }
+}
+
+static int fn_frame_reader_room(struct fn_frame_reader *r, size_t n)
+{
+    size_t ncap;
+    char *nb;
+
+    if (r->cap - r->len >= n)
+        return 0;
+    ncap = r->cap ? r->cap : 256;
+    while (ncap - r->len < n)
+        ncap *= 2; /* bounded: n and len never exceed about twice max_payload */
+    nb = realloc(r->buf, ncap);
+    if (nb == NULL)
+        return fn_frame_reader_fail(r, "out of memory buffering a %zu-byte frame", n);
+    r->buf = nb;
+    r->cap = ncap;
+    return 0;
+}
+
+/* Moves scan past every frame now complete; checks each length prefix as
+ * soon as its 4 bytes are present. */
+static int fn_frame_reader_advance(struct fn_frame_reader *r)
+{
+    uint32_t n;
+
+    while (r->len - r->scan >= FN_FRAME_HDR) {
+        n = fn_frame_get32(r->buf + r->scan);
+        if (n > r->max_payload)
+            return fn_frame_reader_fail(r, "frame of %lu bytes exceeds the %zu-byte limit",
+                                        (unsigned long)n, r->max_payload);
+        if (r->len - r->scan - FN_FRAME_HDR < n)
+            break;
+        r->scan += FN_FRAME_HDR + n;
+        r->ready++;
+    }
+    return 0;
+}
+
+/* Bytes still missing from the frame at scan, counting only its header until
+ * the header is complete. */
+static size_t fn_frame_reader_missing(const struct fn_frame_reader *r)
+{
+    size_t have = r->len - r->scan;
+
+    if (have < FN_FRAME_HDR)
+        return FN_FRAME_HDR - have;
+    return FN_FRAME_HDR + fn_frame_get32(r->buf + r->scan) - have;
+}
+
+int fn_frame_reader_feed(struct fn_frame_reader *r, const void *data, size_t n)
+{
+    const char *p = data;
+    size_t take;
+
+    if (r->state != 0)
+        return fn_frame_reader_done(r);
+    fn_frame_reader_compact(r);
+    while (n > 0) {
+        /* Never past the current frame's header, then never past its end,
+         * so an oversized length is refused before any of its body. */
+        take = fn_frame_reader_missing(r);
+        if (take > n)
+            take = n;
+        if (fn_frame_reader_room(r, take) < 0)
+            return fn_frame_reader_done(r);
+        memcpy(r->buf + r->len, p, take);
+        r->len += take;
+        p += take;
+        n -= take;
+        if (fn_frame_reader_advance(r) < 0)
+            return fn_frame_reader_done(r);
+    }
+    return r->ready > 0 ? 1 : 0;
+}
+
+int fn_frame_reader_read(struct fn_frame_reader *r, int fd)
+{
+    size_t want;
+    ssize_t k;
+
+    if (r->state != 0)
+        return fn_frame_reader_done(r);
+    fn_frame_reader_compact(r);
+    for (;;) {
+        if (r->ready > 0 && r->len - r->pos > r->max_payload)
+            break; /* enough for now; the fd stays readable */
+        want = fn_frame_reader_missing(r);
+        if (want < FN_FRAME_READ_CHUNK)
+            want = FN_FRAME_READ_CHUNK;
+        if (fn_frame_reader_room(r, want) < 0)
+            return fn_frame_reader_done(r);
+        k = read(fd, r->buf + r->len, r->cap - r->len);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            fn_frame_reader_fail(r, "channel read: %s", strerror(errno));
+            return fn_frame_reader_done(r);
+        }
+        if (k == 0) {
+            if (r->len > r->scan)
+                fn_frame_reader_fail(r, "channel closed mid-frame");
+            else
+                snprintf(r->err, sizeof(r->err), "channel closed");
+            if (r->state == 0)
+                r->state = 1;
+            return fn_frame_reader_done(r);
+        }
+        r->len += (size_t)k;
+        if (fn_frame_reader_advance(r) < 0)
+            return fn_frame_reader_done(r);
+    }
+    return r->ready > 0 ? 1 : 0;
+}
+
+int fn_frame_reader_next(struct fn_frame_reader *r, const char **payload, size_t *len)
+{
+    uint32_t n;
+
+    if (r->ready == 0)
+        return 0;
+    n = fn_frame_get32(r->buf + r->pos);
+    *payload = r->buf + r->pos + FN_FRAME_HDR;
+    *len = n;
+    r->pos += FN_FRAME_HDR + n;
+    r->ready--;
+    return 1;
+}
+
+/* --- blocking helpers ----------------------------------------------------------- */
+
+static int fn_frame_wait(int fd, short events)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int rc;
+
+    do
+        rc = poll(&pfd, 1, -1);
+    while (rc < 0 && errno == EINTR);
+    return rc < 0 ? -1 : 0;
+}
+
+int fn_frame_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    int sock = 1;
+    ssize_t k;
+
+    while (len > 0) {
+        if (sock) {
+            k = send(fd, p, len, MSG_NOSIGNAL);
+            if (k < 0 && errno == ENOTSOCK) {
+                sock = 0;
+                continue;
+            }
+        } else {
+            k = write(fd, p, len);
+        }
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && fn_frame_wait(fd, POLLOUT) == 0)
+                continue;
+            return -1;
+        }
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads exactly N bytes; returns how many arrived before EOF, or -1. */
+static ssize_t fn_frame_read_exact(int fd, char *p, size_t n)
+{
+    size_t got = 0;
+    ssize_t k;
+
+    while (got < n) {
+        k = read(fd, p + got, n - got);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && fn_frame_wait(fd, POLLIN) == 0)
+                continue;
+            return -1;
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen)
+{
+    char hdr[FN_FRAME_HDR];
+    uint32_t n;
+    ssize_t k;
+
+    fn_buf_reset(into);
+    k = fn_frame_read_exact(fd, hdr, sizeof(hdr));
+    if (k < 0)
+        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+    if (k == 0)
+        return fn_frame_fail(err, errlen, "channel closed");
+    if ((size_t)k < sizeof(hdr))
+        return fn_frame_fail(err, errlen, "channel closed mid-frame");
+    n = fn_frame_get32(hdr);
+    if (n > max_payload || n > FN_FRAME_MAX_PAYLOAD)
+        return fn_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
+                             (unsigned long)n, max_payload);
+    /* Read the body straight into INTO's storage. */
+    if (fn_buf_reserve(into, n) < 0 || (into->max && n > into->max)) {
+        into->failed = 1;
+        return fn_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
+    }
+    k = fn_frame_read_exact(fd, into->data, n);
+    if (k < 0)
+        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+    if ((size_t)k < n)
+        return fn_frame_fail(err, errlen, "channel closed mid-frame");
+    into->len = n;
+    into->data[n] = '\0';
+    return 0;
+}

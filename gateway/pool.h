@@ -1,0 +1,45 @@
+/*
+ * The pool process: the only holder of the database URL and of server
+ * connections.  It serves every instance's channel (one socketpair end each,
+ * handed over by the supervisor with SCM_RIGHTS on the control socket), runs
+ * their queries on at most pool_size libpq connections, and answers with
+ * JSON rendered straight from the PGresult.
+ */
+#ifndef FNGATE_POOL_H
+#define FNGATE_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pool_settings {
+    const char *conninfo; /* a libpq URI or conninfo string */
+    int pool_size;
+    int min_pool;
+    int64_t db_wait_timeout_ms;
+    int64_t max_result;
+    bool prepared; /* cache named prepared statements per server connection */
+    int stmt_cache; /* statements kept per connection (LRU) */
+};
+
+/* What the supervisor sends with each channel descriptor. */
+struct pool_hello {
+    uint32_t version;
+    int32_t pid;                  /* the instance */
+    int64_t statement_timeout_ms; /* 0: the server's default */
+    char fn[72];
+};
+
+#define POOL_HELLO_VERSION 1
+
+/* SQLSTATEs of the pool's own errors (class FG is fngate's). */
+#define POOL_ERR_TIMEOUT "FG001"   /* waited longer than db_wait_timeout */
+#define POOL_ERR_TOO_LARGE "FG002" /* result over max_result */
+#define POOL_ERR_REQUEST "FG003"   /* malformed request */
+#define POOL_ERR_CONNECT "08001"   /* cannot reach the database */
+#define POOL_ERR_LOST "08006"      /* connection lost during the query */
+
+/* Runs the pool in the current (freshly forked) process until the control
+ * socket CTL_FD closes.  Returns the exit code. */
+int pool_main(const struct pool_settings *set, int ctl_fd);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * Pool process control.  The pool is forked, not exec'ed, so the database
+ * URL never appears in an argv or environment; the child closes every
+ * descriptor it inherited but the control socket, so it holds no function's
+ * listening socket.  Channels handed over while the pool is down wait in a
+ * queue and go to the next pool process; the instances holding them simply
+ * block in their first query until then (bounded by their request_timeout).
+ */
+#include "config.h"
+
+#include "poolctl.h"
+
+#include "log.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOLCTL_BACKOFF_MAX_MS 5000
+
+struct poolctl_pending {
+    struct poolctl_pending *next;
+    int fd;
+    struct pool_hello hello;
+};
+
+struct poolctl {
+    struct event_base *base;
+    struct pool_settings set;
+    char *conninfo; /* owned; set.conninfo points here */
+    pid_t pid;
+    int ctl_fd;
+    int64_t started_ns;
+    int failures;
+    struct event *restart_ev;
+    struct poolctl_pending *pending, *pending_tail;
+};
+
+static int64_t poolctl_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void poolctl_settings(struct pool_settings *s, const struct conf *c)
+{
+    memset(s, 0, sizeof(*s));
+    s->conninfo = c->gw.database_url;
+    s->pool_size = c->gw.pool_size;
+    s->min_pool = c->gw.min_pool;
+    s->db_wait_timeout_ms = c->gw.db_wait_timeout_ms;
+    s->max_result = c->gw.max_result;
+    s->prepared = c->gw.prepared_statements;
+    s->stmt_cache = 256;
+}
+
+bool poolctl_differs(const struct poolctl *pc, const struct conf *c)
+{
+    struct pool_settings s;
+
+    if (!pc)
+        return c->gw.database_url != NULL;
+    if (!c->gw.database_url)
+        return true;
+    poolctl_settings(&s, c);
+    return strcmp(s.conninfo, pc->set.conninfo) != 0 || s.pool_size != pc->set.pool_size ||
+           s.min_pool != pc->set.min_pool || s.db_wait_timeout_ms != pc->set.db_wait_timeout_ms ||
+           s.max_result != pc->set.max_result || s.prepared != pc->set.prepared;
+}
+
+/* Sends what is queued; stops at the first failure (the pool is down or
+ * its socket is full) and keeps the rest. */
+static void poolctl_flush(struct poolctl *pc)
+{
+    while (pc->pending && pc->pid > 0 && pc->ctl_fd >= 0) {
+        struct poolctl_pending *p = pc->pending;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {&p->hello, sizeof(p->hello)};
+        struct msghdr msg;
+        struct cmsghdr *cm;
+
+        memset(&msg, 0, sizeof(msg));
+        memset(cbuf, 0, sizeof(cbuf));
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf;
+        msg.msg_controllen = sizeof(cbuf);
+        cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
+        if (sendmsg(pc->ctl_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                log_warn("pool control socket");
+            return;
+        }
+        close(p->fd);
+        pc->pending = p->next;
+        if (!pc->pending)
+            pc->pending_tail = NULL;
+        free(p);
+    }
+}
+
+static int poolctl_start(struct poolctl *pc)
+{
+    int sv[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_warn("pool: socketpair");
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        log_warn("pool: fork");
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        int rc;
+        /* Only the control socket, on fd 3, and stdio survive. */
+        if (dup2(sv[1], 3) < 0)
+            _exit(1);
+        close_range(4, ~0U, 0);
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP)
+                signal(sig, SIG_DFL);
+        }
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        rc = pool_main(&pc->set, 3);
+        _exit(rc);
+    }
+    close(sv[1]);
+    pc->ctl_fd = sv[0];
+    pc->pid = pid;
+    pc->started_ns = poolctl_now_ns();
+    log_info("pool process %d started", (int)pid);
+    poolctl_flush(pc);
+    return 0;
+}
+
+static void poolctl_restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct poolctl *pc = arg;
+    (void)fd;
+    (void)what;
+    if (pc->pid <= 0 && poolctl_start(pc) < 0) {
+        struct timeval tv = {1, 0};
+        evtimer_add(pc->restart_ev, &tv);
+    }
+}
+
+struct poolctl *poolctl_new(struct event_base *base, const struct conf *c)
+{
+    struct poolctl *pc;
+
+    if (!c->gw.database_url)
+        return NULL;
+    pc = calloc(1, sizeof(*pc));
+    if (!pc)
+        return NULL;
+    pc->base = base;
+    pc->ctl_fd = -1;
+    poolctl_settings(&pc->set, c);
+    pc->conninfo = strdup(c->gw.database_url);
+    pc->restart_ev = evtimer_new(base, poolctl_restart_cb, pc);
+    if (!pc->conninfo || !pc->restart_ev) {
+        poolctl_free(pc);
+        return NULL;
+    }
+    pc->set.conninfo = pc->conninfo;
+    if (poolctl_start(pc) < 0) {
+        struct timeval tv = {1, 0};
+        evtimer_add(pc->restart_ev, &tv);
+    }
+    return pc;
+}
+
+void poolctl_free(struct poolctl *pc)
+{
+    if (!pc)
+        return;
+    if (pc->pid > 0) {
+        /* Closing the control socket is the stop signal; SIGTERM too, in
+         * case the pool is busy. Reap it here: the supervisor is exiting
+         * or replacing it. */
+        int status;
+        close(pc->ctl_fd);
+        pc->ctl_fd = -1;
+        kill(pc->pid, SIGTERM);
+        for (int i = 0; i < 200 && waitpid(pc->pid, &status, WNOHANG) == 0; i++)
+            usleep(10000);
+        if (waitpid(pc->pid, &status, WNOHANG) == 0) {
+            kill(pc->pid, SIGKILL);
+            waitpid(pc->pid, &status, 0);
+        }
+        log_info("pool process %d stopped", (int)pc->pid);
+    }
+    if (pc->ctl_fd >= 0)
+        close(pc->ctl_fd);
+    while (pc->pending) {
+        struct poolctl_pending *p = pc->pending;
+        pc->pending = p->next;
+        close(p->fd);
+        free(p);
+    }
+    if (pc->restart_ev)
+        event_free(pc->restart_ev);
+    if (pc->conninfo) {
+        /* The password is in there: do not leave it in freed memory. */
+        explicit_bzero(pc->conninfo, strlen(pc->conninfo));
+        free(pc->conninfo);
+    }
+    free(pc);
+}
+
+int poolctl_channel(struct poolctl *pc, int *instance_fd, int *pool_fd)
+{
+    int sv[2];
+    (void)pc;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_warn("database channel: socketpair");
+        return -1;
+    }
+    *instance_fd = sv[0];
+    *pool_fd = sv[1];
+    return 0;
+}
+
+void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
+                     int64_t statement_timeout_ms)
+{
+    struct poolctl_pending *p = calloc(1, sizeof(*p));
+
+    if (!p) {
+        log_warn("[fn %s pid %d] database channel", fn, (int)pid);
+        close(pool_fd);
+        return;
+    }
+    p->fd = pool_fd;
+    p->hello.version = POOL_HELLO_VERSION;
+    p->hello.pid = (int32_t)pid;
+    p->hello.statement_timeout_ms = statement_timeout_ms;
+    snprintf(p->hello.fn, sizeof(p->hello.fn), "%s", fn);
+    if (pc->pending_tail)
+        pc->pending_tail->next = p;
+    else
+        pc->pending = p;
+    pc->pending_tail = p;
+    poolctl_flush(pc);
+    if (pc->pending)
+        log_debug("[fn %s pid %d] database channel queued for the pool", fn, (int)pid);
+}
+
+bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
+{
+    double up;
+    int64_t delay = 0;
+    struct timeval tv;
+
+    if (!pc || pid != pc->pid)
+        return false;
+    up = (double)(poolctl_now_ns() - pc->started_ns) / 1e9;
+    if (up > 10)
+        pc->failures = 0;
+    pc->failures++;
+    if (pc->failures > 1) {
+        delay = 100;
+        for (int i = 2; i < pc->failures && delay < POOLCTL_BACKOFF_MAX_MS; i++)
+            delay *= 2;
+        if (delay > POOLCTL_BACKOFF_MAX_MS)
+            delay = POOLCTL_BACKOFF_MAX_MS;
+    }
+    if (WIFSIGNALED(status))
+        log_warnx("pool process %d killed by signal %d (SIG%s) after %.3fs: restarting in %lld ms",
+                  (int)pid, WTERMSIG(status), sigabbrev_np(WTERMSIG(status)), up,
+                  (long long)delay);
+    else
+        log_warnx("pool process %d exited with status %d after %.3fs: restarting in %lld ms",
+                  (int)pid, WEXITSTATUS(status), up, (long long)delay);
+    pc->pid = 0;
+    close(pc->ctl_fd);
+    pc->ctl_fd = -1;
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    evtimer_add(pc->restart_ev, &tv);
+    return true;
+}
+
+pid_t poolctl_pid(const struct poolctl *pc)
+{
+    return pc ? pc->pid : 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * The supervisor's handle on the pool process: starts it (a fork of the
+ * gateway with its own event loop), restarts it with backoff when it dies,
+ * and hands each new instance's channel to it over the control socket.
+ */
+#ifndef FNGATE_POOLCTL_H
+#define FNGATE_POOLCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+
+struct poolctl;
+
+/* NULL when C configures no database (nothing to do). Starts the process. */
+struct poolctl *poolctl_new(struct event_base *base, const struct conf *c);
+/* Stops the process (SIGTERM) and frees. NULL is a no-op. */
+void poolctl_free(struct poolctl *pc);
+/* True when the pool settings in C differ from the running ones. */
+bool poolctl_differs(const struct poolctl *pc, const struct conf *c);
+
+/* A new channel: *INSTANCE_FD goes to the instance as fd 3, *POOL_FD to
+ * poolctl_handoff once the instance's pid is known.  0 or -1. */
+int poolctl_channel(struct poolctl *pc, int *instance_fd, int *pool_fd);
+/* Passes POOL_FD (always consumed) to the pool for instance PID of FN. */
+void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
+                     int64_t statement_timeout_ms);
+
+/* Called for every reaped child: true if PID was the pool process (then it
+ * is restarted after a backoff, and the caller must retire every instance,
+ * whose channels died with it). */
+bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status);
+pid_t poolctl_pid(const struct poolctl *pc);
+
+#endif
