@@ -21,8 +21,8 @@ int sock_dir_lock(const char *dir, char *err, size_t errlen);
 int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err,
                 size_t errlen);
 
-/* Connections waiting in the accept queue of listening unix socket FD, or -1
- * when sock_diag is unavailable (the caller then assumes "at least one"). */
+/* Connections waiting in the accept queue of listening unix socket FD.  When
+ * sock_diag is unavailable, 1 if any is waiting (poll), else 0. */
 int sock_queue_len(int fd);
 
 /* Releases the netlink socket sock_queue_len keeps open. */

@@ -441,7 +441,11 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
     double up = (double)(now - in->spawned_ns) / 1e9;
     uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
     bool asked = in->term_ns || in->timeout_ns || in->kill_ns;
-    bool crash = !asked && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)));
+    /* Leaving unasked counts as a crash when it was abnormal, or when the
+     * instance served nothing at all (a program that exits at once would
+     * otherwise be respawned in a tight loop). */
+    bool crash = !asked && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)) ||
+                            served == 0);
 
     /* Take the last lines it wrote (an abort message, say) before its exit
      * line so the log reads in order. */
@@ -465,16 +469,14 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
     } else if (served) {
         f->crashes = 0;
     }
-    if (crash || (WIFEXITED(status) && WEXITSTATUS(status) != 0 && in->why != WHY_TIMEOUT))
-        log_warnx("[fn %s pid %d] %s after %.3fs, %llu requests%s%s%s", f->desc.name,
-                  (int)in->pid, what, up, (unsigned long long)served, in->why ? " (" : "",
-                  inst_why_names[in->why], in->why ? ")" : extra);
+    if (in->why)
+        snprintf(extra, sizeof(extra), " (%s)", inst_why_names[in->why]);
+    if (crash)
+        log_warnx("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid,
+                  what, up, (unsigned long long)served, extra);
     else
-        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s%s%s", f->desc.name, (int)in->pid,
-                 what, up, (unsigned long long)served, in->why ? " (" : "",
-                 inst_why_names[in->why], in->why ? ")" : "");
-    if (crash && extra[0] && in->why == WHY_NONE)
-        log_debug("[fn %s]%s", f->desc.name, extra);
+        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid,
+                 what, up, (unsigned long long)served, extra);
 
     for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
         if (*p == in) {
