@@ -1,0 +1,179 @@
+/*
+ * testfn: the integration tests' function.  One binary, behaviours chosen by
+ * URL argument (the first one present wins):
+ *
+ *   ?sleep=MS        sleep MS milliseconds, then {"slept": MS, "pid": PID}
+ *   ?abort=1         abort(): the instance dies of SIGABRT mid-request
+ *   ?hang=1          never answer (sleeps forever)
+ *   ?exit=N          exit(N) without answering
+ *   ?noresponse=1    return 0 without responding: the SDK must answer 500
+ *   ?stderr=TEXT     write TEXT as one line to stderr, then answer {"pid": PID}
+ *   ?big=N           answer N bytes of text/plain ('x' repeated)
+ *   ?req=1           what the SDK saw: method, path, name, request id, query,
+ *                    args, headers and the FastCGI parameters nginx sends
+ *   (none of these)  {"pid", "uid", "gid", "euid", "egid", "env": {environ}}
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fngate.h>
+
+extern char **environ;
+
+static long arg_long(fn_req *req, const char *name, long dflt)
+{
+    const char *v = fn_arg(req, name);
+    char *end;
+    long n;
+
+    if (!v || !*v)
+        return dflt;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end)
+        return dflt;
+    return n;
+}
+
+/* Sleeps MS milliseconds in full, resuming after signals (a SIGTERM asking
+ * the instance to stop must not cut a request short). */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static json_t *env_object(void)
+{
+    json_t *env = json_object();
+
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        char key[256];
+        size_t klen;
+        json_t *val;
+
+        if (!eq)
+            continue;
+        klen = (size_t)(eq - *e);
+        if (klen >= sizeof(key))
+            klen = sizeof(key) - 1;
+        memcpy(key, *e, klen);
+        key[klen] = '\0';
+        val = json_string(eq + 1);
+        if (!val) /* not UTF-8 */
+            val = json_string("<not utf-8>");
+        json_object_set_new(env, key, val);
+    }
+    return env;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static int describe_request(fn_req *req, fn_res *res)
+{
+    static const char *const params[] = {
+        "QUERY_STRING",    "REQUEST_METHOD",  "CONTENT_TYPE",      "CONTENT_LENGTH",
+        "SCRIPT_NAME",     "PATH_INFO",       "REQUEST_URI",       "DOCUMENT_URI",
+        "SERVER_PROTOCOL", "REQUEST_SCHEME",  "GATEWAY_INTERFACE", "SERVER_SOFTWARE",
+        "REMOTE_ADDR",     "REMOTE_PORT",     "SERVER_ADDR",       "SERVER_PORT",
+        "SERVER_NAME",     "FNGATE_FUNCTION", "FNGATE_PATH",       "FNGATE_REQUEST_ID",
+        "FNGATE_ARRIVAL",  "HTTP_PROXY",
+    };
+    json_t *out = json_object();
+    json_t *args = json_array();
+    json_t *headers = json_object();
+    json_t *p = json_object();
+    size_t i, n;
+
+    n = fn_arg_count(req);
+    for (i = 0; i < n; i++) {
+        const char *name, *value;
+
+        if (fn_arg_at(req, i, &name, &value) == 0)
+            json_array_append_new(args, json_pack("[ss]", name, value ? value : ""));
+    }
+    n = fn_header_count(req);
+    for (i = 0; i < n; i++) {
+        const char *name, *value;
+
+        if (fn_header_at(req, i, &name, &value) == 0)
+            json_object_set_new(headers, name, json_string(value ? value : ""));
+    }
+    for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+        json_object_set_new(p, params[i], str_or_null(fn_param(req, params[i])));
+
+    json_object_set_new(out, "method", json_string(fn_method(req)));
+    json_object_set_new(out, "path", json_string(fn_path(req)));
+    json_object_set_new(out, "name", json_string(fn_name(req)));
+    json_object_set_new(out, "request_id", json_string(fn_request_id(req)));
+    json_object_set_new(out, "query", json_string(fn_query_string(req)));
+    json_object_set_new(out, "args", args);
+    json_object_set_new(out, "headers", headers);
+    json_object_set_new(out, "params", p);
+    json_object_set_new(out, "pid", json_integer(getpid()));
+    return fn_send_json_new(res, 200, out);
+}
+
+static int testfn(fn_req *req, fn_res *res)
+{
+    long n;
+
+    if ((n = arg_long(req, "sleep", -1)) >= 0) {
+        sleep_ms(n);
+        return fn_send_jsonf(res, 200, "{s:I,s:I}", "slept", (json_int_t)n, "pid",
+                             (json_int_t)getpid());
+    }
+    if (arg_long(req, "abort", 0)) {
+        fn_log("abort requested");
+        abort();
+    }
+    if (arg_long(req, "hang", 0)) {
+        for (;;)
+            sleep(1);
+    }
+    if (fn_arg(req, "exit"))
+        exit((int)arg_long(req, "exit", 1));
+    if (arg_long(req, "noresponse", 0))
+        return 0;
+    if (fn_arg(req, "stderr")) {
+        fprintf(stderr, "%s\n", fn_arg(req, "stderr"));
+        fflush(stderr);
+        return fn_send_jsonf(res, 200, "{s:I}", "pid", (json_int_t)getpid());
+    }
+    if ((n = arg_long(req, "big", -1)) >= 0) {
+        /* Kept until the next request whether or not fn_send copies it. */
+        static char *body;
+        static size_t cap;
+
+        if ((size_t)n + 1 > cap) {
+            char *nb = realloc(body, (size_t)n + 1);
+
+            if (!nb)
+                return fn_error(res, 500, "out of memory");
+            body = nb;
+            cap = (size_t)n + 1;
+        }
+        memset(body, 'x', (size_t)n);
+        return fn_send(res, 200, "text/plain", body, (size_t)n);
+    }
+    if (arg_long(req, "req", 0))
+        return describe_request(req, res);
+
+    return fn_send_json_new(res, 200,
+                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "pid", (json_int_t)getpid(),
+                                      "uid", (json_int_t)getuid(), "gid", (json_int_t)getgid(),
+                                      "euid", (json_int_t)geteuid(), "egid", (json_int_t)getegid(),
+                                      "env", env_object()));
+}
+
+FN_MAIN(testfn)
