@@ -61,8 +61,8 @@ enum pgjson_kind {
 };
 
 struct pgjson_col {
-    size_t koff, klen;      /* the pre-rendered '{"name":' or ',"name":' in keys */
-    unsigned char kind;     /* scalar kind, or the element kind for an array */
+    size_t koff, klen;  /* the pre-rendered '{"name":' or ',"name":' in keys */
+    unsigned char kind; /* scalar kind, or the element kind for an array */
     unsigned char is_array;
 };
 
@@ -124,12 +124,20 @@ static inline void pgjson_copy(char *d, const char *s, size_t n)
     }
 }
 
-/* The fast path of fn_buf_append: fn_buf keeps cap <= max + 1 and cap > len,
- * so fitting in cap means fitting under max.  The NUL is written once at the
- * end of a render, not after every piece. */
+/* Whether N more bytes (and the NUL after them) fit in OUT's allocation and
+ * under its max, so they can be stored without fn_buf_append.  max is checked
+ * here, not trusted to bound cap: a caller may lower it on a buffer that has
+ * already grown (the pool sets a per-result limit on a reused buffer). */
+static inline int pgjson_fits(const struct fn_buf *out, size_t n)
+{
+    return n < out->cap - out->len && !out->failed && (out->max == 0 || out->len + n <= out->max);
+}
+
+/* The fast path of fn_buf_append.  The NUL is written once at the end of a
+ * render, not after every piece. */
 static inline int pgjson_put(struct fn_buf *out, const void *p, size_t n)
 {
-    if (n < out->cap - out->len && !out->failed) {
+    if (pgjson_fits(out, n)) {
         pgjson_copy(out->data + out->len, p, n);
         out->len += n;
         return 0;
@@ -139,7 +147,7 @@ static inline int pgjson_put(struct fn_buf *out, const void *p, size_t n)
 
 static inline int pgjson_putc(struct fn_buf *out, char c)
 {
-    if (out->cap - out->len > 1 && !out->failed) {
+    if (pgjson_fits(out, 1)) {
         out->data[out->len++] = c;
         return 0;
     }
@@ -231,7 +239,7 @@ static int pgjson_string_raw(struct fn_buf *out, const char *s, size_t len)
     char *d;
 
     i = pgjson_scan(u, 0, len);
-    if (i == len && len + 2 < out->cap - out->len && !out->failed) {
+    if (i == len && pgjson_fits(out, len + 2)) {
         /* The common case: nothing to escape, room to spare. */
         d = out->data + out->len;
         d[0] = '"';

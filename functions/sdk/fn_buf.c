@@ -75,7 +75,7 @@ static int fn_buf_room(struct fn_buf *b, size_t n)
 {
     if (b->failed)
         return -1;
-    if (n >= SIZE_MAX - b->len || (b->max && n > b->max - b->len)) {
+    if (n >= SIZE_MAX - b->len || (b->max && (b->len > b->max || n > b->max - b->len))) {
         b->failed = 1;
         return -1;
     }
@@ -152,8 +152,9 @@ int fn_buf_printf(struct fn_buf *b, const char *fmt, ...)
             b->data[b->len] = '\0';
             return -1;
         }
-    } else if (b->max && (size_t)n > b->max - b->len) {
-        /* Unreachable while cap <= max + 1, kept as a guard. */
+    } else if (b->max && (b->len > b->max || (size_t)n > b->max - b->len)) {
+        /* It fitted in cap but not under max: max was lowered after the
+         * buffer grew.  vsnprintf wrote past len, so restore the NUL. */
         b->failed = 1;
         b->data[b->len] = '\0';
         return -1;

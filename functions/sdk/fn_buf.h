@@ -12,11 +12,12 @@
 #include <stddef.h>
 
 struct fn_buf {
-    char *data;  /* NUL-terminated after any successful append; NULL until then */
-    size_t len;  /* bytes written, not counting the NUL */
-    size_t cap;  /* bytes allocated, always > len once data != NULL */
-    size_t max;  /* most bytes len may reach; 0 = unlimited */
-    int failed;  /* set by an append past max or an allocation failure; sticky */
+    char *data; /* NUL-terminated after any successful append; NULL until then */
+    size_t len; /* bytes written, not counting the NUL */
+    size_t cap; /* bytes allocated, always > len once data != NULL */
+    size_t max; /* most bytes len may reach; 0 = unlimited; may be changed
+                 * between appends (each append checks it) */
+    int failed; /* set by an append past max or an allocation failure; sticky */
 };
 
 /* An empty buffer that will hold at most MAX bytes (0 = unlimited). */

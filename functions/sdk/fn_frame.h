@@ -103,7 +103,7 @@ int fn_frame_parse(const char *payload, size_t len, struct fn_frame_view *v, cha
 
 struct fn_frame_reader {
     char *buf;
-    size_t len;         /* bytes held */
+    size_t len; /* bytes held */
     size_t cap;
     size_t pos;         /* start of the first frame not yet popped */
     size_t scan;        /* start of the first frame not yet known complete */

@@ -1,0 +1,923 @@
+/*
+ * Unit tests for the SDK's request and response layer (functions/sdk/
+ * fngate.c) through its internal interface (fn_loop.h).  Each test plays
+ * nginx over a socketpair: it writes a FastCGI request, records built by
+ * hand, into one end, hands the other end to libfcgi the way fn_loop.c's
+ * fn_serve does (ipcFd set, keepConnection, FCGX_Accept_r), runs
+ * fn_req_begin and the accessors a handler calls, and reads the FastCGI
+ * records fn_res_write produced back off the socket, so assertions are on
+ * the bytes nginx would receive.
+ */
+#include "config.h"
+
+#include "fn_loop.h"
+#include "fngate.h"
+
+#include <check.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* FastCGI record types and constants (FastCGI 1.0 specification). */
+enum {
+    FCGI_BEGIN_REQUEST = 1,
+    FCGI_END_REQUEST = 3,
+    FCGI_PARAMS = 4,
+    FCGI_STDIN = 5,
+    FCGI_STDOUT = 6,
+    FCGI_STDERR = 7,
+    FCGI_RESPONDER = 1,
+    FCGI_KEEP_CONN = 1,
+    FCGI_MAX_CONTENT = 65535,
+};
+
+/* ---- building a request ----------------------------------------------------- */
+
+struct fbuf {
+    unsigned char *p;
+    size_t n, cap;
+};
+
+static void fb_put(struct fbuf *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        ck_assert_ptr_nonnull(b->p);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+/* One record: 8-byte header, content, padding to a multiple of 8. */
+static void fb_record(struct fbuf *b, int type, int id, const void *content, size_t len)
+{
+    static const unsigned char zero[8];
+    unsigned char h[8];
+    size_t pad = (8 - len % 8) % 8;
+
+    ck_assert_uint_le(len, FCGI_MAX_CONTENT);
+    h[0] = 1;
+    h[1] = (unsigned char)type;
+    h[2] = (unsigned char)(id >> 8);
+    h[3] = (unsigned char)id;
+    h[4] = (unsigned char)(len >> 8);
+    h[5] = (unsigned char)len;
+    h[6] = (unsigned char)pad;
+    h[7] = 0;
+    fb_put(b, h, 8);
+    if (len)
+        fb_put(b, content, len);
+    fb_put(b, zero, pad);
+}
+
+/* A name-value pair length: 1 byte below 128, else 4 with the top bit set. */
+static void fb_nvlen(struct fbuf *b, size_t len)
+{
+    if (len < 128) {
+        unsigned char c = (unsigned char)len;
+        fb_put(b, &c, 1);
+    } else {
+        unsigned char c[4] = {(unsigned char)((len >> 24) | 0x80), (unsigned char)(len >> 16),
+                              (unsigned char)(len >> 8), (unsigned char)len};
+        fb_put(b, c, 4);
+    }
+}
+
+/* Content split into records of at most 64K-1, then the empty record that
+ * ends the stream. */
+static void fb_stream(struct fbuf *b, int type, int id, const unsigned char *d, size_t len)
+{
+    for (size_t off = 0; off < len; off += FCGI_MAX_CONTENT) {
+        size_t n = len - off < FCGI_MAX_CONTENT ? len - off : FCGI_MAX_CONTENT;
+        fb_record(b, type, id, d + off, n);
+    }
+    fb_record(b, type, id, NULL, 0);
+}
+
+/* BEGIN_REQUEST (keeping the connection), PARAMS from "NAME=VALUE" strings
+ * (NULL-terminated), STDIN with BODY. */
+static void fb_request(struct fbuf *b, int id, const char *const *params, const char *body,
+                       size_t body_len)
+{
+    unsigned char begin[8] = {0, FCGI_RESPONDER, FCGI_KEEP_CONN, 0, 0, 0, 0, 0};
+    struct fbuf pb = {0};
+
+    fb_record(b, FCGI_BEGIN_REQUEST, id, begin, sizeof(begin));
+    for (size_t i = 0; params && params[i]; i++) {
+        const char *eq = strchr(params[i], '=');
+        size_t nlen = (size_t)(eq - params[i]), vlen = strlen(eq + 1);
+        ck_assert_ptr_nonnull(eq);
+        fb_nvlen(&pb, nlen);
+        fb_nvlen(&pb, vlen);
+        fb_put(&pb, params[i], nlen);
+        fb_put(&pb, eq + 1, vlen);
+    }
+    fb_stream(b, FCGI_PARAMS, id, pb.p, pb.n);
+    fb_stream(b, FCGI_STDIN, id, (const unsigned char *)body, body_len);
+    free(pb.p);
+}
+
+/* ---- the fixture: one connection, as fn_serve sets it up ---------------------- */
+
+static int sv[2] = {-1, -1}; /* [0] the instance's connection, [1] nginx's */
+static FCGX_Request rq;
+static fn_req *req;
+static fn_res *res;
+static struct fn_limits lim;
+
+static void setup(void)
+{
+    int sz = 1 << 20;
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    /* Room for a whole request, and a whole response, before anybody
+     * reads (the kernel caps it; the tests stay well below the default). */
+    for (int i = 0; i < 2; i++) {
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    }
+    ck_assert_int_eq(FCGX_Init(), 0);
+    ck_assert_int_eq(FCGX_InitRequest(&rq, -1, 0), 0);
+    rq.ipcFd = sv[0];
+    rq.keepConnection = 1;
+    req = fn_req_new();
+    res = fn_res_new();
+    ck_assert_ptr_nonnull(req);
+    ck_assert_ptr_nonnull(res);
+    lim.max_body = 1 << 20;
+    lim.queue_timeout_ms = 0;
+    lim.max_requests = 0;
+    unsetenv("FNGATE_FUNCTION");
+}
+
+static void teardown(void)
+{
+    fn_req_free(req);
+    fn_res_free(res);
+    req = NULL;
+    res = NULL;
+    /* nginx's end first: libfcgi's close waits for the peer's EOF. */
+    close(sv[1]);
+    FCGX_Free(&rq, 1); /* closes sv[0] */
+}
+
+/* Sends one request (id 1) with PARAMS and BODY, accepts it and runs
+ * fn_req_begin; returns what fn_req_begin returned. */
+static int begin_id(int id, const char *const *params, const char *body, size_t body_len)
+{
+    struct fbuf b = {0};
+    size_t off = 0;
+
+    fb_request(&b, id, params, body, body_len);
+    while (off < b.n) {
+        ssize_t w = write(sv[1], b.p + off, b.n - off);
+        ck_assert_msg(w > 0, "write: %s", strerror(errno));
+        off += (size_t)w;
+    }
+    free(b.p);
+    ck_assert_int_eq(FCGX_Accept_r(&rq), 0);
+    ck_assert_int_eq(rq.requestId, id);
+    return fn_req_begin(req, res, &rq, &lim);
+}
+
+static int begin(const char *const *params, const char *body)
+{
+    return begin_id(1, params, body, body ? strlen(body) : 0);
+}
+
+/* A POST of BODY with its exact CONTENT_LENGTH; returns fn_req_begin's
+ * result. */
+static int begin_post(const char *body)
+{
+    char cl[40];
+    const char *params[] = {"REQUEST_METHOD=POST", cl, NULL};
+
+    snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%zu", strlen(body));
+    return begin(params, body);
+}
+
+/* Fails unless fn_req_begin accepted the request. */
+static void begin_ok(const char *const *params, const char *body)
+{
+    int rc = begin(params, body);
+
+    ck_assert_msg(rc == 0, "fn_req_begin returned %d", rc);
+    ck_assert(!fn_responded(res));
+}
+
+/* What reached nginx for request ID: the STDOUT stream, and the END_REQUEST
+ * record checked for a complete request with status 0. */
+static char out[1 << 17];
+static size_t out_len;
+
+static void read_response(int id)
+{
+    unsigned char h[8], buf[FCGI_MAX_CONTENT + 255];
+    bool ended = false;
+
+    out_len = 0;
+    while (!ended) {
+        struct pollfd p = {.fd = sv[1], .events = POLLIN};
+        size_t clen, plen, got = 0;
+
+        ck_assert_msg(poll(&p, 1, 2000) == 1, "no END_REQUEST from the instance");
+        ck_assert_int_eq(recv(sv[1], h, 8, MSG_WAITALL), 8);
+        ck_assert_int_eq(h[0], 1);
+        ck_assert_int_eq((h[2] << 8) | h[3], id);
+        clen = (size_t)((h[4] << 8) | h[5]);
+        plen = h[6];
+        if (clen + plen)
+            got = (size_t)recv(sv[1], buf, clen + plen, MSG_WAITALL);
+        ck_assert_uint_eq(got, clen + plen);
+        switch (h[1]) {
+        case FCGI_STDOUT:
+            ck_assert_uint_lt(out_len + clen, sizeof(out));
+            memcpy(out + out_len, buf, clen);
+            out_len += clen;
+            break;
+        case FCGI_STDERR:
+            break;
+        case FCGI_END_REQUEST:
+            ck_assert_uint_eq(clen, 8);
+            ck_assert_int_eq(buf[0] | buf[1] | buf[2] | buf[3], 0); /* appStatus */
+            ck_assert_int_eq(buf[4], 0);                            /* REQUEST_COMPLETE */
+            ended = true;
+            break;
+        default:
+            ck_abort_msg("unexpected record type %d", h[1]);
+        }
+    }
+    out[out_len] = '\0';
+}
+
+/* Writes the response the way fn_serve does and returns what nginx got. */
+static const char *respond_id(int id)
+{
+    /* fn_serve never writes without a response (it makes a 500 first). */
+    ck_assert(fn_responded(res));
+    ck_assert_int_eq(fn_res_write(res, &rq), 0);
+    fn_res_reset(res);
+    fn_req_end(req);
+    FCGX_Finish_r(&rq);
+    read_response(id);
+    return out;
+}
+
+static const char *respond(void)
+{
+    return respond_id(1);
+}
+
+/* The exact bytes of a response with STATUS LINE, content type and BODY,
+ * then EXTRA header lines (each ending in \r\n) before the blank line. */
+static const char *http(const char *status, const char *ctype, const char *extra, const char *body)
+{
+    static char buf[1 << 16];
+
+    snprintf(buf, sizeof(buf), "Status: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n%s",
+             status, ctype, strlen(body), extra, body);
+    return buf;
+}
+
+/* A typical request as nginx's fastcgi_params would send it. */
+static const char *const std_params[] = {
+    "QUERY_STRING=a=1&b=x%20y&c=%zz&d=+plus+&e",
+    "REQUEST_METHOD=POST",
+    "CONTENT_TYPE=application/json",
+    "CONTENT_LENGTH=11",
+    "REMOTE_ADDR=127.0.0.1",
+    "HTTP_X_FORWARDED_FOR=203.0.113.7",
+    "HTTP_HOST=api.example.com",
+    "HTTP_ACCEPT_ENCODING=gzip",
+    "FNGATE_FUNCTION=hello",
+    "FNGATE_PATH=/items/7",
+    "FNGATE_REQUEST_ID=0123abcd",
+    NULL,
+};
+
+/* ---- URL arguments ------------------------------------------------------------ */
+
+START_TEST(args_decoded)
+{
+    static const char *const names[] = {"a", "b", "c", "d", "e"};
+    static const char *const values[] = {"1", "x y", "%zz", " plus ", ""};
+    const char *n, *v;
+
+    begin_ok(std_params, "hello world");
+    ck_assert_str_eq(fn_query_string(req), "a=1&b=x%20y&c=%zz&d=+plus+&e");
+    ck_assert_str_eq(fn_arg(req, "a"), "1");
+    ck_assert_str_eq(fn_arg(req, "b"), "x y");
+    ck_assert_str_eq(fn_arg(req, "c"), "%zz");
+    ck_assert_str_eq(fn_arg(req, "d"), " plus ");
+    ck_assert_str_eq(fn_arg(req, "e"), "");
+    ck_assert_ptr_null(fn_arg(req, "f"));
+    ck_assert_ptr_null(fn_arg(req, "A"));
+    ck_assert_uint_eq(fn_arg_count(req), N(names));
+    for (size_t i = 0; i < N(names); i++) {
+        ck_assert_int_eq(fn_arg_at(req, i, &n, &v), 0);
+        ck_assert_str_eq(n, names[i]);
+        ck_assert_str_eq(v, values[i]);
+    }
+    ck_assert_int_eq(fn_arg_at(req, N(names), &n, &v), -1);
+}
+END_TEST
+
+START_TEST(args_edge_cases)
+{
+    static const char *const params[] = {
+        "QUERY_STRING=&&k%3Dv=%41%6a&dup=1&dup=2&pct=%&short=%4&end=%2B&=anon&sp=a+b%2bc&tail=%41&",
+        "REQUEST_METHOD=GET",
+        NULL,
+    };
+    static const struct {
+        const char *name, *value;
+    } want[] = {
+        {"k=v", "Aj"}, {"dup", "1"}, {"dup", "2"},    {"pct", "%"},  {"short", "%4"},
+        {"end", "+"},  {"", "anon"}, {"sp", "a b+c"}, {"tail", "A"},
+    };
+    const char *n, *v;
+
+    begin_ok(params, NULL);
+    ck_assert_uint_eq(fn_arg_count(req), N(want));
+    for (size_t i = 0; i < N(want); i++) {
+        ck_assert_int_eq(fn_arg_at(req, i, &n, &v), 0);
+        ck_assert_str_eq(n, want[i].name);
+        ck_assert_str_eq(v, want[i].value);
+    }
+    ck_assert_str_eq(fn_arg(req, "dup"), "1"); /* the first */
+    ck_assert_str_eq(fn_arg(req, "k=v"), "Aj");
+}
+END_TEST
+
+START_TEST(args_none)
+{
+    static const char *const params[] = {"REQUEST_METHOD=GET", NULL};
+    const char *n, *v;
+
+    begin_ok(params, NULL);
+    ck_assert_str_eq(fn_query_string(req), "");
+    ck_assert_uint_eq(fn_arg_count(req), 0);
+    ck_assert_int_eq(fn_arg_at(req, 0, &n, &v), -1);
+    ck_assert_ptr_null(fn_arg(req, "a"));
+}
+END_TEST
+
+/* ---- headers and params ------------------------------------------------------- */
+
+START_TEST(headers_canonical)
+{
+    static const char *const names[] = {"Content-Type", "Content-Length", "X-Forwarded-For", "Host",
+                                        "Accept-Encoding"};
+    static const char *const values[] = {"application/json", "11", "203.0.113.7", "api.example.com",
+                                         "gzip"};
+    const char *n, *v;
+
+    begin_ok(std_params, "hello world");
+    ck_assert_str_eq(fn_header(req, "x-forwarded-for"), "203.0.113.7");
+    ck_assert_str_eq(fn_header(req, "X-FORWARDED-FOR"), "203.0.113.7");
+    ck_assert_str_eq(fn_header(req, "X-Forwarded-For"), "203.0.113.7");
+    ck_assert_str_eq(fn_header(req, "content-type"), "application/json");
+    ck_assert_ptr_null(fn_header(req, "x_forwarded_for"));
+    ck_assert_ptr_null(fn_header(req, "Remote-Addr")); /* a param, not a header */
+    ck_assert_ptr_null(fn_header(req, "Fngate-Path"));
+    ck_assert_uint_eq(fn_header_count(req), N(names));
+    for (size_t i = 0; i < N(names); i++) {
+        ck_assert_int_eq(fn_header_at(req, i, &n, &v), 0);
+        ck_assert_str_eq(n, names[i]);
+        ck_assert_str_eq(v, values[i]);
+    }
+    ck_assert_int_eq(fn_header_at(req, N(names), &n, &v), -1);
+    ck_assert_str_eq(fn_param(req, "REMOTE_ADDR"), "127.0.0.1");
+    ck_assert_str_eq(fn_param(req, "HTTP_X_FORWARDED_FOR"), "203.0.113.7");
+    ck_assert_ptr_null(fn_param(req, "NOPE"));
+}
+END_TEST
+
+START_TEST(headers_empty_content_type_skipped)
+{
+    /* nginx sends CONTENT_TYPE and CONTENT_LENGTH empty on a GET. */
+    static const char *const params[] = {
+        "REQUEST_METHOD=GET", "CONTENT_TYPE=", "CONTENT_LENGTH=", "HTTP_X_EMPTY=", NULL,
+    };
+    const char *n, *v;
+
+    begin_ok(params, NULL);
+    ck_assert_uint_eq(fn_header_count(req), 1);
+    ck_assert_int_eq(fn_header_at(req, 0, &n, &v), 0);
+    ck_assert_str_eq(n, "X-Empty");
+    ck_assert_str_eq(v, "");
+    ck_assert_ptr_null(fn_header(req, "content-type"));
+    ck_assert_ptr_null(fn_header(req, "content-length"));
+}
+END_TEST
+
+START_TEST(headers_long_value)
+{
+    /* A value of 128 bytes or more travels with a 4-byte length. */
+    static char cookie[300 + sizeof("HTTP_COOKIE=")];
+    static char longname[200 + sizeof("HTTP_=v")];
+    const char *params[] = {"REQUEST_METHOD=GET", cookie, longname, NULL};
+    char want_name[256];
+
+    snprintf(cookie, sizeof(cookie), "HTTP_COOKIE=");
+    memset(cookie + strlen(cookie), 'c', 300);
+    snprintf(longname, sizeof(longname), "HTTP_");
+    memset(longname + 5, 'X', 200);
+    memcpy(longname + 205, "=v", 3);
+    begin_ok(params, NULL);
+    ck_assert_uint_eq(strlen(fn_header(req, "cookie")), 300);
+    ck_assert_uint_eq(strspn(fn_header(req, "Cookie"), "c"), 300);
+    want_name[0] = 'X';
+    memset(want_name + 1, 'x', 199);
+    want_name[200] = '\0';
+    ck_assert_str_eq(fn_header(req, want_name), "v");
+}
+END_TEST
+
+START_TEST(request_line)
+{
+    static const char *const bare[] = {"REQUEST_METHOD=DELETE", NULL};
+
+    begin_ok(std_params, "hello world");
+    ck_assert_str_eq(fn_method(req), "POST");
+    ck_assert_str_eq(fn_path(req), "/items/7");
+    ck_assert_str_eq(fn_name(req), "hello");
+    ck_assert_str_eq(fn_request_id(req), "0123abcd");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+
+    /* Absent params read as "", the name falls back to the environment. */
+    setenv("FNGATE_FUNCTION", "fromenv", 1);
+    begin_ok(bare, NULL);
+    ck_assert_str_eq(fn_method(req), "DELETE");
+    ck_assert_str_eq(fn_path(req), "");
+    ck_assert_str_eq(fn_name(req), "fromenv");
+    ck_assert_str_eq(fn_request_id(req), "");
+}
+END_TEST
+
+START_TEST(arrival_time)
+{
+    static const char *const with[] = {"FNGATE_ARRIVAL=1700000000.123", NULL};
+    static const char *const bad[] = {"FNGATE_ARRIVAL=soon", NULL};
+
+    begin_ok(with, NULL);
+    ck_assert_int_eq(fn_req_arrival_ms(req), INT64_C(1700000000123));
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    begin_ok(bad, NULL);
+    ck_assert_int_eq(fn_req_arrival_ms(req), -1);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_req_arrival_ms(req), -1);
+}
+END_TEST
+
+/* ---- the body -------------------------------------------------------------------- */
+
+START_TEST(body_read)
+{
+    size_t len = 0;
+
+    begin_ok(std_params, "hello world");
+    ck_assert_str_eq(fn_body(req, &len), "hello world");
+    ck_assert_uint_eq(len, 11);
+    ck_assert_str_eq(fn_body(req, NULL), "hello world");
+}
+END_TEST
+
+START_TEST(body_binary_and_large)
+{
+    /* Over one STDIN record, NUL bytes included, and exactly max_body. */
+    enum { LEN = 70000 };
+    static char body[LEN];
+    char cl[32];
+    const char *params[] = {"REQUEST_METHOD=PUT", cl, NULL};
+    const char *got;
+    size_t len = 0;
+
+    for (size_t i = 0; i < LEN; i++)
+        body[i] = (char)(i * 7);
+    snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%d", LEN);
+    lim.max_body = LEN;
+    ck_assert_int_eq(begin_id(1, params, body, LEN), 0);
+    got = fn_body(req, &len);
+    ck_assert_uint_eq(len, LEN);
+    ck_assert_int_eq(memcmp(got, body, LEN), 0);
+    ck_assert_int_eq(got[LEN], '\0');
+}
+END_TEST
+
+START_TEST(body_none)
+{
+    static const char *const params[] = {"REQUEST_METHOD=GET", NULL};
+    size_t len = 99;
+
+    begin_ok(params, NULL);
+    ck_assert_str_eq(fn_body(req, &len), "");
+    ck_assert_uint_eq(len, 0);
+}
+END_TEST
+
+START_TEST(body_over_max)
+{
+    static const char *const params[] = {"REQUEST_METHOD=POST", "CONTENT_LENGTH=100", NULL};
+    char body[100], b;
+
+    memset(body, 'z', sizeof(body));
+    lim.max_body = 10;
+    ck_assert_int_eq(begin_id(1, params, body, sizeof(body)), 413);
+    ck_assert(fn_responded(res));
+    /* The body was read to its end all the same (no reset for nginx). */
+    ck_assert_int_eq(FCGX_GetStr(&b, 1, rq.in), 0);
+    ck_assert_str_eq(respond(),
+                     http("413 Payload Too Large", "application/json", "",
+                          "{\"error\":\"request body of 100 bytes exceeds max_body (10 bytes)\"}"));
+}
+END_TEST
+
+START_TEST(body_at_max)
+{
+    static const char *const params[] = {"REQUEST_METHOD=POST", "CONTENT_LENGTH=10", NULL};
+
+    lim.max_body = 10;
+    begin_ok(params, "0123456789");
+    ck_assert_str_eq(fn_body(req, NULL), "0123456789");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+
+    /* max_body 0: no limit. */
+    lim.max_body = 0;
+    begin_ok(params, "0123456789");
+    ck_assert_str_eq(fn_body(req, NULL), "0123456789");
+}
+END_TEST
+
+START_TEST(body_bad_length)
+{
+    static const char *const lengths[] = {"CONTENT_LENGTH=abc", "CONTENT_LENGTH=-5",
+                                          "CONTENT_LENGTH=12x", "CONTENT_LENGTH=1.5"};
+
+    for (size_t i = 0; i < N(lengths); i++) {
+        const char *params[] = {"REQUEST_METHOD=POST", lengths[i], NULL};
+        ck_assert_msg(begin(params, "x") == 400, "%s accepted", lengths[i]);
+        ck_assert_str_eq(respond(), http("400 Bad Request", "application/json", "",
+                                         "{\"error\":\"invalid Content-Length\"}"));
+    }
+}
+END_TEST
+
+START_TEST(body_short)
+{
+    static const char *const params[] = {"REQUEST_METHOD=POST", "CONTENT_LENGTH=20", NULL};
+
+    ck_assert_int_eq(begin(params, "12345"), 400);
+    ck_assert_str_eq(respond(), http("400 Bad Request", "application/json", "",
+                                     "{\"error\":\"request body ended after 5 of 20 bytes\"}"));
+}
+END_TEST
+
+START_TEST(body_json_valid)
+{
+    json_t *j, *again;
+
+    ck_assert_int_eq(begin_post("{\"a\": [1, 2, 3]}\n"), 0);
+    j = fn_body_json(req, res);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(json_is_object(j));
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "a")), 3);
+    again = fn_body_json(req, res); /* parsed once, owned by the request */
+    ck_assert_ptr_eq(again, j);
+    ck_assert(!fn_responded(res));
+}
+END_TEST
+
+/* The JSON error message fn_body_json put in the response, checked for a
+ * 400 and the "invalid JSON: " prefix. */
+static const char *json_error_body(void)
+{
+    const char *o = respond(), *body;
+    static const char head[] = "Status: 400 Bad Request\r\nContent-Type: application/json\r\n";
+
+    ck_assert_msg(strncmp(o, head, strlen(head)) == 0, "response: %s", o);
+    body = strstr(o, "\r\n\r\n");
+    ck_assert_ptr_nonnull(body);
+    body += 4;
+    ck_assert_msg(strncmp(body, "{\"error\":\"invalid JSON: ", 24) == 0, "body: %s", body);
+    return body;
+}
+
+START_TEST(body_json_invalid)
+{
+    const char *body;
+
+    ck_assert_int_eq(begin_post("{\"a\": tru"), 0);
+    ck_assert_ptr_null(fn_body_json(req, res));
+    ck_assert(fn_responded(res));
+    body = json_error_body();
+    ck_assert_msg(strstr(body, " at line 1 column ") != NULL, "body: %s", body);
+
+    /* The line is counted. */
+    ck_assert_int_eq(begin_post("{\n\"a\":\n  tru}"), 0);
+    ck_assert_ptr_null(fn_body_json(req, res));
+    body = json_error_body();
+    ck_assert_msg(strstr(body, " at line 3 column ") != NULL, "body: %s", body);
+}
+END_TEST
+
+START_TEST(body_json_scalar)
+{
+    /* Any JSON value is a JSON text (RFC 8259), and the SDK itself sends
+     * scalars (fn_send_json encodes with JSON_ENCODE_ANY): a body of 42,
+     * "text", true or null is valid JSON, not a 400 "invalid JSON". */
+    static const char *const bodies[] = {"42", "\"text\"", "true", "null", " 1.5\n"};
+
+    for (size_t i = 0; i < N(bodies); i++) {
+        json_t *j;
+        ck_assert_int_eq(begin_post(bodies[i]), 0);
+        j = fn_body_json(req, res);
+        ck_assert_msg(j != NULL && !fn_responded(res), "body '%s' refused as invalid JSON",
+                      bodies[i]);
+        ck_assert(!json_is_object(j) && !json_is_array(j));
+        ck_assert_int_eq(fn_send_json(res, 200, j), 0);
+        respond();
+    }
+}
+END_TEST
+
+START_TEST(body_json_empty)
+{
+    static const char *const params[] = {"REQUEST_METHOD=POST", NULL};
+    const char *body;
+
+    begin_ok(params, NULL);
+    ck_assert_ptr_null(fn_body_json(req, res));
+    body = json_error_body();
+    ck_assert_msg(strstr(body, " at line 1 column ") != NULL, "body: %s", body);
+}
+END_TEST
+
+/* ---- responses ------------------------------------------------------------------ */
+
+START_TEST(write_json)
+{
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_jsonf(res, 200, "{s:s, s:i}", "hello", "world", "n", 3), 0);
+    ck_assert(fn_responded(res));
+    ck_assert_str_eq(respond(), "Status: 200 OK\r\n"
+                                "Content-Type: application/json\r\n"
+                                "Content-Length: 23\r\n"
+                                "\r\n"
+                                "{\"hello\":\"world\",\"n\":3}");
+    ck_assert_uint_eq(out_len, strlen(out));
+}
+END_TEST
+
+START_TEST(write_large_body)
+{
+    /* Over one STDOUT record: Content-Length is the exact byte count. */
+    enum { LEN = 100000 };
+    static char body[LEN];
+    char head[128];
+    int n;
+
+    memset(body, 'b', sizeof(body));
+    body[0] = '\0';
+    body[LEN - 1] = '\n';
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send(res, 201, NULL, body, LEN), 0);
+    respond();
+    n = snprintf(head, sizeof(head),
+                 "Status: 201 Created\r\nContent-Type: application/octet-stream\r\n"
+                 "Content-Length: %d\r\n\r\n",
+                 LEN);
+    ck_assert_uint_eq(out_len, (size_t)n + LEN);
+    ck_assert_int_eq(memcmp(out, head, (size_t)n), 0);
+    ck_assert_int_eq(memcmp(out + n, body, LEN), 0);
+}
+END_TEST
+
+START_TEST(write_empty_and_text)
+{
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send(res, 204, NULL, NULL, 0), 0);
+    ck_assert_str_eq(respond(), http("204 No Content", "application/octet-stream", "", ""));
+
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_text(res, 404, "no such item\n"), 0);
+    ck_assert_str_eq(respond(),
+                     http("404 Not Found", "text/plain; charset=utf-8", "", "no such item\n"));
+}
+END_TEST
+
+START_TEST(write_headers)
+{
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_set_header(res, "X-Trace", "abc"), 0);
+    ck_assert_int_eq(fn_set_header(res, "Cache-Control", "no-store"), 0);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    ck_assert_str_eq(respond(), http("200 OK", "text/plain; charset=utf-8",
+                                     "X-Trace: abc\r\nCache-Control: no-store\r\n", "ok"));
+}
+END_TEST
+
+START_TEST(headers_reject_crlf)
+{
+    static const struct {
+        const char *name, *value;
+    } bad[] = {
+        {"X-A\r\nX-Injected", "1"},
+        {"X-A", "1\r\nX-Injected: 1"},
+        {"X-A", "1\nX-Injected: 1"},
+        {"X-A\n", "1"},
+        {"X-A", "1\r"},
+        {"X-A: 1\r\nX", "1"},
+        {"X:A", "1"},
+        {"", "1"},
+        {NULL, "1"},
+        {"X-A", NULL},
+    };
+
+    begin_ok(std_params, "hello world");
+    for (size_t i = 0; i < N(bad); i++)
+        ck_assert_msg(fn_set_header(res, bad[i].name, bad[i].value) == -1, "case %zu accepted", i);
+    ck_assert(!fn_responded(res));
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    /* None of them reached the response. */
+    ck_assert_str_eq(respond(), http("200 OK", "text/plain; charset=utf-8", "", "ok"));
+
+    /* A content type with CR/LF is refused and sets no response. */
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send(res, 200, "text/plain\r\nX-Injected: 1", "x", 1), -1);
+    ck_assert(!fn_responded(res));
+}
+END_TEST
+
+START_TEST(error_and_jsonf_escape_crlf)
+{
+    /* CR/LF in a message or a value stays inside the JSON string. */
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_error(res, 422, "bad %s", "x\r\nX-Injected: 1"), 0);
+    ck_assert_str_eq(respond(), http("422 Unprocessable Entity", "application/json", "",
+                                     "{\"error\":\"bad x\\r\\nX-Injected: 1\"}"));
+
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_jsonf(res, 200, "{s:s}", "v", "a\nb\r"), 0);
+    ck_assert_str_eq(respond(), http("200 OK", "application/json", "", "{\"v\":\"a\\nb\\r\"}"));
+}
+END_TEST
+
+START_TEST(jsonf_bad_format)
+{
+    const char *o;
+
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_jsonf(res, 200, "{s:s}", "key", NULL), 0);
+    o = respond();
+    ck_assert_int_eq(strncmp(o, "Status: 500 Internal Server Error\r\n", 35), 0);
+    ck_assert_ptr_nonnull(strstr(o, "\r\n\r\n{\"error\":\"json_pack: "));
+
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_json_new(res, 200, NULL), 0);
+    ck_assert_str_eq(respond(), http("500 Internal Server Error", "application/json", "",
+                                     "{\"error\":\"response is not serialisable JSON\"}"));
+}
+END_TEST
+
+START_TEST(status_range)
+{
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send(res, 99, "text/plain", "x", 1), -1);
+    ck_assert_int_eq(fn_send(res, 1000, "text/plain", "x", 1), -1);
+    ck_assert(!fn_responded(res));
+    ck_assert_int_eq(fn_send(res, 418, "text/plain", "x", 1), 0);
+    ck_assert_str_eq(respond(), http("418 ", "text/plain", "", "x"));
+}
+END_TEST
+
+START_TEST(last_response_wins)
+{
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_text(res, 200, "first"), 0);
+    ck_assert_int_eq(fn_send_jsonf(res, 201, "{s:b}", "ok", 1), 0);
+    ck_assert_str_eq(respond(), http("201 Created", "application/json", "", "{\"ok\":true}"));
+}
+END_TEST
+
+/* ---- one connection, several requests ------------------------------------------ */
+
+START_TEST(keepalive_state_reset)
+{
+    static const char *const second[] = {
+        "QUERY_STRING=z=9",
+        "REQUEST_METHOD=GET",
+        "HTTP_X_ONLY_SECOND=yes",
+        NULL,
+    };
+    size_t len = 1;
+
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_send_text(res, 200, "one"), 0);
+    ck_assert_int_eq(fn_set_header(res, "X-First", "1"), 0);
+    ck_assert_str_eq(respond_id(1),
+                     http("200 OK", "text/plain; charset=utf-8", "X-First: 1\r\n", "one"));
+
+    ck_assert_int_eq(begin_id(2, second, NULL, 0), 0);
+    ck_assert_uint_eq(fn_arg_count(req), 1);
+    ck_assert_ptr_null(fn_arg(req, "a"));
+    ck_assert_str_eq(fn_arg(req, "z"), "9");
+    ck_assert_uint_eq(fn_header_count(req), 1);
+    ck_assert_ptr_null(fn_header(req, "x-forwarded-for"));
+    ck_assert_str_eq(fn_body(req, &len), "");
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(fn_method(req), "GET");
+    ck_assert(!fn_responded(res));
+    ck_assert_int_eq(fn_send_text(res, 200, "two"), 0);
+    ck_assert_str_eq(respond_id(2), http("200 OK", "text/plain; charset=utf-8", "", "two"));
+}
+END_TEST
+
+static TCase *tcase(const char *name)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    return tc;
+}
+
+static Suite *sdk_suite(void)
+{
+    Suite *s = suite_create("sdk");
+    TCase *tc;
+
+    tc = tcase("args");
+    tcase_add_test(tc, args_decoded);
+    tcase_add_test(tc, args_edge_cases);
+    tcase_add_test(tc, args_none);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("headers");
+    tcase_add_test(tc, headers_canonical);
+    tcase_add_test(tc, headers_empty_content_type_skipped);
+    tcase_add_test(tc, headers_long_value);
+    tcase_add_test(tc, request_line);
+    tcase_add_test(tc, arrival_time);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("body");
+    tcase_add_test(tc, body_read);
+    tcase_add_test(tc, body_binary_and_large);
+    tcase_add_test(tc, body_none);
+    tcase_add_test(tc, body_over_max);
+    tcase_add_test(tc, body_at_max);
+    tcase_add_test(tc, body_bad_length);
+    tcase_add_test(tc, body_short);
+    tcase_add_test(tc, body_json_valid);
+    tcase_add_test(tc, body_json_invalid);
+    tcase_add_test(tc, body_json_scalar);
+    tcase_add_test(tc, body_json_empty);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("response");
+    tcase_add_test(tc, write_json);
+    tcase_add_test(tc, write_large_body);
+    tcase_add_test(tc, write_empty_and_text);
+    tcase_add_test(tc, write_headers);
+    tcase_add_test(tc, headers_reject_crlf);
+    tcase_add_test(tc, error_and_jsonf_escape_crlf);
+    tcase_add_test(tc, jsonf_bad_format);
+    tcase_add_test(tc, status_range);
+    tcase_add_test(tc, last_response_wins);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("connection");
+    tcase_add_test(tc, keepalive_state_reset);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sdk_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
