@@ -142,7 +142,8 @@ struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
     }
     closedir(dir);
     dir = NULL;
-    qsort(l->fns, l->n, sizeof(*l->fns), fn_desc_cmp);
+    if (l->n > 1)
+        qsort(l->fns, l->n, sizeof(*l->fns), fn_desc_cmp);
     for (size_t i = 0; i < c->n_sections; i++) {
         if (!fn_list_find(l, c->sections[i].name))
             log_warnx("%s:%d: section [%s] names no function in %s", c->path,

@@ -65,15 +65,17 @@ int sock_dir_lock(const char *dir, char *err, size_t errlen)
     return fd;
 }
 
-/* True when something accepts connections on PATH right now. */
+/* True when something listens on PATH right now.  Non-blocking: a live
+ * socket whose queue is full answers EAGAIN instead of making us wait for
+ * someone to accept. */
 static int sock_is_live(const struct sockaddr_un *sa)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int live;
 
     if (fd < 0)
         return 0;
-    live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+    live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN;
     close(fd);
     return live;
 }

@@ -421,7 +421,7 @@ json_t *fn_body_json(fn_req *req, fn_res *res)
 
     if (req->json)
         return req->json;
-    req->json = json_loadb(req->body ? req->body : "", req->body_len, 0, &e);
+    req->json = json_loadb(req->body ? req->body : "", req->body_len, JSON_DECODE_ANY, &e);
     if (!req->json)
         fn_error(res, 400, "invalid JSON: %s at line %d column %d", e.text, e.line, e.column);
     return req->json;
