@@ -28,38 +28,38 @@ struct conf_env {
 /* Effective settings of one function.  Durations in milliseconds, sizes in
  * bytes; 0 means "no limit" where the key's documentation says so. */
 struct fn_settings {
-    int max_instances;           /* 1..4096, default 8 */
-    int min_instances;           /* 0..max_instances, default 0 */
-    int64_t idle_timeout_ms;     /* default 10s */
-    int64_t request_timeout_ms;  /* default 30s; 0 = none */
-    int64_t queue_timeout_ms;    /* default 10s; 0 = none */
+    int max_instances;            /* 1..4096, default 8 */
+    int min_instances;            /* 0..max_instances, default 0 */
+    int64_t idle_timeout_ms;      /* default 10s */
+    int64_t request_timeout_ms;   /* default 30s; 0 = none */
+    int64_t queue_timeout_ms;     /* default 10s; 0 = none */
     int64_t statement_timeout_ms; /* default 0 = Postgres default */
-    long max_requests;           /* default 0 = never recycle */
-    int64_t memory_limit;        /* RLIMIT_AS; default 0 = unlimited */
-    long open_files;             /* RLIMIT_NOFILE; default 1024 */
-    int64_t max_body;            /* default 1M */
-    int queue_size;              /* listen backlog; default 511 */
-    struct conf_env *env;        /* owned; n_env entries */
+    long max_requests;            /* default 0 = never recycle */
+    int64_t memory_limit;         /* RLIMIT_AS; default 0 = unlimited */
+    long open_files;              /* RLIMIT_NOFILE; default 1024 */
+    int64_t max_body;             /* default 1M */
+    int queue_size;               /* listen backlog; default 511 */
+    struct conf_env *env;         /* owned; n_env entries */
     size_t n_env;
 };
 
 /* The [gateway] section. Strings owned by struct conf. */
 struct gw_settings {
-    char *functions_dir; /* default "/var/lib/fngate/functions" */
-    char *socket_dir;    /* default "/run/fngate" */
-    mode_t socket_mode;  /* octal, default 0660 */
-    char *socket_group;  /* NULL = leave the group as created */
-    char *database_url;  /* NULL = no database; DATABASE_URL overrides */
-    int pool_size;       /* 1..1000, default 10 */
-    int min_pool;        /* 0..pool_size, default 0 */
+    char *functions_dir;        /* default "/var/lib/fngate/functions" */
+    char *socket_dir;           /* default "/run/fngate" */
+    mode_t socket_mode;         /* octal, default 0660 */
+    char *socket_group;         /* NULL = leave the group as created */
+    char *database_url;         /* NULL = no database; DATABASE_URL overrides */
+    int pool_size;              /* 1..1000, default 10 */
+    int min_pool;               /* 0..pool_size, default 0 */
     int64_t db_wait_timeout_ms; /* default 5s */
-    int64_t max_result;  /* default 16M */
-    char *user;          /* default "nobody"; used only when run as root */
-    char *group;         /* default "nogroup" */
-    enum log_level log_level; /* default info */
-    int64_t stop_timeout_ms;  /* SIGTERM -> SIGKILL grace, default 10s */
-    bool prepared_statements; /* cache named prepared statements; default on
-                                 (off behind PgBouncer < 1.21 in transaction mode) */
+    int64_t max_result;         /* default 16M */
+    char *user;                 /* default "nobody"; used only when run as root */
+    char *group;                /* default "nogroup" */
+    enum log_level log_level;   /* default info */
+    int64_t stop_timeout_ms;    /* SIGTERM -> SIGKILL grace, default 10s */
+    bool prepared_statements;   /* cache named prepared statements; default on
+                                   (off behind PgBouncer < 1.21 in transaction mode) */
 };
 
 /* One key = value line kept raw (already validated) so sections can be

@@ -146,8 +146,8 @@ struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
         qsort(l->fns, l->n, sizeof(*l->fns), fn_desc_cmp);
     for (size_t i = 0; i < c->n_sections; i++) {
         if (!fn_list_find(l, c->sections[i].name))
-            log_warnx("%s:%d: section [%s] names no function in %s", c->path,
-                      c->sections[i].line, c->sections[i].name, c->gw.functions_dir);
+            log_warnx("%s:%d: section [%s] names no function in %s", c->path, c->sections[i].line,
+                      c->sections[i].name, c->gw.functions_dir);
     }
     return l;
 fail:

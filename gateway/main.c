@@ -41,8 +41,7 @@ static int main_check(const char *path)
         conf_free(c);
         return 1;
     }
-    printf("%s: ok, %zu function%s in %s\n", path, l->n, l->n == 1 ? "" : "s",
-           c->gw.functions_dir);
+    printf("%s: ok, %zu function%s in %s\n", path, l->n, l->n == 1 ? "" : "s", c->gw.functions_dir);
     for (size_t i = 0; i < l->n; i++) {
         const struct fn_settings *s = &l->fns[i].set;
         printf("  %-20s max_instances=%d min_instances=%d idle_timeout=%lldms "

@@ -45,7 +45,7 @@ struct pconn;
 
 /* A cached prepared statement of one server connection. */
 struct stmt {
-    struct stmt *hnext;            /* hash chain */
+    struct stmt *hnext; /* hash chain */
     struct stmt *lru_prev, *lru_next;
     uint64_t hash;
     char *sql; /* owned */
@@ -54,7 +54,7 @@ struct stmt {
 
 /* One instance's channel. */
 struct pclient {
-    struct pclient *next; /* all clients */
+    struct pclient *next;  /* all clients */
     struct pclient *wnext; /* the wait queue */
     struct pool *pool;
     int fd;
@@ -340,7 +340,6 @@ static struct stmt *stmt_add(struct pconn *pc, const char *sql, uint64_t h)
  * Server connections
  */
 
-
 static void pconn_events_free(struct pconn *pc)
 {
     if (pc->rev)
@@ -475,8 +474,8 @@ static void pconn_release(struct pconn *pc)
     else if (pc->result)
         pclient_result(c, pc->result);
     else
-        pclient_error(c, POOL_ERR_REQUEST, "the statement returned no result (is it empty?)",
-                      NULL, NULL, NULL);
+        pclient_error(c, POOL_ERR_REQUEST, "the statement returned no result (is it empty?)", NULL,
+                      NULL, NULL);
     PQclear(pc->result);
     PQclear(pc->error);
     pc->result = pc->error = NULL;

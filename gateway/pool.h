@@ -17,7 +17,7 @@ struct pool_settings {
     int min_pool;
     int64_t db_wait_timeout_ms;
     int64_t max_result;
-    bool prepared; /* cache named prepared statements per server connection */
+    bool prepared;  /* cache named prepared statements per server connection */
     int stmt_cache; /* statements kept per connection (LRU) */
 };
 

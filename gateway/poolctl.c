@@ -290,8 +290,7 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
     }
     if (WIFSIGNALED(status))
         log_warnx("pool process %d killed by signal %d (SIG%s) after %.3fs: restarting in %lld ms",
-                  (int)pid, WTERMSIG(status), sigabbrev_np(WTERMSIG(status)), up,
-                  (long long)delay);
+                  (int)pid, WTERMSIG(status), sigabbrev_np(WTERMSIG(status)), up, (long long)delay);
     else
         log_warnx("pool process %d exited with status %d after %.3fs: restarting in %lld ms",
                   (int)pid, WEXITSTATUS(status), up, (long long)delay);

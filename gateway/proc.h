@@ -12,13 +12,13 @@
 #include <sys/types.h>
 
 struct proc_spec {
-    const char *path;  /* the handler */
-    const char *cwd;   /* its folder */
-    char *const *argv; /* borrowed */
-    char *const *envp; /* borrowed */
-    int listen_fd;     /* becomes fd 0 */
-    int db_fd;         /* becomes fd 3; -1 for none */
-    int sb_fd;         /* becomes fd 4 */
+    const char *path;     /* the handler */
+    const char *cwd;      /* its folder */
+    char *const *argv;    /* borrowed */
+    char *const *envp;    /* borrowed */
+    int listen_fd;        /* becomes fd 0 */
+    int db_fd;            /* becomes fd 3; -1 for none */
+    int sb_fd;            /* becomes fd 4 */
     int64_t memory_limit; /* RLIMIT_AS bytes, 0 = unlimited */
     long open_files;      /* RLIMIT_NOFILE */
     bool drop_privileges; /* setgroups/setgid/setuid to uid/gid */

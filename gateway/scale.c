@@ -37,13 +37,12 @@ int64_t scale_backoff_ms(int crashes)
     return ms < 10000 ? ms : 10000;
 }
 
-int scale_reap_count(const int64_t *idle_ms_oldest_first, int n_idle, int live,
-                     int min_instances, int64_t idle_timeout_ms)
+int scale_reap_count(const int64_t *idle_ms_oldest_first, int n_idle, int live, int min_instances,
+                     int64_t idle_timeout_ms)
 {
     int n = 0;
 
-    while (n < n_idle && live - n > min_instances &&
-           idle_ms_oldest_first[n] >= idle_timeout_ms)
+    while (n < n_idle && live - n > min_instances && idle_ms_oldest_first[n] >= idle_timeout_ms)
         n++;
     return n;
 }

@@ -35,7 +35,7 @@ int64_t scale_backoff_ms(int crashes);
 /* Given the idle ages of the live instances sorted oldest first, how many of
  * them (from the front) to stop: those idle longer than IDLE_TIMEOUT_MS, while
  * at least MIN_INSTANCES of the LIVE instances remain. */
-int scale_reap_count(const int64_t *idle_ms_oldest_first, int n_idle, int live,
-                     int min_instances, int64_t idle_timeout_ms);
+int scale_reap_count(const int64_t *idle_ms_oldest_first, int n_idle, int live, int min_instances,
+                     int64_t idle_timeout_ms);
 
 #endif

@@ -18,8 +18,7 @@ int sock_dir_lock(const char *dir, char *err, size_t errlen);
  * not (gid_t)-1, the group.  A stale socket file (nobody listening) is
  * replaced; a live one is refused.  The socket is CLOEXEC and blocking:
  * instances inherit it as fd 0.  Returns the fd or -1 with ERR set. */
-int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err,
-                size_t errlen);
+int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err, size_t errlen);
 
 /* Connections waiting in the accept queue of listening unix socket FD.  When
  * sock_diag is unavailable, 1 if any is waiting (poll), else 0. */

@@ -61,8 +61,8 @@ enum sup_state { SUP_RUNNING, SUP_STOPPING };
 /* Why an instance was asked to stop; shown in its exit log line. */
 enum inst_why { WHY_NONE, WHY_IDLE, WHY_RETIRED, WHY_DRAIN, WHY_TIMEOUT, WHY_STUCK };
 
-static const char *const inst_why_names[] = {"", "idle", "retired", "drain", "request timeout",
-                                             "did not stop"};
+static const char *const inst_why_names[] = {
+    "", "idle", "retired", "drain", "request timeout", "did not stop"};
 
 struct sup;
 struct sup_fn;
@@ -358,8 +358,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
         goto fail;
     }
     if (pool_fd >= 0)
-        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid,
-                        f->desc.set.statement_timeout_ms);
+        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, f->desc.set.statement_timeout_ms);
     in->spawned_ns = now;
     in->log_fd = log_fd;
     in->log_ev = event_new(s->base, log_fd, EV_READ | EV_PERSIST, sup_inst_log_cb, in);
@@ -381,7 +380,8 @@ static void sup_fn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *s
 {
     memset(st, 0, sizeof(*st));
     st->max_instances = f->desc.set.max_instances;
-    st->min_instances = (f->removed || f->sup->state == SUP_STOPPING) ? 0 : f->desc.set.min_instances;
+    st->min_instances =
+        (f->removed || f->sup->state == SUP_STOPPING) ? 0 : f->desc.set.min_instances;
     st->backoff = now < f->spawn_after_ns;
     for (struct inst *in = f->insts; in; in = in->next) {
         uint32_t state;
@@ -444,8 +444,8 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
     /* Leaving unasked counts as a crash when it was abnormal, or when the
      * instance served nothing at all (a program that exits at once would
      * otherwise be respawned in a tight loop). */
-    bool crash = !asked && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)) ||
-                            served == 0);
+    bool crash = !asked &&
+                 (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)) || served == 0);
 
     /* Take the last lines it wrote (an abort message, say) before its exit
      * line so the log reads in order. */
@@ -475,8 +475,8 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
         log_warnx("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid,
                   what, up, (unsigned long long)served, extra);
     else
-        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid,
-                 what, up, (unsigned long long)served, extra);
+        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid, what,
+                 up, (unsigned long long)served, extra);
 
     for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
         if (*p == in) {
@@ -643,8 +643,8 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
     memset(d, 0, sizeof(*d));
     f->argv[0] = f->desc.handler;
     f->envp = sup_env_build(f);
-    if (!f->envp || asprintf(&f->sock_path, "%s/fn/%s.sock", s->conf->gw.socket_dir,
-                             f->desc.name) < 0) {
+    if (!f->envp ||
+        asprintf(&f->sock_path, "%s/fn/%s.sock", s->conf->gw.socket_dir, f->desc.name) < 0) {
         f->sock_path = NULL;
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -879,8 +879,7 @@ static void sup_reload(struct sup *s)
                     log_warn("[fn %s] %s", f->desc.name, f->sock_path);
             }
             if (!same_bin || !same_set) {
-                sup_fn_regenerate(f, d, !same_bin ? "new handler binary" : "settings changed",
-                                  now);
+                sup_fn_regenerate(f, d, !same_bin ? "new handler binary" : "settings changed", now);
                 changed++;
             }
             continue;

@@ -29,10 +29,10 @@ enum fn_sb_state {
 };
 
 struct fn_sb_slot {
-    uint32_t magic;   /* written last by the SDK at start-up */
+    uint32_t magic; /* written last by the SDK at start-up */
     uint32_t version;
-    uint32_t state;   /* enum fn_sb_state */
-    uint32_t stop_req; /* the one word the gateway writes: leave after this request */
+    uint32_t state;       /* enum fn_sb_state */
+    uint32_t stop_req;    /* the one word the gateway writes: leave after this request */
     int64_t ready_ns;     /* first time the instance became idle */
     int64_t req_start_ns; /* start of the current request (BUSY) */
     int64_t idle_since_ns;

@@ -36,7 +36,7 @@ struct fn_req {
     struct fn_pairs headers; /* canonical names, owned */
     char *body;              /* owned, NUL-terminated */
     size_t body_len, body_cap;
-    json_t *json; /* owned; parsed on demand */
+    json_t *json;        /* owned; parsed on demand */
     struct fn_dbreq *db; /* owned: rows and the last error (fn_db.c) */
 };
 
@@ -127,8 +127,7 @@ static char *fn_url_decode(const char *s, size_t n)
         int hi, lo;
         if (s[i] == '+') {
             *o++ = ' ';
-        } else if (s[i] == '%' && i + 2 < n &&
-                   (hi = fn_hex((unsigned char)s[i + 1])) >= 0 &&
+        } else if (s[i] == '%' && i + 2 < n && (hi = fn_hex((unsigned char)s[i + 1])) >= 0 &&
                    (lo = fn_hex((unsigned char)s[i + 2])) >= 0) {
             *o++ = (char)(hi * 16 + lo);
             i += 2;
@@ -257,9 +256,9 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
         /* Read it all anyway: closing a unix socket with unread data resets
          * it, and nginx would then report a 502 instead of our 413. */
         while (left > 0) {
-            int n = FCGX_GetStr(scratch, left < (long long)sizeof(scratch) ? (int)left
-                                                                           : (int)sizeof(scratch),
-                                r->in);
+            int n = FCGX_GetStr(
+                scratch, left < (long long)sizeof(scratch) ? (int)left : (int)sizeof(scratch),
+                r->in);
             if (n <= 0)
                 break;
             left -= n;
@@ -279,8 +278,8 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
     }
     req->body_len = 0;
     while ((long long)req->body_len < want) {
-        int n = FCGX_GetStr(req->body + req->body_len, (int)(want - (long long)req->body_len),
-                            r->in);
+        int n =
+            FCGX_GetStr(req->body + req->body_len, (int)(want - (long long)req->body_len), r->in);
         if (n <= 0)
             break;
         req->body_len += (size_t)n;
@@ -573,26 +572,46 @@ int fn_responded(const fn_res *res)
 static const char *fn_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
     }
 }
 

@@ -91,8 +91,7 @@ int fn_send_json_new(fn_res *res, int status, json_t *json);
 /* json_pack FMT and send it. */
 int fn_send_jsonf(fn_res *res, int status, const char *fmt, ...);
 /* {"error": "<formatted message>"} with STATUS. */
-int fn_error(fn_res *res, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int fn_error(fn_res *res, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* True once a response has been set. */
 int fn_responded(const fn_res *res);
 

@@ -15,8 +15,8 @@
 
 static int users_list(fn_req *req, fn_res *res)
 {
-    fn_rows *rows = fn_query(req, "SELECT " USER_COLUMNS " FROM users WHERE active = $1 ORDER BY id",
-                             "[b]", 1);
+    fn_rows *rows =
+        fn_query(req, "SELECT " USER_COLUMNS " FROM users WHERE active = $1 ORDER BY id", "[b]", 1);
     if (!rows)
         return fn_send_db_error(res, 503, req);
     return fn_send_rows(res, 200, rows);
@@ -30,8 +30,7 @@ static int users_get(fn_req *req, fn_res *res, const char *id_text)
 
     if (*id_text == '\0' || *end != '\0' || id <= 0 || id > 2147483647)
         return fn_error(res, 404, "no user %s", id_text);
-    rows = fn_query(req, "SELECT " USER_COLUMNS " FROM users WHERE id = $1", "[I]",
-                    (json_int_t)id);
+    rows = fn_query(req, "SELECT " USER_COLUMNS " FROM users WHERE id = $1", "[I]", (json_int_t)id);
     if (!rows)
         return fn_send_db_error(res, 503, req);
     if (fn_rows_count(rows) == 0)
@@ -53,8 +52,7 @@ static int users_create(fn_req *req, fn_res *res)
         return fn_error(res, 400, "\"name\" must be a non-empty string");
     if (!json_is_string(email) || !strchr(json_string_value(email), '@'))
         return fn_error(res, 400, "\"email\" must be a string containing '@'");
-    rows = fn_query(req,
-                    "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING " USER_COLUMNS,
+    rows = fn_query(req, "INSERT INTO users (name, email) VALUES ($1, $2) RETURNING " USER_COLUMNS,
                     "[OO]", name, email); /* O: json_pack takes its own references */
     if (!rows) {
         if (strcmp(fn_db_error(req)->sqlstate, "23505") == 0)
