@@ -10,6 +10,16 @@ fixtures stop, failure or not.  A test fails when fngate's log (its stderr and
 its instances', which fngate captures) shows a sanitizer report, or when an
 instance outlives fngate.
 
+Database tests get a throwaway Postgres (never a server someone else runs):
+
+    def test_y(stack, build, users_db):
+        gw, ngx = stack({"users": build.handler("users")},
+                        gateway={"database_url": users_db.dsn()})
+
+users_db is a fresh copy of functions/users/schema.sql's data in the session's
+cluster (the `postgres` fixture); a test that stops or breaks its server takes
+its own from postgres_factory().
+
 Environment:
   FNGATE_BUILDDIR   where the binaries are built (default: the repository)
   FNGATE_KEEP_RUNS  1: keep the run directories (logs, configs) even on success
@@ -24,7 +34,10 @@ import shutil
 
 import pytest
 
-from fngate_harness import Build, Gateway, Nginx, make_dir, new_run_dir, no_core_dumps
+from fngate_harness import (REPO, Build, Gateway, Nginx, PgDatabase, Postgres, make_dir,
+                            new_run_dir, no_core_dumps, pg_bindir)
+
+USERS_SCHEMA = REPO / "functions" / "users" / "schema.sql"
 
 
 def pytest_configure(config):
@@ -69,6 +82,9 @@ def pytest_runtest_makereport(item, call):
         for ngx in getattr(item, "_fngate_nginxes", []):
             tail = "\n".join(ngx.log().splitlines()[-30:])
             rep.sections.append((f"nginx log {ngx.prefix}", tail))
+        for pg in getattr(item, "_fngate_postgres", []):
+            tail = "\n".join(pg.log().splitlines()[-30:])
+            rep.sections.append((f"postgres log {pg.dir}", tail))
 
 
 @pytest.fixture
@@ -130,3 +146,82 @@ def stack(gateway_factory, nginx_factory):
         return gw, ngx
 
     return factory
+
+
+# --- Postgres -----------------------------------------------------------------
+
+
+def _need_postgres():
+    if pg_bindir() is None:
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql, "
+                    "or set PGTMP_BINDIR)")
+
+
+def _keep_pg_log(pg: Postgres, dest):
+    try:
+        shutil.copyfile(pg.log_path, dest)
+    except OSError:
+        pass
+
+
+def _register_pg(request, pg: Postgres):
+    lst = request.node.__dict__.setdefault("_fngate_postgres", [])
+    if pg not in lst:
+        lst.append(pg)
+
+
+@pytest.fixture(scope="session")
+def postgres(run_base):
+    """The session's throwaway Postgres (started once, about a second):
+    functions/users/schema.sql loaded into database postgres and into
+    users_seed, the template users_db copies.  A test that stops it must
+    start it again (users_db restarts it if it finds it down)."""
+    _need_postgres()
+    pg = Postgres()
+    try:
+        pg.psql_file(USERS_SCHEMA)
+        pg.create_database("users_seed")
+        pg.psql_file(USERS_SCHEMA, db="users_seed")
+        yield pg
+    finally:
+        _keep_pg_log(pg, run_base / "postgres-session.log")
+        pg.close()
+
+
+_db_counter = itertools.count(1)
+
+
+@pytest.fixture
+def users_db(request, postgres) -> PgDatabase:
+    """A fresh database holding the users seed (1,000 users, 500 active),
+    copied from users_seed, dropped after the test."""
+    postgres.ensure_running()
+    db = PgDatabase(postgres, postgres.create_database(f"t{next(_db_counter):03d}",
+                                                       template="users_seed"))
+    _register_pg(request, postgres)
+    yield db
+    if postgres.running():
+        postgres.psql(f"DROP DATABASE IF EXISTS {db.name} WITH (FORCE)", check=False)
+
+
+@pytest.fixture
+def postgres_factory(request, run_dir):
+    """postgres_factory(schema=True) -> a Postgres of this test's own, the
+    users schema loaded into database postgres; stopped and removed after
+    the test (its log is kept in the run directory)."""
+    _need_postgres()
+    made: list[Postgres] = []
+
+    def factory(schema=True):
+        pg = Postgres()
+        made.append(pg)
+        _register_pg(request, pg)
+        if schema:
+            pg.psql_file(USERS_SCHEMA)
+        return pg
+
+    yield factory
+
+    for i, pg in enumerate(made):
+        _keep_pg_log(pg, run_dir / f"postgres{i}.log")
+        pg.close()
