@@ -23,11 +23,14 @@
 #include "log.h"
 #include "pgjson.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,7 +79,14 @@ struct pclient {
 };
 
 enum pconn_state { PC_FREE, PC_CONNECTING, PC_IDLE, PC_BUSY };
-enum pconn_op { OP_NONE, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC };
+enum pconn_op { OP_NONE, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC, OP_RESET };
+
+/* What a statement may leave behind in its server session. */
+enum pool_touch {
+    TOUCH_NONE,  /* nothing: the connection goes straight back */
+    TOUCH_RESET, /* settings, temp objects, locks, listens: reset after it */
+    TOUCH_DROP,  /* its own prepared statements or cursors: close the connection */
+};
 
 struct pconn {
     struct pool *pool;
@@ -90,6 +100,9 @@ struct pconn {
     enum pconn_op op;
     struct stmt *cur_stmt;
     bool retried;
+    enum pool_touch touch; /* of the query in hand */
+    bool cancelled;        /* a cancel was sent: never reuse this session */
+    char dealloc[24];      /* a statement to DEALLOCATE before the next PREPARE */
     PGresult *result; /* the EXEC's result, owned */
     PGresult *error;  /* the first error of this query, owned */
     /* The statement cache. */
@@ -369,6 +382,9 @@ static void pconn_drop(struct pconn *pc, const char *why)
     pc->state = PC_FREE;
     pc->client = NULL;
     pc->op = OP_NONE;
+    pc->cancelled = false;
+    pc->touch = TOUCH_NONE;
+    pc->dealloc[0] = '\0';
     if (c) {
         c->conn = NULL;
         if (c->dead)
@@ -402,6 +418,71 @@ static void pconn_write_cb(evutil_socket_t fd, short what, void *arg)
     pconn_flush(arg);
 }
 
+/* Case-insensitive: does S contain WORD delimited by non-identifier bytes? */
+static bool pool_has_word(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = s; (p = strcasestr(p, word)) != NULL; p++) {
+        bool before = p == s || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool after = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+        if (before && after)
+            return true;
+    }
+    return false;
+}
+
+/* Classifies SQL by what it can leave in the session for the next function
+ * to find: a SET (statement_timeout, search_path, role), a temporary
+ * object, an advisory lock, a LISTEN.  The extended protocol runs one
+ * statement per query, so its first keyword says what it is; functions like
+ * set_config() and temporary tables made by CREATE ... AS or SELECT INTO are
+ * caught by name.  A statement inside a server-side function that changes
+ * the session is not seen (documented). */
+static enum pool_touch pool_sql_touch(const char *sql)
+{
+    static const char *const reset_first[] = {"set", "reset", "discard", "listen", "load"};
+    static const char *const drop_first[] = {"prepare", "deallocate", "declare", "close"};
+    const char *p = sql;
+    size_t n;
+
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            p = strchr(p, '\n');
+            if (!p)
+                return TOUCH_NONE;
+        } else if (p[0] == '/' && p[1] == '*') {
+            p = strstr(p + 2, "*/");
+            if (!p)
+                return TOUCH_NONE;
+            p += 2;
+        } else {
+            break;
+        }
+    }
+    for (n = 0; isalpha((unsigned char)p[n]); n++)
+        ;
+    for (size_t i = 0; i < sizeof(drop_first) / sizeof(drop_first[0]); i++) {
+        if (n == strlen(drop_first[i]) && strncasecmp(p, drop_first[i], n) == 0)
+            return TOUCH_DROP;
+    }
+    for (size_t i = 0; i < sizeof(reset_first) / sizeof(reset_first[0]); i++) {
+        if (n == strlen(reset_first[i]) && strncasecmp(p, reset_first[i], n) == 0)
+            return TOUCH_RESET;
+    }
+    if (pool_has_word(sql, "temp") || pool_has_word(sql, "temporary") ||
+        strcasestr(sql, "set_config") || strcasestr(sql, "advisory"))
+        return TOUCH_RESET;
+    return TOUCH_NONE;
+}
+
+/* Everything DISCARD ALL does but dropping our prepared statements. */
+#define POOL_RESET_SQL                                                                             \
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "                        \
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+
 /* Sends the next operation of the query in hand. */
 static void pconn_send_next(struct pconn *pc)
 {
@@ -421,13 +502,18 @@ static void pconn_send_next(struct pconn *pc)
     } else if (!pc->pool->set.prepared) {
         pc->op = OP_EXEC;
         ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
-    } else if (pc->op < OP_DEALLOC && pc->nstmts >= pc->pool->set.stmt_cache &&
-               !stmt_find(pc, c->sql, pool_hash(c->sql))) {
-        /* Full: forget the least recently used statement first. */
-        struct stmt *old = pc->lru_tail;
+    } else if (pc->dealloc[0] ||
+               (pc->op < OP_DEALLOC && pc->nstmts >= pc->pool->set.stmt_cache &&
+                !stmt_find(pc, c->sql, pool_hash(c->sql)))) {
+        /* A statement to forget first: a stale one, or the least recently
+         * used when the cache is full. */
         char sql[64];
-        snprintf(sql, sizeof(sql), "DEALLOCATE %s", old->name);
-        stmt_remove(pc, old);
+        if (!pc->dealloc[0]) {
+            snprintf(pc->dealloc, sizeof(pc->dealloc), "%s", pc->lru_tail->name);
+            stmt_remove(pc, pc->lru_tail);
+        }
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", pc->dealloc);
+        pc->dealloc[0] = '\0';
         pc->op = OP_DEALLOC;
         ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     } else {
@@ -460,7 +546,72 @@ static void pconn_send_next(struct pconn *pc)
     pconn_flush(pc);
 }
 
-/* The query in hand is over (answered or failed): back to the pool. */
+static void *pconn_cancel_thread(void *arg)
+{
+    char err[256];
+    PQcancel(arg, err, sizeof(err));
+    PQfreeCancel(arg);
+    return NULL;
+}
+
+/* Asks the server to cancel the query running on PC.  PQcancel blocks (it
+ * opens its own connection), so it runs on a short-lived thread and the
+ * event loop goes on. */
+static void pconn_cancel(struct pconn *pc)
+{
+    PGcancel *cn = PQgetCancel(pc->pg);
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (!cn)
+        return;
+    pc->cancelled = true;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, pconn_cancel_thread, cn) != 0) {
+        PQfreeCancel(cn);
+        pc->cancelled = false;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* The connection is free again, unless the query left it unusable. */
+static void pconn_idle(struct pconn *pc)
+{
+    pc->op = OP_NONE;
+    PQclear(pc->error);
+    pc->error = NULL;
+    if (pc->cancelled) {
+        /* The cancel may still be on its way: it must not reach the next
+         * function's query. */
+        pconn_drop(pc, "its query was cancelled");
+        pool_dispatch(pc->pool);
+        return;
+    }
+    /* Never reuse a connection a query left inside a transaction block: it
+     * would run the next function's query inside that transaction. */
+    if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE) {
+        pconn_drop(pc, "a query left the connection inside a transaction");
+    } else if (pc->touch == TOUCH_DROP) {
+        pconn_drop(pc, "a query made session objects (prepared statements or cursors)");
+    } else if (pc->touch == TOUCH_RESET) {
+        /* The function has its answer already; the reset costs it nothing. */
+        pc->touch = TOUCH_NONE;
+        pc->op = OP_RESET;
+        if (!PQsendQuery(pc->pg, POOL_RESET_SQL)) {
+            pconn_fail_msg(pc, "cannot reset the session");
+        } else {
+            pconn_flush(pc);
+            return;
+        }
+    } else {
+        pc->state = PC_IDLE;
+    }
+    pool_dispatch(pc->pool);
+}
+
+/* The query in hand is over (answered or failed): answer, then free the
+ * connection. */
 static void pconn_release(struct pconn *pc)
 {
     struct pclient *c = pc->client;
@@ -477,20 +628,9 @@ static void pconn_release(struct pconn *pc)
         pclient_error(c, POOL_ERR_REQUEST, "the statement returned no result (is it empty?)", NULL,
                       NULL, NULL);
     PQclear(pc->result);
-    PQclear(pc->error);
-    pc->result = pc->error = NULL;
-    pc->op = OP_NONE;
+    pc->result = NULL;
     pc->cur_stmt = NULL;
-    /* Never reuse a connection a query left inside a transaction block or
-     * in an error state: it would leak one function's state into another's
-     * query. */
-    if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE) {
-        pconn_drop(pc, "a query left the connection inside a transaction");
-        pool_dispatch(pc->pool);
-        return;
-    }
-    pc->state = PC_IDLE;
-    pool_dispatch(pc->pool);
+    pconn_idle(pc);
 }
 
 /* One operation's results are complete (PQgetResult gave NULL). */
@@ -521,9 +661,16 @@ static void pconn_op_done(struct pconn *pc)
         break;
     case OP_EXEC: {
         const char *state = pc->error ? PQresultErrorField(pc->error, PG_DIAG_SQLSTATE) : NULL;
-        if (state && strcmp(state, "26000") == 0 && pc->cur_stmt && !pc->retried) {
-            /* The server lost our statement (a pooler behind us switched
-             * connections): prepare it again, once. */
+        bool lost = state && strcmp(state, "26000") == 0;
+        bool stale = state && strcmp(state, "0A000") == 0 &&
+                     strstr(PQresultErrorMessage(pc->error), "cached plan");
+        if ((lost || stale) && pc->cur_stmt && !pc->retried) {
+            /* 26000: the server lost our statement (a pooler behind us
+             * switched connections).  0A000: a migration changed the result
+             * type of a cached SELECT *.  Prepare it again, once, after
+             * deallocating a stale one. */
+            if (stale)
+                snprintf(pc->dealloc, sizeof(pc->dealloc), "%s", pc->cur_stmt->name);
             stmt_remove(pc, pc->cur_stmt);
             pc->cur_stmt = NULL;
             PQclear(pc->error);
@@ -535,6 +682,16 @@ static void pconn_op_done(struct pconn *pc)
         pconn_release(pc);
         return;
     }
+    case OP_RESET:
+        if (pc->error) {
+            pconn_drop(pc, "the session reset failed");
+        } else {
+            pc->timeout_cur = 0;
+            pc->state = PC_IDLE;
+            pc->op = OP_NONE;
+        }
+        pool_dispatch(pc->pool);
+        return;
     case OP_NONE:
         return;
     }
@@ -732,6 +889,7 @@ static void pool_dispatch(struct pool *p)
         pc->client = c;
         pc->op = OP_NONE;
         pc->retried = false;
+        pc->touch = pool_sql_touch(c->sql);
         c->conn = pc;
         pconn_send_next(pc);
     }
@@ -799,9 +957,11 @@ static void pclient_close(struct pclient *c, const char *why)
     if (c->waiting)
         pool_wait_remove(p, c);
     if (c->conn && c->conn->client == c) {
-        /* The server is still working on its query: finish it there, then
-         * free the channel. */
+        /* The server is still working on its query, for nobody now (the
+         * instance died, timed out or was killed): cancel it, and free the
+         * channel when the connection comes back. */
         c->dead = true;
+        pconn_cancel(c->conn);
         if (c->rev) {
             event_free(c->rev);
             c->rev = NULL;
