@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include "testdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -27,47 +29,33 @@
 
 /* One folder per tcase, made and removed by the runner process itself, so a
  * failed test (which skips its checked teardown) leaves nothing behind. */
-static char rootdir[PATH_MAX - 64];
-static char tmpdir[PATH_MAX];        /* this test's, inside rootdir */
-static char fndir[PATH_MAX + 32];    /* <tmpdir>/functions */
-static char confpath[PATH_MAX + 32]; /* <tmpdir>/fngate.conf */
+static char fndir[PATH_MAX + 32];    /* <testdir_path>/functions */
+static char confpath[PATH_MAX + 32]; /* <testdir_path>/fngate.conf */
 static char errbuf[CONF_ERR_MAX];
 
 static void setup(void)
 {
 
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", rootdir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    snprintf(fndir, sizeof(fndir), "%s/functions", tmpdir);
-    snprintf(confpath, sizeof(confpath), "%s/fngate.conf", tmpdir);
+    testdir_make();
+    snprintf(fndir, sizeof(fndir), "%s/functions", testdir_path);
+    snprintf(confpath, sizeof(confpath), "%s/fngate.conf", testdir_path);
     ck_assert_int_eq(mkdir(fndir, 0755), 0);
     errbuf[0] = '\0';
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void root_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(rootdir, sizeof(rootdir), "%s/test_fn.XXXXXX", base && *base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(rootdir));
+    testdir_root_make("test_fn");
 }
 
 static void root_teardown(void)
 {
-    nftw(rootdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_root_remove();
 }
 
 static void teardown(void)
 {
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_remove();
 }
 
 /* <functions_dir>/REL, in one of a few static buffers. */

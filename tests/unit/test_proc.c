@@ -15,6 +15,8 @@
 
 #include <check.h>
 
+#include "testdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -39,8 +41,6 @@
 
 /* One folder per tcase, made and removed by the runner process itself, so a
  * failed test (which skips its checked teardown) leaves nothing behind. */
-static char rootdir[PATH_MAX - 64];
-static char tmpdir[PATH_MAX]; /* this test's, inside rootdir */
 static char realdir[PATH_MAX];
 static char child_path[PATH_MAX];
 
@@ -79,9 +79,8 @@ static void setup(void)
     find_child();
     ck_assert_msg(access(child_path, X_OK) == 0, "%s: %s (build it: make check)", child_path,
                   strerror(errno));
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", rootdir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    ck_assert_ptr_nonnull(realpath(tmpdir, realdir));
+    testdir_make();
+    ck_assert_ptr_nonnull(realpath(testdir_path, realdir));
 
     /* The gateway opens everything CLOEXEC; so must this process, whatever
      * its launcher left open, or those descriptors would show up in every
@@ -96,7 +95,7 @@ static void setup(void)
     sa.sun_family = AF_UNIX;
     {
         char path[PATH_MAX + 16];
-        int n = snprintf(path, sizeof(path), "%s/fn.sock", tmpdir);
+        int n = snprintf(path, sizeof(path), "%s/fn.sock", testdir_path);
         ck_assert_int_lt(n, (int)sizeof(sa.sun_path));
         memcpy(sa.sun_path, path, (size_t)n + 1);
     }
@@ -109,25 +108,14 @@ static void setup(void)
     ck_assert_ptr_nonnull(sb);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void root_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(rootdir, sizeof(rootdir), "%s/test_proc.XXXXXX", base && *base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(rootdir));
+    testdir_root_make("test_proc");
 }
 
 static void root_teardown(void)
 {
-    nftw(rootdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_root_remove();
 }
 
 static void teardown(void)
@@ -137,7 +125,7 @@ static void teardown(void)
     close(db_pair[0]);
     close(db_pair[1]);
     close(listen_fd);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_remove();
 }
 
 static char *const child_env[] = {
@@ -155,7 +143,7 @@ static struct proc_spec base_spec(void)
     argv[2] = NULL;
     memset(&s, 0, sizeof(s));
     s.path = child_path;
-    s.cwd = tmpdir;
+    s.cwd = testdir_path;
     s.argv = argv;
     s.envp = child_env;
     s.listen_fd = listen_fd;
@@ -581,7 +569,7 @@ START_TEST(exec_not_executable)
     char path[PATH_MAX + 16], want[PATH_MAX + 128];
     int fd;
 
-    snprintf(path, sizeof(path), "%s/handler", tmpdir);
+    snprintf(path, sizeof(path), "%s/handler", testdir_path);
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, "#!/bin/sh\n", 10), 10);

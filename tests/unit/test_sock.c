@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include "testdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -32,53 +34,39 @@
 
 /* One folder per tcase, made and removed by the runner process itself, so a
  * failed test (which skips its checked teardown) leaves nothing behind. */
-static char rootdir[PATH_MAX - 64];
-static char tmpdir[PATH_MAX]; /* this test's, inside rootdir */
 static char errbuf[512];
 
 static void setup(void)
 {
 
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", rootdir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    testdir_make();
     errbuf[0] = '\0';
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void root_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(rootdir, sizeof(rootdir), "%s/test_sock.XXXXXX", base && *base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(rootdir));
+    testdir_root_make("test_sock");
 }
 
 static void root_teardown(void)
 {
-    nftw(rootdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_root_remove();
 }
 
 static void teardown(void)
 {
     sock_diag_close();
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testdir_remove();
 }
 
-/* <tmpdir>/REL in a static buffer (one of a few, so two can be live). */
+/* <testdir_path>/REL in a static buffer (one of a few, so two can be live). */
 static const char *tpath(const char *rel)
 {
     static char bufs[4][PATH_MAX + 256];
     static unsigned next;
     char *b = bufs[next++ % N(bufs)];
 
-    snprintf(b, sizeof(bufs[0]), "%s/%s", tmpdir, rel);
+    snprintf(b, sizeof(bufs[0]), "%s/%s", testdir_path, rel);
     return b;
 }
 
@@ -484,10 +472,10 @@ START_TEST(listen_refuses_regular_file)
 }
 END_TEST
 
-/* Builds <tmpdir>/<padding> of exactly LEN characters into BUF. */
+/* Builds <testdir_path>/<padding> of exactly LEN characters into BUF. */
 static void path_of_len(char *buf, size_t len)
 {
-    size_t n = (size_t)snprintf(buf, PATH_MAX, "%s/", tmpdir);
+    size_t n = (size_t)snprintf(buf, PATH_MAX, "%s/", testdir_path);
 
     ck_assert_uint_lt(n, len);
     memset(buf + n, 's', len - n);
