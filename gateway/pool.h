@@ -21,6 +21,23 @@ struct pool_settings {
     int stmt_cache; /* statements kept per connection (LRU) */
 };
 
+/* The first message on the control socket: the settings, then CONNINFO_LEN
+ * bytes of connection string (never argv or the environment, where other
+ * users could read the password). */
+struct pool_wire {
+    uint32_t version;
+    int32_t pool_size;
+    int32_t min_pool;
+    int32_t stmt_cache;
+    int64_t db_wait_timeout_ms;
+    int64_t max_result;
+    uint32_t prepared;
+    uint32_t conninfo_len;
+};
+
+#define POOL_WIRE_VERSION 1
+#define POOL_CONNINFO_MAX 8192
+
 /* What the supervisor sends with each channel descriptor. */
 struct pool_hello {
     uint32_t version;
@@ -38,8 +55,8 @@ struct pool_hello {
 #define POOL_ERR_CONNECT "08001"   /* cannot reach the database */
 #define POOL_ERR_LOST "08006"      /* connection lost during the query */
 
-/* Runs the pool in the current (freshly forked) process until the control
- * socket CTL_FD closes.  Returns the exit code. */
+/* Runs the pool until the control socket CTL_FD closes.  Returns the exit
+ * code.  (fngate-pool's main reads the settings and calls it.) */
 int pool_main(const struct pool_settings *set, int ctl_fd);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * Pool process control.  The pool is forked, not exec'ed, so the database
- * URL never appears in an argv or environment; the child closes every
- * descriptor it inherited but the control socket, so it holds no function's
+ * Pool process control.  The pool is its own program (fngate-pool), so the
+ * supervisor never maps libpq; the database URL goes to it as the first
+ * message on the control socket, never in an argv or environment, and it
+ * inherits no descriptor but that socket, so it holds no function's
  * listening socket.  Channels handed over while the pool is down wait in a
  * queue and go to the next pool process; the instances holding them simply
  * block in their first query until then (bounded by their request_timeout).
@@ -113,13 +114,78 @@ static void poolctl_flush(struct poolctl *pc)
     }
 }
 
+/* fngate-pool lives next to the fngate binary (in the build tree and once
+ * installed alike). */
+static int poolctl_path(char *out, size_t len)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash;
+
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if ((size_t)snprintf(out, len, "%s/fngate-pool", exe) >= len)
+        return -1;
+    return 0;
+}
+
+/* The settings message, sent first on a new control socket. */
+static int poolctl_send_settings(struct poolctl *pc, int fd)
+{
+    static char buf[sizeof(struct pool_wire) + POOL_CONNINFO_MAX];
+    struct pool_wire w;
+    size_t len = strlen(pc->set.conninfo);
+    ssize_t n;
+
+    if (len > POOL_CONNINFO_MAX) {
+        log_warnx("database_url is longer than %d bytes", POOL_CONNINFO_MAX);
+        return -1;
+    }
+    memset(&w, 0, sizeof(w));
+    w.version = POOL_WIRE_VERSION;
+    w.pool_size = pc->set.pool_size;
+    w.min_pool = pc->set.min_pool;
+    w.stmt_cache = pc->set.stmt_cache;
+    w.db_wait_timeout_ms = pc->set.db_wait_timeout_ms;
+    w.max_result = pc->set.max_result;
+    w.prepared = pc->set.prepared;
+    w.conninfo_len = (uint32_t)len;
+    memcpy(buf, &w, sizeof(w));
+    memcpy(buf + sizeof(w), pc->set.conninfo, len);
+    n = send(fd, buf, sizeof(w) + len, MSG_NOSIGNAL);
+    explicit_bzero(buf, sizeof(buf));
+    if (n != (ssize_t)(sizeof(w) + len)) {
+        log_warn("pool: sending its settings");
+        return -1;
+    }
+    return 0;
+}
+
 static int poolctl_start(struct poolctl *pc)
 {
+    char path[4096];
+    char *const argv[] = {"fngate-pool", NULL};
+    char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
     int sv[2];
     pid_t pid;
 
+    if (poolctl_path(path, sizeof(path)) < 0) {
+        log_warnx("pool: cannot locate fngate-pool next to fngate");
+        return -1;
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         log_warn("pool: socketpair");
+        return -1;
+    }
+    /* Queued before the child runs: the settings are the first message. */
+    if (poolctl_send_settings(pc, sv[0]) < 0) {
+        close(sv[0]);
+        close(sv[1]);
         return -1;
     }
     pid = fork();
@@ -131,10 +197,9 @@ static int poolctl_start(struct poolctl *pc)
     }
     if (pid == 0) {
         sigset_t none;
-        int rc;
-        /* Only the control socket, on fd 3, and stdio survive. */
+        /* Only the control socket, on fd 3, and stdio survive the exec. */
         if (dup2(sv[1], 3) < 0)
-            _exit(1);
+            _exit(126);
         close_range(4, ~0U, 0);
         for (int sig = 1; sig < NSIG; sig++) {
             if (sig != SIGKILL && sig != SIGSTOP)
@@ -143,8 +208,9 @@ static int poolctl_start(struct poolctl *pc)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        rc = pool_main(&pc->set, 3);
-        _exit(rc);
+        execve(path, argv, envp);
+        fprintf(stderr, "fngate: cannot exec %s: %s\n", path, strerror(errno));
+        _exit(127);
     }
     close(sv[1]);
     pc->ctl_fd = sv[0];

@@ -453,12 +453,11 @@ class Gateway:
 
     def pool_pid(self):
         """The pid of the pool process, or None: a live child of fngate that
-        still runs fngate's own binary (the pool is forked, not exec'd), the
-        one the latest "pool process N started" log line names when several
-        qualify (an instance between fork and exec looks the same)."""
+        runs fngate-pool (installed next to fngate), the one the latest
+        "pool process N started" log line names when several qualify."""
         if not self.running():
             return None
-        exe = os.path.realpath(self.build.fngate)
+        exe = os.path.join(os.path.dirname(os.path.realpath(self.build.fngate)), "fngate-pool")
         kids = [p for p in proc_children(self.pid) if proc_alive(p) and proc_exe(p) == exe]
         named = re.findall(r"pool process (\d+) started", self.log())
         if named and int(named[-1]) in kids:
