@@ -32,9 +32,10 @@ struct fn_pairs {
 struct fn_req {
     FCGX_Request *r; /* borrowed for the request */
     const char *method, *path, *name, *request_id, *query;
-    struct fn_pairs args;    /* decoded URL arguments, owned */
-    struct fn_pairs headers; /* canonical names, owned */
-    char *body;              /* owned, NUL-terminated */
+    struct fn_pairs args;    /* decoded URL arguments, owned; parsed on first use */
+    struct fn_pairs headers; /* canonical names, owned; parsed on first use */
+    bool args_parsed, headers_parsed;
+    char *body; /* owned, NUL-terminated */
     size_t body_len, body_cap;
     json_t *json;        /* owned; parsed on demand */
     struct fn_dbreq *db; /* owned: rows and the last error (fn_db.c) */
@@ -237,10 +238,6 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
         req->name = fn_empty;
     req->request_id = fn_getparam(r, "FNGATE_REQUEST_ID");
     req->query = fn_getparam(r, "QUERY_STRING");
-    if (fn_parse_query(req, req->query) < 0 || fn_parse_headers(req, r->envp) < 0) {
-        fn_error(res, 500, "out of memory");
-        return 500;
-    }
     cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
     if (cl && *cl) {
         char *end;
@@ -303,6 +300,7 @@ void fn_req_end(fn_req *req)
     req->db = NULL;
     fn_pairs_clear(&req->args);
     fn_pairs_clear(&req->headers);
+    req->args_parsed = req->headers_parsed = false;
     if (req->json) {
         json_decref(req->json);
         req->json = NULL;
@@ -356,49 +354,78 @@ const char *fn_query_string(const fn_req *req)
     return req->query;
 }
 
+/* Arguments and headers are parsed on first use: most handlers read one or
+ * two of them, and every request would otherwise pay an allocation per
+ * header.  The request is logically const; the parse is a cache. */
+static const struct fn_pairs *fn_req_args(const fn_req *creq)
+{
+    fn_req *req = (fn_req *)creq;
+    if (!req->args_parsed && req->r) {
+        req->args_parsed = true;
+        if (fn_parse_query(req, req->query) < 0)
+            fn_log("out of memory parsing the query string: some arguments are missing");
+    }
+    return &req->args;
+}
+
+static const struct fn_pairs *fn_req_headers(const fn_req *creq)
+{
+    fn_req *req = (fn_req *)creq;
+    if (!req->headers_parsed && req->r) {
+        req->headers_parsed = true;
+        if (fn_parse_headers(req, req->r->envp) < 0)
+            fn_log("out of memory parsing the headers: some headers are missing");
+    }
+    return &req->headers;
+}
+
 const char *fn_arg(const fn_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->args.n; i++) {
-        if (strcmp(req->args.v[i].name, name) == 0)
-            return req->args.v[i].value;
+    const struct fn_pairs *a = fn_req_args(req);
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->v[i].name, name) == 0)
+            return a->v[i].value;
     }
     return NULL;
 }
 
 size_t fn_arg_count(const fn_req *req)
 {
-    return req->args.n;
+    return fn_req_args(req)->n;
 }
 
 int fn_arg_at(const fn_req *req, size_t i, const char **name, const char **value)
 {
-    if (i >= req->args.n)
+    const struct fn_pairs *a = fn_req_args(req);
+    if (i >= a->n)
         return -1;
-    *name = req->args.v[i].name;
-    *value = req->args.v[i].value;
+    *name = a->v[i].name;
+    *value = a->v[i].value;
     return 0;
 }
 
 const char *fn_header(const fn_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->headers.n; i++) {
-        if (strcasecmp(req->headers.v[i].name, name) == 0)
-            return req->headers.v[i].value;
+    const struct fn_pairs *h = fn_req_headers(req);
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->v[i].name, name) == 0)
+            return h->v[i].value;
     }
     return NULL;
 }
 
 size_t fn_header_count(const fn_req *req)
 {
-    return req->headers.n;
+    return fn_req_headers(req)->n;
 }
 
 int fn_header_at(const fn_req *req, size_t i, const char **name, const char **value)
 {
-    if (i >= req->headers.n)
+    const struct fn_pairs *h = fn_req_headers(req);
+    if (i >= h->n)
         return -1;
-    *name = req->headers.v[i].name;
-    *value = req->headers.v[i].value;
+    *name = h->v[i].name;
+    *value = h->v[i].value;
     return 0;
 }
 
@@ -617,13 +644,23 @@ static const char *fn_reason(int status)
 
 int fn_res_write(fn_res *res, FCGX_Request *r)
 {
+    char head[1024];
+    int n;
+
     fn_loop_response_started();
-    FCGX_FPrintF(r->out, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n",
-                 res->status, fn_reason(res->status), res->content_type,
-                 (unsigned long)res->body_len);
-    for (size_t i = 0; i < res->headers.n; i++)
-        FCGX_FPrintF(r->out, "%s: %s\r\n", res->headers.v[i].name, res->headers.v[i].value);
-    FCGX_PutS("\r\n", r->out);
+    /* One buffer and one FCGX_PutStr: libfcgi's own printf is slow. */
+    n = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
+                 res->status, fn_reason(res->status), res->content_type, res->body_len);
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return -1;
+    FCGX_PutStr(head, n, r->out);
+    for (size_t i = 0; i < res->headers.n; i++) {
+        FCGX_PutS(res->headers.v[i].name, r->out);
+        FCGX_PutStr(": ", 2, r->out);
+        FCGX_PutS(res->headers.v[i].value, r->out);
+        FCGX_PutStr("\r\n", 2, r->out);
+    }
+    FCGX_PutStr("\r\n", 2, r->out);
     if (res->body_len &&
         FCGX_PutStr(res->body_base + res->body_off, (int)res->body_len, r->out) < 0)
         return -1;
