@@ -1,0 +1,742 @@
+#!/usr/bin/env bash
+# bench_core.sh: the fngate core benchmark (issue 2).  Run by hand, never in CI.
+#
+#     tests/bench/bench_core.sh [--quick] [--no-build] [--keep]
+#
+#   --quick     3 s wrk runs instead of 10 s, 5 cold-start rounds instead of 15
+#   --no-build  skip `make`; use the binaries already built in the tree
+#   --keep      keep the temporary run directory (configs, sockets, logs)
+#   --diag      also measure /fn-direct: fngate's hello socket behind a plain
+#               nginx location (no fngate.inc), to tell nginx-side cost from
+#               function-side cost when the throughput target is missed
+#
+# One nginx (2 workers, no access log) in front of three FastCGI back ends:
+#   /fn/hello   fngate's hello function (max_instances = 8)
+#   /bare       bare_hello.c, plain libfcgi, spawn-fcgi -F 8   (the speed limit)
+#   /php        hello.php on php-fpm, pm = ondemand, max_children = 8
+# and it measures
+#   (a) warm throughput: wrk -t2 -c32 -d10s --latency, A B C A B C, best of two
+#   (b) cold start: median time of the first request to a function with no
+#       process, fngate vs php-fpm ondemand, plus the warm (second) request
+#   (c) idle cost: RSS of an fngate with 100 functions and no instance
+# and prints a summary with each target PASS or MISS.  Raw wrk output, cold
+# samples, logs and the summary go to tests/bench/results/<date>-core/.
+#
+# When run as root, nginx workers, fngate instances, spawn-fcgi children and
+# php-fpm workers all run as nobody:nogroup.  Everything this script starts is
+# stopped on exit, Ctrl-C included.  It never installs anything: a missing
+# tool is reported with the apt-get line that provides it.
+
+set -u -o pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/../.." && pwd)
+
+QUICK=0
+BUILD=1
+KEEP=0
+DIAG=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        --no-build) BUILD=0 ;;
+        --keep) KEEP=1 ;;
+        --diag) DIAG=1 ;;
+        -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "bench_core.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+WARM_S=3                    # warm-up before every measured wrk run
+if [ "$QUICK" = 1 ]; then RUN_S=3; COLD_N=5; else RUN_S=10; COLD_N=15; fi
+WRK_T=2
+WRK_C=32
+MAX_INST=8
+IDLE_FNS=100
+
+# Targets (issue 2).
+T_THROUGHPUT=0.95           # fngate/bare req/s, at least
+T_COLD=0.5                  # fngate/php cold-start median, at most
+T_RSS_MB=8                  # fngate RSS with 100 idle functions, at most
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'bench_core.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- dependencies -------------------------------------------------------------
+
+missing_pkgs=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2"); }
+need_cmd wrk wrk
+need_cmd nginx nginx
+need_cmd php-fpm8.2 php8.2-fpm
+need_cmd spawn-fcgi spawn-fcgi
+need_cmd cc gcc
+need_cmd curl curl
+need_cmd make make
+need_cmd pgrep procps
+need_cmd awk mawk
+[ -f /usr/include/fcgiapp.h ] || missing_pkgs+=(libfcgi-dev)
+if [ "${#missing_pkgs[@]}" -gt 0 ]; then
+    say "bench_core.sh: missing tools; install them with:"
+    say "    apt-get install -y ${missing_pkgs[*]}"
+    exit 1
+fi
+PHP_FPM=$(command -v php-fpm8.2)
+NGINX=$(command -v nginx)
+OPCACHE=0
+if "$PHP_FPM" -m 2>/dev/null | grep -qi '^Zend OPcache$'; then
+    OPCACHE=1
+else
+    say "note: PHP opcache is not available (apt-get install -y php8.2-opcache); php runs without it"
+fi
+
+IS_ROOT=0
+[ "$(id -u)" = 0 ] && IS_ROOT=1
+
+# --- build --------------------------------------------------------------------
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+RES="$BENCH_DIR/results/$STAMP-core"
+mkdir -p "$RES" || die "cannot create $RES"
+
+FNGATE="$ROOT/gateway/fngate"
+HELLO="$ROOT/functions/hello/handler"
+if [ "$BUILD" = 1 ]; then
+    [ -f "$ROOT/Makefile" ] || die "no Makefile in $ROOT: run ./bootstrap check (or autoreconf -i && ./configure) first"
+    say "building: make -C $ROOT -j2"
+    if ! make -C "$ROOT" -j2 >"$RES/make.log" 2>&1; then
+        tail -20 "$RES/make.log" >&2
+        die "make failed (full log: $RES/make.log); --no-build benchmarks the binaries already built"
+    fi
+fi
+[ -x "$FNGATE" ] || die "$FNGATE is missing: build the project first"
+[ -x "$HELLO" ] || die "$HELLO is missing: build the project first"
+
+# --- run directory and cleanup ------------------------------------------------
+
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/fngate-bench.XXXXXX") || die "mktemp failed"
+chmod 755 "$RUN"
+# nobody must reach the sockets and binaries: every directory above the run
+# directory has to be traversable by others (this script changes none of them).
+d=$(dirname "$RUN")
+while [ "$d" != / ]; do
+    perm=$(stat -c %A "$d")
+    case "$perm" in
+        *x|*t) ;;
+        *) die "$d is not traversable by other users ($perm); set TMPDIR to a directory that is" ;;
+    esac
+    d=$(dirname "$d")
+done
+
+NGINX_PID=""
+FNGATE_PID=""
+IDLE_PID=""
+PHP_PID=""
+WRK_PID=""
+BARE_PIDS=""
+CLEANED=0
+
+# stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL.  PID is a
+# child of this shell, so it is reaped too.
+stop_pid() {
+    local pid=$1 secs=$2 i
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < secs * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "warning: pid $pid did not stop within ${secs}s of SIGTERM; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# Pids of processes whose executable lives under the run directory: fngate's
+# instances and the spawn-fcgi children.  Nothing else can run from there.
+pids_under_run() {
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe=$(readlink "$p/exe" 2>/dev/null) || continue
+        case "$exe" in "$RUN"/*) printf '%s\n' "${p#/proc/}" ;; esac
+    done
+}
+
+cleanup() {
+    [ "$CLEANED" = 1 ] && return
+    CLEANED=1
+    trap '' INT TERM
+    local php_children="" p
+    [ -n "$WRK_PID" ] && { kill -TERM "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null; }
+    stop_pid "$NGINX_PID" 5
+    stop_pid "$FNGATE_PID" 15
+    stop_pid "$IDLE_PID" 15
+    if [ -n "$PHP_PID" ]; then
+        php_children=$(pgrep -P "$PHP_PID" 2>/dev/null)
+        stop_pid "$PHP_PID" 5
+        for p in $php_children; do kill -KILL "$p" 2>/dev/null; done
+    fi
+    for p in $BARE_PIDS $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
+    # keep the logs next to the results
+    [ -f "$RUN/fngate.log" ] && cp "$RUN/fngate.log" "$RES/fngate.log"
+    [ -f "$RUN/fngate-idle.log" ] && cp "$RUN/fngate-idle.log" "$RES/fngate-idle.log"
+    [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$RES/nginx-error.log"
+    [ -f "$RUN/php/php-fpm.log" ] && cp "$RUN/php/php-fpm.log" "$RES/php-fpm.log"
+    if [ "$KEEP" = 1 ]; then
+        say "run directory kept: $RUN"
+    else
+        rm -rf "$RUN"
+    fi
+}
+trap cleanup EXIT
+trap 'say "interrupted; stopping everything this script started" >&2; cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+# --- helpers ------------------------------------------------------------------
+
+# A free TCP port on 127.0.0.1 (nothing answers a connect to it).
+free_port() {
+    local port i
+    for ((i = 0; i < 100; i++)); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND every 20 ms.
+wait_until() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 50; i++)); do
+        "$@" && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
+# Children of PID whose executable is EXE.
+children_with_exe() {
+    local parent=$1 exe=$2 c n=0
+    for c in $(pgrep -P "$parent" 2>/dev/null); do
+        [ "$(readlink "/proc/$c/exe" 2>/dev/null)" = "$exe" ] && n=$((n + 1))
+    done
+    printf '%s\n' "$n"
+}
+
+# Worker processes of php-fpm pool POOL (children of the master).
+php_workers() {
+    local pool=$1 c n=0
+    for c in $(pgrep -P "$PHP_PID" 2>/dev/null); do
+        tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline" | grep -q "pool $pool\b" && n=$((n + 1))
+    done
+    printf '%s\n' "$n"
+}
+
+fngate_cold() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/hellocold/handler")" = 0 ]; }
+php_cold() { [ -z "$(pgrep -P "$PHP_PID")" ]; }   # no worker at all, in any pool
+both_cold() { fngate_cold && php_cold; }
+
+# median of the numbers on stdin
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# parse_wrk FILE -> "req/s p50_ms p99_ms requests non2xx socket_errors"
+parse_wrk() {
+    awk '
+    function ms(v) {
+        if (v ~ /us$/) return v / 1000
+        if (v ~ /ms$/) return v + 0
+        if (v ~ /m$/) return v * 60000
+        if (v ~ /s$/) return v * 1000
+        return v + 0
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    / requests in / { reqs = $1 }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
+    END {
+        if (rps == "") { print "0 nan nan 0 0 0"; exit }
+        printf "%.0f %.3f %.3f %d %d %d\n", rps, p50, p99, reqs, non2xx + 0, errs + 0
+    }' "$1"
+}
+
+# run_wrk NAME PATH SECONDS OUTFILE [--latency]: wrk in the background so that
+# Ctrl-C and SIGTERM reach the trap at once.
+run_wrk() {
+    local path=$1 secs=$2 out=$3
+    shift 3
+    wrk -t"$WRK_T" -c"$WRK_C" -d"${secs}s" "$@" "http://127.0.0.1:$PORT$path" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID"
+    local rc=$?
+    WRK_PID=""
+    return $rc
+}
+
+# cpu_busy SECONDS: percentage of all CPUs busy over the next SECONDS (/proc/stat).
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6 }' /proc/stat)
+    sleep "$1"
+    b=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        dt = y[1] - x[1]; di = y[2] - x[2]; v = 0; if (dt > 0) v = 100 * (dt - di) / dt; printf "%.0f\n", v }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "nan"; else printf "%.2f\n", a / b }'; }
+verdict() { # verdict VALUE OP LIMIT
+    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+        if (v == "nan" || v == "") { print "MISS"; exit }
+        ok = (op == ">=") ? (v + 0 >= l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 == l + 0)
+        print ok ? "PASS" : "MISS" }'
+}
+
+# --- stage everything ---------------------------------------------------------
+
+mkdir -p "$RUN/functions/hello" "$RUN/functions/hellocold" "$RUN/sock" \
+         "$RUN/bare" "$RUN/php" "$RUN/nginx" "$RUN/idle/functions" "$RUN/idle/sock"
+cp "$HELLO" "$RUN/functions/hello/handler"
+cp "$HELLO" "$RUN/functions/hellocold/handler"
+cp "$BENCH_DIR/hello.php" "$RUN/php/hello.php"
+cp "$ROOT/nginx/fngate.inc" "$RUN/nginx/fngate.inc"
+say "building: cc -O2 tests/bench/bare_hello.c -lfcgi"
+cc -O2 -Wall -o "$RUN/bare/bare_hello" "$BENCH_DIR/bare_hello.c" -lfcgi >"$RES/cc.log" 2>&1 \
+    || { cat "$RES/cc.log" >&2; die "cannot build bare_hello.c"; }
+for ((i = 0; i < IDLE_FNS; i++)); do
+    n=$(printf 'fn%03d' "$i")
+    mkdir -p "$RUN/idle/functions/$n"
+    ln "$RUN/functions/hello/handler" "$RUN/idle/functions/$n/handler" 2>/dev/null \
+        || cp "$RUN/functions/hello/handler" "$RUN/idle/functions/$n/handler"
+done
+
+if [ "$IS_ROOT" = 1 ]; then RUN_USER=nobody; RUN_GROUP=nogroup; else RUN_USER=$(id -un); RUN_GROUP=$(id -gn); fi
+
+# fngate: hello for throughput, hellocold (idle_timeout = 100ms) for cold start
+cat >"$RUN/fngate.conf" <<EOF
+; written by tests/bench/bench_core.sh
+[gateway]
+functions_dir = $RUN/functions
+socket_dir = $RUN/sock
+socket_mode = 0666
+log_level = info
+user = nobody
+group = nogroup
+
+[defaults]
+max_instances = $MAX_INST
+min_instances = 0
+idle_timeout = 10s
+request_timeout = 30s
+
+[hello]
+max_instances = $MAX_INST
+idle_timeout = 10s
+
+[hellocold]
+max_instances = $MAX_INST
+idle_timeout = 100ms
+EOF
+
+# fngate with 100 idle functions
+{
+    say "; written by tests/bench/bench_core.sh"
+    say "[gateway]"
+    say "functions_dir = $RUN/idle/functions"
+    say "socket_dir = $RUN/idle/sock"
+    say "socket_mode = 0666"
+    say "log_level = info"
+    say "user = nobody"
+    say "group = nogroup"
+    say ""
+    say "[defaults]"
+    say "max_instances = $MAX_INST"
+    say "min_instances = 0"
+    say "idle_timeout = 10s"
+    say "request_timeout = 30s"
+} >"$RUN/fngate-idle.conf"
+
+# php-fpm: one master, a pool for throughput and a pool for cold start
+php_user=""
+[ "$IS_ROOT" = 1 ] && php_user=$'user = nobody\ngroup = nogroup'
+cat >"$RUN/php/php-fpm.conf" <<EOF
+; written by tests/bench/bench_core.sh
+[global]
+pid = $RUN/php/php-fpm.pid
+error_log = $RUN/php/php-fpm.log
+log_level = notice
+daemonize = no
+
+[bench]
+$php_user
+listen = $RUN/php/php.sock
+listen.mode = 0666
+pm = ondemand
+pm.max_children = $MAX_INST
+pm.process_idle_timeout = 10s
+pm.max_requests = 0
+
+[cold]
+$php_user
+listen = $RUN/php/php-cold.sock
+listen.mode = 0666
+pm = ondemand
+pm.max_children = $MAX_INST
+pm.process_idle_timeout = 1s
+pm.max_requests = 0
+EOF
+
+# nginx: fngate.inc for /fn/, plus /bare and /php
+cat >"$RUN/nginx/fastcgi_params.bench" <<'EOF'
+fastcgi_param QUERY_STRING $query_string;
+fastcgi_param REQUEST_METHOD $request_method;
+fastcgi_param CONTENT_TYPE $content_type;
+fastcgi_param CONTENT_LENGTH $content_length;
+fastcgi_param REQUEST_URI $request_uri;
+fastcgi_param DOCUMENT_URI $document_uri;
+fastcgi_param DOCUMENT_ROOT $document_root;
+fastcgi_param SERVER_PROTOCOL $server_protocol;
+fastcgi_param REQUEST_SCHEME $scheme;
+fastcgi_param HTTPS $https if_not_empty;
+fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+fastcgi_param SERVER_SOFTWARE nginx/$nginx_version;
+fastcgi_param REMOTE_ADDR $remote_addr;
+fastcgi_param REMOTE_PORT $remote_port;
+fastcgi_param SERVER_ADDR $server_addr;
+fastcgi_param SERVER_PORT $server_port;
+fastcgi_param SERVER_NAME $server_name;
+fastcgi_param HTTP_PROXY "";
+EOF
+
+PORT=$(free_port) || die "no free TCP port found"
+cat >"$RUN/nginx/nginx.conf" <<EOF
+# written by tests/bench/bench_core.sh
+user $RUN_USER $RUN_GROUP;
+worker_processes 2;
+pid nginx.pid;
+error_log stderr notice;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server_tokens off;
+    client_body_temp_path client_body_temp;
+    fastcgi_temp_path fastcgi_temp;
+    proxy_temp_path proxy_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;
+    keepalive_timeout 65s;
+
+    server {
+        listen 127.0.0.1:$PORT;
+        server_name localhost;
+
+        set \$fngate_socket_dir $RUN/sock;
+        include fngate.inc;
+
+        location = /bare {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /bare;
+            fastcgi_pass unix:$RUN/bare/bare.sock;
+        }
+        location = /php {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /php;
+            fastcgi_param SCRIPT_FILENAME $RUN/php/hello.php;
+            fastcgi_pass unix:$RUN/php/php.sock;
+        }
+        location = /php-cold {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /php-cold;
+            fastcgi_param SCRIPT_FILENAME $RUN/php/hello.php;
+            fastcgi_pass unix:$RUN/php/php-cold.sock;
+        }
+        # --diag: fngate's hello socket without fngate.inc (plain location, the
+        # same parameters as /bare)
+        location = /fn-direct {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /fn/hello;
+            fastcgi_pass unix:$RUN/sock/fn/hello.sock;
+        }
+        location = /healthz {
+            default_type text/plain;
+            return 200 'ok';
+        }
+    }
+}
+EOF
+
+find "$RUN" -type d -exec chmod 755 {} +
+find "$RUN" -type f -exec chmod go+r {} +
+chmod 755 "$RUN/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/bare/bare_hello"
+cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RES/"
+
+# --- machine ------------------------------------------------------------------
+
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$CPU_MODEL" ] || CPU_MODEL=unknown
+MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)"
+[ -f /etc/debian_version ] && MACHINE="$MACHINE, Debian $(cat /etc/debian_version)"
+DATE=$(date '+%Y-%m-%d %H:%M:%S %Z')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_START=$(cpu_busy 2)
+VERSIONS="$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$PHP_FPM" -v 2>/dev/null | head -1 | awk '{print "php-fpm " $2}'), opcache $([ "$OPCACHE" = 1 ] && echo on || echo off), $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')"
+say ""
+say "fngate core benchmark, $DATE"
+say "machine: $MACHINE"
+say "before start: CPUs ${BUSY_START}% busy over 2 s, load average $LOAD_START"
+say "run directory: $RUN    results: $RES"
+[ "$QUICK" = 1 ] && say "QUICK mode: ${RUN_S}s wrk runs, $COLD_N cold rounds (figures are indicative only)"
+
+# --- (c) idle cost ------------------------------------------------------------
+
+say ""
+say "== (c) idle cost: fngate with $IDLE_FNS functions, 0 instances =="
+"$FNGATE" serve -c "$RUN/fngate-idle.conf" >"$RUN/fngate-idle.log" 2>&1 &
+IDLE_PID=$!
+idle_ready() {
+    kill -0 "$IDLE_PID" 2>/dev/null || return 0
+    [ "$(find "$RUN/idle/sock/fn" -maxdepth 1 -type s 2>/dev/null | wc -l)" -ge "$IDLE_FNS" ]
+}
+wait_until 15 idle_ready
+kill -0 "$IDLE_PID" 2>/dev/null || { cat "$RUN/fngate-idle.log" >&2; die "fngate (100 functions) exited at start"; }
+[ "$(find "$RUN/idle/sock/fn" -maxdepth 1 -type s | wc -l)" -ge "$IDLE_FNS" ] \
+    || { tail -20 "$RUN/fngate-idle.log" >&2; die "fngate did not create $IDLE_FNS sockets"; }
+sleep 1
+IDLE_RSS_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$IDLE_PID/status")
+IDLE_HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$IDLE_PID/status")
+IDLE_PSS_KB=$(awk '/^Pss:/ { print $2 }' "/proc/$IDLE_PID/smaps_rollup" 2>/dev/null)
+IDLE_FDS=$(ls "/proc/$IDLE_PID/fd" 2>/dev/null | wc -l)
+IDLE_CHILDREN=$(pgrep -P "$IDLE_PID" | wc -l)
+IDLE_PROCS=$((1 + IDLE_CHILDREN))
+IDLE_ANON_KB=$(awk '/^RssAnon:/ { print $2 }' "/proc/$IDLE_PID/status")
+IDLE_FILE_KB=$(awk '/^RssFile:/ { print $2 }' "/proc/$IDLE_PID/status")
+IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+{
+    say "pid $IDLE_PID  VmRSS $IDLE_RSS_KB kB  VmHWM $IDLE_HWM_KB kB  Pss ${IDLE_PSS_KB:-?} kB  fds $IDLE_FDS  processes $IDLE_PROCS"
+    grep -E '^(VmPeak|VmSize|VmHWM|VmRSS|RssAnon|RssFile|RssShmem|Threads)' "/proc/$IDLE_PID/status"
+} >"$RES/idle.txt"
+say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS"
+stop_pid "$IDLE_PID" 15
+IDLE_PID=""
+
+# --- start the stack ----------------------------------------------------------
+
+say ""
+say "starting fngate, spawn-fcgi (bare_hello x $MAX_INST), php-fpm and nginx on 127.0.0.1:$PORT"
+
+"$FNGATE" serve -c "$RUN/fngate.conf" >"$RUN/fngate.log" 2>&1 &
+FNGATE_PID=$!
+fngate_ready() {
+    kill -0 "$FNGATE_PID" 2>/dev/null || return 0
+    [ -S "$RUN/sock/fn/hello.sock" ] && [ -S "$RUN/sock/fn/hellocold.sock" ]
+}
+wait_until 10 fngate_ready
+kill -0 "$FNGATE_PID" 2>/dev/null || { cat "$RUN/fngate.log" >&2; die "fngate exited at start"; }
+[ -S "$RUN/sock/fn/hello.sock" ] || { cat "$RUN/fngate.log" >&2; die "fngate made no socket for hello"; }
+
+spawn_args=(-s "$RUN/bare/bare.sock" -M 0666 -F "$MAX_INST" -P "$RUN/bare/spawn-fcgi.pid")
+[ "$IS_ROOT" = 1 ] && spawn_args+=(-u nobody -g nogroup)
+spawn-fcgi "${spawn_args[@]}" -- "$RUN/bare/bare_hello" >"$RES/spawn-fcgi.log" 2>&1 \
+    || { cat "$RES/spawn-fcgi.log" >&2; die "spawn-fcgi failed"; }
+BARE_PIDS=$(cat "$RUN/bare/spawn-fcgi.pid" 2>/dev/null)
+[ "$(wc -w <<<"$BARE_PIDS")" = "$MAX_INST" ] || say "warning: spawn-fcgi reported $(wc -w <<<"$BARE_PIDS") children, not $MAX_INST"
+
+php_args=(-F -y "$RUN/php/php-fpm.conf")
+[ "$OPCACHE" = 1 ] && php_args+=(-d opcache.enable=1)
+[ "$IS_ROOT" = 1 ] && php_args+=(-R)
+"$PHP_FPM" -t "${php_args[@]}" >"$RES/php-fpm-test.log" 2>&1 \
+    || { cat "$RES/php-fpm-test.log" >&2; die "php-fpm refuses the configuration"; }
+"$PHP_FPM" "${php_args[@]}" >>"$RUN/php/php-fpm.log" 2>&1 &
+PHP_PID=$!
+php_ready() { kill -0 "$PHP_PID" 2>/dev/null || return 0; [ -S "$RUN/php/php.sock" ] && [ -S "$RUN/php/php-cold.sock" ]; }
+wait_until 10 php_ready
+kill -0 "$PHP_PID" 2>/dev/null || { cat "$RUN/php/php-fpm.log" >&2; die "php-fpm exited at start"; }
+
+"$NGINX" -p "$RUN/nginx/" -c "$RUN/nginx/nginx.conf" -e stderr -g 'daemon off;' >"$RUN/nginx/error.log" 2>&1 &
+NGINX_PID=$!
+nginx_ready() {
+    kill -0 "$NGINX_PID" 2>/dev/null || return 0
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = 200 ]
+}
+wait_until 10 nginx_ready
+kill -0 "$NGINX_PID" 2>/dev/null || { cat "$RUN/nginx/error.log" >&2; die "nginx exited at start"; }
+
+# every back end answers 200 {"hello":"world"}
+for path in /fn/hello /fn/hellocold /bare /php /php-cold /fn-direct; do
+    out=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT$path")
+    [ "$out" = '{"hello":"world"} 200' ] || die "GET $path answered: $out (expected {\"hello\":\"world\"} 200)"
+done
+say "all endpoints answer 200 {\"hello\":\"world\"}"
+
+# --- (a) warm throughput ------------------------------------------------------
+
+say ""
+say "== (a) warm throughput: wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency after a ${WARM_S}s warm-up; A B C A B C =="
+NAMES=(fngate bare php)
+[ "$DIAG" = 1 ] && NAMES+=(direct)
+declare -A PATHS=([fngate]=/fn/hello [bare]=/bare [php]=/php [direct]=/fn-direct)
+declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS
+printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors processes
+for round in 1 2; do
+    for name in "${NAMES[@]}"; do
+        path=${PATHS[$name]}
+        run_wrk "$path" "$WARM_S" "$RES/wrk-$name-warmup$round.txt"
+        run_wrk "$path" "$RUN_S" "$RES/wrk-$name-run$round.txt" --latency
+        case "$name" in
+            fngate|direct) procs="$(children_with_exe "$FNGATE_PID" "$RUN/functions/hello/handler") instances" ;;
+            bare) procs="$(for p in $BARE_PIDS; do kill -0 "$p" 2>/dev/null && echo "$p"; done | wc -l) children" ;;
+            php) procs="$(php_workers bench) workers" ;;
+        esac
+        read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$RES/wrk-$name-run$round.txt")
+        read -r _ _ _ _ wnon2xx werrs < <(parse_wrk "$RES/wrk-$name-warmup$round.txt")
+        printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s  %s\n' "round$round" "" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$procs"
+        TOT_NON2XX[$name]=$(( ${TOT_NON2XX[$name]:-0} + non2xx + wnon2xx ))
+        TOT_ERRS[$name]=$(( ${TOT_ERRS[$name]:-0} + errs + werrs ))
+        RUNS_RPS[$name]="${RUNS_RPS[$name]:-} $rps"
+        if [ "$rps" -gt "${BEST_RPS[$name]:-0}" ]; then
+            BEST_RPS[$name]=$rps; BEST_P50[$name]=$p50; BEST_P99[$name]=$p99
+        fi
+        if [ "$name" = fngate ] && ! kill -0 "$FNGATE_PID" 2>/dev/null; then
+            tail -30 "$RUN/fngate.log" >&2
+            die "fngate died during the throughput run"
+        fi
+    done
+done
+
+# --- (b) cold start -----------------------------------------------------------
+
+say ""
+say "== (b) cold start: first request to a function with no process, $COLD_N rounds (+1 discarded) =="
+say "   fngate /fn/hellocold (idle_timeout = 100ms) vs php-fpm /php-cold (ondemand, process_idle_timeout = 1s)"
+: >"$RES/cold.txt"
+printf '%s\n' "# round backend cold_ms warm_ms cold_status warm_status" >>"$RES/cold.txt"
+COLD_FAIL=0
+# Start from a calm machine: the throughput run's instances and workers go
+# away after their 10 s idle timeouts.
+quiet_stack() {
+    [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/hello/handler")" = 0 ] && both_cold
+}
+say "   waiting for the throughput run's instances and php workers to be reaped (idle timeouts 10 s)"
+wait_until 30 quiet_stack || say "warning: instances or workers still running after 30 s; measuring anyway"
+# time_req PATH -> "status ms"
+time_req() {
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$PORT$1" \
+        | awk '{ printf "%s %.3f\n", $1, $2 * 1000 }'
+}
+for ((round = 0; round <= COLD_N; round++)); do
+    if [ $((round % 2)) = 0 ]; then order="fngate php"; else order="php fngate"; fi
+    for b in $order; do
+        if ! wait_until 15 both_cold; then
+            say "warning: round $round: instances did not go away within 15 s (fngate $(children_with_exe "$FNGATE_PID" "$RUN/functions/hellocold/handler"), php workers $(pgrep -P "$PHP_PID" | wc -l))"
+            COLD_FAIL=$((COLD_FAIL + 1))
+            continue
+        fi
+        sleep 0.3   # let the reaping settle: nothing else moves while we time
+        if [ "$b" = fngate ]; then path=/fn/hellocold; else path=/php-cold; fi
+        read -r cs cms < <(time_req "$path")
+        read -r ws wms < <(time_req "$path")
+        [ "$cs" = 200 ] && [ "$ws" = 200 ] || COLD_FAIL=$((COLD_FAIL + 1))
+        if [ "$round" = 0 ]; then
+            printf '# %d %s %s %s %s %s (discarded warm-up round)\n' "$round" "$b" "$cms" "$wms" "$cs" "$ws" >>"$RES/cold.txt"
+        else
+            printf '%d %s %s %s %s %s\n' "$round" "$b" "$cms" "$wms" "$cs" "$ws" >>"$RES/cold.txt"
+        fi
+    done
+done
+med() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/cold.txt" | median; }
+range() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/cold.txt" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
+F_COLD=$(med fngate 3); F_WARM=$(med fngate 4)
+P_COLD=$(med php 3); P_WARM=$(med php 4)
+COLD_RATIO=$(ratio "$F_COLD" "$P_COLD")
+printf '%-8s %14s %16s %14s %16s\n' backend "cold median ms" "cold range ms" "warm median ms" "warm range ms"
+printf '%-8s %14s %16s %14s %16s\n' fngate "$F_COLD" "$(range fngate 3)" "$F_WARM" "$(range fngate 4)"
+printf '%-8s %14s %16s %14s %16s\n' php "$P_COLD" "$(range php 3)" "$P_WARM" "$(range php 4)"
+say "cold fngate/php = $COLD_RATIO; non-200 or timed-out rounds: $COLD_FAIL"
+
+# --- stop, and check that fngate stops cleanly ------------------------------
+
+stop_pid "$NGINX_PID" 5; NGINX_PID=""
+FNGATE_RC=""
+if kill -0 "$FNGATE_PID" 2>/dev/null; then
+    kill -TERM "$FNGATE_PID"
+    for ((i = 0; i < 300; i++)); do kill -0 "$FNGATE_PID" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$FNGATE_PID" 2>/dev/null; then
+        kill -KILL "$FNGATE_PID"; FNGATE_RC="killed (did not stop within 15 s)"
+        wait "$FNGATE_PID" 2>/dev/null
+    else
+        wait "$FNGATE_PID"; FNGATE_RC=$?
+    fi
+else
+    wait "$FNGATE_PID"; FNGATE_RC="had already exited with $?"
+fi
+FNGATE_PID=""
+LEFTOVER=$(pids_under_run | grep -vxF -f <(printf '%s\n' $BARE_PIDS) | wc -l)
+FNGATE_ERRLINES=$(grep -ciE ' (warn|error) ' "$RUN/fngate.log")
+
+# --- summary ------------------------------------------------------------------
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_END=$(cpu_busy 2)
+THR_RATIO=$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")
+PHP_RATIO=$(ratio "${BEST_RPS[php]}" "${BEST_RPS[bare]}")
+V_THR=$(verdict "$THR_RATIO" ">=" "$T_THROUGHPUT")
+V_COLD=$(verdict "$COLD_RATIO" "<=" "$T_COLD")
+V_RSS=$(verdict "$IDLE_RSS_MB" "<=" "$T_RSS_MB")
+V_PROCS=$(verdict "$IDLE_PROCS" "==" 1)
+{
+    say ""
+    say "==================== fngate core benchmark: summary ===================="
+    say "date      $DATE"
+    say "machine   $MACHINE"
+    say "software  $VERSIONS"
+    say "idle?     CPUs ${BUSY_START}% busy before start, ${BUSY_END}% after the end (2 s samples, nothing of ours running)"
+    if [ "$BUSY_START" -gt 10 ] || [ "$BUSY_END" -gt 10 ]; then
+        say "WARNING   other work was using the cores: these figures are unreliable, run again when the machine is idle"
+    fi
+    say "mode      $([ "$QUICK" = 1 ] && echo "QUICK (${RUN_S}s runs, $COLD_N cold rounds): indicative only" || echo "full (${RUN_S}s runs, $COLD_N cold rounds)")"
+    say ""
+    say "warm throughput: nginx (2 workers) -> FastCGI over unix sockets, $MAX_INST processes each,"
+    say "wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency, better of two interleaved runs (A B C A B C)"
+    printf '  %-22s %9s %8s %8s %9s  %s\n' "" "req/s" "p50 ms" "p99 ms" "vs bare" "runs req/s; non-2xx, socket errors"
+    for name in "${NAMES[@]}"; do
+        case "$name" in
+            fngate) label="fngate /fn/hello" ;;
+            bare) label="bare libfcgi /bare" ;;
+            php) label="php-fpm ondemand /php" ;;
+            direct) label="(diag) /fn-direct" ;;
+        esac
+        printf '  %-22s %9s %8s %8s %9s  %s\n' "$label" "${BEST_RPS[$name]}" "${BEST_P50[$name]}" "${BEST_P99[$name]}" \
+            "$(ratio "${BEST_RPS[$name]}" "${BEST_RPS[bare]}")" "${RUNS_RPS[$name]# }; ${TOT_NON2XX[$name]}, ${TOT_ERRS[$name]}"
+    done
+    say ""
+    say "cold start: first request after every process went away, median of $COLD_N (curl time_total)"
+    printf '  %-26s %9s %9s   %-15s %s\n' "" "cold ms" "warm ms" "cold min-max" "warm min-max"
+    printf '  %-26s %9s %9s   %-15s %s\n' "fngate /fn/hellocold" "$F_COLD" "$F_WARM" "$(range fngate 3)" "$(range fngate 4)"
+    printf '  %-26s %9s %9s   %-15s %s\n' "php-fpm ondemand /php-cold" "$P_COLD" "$P_WARM" "$(range php 3)" "$(range php 4)"
+    say ""
+    say "idle cost: fngate with $IDLE_FNS functions, 0 instances, after 1 s"
+    say "  VmRSS $IDLE_RSS_MB MB ($IDLE_RSS_KB kB: anonymous $IDLE_ANON_KB kB, file-backed $IDLE_FILE_KB kB; Pss ${IDLE_PSS_KB:-?} kB), processes $IDLE_PROCS"
+    say ""
+    say "targets"
+    printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR"
+    printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
+    printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
+    printf '  %-44s %8s  %s\n' "idle processes == 1" "$IDLE_PROCS" "$V_PROCS"
+    say ""
+    say "checks    fngate exit status on SIGTERM: $FNGATE_RC; instances left behind: $LEFTOVER;"
+    say "          warn/error lines in fngate's log: $FNGATE_ERRLINES; failed cold rounds: $COLD_FAIL"
+    say "          (php-fpm/bare ratio: $PHP_RATIO)"
+    say "raw       $RES"
+    say "========================================================================="
+} | tee "$RES/summary.txt"

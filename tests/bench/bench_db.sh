@@ -1,0 +1,920 @@
+#!/usr/bin/env bash
+# bench_db.sh: the fngate database benchmark (issue 3).  Run by hand, never in CI.
+#
+#     tests/bench/bench_db.sh [--quick] [--no-build] [--keep]
+#
+#   --quick     3 s wrk runs instead of 10 s (a smoke test; figures indicative only)
+#   --no-build  skip `make`; use the binaries already built in the tree
+#   --keep      keep the temporary run directory (configs, sockets, logs)
+#
+# One throwaway Postgres 15 (unix socket, fsync off) with functions/users/schema.sql
+# (1,000 users, 500 active), one PgBouncer (transaction mode) in front of it, and
+# one nginx (2 workers, no access log) in front of four FastCGI back ends that all
+# answer GET .../users (the 500 active rows, ~58 KB of JSON) and GET .../users/<id>
+# (one row by primary key) with the same SQL:
+#   /fn/users     fngate's users function: max_instances = 8, pool_size = 8
+#   /bare/users   (a) bare_users.c: libfcgi + its own persistent libpq connection
+#                 per process + a jansson tree and json_dumps; spawn-fcgi -F 8
+#   /php/users    (b) users.php on php-fpm (pm = static, 8 children, opcache),
+#                 PDO pgsql with persistent connections
+#   /phpb/users   (c) the same PHP through PgBouncer in transaction mode
+#                 (default_pool_size = 8, PDO::ATTR_EMULATE_PREPARES)
+# For the list and for the primary-key lookup (a wrk Lua script cycling ids
+# 1..1000): a 3 s warm-up, then wrk -t2 -c32 -d10s --latency, interleaved
+# (fngate bare php phpb, twice), the better run of each kept.  Meanwhile a
+# separate psql session samples pg_stat_activity every 100 ms and counts the
+# backends of each application_name (fngate, bare, php, phpb).  It prints
+# req/s, p50, p99, ratios to (b) and (a), the most Postgres connections seen,
+# and the issue's targets with PASS or MISS.  Raw output goes to
+# tests/bench/results/<date>-db/.
+#
+# When run as root, Postgres, PgBouncer, nginx workers, fngate instances,
+# spawn-fcgi children and php-fpm workers all run as nobody:nogroup.
+# Everything this script starts is stopped on exit, Ctrl-C included, and its
+# temporary directory (Postgres' data included) removed.  It never installs
+# anything: a missing tool is reported with the apt-get line that provides it.
+
+set -u -o pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/../.." && pwd)
+
+QUICK=0
+BUILD=1
+KEEP=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        --no-build) BUILD=0 ;;
+        --keep) KEEP=1 ;;
+        -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "bench_db.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+WARM_S=3                    # warm-up before every measured wrk run
+if [ "$QUICK" = 1 ]; then RUN_S=3; else RUN_S=10; fi
+WRK_T=2
+WRK_C=32
+PROCS=8                     # processes per back end: fngate max_instances, -F, php children
+POOL_SIZE=8                 # fngate's pool_size, and PgBouncer's default_pool_size
+IDLE_TIMEOUT=5m             # fngate instances stay warm between their runs (the others are static)
+SAMPLE_S=0.1                # pg_stat_activity sampling period
+PG_BINDIR=${PGTMP_BINDIR:-/usr/lib/postgresql/15/bin}
+
+# Targets (issue 3).
+T_LIST_PHP=1.3              # users list: fngate/php req/s, at least
+T_LIST_BARE=2               # users list: fngate/bare req/s, at least
+T_PK_BARE=0.8               # pk lookup: fngate/bare req/s, at least
+T_PK_PHP=1                  # pk lookup: fngate/php req/s, above ("ahead of")
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'bench_db.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- dependencies -------------------------------------------------------------
+
+missing_pkgs=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2"); }
+need_cmd wrk wrk
+need_cmd nginx nginx
+need_cmd php-fpm8.2 php8.2-fpm
+need_cmd spawn-fcgi spawn-fcgi
+need_cmd cc gcc
+need_cmd curl curl
+need_cmd make make
+need_cmd pgrep procps
+need_cmd awk mawk
+need_cmd python3 python3
+need_cmd psql postgresql-client-15
+need_cmd setpriv util-linux
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || missing_pkgs+=(pgbouncer)
+[ -x "$PG_BINDIR/initdb" ] && [ -x "$PG_BINDIR/pg_ctl" ] || missing_pkgs+=(postgresql-15)
+[ -f /usr/include/fcgiapp.h ] || missing_pkgs+=(libfcgi-dev)
+[ -f /usr/include/jansson.h ] || missing_pkgs+=(libjansson-dev)
+[ -f /usr/include/postgresql/libpq-fe.h ] || missing_pkgs+=(libpq-dev)
+# (php's module list is read whole before grep: with pipefail, grep -q quitting
+# early could make php die of SIGPIPE and the test fail)
+PHP_MODULES=$(php-fpm8.2 -m 2>/dev/null || true)
+if command -v php-fpm8.2 >/dev/null 2>&1 && ! grep -qx pdo_pgsql <<<"$PHP_MODULES"; then
+    missing_pkgs+=(php8.2-pgsql)
+fi
+if [ "${#missing_pkgs[@]}" -gt 0 ]; then
+    say "bench_db.sh: missing tools; install them with:"
+    say "    apt-get install -y ${missing_pkgs[*]}"
+    exit 1
+fi
+PHP_FPM=$(command -v php-fpm8.2)
+NGINX=$(command -v nginx)
+PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+PSQL=$PG_BINDIR/psql
+[ -x "$PSQL" ] || PSQL=$(command -v psql)
+OPCACHE=0
+if grep -qi '^Zend OPcache$' <<<"$PHP_MODULES"; then
+    OPCACHE=1
+else
+    say "note: PHP opcache is not available (apt-get install -y php8.2-opcache); php runs without it"
+fi
+
+IS_ROOT=0
+[ "$(id -u)" = 0 ] && IS_ROOT=1
+if [ "$IS_ROOT" = 1 ]; then
+    RUN_USER=nobody; RUN_GROUP=nogroup
+    AS_SERVER=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+else
+    RUN_USER=$(id -un); RUN_GROUP=$(id -gn)
+    AS_SERVER=()
+fi
+
+# Client tools must not pick up a developer's PGHOST, PGDATABASE, ...
+for v in $(compgen -e | grep '^PG' || true); do unset "$v"; done
+unset DATABASE_URL
+
+# --- build --------------------------------------------------------------------
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+RES="$BENCH_DIR/results/$STAMP-db"
+mkdir -p "$RES" || die "cannot create $RES"
+
+FNGATE="$ROOT/gateway/fngate"
+USERS="$ROOT/functions/users/handler"
+if [ "$BUILD" = 1 ]; then
+    [ -f "$ROOT/Makefile" ] || die "no Makefile in $ROOT: run ./bootstrap check (or autoreconf -i && ./configure) first"
+    say "building: make -C $ROOT -j2"
+    if ! make -C "$ROOT" -j2 >"$RES/make.log" 2>&1; then
+        tail -20 "$RES/make.log" >&2
+        die "make failed (full log: $RES/make.log); --no-build benchmarks the binaries already built"
+    fi
+fi
+[ -x "$FNGATE" ] || die "$FNGATE is missing: build the project first"
+[ -x "$USERS" ] || die "$USERS is missing: build the project first"
+head -c 4096 "$USERS" | grep -q libtool && die "$USERS is a libtool wrapper script: build with shared libraries disabled"
+
+# --- run directory and cleanup ------------------------------------------------
+
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/fngate-benchdb.XXXXXX") || die "mktemp failed"
+chmod 755 "$RUN"
+# nobody must reach the sockets and binaries: every directory above the run
+# directory has to be traversable by others (this script changes none of them).
+d=$(dirname "$RUN")
+while [ "$d" != / ]; do
+    perm=$(stat -c %A "$d")
+    case "$perm" in
+        *x|*t) ;;
+        *) rmdir "$RUN"; die "$d is not traversable by other users ($perm); set TMPDIR to a directory that is" ;;
+    esac
+    d=$(dirname "$d")
+done
+# Postgres' socket path must fit in sun_path (107 bytes).
+[ "${#RUN}" -le 70 ] || { rmdir "$RUN"; die "run directory path too long for a unix socket: $RUN (set TMPDIR=/tmp)"; }
+
+PGDIR=$RUN/pg               # Postgres: socket here, data in $PGDIR/data
+PGBDIR=$RUN/pgb             # PgBouncer: socket, config, log
+PG_PORT=5432                # only names the socket file, in our own directory
+PGB_PORT=6432               # likewise
+PG_STARTED=0
+PGB_PID=""
+NGINX_PID=""
+FNGATE_PID=""
+PHP_PID=""
+WRK_PID=""
+WATCH_PID=""
+BARE_PIDS=""
+CLEANED=0
+
+# stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL.  PID is a
+# child of this shell, so it is reaped too.
+stop_pid() {
+    local pid=$1 secs=$2 i
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < secs * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "warning: pid $pid did not stop within ${secs}s of SIGTERM; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# Pids of processes whose executable lives under the run directory: fngate's
+# instances and the spawn-fcgi children.  Nothing else can run from there.
+pids_under_run() {
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe=$(readlink "$p/exe" 2>/dev/null) || continue
+        case "$exe" in "$RUN"/*) printf '%s\n' "${p#/proc/}" ;; esac
+    done
+}
+
+pg_ctl_as() { (cd "$PGDIR" && "${AS_SERVER[@]}" "$PG_BINDIR/pg_ctl" "$@"); }
+
+cleanup() {
+    [ "$CLEANED" = 1 ] && return
+    CLEANED=1
+    trap '' INT TERM
+    local php_children="" p
+    [ -n "$WRK_PID" ] && { kill -TERM "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null; }
+    stop_pid "$WATCH_PID" 5
+    stop_pid "$NGINX_PID" 5
+    stop_pid "$FNGATE_PID" 15
+    if [ -n "$PHP_PID" ]; then
+        php_children=$(pgrep -P "$PHP_PID" 2>/dev/null)
+        stop_pid "$PHP_PID" 5
+        for p in $php_children; do kill -KILL "$p" 2>/dev/null; done
+    fi
+    for p in $BARE_PIDS $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
+    stop_pid "$PGB_PID" 5
+    if [ "$PG_STARTED" = 1 ] && [ -f "$PGDIR/data/postmaster.pid" ]; then
+        pg_ctl_as -D "$PGDIR/data" -m fast -w -t 20 stop >>"$PGDIR/setup.log" 2>&1 \
+            || pg_ctl_as -D "$PGDIR/data" -m immediate -w -t 20 stop >>"$PGDIR/setup.log" 2>&1
+    fi
+    # keep the logs next to the results
+    [ -f "$RUN/fngate.log" ] && cp "$RUN/fngate.log" "$RES/fngate.log"
+    [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$RES/nginx-error.log"
+    [ -f "$RUN/php/php-fpm.log" ] && cp "$RUN/php/php-fpm.log" "$RES/php-fpm.log"
+    [ -f "$PGDIR/postgres.log" ] && cp "$PGDIR/postgres.log" "$RES/postgres.log"
+    [ -f "$PGDIR/setup.log" ] && cp "$PGDIR/setup.log" "$RES/postgres-setup.log"
+    [ -f "$PGBDIR/pgbouncer.log" ] && cp "$PGBDIR/pgbouncer.log" "$RES/pgbouncer.log"
+    [ -f "$RUN/bare/bare.log" ] && cp "$RUN/bare/bare.log" "$RES/bare.log"
+    if [ "$KEEP" = 1 ]; then
+        say "run directory kept: $RUN"
+    else
+        rm -rf "$RUN"
+    fi
+}
+trap cleanup EXIT
+trap 'say "interrupted; stopping everything this script started" >&2; cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+# --- helpers ------------------------------------------------------------------
+
+# A free TCP port on 127.0.0.1 (nothing answers a connect to it).
+free_port() {
+    local port i
+    for ((i = 0; i < 100; i++)); do
+        port=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# wait_until SECONDS COMMAND...: polls COMMAND every 20 ms.
+wait_until() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 50; i++)); do
+        "$@" && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
+# unix_listening PATH: PATH is a unix socket in the listening state (from
+# /proc/net/unix, without connecting to it).
+unix_listening() {
+    local _num _ref _proto flags _type _st _inode path
+    [ -r /proc/net/unix ] || { [ -S "$1" ]; return; }
+    while read -r _num _ref _proto flags _type _st _inode path; do
+        [ "$path" = "$1" ] && (( 16#$flags & 0x10000 )) && return 0
+    done </proc/net/unix
+    return 1
+}
+
+# Children of PID whose executable is EXE.
+children_with_exe() {
+    local parent=$1 exe=$2 c n=0
+    for c in $(pgrep -P "$parent" 2>/dev/null); do
+        [ "$(readlink "/proc/$c/exe" 2>/dev/null)" = "$exe" ] && n=$((n + 1))
+    done
+    printf '%s\n' "$n"
+}
+
+# Worker processes of php-fpm pool POOL (children of the master).
+php_workers() {
+    local pool=$1 c n=0
+    for c in $(pgrep -P "$PHP_PID" 2>/dev/null); do
+        tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline" | grep -q "pool $pool\b" && n=$((n + 1))
+    done
+    printf '%s\n' "$n"
+}
+
+# psql as the superuser on our cluster (or PgBouncer's admin console: -h/-p/-d override)
+pg() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$PG_PORT" -U postgres -d postgres -tA "$@"; }
+
+# parse_wrk FILE -> "req/s p50_ms p99_ms requests non2xx socket_errors"
+parse_wrk() {
+    awk '
+    function ms(v) {
+        if (v ~ /us$/) return v / 1000
+        if (v ~ /ms$/) return v + 0
+        if (v ~ /m$/) return v * 60000
+        if (v ~ /s$/) return v * 1000
+        return v + 0
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    / requests in / { reqs = $1 }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
+    END {
+        if (rps == "") { print "0 nan nan 0 0 0"; exit }
+        printf "%.0f %.3f %.3f %d %d %d\n", rps, p50, p99, reqs, non2xx + 0, errs + 0
+    }' "$1"
+}
+
+now() { date +%s.%N | cut -c1-14; }
+
+# run_wrk PATH SECONDS OUTFILE [wrk args...]: wrk in the background so that
+# Ctrl-C and SIGTERM reach the trap at once.
+run_wrk() {
+    local path=$1 secs=$2 out=$3
+    shift 3
+    wrk -t"$WRK_T" -c"$WRK_C" -d"${secs}s" "$@" "http://127.0.0.1:$PORT$path" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID"
+    local rc=$?
+    WRK_PID=""
+    return $rc
+}
+
+# cpu_busy SECONDS: percentage of all CPUs busy over the next SECONDS (/proc/stat).
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6 }' /proc/stat)
+    sleep "$1"
+    b=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        dt = y[1] - x[1]; di = y[2] - x[2]; v = 0; if (dt > 0) v = 100 * (dt - di) / dt; printf "%.0f\n", v }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "" || a == "nan") print "nan"; else printf "%.2f\n", a / b }'; }
+verdict() { # verdict VALUE OP LIMIT
+    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+        if (v == "nan" || v == "") { print "MISS"; exit }
+        ok = (op == ">=") ? (v + 0 >= l + 0) : (op == ">") ? (v + 0 > l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 == l + 0)
+        print ok ? "PASS" : "MISS" }'
+}
+
+# --- stage everything ---------------------------------------------------------
+
+mkdir -p "$RUN/functions/users" "$RUN/sock" "$RUN/bare" "$RUN/php" "$RUN/nginx" "$PGDIR" "$PGBDIR"
+cp "$USERS" "$RUN/functions/users/handler"
+cp "$BENCH_DIR/users.php" "$RUN/php/users.php"
+cp "$ROOT/nginx/fngate.inc" "$RUN/nginx/fngate.inc"
+say "building: cc -O2 tests/bench/bare_users.c -lfcgi -lpq -ljansson"
+cc -O2 -Wall -o "$RUN/bare/bare_users" "$BENCH_DIR/bare_users.c" -I/usr/include/postgresql \
+    -lfcgi -lpq -ljansson >"$RES/cc.log" 2>&1 \
+    || { cat "$RES/cc.log" >&2; die "cannot build bare_users.c"; }
+
+# the primary-key load: every wrk connection asks for ids 1..1000 in turn
+cat >"$RUN/ids.lua" <<'EOF'
+-- bench_db.sh: GET <prefix><id>, id cycling 1..1000 (each wrk thread from its own start)
+local prefix, id
+function init(args)
+    prefix = args[1]
+    id = math.random(0, 999)
+end
+function request()
+    id = id % 1000 + 1
+    return wrk.format("GET", prefix .. id)
+end
+EOF
+
+PG_DSN="host=$PGDIR port=$PG_PORT user=postgres dbname=postgres"
+
+# fngate: the users function, max_instances = 8, pool_size = 8
+cat >"$RUN/fngate.conf" <<EOF
+; written by tests/bench/bench_db.sh
+[gateway]
+functions_dir = $RUN/functions
+socket_dir = $RUN/sock
+socket_mode = 0666
+log_level = info
+user = nobody
+group = nogroup
+database_url = $PG_DSN application_name=fngate
+pool_size = $POOL_SIZE
+
+[defaults]
+max_instances = $PROCS
+min_instances = 0
+idle_timeout = $IDLE_TIMEOUT
+request_timeout = 30s
+
+[users]
+max_instances = $PROCS
+EOF
+
+# PgBouncer: transaction mode, at most POOL_SIZE server connections
+cat >"$PGBDIR/pgbouncer.ini" <<EOF
+; written by tests/bench/bench_db.sh
+[databases]
+postgres = host=$PGDIR port=$PG_PORT dbname=postgres user=postgres
+
+[pgbouncer]
+unix_socket_dir = $PGBDIR
+unix_socket_mode = 0777
+listen_port = $PGB_PORT
+auth_type = trust
+auth_file = $PGBDIR/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_db_connections = $POOL_SIZE
+max_client_conn = 200
+logfile = $PGBDIR/pgbouncer.log
+log_connections = 0
+log_disconnections = 0
+EOF
+printf '"postgres" ""\n' >"$PGBDIR/userlist.txt"
+
+# php-fpm: one master, two static pools running users.php, one per DSN.  The DSN
+# separators are spaces (PDO pgsql turns ';' into ' ' anyway, and ';' would
+# start a comment in php-fpm.conf).
+php_user=""
+[ "$IS_ROOT" = 1 ] && php_user=$'user = nobody\ngroup = nogroup'
+cat >"$RUN/php/php-fpm.conf" <<EOF
+; written by tests/bench/bench_db.sh
+[global]
+pid = $RUN/php/php-fpm.pid
+error_log = $RUN/php/php-fpm.log
+log_level = notice
+daemonize = no
+
+[php]
+$php_user
+listen = $RUN/php/php.sock
+listen.mode = 0666
+pm = static
+pm.max_children = $PROCS
+pm.max_requests = 0
+env[BENCH_PG_DSN] = "pgsql:host=$PGDIR port=$PG_PORT dbname=postgres user=postgres application_name=php"
+env[BENCH_PG_EMULATE] = 0
+
+[phpb]
+$php_user
+listen = $RUN/php/phpb.sock
+listen.mode = 0666
+pm = static
+pm.max_children = $PROCS
+pm.max_requests = 0
+env[BENCH_PG_DSN] = "pgsql:host=$PGBDIR port=$PGB_PORT dbname=postgres user=postgres application_name=phpb"
+env[BENCH_PG_EMULATE] = 1
+EOF
+
+# nginx: fngate.inc for /fn/, plus /bare/, /php/ and /phpb/ with the same
+# FastCGI buffers as fngate.inc (the list is ~58 KB: with nginx's default
+# 8 x 4k buffers it would go through a temp file for those three only)
+cat >"$RUN/nginx/fastcgi_params.bench" <<'EOF'
+fastcgi_param QUERY_STRING $query_string;
+fastcgi_param REQUEST_METHOD $request_method;
+fastcgi_param CONTENT_TYPE $content_type;
+fastcgi_param CONTENT_LENGTH $content_length;
+fastcgi_param PATH_INFO $bench_path;
+fastcgi_param REQUEST_URI $request_uri;
+fastcgi_param DOCUMENT_URI $document_uri;
+fastcgi_param DOCUMENT_ROOT $document_root;
+fastcgi_param SERVER_PROTOCOL $server_protocol;
+fastcgi_param REQUEST_SCHEME $scheme;
+fastcgi_param HTTPS $https if_not_empty;
+fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+fastcgi_param SERVER_SOFTWARE nginx/$nginx_version;
+fastcgi_param REMOTE_ADDR $remote_addr;
+fastcgi_param REMOTE_PORT $remote_port;
+fastcgi_param SERVER_ADDR $server_addr;
+fastcgi_param SERVER_PORT $server_port;
+fastcgi_param SERVER_NAME $server_name;
+fastcgi_param HTTP_PROXY "";
+fastcgi_buffer_size 16k;
+fastcgi_buffers 16 16k;
+fastcgi_busy_buffers_size 32k;
+fastcgi_next_upstream off;
+EOF
+
+PORT=$(free_port) || die "no free TCP port found"
+cat >"$RUN/nginx/nginx.conf" <<EOF
+# written by tests/bench/bench_db.sh
+user $RUN_USER $RUN_GROUP;
+worker_processes 2;
+pid nginx.pid;
+error_log stderr notice;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server_tokens off;
+    client_body_temp_path client_body_temp;
+    fastcgi_temp_path fastcgi_temp;
+    proxy_temp_path proxy_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;
+    keepalive_timeout 65s;
+
+    server {
+        listen 127.0.0.1:$PORT;
+        server_name localhost;
+
+        set \$fngate_socket_dir $RUN/sock;
+        include fngate.inc;
+
+        location ~ ^/bare/users(?<bench_path>/.*)?\$ {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /bare/users;
+            fastcgi_pass unix:$RUN/bare/bare.sock;
+        }
+        location ~ ^/php/users(?<bench_path>/.*)?\$ {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /php/users;
+            fastcgi_param SCRIPT_FILENAME $RUN/php/users.php;
+            fastcgi_pass unix:$RUN/php/php.sock;
+        }
+        location ~ ^/phpb/users(?<bench_path>/.*)?\$ {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /phpb/users;
+            fastcgi_param SCRIPT_FILENAME $RUN/php/users.php;
+            fastcgi_pass unix:$RUN/php/phpb.sock;
+        }
+        location = /healthz {
+            default_type text/plain;
+            return 200 'ok';
+        }
+    }
+}
+EOF
+
+# Everything but Postgres' data directory (initdb makes that 0700) is
+# readable by nobody; Postgres' and PgBouncer's directories belong to it.
+find "$RUN" -type d -exec chmod 755 {} +
+find "$RUN" -type f -exec chmod go+r {} +
+chmod 755 "$RUN/functions/users/handler" "$RUN/bare/bare_users"
+[ "$IS_ROOT" = 1 ] && chown -R nobody:nogroup "$PGDIR" "$PGBDIR"
+cp "$RUN/fngate.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$PGBDIR/pgbouncer.ini" "$RUN/ids.lua" "$RES/"
+
+# --- machine ------------------------------------------------------------------
+
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$CPU_MODEL" ] || CPU_MODEL=unknown
+MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)"
+[ -f /etc/debian_version ] && MACHINE="$MACHINE, Debian $(cat /etc/debian_version)"
+DATE=$(date '+%Y-%m-%d %H:%M:%S %Z')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_START=$(cpu_busy 2)
+OTHER_BENCH=$(pgrep -f 'bench_core\.sh' 2>/dev/null | wc -l)
+JANSSON_V=$(dpkg-query -W -f '${Version}' libjansson4 2>/dev/null || echo '?')
+LIBPQ_V=$(dpkg-query -W -f '${Version}' libpq5 2>/dev/null || echo '?')
+VERSIONS="$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$PHP_FPM" -v 2>/dev/null | head -1 | awk '{print "php-fpm " $2}') (opcache $([ "$OPCACHE" = 1 ] && echo on || echo off)), $("$PG_BINDIR/postgres" --version | awk '{print "PostgreSQL " $3}'), $("$PGBOUNCER" --version 2>/dev/null | head -1), libpq $LIBPQ_V, jansson $JANSSON_V, $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')"
+say ""
+say "fngate database benchmark, $DATE"
+say "machine: $MACHINE"
+say "before start: CPUs ${BUSY_START}% busy over 2 s, load average $LOAD_START"
+[ "$OTHER_BENCH" -gt 0 ] && say "WARNING: bench_core.sh is running at the same time: these figures are unreliable"
+say "run directory: $RUN    results: $RES"
+[ "$QUICK" = 1 ] && say "QUICK mode: ${RUN_S}s wrk runs (figures are indicative only)"
+
+# --- Postgres and PgBouncer ---------------------------------------------------
+
+say ""
+say "starting Postgres ($PG_BINDIR, socket in $PGDIR, fsync off, max_connections 200) and PgBouncer"
+pg_ctl_as init -D "$PGDIR/data" -s -o "-U postgres -A trust -E UTF8 --locale=C --no-sync" >>"$PGDIR/setup.log" 2>&1 \
+    || { cat "$PGDIR/setup.log" >&2; die "initdb failed"; }
+cat >>"$PGDIR/data/postgresql.conf" <<EOF
+
+# --- tests/bench/bench_db.sh
+unix_socket_directories = '$PGDIR'
+listen_addresses = ''
+port = $PG_PORT
+fsync = off
+full_page_writes = off
+synchronous_commit = off
+max_connections = 200
+shared_buffers = 64MB
+timezone = 'UTC'
+log_timezone = 'UTC'
+EOF
+PG_STARTED=1
+pg_ctl_as -D "$PGDIR/data" -l "$PGDIR/postgres.log" -w -t 30 start >>"$PGDIR/setup.log" 2>&1 \
+    || { cat "$PGDIR/setup.log" "$PGDIR/postgres.log" >&2; die "Postgres did not start"; }
+pg -f "$ROOT/functions/users/schema.sql" >"$RES/schema.log" 2>&1 \
+    || { cat "$RES/schema.log" >&2; die "cannot load functions/users/schema.sql"; }
+read -r N_USERS N_ACTIVE < <(pg -F ' ' -c "SELECT count(*), count(*) FILTER (WHERE active) FROM users")
+say "users: $N_USERS rows, $N_ACTIVE active"
+
+(cd "$PGBDIR" && exec "${AS_SERVER[@]}" "$PGBOUNCER" "$PGBDIR/pgbouncer.ini") >>"$PGBDIR/pgbouncer.stderr" 2>&1 &
+PGB_PID=$!
+pgb_ready() { kill -0 "$PGB_PID" 2>/dev/null || return 0; [ -S "$PGBDIR/.s.PGSQL.$PGB_PORT" ]; }
+wait_until 10 pgb_ready
+kill -0 "$PGB_PID" 2>/dev/null || { cat "$PGBDIR/pgbouncer.stderr" "$PGBDIR/pgbouncer.log" >&2; die "PgBouncer exited at start"; }
+[ "$("$PSQL" -X -tA -h "$PGBDIR" -p "$PGB_PORT" -U postgres -d postgres -c 'SELECT 1' 2>&1)" = 1 ] \
+    || { cat "$PGBDIR/pgbouncer.log" >&2; die "cannot query through PgBouncer"; }
+
+# --- fngate, bare, php-fpm, nginx -----------------------------------------------
+
+say "starting fngate (users: max_instances $PROCS, pool_size $POOL_SIZE), spawn-fcgi (bare_users x $PROCS), php-fpm (2 x $PROCS static) and nginx on 127.0.0.1:$PORT"
+
+"$FNGATE" serve -c "$RUN/fngate.conf" >"$RUN/fngate.log" 2>&1 &
+FNGATE_PID=$!
+fngate_ready() { kill -0 "$FNGATE_PID" 2>/dev/null || return 0; unix_listening "$RUN/sock/fn/users.sock"; }
+wait_until 10 fngate_ready
+kill -0 "$FNGATE_PID" 2>/dev/null || { cat "$RUN/fngate.log" >&2; die "fngate exited at start"; }
+[ -S "$RUN/sock/fn/users.sock" ] || { cat "$RUN/fngate.log" >&2; die "fngate made no socket for users"; }
+
+spawn_args=(-s "$RUN/bare/bare.sock" -M 0666 -F "$PROCS" -P "$RUN/bare/spawn-fcgi.pid")
+[ "$IS_ROOT" = 1 ] && spawn_args+=(-u nobody -g nogroup)
+# spawn-fcgi leaves the children's stderr where its own goes
+spawn-fcgi "${spawn_args[@]}" -- "$RUN/bare/bare_users" "$PG_DSN application_name=bare" \
+    >"$RES/spawn-fcgi.log" 2>>"$RUN/bare/bare.log" \
+    || { cat "$RES/spawn-fcgi.log" "$RUN/bare/bare.log" >&2; die "spawn-fcgi failed"; }
+BARE_PIDS=$(cat "$RUN/bare/spawn-fcgi.pid" 2>/dev/null)
+[ "$(wc -w <<<"$BARE_PIDS")" = "$PROCS" ] || say "warning: spawn-fcgi reported $(wc -w <<<"$BARE_PIDS") children, not $PROCS"
+
+php_args=(-F -y "$RUN/php/php-fpm.conf")
+[ "$OPCACHE" = 1 ] && php_args+=(-d opcache.enable=1)
+[ "$IS_ROOT" = 1 ] && php_args+=(-R)
+"$PHP_FPM" -t "${php_args[@]}" >"$RES/php-fpm-test.log" 2>&1 \
+    || { cat "$RES/php-fpm-test.log" >&2; die "php-fpm refuses the configuration"; }
+"$PHP_FPM" "${php_args[@]}" >>"$RUN/php/php-fpm.log" 2>&1 &
+PHP_PID=$!
+php_ready() { kill -0 "$PHP_PID" 2>/dev/null || return 0; [ -S "$RUN/php/php.sock" ] && [ -S "$RUN/php/phpb.sock" ]; }
+wait_until 10 php_ready
+kill -0 "$PHP_PID" 2>/dev/null || { cat "$RUN/php/php-fpm.log" >&2; die "php-fpm exited at start"; }
+
+"$NGINX" -p "$RUN/nginx/" -c "$RUN/nginx/nginx.conf" -e stderr -g 'daemon off;' >"$RUN/nginx/error.log" 2>&1 &
+NGINX_PID=$!
+nginx_ready() {
+    kill -0 "$NGINX_PID" 2>/dev/null || return 0
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = 200 ]
+}
+wait_until 10 nginx_ready
+kill -0 "$NGINX_PID" 2>/dev/null || { cat "$RUN/nginx/error.log" >&2; die "nginx exited at start"; }
+
+# --- every endpoint returns the same rows -------------------------------------
+
+NAMES=(fngate bare php phpb)
+declare -A PREFIX=([fngate]=/fn/users [bare]=/bare/users [php]=/php/users [phpb]=/phpb/users)
+declare -A LABEL=(
+    [fngate]="fngate /fn/users"
+    [bare]="(a) bare libfcgi+libpq+jansson"
+    [php]="(b) php-fpm + PDO persistent"
+    [phpb]="(c) php-fpm + PDO + PgBouncer"
+)
+CHECK_IDS="1 2 499 500 777 1000"
+mkdir -p "$RES/responses"
+for name in "${NAMES[@]}"; do
+    p=${PREFIX[$name]}
+    code=$(curl -s -o "$RES/responses/$name-list.json" -w '%{http_code}' "http://127.0.0.1:$PORT$p")
+    [ "$code" = 200 ] || die "GET $p answered $code: $(head -c 300 "$RES/responses/$name-list.json")"
+    for id in $CHECK_IDS; do
+        code=$(curl -s -o "$RES/responses/$name-$id.json" -w '%{http_code}' "http://127.0.0.1:$PORT$p/$id")
+        [ "$code" = 200 ] || die "GET $p/$id answered $code: $(head -c 300 "$RES/responses/$name-$id.json")"
+    done
+    code=$(curl -s -o "$RES/responses/$name-1001.json" -w '%{http_code}' "http://127.0.0.1:$PORT$p/1001")
+    [ "$code" = 404 ] || die "GET $p/1001 answered $code, not 404"
+done
+# same ids everywhere (the check); same values too (reported, not required)
+CHECK_OUT=$(python3 - "$RES/responses" "$N_ACTIVE" $CHECK_IDS <<'EOF'
+import json, sys
+d, n_active, ids = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+names = ["fngate", "bare", "php", "phpb"]
+lists = {n: json.load(open(f"{d}/{n}-list.json")) for n in names}
+sizes = {n: len(open(f"{d}/{n}-list.json", "rb").read()) for n in names}
+bad = []
+ref = [r["id"] for r in lists["fngate"]]
+if len(ref) != n_active:
+    bad.append(f"fngate lists {len(ref)} rows, the table has {n_active} active")
+for n in names:
+    got = [r["id"] for r in lists[n]]
+    if sorted(got) != sorted(ref):
+        bad.append(f"{n}: the list's ids differ from fngate's ({len(got)} rows)")
+for i in ids:
+    for n in names:
+        row = json.load(open(f"{d}/{n}-{i}.json"))
+        if row.get("id") != int(i):
+            bad.append(f"{n}: GET /{i} returned id {row.get('id')!r}")
+same = [n for n in names[1:] if lists[n] == lists["fngate"]]
+diff = [n for n in names[1:] if lists[n] != lists["fngate"]]
+note = "values identical to fngate's: " + (", ".join(same) or "none")
+if diff:
+    r0, r1 = lists["fngate"][0], lists[diff[0]][0]
+    keys = [k for k in r0 if r0.get(k) != r1.get(k)]
+    note += f"; differ: {', '.join(diff)} (e.g. {diff[0]} {keys}: {[r1.get(k) for k in keys]!r} vs {[r0.get(k) for k in keys]!r})"
+print("bytes " + " ".join(f"{n}={sizes[n]}" for n in names))
+print("note " + note)
+for b in bad:
+    print("BAD " + b)
+EOF
+) || die "the response check failed to run"
+say "$CHECK_OUT" >"$RES/check.txt"
+if grep -q '^BAD ' <<<"$CHECK_OUT"; then
+    grep '^BAD ' <<<"$CHECK_OUT" >&2
+    die "the endpoints do not return the same rows (responses in $RES/responses)"
+fi
+LIST_BYTES=$(sed -n 's/^bytes //p' <<<"$CHECK_OUT")
+VALUES_NOTE=$(sed -n 's/^note //p' <<<"$CHECK_OUT")
+say "every endpoint returns the same $N_ACTIVE ids for the list and the right row for ids $CHECK_IDS (404 for 1001)"
+say "list sizes in bytes: $LIST_BYTES"
+say "$VALUES_NOTE"
+
+# --- the pg_stat_activity sampler ---------------------------------------------
+
+# One psql session, \watch every 100 ms: time, then the backends of each
+# application (its own excluded), then every other client backend.  PgBouncer
+# opens a server connection without an application_name and sets the client's
+# (phpb) when it first hands it out: an empty name counts as PgBouncer's.
+"$PSQL" -X -q -tA -F ' ' -h "$PGDIR" -p "$PG_PORT" -U postgres -d postgres \
+    >"$RUN/pgstat.txt" 2>"$RUN/pgstat.err" <<EOF &
+SET application_name = 'bench_db_sampler';
+SELECT to_char(extract(epoch FROM clock_timestamp()), 'FM9999999999.000'),
+       count(*) FILTER (WHERE application_name = 'fngate'),
+       count(*) FILTER (WHERE application_name = 'bare'),
+       count(*) FILTER (WHERE application_name = 'php'),
+       count(*) FILTER (WHERE application_name IN ('phpb', '')),
+       count(*) FILTER (WHERE application_name NOT IN ('fngate', 'bare', 'php', 'phpb', ''))
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+\watch $SAMPLE_S
+EOF
+WATCH_PID=$!
+wait_until 5 test -s "$RUN/pgstat.txt" || { cat "$RUN/pgstat.err" >&2; die "the pg_stat_activity sampler does not run"; }
+
+# max_conns APP START END -> the most backends of APP (fngate bare php phpb
+# other) in the samples taken between START and END (epoch seconds)
+max_conns() {
+    awk -v app="$1" -v s="$2" -v e="$3" '
+        BEGIN { col["fngate"] = 2; col["bare"] = 3; col["php"] = 4; col["phpb"] = 5; col["other"] = 6; m = -1 }
+        NF == 6 && $1 >= s && $1 <= e { v = $(col[app]) + 0; if (v > m) m = v }
+        END { if (m < 0) print "?"; else print m }' "$RUN/pgstat.txt"
+}
+pgstat_samples() { awk -v s="$1" -v e="$2" 'NF == 6 && $1 >= s && $1 <= e { n++ } END { print n + 0 }' "$RUN/pgstat.txt"; }
+
+# --- throughput -----------------------------------------------------------------
+
+say ""
+say "== wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency after a ${WARM_S}s warm-up; fngate bare php phpb, twice =="
+say "   list: GET <prefix>        pk: GET <prefix>/<id>, ids 1..1000 in turn (wrk Lua script)"
+declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CONN MAX_CONN
+printf '%-5s %-7s %-7s %10s %9s %9s %9s %7s %7s %9s  %s\n' kind run target "req/s" "p50 ms" "p99 ms" requests non2xx errors "pg conns" processes \
+    | tee "$RES/runs.txt"
+LOAD_MID=""
+for kind in list pk; do
+    for round in 1 2; do
+        for name in "${NAMES[@]}"; do
+            key=$kind-$name
+            if [ "$kind" = list ]; then path=${PREFIX[$name]}; else path=${PREFIX[$name]}/1; fi
+            # pk: wrk passes what follows the URL to the script's init(args)
+            if [ "$kind" = pk ]; then
+                t0=$(now)
+                wrk -t"$WRK_T" -c"$WRK_C" -d"${WARM_S}s" -s "$RUN/ids.lua" "http://127.0.0.1:$PORT$path" "${PREFIX[$name]}/" \
+                    >"$RES/wrk-$key-warmup$round.txt" 2>&1 &
+                WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+                t1=$(now)
+                wrk -t"$WRK_T" -c"$WRK_C" -d"${RUN_S}s" --latency -s "$RUN/ids.lua" "http://127.0.0.1:$PORT$path" "${PREFIX[$name]}/" \
+                    >"$RES/wrk-$key-run$round.txt" 2>&1 &
+                WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+                t2=$(now)
+            else
+                t0=$(now)
+                run_wrk "$path" "$WARM_S" "$RES/wrk-$key-warmup$round.txt"
+                t1=$(now)
+                run_wrk "$path" "$RUN_S" "$RES/wrk-$key-run$round.txt" --latency
+                t2=$(now)
+            fi
+            printf '%s %s %s %s %s\n' "$key-warmup$round" "$t0" "$t1" warmup "$name" >>"$RES/windows.txt"
+            printf '%s %s %s %s %s\n' "$key-run$round" "$t1" "$t2" run "$name" >>"$RES/windows.txt"
+            case "$name" in
+                fngate) procs="$(children_with_exe "$FNGATE_PID" "$RUN/functions/users/handler") instances" ;;
+                bare) procs="$(for p in $BARE_PIDS; do kill -0 "$p" 2>/dev/null && echo "$p"; done | wc -l) children" ;;
+                php|phpb) procs="$(php_workers "$name") workers" ;;
+            esac
+            read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$RES/wrk-$key-run$round.txt")
+            read -r _ _ _ _ wnon2xx werrs < <(parse_wrk "$RES/wrk-$key-warmup$round.txt")
+            conns=$(max_conns "$name" "$t0" "$t2")
+            printf '%-5s %-7s %-7s %10s %9s %9s %9s %7s %7s %9s  %s\n' "$kind" "round$round" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$conns" "$procs" \
+                | tee -a "$RES/runs.txt"
+            TOT_NON2XX[$key]=$(( ${TOT_NON2XX[$key]:-0} + non2xx + wnon2xx ))
+            TOT_ERRS[$key]=$(( ${TOT_ERRS[$key]:-0} + errs + werrs ))
+            RUNS_RPS[$key]="${RUNS_RPS[$key]:-} $rps"
+            RUNS_CONN[$key]="${RUNS_CONN[$key]:-} $conns"
+            [ "$conns" != "?" ] && [ "$conns" -gt "${MAX_CONN[$key]:--1}" ] && MAX_CONN[$key]=$conns
+            if [ "$rps" -gt "${BEST_RPS[$key]:-0}" ]; then
+                BEST_RPS[$key]=$rps; BEST_P50[$key]=$p50; BEST_P99[$key]=$p99
+            fi
+            if [ "$name" = fngate ] && ! kill -0 "$FNGATE_PID" 2>/dev/null; then
+                tail -30 "$RUN/fngate.log" >&2
+                die "fngate died during the throughput run"
+            fi
+        done
+    done
+    [ "$kind" = list ] && LOAD_MID=$(cut -d' ' -f1-3 /proc/loadavg)
+done
+LOAD_RUNEND=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# the whole measurement, from the first warm-up to the last run
+T_FIRST=$(awk 'NR == 1 { print $2 }' "$RES/windows.txt")
+T_LAST=$(awk 'END { print $3 }' "$RES/windows.txt")
+sleep 0.3
+stop_pid "$WATCH_PID" 5; WATCH_PID=""
+cp "$RUN/pgstat.txt" "$RES/pg-connections.txt"
+N_SAMPLES=$(pgstat_samples "$T_FIRST" "$T_LAST")
+ALL_FNGATE=$(max_conns fngate 0 9999999999)
+ALL_PHPB=$(max_conns phpb 0 9999999999)
+ALL_OTHER=$(max_conns other "$T_FIRST" "$T_LAST")
+# PgBouncer's own view of its server connections, at the end
+"$PSQL" -X -h "$PGBDIR" -p "$PGB_PORT" -U postgres -d pgbouncer -c 'SHOW POOLS' -c 'SHOW SERVERS' \
+    >"$RES/pgbouncer-pools.txt" 2>&1
+
+# --- stop, and check that fngate stops cleanly ------------------------------
+
+stop_pid "$NGINX_PID" 5; NGINX_PID=""
+FNGATE_RC=""
+if kill -0 "$FNGATE_PID" 2>/dev/null; then
+    kill -TERM "$FNGATE_PID"
+    for ((i = 0; i < 300; i++)); do kill -0 "$FNGATE_PID" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$FNGATE_PID" 2>/dev/null; then
+        kill -KILL "$FNGATE_PID"; FNGATE_RC="killed (did not stop within 15 s)"
+        wait "$FNGATE_PID" 2>/dev/null
+    else
+        wait "$FNGATE_PID"; FNGATE_RC=$?
+    fi
+else
+    wait "$FNGATE_PID"; FNGATE_RC="had already exited with $?"
+fi
+FNGATE_PID=""
+LEFTOVER=$(pids_under_run | grep -vxF -f <(printf '%s\n' $BARE_PIDS) | wc -l)
+FNGATE_ERRLINES=$(grep -ciE ' (warn|error) ' "$RUN/fngate.log")
+PG_FNGATE_AFTER=$(pg -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fngate'" 2>/dev/null || echo '?')
+
+# --- summary ------------------------------------------------------------------
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_END=$(cpu_busy 2)
+LIST_PHP=$(ratio "${BEST_RPS[list-fngate]}" "${BEST_RPS[list-php]}")
+LIST_BARE=$(ratio "${BEST_RPS[list-fngate]}" "${BEST_RPS[list-bare]}")
+PK_BARE=$(ratio "${BEST_RPS[pk-fngate]}" "${BEST_RPS[pk-bare]}")
+PK_PHP=$(ratio "${BEST_RPS[pk-fngate]}" "${BEST_RPS[pk-php]}")
+PK_PHP_RAW=$(awk -v a="${BEST_RPS[pk-fngate]}" -v b="${BEST_RPS[pk-php]}" 'BEGIN { if (b + 0 == 0) print "nan"; else printf "%.6f\n", a / b }')
+V_LIST_PHP=$(verdict "$LIST_PHP" ">=" "$T_LIST_PHP")
+V_LIST_BARE=$(verdict "$LIST_BARE" ">=" "$T_LIST_BARE")
+V_PK_BARE=$(verdict "$PK_BARE" ">=" "$T_PK_BARE")
+V_PK_PHP=$(verdict "$PK_PHP_RAW" ">" "$T_PK_PHP")
+V_CONN=$(verdict "$ALL_FNGATE" "<=" "$POOL_SIZE")
+FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]} + ${TOT_ERRS[list-fngate]} + ${TOT_NON2XX[pk-fngate]} + ${TOT_ERRS[pk-fngate]} ))
+{
+    say ""
+    say "==================== fngate database benchmark: summary ===================="
+    say "date      $DATE"
+    say "machine   $MACHINE"
+    say "software  $VERSIONS"
+    say "load avg  $LOAD_START at start, $LOAD_MID after the list runs, $LOAD_RUNEND after the pk runs, $LOAD_END at the end"
+    say "idle?     CPUs ${BUSY_START}% busy before start, ${BUSY_END}% after the end (2 s samples, nothing of ours loading them)"
+    if [ "$BUSY_START" -gt 10 ] || [ "$BUSY_END" -gt 10 ] || [ "$OTHER_BENCH" -gt 0 ]; then
+        say "WARNING   other work was using the cores: these figures are unreliable, run again when the machine is idle"
+    fi
+    say "mode      $([ "$QUICK" = 1 ] && echo "QUICK (${RUN_S}s runs): indicative only" || echo "full (${RUN_S}s runs)")"
+    say "setup     nginx (2 workers) -> FastCGI over unix sockets, $PROCS processes per back end; Postgres 15 on a"
+    say "          unix socket (fsync off); fngate users: max_instances $PROCS, pool_size $POOL_SIZE (so never more than"
+    say "          $POOL_SIZE Postgres connections), idle_timeout $IDLE_TIMEOUT; (a) spawn-fcgi -F $PROCS, PQexecParams,"
+    say "          jansson tree + json_dumps; (b) php-fpm pm=static $PROCS, PDO persistent, native prepares;"
+    say "          (c) the same through PgBouncer, transaction mode, default_pool_size $POOL_SIZE, emulated prepares"
+    say "data      $N_USERS users, list = $N_ACTIVE active rows; list bytes: $LIST_BYTES"
+    say "          $VALUES_NOTE"
+    say ""
+    say "wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency after a ${WARM_S}s warm-up, better of two interleaved runs;"
+    say "pg conns: most Postgres backends of that client seen in pg_stat_activity (every ${SAMPLE_S}s) during its runs"
+    for kind in list pk; do
+        say ""
+        if [ "$kind" = list ]; then
+            say "GET .../users: the $N_ACTIVE active users (~$(( $(awk '{ split($1, a, "="); print a[2] }' <<<"$LIST_BYTES") / 1024 )) KB of JSON)"
+        else
+            say "GET .../users/<id>: one row by primary key, ids 1..1000 in turn"
+        fi
+        printf '  %-31s %8s %7s %7s %7s %7s %8s  %s\n' "" "req/s" "p50 ms" "p99 ms" "vs (b)" "vs (a)" "pg conns" "runs req/s; pg conns; non-2xx, errors"
+        for name in "${NAMES[@]}"; do
+            key=$kind-$name
+            printf '  %-31s %8s %7s %7s %7s %7s %8s  %s\n' "${LABEL[$name]}" "${BEST_RPS[$key]}" "${BEST_P50[$key]}" "${BEST_P99[$key]}" \
+                "$(ratio "${BEST_RPS[$key]}" "${BEST_RPS[$kind-php]}")" "$(ratio "${BEST_RPS[$key]}" "${BEST_RPS[$kind-bare]}")" \
+                "${MAX_CONN[$key]:-?}" "${RUNS_RPS[$key]# };${RUNS_CONN[$key]}; ${TOT_NON2XX[$key]}, ${TOT_ERRS[$key]}"
+        done
+    done
+    say ""
+    say "targets (issue 3)"
+    printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_PHP x php-fpm+PDO persistent (b)" "$LIST_PHP" "$V_LIST_PHP"
+    printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_BARE x bare libfcgi+libpq+jansson (a)" "$LIST_BARE" "$V_LIST_BARE"
+    printf '  %-58s %8s  %s\n' "pk lookup: fngate >= $T_PK_BARE x bare (a)" "$PK_BARE" "$V_PK_BARE"
+    printf '  %-58s %8s  %s\n' "pk lookup: fngate ahead of php-fpm+PDO persistent (b), > 1" "$PK_PHP" "$V_PK_PHP"
+    printf '  %-58s %8s  %s\n' "Postgres connections from fngate <= pool_size ($POOL_SIZE), whole run" "$ALL_FNGATE" "$V_CONN"
+    say ""
+    say "checks    fngate: non-2xx + socket errors over all its wrk runs: $FNGATE_BAD; exit status on SIGTERM: $FNGATE_RC;"
+    say "          instances left behind: $LEFTOVER; warn/error lines in its log: $FNGATE_ERRLINES; its Postgres"
+    say "          connections after it stopped: $PG_FNGATE_AFTER"
+    say "          pg_stat_activity: $N_SAMPLES samples during the runs; most PgBouncer->Postgres connections: $ALL_PHPB;"
+    say "          most other client backends: $ALL_OTHER"
+    say "raw       $RES"
+    say "============================================================================"
+} | tee "$RES/summary.txt"
