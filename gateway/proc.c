@@ -21,6 +21,26 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* Signals whose disposition is not the default in the gateway (its own
+ * handlers, SIGPIPE ignored, anything ignored by whoever started it),
+ * scanned once: the child resets just these instead of making a system call
+ * for every signal number on each spawn. */
+static int proc_sigs[NSIG];
+static int proc_nsigs = -1;
+
+static void proc_signals_scan(void)
+{
+    struct sigaction sa;
+
+    proc_nsigs = 0;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+            continue;
+        if (sa.sa_handler != SIG_DFL)
+            proc_sigs[proc_nsigs++] = sig;
+    }
+}
+
 /* The descriptors the child arranges, collected before the vfork. */
 struct proc_fds {
     int src[5]; /* what goes to fds 0..4, -1 for /dev/null */
@@ -65,10 +85,8 @@ static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds,
      * CLOEXEC that whoever started the gateway left open. */
     close_range(5, ~0U, 0);
 
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
-    }
+    for (int i = 0; i < proc_nsigs; i++)
+        signal(proc_sigs[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
@@ -124,6 +142,8 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
     sigset_t all, old;
     pid_t pid, parent = getpid();
 
+    if (proc_nsigs < 0)
+        proc_signals_scan();
     fds.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fds.devnull < 0) {
         log_warn("open /dev/null");

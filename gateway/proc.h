@@ -29,7 +29,9 @@ struct proc_spec {
 /* Starts the instance.  On success returns its pid and stores in *LOG_FD the
  * non-blocking read end of its stdout/stderr pipe (owned by the caller).
  * Returns -1 on failure (logged); failures after the fork (exec, setuid)
- * show up as an exit status of 126/127 with the reason on the log pipe. */
+ * show up as an exit status of 126/127 with the reason on the log pipe.
+ * The first call records which signals the gateway handles or ignores (the
+ * child resets those): install signal handlers before it. */
 pid_t proc_spawn(const struct proc_spec *spec, int *log_fd);
 
 #endif

@@ -573,9 +573,19 @@ static void sup_fn_police(struct sup_fn *f, int64_t now)
 static void sup_fn_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct sup_fn *f = arg;
+    int64_t now = sup_now_ns();
+    struct scale_state st;
     (void)fd;
     (void)what;
-    sup_fn_scale(f, sup_now_ns());
+
+    /* A cold start: someone is certainly waiting, so start the first
+     * instance before asking the kernel how many wait (the sock_diag round
+     * trip is then off the critical path); the scale step below adds what
+     * the rest of a burst needs. */
+    sup_fn_snapshot(f, now, &st);
+    if (st.live == 0 && !st.backoff && st.stopping < st.max_instances)
+        sup_spawn(f, now);
+    sup_fn_scale(f, now);
     /* The connection is (or will be) taken by an instance; until the tick
      * sees the queue empty, more arrivals must not wake us one by one. */
     event_del(f->ev_listen);

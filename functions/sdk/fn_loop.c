@@ -19,6 +19,8 @@
 #include "fn_loop.h"
 #include "fn_sb.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -264,6 +267,15 @@ int fn_main(int argc, char **argv, fn_handler handler)
         return 1;
     }
     fn_sb_attach();
+    {
+        /* One getrandom instead of jansson's own open/read/close of
+         * /dev/urandom on the first object: it is on the cold-start path.
+         * The seed must stay unpredictable (request bodies are parsed into
+         * hash tables). */
+        uint32_t seed = 0;
+        if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed) && seed)
+            json_object_seed(seed);
+    }
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, -1, 0) != 0) {
         fprintf(stderr, "fngate: FCGX_Init failed\n");
         return 1;
