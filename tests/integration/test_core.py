@@ -266,11 +266,16 @@ def test_request_params_reach_the_function(stack, build):
     assert ["x", "été"] in j["args"] and ["x", "2"] in j["args"]
     assert {k.lower(): v for k, v in j["headers"].items()}.get("x-test") == "yes"
     assert len(j["request_id"]) == 32 and j["request_id"] == p["FNGATE_REQUEST_ID"]
-    assert p["FNGATE_FUNCTION"] == "t" and p["FNGATE_PATH"] == "/a/b c"
+    assert p["FNGATE_PATH"] == "/a/b c"
     assert p["SCRIPT_NAME"] == "/fn/t"
     assert p["REQUEST_URI"] == "/fn/t/a/b%20c?req=1&x=%C3%A9t%C3%A9&x=2"
     assert p["SERVER_PORT"] == str(ngx.port) and p["REMOTE_ADDR"] == "127.0.0.1"
-    assert p["GATEWAY_INTERFACE"] == "CGI/1.1" and p["REQUEST_SCHEME"] == "http"
+    assert p["REQUEST_SCHEME"] == "http" and p["SERVER_PROTOCOL"] == "HTTP/1.1"
+    # Left out as duplicates or constants (fngate.inc says why); the name
+    # reaches the SDK through the environment.
+    for gone in ("PATH_INFO", "DOCUMENT_URI", "GATEWAY_INTERFACE", "SERVER_SOFTWARE",
+                 "FNGATE_FUNCTION"):
+        assert p.get(gone) is None, gone
     assert abs(float(p["FNGATE_ARRIVAL"]) - before) < 5
     assert not p.get("HTTP_PROXY")
 
