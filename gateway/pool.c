@@ -103,8 +103,8 @@ struct pconn {
     enum pool_touch touch; /* of the query in hand */
     bool cancelled;        /* a cancel was sent: never reuse this session */
     char dealloc[24];      /* a statement to DEALLOCATE before the next PREPARE */
-    PGresult *result; /* the EXEC's result, owned */
-    PGresult *error;  /* the first error of this query, owned */
+    PGresult *result;      /* the EXEC's result, owned */
+    PGresult *error;       /* the first error of this query, owned */
     /* The statement cache. */
     struct stmt **buckets;
     size_t nbuckets;
@@ -502,9 +502,8 @@ static void pconn_send_next(struct pconn *pc)
     } else if (!pc->pool->set.prepared) {
         pc->op = OP_EXEC;
         ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
-    } else if (pc->dealloc[0] ||
-               (pc->op < OP_DEALLOC && pc->nstmts >= pc->pool->set.stmt_cache &&
-                !stmt_find(pc, c->sql, pool_hash(c->sql)))) {
+    } else if (pc->dealloc[0] || (pc->op < OP_DEALLOC && pc->nstmts >= pc->pool->set.stmt_cache &&
+                                  !stmt_find(pc, c->sql, pool_hash(c->sql)))) {
         /* A statement to forget first: a stale one, or the least recently
          * used when the cache is full. */
         char sql[64];

@@ -15,12 +15,11 @@
  */
 #include <fcgiapp.h>
 
-static const char response[] =
-    "Status: 200 OK\r\n"
-    "Content-Type: application/json\r\n"
-    "Content-Length: 17\r\n"
-    "\r\n"
-    "{\"hello\":\"world\"}";
+static const char response[] = "Status: 200 OK\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 17\r\n"
+                               "\r\n"
+                               "{\"hello\":\"world\"}";
 
 int main(void)
 {

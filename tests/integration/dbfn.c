@@ -47,13 +47,15 @@ extern char **environ;
 /* Every type the pool maps, with the JSON each one must become (asserted by
  * test_db.py's test_type_mapping). */
 #define TYPES_SQL                                                                                  \
-    "SELECT 32767::int2 AS i2, '-2147483648'::int4 AS i4, 9223372036854775807::int8 AS i8, "         \
+    "SELECT 32767::int2 AS i2, '-2147483648'::int4 AS i4, 9223372036854775807::int8 AS i8, "       \
     "12345678901234567890.000000000001::numeric AS num, 'NaN'::numeric AS num_nan, "               \
     "1.5::float4 AS f4, 0.1::float8 AS f8, 'NaN'::float8 AS nan, 'Infinity'::float8 AS inf, "      \
     "'-Infinity'::float8 AS ninf, true AS t, false AS f, "                                         \
-    "'{\"a\": [1, 2.5, \"x\"], \"b\": null}'::json AS js, '{\"b\": null, \"a\": [1]}'::jsonb AS jb, " \
+    "'{\"a\": [1, 2.5, \"x\"], \"b\": null}'::json AS js, '{\"b\": null, \"a\": [1]}'::jsonb AS "  \
+    "jb, "                                                                                         \
     "ARRAY[1, NULL, 3]::int4[] AS ai, ARRAY[[1, 2], [3, 4]]::int2[] AS a2, "                       \
-    "ARRAY[1, 9223372036854775807]::int8[] AS a8, ARRAY['a,b', 'c\"d', NULL, 'NULL']::text[] AS at, " \
+    "ARRAY[1, 9223372036854775807]::int8[] AS a8, ARRAY['a,b', 'c\"d', NULL, 'NULL']::text[] AS "  \
+    "at, "                                                                                         \
     "ARRAY[true, false]::bool[] AS ab, ARRAY['1.50']::numeric[] AS an, "                           \
     "ARRAY['NaN', 'Infinity', '2.5']::float8[] AS af, "                                            \
     "ARRAY['{\"k\": 1}', '[]']::jsonb[] AS aj, '{}'::int4[] AS empty, "                            \
@@ -139,8 +141,8 @@ static int run_sql(fn_req *req, fn_res *res)
 
     if (!sql)
         return fn_error(res, 400, "sql is required");
-    if (fn_arg(req, "status") && (parse_ll(fn_arg(req, "status"), &status) < 0 ||
-                                  status < 200 || status > 599))
+    if (fn_arg(req, "status") &&
+        (parse_ll(fn_arg(req, "status"), &status) < 0 || status < 200 || status > 599))
         return fn_error(res, 400, "bad status");
     rows = fn_query(req, sql, NULL);
     if (!rows)
@@ -212,8 +214,7 @@ static int count(fn_req *req, fn_res *res)
     all = fn_rows_json(rows); /* owned by rows */
     if (!json_is_array(all))
         return fn_error(res, 500, "the rows are not a JSON array");
-    json_array_foreach(all, i, row)
-        sum += json_integer_value(json_object_get(row, "g"));
+    json_array_foreach(all, i, row) sum += json_integer_value(json_object_get(row, "g"));
     return fn_send_jsonf(res, 200, "{s:I,s:I,s:I}", "rows", (json_int_t)json_array_size(all),
                          "count", (json_int_t)fn_rows_count(rows), "sum", sum);
 }
