@@ -71,6 +71,30 @@ static void find_child(void)
     snprintf(child_path, sizeof(child_path), "%s/proc_child", dir);
 }
 
+/* As root the privilege tests run proc_child as nobody, who may not be able
+ * to reach the build tree (CI clones anywhere, /root included): run a copy
+ * from this test's folder, made traversable. */
+static void stage_child_for_nobody(void)
+{
+    char buf[65536];
+    ssize_t n;
+    int in, out, len;
+
+    in = open(child_path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(in, 0);
+    len = snprintf(child_path, sizeof(child_path), "%s/proc_child", testdir_path);
+    ck_assert(len > 0 && (size_t)len < sizeof(child_path));
+    out = open(child_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    ck_assert_int_ge(out, 0);
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)n), n);
+    ck_assert_int_eq(n, 0);
+    close(in);
+    ck_assert_int_eq(close(out), 0);
+    ck_assert_int_eq(chmod(testdir_root, 0755), 0);
+    ck_assert_int_eq(chmod(testdir_path, 0755), 0);
+}
+
 static void setup(void)
 {
     struct sockaddr_un sa;
@@ -80,6 +104,8 @@ static void setup(void)
                   strerror(errno));
     testdir_make();
     ck_assert_ptr_nonnull(realpath(testdir_path, realdir));
+    if (geteuid() == 0)
+        stage_child_for_nobody();
 
     /* The gateway opens everything CLOEXEC; so must this process, whatever
      * its launcher left open, or those descriptors would show up in every
