@@ -144,6 +144,31 @@ def test_abort_costs_only_its_own_request(stack, build):
     assert line
 
 
+def test_function_that_cannot_start_fails_fast_and_does_not_block_stop(stack, tmp_path):
+    """A handler that exits before serving anything, every time: its requests
+    get a 503 JSON answer in seconds, not nginx's read timeout (minutes), and
+    SIGTERM with requests still queued for it exits 0 promptly."""
+    broken = tmp_path / "broken"
+    broken.write_text("#!/bin/sh\necho 'missing configuration' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    gw, ngx = stack({"broken": str(broken)}, sections={"broken": {"queue_timeout": "2s"}})
+    r = ngx.get("/fn/broken", timeout=30)
+    assert r.status == 503, f"a function that cannot start answered {r}"
+    assert r.headers.get("content-type", "").startswith("application/json"), r.headers
+    assert "cannot start" in r.json()["error"] and "status 1" in r.json()["error"], r.json()
+    assert r.elapsed < 5.0, f"503 only after {r.elapsed:.2f}s"
+    assert gw.wait_log(lambda ln: "broken" in ln and "answered 503" in ln, timeout=3.0,
+                       what="the log line about answering 503")
+
+    # A request queued for it while the gateway stops does not hold the stop.
+    pending = ThreadPoolExecutor(max_workers=1).submit(ngx.get, "/fn/broken", timeout=30)
+    time.sleep(0.2)
+    start = time.monotonic()
+    assert gw.stop(signal.SIGTERM, timeout=20) == 0
+    assert time.monotonic() - start < 10, "SIGTERM took too long with a request queued"
+    assert pending.result(timeout=30).status in (502, 503)
+
+
 def test_hanging_handler_gets_504_and_function_keeps_serving(stack, build):
     gw, ngx = stack({"hangs": build.testfn}, sections={"hangs": {"request_timeout": "1s"}})
     r = ngx.get("/fn/hangs?hang=1", timeout=15)
