@@ -27,6 +27,7 @@
 #include "log.h"
 #include "poolctl.h"
 #include "proc.h"
+#include "refuse.h"
 #include "sb.h"
 #include "scale.h"
 #include "sock.h"
@@ -55,6 +56,10 @@
  * does not use libfngate (it never writes its slot): counted as busy. */
 #define SUP_STARTING_MAX_MS 2000
 #define SUP_LOG_LINE_MAX 4096
+/* After this many crashes in a row without serving a request, what is
+ * queued for a function with no live instance is answered 503 by the
+ * supervisor instead of waiting for nginx's read timeout. */
+#define SUP_REFUSE_AFTER 3
 
 enum sup_state { SUP_RUNNING, SUP_STOPPING };
 
@@ -104,6 +109,7 @@ struct sup_fn {
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;
+    char last_exit[160]; /* how the last crash ended, for the 503 */
     uint64_t n_spawned, n_crashed, n_timeouts;
 };
 
@@ -112,6 +118,7 @@ struct sup {
     struct conf *conf; /* owned */
     const char *conf_path;
     enum sup_state state;
+    int64_t stop_ns; /* when SIGTERM/SIGINT arrived */
     int lock_fd;
     struct sup_fn *fns;
     struct poolctl *pool; /* NULL without a database */
@@ -410,6 +417,19 @@ static int sup_fn_scale_q(struct sup_fn *f, int64_t now)
         return 0;
     sup_fn_snapshot(f, now, &st);
     q = sock_queue_len(f->listen_fd);
+    if (q > 0 && st.live == 0 && f->crashes >= SUP_REFUSE_AFTER) {
+        char msg[400];
+        int refused;
+        snprintf(msg, sizeof(msg),
+                 "{\"error\":\"function %s cannot start: %s\",\"function\":\"%s\"}", f->desc.name,
+                 f->last_exit, f->desc.name);
+        refused = refuse_queued(f->sup->base, f->listen_fd, msg);
+        if (refused > 0)
+            log_warnx("[fn %s] %d crashes in a row without serving (last: %s): answered 503 to "
+                      "%d queued request%s",
+                      f->desc.name, f->crashes, f->last_exit, refused, refused == 1 ? "" : "s");
+        q = sock_queue_len(f->listen_fd);
+    }
     st.queued = q;
     n = scale_spawn_count(&st);
     for (int i = 0; i < n; i++) {
@@ -437,7 +457,7 @@ static const char *sup_sig_name(int sig)
 static void sup_inst_exited(struct inst *in, int status, int64_t now)
 {
     struct sup_fn *f = in->fn;
-    char what[128], extra[160];
+    char what[96], extra[160];
     double up = (double)(now - in->spawned_ns) / 1e9;
     uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
     bool asked = in->term_ns || in->timeout_ns || in->kill_ns;
@@ -466,6 +486,7 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
         f->spawn_after_ns = now + delay * 1000000;
         snprintf(extra, sizeof(extra), "; crash %d in a row, next spawn in %lld ms", f->crashes,
                  (long long)delay);
+        snprintf(f->last_exit, sizeof(f->last_exit), "%s after %.3fs", what, up);
     } else if (served) {
         f->crashes = 0;
     }
@@ -735,6 +756,14 @@ static void sup_tick_ensure(struct sup *s)
         evtimer_add(s->ev_tick, &tv);
 }
 
+/* How long a stopping gateway keeps serving a function's queue: a request
+ * may run request_timeout (30 s when unlimited), plus stop_timeout. */
+static int64_t sup_drain_limit_ns(const struct sup_fn *f)
+{
+    int64_t rt = f->desc.set.request_timeout_ms ? f->desc.set.request_timeout_ms : 30000;
+    return (rt + f->sup->conf->gw.stop_timeout_ms) * 1000000;
+}
+
 static void sup_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct sup *s = arg;
@@ -750,6 +779,15 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
             int q = sup_fn_scale_q(f, now);
             if (q == 0 && !f->removed && s->state == SUP_RUNNING)
                 sup_fn_arm(f);
+            if (s->state == SUP_STOPPING && q > 0 && !f->drained &&
+                now - s->stop_ns > sup_drain_limit_ns(f)) {
+                /* Served long enough: answer what is still queued. */
+                int n = refuse_queued(s->base, f->listen_fd,
+                                      "{\"error\":\"the gateway is shutting down\"}");
+                log_warnx("[fn %s] still %d queued after the drain limit: answered 503 to %d",
+                          f->desc.name, q, n);
+                q = sock_queue_len(f->listen_fd);
+            }
             if ((f->removed || s->state == SUP_STOPPING) && q == 0 && !f->drained) {
                 /* Nothing queued and nothing new can arrive: stop every
                  * instance between requests. */
@@ -924,6 +962,7 @@ static void sup_stop(struct sup *s, int sig)
     log_info("SIG%s: stopping: no new connections, finishing queued and running requests",
              sup_sig_name(sig));
     s->state = SUP_STOPPING;
+    s->stop_ns = sup_now_ns();
     for (struct sup_fn *f = s->fns; f; f = f->next) {
         if (!f->removed) {
             f->removed = true;

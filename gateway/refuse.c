@@ -1,0 +1,161 @@
+/*
+ * Failing fast for a function that cannot start.  When every spawn of a
+ * function crashes before serving anything, nobody would ever accept its
+ * queued connections: nginx would hold each request until its own read
+ * timeout (minutes) and a drain on SIGTERM could never finish.  Instead the
+ * supervisor accepts them itself and answers each a complete FastCGI 503
+ * with a JSON body, without blocking its event loop: a bufferevent per
+ * connection reads the request's records up to the end of FCGI_STDIN (so
+ * nothing is left unread, which would reset the connection and turn the 503
+ * into nginx's 502), writes the answer, and closes.
+ */
+#include "config.h"
+
+#include "refuse.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#define REFUSE_TIMEOUT_S 5
+#define FCGI_END_REQUEST 3
+#define FCGI_STDIN 5
+#define FCGI_STDOUT 6
+
+/* One refused connection; frees itself once answered or failed. */
+struct refuse_conn {
+    struct bufferevent *bev;
+    char *message; /* owned: the JSON error text */
+    int answered;
+};
+
+static void refuse_conn_free(struct refuse_conn *rc)
+{
+    if (!rc)
+        return;
+    if (rc->bev)
+        bufferevent_free(rc->bev);
+    free(rc->message);
+    free(rc);
+}
+
+static void refuse_header(unsigned char *h, int type, unsigned reqid, size_t len)
+{
+    h[0] = 1;
+    h[1] = (unsigned char)type;
+    h[2] = (unsigned char)(reqid >> 8);
+    h[3] = (unsigned char)reqid;
+    h[4] = (unsigned char)(len >> 8);
+    h[5] = (unsigned char)len;
+    h[6] = 0;
+    h[7] = 0;
+}
+
+static void refuse_answer(struct refuse_conn *rc, unsigned reqid)
+{
+    struct evbuffer *out = bufferevent_get_output(rc->bev);
+    char body[1024];
+    unsigned char h[8], end[8] = {0};
+    int n;
+
+    n = snprintf(body, sizeof(body),
+                 "Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 strlen(rc->message), rc->message);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = 0;
+    refuse_header(h, FCGI_STDOUT, reqid, (size_t)n);
+    evbuffer_add(out, h, sizeof(h));
+    evbuffer_add(out, body, (size_t)n);
+    refuse_header(h, FCGI_STDOUT, reqid, 0);
+    evbuffer_add(out, h, sizeof(h));
+    refuse_header(h, FCGI_END_REQUEST, reqid, sizeof(end));
+    evbuffer_add(out, h, sizeof(h));
+    evbuffer_add(out, end, sizeof(end)); /* appStatus 0, FCGI_REQUEST_COMPLETE */
+    rc->answered = 1;
+}
+
+/* Consumes complete records; answers at the empty FCGI_STDIN record. */
+static void refuse_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct refuse_conn *rc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    unsigned char h[8];
+
+    while (!rc->answered && evbuffer_get_length(in) >= sizeof(h)) {
+        size_t len, total;
+        evbuffer_copyout(in, h, sizeof(h));
+        len = ((size_t)h[4] << 8) | h[5];
+        total = sizeof(h) + len + h[6];
+        if (evbuffer_get_length(in) < total)
+            return;
+        evbuffer_drain(in, total);
+        if (h[1] == FCGI_STDIN && len == 0)
+            refuse_answer(rc, ((unsigned)h[2] << 8) | h[3]);
+    }
+    if (rc->answered)
+        evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void refuse_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct refuse_conn *rc = arg;
+    (void)bev;
+    if (rc->answered)
+        refuse_conn_free(rc);
+}
+
+static void refuse_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    refuse_conn_free(arg); /* EOF, error or timeout before an answer */
+}
+
+int refuse_queued(struct event_base *base, int listen_fd, const char *message)
+{
+    struct timeval tmo = {REFUSE_TIMEOUT_S, 0};
+    int flags = fcntl(listen_fd, F_GETFL);
+    int n = 0;
+
+    /* The socket is blocking until an SDK instance has run (the flag is on
+     * the file description instances share); never block the event loop.
+     * Called only when no instance is live, so nobody else is accepting. */
+    if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return 0;
+    for (;;) {
+        struct refuse_conn *rc;
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* EAGAIN: the queue is empty */
+        }
+        rc = calloc(1, sizeof(*rc));
+        if (rc)
+            rc->message = strdup(message);
+        if (rc && rc->message)
+            rc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (!rc || !rc->bev) {
+            close(fd);
+            refuse_conn_free(rc);
+            continue;
+        }
+        bufferevent_setcb(rc->bev, refuse_read_cb, refuse_write_cb, refuse_event_cb, rc);
+        bufferevent_set_timeouts(rc->bev, &tmo, &tmo);
+        bufferevent_enable(rc->bev, EV_READ | EV_WRITE);
+        n++;
+    }
+    fcntl(listen_fd, F_SETFL, flags);
+    return n;
+}

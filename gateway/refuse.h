@@ -1,0 +1,16 @@
+/*
+ * The supervisor's own answer for a function that cannot start: it accepts
+ * the queued connections and answers each a FastCGI 503 with a JSON body.
+ */
+#ifndef FNGATE_REFUSE_H
+#define FNGATE_REFUSE_H
+
+#include <event2/event.h>
+
+/* Accepts every connection queued on LISTEN_FD and answers each 503 with
+ * MESSAGE (a JSON document) once its request is read, on BASE's loop.
+ * Call only when no instance of the function is live.  Returns how many
+ * connections it took. */
+int refuse_queued(struct event_base *base, int listen_fd, const char *message);
+
+#endif
