@@ -24,7 +24,7 @@ RUN (make distclean >/dev/null 2>&1 || true) \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        nginx libfcgi0ldbl libjansson4 libevent-core-2.1-7 libinih1 libpq5 ca-certificates \
+        nginx libfcgi0ldbl libjansson4 libevent-core-2.1-7 libinih1 libpq5 ca-certificates procps \
  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/*
 COPY --from=build /usr/local /usr/local
 COPY --from=build /srv/fngate /srv/fngate
