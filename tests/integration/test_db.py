@@ -268,6 +268,19 @@ def test_type_mapping(stack, build, users_db):
         assert frag in text.replace(" ", ""), f"{frag} not in {text[:400]}"
 
 
+def test_copy_is_refused_and_does_not_wedge_the_pool(stack, build, users_db):
+    """COPY puts a libpq connection in a state PQgetResult never leaves; the
+    pool used to spin on it at 100% CPU with every function's queries stuck
+    (found in review).  It must answer FG003 and keep serving."""
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",), gateway={"pool_size": 1})
+    for sql in ("COPY (SELECT 1) TO STDOUT", "/* c */ copy users FROM STDIN"):
+        status, body, r = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(sql), timeout=10)
+        assert_db_error(status, body, 422, "FG003")
+        assert "COPY" in body["error"], body
+    status, body, _ = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg("SELECT 1 AS one"), timeout=10)
+    assert (status, body) == (200, [{"one": 1}])
+
+
 def test_sql_error_gives_the_function_its_sqlstate(stack, build, users_db):
     _, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",))
     status, body, r = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg("SELECT * FROM no_such_table"))
