@@ -94,7 +94,6 @@ struct pconn {
     enum pconn_state state;
     PGconn *pg;
     struct event *rev, *wev, *cev;
-    int64_t started_ns;
     int64_t timeout_cur; /* statement_timeout in force, 0: the server's */
     struct pclient *client;
     enum pconn_op op;
@@ -439,12 +438,10 @@ static bool pool_has_word(const char *s, const char *word)
  * set_config() and temporary tables made by CREATE ... AS or SELECT INTO are
  * caught by name.  A statement inside a server-side function that changes
  * the session is not seen (documented). */
-static enum pool_touch pool_sql_touch(const char *sql)
+/* The first keyword of SQL, after white space and comments. */
+static const char *pool_sql_start(const char *sql, size_t *len)
 {
-    static const char *const reset_first[] = {"set", "reset", "discard", "listen", "load"};
-    static const char *const drop_first[] = {"prepare", "deallocate", "declare", "close"};
     const char *p = sql;
-    size_t n;
 
     for (;;) {
         while (isspace((unsigned char)*p))
@@ -452,18 +449,35 @@ static enum pool_touch pool_sql_touch(const char *sql)
         if (p[0] == '-' && p[1] == '-') {
             p = strchr(p, '\n');
             if (!p)
-                return TOUCH_NONE;
+                return "";
         } else if (p[0] == '/' && p[1] == '*') {
             p = strstr(p + 2, "*/");
             if (!p)
-                return TOUCH_NONE;
+                return "";
             p += 2;
         } else {
             break;
         }
     }
-    for (n = 0; isalpha((unsigned char)p[n]); n++)
+    for (*len = 0; isalpha((unsigned char)p[*len]); (*len)++)
         ;
+    return p;
+}
+
+static bool pool_sql_first_word_is(const char *sql, const char *word)
+{
+    size_t n = 0;
+    const char *p = pool_sql_start(sql, &n);
+    return n == strlen(word) && strncasecmp(p, word, n) == 0;
+}
+
+static enum pool_touch pool_sql_touch(const char *sql)
+{
+    static const char *const reset_first[] = {"set", "reset", "discard", "listen", "load"};
+    static const char *const drop_first[] = {"prepare", "deallocate", "declare", "close"};
+    size_t n = 0;
+    const char *p = pool_sql_start(sql, &n);
+
     for (size_t i = 0; i < sizeof(drop_first) / sizeof(drop_first[0]); i++) {
         if (n == strlen(drop_first[i]) && strncasecmp(p, drop_first[i], n) == 0)
             return TOUCH_DROP;
@@ -739,6 +753,15 @@ static void pconn_read_cb(evutil_socket_t fd, short what, void *arg)
                 continue;
             }
             break;
+        case PGRES_COPY_IN:
+        case PGRES_COPY_OUT:
+        case PGRES_COPY_BOTH:
+            /* PQgetResult would hand back the COPY state forever: the
+             * connection is unusable for anything else. */
+            PQclear(r);
+            pconn_drop(pc, "COPY is not supported through fn_query");
+            pool_dispatch(pc->pool);
+            return;
         default:
             break;
         }
@@ -843,7 +866,6 @@ static void pconn_connect_cb(evutil_socket_t fd, short what, void *arg)
 static void pconn_start(struct pconn *pc)
 {
     pc->state = PC_CONNECTING;
-    pc->started_ns = pool_now_ns();
     pc->pg = PQconnectStart(pc->pool->set.conninfo);
     if (!pc->pg || PQstatus(pc->pg) == CONNECTION_BAD) {
         pconn_connect_failed(pc);
@@ -1046,6 +1068,11 @@ static void pclient_read_cb(evutil_socket_t fd, short what, void *arg)
             pclient_error(c, POOL_ERR_REQUEST, "out of memory", NULL, NULL, NULL);
             continue;
         }
+        if (pool_sql_first_word_is(c->sql, "copy")) {
+            pclient_error(c, POOL_ERR_REQUEST, "COPY is not supported through fn_query", NULL,
+                          "use INSERT ... SELECT, or json_populate_recordset for bulk rows", NULL);
+            continue;
+        }
         c->queued_ns = pool_now_ns();
         c->waiting = true;
         c->wnext = NULL;
@@ -1131,12 +1158,13 @@ static void pool_ctl_cb(evutil_socket_t fd, short what, void *arg)
 static void pool_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
-    int64_t now = pool_now_ns(), limit = p->set.db_wait_timeout_ms * 1000000;
+    int64_t now = pool_now_ns();
     int open = 0;
     (void)fd;
     (void)what;
 
-    while (p->whead && now - p->whead->queued_ns > limit) {
+    /* In milliseconds: db_wait_timeout may be huge, ns would overflow. */
+    while (p->whead && (now - p->whead->queued_ns) / 1000000 > p->set.db_wait_timeout_ms) {
         struct pclient *c = p->whead;
         char msg[200];
         pool_wait_remove(p, c);
