@@ -20,14 +20,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The largest answer accepted; the pool enforces max_result first. */
 #define FN_DB_MAX_ANSWER ((size_t)1 << 30)
 
 struct fn_rows {
-    struct fn_rows *next; /* the request's list */
-    char *payload;        /* owned: the whole 'R' frame payload */
-    const char *tag;      /* NUL-terminated copy in tagbuf */
+    struct fn_rows *next;   /* the request's list */
+    struct fn_dbreq *owner; /* that request's state; NULL once it ended */
+    char *payload;          /* owned: the whole 'R' frame payload */
+    const char *tag;        /* NUL-terminated copy in tagbuf */
     char tagbuf[64];
     long long count;
     size_t json_off, json_len; /* the JSON text inside payload */
@@ -41,7 +43,18 @@ struct fn_dbreq {
 };
 
 static const fn_db_err fn_db_noerr = {"", "", "", "", 0};
-static int fn_db_fd = -2; /* -2: not checked yet, -1: none */
+static int fn_db_fd = -2; /* -2: not checked yet, -1: none, -3: broken */
+
+/* A failure after the query went out leaves the stream mid-frame: every
+ * later answer would be misread.  The channel is closed for good and the
+ * instance leaves after this request; its replacement gets a new one. */
+static void fn_db_break(void)
+{
+    if (fn_db_fd >= 0)
+        close(fn_db_fd);
+    fn_db_fd = -3;
+    fn_loop_request_stop();
+}
 
 static int fn_db_channel(void)
 {
@@ -65,13 +78,26 @@ static struct fn_dbreq *fn_db_state(fn_req *req)
     return *slot;
 }
 
+static void fn_rows_release(fn_rows *rows)
+{
+    json_decref(rows->json);
+    free(rows->payload);
+    free(rows);
+}
+
 void fn_rows_free(fn_rows *rows)
 {
     if (!rows)
         return;
-    json_decref(rows->json);
-    free(rows->payload);
-    free(rows);
+    /* Unlinked first: the request frees whatever is still on its list. */
+    for (struct fn_rows **pp = rows->owner ? &rows->owner->rows : NULL; pp && *pp;
+         pp = &(*pp)->next) {
+        if (*pp == rows) {
+            *pp = rows->next;
+            break;
+        }
+    }
+    fn_rows_release(rows);
 }
 
 void fn_db_request_end(struct fn_dbreq *db)
@@ -81,7 +107,7 @@ void fn_db_request_end(struct fn_dbreq *db)
     while (db->rows) {
         struct fn_rows *r = db->rows;
         db->rows = r->next;
-        fn_rows_free(r);
+        fn_rows_release(r);
     }
     free(db->errbuf);
     free(db);
@@ -186,6 +212,10 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
         return NULL;
     fn_buf_init(&out, 0);
     fn_buf_init(&in, 0);
+    if (fd == -3) {
+        fn_db_fail(db, "08006", "the database channel broke earlier in this instance");
+        goto out;
+    }
     if (fd < 0) {
         fn_db_fail(db, "FG004", "no database configured for this gateway (database_url)");
         goto out;
@@ -214,10 +244,12 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
     }
     if (fn_frame_write_all(fd, out.data, out.len) < 0) {
         fn_db_fail(db, "08006", "database channel: %s", strerror(errno));
+        fn_db_break();
         goto out;
     }
     if (fn_frame_read_one(fd, &in, FN_DB_MAX_ANSWER, err, sizeof(err)) < 0) {
         fn_db_fail(db, "08006", "database channel: %s", err);
+        fn_db_break();
         goto out;
     }
     v = malloc(sizeof(*v));
@@ -245,6 +277,7 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
     rows->json_len = v->field[2].len;
     rows->payload = in.data; /* moves: the buffer is now the rows' */
     in.data = NULL;
+    rows->owner = db;
     rows->next = db->rows;
     db->rows = rows;
     db->err = fn_db_noerr;

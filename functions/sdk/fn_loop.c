@@ -53,6 +53,11 @@ static int64_t fn_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void fn_loop_request_stop(void)
+{
+    fn_stop = 1;
+}
+
 void fn_loop_response_started(void)
 {
     fn_resp_started = 1;
@@ -208,6 +213,10 @@ static void fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_hand
     r->keepConnection = 1;
     while (FCGX_Accept_r(r) >= 0) {
         int rc;
+        /* One request per connection even if the web server asked to keep
+         * it: an instance waiting on a kept connection would look busy to
+         * the gateway, and could neither be reaped nor timed out right. */
+        r->keepConnection = 0;
         fn_conn_reqid = r->requestId;
         rc = fn_req_begin(req, res, r, lim);
         if (rc == 0 && !fn_queue_expired(req, res, lim)) {
@@ -253,6 +262,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     fn_res *res = NULL;
     int epfd = -1, rc = 1;
     long served = 0;
+    bool recycled = false;
     int flags;
     (void)argc;
     (void)argv;
@@ -312,8 +322,10 @@ int fn_main(int argc, char **argv, fn_handler handler)
         int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
         if (cfd >= 0) {
             fn_serve(cfd, &r, req, res, handler, &lim);
-            if (lim.max_requests > 0 && ++served >= lim.max_requests)
+            if (lim.max_requests > 0 && ++served >= lim.max_requests) {
+                recycled = true;
                 break;
+            }
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -335,6 +347,15 @@ int fn_main(int argc, char **argv, fn_handler handler)
         fprintf(stderr, "fngate: accept: %s\n", strerror(errno));
         rc = 1;
         break;
+    }
+    /* With EPOLLEXCLUSIVE the kernel woke this instance alone for a
+     * connection; leaving now without it would strand it while the other
+     * idle instances sleep.  Serve what is already waiting, then leave. */
+    for (int i = 0; rc == 0 && !recycled && i < 8; i++) {
+        int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0)
+            break;
+        fn_serve(cfd, &r, req, res, handler, &lim);
     }
     FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_STOPPING);
 out:

@@ -30,6 +30,8 @@ void fn_req_end(fn_req *req);
 void fn_res_reset(fn_res *res);
 /* Writes RES to the request's stdout; returns 0 or -1. */
 int fn_res_write(fn_res *res, FCGX_Request *r);
+/* Makes the instance leave after the request in hand. */
+void fn_loop_request_stop(void);
 /* Sets the "response started" flag the timeout handler reads. */
 void fn_loop_response_started(void);
 /* The database state of a request (fn_db.c): a slot in fn_req that fngate.c
