@@ -43,6 +43,7 @@ struct poolctl {
     int64_t started_ns;
     int failures;
     struct event *restart_ev;
+    struct event *write_ev; /* armed while hand-overs wait for socket space */
     struct poolctl_pending *pending, *pending_tail;
 };
 
@@ -79,6 +80,15 @@ bool poolctl_differs(const struct poolctl *pc, const struct conf *c)
            s.max_result != pc->set.max_result || s.prepared != pc->set.prepared;
 }
 
+static void poolctl_flush(struct poolctl *pc);
+
+static void poolctl_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    poolctl_flush(arg);
+}
+
 /* Sends what is queued; stops at the first failure (the pool is down or
  * its socket is full) and keeps the rest. */
 static void poolctl_flush(struct poolctl *pc)
@@ -102,8 +112,18 @@ static void poolctl_flush(struct poolctl *pc)
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
         if (sendmsg(pc->ctl_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* The pool is behind: go on when the socket has room. */
+                if (pc->write_ev)
+                    event_free(pc->write_ev);
+                pc->write_ev = event_new(pc->base, pc->ctl_fd, EV_WRITE, poolctl_write_cb, pc);
+                if (pc->write_ev)
+                    event_add(pc->write_ev, NULL);
+            } else {
                 log_warn("pool control socket");
+            }
             return;
         }
         close(p->fd);
@@ -262,6 +282,8 @@ void poolctl_free(struct poolctl *pc)
 {
     if (!pc)
         return;
+    if (pc->write_ev)
+        event_free(pc->write_ev); /* before its descriptor closes */
     if (pc->pid > 0) {
         /* Closing the control socket is the stop signal; SIGTERM too, in
          * case the pool is busy. Reap it here: the supervisor is exiting
@@ -361,15 +383,14 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
         log_warnx("pool process %d exited with status %d after %.3fs: restarting in %lld ms",
                   (int)pid, WEXITSTATUS(status), up, (long long)delay);
     pc->pid = 0;
+    if (pc->write_ev) {
+        event_free(pc->write_ev);
+        pc->write_ev = NULL;
+    }
     close(pc->ctl_fd);
     pc->ctl_fd = -1;
     tv.tv_sec = delay / 1000;
     tv.tv_usec = (delay % 1000) * 1000;
     evtimer_add(pc->restart_ev, &tv);
     return true;
-}
-
-pid_t poolctl_pid(const struct poolctl *pc)
-{
-    return pc ? pc->pid : 0;
 }

@@ -34,6 +34,5 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
  * is restarted after a backoff, and the caller must retire every instance,
  * whose channels died with it). */
 bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status);
-pid_t poolctl_pid(const struct poolctl *pc);
 
 #endif

@@ -109,8 +109,8 @@ struct sup_fn {
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;
-    char last_exit[160]; /* how the last crash ended, for the 503 */
-    uint64_t n_spawned, n_crashed, n_timeouts;
+    char last_exit[160];    /* how the last crash ended, for the 503 */
+    int64_t stuck_since_ns; /* queue non-empty with idle instances since */
 };
 
 struct sup {
@@ -374,7 +374,6 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
-    f->n_spawned++;
     log_debug("[fn %s pid %d] spawned (generation %u)", f->desc.name, (int)in->pid, f->gen);
     sup_tick_ensure(s);
     return 0;
@@ -431,6 +430,17 @@ static int sup_fn_scale_q(struct sup_fn *f, int64_t now)
         q = sock_queue_len(f->listen_fd);
     }
     st.queued = q;
+    /* Idle instances take a waiting connection within microseconds.  A
+     * queue that outlives a tick with idle instances around means a wakeup
+     * was lost: do not count on them. */
+    if (q > 0 && st.idle > 0) {
+        if (!f->stuck_since_ns)
+            f->stuck_since_ns = now;
+        else if (now - f->stuck_since_ns > (int64_t)SUP_TICK_MS * 2 * 1000000)
+            st.idle = 0;
+    } else {
+        f->stuck_since_ns = 0;
+    }
     n = scale_spawn_count(&st);
     for (int i = 0; i < n; i++) {
         if (sup_spawn(f, now) < 0)
@@ -481,7 +491,6 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
     extra[0] = '\0';
     if (crash) {
         f->crashes = served ? 1 : f->crashes + 1;
-        f->n_crashed++;
         int64_t delay = scale_backoff_ms(f->crashes);
         f->spawn_after_ns = now + delay * 1000000;
         snprintf(extra, sizeof(extra), "; crash %d in a row, next spawn in %lld ms", f->crashes,
@@ -516,7 +525,7 @@ static void sup_fn_police(struct sup_fn *f, int64_t now)
 {
     const struct fn_settings *set = &f->desc.set;
     const int64_t ms = 1000000;
-    int64_t stop_timeout = f->sup->conf->gw.stop_timeout_ms * ms;
+    int64_t stop_timeout_ms = f->sup->conf->gw.stop_timeout_ms;
     int64_t ages[4096];
     struct inst *idle[4096];
     int n_idle = 0, live = 0;
@@ -535,10 +544,9 @@ static void sup_fn_police(struct sup_fn *f, int64_t now)
         if (in->kill_ns)
             continue;
         if (state == FN_SB_BUSY && set->request_timeout_ms > 0 && !in->timeout_ns &&
-            now - (int64_t)FN_SB_LOAD(sl->req_start_ns) > set->request_timeout_ms * ms) {
+            (now - (int64_t)FN_SB_LOAD(sl->req_start_ns)) / ms > set->request_timeout_ms) {
             in->timeout_ns = now;
             in->why = WHY_TIMEOUT;
-            f->n_timeouts++;
             log_warnx("[fn %s pid %d] request running longer than request_timeout (%lld ms): "
                       "answering 504 and replacing the instance",
                       f->desc.name, (int)in->pid, (long long)set->request_timeout_ms);
@@ -550,9 +558,9 @@ static void sup_fn_police(struct sup_fn *f, int64_t now)
             sup_inst_signal(in, SIGKILL);
             continue;
         }
-        if (in->term_ns && state != FN_SB_BUSY && now - in->term_ns > stop_timeout) {
+        if (in->term_ns && state != FN_SB_BUSY && (now - in->term_ns) / ms > stop_timeout_ms) {
             log_warnx("[fn %s pid %d] still running %lld ms after SIGTERM: SIGKILL", f->desc.name,
-                      (int)in->pid, (long long)(stop_timeout / ms));
+                      (int)in->pid, (long long)stop_timeout_ms);
             in->why = WHY_STUCK;
             in->kill_ns = now;
             sup_inst_signal(in, SIGKILL);
@@ -756,12 +764,14 @@ static void sup_tick_ensure(struct sup *s)
         evtimer_add(s->ev_tick, &tv);
 }
 
-/* How long a stopping gateway keeps serving a function's queue: a request
+/* Whether a stopping gateway has served a function long enough: a request
  * may run request_timeout (30 s when unlimited), plus stop_timeout. */
-static int64_t sup_drain_limit_ns(const struct sup_fn *f)
+static bool sup_drain_over(const struct sup_fn *f, int64_t now)
 {
     int64_t rt = f->desc.set.request_timeout_ms ? f->desc.set.request_timeout_ms : 30000;
-    return (rt + f->sup->conf->gw.stop_timeout_ms) * 1000000;
+    int64_t elapsed_ms = (now - f->sup->stop_ns) / 1000000;
+    /* Compared without adding the two: either may be huge. */
+    return elapsed_ms > rt && elapsed_ms - rt > f->sup->conf->gw.stop_timeout_ms;
 }
 
 static void sup_tick(evutil_socket_t fd, short what, void *arg)
@@ -779,8 +789,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
             int q = sup_fn_scale_q(f, now);
             if (q == 0 && !f->removed && s->state == SUP_RUNNING)
                 sup_fn_arm(f);
-            if (s->state == SUP_STOPPING && q > 0 && !f->drained &&
-                now - s->stop_ns > sup_drain_limit_ns(f)) {
+            if (s->state == SUP_STOPPING && q > 0 && !f->drained && sup_drain_over(f, now)) {
                 /* Served long enough: answer what is still queued. */
                 int n = refuse_queued(s->base, f->listen_fd,
                                       "{\"error\":\"the gateway is shutting down\"}");
@@ -796,6 +805,18 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                     sup_inst_stop(in, WHY_DRAIN, now);
             }
         }
+        if (s->state == SUP_STOPPING && sup_drain_over(f, now)) {
+            /* Past the limit a request still running is timed out like any
+             * other (504 from the SDK, SIGKILL after that), so the stop ends
+             * even with request_timeout = 0. */
+            for (struct inst *in = f->insts; in; in = in->next) {
+                if (!in->timeout_ns && !in->kill_ns) {
+                    in->timeout_ns = now;
+                    in->why = WHY_TIMEOUT;
+                    sup_inst_signal(in, SIGUSR1);
+                }
+            }
+        }
         if ((f->removed || s->state == SUP_STOPPING) && f->drained && f->n_insts == 0) {
             if (f->removed && s->state == SUP_RUNNING)
                 log_info("[fn %s] removed", f->desc.name);
@@ -803,7 +824,10 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
             sup_fn_free(f);
             continue;
         }
-        busy = busy || f->n_insts || !f->armed || f->removed;
+        /* Also keep ticking while a crash backoff runs or min_instances
+         * is short: nothing else would bring the missing instances back. */
+        busy = busy || f->n_insts || !f->armed || f->removed || f->spawn_after_ns > now ||
+               f->n_insts < f->desc.set.min_instances;
         pf = &f->next;
     }
     if (s->state == SUP_STOPPING && !s->fns) {
