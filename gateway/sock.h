@@ -16,8 +16,11 @@ int sock_dir_lock(const char *dir, char *err, size_t errlen);
 
 /* Binds and listens on PATH with BACKLOG, then applies MODE and, when GID is
  * not (gid_t)-1, the group.  A stale socket file (nobody listening) is
- * replaced; a live one is refused.  The socket is CLOEXEC and blocking:
- * instances inherit it as fd 0.  Returns the fd or -1 with ERR set. */
+ * replaced; a live one is refused.  The socket is CLOEXEC and created
+ * blocking, for programs without the SDK; instances inherit it as fd 0, and
+ * an SDK instance makes the shared file description non-blocking (its
+ * accept must never block), so one function should not mix SDK and non-SDK
+ * binaries across a reload.  Returns the fd or -1 with ERR set. */
 int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err, size_t errlen);
 
 /* Connections waiting in the accept queue of listening unix socket FD.  When
