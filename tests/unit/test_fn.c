@@ -11,7 +11,7 @@
 
 #include <check.h>
 
-#include "testdir.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,33 +28,33 @@
 
 /* One folder per tcase, made and removed by the runner process itself, so a
  * failed test (which skips its checked teardown) leaves nothing behind. */
-static char fndir[PATH_MAX + 32];    /* <testdir_path>/functions */
-static char confpath[PATH_MAX + 32]; /* <testdir_path>/fngate.conf */
+static char fndir[PATH_MAX + 32];    /* <testutil_dir>/functions */
+static char confpath[PATH_MAX + 32]; /* <testutil_dir>/fngate.conf */
 static char errbuf[CONF_ERR_MAX];
 
 static void setup(void)
 {
 
-    testdir_make();
-    snprintf(fndir, sizeof(fndir), "%s/functions", testdir_path);
-    snprintf(confpath, sizeof(confpath), "%s/fngate.conf", testdir_path);
+    testutil_dir_make();
+    snprintf(fndir, sizeof(fndir), "%s/functions", testutil_dir);
+    snprintf(confpath, sizeof(confpath), "%s/fngate.conf", testutil_dir);
     ck_assert_int_eq(mkdir(fndir, 0755), 0);
     errbuf[0] = '\0';
 }
 
 static void root_setup(void)
 {
-    testdir_root_make("test_fn");
+    testutil_root_make("test_fn");
 }
 
 static void root_teardown(void)
 {
-    testdir_root_remove();
+    testutil_root_remove();
 }
 
 static void teardown(void)
 {
-    testdir_remove();
+    testutil_dir_remove();
 }
 
 /* <functions_dir>/REL, in one of a few static buffers. */
@@ -107,43 +107,16 @@ static struct conf *load_conf(const char *extra)
 
 /* ---- stderr capture (fn.c reports skips with log_warnx) ------------------- */
 
-static int saved_stderr = -1, cap_read = -1;
-static char logbuf[65536];
-
-static void capture_begin(void)
-{
-    int p[2];
-
-    ck_assert_int_eq(pipe(p), 0);
-    saved_stderr = dup(STDERR_FILENO);
-    ck_assert_int_ge(saved_stderr, 0);
-    ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
-    close(p[1]);
-    cap_read = p[0];
-}
-
-static const char *capture_end(void)
-{
-    size_t n = 0;
-    ssize_t r;
-
-    ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
-    close(saved_stderr);
-    while ((r = read(cap_read, logbuf + n, sizeof(logbuf) - 1 - n)) > 0)
-        n += (size_t)r;
-    logbuf[n] = '\0';
-    close(cap_read);
-    return logbuf;
-}
+static const char *logbuf = ""; /* what the last discover() logged */
 
 /* Runs fn_discover with stderr captured into logbuf. */
 static struct fn_list *discover(const struct conf *c)
 {
     struct fn_list *l;
 
-    capture_begin();
+    testutil_capture_begin();
     l = fn_discover(c, errbuf, sizeof(errbuf));
-    capture_end();
+    logbuf = testutil_capture_end();
     return l;
 }
 

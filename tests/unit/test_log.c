@@ -9,6 +9,8 @@
 
 #include <check.h>
 
+#include "testutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -20,41 +22,6 @@
 #include <unistd.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static int saved_stderr = -1;
-static int cap_read = -1;
-static char out[16384];
-
-/* Sends fd 2 into a pipe until capture_end. */
-static void capture_begin(void)
-{
-    int p[2];
-
-    ck_assert_int_eq(pipe(p), 0);
-    saved_stderr = dup(STDERR_FILENO);
-    ck_assert_int_ge(saved_stderr, 0);
-    ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
-    close(p[1]);
-    cap_read = p[0];
-}
-
-/* Restores fd 2 and returns everything logged since capture_begin. */
-static const char *capture_end(void)
-{
-    size_t n = 0;
-    ssize_t r;
-
-    ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
-    close(saved_stderr);
-    saved_stderr = -1;
-    while ((r = read(cap_read, out + n, sizeof(out) - 1 - n)) > 0)
-        n += (size_t)r;
-    ck_assert_int_eq(r, 0);
-    out[n] = '\0';
-    close(cap_read);
-    cap_read = -1;
-    return out;
-}
 
 /* The part of LINE after "<timestamp> ", checking the timestamp's shape and
  * that it is the current UTC time. */
@@ -120,15 +87,15 @@ START_TEST(line_format)
 {
     const char *o;
 
-    capture_begin();
+    testutil_capture_begin();
     log_info("started %d functions", 3);
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "info  fngate: started 3 functions\n");
 
     log_set_proc("pool");
-    capture_begin();
+    testutil_capture_begin();
     log_error("database %s unreachable", "db1");
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "error pool: database db1 unreachable\n");
 }
 END_TEST
@@ -144,14 +111,14 @@ START_TEST(each_level_named)
 
     log_set_level(LOG_LVL_DEBUG);
     log_set_proc("sup");
-    capture_begin();
+    testutil_capture_begin();
     log_debug("d");
     log_info("i");
     errno = 0;
     log_warn("w");
     log_warnx("x");
     log_error("e");
-    o = capture_end();
+    o = testutil_capture_end();
     for (line = strtok_r((char *)o, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
         char buf[256];
         ck_assert_uint_lt(i, N(want));
@@ -168,14 +135,14 @@ START_TEST(warn_appends_strerror)
     char want[256];
     const char *o;
 
-    capture_begin();
+    testutil_capture_begin();
     errno = ENOENT;
     log_warn("open %s", "/etc/fngate.conf");
     ck_assert_int_eq(errno, ENOENT); /* preserved for the caller */
     errno = EACCES;
     log_warnx("no errno %s", "here");
     ck_assert_int_eq(errno, EACCES);
-    o = capture_end();
+    o = testutil_capture_end();
     snprintf(want, sizeof(want),
              "warn  fngate: open /etc/fngate.conf: %s\n"
              "warn  fngate: no errno here\n",
@@ -197,28 +164,28 @@ START_TEST(below_level_dropped)
     const char *o;
 
     log_set_level(LOG_LVL_WARN);
-    capture_begin();
+    testutil_capture_begin();
     log_debug("debug line");
     log_info("info line");
     log_child("hello", 7, "child line", 10);
     log_warnx("kept");
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "warn  fngate: kept\n");
 
     log_set_level(LOG_LVL_ERROR);
-    capture_begin();
+    testutil_capture_begin();
     errno = EIO;
     log_warn("dropped");
     log_warnx("dropped");
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(o, "");
 
     /* The default (info) drops only debug. */
     log_set_level(LOG_LVL_INFO);
-    capture_begin();
+    testutil_capture_begin();
     log_debug("dropped");
     log_info("kept");
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "info  fngate: kept\n");
 }
 END_TEST
@@ -228,21 +195,21 @@ START_TEST(child_prefix)
     const char *o;
 
     log_set_proc("sup");
-    capture_begin();
+    testutil_capture_begin();
     log_child("hello", 4242, "listening on fd 0", strlen("listening on fd 0"));
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "info  sup: [fn hello pid 4242] listening on fd 0\n");
 
     /* Exactly LEN bytes: the line need not be NUL-terminated there. */
-    capture_begin();
+    testutil_capture_begin();
     log_child("echo", 1, "abcdef", 3);
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "info  sup: [fn echo pid 1] abc\n");
 
     /* Verbatim: a '%' in a child's output is not a format. */
-    capture_begin();
+    testutil_capture_begin();
     log_child("echo", 2, "100%s %d %n", 11);
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert_str_eq(after_time(o), "info  sup: [fn echo pid 2] 100%s %d %n\n");
 }
 END_TEST
@@ -254,9 +221,9 @@ START_TEST(child_long_line_capped)
     const char *prefix = "info  fngate: [fn big pid 9] ";
 
     memset(line, 'x', sizeof(line));
-    capture_begin();
+    testutil_capture_begin();
     log_child("big", 9, line, sizeof(line));
-    o = capture_end();
+    o = testutil_capture_end();
     msg = after_time(o);
     ck_assert_int_eq(strncmp(msg, prefix, strlen(prefix)), 0);
     ck_assert_uint_eq(strlen(msg), strlen(prefix) + 3500 + 1);
@@ -272,10 +239,10 @@ START_TEST(long_message_one_line)
     size_t len;
 
     memset(big, 'y', sizeof(big) - 1);
-    capture_begin();
+    testutil_capture_begin();
     log_info("%s", big);
     log_info("next");
-    o = capture_end();
+    o = testutil_capture_end();
     /* Cut to the line buffer, still one whole line ending in '\n'. */
     len = strcspn(o, "\n");
     ck_assert_uint_eq(len, 4094);
@@ -291,7 +258,7 @@ START_TEST(fatal_exits)
     int status;
     pid_t pid;
 
-    capture_begin();
+    testutil_capture_begin();
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -308,7 +275,7 @@ START_TEST(fatal_exits)
         log_fatalx("bad %s", "config");
     }
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    o = capture_end();
+    o = testutil_capture_end();
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 1);
     {

@@ -15,7 +15,7 @@
 
 #include <check.h>
 
-#include "testdir.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +82,7 @@ static void stage_child_for_nobody(void)
 
     in = open(child_path, O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(in, 0);
-    len = snprintf(child_path, sizeof(child_path), "%s/proc_child", testdir_path);
+    len = snprintf(child_path, sizeof(child_path), "%s/proc_child", testutil_dir);
     ck_assert(len > 0 && (size_t)len < sizeof(child_path));
     out = open(child_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
     ck_assert_int_ge(out, 0);
@@ -91,8 +91,8 @@ static void stage_child_for_nobody(void)
     ck_assert_int_eq(n, 0);
     close(in);
     ck_assert_int_eq(close(out), 0);
-    ck_assert_int_eq(chmod(testdir_root, 0755), 0);
-    ck_assert_int_eq(chmod(testdir_path, 0755), 0);
+    ck_assert_int_eq(chmod(testutil_root, 0755), 0);
+    ck_assert_int_eq(chmod(testutil_dir, 0755), 0);
 }
 
 static void setup(void)
@@ -102,8 +102,8 @@ static void setup(void)
     find_child();
     ck_assert_msg(access(child_path, X_OK) == 0, "%s: %s (build it: make check)", child_path,
                   strerror(errno));
-    testdir_make();
-    ck_assert_ptr_nonnull(realpath(testdir_path, realdir));
+    testutil_dir_make();
+    ck_assert_ptr_nonnull(realpath(testutil_dir, realdir));
     if (geteuid() == 0)
         stage_child_for_nobody();
 
@@ -120,7 +120,7 @@ static void setup(void)
     sa.sun_family = AF_UNIX;
     {
         char path[PATH_MAX + 16];
-        int n = snprintf(path, sizeof(path), "%s/fn.sock", testdir_path);
+        int n = snprintf(path, sizeof(path), "%s/fn.sock", testutil_dir);
         ck_assert_int_lt(n, (int)sizeof(sa.sun_path));
         memcpy(sa.sun_path, path, (size_t)n + 1);
     }
@@ -135,12 +135,12 @@ static void setup(void)
 
 static void root_setup(void)
 {
-    testdir_root_make("test_proc");
+    testutil_root_make("test_proc");
 }
 
 static void root_teardown(void)
 {
-    testdir_root_remove();
+    testutil_root_remove();
 }
 
 static void teardown(void)
@@ -150,7 +150,7 @@ static void teardown(void)
     close(db_pair[0]);
     close(db_pair[1]);
     close(listen_fd);
-    testdir_remove();
+    testutil_dir_remove();
 }
 
 static char *const child_env[] = {
@@ -168,7 +168,7 @@ static struct proc_spec base_spec(void)
     argv[2] = NULL;
     memset(&s, 0, sizeof(s));
     s.path = child_path;
-    s.cwd = testdir_path;
+    s.cwd = testutil_dir;
     s.argv = argv;
     s.envp = child_env;
     s.listen_fd = listen_fd;
@@ -594,7 +594,7 @@ START_TEST(exec_not_executable)
     char path[PATH_MAX + 16], want[PATH_MAX + 128];
     int fd;
 
-    snprintf(path, sizeof(path), "%s/handler", testdir_path);
+    snprintf(path, sizeof(path), "%s/handler", testutil_dir);
     fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, "#!/bin/sh\n", 10), 10);

@@ -11,7 +11,7 @@
 
 #include <check.h>
 
-#include "testdir.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,34 +38,34 @@ static char errbuf[512];
 static void setup(void)
 {
 
-    testdir_make();
+    testutil_dir_make();
     errbuf[0] = '\0';
 }
 
 static void root_setup(void)
 {
-    testdir_root_make("test_sock");
+    testutil_root_make("test_sock");
 }
 
 static void root_teardown(void)
 {
-    testdir_root_remove();
+    testutil_root_remove();
 }
 
 static void teardown(void)
 {
     sock_diag_close();
-    testdir_remove();
+    testutil_dir_remove();
 }
 
-/* <testdir_path>/REL in a static buffer (one of a few, so two can be live). */
+/* <testutil_dir>/REL in a static buffer (one of a few, so two can be live). */
 static const char *tpath(const char *rel)
 {
     static char bufs[4][PATH_MAX + 256];
     static unsigned next;
     char *b = bufs[next++ % N(bufs)];
 
-    snprintf(b, sizeof(bufs[0]), "%s/%s", testdir_path, rel);
+    snprintf(b, sizeof(bufs[0]), "%s/%s", testutil_dir, rel);
     return b;
 }
 
@@ -471,10 +471,10 @@ START_TEST(listen_refuses_regular_file)
 }
 END_TEST
 
-/* Builds <testdir_path>/<padding> of exactly LEN characters into BUF. */
+/* Builds <testutil_dir>/<padding> of exactly LEN characters into BUF. */
 static void path_of_len(char *buf, size_t len)
 {
-    size_t n = (size_t)snprintf(buf, PATH_MAX, "%s/", testdir_path);
+    size_t n = (size_t)snprintf(buf, PATH_MAX, "%s/", testutil_dir);
 
     ck_assert_uint_lt(n, len);
     memset(buf + n, 's', len - n);

@@ -1,18 +1,20 @@
 /*
- * Temporary folders for the unit tests: see testdir.h.
+ * Helpers shared by the unit tests: temporary folders and stderr capture;
+ * see testutil.h.
  */
 #include "config.h"
 
-#include "testdir.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-char testdir_root[PATH_MAX - 64];
-char testdir_path[PATH_MAX];
+char testutil_root[PATH_MAX - 64];
+char testutil_dir[PATH_MAX];
 
 static int testdir_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -22,27 +24,61 @@ static int testdir_rm(const char *path, const struct stat *st, int flag, struct 
     return remove(path);
 }
 
-void testdir_root_make(const char *prefix)
+void testutil_root_make(const char *prefix)
 {
     const char *base = getenv("TMPDIR");
 
-    snprintf(testdir_root, sizeof(testdir_root), "%s/%s.XXXXXX", base && *base ? base : "/tmp",
+    snprintf(testutil_root, sizeof(testutil_root), "%s/%s.XXXXXX", base && *base ? base : "/tmp",
              prefix);
-    ck_assert_ptr_nonnull(mkdtemp(testdir_root));
+    ck_assert_ptr_nonnull(mkdtemp(testutil_root));
 }
 
-void testdir_root_remove(void)
+void testutil_root_remove(void)
 {
-    nftw(testdir_root, testdir_rm, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(testutil_root, testdir_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-void testdir_make(void)
+void testutil_dir_make(void)
 {
-    snprintf(testdir_path, sizeof(testdir_path), "%s/t.XXXXXX", testdir_root);
-    ck_assert_ptr_nonnull(mkdtemp(testdir_path));
+    snprintf(testutil_dir, sizeof(testutil_dir), "%s/t.XXXXXX", testutil_root);
+    ck_assert_ptr_nonnull(mkdtemp(testutil_dir));
 }
 
-void testdir_remove(void)
+void testutil_dir_remove(void)
 {
-    nftw(testdir_path, testdir_rm, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(testutil_dir, testdir_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int testutil_saved_stderr = -1;
+static int testutil_cap_read = -1;
+static char testutil_captured[65536];
+
+void testutil_capture_begin(void)
+{
+    int p[2];
+
+    ck_assert_int_eq(pipe(p), 0);
+    testutil_saved_stderr = dup(STDERR_FILENO);
+    ck_assert_int_ge(testutil_saved_stderr, 0);
+    ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+    close(p[1]);
+    testutil_cap_read = p[0];
+}
+
+const char *testutil_capture_end(void)
+{
+    size_t n = 0;
+    ssize_t r;
+
+    ck_assert_int_eq(dup2(testutil_saved_stderr, STDERR_FILENO), STDERR_FILENO);
+    close(testutil_saved_stderr);
+    testutil_saved_stderr = -1;
+    while ((r = read(testutil_cap_read, testutil_captured + n, sizeof(testutil_captured) - 1 - n)) >
+           0)
+        n += (size_t)r;
+    ck_assert_int_eq(r, 0);
+    testutil_captured[n] = '\0';
+    close(testutil_cap_read);
+    testutil_cap_read = -1;
+    return testutil_captured;
 }
