@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "conf.h"
+#include "ctl.h"
 #include "fn.h"
 #include "log.h"
 #include "sup.h"
@@ -21,6 +22,8 @@ static void main_usage(FILE *out)
 {
     fprintf(out, "usage: fngate serve [-c FILE]   run the gateway in the foreground\n"
                  "       fngate check [-c FILE]   validate the configuration and functions\n"
+                 "       fngate reload [-c FILE]  make the gateway of FILE's socket_dir reload\n"
+                 "       fngate stop [-c FILE]    stop that gateway, waiting for its requests\n"
                  "       fngate version\n"
                  "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
@@ -92,6 +95,8 @@ int main(int argc, char **argv)
         return sup_run(path);
     if (strcmp(cmd, "check") == 0)
         return main_check(path);
+    if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0)
+        return ctl_command(path, strcmp(cmd, "stop") == 0);
     fprintf(stderr, "fngate: unknown command '%s'\n", cmd);
     main_usage(stderr);
     return 2;

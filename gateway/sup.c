@@ -23,6 +23,7 @@
 #include "sup.h"
 
 #include "conf.h"
+#include "ctl.h"
 #include "fn.h"
 #include "log.h"
 #include "poolctl.h"
@@ -1039,9 +1040,11 @@ static void sup_free(struct sup *s)
         event_free(s->ev_tick);
     if (s->base)
         event_base_free(s->base);
-    conf_free(s->conf);
-    if (s->lock_fd >= 0)
+    if (s->lock_fd >= 0) {
+        ctl_pid_remove(s->conf->gw.socket_dir);
         close(s->lock_fd);
+    }
+    conf_free(s->conf);
     sock_diag_close();
 }
 
@@ -1073,7 +1076,7 @@ int sup_run(const char *conf_path)
         goto out;
     }
     s.lock_fd = sock_dir_lock(s.conf->gw.socket_dir, err, sizeof(err));
-    if (s.lock_fd < 0) {
+    if (s.lock_fd < 0 || ctl_pid_write(s.conf->gw.socket_dir, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
     }
