@@ -12,7 +12,7 @@
 #include "poolctl.h"
 
 #include "log.h"
-#include "pool.h"
+#include "pool/pool.h"
 
 #include <errno.h>
 #include <fcntl.h>

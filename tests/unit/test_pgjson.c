@@ -19,7 +19,7 @@
 
 #include "fn_buf.h"
 #include "fn_frame.h"
-#include "pgjson.h"
+#include "pool/pgjson.h"
 #include "pgtmp.h"
 
 static struct pgtmp pg;

@@ -1,0 +1,283 @@
+/*
+ * Client channels.  A channel is a non-blocking socket with a frame reader
+ * and an output buffer; the query in flight is copied out of the frame into
+ * the NUL-terminated form libpq takes, and the answer frame is built in the
+ * output buffer (results straight from the PGresult by pgjson).
+ */
+#include "config.h"
+
+#include "client.h"
+
+#include "dispatch.h"
+#include "log.h"
+#include "pgjson.h"
+#include "server.h"
+#include "sqlword.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void client_flush(struct client *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        client_close(c, "write failed");
+        return;
+    }
+    fn_buf_reset(&c->out);
+    c->out_off = 0;
+}
+
+static void client_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_flush(arg);
+}
+
+/* Ends the query in flight: the caller has put the answer into c->out. */
+static void client_done(struct client *c)
+{
+    free(c->qbuf);
+    free(c->values);
+    c->qbuf = NULL;
+    c->values = NULL;
+    c->has_query = false;
+    c->conn = NULL;
+    client_flush(c);
+}
+
+void client_error(struct client *c, const char *sqlstate, const char *msg, const char *detail,
+                  const char *hint, const char *position)
+{
+    size_t start = c->out.len;
+
+    c->out.max = 0;
+    fn_frame_begin(&c->out, FN_FRAME_ERROR);
+    fn_frame_add(&c->out, sqlstate, strlen(sqlstate));
+    fn_frame_add(&c->out, msg, strlen(msg));
+    fn_frame_add(&c->out, detail ? detail : "", detail ? strlen(detail) : 0);
+    fn_frame_add(&c->out, hint ? hint : "", hint ? strlen(hint) : 0);
+    fn_frame_add(&c->out, position ? position : "", position ? strlen(position) : 0);
+    if (fn_frame_end_at(&c->out, start) < 0) {
+        client_close(c, "out of memory");
+        return;
+    }
+    client_done(c);
+}
+
+void client_error_res(struct client *c, const PGresult *r)
+{
+    char msg[1024];
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+    snprintf(msg, sizeof(msg), "%s",
+             PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                 ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                 : PQresultErrorMessage(r));
+    pool_chomp(msg);
+    client_error(c, state && strlen(state) == 5 ? state : POOL_ERR_LOST, msg,
+                 PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL),
+                 PQresultErrorField(r, PG_DIAG_MESSAGE_HINT),
+                 PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION));
+}
+
+void client_result(struct client *c, const PGresult *r)
+{
+    size_t start = c->out.len, mark;
+    const char *tag = PQcmdStatus((PGresult *)r);
+    const char *rows = PQcmdTuples((PGresult *)r);
+
+    c->out.max = start + (size_t)c->pool->set.max_result + 1024;
+    fn_frame_begin(&c->out, FN_FRAME_RESULT);
+    fn_frame_add(&c->out, tag, strlen(tag));
+    fn_frame_add(&c->out, rows, strlen(rows));
+    mark = fn_frame_field_begin(&c->out);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        pgjson_render(r, &c->out);
+    else
+        fn_buf_append(&c->out, "[]", 2);
+    if (!c->out.failed && c->out.len - mark > (size_t)c->pool->set.max_result)
+        c->out.failed = 1;
+    fn_frame_field_end(&c->out, mark);
+    if (fn_frame_end_at(&c->out, start) < 0) {
+        char msg[160];
+        c->out.len = start;
+        c->out.failed = 0;
+        snprintf(msg, sizeof(msg), "result of %d rows exceeds max_result (%lld bytes)",
+                 PQntuples(r), (long long)c->pool->set.max_result);
+        client_error(c, POOL_ERR_TOO_LARGE, msg, NULL,
+                     "add a LIMIT, select fewer columns, or raise max_result", NULL);
+        return;
+    }
+    client_done(c);
+}
+void client_free(struct client *c)
+{
+    if (!c)
+        return;
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->fd >= 0)
+        close(c->fd);
+    fn_frame_reader_free(&c->rd);
+    fn_buf_free(&c->out);
+    free(c->qbuf);
+    free(c->values);
+    free(c);
+}
+
+void client_close(struct client *c, const char *why)
+{
+    struct pool *p = c->pool;
+
+    if (why)
+        log_warnx("[fn %s pid %d] database channel closed: %s", c->hello.fn, c->hello.pid, why);
+    if (c->waiting)
+        dispatch_remove(p, c);
+    if (c->conn && c->conn->client == c) {
+        /* The server is still working on its query, for nobody now (the
+         * instance died, timed out or was killed): cancel it, and free the
+         * channel when the connection comes back. */
+        c->dead = true;
+        server_cancel(c->conn);
+        if (c->rev) {
+            event_free(c->rev);
+            c->rev = NULL;
+        }
+        if (c->wev) {
+            event_free(c->wev);
+            c->wev = NULL;
+        }
+        return;
+    }
+    for (struct client **pp = &p->clients; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    client_free(c);
+}
+
+/* Copies the parsed query into C in the form libpq takes. */
+static int client_take_query(struct client *c, const struct fn_frame_view *v)
+{
+    size_t total = 0;
+    char *w;
+
+    c->nparams = (int)v->n_fields - 1;
+    for (size_t i = 0; i < v->n_fields; i++)
+        total += v->field[i].len + 1;
+    c->qbuf = malloc(total);
+    c->values = calloc((size_t)(c->nparams > 0 ? c->nparams : 1), sizeof(*c->values));
+    if (!c->qbuf || !c->values)
+        return -1;
+    w = c->qbuf;
+    memcpy(w, v->field[0].p, v->field[0].len);
+    w[v->field[0].len] = '\0';
+    c->sql = w;
+    w += v->field[0].len + 1;
+    for (int i = 0; i < c->nparams; i++) {
+        const struct fn_frame_field *f = &v->field[i + 1];
+        char tag = f->p[0];
+        if (tag == FN_FRAME_P_NULL) {
+            c->values[i] = NULL;
+            continue;
+        }
+        memcpy(w, f->p + 1, f->len - 1);
+        w[f->len - 1] = '\0';
+        if (tag == FN_FRAME_P_BOOL)
+            c->values[i] = w[0] == 't' ? "true" : "false";
+        else
+            c->values[i] = w;
+        w += f->len;
+    }
+    return 0;
+}
+
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    static struct fn_frame_view view; /* 16 KB: one, not per client */
+    struct client *c = arg;
+    struct pool *p = c->pool;
+    const char *payload;
+    size_t len;
+    char err[160];
+    int r;
+    (void)what;
+
+    r = fn_frame_reader_read(&c->rd, (int)fd);
+    while (fn_frame_reader_next(&c->rd, &payload, &len) == 1) {
+        if (c->has_query) {
+            client_close(c, "a second query before the answer to the first");
+            return;
+        }
+        if (fn_frame_parse(payload, len, &view, err, sizeof(err)) < 0) {
+            client_close(c, err);
+            return;
+        }
+        if (view.type != FN_FRAME_QUERY) {
+            client_close(c, "not a query frame");
+            return;
+        }
+        c->has_query = true;
+        if (client_take_query(c, &view) < 0) {
+            client_error(c, POOL_ERR_REQUEST, "out of memory", NULL, NULL, NULL);
+            continue;
+        }
+        if (sqlword_first_is(c->sql, "copy")) {
+            client_error(c, POOL_ERR_REQUEST, "COPY is not supported through fn_query", NULL,
+                         "use INSERT ... SELECT, or json_populate_recordset for bulk rows", NULL);
+            continue;
+        }
+        dispatch_add(p, c);
+    }
+    if (r < 0) {
+        /* A clean close when the instance exits is the normal end. */
+        client_close(c, strcmp(c->rd.err, "channel closed") == 0 ? NULL : c->rd.err);
+        dispatch_run(p);
+        return;
+    }
+    dispatch_run(p);
+}
+struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello)
+{
+    struct client *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->pool = p;
+    c->fd = fd;
+    c->hello = *hello;
+    evutil_make_socket_nonblocking(fd);
+    fn_frame_reader_init(&c->rd, POOL_MAX_REQUEST);
+    fn_buf_init(&c->out, 0);
+    c->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, client_read_cb, c);
+    c->wev = event_new(p->base, fd, EV_WRITE, client_write_cb, c);
+    if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+        client_free(c);
+        return NULL;
+    }
+    c->next = p->clients;
+    p->clients = c;
+    return c;
+}

@@ -1,0 +1,33 @@
+/*
+ * Client channels: one per instance, the pool's end of the socketpair whose
+ * other end is the instance's fd 3.  A channel reads one query frame at a
+ * time (an instance is single-threaded: a second frame before the answer is
+ * a protocol error), queues it for dispatch, and writes the answer frame.
+ */
+#ifndef FNGATE_POOL_CLIENT_H
+#define FNGATE_POOL_CLIENT_H
+
+#include <libpq-fe.h>
+
+#include "types.h"
+
+/* Frames from instances are limited to this many bytes. */
+#define POOL_MAX_REQUEST (64u << 20)
+
+/* Takes FD (closed on failure) as the channel of HELLO's instance; NULL on
+ * failure. The pool owns the client (P->clients). */
+struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello);
+/* Closes the channel (logs WHY unless NULL) and frees C, or, while its
+ * query runs on a server, cancels it and frees C when it comes back. */
+void client_close(struct client *c, const char *why);
+/* Frees C without the bookkeeping (at exit). NULL is a no-op. */
+void client_free(struct client *c);
+
+/* Answers the query in flight: an error frame, the error of R, or R's rows.
+ * The answer goes out as far as the socket takes it, the rest on write. */
+void client_error(struct client *c, const char *sqlstate, const char *msg, const char *detail,
+                  const char *hint, const char *position);
+void client_error_res(struct client *c, const PGresult *r);
+void client_result(struct client *c, const PGresult *r);
+
+#endif

@@ -1,0 +1,484 @@
+/*
+ * Server connections.  libpq pipeline mode is not used: with the statement
+ * cache, a query is one round trip on a warm connection either way, and
+ * pipelining several instances' queries on one connection would let one
+ * slow query hold up the others behind it.  When the database cannot be
+ * reached the failure is recorded for dispatch, which fails the queue fast
+ * with the reason rather than making everyone wait for db_wait_timeout.
+ */
+#include "config.h"
+
+#include "server.h"
+
+#include "client.h"
+#include "dispatch.h"
+#include "log.h"
+#include "sqlword.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_CONNECT_TIMEOUT_MS 5000
+#define POOL_BACKOFF_MAX_MS 1000
+
+static void server_send_next(struct server *pc);
+static void server_fail_msg(struct server *pc, const char *prefix);
+
+static void server_connect_cb(evutil_socket_t fd, short what, void *arg);
+static void server_read_cb(evutil_socket_t fd, short what, void *arg);
+
+static void server_events_free(struct server *pc)
+{
+    if (pc->rev)
+        event_free(pc->rev);
+    if (pc->wev)
+        event_free(pc->wev);
+    if (pc->cev)
+        event_free(pc->cev);
+    pc->rev = pc->wev = pc->cev = NULL;
+}
+
+/* Drops the connection; a query it was running is answered with WHY. */
+void server_drop(struct server *pc, const char *why)
+{
+    struct client *c = pc->client;
+
+    if (pc->state == PC_BUSY || pc->state == PC_IDLE)
+        log_info("server connection %d closed: %s", pc->idx, why);
+    server_events_free(pc);
+    if (pc->pg)
+        PQfinish(pc->pg);
+    pc->pg = NULL;
+    PQclear(pc->result);
+    PQclear(pc->error);
+    pc->result = pc->error = NULL;
+    stmt_clear(&pc->stmts);
+    pc->state = PC_FREE;
+    pc->client = NULL;
+    pc->op = OP_NONE;
+    pc->cancelled = false;
+    pc->touch = TOUCH_NONE;
+    pc->dealloc[0] = '\0';
+    if (c) {
+        c->conn = NULL;
+        if (c->dead)
+            client_close(c, NULL);
+        else
+            client_error(c, POOL_ERR_LOST, why, NULL, NULL, NULL);
+    }
+}
+
+static void server_fail_msg(struct server *pc, const char *prefix)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s: %s", prefix, pc->pg ? PQerrorMessage(pc->pg) : "?");
+    pool_chomp(msg);
+    server_drop(pc, msg);
+}
+
+static void server_flush(struct server *pc)
+{
+    int r = PQflush(pc->pg);
+    if (r < 0)
+        server_fail_msg(pc, "connection lost");
+    else if (r > 0)
+        event_add(pc->wev, NULL);
+}
+
+static void server_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server_flush(arg);
+}
+/* Everything DISCARD ALL does but dropping our prepared statements. */
+#define POOL_RESET_SQL                                                                             \
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "                        \
+    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+
+/* Sends the next operation of the query in hand. */
+static void server_send_next(struct server *pc)
+{
+    struct client *c = pc->client;
+    int64_t want = c->hello.statement_timeout_ms;
+    int ok;
+
+    if (pc->op == OP_NONE && want != pc->timeout_cur) {
+        char sql[64];
+        /* 0 means the server's own setting, which a fresh connection has. */
+        if (want > 0)
+            snprintf(sql, sizeof(sql), "SET statement_timeout = %lld", (long long)want);
+        else
+            snprintf(sql, sizeof(sql), "RESET statement_timeout");
+        pc->op = OP_SET;
+        ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+    } else if (!pc->pool->set.prepared) {
+        pc->op = OP_EXEC;
+        ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
+    } else if (pc->dealloc[0] ||
+               (pc->op < OP_DEALLOC && stmt_full(&pc->stmts) && !stmt_find(&pc->stmts, c->sql))) {
+        /* A statement to forget first: a stale one, or the least recently
+         * used when the cache is full. */
+        char sql[64];
+        if (!pc->dealloc[0]) {
+            struct stmt *old = stmt_oldest(&pc->stmts);
+            snprintf(pc->dealloc, sizeof(pc->dealloc), "%s", old->name);
+            stmt_remove(&pc->stmts, old);
+        }
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", pc->dealloc);
+        pc->dealloc[0] = '\0';
+        pc->op = OP_DEALLOC;
+        ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+    } else {
+        struct stmt *st = stmt_find(&pc->stmts, c->sql);
+        if (st && pc->op != OP_PREPARE) {
+            stmt_touch(&pc->stmts, st);
+            pc->cur_stmt = st;
+            pc->op = OP_EXEC;
+            ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
+        } else if (!st) {
+            st = stmt_add(&pc->stmts, c->sql);
+            if (!st) {
+                server_drop(pc, "out of memory");
+                return;
+            }
+            pc->cur_stmt = st;
+            pc->op = OP_PREPARE;
+            ok = PQsendPrepare(pc->pg, st->name, c->sql, c->nparams, NULL);
+        } else {
+            pc->op = OP_EXEC;
+            ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
+        }
+    }
+    if (!ok) {
+        server_fail_msg(pc, "cannot send the query");
+        return;
+    }
+    server_flush(pc);
+}
+
+static void *server_cancel_thread(void *arg)
+{
+    char err[256];
+    PQcancel(arg, err, sizeof(err));
+    PQfreeCancel(arg);
+    return NULL;
+}
+
+/* Asks the server to cancel the query running on PC.  PQcancel blocks (it
+ * opens its own connection), so it runs on a short-lived thread and the
+ * event loop goes on. */
+void server_cancel(struct server *pc)
+{
+    PGcancel *cn = PQgetCancel(pc->pg);
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (!cn)
+        return;
+    pc->cancelled = true;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, server_cancel_thread, cn) != 0) {
+        PQfreeCancel(cn);
+        pc->cancelled = false;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* The connection is free again, unless the query left it unusable. */
+static void server_idle(struct server *pc)
+{
+    pc->op = OP_NONE;
+    PQclear(pc->error);
+    pc->error = NULL;
+    if (pc->cancelled) {
+        /* The cancel may still be on its way: it must not reach the next
+         * function's query. */
+        server_drop(pc, "its query was cancelled");
+        dispatch_run(pc->pool);
+        return;
+    }
+    /* Never reuse a connection a query left inside a transaction block: it
+     * would run the next function's query inside that transaction. */
+    if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE) {
+        server_drop(pc, "a query left the connection inside a transaction");
+    } else if (pc->touch == TOUCH_DROP) {
+        server_drop(pc, "a query made session objects (prepared statements or cursors)");
+    } else if (pc->touch == TOUCH_RESET) {
+        /* The function has its answer already; the reset costs it nothing. */
+        pc->touch = TOUCH_NONE;
+        pc->op = OP_RESET;
+        if (!PQsendQuery(pc->pg, POOL_RESET_SQL)) {
+            server_fail_msg(pc, "cannot reset the session");
+        } else {
+            server_flush(pc);
+            return;
+        }
+    } else {
+        pc->state = PC_IDLE;
+    }
+    dispatch_run(pc->pool);
+}
+
+/* The query in hand is over (answered or failed): answer, then free the
+ * connection. */
+static void server_release(struct server *pc)
+{
+    struct client *c = pc->client;
+
+    pc->client = NULL;
+    c->conn = NULL;
+    if (c->dead)
+        client_close(c, NULL);
+    else if (pc->error)
+        client_error_res(c, pc->error);
+    else if (pc->result)
+        client_result(c, pc->result);
+    else
+        client_error(c, POOL_ERR_REQUEST, "the statement returned no result (is it empty?)", NULL,
+                     NULL, NULL);
+    PQclear(pc->result);
+    pc->result = NULL;
+    pc->cur_stmt = NULL;
+    server_idle(pc);
+}
+
+/* One operation's results are complete (PQgetResult gave NULL). */
+static void server_op_done(struct server *pc)
+{
+    struct client *c = pc->client;
+
+    switch (pc->op) {
+    case OP_SET:
+        if (pc->error) {
+            /* The SET failed: report it as the query's error. */
+            server_release(pc);
+            return;
+        }
+        pc->timeout_cur = c->hello.statement_timeout_ms;
+        break;
+    case OP_DEALLOC:
+        PQclear(pc->error); /* a statement already gone is fine */
+        pc->error = NULL;
+        break;
+    case OP_PREPARE:
+        if (pc->error) {
+            stmt_remove(&pc->stmts, pc->cur_stmt);
+            pc->cur_stmt = NULL;
+            server_release(pc);
+            return;
+        }
+        break;
+    case OP_EXEC: {
+        const char *state = pc->error ? PQresultErrorField(pc->error, PG_DIAG_SQLSTATE) : NULL;
+        bool lost = state && strcmp(state, "26000") == 0;
+        bool stale = state && strcmp(state, "0A000") == 0 &&
+                     strstr(PQresultErrorMessage(pc->error), "cached plan");
+        if ((lost || stale) && pc->cur_stmt && !pc->retried) {
+            /* 26000: the server lost our statement (a pooler behind us
+             * switched connections).  0A000: a migration changed the result
+             * type of a cached SELECT *.  Prepare it again, once, after
+             * deallocating a stale one. */
+            if (stale)
+                snprintf(pc->dealloc, sizeof(pc->dealloc), "%s", pc->cur_stmt->name);
+            stmt_remove(&pc->stmts, pc->cur_stmt);
+            pc->cur_stmt = NULL;
+            PQclear(pc->error);
+            pc->error = NULL;
+            pc->retried = true;
+            pc->op = OP_DEALLOC; /* so the next send prepares */
+            break;
+        }
+        server_release(pc);
+        return;
+    }
+    case OP_RESET:
+        if (pc->error) {
+            server_drop(pc, "the session reset failed");
+        } else {
+            pc->timeout_cur = 0;
+            pc->state = PC_IDLE;
+            pc->op = OP_NONE;
+        }
+        dispatch_run(pc->pool);
+        return;
+    case OP_NONE:
+        return;
+    }
+    server_send_next(pc);
+}
+
+static void server_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *pc = arg;
+    (void)fd;
+    (void)what;
+
+    if (!PQconsumeInput(pc->pg)) {
+        server_fail_msg(pc, "connection lost");
+        dispatch_run(pc->pool);
+        return;
+    }
+    if (pc->state != PC_BUSY) {
+        /* An idle connection spoke: a notice, or the server going away. */
+        PGresult *r;
+        while (!PQisBusy(pc->pg) && (r = PQgetResult(pc->pg)) != NULL)
+            PQclear(r);
+        if (PQstatus(pc->pg) == CONNECTION_BAD)
+            server_fail_msg(pc, "server closed the connection");
+        return;
+    }
+    while (pc->state == PC_BUSY && !PQisBusy(pc->pg)) {
+        PGresult *r = PQgetResult(pc->pg);
+        if (!r) {
+            server_op_done(pc);
+            continue;
+        }
+        switch (PQresultStatus(r)) {
+        case PGRES_TUPLES_OK:
+        case PGRES_COMMAND_OK:
+            if (pc->op == OP_EXEC && !pc->result) {
+                pc->result = r;
+                continue;
+            }
+            break;
+        case PGRES_FATAL_ERROR:
+        case PGRES_NONFATAL_ERROR:
+        case PGRES_BAD_RESPONSE:
+            if (!pc->error) {
+                pc->error = r;
+                continue;
+            }
+            break;
+        case PGRES_COPY_IN:
+        case PGRES_COPY_OUT:
+        case PGRES_COPY_BOTH:
+            /* PQgetResult would hand back the COPY state forever: the
+             * connection is unusable for anything else. */
+            PQclear(r);
+            server_drop(pc, "COPY is not supported through fn_query");
+            dispatch_run(pc->pool);
+            return;
+        default:
+            break;
+        }
+        PQclear(r);
+    }
+    if (pc->state == PC_BUSY && PQstatus(pc->pg) == CONNECTION_BAD)
+        server_fail_msg(pc, "connection lost");
+}
+
+static void server_ready(struct server *pc)
+{
+    struct pool *p = pc->pool;
+
+    if (pc->cev) {
+        event_free(pc->cev);
+        pc->cev = NULL;
+    }
+    PQsetnonblocking(pc->pg, 1);
+    pc->rev = event_new(p->base, PQsocket(pc->pg), EV_READ | EV_PERSIST, server_read_cb, pc);
+    pc->wev = event_new(p->base, PQsocket(pc->pg), EV_WRITE, server_write_cb, pc);
+    if (!pc->rev || !pc->wev || event_add(pc->rev, NULL) < 0) {
+        server_drop(pc, "event setup failed");
+        return;
+    }
+    pc->state = PC_IDLE;
+    pc->timeout_cur = 0;
+    if (p->connect_failures)
+        log_info("database reachable again (server connection %d)", pc->idx);
+    else
+        log_debug("server connection %d open", pc->idx);
+    p->connect_failures = 0;
+    p->connect_after_ns = 0;
+    p->conn_err[0] = '\0';
+}
+
+static void server_connect_failed(struct server *pc)
+{
+    struct pool *p = pc->pool;
+    int64_t delay = 50;
+
+    snprintf(p->conn_err, sizeof(p->conn_err), "%s",
+             pc->pg ? PQerrorMessage(pc->pg) : "cannot allocate a connection");
+    pool_chomp(p->conn_err);
+    p->connect_failures++;
+    for (int i = 1; i < p->connect_failures && delay < POOL_BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    if (delay > POOL_BACKOFF_MAX_MS)
+        delay = POOL_BACKOFF_MAX_MS;
+    p->connect_after_ns = pool_now_ns() + delay * 1000000;
+    if (p->connect_failures == 1 || p->connect_failures % 20 == 0)
+        log_warnx("cannot connect to the database (attempt %d, next in %lld ms): %s",
+                  p->connect_failures, (long long)delay, p->conn_err);
+    server_events_free(pc);
+    if (pc->pg)
+        PQfinish(pc->pg);
+    pc->pg = NULL;
+    pc->state = PC_FREE;
+}
+
+/* Waits for what PQconnectPoll asked for. */
+static void server_connect_wait(struct server *pc, PostgresPollingStatusType st)
+{
+    struct timeval tv = {POOL_CONNECT_TIMEOUT_MS / 1000, 0};
+    short what = st == PGRES_POLLING_WRITING ? EV_WRITE : EV_READ;
+
+    if (pc->cev)
+        event_free(pc->cev);
+    pc->cev = event_new(pc->pool->base, PQsocket(pc->pg), what, server_connect_cb, pc);
+    if (!pc->cev || event_add(pc->cev, &tv) < 0) {
+        server_connect_failed(pc);
+        dispatch_run(pc->pool);
+    }
+}
+
+static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *pc = arg;
+    PostgresPollingStatusType st;
+    (void)fd;
+
+    if (what & EV_TIMEOUT) {
+        server_connect_failed(pc);
+        snprintf(pc->pool->conn_err, sizeof(pc->pool->conn_err),
+                 "connection attempt timed out after %d ms", POOL_CONNECT_TIMEOUT_MS);
+        dispatch_run(pc->pool);
+        return;
+    }
+    st = PQconnectPoll(pc->pg);
+    if (st == PGRES_POLLING_OK) {
+        server_ready(pc);
+        dispatch_run(pc->pool);
+    } else if (st == PGRES_POLLING_FAILED) {
+        server_connect_failed(pc);
+        dispatch_run(pc->pool);
+    } else {
+        server_connect_wait(pc, st);
+    }
+}
+
+void server_start(struct server *pc)
+{
+    pc->state = PC_CONNECTING;
+    pc->pg = PQconnectStart(pc->pool->set.conninfo);
+    if (!pc->pg || PQstatus(pc->pg) == CONNECTION_BAD) {
+        server_connect_failed(pc);
+        return;
+    }
+    server_connect_wait(pc, PGRES_POLLING_WRITING);
+}
+
+void server_begin(struct server *pc, struct client *c)
+{
+    pc->state = PC_BUSY;
+    pc->client = c;
+    pc->op = OP_NONE;
+    pc->retried = false;
+    pc->touch = sqlword_touch(c->sql);
+    c->conn = pc;
+    server_send_next(pc);
+}

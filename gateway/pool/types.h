@@ -1,0 +1,89 @@
+/*
+ * The pool's shared data: the pool itself, an instance's channel (struct
+ * client, client.c) and a server connection (struct server, server.c).
+ * Every module of fngate-pool works on these; each module's own header says
+ * which of their fields it owns.
+ */
+#ifndef FNGATE_POOL_TYPES_H
+#define FNGATE_POOL_TYPES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "fn_buf.h"
+#include "fn_frame.h"
+#include "pool.h"
+#include "sqlword.h"
+#include "stmt.h"
+
+struct pool;
+struct server;
+
+/* One instance's channel. */
+struct client {
+    struct client *next;  /* all clients */
+    struct client *wnext; /* the wait queue */
+    struct pool *pool;
+    int fd;
+    struct event *rev, *wev;
+    struct pool_hello hello;
+    struct fn_frame_reader rd;
+    struct fn_buf out;
+    size_t out_off;
+    /* The query in flight: payload copy and libpq-ready parameters. */
+    bool has_query;
+    bool waiting;
+    char *qbuf; /* owned: NUL-terminated sql and values */
+    const char *sql;
+    int nparams;
+    const char **values; /* owned array; entries point into qbuf or NULL */
+    int64_t queued_ns;
+    struct server *conn;
+    bool dead; /* channel closed while its query runs */
+};
+
+enum server_state { PC_FREE, PC_CONNECTING, PC_IDLE, PC_BUSY };
+enum server_op { OP_NONE, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC, OP_RESET };
+
+struct server {
+    struct pool *pool;
+    int idx;
+    enum server_state state;
+    PGconn *pg;
+    struct event *rev, *wev, *cev;
+    int64_t timeout_cur; /* statement_timeout in force, 0: the server's */
+    struct client *client;
+    enum server_op op;
+    struct stmt *cur_stmt;
+    bool retried;
+    enum sqlword_touch touch; /* of the query in hand */
+    bool cancelled;           /* a cancel was sent: never reuse this session */
+    char dealloc[24];         /* a statement to DEALLOCATE before the next PREPARE */
+    PGresult *result;         /* the EXEC's result, owned */
+    PGresult *error;          /* the first error of this query, owned */
+    struct stmt_cache stmts;
+};
+
+struct pool {
+    struct pool_settings set;
+    struct event_base *base;
+    int ctl_fd;
+    struct event *ctl_ev, *tick_ev, *sig_ev[2];
+    struct client *clients;
+    struct client *whead, *wtail;
+    int nwait;
+    struct server *conns;
+    int connect_failures;
+    int64_t connect_after_ns;
+    char conn_err[256];
+};
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t pool_now_ns(void);
+/* Strips the newline and spaces libpq ends its messages with. */
+void pool_chomp(char *s);
+
+#endif
