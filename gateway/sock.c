@@ -114,7 +114,9 @@ int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err
         snprintf(err, errlen, "%s: bind: %s", path, strerror(errno));
         goto fail;
     }
-    if (chmod(path, mode) < 0) {
+    /* The owner-execute bit means nothing to connect(2); nginx/fngate.inc
+     * tests it (`-x`) to tell a full queue from an unknown function. */
+    if (chmod(path, mode | S_IXUSR) < 0) {
         snprintf(err, errlen, "%s: chmod: %s", path, strerror(errno));
         goto fail;
     }

@@ -14,7 +14,8 @@
  * gateway holds it, or the folder is unusable). */
 int sock_dir_lock(const char *dir, char *err, size_t errlen);
 
-/* Binds and listens on PATH with BACKLOG, then applies MODE and, when GID is
+/* Binds and listens on PATH with BACKLOG, then applies MODE (plus the
+ * owner-execute bit, nginx/fngate.inc's mark of an fngate socket) and, when GID is
  * not (gid_t)-1, the group.  A stale socket file (nobody listening) is
  * replaced; a live one is refused.  The socket is CLOEXEC and created
  * blocking, for programs without the SDK; instances inherit it as fd 0, and

@@ -1,0 +1,68 @@
+"""nginx/fngate.inc's own answers: what nginx says when a function's socket
+cannot be reached (issue 11 point 1).  The include does no filesystem check
+per request; it tells an unknown function (404) from a full queue (503) from
+a crash (502) only on the error path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+from fngate_harness import wait_for
+
+
+def test_connect_refused_on_a_live_socket_is_503_with_retry_after(stack, build):
+    """A socket that refuses connections (its kernel backlog is full) is an
+    overload: 503, JSON, Retry-After, never nginx's 502."""
+    gw, ngx = stack({"hello": build.handler("hello")})
+    path = os.path.join(gw.socket_dir, "fn", "full.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    fillers = []
+    try:
+        srv.bind(path)
+        os.chmod(path, 0o766)  # as fngate makes them: owner-execute set
+        srv.listen(0)
+        while True:  # fill the accept queue until the kernel refuses
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(path)
+            except BlockingIOError:
+                c.close()
+                break
+            fillers.append(c)
+        r = ngx.get("/fn/full")
+        assert r.status == 503, r
+        assert r.headers.get("retry-after") == "1", r.headers
+        assert r.headers.get("content-type", "").startswith("application/json"), r.headers
+        assert r.json() == {"error": "function full is overloaded: its queue is full"}
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
+        os.unlink(path)
+
+
+def test_unknown_function_404_has_no_retry_after(stack, build):
+    _, ngx = stack({"hello": build.handler("hello")})
+    r = ngx.get("/fn/nosuch/x?y=1")
+    assert r.status == 404, r
+    assert r.json() == {"error": "no such function: nosuch"}
+    assert "retry-after" not in r.headers
+
+
+def test_crash_is_502_without_retry_after(stack, build):
+    _, ngx = stack({"t": build.testfn})
+    r = ngx.get("/fn/t?abort=1")
+    assert r.status == 502, r
+    assert r.json() == {"error": "bad gateway: function t is not answering"}
+    assert "retry-after" not in r.headers
+
+
+def test_gateway_sockets_carry_the_include_mark(stack, build):
+    gw, ngx = stack({"hello": build.handler("hello")})
+    st = os.stat(os.path.join(gw.socket_dir, "fn", "hello.sock"))
+    assert stat.S_ISSOCK(st.st_mode) and st.st_mode & stat.S_IXUSR, oct(st.st_mode)
+    assert ngx.get("/fn/hello").status == 200
