@@ -1090,7 +1090,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     }
     p.c = c;
     c->path = strdup(path);
-    c->gw.functions_dir = strdup("/var/lib/fngate/functions");
+    c->gw.functions_dir = strdup(CONF_DEFAULT_FUNCTIONS_DIR);
     c->gw.socket_dir = strdup("/run/fngate");
     c->gw.user = strdup("nobody");
     c->gw.group = strdup("nogroup");

@@ -16,6 +16,12 @@
 
 #include "log.h"
 
+/* FNGATE_LOCALSTATEDIR comes from configure's --localstatedir (Makefile.am). */
+#ifndef FNGATE_LOCALSTATEDIR
+#define FNGATE_LOCALSTATEDIR "/var"
+#endif
+#define CONF_DEFAULT_FUNCTIONS_DIR FNGATE_LOCALSTATEDIR "/lib/fngate/functions"
+
 #define CONF_NAME_MAX 64
 #define CONF_ERR_MAX 512
 
@@ -45,7 +51,7 @@ struct fn_settings {
 
 /* The [gateway] section. Strings owned by struct conf. */
 struct gw_settings {
-    char *functions_dir;        /* default "/var/lib/fngate/functions" */
+    char *functions_dir;        /* default <localstatedir>/lib/fngate/functions */
     char *socket_dir;           /* default "/run/fngate" */
     mode_t socket_mode;         /* octal, default 0660 */
     char *socket_group;         /* NULL = leave the group as created */

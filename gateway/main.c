@@ -16,7 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAIN_DEFAULT_CONF "/etc/fngate/fngate.conf"
+/* FNGATE_SYSCONFDIR comes from configure's --sysconfdir (Makefile.am). */
+#ifndef FNGATE_SYSCONFDIR
+#define FNGATE_SYSCONFDIR "/etc"
+#endif
+#define MAIN_DEFAULT_CONF FNGATE_SYSCONFDIR "/fngate/fngate.conf"
 
 static void main_usage(FILE *out)
 {

@@ -306,7 +306,7 @@ START_TEST(gateway_defaults)
     struct conf *c = load_ok("");
 
     ck_assert_str_eq(c->path, "fngate.conf");
-    ck_assert_str_eq(c->gw.functions_dir, "/var/lib/fngate/functions");
+    ck_assert_str_eq(c->gw.functions_dir, CONF_DEFAULT_FUNCTIONS_DIR);
     ck_assert_str_eq(c->gw.socket_dir, "/run/fngate");
     ck_assert_uint_eq(c->gw.socket_mode, 0660);
     ck_assert_ptr_null(c->gw.socket_group);
