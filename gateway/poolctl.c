@@ -228,6 +228,10 @@ static int poolctl_start(struct poolctl *pc)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        /* A session of its own: a Ctrl-C at fngate's terminal is the
+         * supervisor's to handle (a drain that still needs the pool), not a
+         * signal that kills the pool under it. */
+        setsid();
         execve(path, argv, envp);
         fprintf(stderr, "fngate: cannot exec %s: %s\n", path, strerror(errno));
         _exit(127);
