@@ -140,16 +140,16 @@ def test_man_page_documents_every_readme_key(build):
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_systemd_unit_verifies(build, run_dir):
+def test_systemd_unit_verifies(build, run_dir, paths):
     unit = built(build, "gateway/fngate.service").read_text()
-    for line in ["KillMode=mixed", "RuntimeDirectory=fngate", "ExecReload=/bin/kill -HUP $MAINPID",
+    bindir, sysconf = paths["bindir"], paths["sysconfdir"]
+    for line in ["KillMode=mixed", "RuntimeDirectory=fngate", "ExecReload=" + bindir + "/fngate reload -c " + sysconf + "/fngate/fngate.conf",
                  "NoNewPrivileges=yes"]:
         assert line in unit.splitlines(), f"fngate.service lacks {line}"
     caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M).group(1).split()
     for cap in ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN"]:
         assert cap in caps, f"instances as other uids need {cap}"
     # verify checks that ExecStart's program exists: point it at the build's.
-    bindir = re.search(r"^ExecStart=(\S+)/fngate ", unit, re.M).group(1)
     local = run_dir / "fngate.service"
     local.write_text(unit.replace(bindir + "/fngate", str(build.fngate)))
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(local)],
