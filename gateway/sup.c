@@ -3,7 +3,7 @@
  * watch on each function's listening socket (a waiting connection with no
  * idle instance means spawn), libevent's self-pipe signal events (SIGCHLD,
  * SIGHUP, SIGTERM, SIGINT), one pipe per instance carrying its stderr into
- * the log, and a single maintenance timer.  The timer runs only while
+ * the log under a budget (instio.c), and a single maintenance timer.  The timer runs only while
  * something needs watching (instances exist, a watch is paused, a drain is
  * under way): with every function at zero instances the gateway sleeps.
  *
@@ -25,6 +25,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "fn.h"
+#include "instio.h"
 #include "log.h"
 #include "poolctl.h"
 #include "proc.h"
@@ -56,7 +57,6 @@
 /* An instance still STARTING after this long is taken for a program that
  * does not use libfngate (it never writes its slot): counted as busy. */
 #define SUP_STARTING_MAX_MS 2000
-#define SUP_LOG_LINE_MAX 4096
 /* After this many crashes in a row without serving a request, what is
  * queued for a function with no live instance is answered 503 by the
  * supervisor instead of waiting for nginx's read timeout. */
@@ -79,17 +79,14 @@ struct inst {
     struct sup_fn *fn; /* owner */
     pid_t pid;
     unsigned gen;
-    struct sb *sb; /* owned */
-    int log_fd;
-    struct event *log_ev; /* owned */
-    size_t log_len;
+    struct sb *sb;     /* owned */
+    struct instio *io; /* owned: its stdout and stderr */
     int64_t spawned_ns;
     int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
     int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
     int64_t kill_ns;    /* SIGKILL sent */
     enum inst_why why;
     bool ready_logged;
-    char log_buf[SUP_LOG_LINE_MAX];
 };
 
 /* One function as the running gateway knows it. */
@@ -233,74 +230,11 @@ fail:
 static void sup_tick_ensure(struct sup *s);
 static void sup_fn_scale(struct sup_fn *f, int64_t now);
 
-static void sup_inst_log_flush(struct inst *in, bool all)
-{
-    size_t start = 0;
-
-    for (size_t i = 0; i < in->log_len; i++) {
-        if (in->log_buf[i] == '\n') {
-            log_child(in->fn->desc.name, (int)in->pid, in->log_buf + start, i - start);
-            start = i + 1;
-        }
-    }
-    if (start == 0 && in->log_len == sizeof(in->log_buf)) {
-        /* A line longer than the buffer: log it in pieces. */
-        log_child(in->fn->desc.name, (int)in->pid, in->log_buf, in->log_len);
-        start = in->log_len;
-    }
-    if (all && start < in->log_len) {
-        log_child(in->fn->desc.name, (int)in->pid, in->log_buf + start, in->log_len - start);
-        start = in->log_len;
-    }
-    memmove(in->log_buf, in->log_buf + start, in->log_len - start);
-    in->log_len -= start;
-}
-
-/* Reads what is in the pipe; returns false at EOF or error. */
-static bool sup_inst_log_read(struct inst *in)
-{
-    for (;;) {
-        ssize_t r = read(in->log_fd, in->log_buf + in->log_len, sizeof(in->log_buf) - in->log_len);
-        if (r > 0) {
-            in->log_len += (size_t)r;
-            sup_inst_log_flush(in, false);
-            continue;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return true;
-        return false;
-    }
-}
-
-static void sup_inst_log_close(struct inst *in)
-{
-    if (in->log_fd < 0)
-        return;
-    sup_inst_log_flush(in, true);
-    if (in->log_ev) {
-        event_free(in->log_ev);
-        in->log_ev = NULL;
-    }
-    close(in->log_fd);
-    in->log_fd = -1;
-}
-
-static void sup_inst_log_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct inst *in = arg;
-    (void)fd;
-    (void)what;
-    if (!sup_inst_log_read(in))
-        sup_inst_log_close(in);
-}
-
 static void sup_inst_free(struct inst *in)
 {
     if (!in)
         return;
-    sup_inst_log_close(in);
+    instio_free(in->io);
     sb_free(in->sb);
     free(in);
 }
@@ -335,7 +269,6 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
         log_warn("[fn %s] spawn", f->desc.name);
         return -1;
     }
-    in->log_fd = -1;
     in->fn = f;
     in->gen = f->gen;
     in->sb = sb_new(f->desc.name);
@@ -368,10 +301,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     if (pool_fd >= 0)
         poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, f->desc.set.statement_timeout_ms);
     in->spawned_ns = now;
-    in->log_fd = log_fd;
-    in->log_ev = event_new(s->base, log_fd, EV_READ | EV_PERSIST, sup_inst_log_cb, in);
-    if (!in->log_ev || event_add(in->log_ev, NULL) < 0)
-        log_warnx("[fn %s pid %d] cannot capture its output", f->desc.name, (int)in->pid);
+    in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
@@ -480,9 +410,8 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
 
     /* Take the last lines it wrote (an abort message, say) before its exit
      * line so the log reads in order. */
-    if (in->log_fd >= 0)
-        sup_inst_log_read(in);
-    sup_inst_log_close(in);
+    instio_free(in->io);
+    in->io = NULL;
 
     if (WIFSIGNALED(status))
         snprintf(what, sizeof(what), "killed by signal %d (SIG%s)", WTERMSIG(status),

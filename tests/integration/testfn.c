@@ -9,6 +9,8 @@
  *   ?noresponse=1    return 0 without responding: the SDK must answer 500
  *   ?stderr=TEXT     write TEXT as one line to stderr, then answer {"pid": PID}
  *   ?big=N           answer N bytes of text/plain ('x' repeated)
+ *   ?flood=MS        write stderr as fast as it can for MS milliseconds, then
+ *                    {"written": BYTES, "pid": PID}
  *   ?req=1           what the SDK saw: method, path, name, request id, query,
  *                    args, headers and the FastCGI parameters nginx sends
  *   (none of these)  {"pid", "uid", "gid", "euid", "egid", "env": {environ}}
@@ -149,6 +151,22 @@ static int testfn(fn_req *req, fn_res *res)
         fprintf(stderr, "%s\n", fn_arg(req, "stderr"));
         fflush(stderr);
         return fn_send_jsonf(res, 200, "{s:I}", "pid", (json_int_t)getpid());
+    }
+    if ((n = arg_long(req, "flood", -1)) >= 0) {
+        static const char line[] = "flood: this function writes its stderr as fast as it can, "
+                                   "and the gateway must stay on time for everyone else\n";
+        struct timespec t0, t;
+        long long written = 0;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            ssize_t w = write(2, line, sizeof(line) - 1);
+            if (w > 0)
+                written += w;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < n);
+        return fn_send_jsonf(res, 200, "{s:I,s:I}", "written", (json_int_t)written, "pid",
+                             (json_int_t)getpid());
     }
     if ((n = arg_long(req, "big", -1)) >= 0) {
         /* Kept until the next request whether or not fn_send copies it. */
