@@ -193,7 +193,7 @@ static void sup_env_free(char **envp)
 static char **sup_env_build(const struct sup_fn *f)
 {
     const struct fn_settings *s = &f->desc.set;
-    size_t n = 0, cap = s->n_env + 8;
+    size_t n = 0, cap = s->n_env + 16;
     char **envp = calloc(cap, sizeof(*envp));
 
     if (!envp)
@@ -213,6 +213,7 @@ static char **sup_env_build(const struct sup_fn *f)
     ENV_ADD("FNGATE_MAX_BODY=%lld", (long long)s->max_body);
     ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
     ENV_ADD("FNGATE_QUEUE_TIMEOUT_MS=%lld", (long long)s->queue_timeout_ms);
+    ENV_ADD("FNGATE_REQUEST_TIMEOUT_MS=%lld", (long long)s->request_timeout_ms);
     for (size_t i = 0; i < s->n_env; i++)
         ENV_ADD("%s=%s", s->env[i].key, s->env[i].value);
 #undef ENV_ADD

@@ -194,12 +194,17 @@ static bool fn_queue_expired(fn_req *req, fn_res *res, const struct fn_limits *l
     return true;
 }
 
-/* Serves the connection CFD: one request (nginx does not keep FastCGI
- * connections unless told to; if it does, every request on it). */
-static void fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handler handler,
-                     const struct fn_limits *lim)
+/* Serves one request on the connection CFD.  Returns CFD when the front end
+ * asked to keep the connection (FCGI_KEEP_CONN: nginx's fastcgi_keep_conn,
+ * Apache's enablereuse) and it is still usable, else -1 (CFD closed).  The
+ * caller waits for the next request on a kept connection in epoll_pwait,
+ * with the slot idle, so an instance holding one can still be stopped and
+ * is never taken for a busy one. */
+static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handler handler,
+                    const struct fn_limits *lim)
 {
     int64_t start = fn_now_ns();
+    int kept = -1;
 
     fn_conn_fd = cfd;
     fn_resp_started = 0;
@@ -208,25 +213,16 @@ static void fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_hand
     FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_BUSY);
 
     /* libfcgi reads the connection given in ipcFd instead of accepting;
-     * keepConnection stops its implicit finish from closing it first. */
+     * keepConnection stops its implicit finish from closing it first.  It
+     * then sets keepConnection from the request's FCGI_KEEP_CONN flag. */
     r->ipcFd = cfd;
     r->keepConnection = 1;
-    while (FCGX_Accept_r(r) >= 0) {
+    if (FCGX_Accept_r(r) >= 0) {
         int rc;
-        /* One request per connection even if the web server asked to keep
-         * it: an instance waiting on a kept connection would look busy to
-         * the gateway, and could neither be reaped nor timed out right. */
-        r->keepConnection = 0;
         fn_conn_reqid = r->requestId;
         rc = fn_req_begin(req, res, r, lim);
-        if (rc == 0 && !fn_queue_expired(req, res, lim)) {
-            rc = handler(req, res);
-            if (!fn_responded(res)) {
-                fn_log("%s %s: handler returned %d without a response: 500", fn_method(req),
-                       fn_path(req), rc);
-                fn_error(res, 500, "the function returned without a response");
-            }
-        }
+        if (rc == 0 && !fn_queue_expired(req, res, lim))
+            fn_req_run(req, res, handler);
         if (fn_res_write(res, r) < 0)
             fn_log("%s %s: the client went away before the response was sent", fn_method(req),
                    fn_path(req));
@@ -234,21 +230,46 @@ static void fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_hand
         fn_req_end(req);
         FCGX_Finish_r(r);
         __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);
-        if (r->ipcFd < 0 || FN_SB_LOAD(fn_slot->stop_req))
-            break;
-        /* A kept-alive connection: the next request on it. */
-        fn_resp_started = 0;
+        if (r->ipcFd >= 0 && !FN_SB_LOAD(fn_slot->stop_req))
+            kept = r->ipcFd;
     }
-    if (r->ipcFd >= 0) {
+    if (kept < 0 && r->ipcFd >= 0)
         close(r->ipcFd);
-        r->ipcFd = -1;
-    }
+    r->ipcFd = -1;
     fn_in_request = 0;
     fn_conn_fd = -1;
     {
         int64_t now = fn_now_ns();
         __atomic_add_fetch(&fn_slot->busy_ns, (uint64_t)(now - start), __ATOMIC_RELAXED);
         fn_slot_idle(now);
+    }
+    return kept;
+}
+
+/* Stops watching and closes the kept connection *KEPT, if any. */
+static void fn_kept_close(int epfd, int *kept)
+{
+    if (*kept < 0)
+        return;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, *kept, NULL);
+    close(*kept);
+    *kept = -1;
+}
+
+/* Makes *KEPT (just returned by fn_serve) the connection watched for a
+ * next request; closes it if it cannot be watched. */
+static void fn_kept_watch(int epfd, int *kept)
+{
+    struct epoll_event ev;
+
+    if (*kept < 0)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = *kept;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, *kept, &ev) < 0 && errno != EEXIST) {
+        close(*kept);
+        *kept = -1;
     }
 }
 
@@ -260,7 +281,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     FCGX_Request r;
     fn_req *req = NULL;
     fn_res *res = NULL;
-    int epfd = -1, rc = 1;
+    int epfd = -1, rc = 1, kept = -1;
     long served = 0;
     bool recycled = false;
     int flags;
@@ -270,6 +291,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     lim.max_body = fn_env_long("FNGATE_MAX_BODY", 1 << 20);
     lim.queue_timeout_ms = fn_env_long("FNGATE_QUEUE_TIMEOUT_MS", 0);
     lim.max_requests = fn_env_long("FNGATE_MAX_REQUESTS", 0);
+    fn_req_set_timeout(fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0));
 
     if (FCGX_IsCGI()) {
         fprintf(stderr, "fngate: fd 0 is not a listening socket: run this under fngate, "
@@ -319,22 +341,43 @@ int fn_main(int argc, char **argv, fn_handler handler)
     }
     rc = 0;
     while (!fn_stop && !FN_SB_LOAD(fn_slot->stop_req)) {
-        int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+        struct epoll_event evs[2];
+        int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC), nev;
         if (cfd >= 0) {
-            fn_serve(cfd, &r, req, res, handler, &lim);
+            /* A new connection wins over an idle kept one: the front end
+             * opens another when it finds the kept one closed. */
+            fn_kept_close(epfd, &kept);
+            kept = fn_serve(cfd, &r, req, res, handler, &lim);
             if (lim.max_requests > 0 && ++served >= lim.max_requests) {
                 recycled = true;
                 break;
             }
+            fn_kept_watch(epfd, &kept);
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             /* The only wait, and the only place SIGTERM is let in. */
-            if (epoll_pwait(epfd, &ev, 1, -1, &waitmask) < 0 && errno != EINTR) {
+            nev = epoll_pwait(epfd, evs, 2, -1, &waitmask);
+            if (nev < 0 && errno != EINTR) {
                 fprintf(stderr, "fngate: epoll_pwait: %s\n", strerror(errno));
                 rc = 1;
                 break;
             }
+            for (int i = 0; i < nev && kept >= 0; i++) {
+                if (evs[i].data.fd != kept || fn_stop)
+                    continue;
+                /* The next request on the kept connection (or its close). */
+                epoll_ctl(epfd, EPOLL_CTL_DEL, kept, NULL);
+                cfd = kept;
+                kept = fn_serve(cfd, &r, req, res, handler, &lim);
+                if (lim.max_requests > 0 && ++served >= lim.max_requests) {
+                    recycled = true;
+                    break;
+                }
+                fn_kept_watch(epfd, &kept);
+            }
+            if (recycled)
+                break;
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -348,6 +391,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
         rc = 1;
         break;
     }
+    fn_kept_close(epfd, &kept);
     /* With EPOLLEXCLUSIVE the kernel woke this instance alone for a
      * connection; leaving now without it would strand it while the other
      * idle instances sleep.  Serve what is already waiting, then leave. */
@@ -355,7 +399,11 @@ int fn_main(int argc, char **argv, fn_handler handler)
         int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0)
             break;
-        fn_serve(cfd, &r, req, res, handler, &lim);
+        kept = fn_serve(cfd, &r, req, res, handler, &lim);
+        if (kept >= 0) {
+            close(kept);
+            kept = -1;
+        }
     }
     FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_STOPPING);
 out:

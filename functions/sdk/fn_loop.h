@@ -26,7 +26,23 @@ void fn_res_free(fn_res *res);
 /* Reads params and body of the request R into REQ.  Returns 0, or an HTTP
  * status (413, 400) after putting the error into RES. */
 int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limits *lim);
+/* The same for a request built in memory (fngate_test.h): ENVP is borrowed
+ * until fn_req_end, BODY is copied. */
+int fn_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, size_t len,
+                     const struct fn_limits *lim);
 void fn_req_end(fn_req *req);
+/* Runs HANDLER on the request; a handler that produced no response gets a
+ * 500.  Returns the handler's result. */
+int fn_req_run(fn_req *req, fn_res *res, fn_handler handler);
+/* The instance's request_timeout in ms (0: none), for fn_deadline_ms. */
+void fn_req_set_timeout(int64_t ms);
+/* What the handler produced: status (0 if none), content type, body. */
+int fn_res_status(const fn_res *res);
+const char *fn_res_content_type(const fn_res *res);
+const char *fn_res_body(const fn_res *res, size_t *len);
+/* Response headers the handler set, in order. */
+size_t fn_res_header_count(const fn_res *res);
+int fn_res_header_at(const fn_res *res, size_t i, const char **name, const char **value);
 void fn_res_reset(fn_res *res);
 /* Writes RES to the request's stdout; returns 0 or -1. */
 int fn_res_write(fn_res *res, FCGX_Request *r);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 struct fn_pair {
@@ -30,8 +31,10 @@ struct fn_pairs {
 };
 
 struct fn_req {
-    FCGX_Request *r; /* borrowed for the request */
+    char **envp; /* the FastCGI params, borrowed for the request; NULL between */
     const char *method, *path, *name, *request_id, *query;
+    char *path_buf;          /* owned: the path when worked out from REQUEST_URI */
+    int64_t start_ms;        /* CLOCK_MONOTONIC when the request began */
     struct fn_pairs args;    /* decoded URL arguments, owned; parsed on first use */
     struct fn_pairs headers; /* canonical names, owned; parsed on first use */
     bool args_parsed, headers_parsed;
@@ -51,6 +54,21 @@ struct fn_res {
 };
 
 static const char *fn_empty = "";
+static int64_t fn_request_timeout_ms;
+/* The request in progress, for fn_log's request id (one at a time). */
+static const fn_req *fn_current;
+
+static int64_t fn_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fn_req_set_timeout(int64_t ms)
+{
+    fn_request_timeout_ms = ms > 0 ? ms : 0;
+}
 
 /* ------------------------------------------------------------------------ */
 
@@ -140,6 +158,28 @@ static char *fn_url_decode(const char *s, size_t n)
     return out;
 }
 
+/* Decodes the %XX of a URL path's N bytes at S (no '+' to space, and %00
+ * stays as it is: a path is a C string) into a new string. */
+static char *fn_path_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = fn_hex((unsigned char)s[i + 1])) >= 0 &&
+            (lo = fn_hex((unsigned char)s[i + 2])) >= 0 && (hi || lo)) {
+            *o++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 static int fn_parse_query(fn_req *req, const char *q)
 {
     while (*q) {
@@ -217,27 +257,112 @@ static int fn_parse_headers(fn_req *req, char **envp)
     return 0;
 }
 
-static const char *fn_getparam(FCGX_Request *r, const char *name)
+static const char *fn_getparam(char **envp, const char *name)
 {
-    const char *v = FCGX_GetParam(name, r->envp);
+    const char *v = FCGX_GetParam(name, envp);
     return v ? v : fn_empty;
+}
+
+/* The path after the function's prefix.  fngate's own nginx include passes
+ * it as FNGATE_PATH.  Any other front end: PATH_INFO (nginx's stock
+ * fastcgi_split_path_info, lighttpd, Apache with proxy-fcgi-pathinfo), else
+ * REQUEST_URI (raw: decoded here) minus SCRIPT_NAME (the prefix the
+ * front end matched), else "". */
+static const char *fn_req_find_path(fn_req *req)
+{
+    const char *v = FCGX_GetParam("FNGATE_PATH", req->envp);
+    const char *uri, *script;
+    size_t ulen, slen;
+    char *dec;
+
+    if (v)
+        return v;
+    v = FCGX_GetParam("PATH_INFO", req->envp);
+    if (v && *v)
+        return v;
+    uri = FCGX_GetParam("REQUEST_URI", req->envp);
+    script = FCGX_GetParam("SCRIPT_NAME", req->envp);
+    if (!uri || !script || !*script)
+        return fn_empty;
+    ulen = strcspn(uri, "?#");
+    dec = fn_path_decode(uri, ulen);
+    if (!dec)
+        return fn_empty;
+    slen = strlen(script);
+    while (slen > 0 && script[slen - 1] == '/')
+        slen--; /* Apache and lighttpd may match "/fn/users/" */
+    if (strncmp(dec, script, slen) != 0 || (dec[slen] != '\0' && dec[slen] != '/')) {
+        free(dec);
+        return fn_empty;
+    }
+    memmove(dec, dec + slen, strlen(dec + slen) + 1);
+    req->path_buf = dec;
+    return dec;
+}
+
+/* The parameters every request reads first. */
+static void fn_req_params(fn_req *req, char **envp)
+{
+    req->envp = envp;
+    req->start_ms = fn_mono_ms();
+    req->method = fn_getparam(envp, "REQUEST_METHOD");
+    req->path = fn_req_find_path(req);
+    req->name = FCGX_GetParam("FNGATE_FUNCTION", envp);
+    if (!req->name)
+        req->name = getenv("FNGATE_FUNCTION");
+    if (!req->name)
+        req->name = fn_empty;
+    req->request_id = fn_getparam(envp, "FNGATE_REQUEST_ID");
+    req->query = fn_getparam(envp, "QUERY_STRING");
+    fn_current = req;
+}
+
+/* Makes room for a body of WANT bytes and its NUL. */
+static int fn_req_body_room(fn_req *req, fn_res *res, size_t want)
+{
+    if (want + 1 > req->body_cap) {
+        char *nb = realloc(req->body, want + 1);
+        if (!nb) {
+            fn_error(res, 500, "out of memory");
+            return 500;
+        }
+        req->body = nb;
+        req->body_cap = want + 1;
+    }
+    return 0;
+}
+
+static int fn_req_too_large(fn_res *res, long long want, const struct fn_limits *lim)
+{
+    fn_error(res, 413, "request body of %lld bytes exceeds max_body (%lld bytes)", want,
+             (long long)lim->max_body);
+    return 413;
+}
+
+int fn_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, size_t len,
+                     const struct fn_limits *lim)
+{
+    int rc;
+
+    fn_req_params(req, envp);
+    if (lim->max_body > 0 && (long long)len > lim->max_body)
+        return fn_req_too_large(res, (long long)len, lim);
+    if ((rc = fn_req_body_room(req, res, len)) != 0)
+        return rc;
+    if (len)
+        memcpy(req->body, body, len);
+    req->body_len = len;
+    req->body[len] = '\0';
+    return 0;
 }
 
 int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limits *lim)
 {
     const char *cl;
     long long want = 0;
+    int rc;
 
-    req->r = r;
-    req->method = fn_getparam(r, "REQUEST_METHOD");
-    req->path = fn_getparam(r, "FNGATE_PATH");
-    req->name = FCGX_GetParam("FNGATE_FUNCTION", r->envp);
-    if (!req->name)
-        req->name = getenv("FNGATE_FUNCTION");
-    if (!req->name)
-        req->name = fn_empty;
-    req->request_id = fn_getparam(r, "FNGATE_REQUEST_ID");
-    req->query = fn_getparam(r, "QUERY_STRING");
+    fn_req_params(req, r->envp);
     cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
     if (cl && *cl) {
         char *end;
@@ -260,19 +385,10 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
                 break;
             left -= n;
         }
-        fn_error(res, 413, "request body of %lld bytes exceeds max_body (%lld bytes)", want,
-                 (long long)lim->max_body);
-        return 413;
+        return fn_req_too_large(res, want, lim);
     }
-    if ((size_t)want + 1 > req->body_cap) {
-        char *nb = realloc(req->body, (size_t)want + 1);
-        if (!nb) {
-            fn_error(res, 500, "out of memory");
-            return 500;
-        }
-        req->body = nb;
-        req->body_cap = (size_t)want + 1;
-    }
+    if ((rc = fn_req_body_room(req, res, (size_t)want)) != 0)
+        return rc;
     req->body_len = 0;
     while ((long long)req->body_len < want) {
         int n =
@@ -306,7 +422,11 @@ void fn_req_end(fn_req *req)
         req->json = NULL;
     }
     req->body_len = 0;
-    req->r = NULL;
+    req->envp = NULL;
+    free(req->path_buf);
+    req->path_buf = NULL;
+    if (fn_current == req)
+        fn_current = NULL;
     /* A large body's buffer is not kept across requests. */
     if (req->body_cap > 65536) {
         free(req->body);
@@ -317,7 +437,7 @@ void fn_req_end(fn_req *req)
 
 int64_t fn_req_arrival_ms(const fn_req *req)
 {
-    const char *a = req->r ? FCGX_GetParam("FNGATE_ARRIVAL", req->r->envp) : NULL;
+    const char *a = req->envp ? FCGX_GetParam("FNGATE_ARRIVAL", req->envp) : NULL;
     char *end;
     double v;
 
@@ -354,16 +474,35 @@ const char *fn_query_string(const fn_req *req)
     return req->query;
 }
 
+/* True for an application/x-www-form-urlencoded body (parameters after a
+ * ';' allowed, any case). */
+static bool fn_is_form(const fn_req *req)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    const char *ct = req->envp ? FCGX_GetParam("CONTENT_TYPE", req->envp) : NULL;
+
+    if (!ct || strncasecmp(ct, form, sizeof(form) - 1) != 0)
+        return false;
+    ct += sizeof(form) - 1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 /* Arguments and headers are parsed on first use: most handlers read one or
  * two of them, and every request would otherwise pay an allocation per
  * header.  The request is logically const; the parse is a cache. */
 static const struct fn_pairs *fn_req_args(const fn_req *creq)
 {
     fn_req *req = (fn_req *)creq;
-    if (!req->args_parsed && req->r) {
+    if (!req->args_parsed && req->envp) {
         req->args_parsed = true;
         if (fn_parse_query(req, req->query) < 0)
             fn_log("out of memory parsing the query string: some arguments are missing");
+        /* A form body's fields follow the URL's, through the same accessors
+         * (like PHP's $_REQUEST). */
+        if (fn_is_form(req) && fn_parse_query(req, req->body ? req->body : "") < 0)
+            fn_log("out of memory parsing the form body: some arguments are missing");
     }
     return &req->args;
 }
@@ -371,9 +510,9 @@ static const struct fn_pairs *fn_req_args(const fn_req *creq)
 static const struct fn_pairs *fn_req_headers(const fn_req *creq)
 {
     fn_req *req = (fn_req *)creq;
-    if (!req->headers_parsed && req->r) {
+    if (!req->headers_parsed && req->envp) {
         req->headers_parsed = true;
-        if (fn_parse_headers(req, req->r->envp) < 0)
+        if (fn_parse_headers(req, req->envp) < 0)
             fn_log("out of memory parsing the headers: some headers are missing");
     }
     return &req->headers;
@@ -387,6 +526,31 @@ const char *fn_arg(const fn_req *req, const char *name)
             return a->v[i].value;
     }
     return NULL;
+}
+
+size_t fn_arg_all(const fn_req *req, const char *name, const char **values, size_t max)
+{
+    const struct fn_pairs *a = fn_req_args(req);
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->v[i].name, name) != 0)
+            continue;
+        if (values && n < max)
+            values[n] = a->v[i].value;
+        n++;
+    }
+    return n;
+}
+
+long long fn_deadline_ms(const fn_req *req)
+{
+    int64_t left;
+
+    if (fn_request_timeout_ms <= 0 || !req->envp)
+        return -1;
+    left = req->start_ms + fn_request_timeout_ms - fn_mono_ms();
+    return left > 0 ? (long long)left : 0;
 }
 
 size_t fn_arg_count(const fn_req *req)
@@ -431,7 +595,7 @@ int fn_header_at(const fn_req *req, size_t i, const char **name, const char **va
 
 const char *fn_param(const fn_req *req, const char *name)
 {
-    return req->r ? FCGX_GetParam(name, req->r->envp) : NULL;
+    return req->envp ? FCGX_GetParam(name, req->envp) : NULL;
 }
 
 const char *fn_body(const fn_req *req, size_t *len)
@@ -596,6 +760,49 @@ int fn_responded(const fn_res *res)
     return res->status != 0;
 }
 
+int fn_req_run(fn_req *req, fn_res *res, fn_handler handler)
+{
+    int rc = handler(req, res);
+
+    if (!fn_responded(res)) {
+        fn_log("%s %s: handler returned %d without a response: 500", fn_method(req), fn_path(req),
+               rc);
+        fn_error(res, 500, "the function returned without a response");
+    }
+    return rc;
+}
+
+int fn_res_status(const fn_res *res)
+{
+    return res->status;
+}
+
+const char *fn_res_content_type(const fn_res *res)
+{
+    return res->content_type ? res->content_type : fn_empty;
+}
+
+const char *fn_res_body(const fn_res *res, size_t *len)
+{
+    if (len)
+        *len = res->body_len;
+    return res->body_base ? res->body_base + res->body_off : fn_empty;
+}
+
+size_t fn_res_header_count(const fn_res *res)
+{
+    return res->headers.n;
+}
+
+int fn_res_header_at(const fn_res *res, size_t i, const char **name, const char **value)
+{
+    if (i >= res->headers.n)
+        return -1;
+    *name = res->headers.v[i].name;
+    *value = res->headers.v[i].value;
+    return 0;
+}
+
 static const char *fn_reason(int status)
 {
     switch (status) {
@@ -671,13 +878,22 @@ void fn_log(const char *fmt, ...)
 {
     char line[2048];
     va_list ap;
+    size_t off = 0;
     int n;
 
+    /* Inside a request the line names it, so an operator can find every
+     * line of one request in the gateway log and nginx's access log. */
+    if (fn_current && *fn_current->request_id) {
+        n = snprintf(line, 128, "[req %.100s] ", fn_current->request_id);
+        if (n > 0)
+            off = (size_t)n;
+    }
     va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    n = vsnprintf(line + off, sizeof(line) - 1 - off, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
+    n += (int)off;
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';

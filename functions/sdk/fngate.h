@@ -50,7 +50,9 @@ int fn_main(int argc, char **argv, fn_handler handler);
 
 /* "GET", "POST", ... */
 const char *fn_method(const fn_req *req);
-/* The path after /fn/<name>: "" or "/..." (decoded by nginx). */
+/* The path after /fn/<name>: "" or "/..." (decoded).  From fngate's
+ * FNGATE_PATH parameter, else PATH_INFO, else REQUEST_URI minus SCRIPT_NAME,
+ * so a function works behind any FastCGI front end. */
 const char *fn_path(const fn_req *req);
 /* This function's name. */
 const char *fn_name(const fn_req *req);
@@ -58,9 +60,15 @@ const char *fn_name(const fn_req *req);
 const char *fn_request_id(const fn_req *req);
 /* The raw query string, or "". */
 const char *fn_query_string(const fn_req *req);
-/* The decoded value of URL argument NAME (first occurrence), or NULL. */
+/* Arguments are the URL's, then those of an
+ * application/x-www-form-urlencoded body, decoded.
+ * The value of argument NAME (first occurrence), or NULL. */
 const char *fn_arg(const fn_req *req, const char *name);
-/* URL arguments in order: fn_arg_count, then fn_arg_at(i) fills name/value. */
+/* Every value of a repeated argument (?tag=a&tag=b): fills VALUES with up to
+ * MAX of them in order and returns how many there are (which may be more
+ * than MAX; VALUES may be NULL to count). */
+size_t fn_arg_all(const fn_req *req, const char *name, const char **values, size_t max);
+/* Arguments in order: fn_arg_count, then fn_arg_at(i) fills name/value. */
 size_t fn_arg_count(const fn_req *req);
 int fn_arg_at(const fn_req *req, size_t i, const char **name, const char **value);
 /* Request header NAME, case-insensitive ("Content-Type"), or NULL. */
@@ -70,6 +78,9 @@ size_t fn_header_count(const fn_req *req);
 int fn_header_at(const fn_req *req, size_t i, const char **name, const char **value);
 /* A raw FastCGI parameter ("REMOTE_ADDR"), or NULL. */
 const char *fn_param(const fn_req *req, const char *name);
+/* Milliseconds left before this function's request_timeout ends the
+ * request (0 once it has passed), or -1 when it has none. */
+long long fn_deadline_ms(const fn_req *req);
 /* The body (NUL-terminated for convenience; LEN may be NULL). Never NULL. */
 const char *fn_body(const fn_req *req, size_t *len);
 /* The body parsed as JSON, owned by the request.  On invalid JSON returns
@@ -144,7 +155,8 @@ int fn_send_row(fn_res *res, int status, fn_rows *rows);
 /* {"error": message, "sqlstate": ..., "detail": ..., "hint": ...}. */
 int fn_send_db_error(fn_res *res, int status, const fn_req *req);
 
-/* Writes a line to the gateway's log, tagged with this function and pid. */
+/* Writes a line to the gateway's log, tagged with this function and pid;
+ * called inside a request, the line starts "[req <request id>] ". */
 void fn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #ifdef __cplusplus

@@ -12,6 +12,7 @@
 
 #include "fn_loop.h"
 #include "fngate.h"
+#include "testutil.h"
 
 #include <check.h>
 
@@ -851,6 +852,200 @@ START_TEST(keepalive_state_reset)
 }
 END_TEST
 
+/* ---- behind any front end (issue 9.8) ------------------------------------------- */
+
+static const char *path_of(const char *const *params)
+{
+    begin_ok(params, NULL);
+    return fn_path(req);
+}
+
+START_TEST(path_fngate_path_wins)
+{
+    static const char *const p[] = {"FNGATE_PATH=/a", "PATH_INFO=/b", "REQUEST_URI=/fn/x/c",
+                                    "SCRIPT_NAME=/fn/x", NULL};
+    ck_assert_str_eq(path_of(p), "/a");
+}
+END_TEST
+
+START_TEST(path_fngate_path_empty)
+{
+    static const char *const p[] = {"FNGATE_PATH=", "PATH_INFO=/b", NULL};
+    ck_assert_str_eq(path_of(p), "");
+}
+END_TEST
+
+START_TEST(path_from_path_info)
+{
+    /* nginx: include fastcgi_params; fastcgi_split_path_info; PATH_INFO. */
+    static const char *const p[] = {"SCRIPT_NAME=/fn/users", "PATH_INFO=/2",
+                                    "REQUEST_URI=/fn/users/2?x=1", NULL};
+    ck_assert_str_eq(path_of(p), "/2");
+}
+END_TEST
+
+START_TEST(path_from_request_uri)
+{
+    /* Apache mod_proxy_fcgi: no PATH_INFO; the raw URI is decoded. */
+    static const char *const p[] = {"SCRIPT_NAME=/fn/users",
+                                    "PATH_INFO=", "REQUEST_URI=/fn/users/2%20b/c?x=/y", NULL};
+    ck_assert_str_eq(path_of(p), "/2 b/c");
+}
+END_TEST
+
+START_TEST(path_request_uri_trailing_slash_prefix)
+{
+    static const char *const p[] = {"SCRIPT_NAME=/fn/users/", "REQUEST_URI=/fn/users/7", NULL};
+    ck_assert_str_eq(path_of(p), "/7");
+}
+END_TEST
+
+START_TEST(path_request_uri_bare_prefix)
+{
+    static const char *const p[] = {"SCRIPT_NAME=/fn/users", "REQUEST_URI=/fn/users?q=1", NULL};
+    ck_assert_str_eq(path_of(p), "");
+}
+END_TEST
+
+START_TEST(path_request_uri_other_prefix)
+{
+    static const char *const p[] = {"SCRIPT_NAME=/fn/users", "REQUEST_URI=/fn/usersx/1", NULL};
+    ck_assert_str_eq(path_of(p), "");
+}
+END_TEST
+
+START_TEST(path_request_uri_nul_kept_encoded)
+{
+    static const char *const p[] = {"SCRIPT_NAME=/fn/u", "REQUEST_URI=/fn/u/a%00b%2", NULL};
+    ck_assert_str_eq(path_of(p), "/a%00b%2");
+}
+END_TEST
+
+START_TEST(path_nothing_known)
+{
+    static const char *const p[] = {"REQUEST_URI=/fn/u/a", NULL};
+    ck_assert_str_eq(path_of(p), "");
+}
+END_TEST
+
+/* ---- SDK additions (issue 9.9) --------------------------------------------------- */
+
+START_TEST(arg_all_repeated)
+{
+    static const char *const p[] = {"QUERY_STRING=tag=a&x=1&tag=b%20c&tag=", NULL};
+    const char *v[2] = {NULL, NULL};
+
+    begin_ok(p, NULL);
+    ck_assert_uint_eq(fn_arg_all(req, "tag", NULL, 0), 3);
+    ck_assert_uint_eq(fn_arg_all(req, "tag", v, 2), 3);
+    ck_assert_str_eq(v[0], "a");
+    ck_assert_str_eq(v[1], "b c");
+    ck_assert_uint_eq(fn_arg_all(req, "nope", v, 2), 0);
+    ck_assert_str_eq(fn_arg(req, "tag"), "a");
+}
+END_TEST
+
+static void begin_form(const char *ctype, const char *query, const char *body)
+{
+    char cl[40], ct[160], qs[160];
+    const char *params[] = {"REQUEST_METHOD=POST", cl, ct, qs, NULL};
+
+    snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%zu", strlen(body));
+    snprintf(ct, sizeof(ct), "CONTENT_TYPE=%s", ctype);
+    snprintf(qs, sizeof(qs), "QUERY_STRING=%s", query);
+    begin_ok(params, body);
+}
+
+START_TEST(form_body_args)
+{
+    const char *v[3];
+
+    begin_form("application/x-www-form-urlencoded", "q=0&tag=url",
+               "name=Ada+Lovelace&tag=x&tag=y%26z");
+    ck_assert_str_eq(fn_arg(req, "q"), "0");
+    ck_assert_str_eq(fn_arg(req, "name"), "Ada Lovelace");
+    ck_assert_uint_eq(fn_arg_all(req, "tag", v, 3), 3);
+    ck_assert_str_eq(v[0], "url"); /* the URL's come first */
+    ck_assert_str_eq(v[1], "x");
+    ck_assert_str_eq(v[2], "y&z");
+    ck_assert_uint_eq(fn_arg_count(req), 5);
+    /* The raw body is still there. */
+    ck_assert_str_eq(fn_body(req, NULL), "name=Ada+Lovelace&tag=x&tag=y%26z");
+}
+END_TEST
+
+START_TEST(form_body_content_type_params_and_case)
+{
+    begin_form("Application/X-WWW-Form-Urlencoded; charset=UTF-8", "", "a=1");
+    ck_assert_str_eq(fn_arg(req, "a"), "1");
+}
+END_TEST
+
+START_TEST(form_body_other_types_not_args)
+{
+    begin_form("application/json", "", "a=1");
+    ck_assert_ptr_null(fn_arg(req, "a"));
+    ck_assert_uint_eq(fn_arg_count(req), 0);
+}
+END_TEST
+
+START_TEST(form_body_prefix_type_not_args)
+{
+    begin_form("application/x-www-form-urlencodedx", "", "a=1");
+    ck_assert_ptr_null(fn_arg(req, "a"));
+}
+END_TEST
+
+START_TEST(deadline)
+{
+    long long left;
+
+    fn_req_set_timeout(0);
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_deadline_ms(req), -1);
+    fn_req_set_timeout(5000);
+    left = fn_deadline_ms(req);
+    ck_assert_msg(left > 4000 && left <= 5000, "fn_deadline_ms %lld", left);
+    usleep(120 * 1000);
+    ck_assert_int_lt(fn_deadline_ms(req), left - 100);
+    fn_req_set_timeout(1);
+    usleep(5 * 1000);
+    ck_assert_int_eq(fn_deadline_ms(req), 0);
+    fn_req_set_timeout(0);
+}
+END_TEST
+
+START_TEST(log_carries_request_id)
+{
+    const char *got;
+
+    begin_ok(std_params, "hello world");
+    testutil_capture_begin();
+    fn_log("looked up %d rows", 3);
+    got = testutil_capture_end();
+    ck_assert_str_eq(got, "[req 0123abcd] looked up 3 rows\n");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    testutil_capture_begin();
+    fn_log("between requests");
+    got = testutil_capture_end();
+    ck_assert_str_eq(got, "between requests\n");
+}
+END_TEST
+
+START_TEST(log_without_request_id)
+{
+    static const char *const p[] = {"REQUEST_METHOD=GET", NULL};
+    const char *got;
+
+    begin_ok(p, NULL);
+    testutil_capture_begin();
+    fn_log("plain");
+    got = testutil_capture_end();
+    ck_assert_str_eq(got, "plain\n");
+}
+END_TEST
+
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -906,6 +1101,29 @@ static Suite *sdk_suite(void)
 
     tc = tcase("connection");
     tcase_add_test(tc, keepalive_state_reset);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("portability");
+    tcase_add_test(tc, path_fngate_path_empty);
+    tcase_add_test(tc, path_fngate_path_wins);
+    tcase_add_test(tc, path_from_path_info);
+    tcase_add_test(tc, path_from_request_uri);
+    tcase_add_test(tc, path_request_uri_trailing_slash_prefix);
+    tcase_add_test(tc, path_request_uri_bare_prefix);
+    tcase_add_test(tc, path_request_uri_other_prefix);
+    tcase_add_test(tc, path_request_uri_nul_kept_encoded);
+    tcase_add_test(tc, path_nothing_known);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("additions");
+    tcase_add_test(tc, arg_all_repeated);
+    tcase_add_test(tc, form_body_args);
+    tcase_add_test(tc, form_body_content_type_params_and_case);
+    tcase_add_test(tc, form_body_other_types_not_args);
+    tcase_add_test(tc, form_body_prefix_type_not_args);
+    tcase_add_test(tc, deadline);
+    tcase_add_test(tc, log_carries_request_id);
+    tcase_add_test(tc, log_without_request_id);
     suite_add_tcase(s, tc);
 
     return s;
