@@ -10,6 +10,7 @@
 #include "server.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void dispatch_add(struct pool *p, struct client *c)
 {
@@ -41,16 +42,37 @@ void dispatch_remove(struct pool *p, struct client *c)
     }
 }
 
+/* An idle connection for C: preferably one whose session last ran C's
+ * function (no reset needed), else a fresh one, else any.  NULL if none is
+ * idle. */
+static struct server *dispatch_pick(struct pool *p, const struct client *c)
+{
+    struct server *fresh = NULL, *other = NULL;
+
+    for (int i = 0; i < p->set.pool_size; i++) {
+        struct server *pc = &p->conns[i];
+        if (pc->state != PC_IDLE)
+            continue;
+        if (strcmp(pc->owner, c->hello.fn) == 0)
+            return pc;
+        if (!pc->owner[0] && !fresh)
+            fresh = pc;
+        else if (!other)
+            other = pc;
+    }
+    return fresh ? fresh : other;
+}
+
 void dispatch_run(struct pool *p)
 {
     int connecting = 0, usable = 0;
     int64_t now = pool_now_ns();
 
-    for (int i = 0; i < p->set.pool_size && p->whead; i++) {
-        struct server *pc = &p->conns[i];
-        if (pc->state != PC_IDLE)
-            continue;
+    while (p->whead) {
         struct client *c = p->whead;
+        struct server *pc = dispatch_pick(p, c);
+        if (!pc)
+            break;
         dispatch_remove(p, c);
         server_begin(pc, c);
     }

@@ -13,7 +13,6 @@
 #include "client.h"
 #include "dispatch.h"
 #include "log.h"
-#include "sqlword.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +21,20 @@
 
 #define POOL_CONNECT_TIMEOUT_MS 5000
 #define POOL_BACKOFF_MAX_MS 1000
+/* The pool's statement_timeout fires this much after the server's own
+ * should have, so that normally the server's (which keeps the session) wins;
+ * if the server has not answered the cancel this much later still, the
+ * connection goes. */
+#define POOL_TIMEOUT_GRACE_MS 50
+#define POOL_CANCEL_WAIT_MS 1000
+
+/* What a session passed from one function to another runs first.  It is
+ * complete where it matters (RESET ALL covers every GUC however it was set,
+ * DO blocks and set_config included; temporary objects, advisory locks,
+ * LISTENs, cursors, SET ROLE / SESSION AUTHORIZATION, and our prepared
+ * statements, whose text is the previous function's SQL) and costs one
+ * round trip; the statements are prepared again lazily. */
+#define POOL_RESET_SQL "DISCARD ALL"
 
 static void server_send_next(struct server *pc);
 static void server_fail_msg(struct server *pc, const char *prefix);
@@ -59,7 +72,12 @@ void server_drop(struct server *pc, const char *why)
     pc->client = NULL;
     pc->op = OP_NONE;
     pc->cancelled = false;
-    pc->touch = TOUCH_NONE;
+    pc->need_reset = false;
+    pc->owner[0] = '\0';
+    pc->timed_out = 0;
+    if (pc->tev)
+        event_free(pc->tev);
+    pc->tev = NULL;
     pc->dealloc[0] = '\0';
     if (c) {
         c->conn = NULL;
@@ -93,11 +111,6 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     server_flush(arg);
 }
-/* Everything DISCARD ALL does but dropping our prepared statements. */
-#define POOL_RESET_SQL                                                                             \
-    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "                        \
-    "SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
-
 /* Sends the next operation of the query in hand. */
 static void server_send_next(struct server *pc)
 {
@@ -105,7 +118,10 @@ static void server_send_next(struct server *pc)
     int64_t want = c->hello.statement_timeout_ms;
     int ok;
 
-    if (pc->op == OP_NONE && want != pc->timeout_cur) {
+    if (pc->op == OP_NONE && pc->need_reset) {
+        pc->op = OP_RESET;
+        ok = PQsendQuery(pc->pg, POOL_RESET_SQL);
+    } else if (pc->op < OP_SET && want != pc->timeout_cur) {
         char sql[64];
         /* 0 means the server's own setting, which a fresh connection has. */
         if (want > 0)
@@ -203,23 +219,10 @@ static void server_idle(struct server *pc)
     }
     /* Never reuse a connection a query left inside a transaction block: it
      * would run the next function's query inside that transaction. */
-    if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE) {
+    if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE)
         server_drop(pc, "a query left the connection inside a transaction");
-    } else if (pc->touch == TOUCH_DROP) {
-        server_drop(pc, "a query made session objects (prepared statements or cursors)");
-    } else if (pc->touch == TOUCH_RESET) {
-        /* The function has its answer already; the reset costs it nothing. */
-        pc->touch = TOUCH_NONE;
-        pc->op = OP_RESET;
-        if (!PQsendQuery(pc->pg, POOL_RESET_SQL)) {
-            server_fail_msg(pc, "cannot reset the session");
-        } else {
-            server_flush(pc);
-            return;
-        }
-    } else {
+    else
         pc->state = PC_IDLE;
-    }
     dispatch_run(pc->pool);
 }
 
@@ -231,8 +234,13 @@ static void server_release(struct server *pc)
 
     pc->client = NULL;
     c->conn = NULL;
+    if (pc->tev)
+        event_del(pc->tev);
     if (c->dead)
         client_close(c, NULL);
+    else if (pc->timed_out && pc->error)
+        client_error(c, "57014", "canceling statement due to statement timeout",
+                     "the pool enforced the function's statement_timeout", NULL, NULL);
     else if (pc->error)
         client_error_res(c, pc->error);
     else if (pc->result)
@@ -297,14 +305,16 @@ static void server_op_done(struct server *pc)
     }
     case OP_RESET:
         if (pc->error) {
-            server_drop(pc, "the session reset failed");
-        } else {
-            pc->timeout_cur = 0;
-            pc->state = PC_IDLE;
-            pc->op = OP_NONE;
+            server_fail_msg(pc, "the session reset failed");
+            dispatch_run(pc->pool);
+            return;
         }
-        dispatch_run(pc->pool);
-        return;
+        /* Everything the session had is gone, our statements too. */
+        stmt_clear(&pc->stmts);
+        pc->dealloc[0] = '\0';
+        pc->timeout_cur = 0;
+        pc->need_reset = false;
+        break;
     case OP_NONE:
         return;
     }
@@ -472,13 +482,56 @@ void server_start(struct server *pc)
     server_connect_wait(pc, PGRES_POLLING_WRITING);
 }
 
+/* The pool's own clock on statement_timeout: SQL from the function can
+ * change the server's setting (SET, set_config, a DO block that builds the
+ * SET), never this. */
+static void server_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *pc = arg;
+    struct client *c = pc->client;
+    struct timeval tv = {POOL_CANCEL_WAIT_MS / 1000, (POOL_CANCEL_WAIT_MS % 1000) * 1000};
+    (void)fd;
+    (void)what;
+
+    if (pc->state != PC_BUSY || !c)
+        return;
+    if (pc->timed_out == 0) {
+        log_warnx("[fn %s pid %d] query still running past statement_timeout (%lld ms): "
+                  "cancelled by the pool",
+                  c->hello.fn, c->hello.pid, (long long)c->hello.statement_timeout_ms);
+        pc->timed_out = 1;
+        server_cancel(pc);
+        event_add(pc->tev, &tv);
+        return;
+    }
+    pc->timed_out = 2;
+    server_drop(pc, "statement_timeout: the server did not answer the cancel");
+    dispatch_run(pc->pool);
+}
+
 void server_begin(struct server *pc, struct client *c)
 {
+    int64_t ms = c->hello.statement_timeout_ms;
+
     pc->state = PC_BUSY;
     pc->client = c;
     pc->op = OP_NONE;
     pc->retried = false;
-    pc->touch = sqlword_touch(c->sql);
+    pc->timed_out = 0;
+    pc->need_reset = pc->owner[0] && strcmp(pc->owner, c->hello.fn) != 0;
+    snprintf(pc->owner, sizeof(pc->owner), "%s", c->hello.fn);
     c->conn = pc;
+    if (ms > 0) {
+        struct timeval tv;
+        ms += POOL_TIMEOUT_GRACE_MS;
+        tv.tv_sec = (time_t)(ms / 1000);
+        tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+        if (!pc->tev)
+            pc->tev = evtimer_new(pc->pool->base, server_timeout_cb, pc);
+        if (!pc->tev || evtimer_add(pc->tev, &tv) < 0) {
+            server_drop(pc, "out of memory");
+            return;
+        }
+    }
     server_send_next(pc);
 }

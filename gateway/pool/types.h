@@ -16,7 +16,6 @@
 #include "fn_buf.h"
 #include "fn_frame.h"
 #include "pool.h"
-#include "sqlword.h"
 #include "stmt.h"
 
 struct pool;
@@ -46,7 +45,8 @@ struct client {
 };
 
 enum server_state { PC_FREE, PC_CONNECTING, PC_IDLE, PC_BUSY };
-enum server_op { OP_NONE, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC, OP_RESET };
+/* In the order a query runs them; each is optional but EXEC. */
+enum server_op { OP_NONE, OP_RESET, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC };
 
 struct server {
     struct pool *pool;
@@ -59,11 +59,14 @@ struct server {
     enum server_op op;
     struct stmt *cur_stmt;
     bool retried;
-    enum sqlword_touch touch; /* of the query in hand */
-    bool cancelled;           /* a cancel was sent: never reuse this session */
-    char dealloc[24];         /* a statement to DEALLOCATE before the next PREPARE */
-    PGresult *result;         /* the EXEC's result, owned */
-    PGresult *error;          /* the first error of this query, owned */
+    char owner[72];    /* the function whose queries the session last ran */
+    bool need_reset;   /* the query in hand is another function's: reset first */
+    struct event *tev; /* the pool's own statement_timeout for the query in hand */
+    int timed_out;     /* 1: cancelled for statement_timeout, 2: dropped */
+    bool cancelled;    /* a cancel was sent: never reuse this session */
+    char dealloc[24];  /* a statement to DEALLOCATE before the next PREPARE */
+    PGresult *result;  /* the EXEC's result, owned */
+    PGresult *error;   /* the first error of this query, owned */
     struct stmt_cache stmts;
 };
 

@@ -1,7 +1,7 @@
 /*
  * Unit tests for the pool's statement cache (gateway/pool/stmt.c) and its
- * keyword classifier (gateway/pool/sqlword.c): LRU order and eviction,
- * unique names across clears, and which statements the classifier flags.
+ * first-keyword reader (gateway/pool/sqlword.c): LRU order and eviction,
+ * unique names across clears, and COPY found behind comments.
  */
 #include "config.h"
 
@@ -97,18 +97,11 @@ END_TEST
 
 START_TEST(test_sqlword)
 {
-    ck_assert_int_eq(sqlword_touch("select * from users where id = $1"), TOUCH_NONE);
-    ck_assert_int_eq(sqlword_touch("  -- c\n SET search_path = x"), TOUCH_RESET);
-    ck_assert_int_eq(sqlword_touch("/* x */ listen foo"), TOUCH_RESET);
-    ck_assert_int_eq(sqlword_touch("create temp table t (a int)"), TOUCH_RESET);
-    ck_assert_int_eq(sqlword_touch("select set_config('a.b', '1', false)"), TOUCH_RESET);
-    ck_assert_int_eq(sqlword_touch("select pg_advisory_lock(1)"), TOUCH_RESET);
-    ck_assert_int_eq(sqlword_touch("PREPARE p AS select 1"), TOUCH_DROP);
-    ck_assert_int_eq(sqlword_touch("declare c cursor for select 1"), TOUCH_DROP);
-    ck_assert_int_eq(sqlword_touch("select temperature from t"), TOUCH_NONE);
     ck_assert(sqlword_first_is(" /* a */ COPY t FROM stdin", "copy"));
     ck_assert(!sqlword_first_is("copyx", "copy"));
     ck_assert(!sqlword_first_is("/* unterminated", "copy"));
+    ck_assert(sqlword_first_is("-- x\ncopy t to stdout", "COPY"));
+    ck_assert(!sqlword_first_is("select 1", "copy"));
 }
 END_TEST
 
