@@ -42,6 +42,7 @@ enum conf_vtype {
     CONF_V_MODE,     /* mode_t, octal */
     CONF_V_LOGLEVEL, /* enum log_level */
     CONF_V_BOOL,     /* bool: on/off, yes/no, true/false, 1/0 */
+    CONF_V_PATHS,    /* char *, space-separated absolute paths, empty means NULL */
 };
 
 struct conf_key {
@@ -71,6 +72,11 @@ static const struct conf_key conf_fn_keys[] = {
     {"open_files", CONF_V_LONG, 16, 1048576, 0, "16..1048576", FN_OFF(open_files)},
     {"max_body", CONF_V_SIZE, 0, (int64_t)1 << 30, 0, "at most 1G", FN_OFF(max_body)},
     {"queue_size", CONF_V_INT, 1, 65535, 0, "1..65535", FN_OFF(queue_size)},
+    {"user", CONF_V_OPTSTR, 0, 0, 0, NULL, FN_OFF(user)},
+    {"group", CONF_V_OPTSTR, 0, 0, 0, NULL, FN_OFF(group)},
+    {"sandbox", CONF_V_BOOL, 0, 0, 0, NULL, FN_OFF(sandbox)},
+    {"sandbox_read", CONF_V_PATHS, 0, 0, 0, NULL, FN_OFF(sandbox_read)},
+    {"sandbox_write", CONF_V_PATHS, 0, 0, 0, NULL, FN_OFF(sandbox_write)},
 };
 
 static const struct conf_key conf_gw_keys[] = {
@@ -85,6 +91,8 @@ static const struct conf_key conf_gw_keys[] = {
     {"max_result", CONF_V_SIZE, 1024, -1, 0, "at least 1K", GW_OFF(max_result)},
     {"user", CONF_V_STR, 0, 0, 0, NULL, GW_OFF(user)},
     {"group", CONF_V_STR, 0, 0, 0, NULL, GW_OFF(group)},
+    {"dynamic_uid_min", CONF_V_INT, 1, 2147483646, 0, "1..2147483646", GW_OFF(dynamic_uid_min)},
+    {"dynamic_uid_max", CONF_V_INT, 1, 2147483646, 0, "1..2147483646", GW_OFF(dynamic_uid_max)},
     {"log_level", CONF_V_LOGLEVEL, 0, 0, 0, NULL, GW_OFF(log_level)},
     {"stop_timeout", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(stop_timeout_ms)},
     {"prepared_statements", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(prepared_statements)},
@@ -476,6 +484,68 @@ enum conf_apply {
     CONF_A_NOMEM,
 };
 
+/* Parses on/off, yes/no, true/false, 1/0; -1 for anything else. */
+static int conf_bool(const char *value, bool *out)
+{
+    static const char *const yes[] = {"on", "yes", "true", "1"};
+    static const char *const no[] = {"off", "no", "false", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+            *out = strcmp(value, yes[i]) == 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The non-numeric function keys: a bool, a name, or a list of absolute
+ * paths (separated by spaces, no '..' component, so what the sandbox opens
+ * is what the operator read). */
+static enum conf_apply conf_fn_apply_text(struct fn_settings *s, const struct conf_key *k,
+                                          const char *value, char *why, size_t whylen)
+{
+    char *p = (char *)s + k->off;
+    char *copy;
+    bool b;
+
+    if (k->type == CONF_V_BOOL) {
+        if (conf_bool(value, &b) < 0) {
+            snprintf(why, whylen, "%s: '%s' is not a boolean (on or off)", k->name, value);
+            return CONF_A_BAD;
+        }
+        if (s != NULL)
+            *(bool *)(void *)p = b;
+        return CONF_A_OK;
+    }
+    if (k->type == CONF_V_PATHS) {
+        const char *w = value;
+        w += strspn(w, " \t");
+        while (*w) {
+            size_t n = strcspn(w, " \t");
+            bool dotdot = false;
+            for (size_t i = 0; i + 2 < n && !dotdot; i++)
+                dotdot = w[i] == '/' && w[i + 1] == '.' && w[i + 2] == '.' &&
+                         (i + 3 == n || w[i + 3] == '/');
+            if (w[0] != '/' || dotdot) {
+                snprintf(why, whylen, "%s: '%.*s' is not an absolute path without '..'", k->name,
+                         (int)n, w);
+                return CONF_A_BAD;
+            }
+            w += n;
+            w += strspn(w, " \t");
+        }
+    }
+    if (s == NULL)
+        return CONF_A_OK;
+    copy = *value ? strdup(value) : NULL;
+    if (*value && copy == NULL)
+        return CONF_A_NOMEM;
+    free(*(char **)(void *)p);
+    *(char **)(void *)p = copy;
+    return CONF_A_OK;
+}
+
 /* Validates one function key and, when S is non-NULL, applies it.
  * IS_MINMAX tells the caller to remember where min/max were last set. */
 static enum conf_apply conf_fn_apply(struct fn_settings *s, const char *key, const char *value,
@@ -496,6 +566,8 @@ static enum conf_apply conf_fn_apply(struct fn_settings *s, const char *key, con
     k = conf_key_find(conf_fn_keys, CONF_NKEYS(conf_fn_keys), key);
     if (k == NULL)
         return CONF_A_UNKNOWN;
+    if (k->type == CONF_V_BOOL || k->type == CONF_V_OPTSTR || k->type == CONF_V_PATHS)
+        return conf_fn_apply_text(s, k, value, why, whylen);
     if (conf_value_number(k, value, &v, why, whylen) < 0)
         return CONF_A_BAD;
     if (s != NULL)
@@ -519,6 +591,7 @@ static void conf_fn_defaults(struct fn_settings *s)
     s->open_files = 1024;
     s->max_body = (int64_t)1 << 20;
     s->queue_size = 511;
+    s->sandbox = true;
 }
 
 /* ---- the line reader ----------------------------------------------------- */
@@ -785,19 +858,11 @@ static int conf_gateway_key(struct conf_parser *p, const char *key, const char *
             return -1;
         }
         return 0;
-    case CONF_V_BOOL: {
-        static const char *const yes[] = {"on", "yes", "true", "1"};
-        static const char *const no[] = {"off", "no", "false", "0"};
-        bool *b = (bool *)((char *)&p->c->gw + k->off);
-        for (size_t i = 0; i < 4; i++) {
-            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
-                *b = strcmp(value, yes[i]) == 0;
-                return 0;
-            }
-        }
+    case CONF_V_BOOL:
+        if (conf_bool(value, (bool *)((char *)&p->c->gw + k->off)) == 0)
+            return 0;
         conf_perr(p, "%s: '%s' is not a boolean (on or off)", key, value);
         return -1;
-    }
     default:
         if (conf_value_number(k, value, &v, why, sizeof(why)) < 0) {
             conf_perr(p, "%s", why);
@@ -851,6 +916,11 @@ static int conf_function_key(struct conf_parser *p, const char *key, const char 
     struct conf_section *sec;
     int r = -1;
 
+    if (p->fnfile && (strcmp(key, "user") == 0 || strcmp(key, "group") == 0)) {
+        /* A function must not choose whose rights it gets. */
+        conf_perr(p, "%s: only the operator's fngate.conf may set who a function runs as", key);
+        return -1;
+    }
     switch (conf_fn_apply(p->fn, key, value, &minmax, why, sizeof(why))) {
     case CONF_A_OK:
         break;
@@ -1092,8 +1162,8 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     c->path = strdup(path);
     c->gw.functions_dir = strdup(CONF_DEFAULT_FUNCTIONS_DIR);
     c->gw.socket_dir = strdup("/run/fngate");
-    c->gw.user = strdup("nobody");
-    c->gw.group = strdup("nogroup");
+    c->gw.dynamic_uid_min = 61184;
+    c->gw.dynamic_uid_max = 65519;
     c->gw.socket_mode = 0660;
     c->gw.pool_size = 10;
     c->gw.min_pool = 0;
@@ -1102,8 +1172,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     c->gw.log_level = LOG_LVL_INFO;
     c->gw.stop_timeout_ms = 10 * CONF_MS_PER_S;
     c->gw.prepared_statements = true;
-    if (c->path == NULL || c->gw.functions_dir == NULL || c->gw.socket_dir == NULL ||
-        c->gw.user == NULL || c->gw.group == NULL) {
+    if (c->path == NULL || c->gw.functions_dir == NULL || c->gw.socket_dir == NULL) {
         conf_err(err, errlen, path, 0, "out of memory");
         goto fail;
     }
@@ -1236,6 +1305,10 @@ void fn_settings_clear(struct fn_settings *s)
         free(s->env[i].value);
     }
     free(s->env);
+    free(s->user);
+    free(s->group);
+    free(s->sandbox_read);
+    free(s->sandbox_write);
     memset(s, 0, sizeof(*s));
 }
 
@@ -1245,6 +1318,11 @@ static const char *conf_env_get(const struct fn_settings *s, const char *key)
         if (strcmp(s->env[i].key, key) == 0)
             return s->env[i].value;
     return NULL;
+}
+
+static bool conf_str_eq(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
 }
 
 bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b)
@@ -1257,7 +1335,10 @@ bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b)
         a->queue_timeout_ms != b->queue_timeout_ms ||
         a->statement_timeout_ms != b->statement_timeout_ms || a->max_requests != b->max_requests ||
         a->memory_limit != b->memory_limit || a->open_files != b->open_files ||
-        a->max_body != b->max_body || a->queue_size != b->queue_size || a->n_env != b->n_env)
+        a->max_body != b->max_body || a->queue_size != b->queue_size || a->n_env != b->n_env ||
+        a->sandbox != b->sandbox || !conf_str_eq(a->user, b->user) ||
+        !conf_str_eq(a->group, b->group) || !conf_str_eq(a->sandbox_read, b->sandbox_read) ||
+        !conf_str_eq(a->sandbox_write, b->sandbox_write))
         return false;
     /* Keys are unique within one settings (later entries replace earlier
      * ones), so equal counts plus every key of A found equal in B is

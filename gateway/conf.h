@@ -45,7 +45,14 @@ struct fn_settings {
     long open_files;              /* RLIMIT_NOFILE; default 1024 */
     int64_t max_body;             /* default 1M */
     int queue_size;               /* listen backlog; default 511 */
-    struct conf_env *env;         /* owned; n_env entries */
+    /* Who it runs as (fngate.conf only; NULL: a dynamic uid when root). */
+    char *user;
+    char *group;
+    /* The sandbox (gateway/sandbox.c); relaxations are per function. */
+    bool sandbox;         /* default on */
+    char *sandbox_read;   /* extra absolute paths it may read, space-separated */
+    char *sandbox_write;  /* extra absolute paths it may write, space-separated */
+    struct conf_env *env; /* owned; n_env entries */
     size_t n_env;
 };
 
@@ -60,8 +67,10 @@ struct gw_settings {
     int min_pool;               /* 0..pool_size, default 0 */
     int64_t db_wait_timeout_ms; /* default 5s */
     int64_t max_result;         /* default 16M */
-    char *user;                 /* default "nobody"; used only when run as root */
-    char *group;                /* default "nogroup" */
+    char *user;                 /* NULL: each function a dynamic uid (root only) */
+    char *group;                /* NULL: the user's primary group */
+    int dynamic_uid_min;        /* default 61184 (systemd's DynamicUser range) */
+    int dynamic_uid_max;        /* default 65519 */
     enum log_level log_level;   /* default info */
     int64_t stop_timeout_ms;    /* SIGTERM -> SIGKILL grace, default 10s */
     bool prepared_statements;   /* cache named prepared statements; default on

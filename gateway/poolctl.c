@@ -11,11 +11,13 @@
 
 #include "poolctl.h"
 
+#include "ident.h"
 #include "log.h"
 #include "pool/pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@ struct poolctl {
     int ctl_fd;
     int64_t started_ns;
     int failures;
+    struct ident id; /* who the pool runs as: never root */
     struct event *restart_ev;
     struct event *write_ev; /* armed while hand-overs wait for socket space */
     struct poolctl_pending *pending, *pending_tail;
@@ -227,6 +230,12 @@ static int poolctl_start(struct poolctl *pc)
         }
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        /* It parses frames from untrusted instances: no root for it. */
+        if (pc->id.drop && (setgroups(1, &pc->id.gid) < 0 || setgid(pc->id.gid) < 0 ||
+                            setuid(pc->id.uid) < 0 || setuid(0) == 0)) {
+            fprintf(stderr, "fngate: pool: cannot drop privileges: %s\n", strerror(errno));
+            _exit(126);
+        }
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         /* A session of its own: a Ctrl-C at fngate's terminal is the
          * supervisor's to handle (a drain that still needs the pool), not a
@@ -240,7 +249,7 @@ static int poolctl_start(struct poolctl *pc)
     pc->ctl_fd = sv[0];
     pc->pid = pid;
     pc->started_ns = poolctl_now_ns();
-    log_info("pool process %d started", (int)pid);
+    log_info("pool process %d started (uid %d)", (int)pid, (int)pc->id.uid);
     poolctl_flush(pc);
     return 0;
 }
@@ -275,6 +284,14 @@ struct poolctl *poolctl_new(struct event_base *base, const struct conf *c)
         return NULL;
     }
     pc->set.conninfo = pc->conninfo;
+    {
+        char err[CONF_ERR_MAX];
+        if (ident_pool(c, &pc->id, err, sizeof(err)) < 0) {
+            log_warnx("pool: %s", err);
+            poolctl_free(pc);
+            return NULL;
+        }
+    }
     if (poolctl_start(pc) < 0) {
         struct timeval tv = {1, 0};
         evtimer_add(pc->restart_ev, &tv);
@@ -397,4 +414,9 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
     tv.tv_usec = (delay % 1000) * 1000;
     evtimer_add(pc->restart_ev, &tv);
     return true;
+}
+
+bool poolctl_is(const struct poolctl *pc, pid_t pid)
+{
+    return pc && pc->pid > 0 && pc->pid == pid;
 }

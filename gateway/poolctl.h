@@ -34,5 +34,7 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
  * is restarted after a backoff, and the caller must retire every instance,
  * whose channels died with it). */
 bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status);
+/* True when PID is the running pool process. */
+bool poolctl_is(const struct poolctl *pc, pid_t pid);
 
 #endif

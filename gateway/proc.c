@@ -11,11 +11,15 @@
 #include "proc.h"
 
 #include "log.h"
+#include "sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -68,7 +72,11 @@ static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds,
     int moved[5];
     sigset_t none;
     struct rlimit rl;
+    const char *what;
 
+    /* First, while the ruleset's descriptor is still open here. */
+    if (spec->sandbox && sandbox_child_enter(spec->ruleset_fd, &what) < 0)
+        proc_child_fail(what);
     /* Lift every source above the target range first so that no dup2 below
      * overwrites a source that is still needed. */
     for (int i = 0; i < 5; i++) {
@@ -121,6 +129,8 @@ static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds,
         _exit(0);
     if (spec->cwd && chdir(spec->cwd) < 0)
         proc_child_fail("chdir");
+    if (spec->sandbox && sandbox_child_seal(&what) < 0)
+        proc_child_fail(what);
     execve(spec->path, spec->argv, spec->envp);
     errno = errno ? errno : ENOEXEC;
     {
@@ -177,4 +187,50 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
     fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
     *log_fd = pipefd[0];
     return pid;
+}
+
+void proc_reaper_init(void)
+{
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        log_warn("PR_SET_CHILD_SUBREAPER: orphans of unsandboxed functions go to init");
+}
+
+void proc_group_kill(pid_t pgid)
+{
+    /* The pgid stays reserved while any member lives, so this never hits
+     * a stranger's group; ESRCH just means nothing was left. */
+    if (pgid > 1 && kill(-pgid, SIGKILL) < 0 && errno != ESRCH)
+        log_warn("kill(-%d)", (int)pgid);
+}
+
+int proc_orphans_kill(bool (*known)(pid_t pid, void *arg), void *arg)
+{
+    char path[300], buf[64];
+    struct dirent *de;
+    DIR *d = opendir("/proc/self/task");
+    int killed = 0;
+
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        FILE *fp;
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
+        fp = fopen(path, "re");
+        if (!fp)
+            continue;
+        while (fscanf(fp, "%63s", buf) == 1) {
+            pid_t pid = (pid_t)strtol(buf, NULL, 10);
+            if (pid <= 1 || known(pid, arg))
+                continue;
+            /* Its own group too: it may have children of its own. */
+            kill(pid, SIGKILL);
+            proc_group_kill(pid);
+            killed++;
+        }
+        fclose(fp);
+    }
+    closedir(d);
+    return killed;
 }

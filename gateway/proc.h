@@ -24,6 +24,8 @@ struct proc_spec {
     bool drop_privileges; /* setgroups/setgid/setuid to uid/gid */
     uid_t uid;
     gid_t gid;
+    bool sandbox;   /* no_new_privs and the seccomp filter (gateway/sandbox.c) */
+    int ruleset_fd; /* a Landlock ruleset to enter; -1 for none */
 };
 
 /* Starts the instance.  On success returns its pid and stores in *LOG_FD the
@@ -33,5 +35,15 @@ struct proc_spec {
  * The first call records which signals the gateway handles or ignores (the
  * child resets those): install signal handlers before it. */
 pid_t proc_spawn(const struct proc_spec *spec, int *log_fd);
+
+/* Descendants.  An instance is its process group's leader and the sandbox
+ * keeps its descendants in that group (setsid/setpgid are denied), so
+ * proc_group_kill(pid) after the instance exits kills every one of them;
+ * the gateway is also a child subreaper, so a process that did leave the
+ * group (an unsandboxed function's daemon) comes back to it as an orphan,
+ * and proc_orphans_kill SIGKILLs every child KNOWN does not claim. */
+void proc_reaper_init(void);
+void proc_group_kill(pid_t pgid);
+int proc_orphans_kill(bool (*known)(pid_t pid, void *arg), void *arg);
 
 #endif

@@ -25,11 +25,13 @@
 #include "conf.h"
 #include "ctl.h"
 #include "fn.h"
+#include "ident.h"
 #include "instio.h"
 #include "log.h"
 #include "poolctl.h"
 #include "proc.h"
 #include "refuse.h"
+#include "sandbox.h"
 #include "sb.h"
 #include "scale.h"
 #include "sock.h"
@@ -107,6 +109,8 @@ struct sup_fn {
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;
+    struct ident id;        /* who its instances run as */
+    struct sandbox_fn *sbx; /* owned */
     char last_exit[160];    /* how the last crash ended, for the 503 */
     int64_t stuck_since_ns; /* queue non-empty with idle instances since */
 };
@@ -139,33 +143,17 @@ static int64_t sup_now_ns(void)
  * Users and environment
  */
 
-/* Resolves who instances run as and the sockets' group.  Only a gateway
- * started as root changes user; one started by a user runs its instances
- * as that user (the shared-hosting case). */
+/* Resolves the sockets' group and checks the identity settings; who each
+ * function runs as is gateway/ident.c's (per function, in sup_fn_ident). */
 static int sup_resolve_ids(const struct conf *c, bool *drop, uid_t *uid, gid_t *gid,
                            gid_t *sock_gid, char *err, size_t errlen)
 {
     *drop = geteuid() == 0;
+    *uid = getuid();
+    *gid = getgid();
     *sock_gid = (gid_t)-1;
-    if (*drop) {
-        struct passwd *pw = getpwnam(c->gw.user);
-        struct group *gr = getgrnam(c->gw.group);
-        if (!pw) {
-            snprintf(err, errlen, "%s: user '%s' does not exist", c->path, c->gw.user);
-            return -1;
-        }
-        if (!gr) {
-            snprintf(err, errlen, "%s: group '%s' does not exist", c->path, c->gw.group);
-            return -1;
-        }
-        if (pw->pw_uid == 0) {
-            snprintf(err, errlen, "%s: user '%s' is root: instances never run as root", c->path,
-                     c->gw.user);
-            return -1;
-        }
-        *uid = pw->pw_uid;
-        *gid = gr->gr_gid;
-    }
+    if (ident_check(c, err, errlen) < 0)
+        return -1;
     if (c->gw.socket_group) {
         struct group *gr = getgrnam(c->gw.socket_group);
         if (!gr) {
@@ -175,6 +163,26 @@ static int sup_resolve_ids(const struct conf *c, bool *drop, uid_t *uid, gid_t *
         }
         *sock_gid = gr->gr_gid;
     }
+    return 0;
+}
+
+/* Who F runs as and its sandbox, from its (new) settings; on failure F
+ * keeps what it had. */
+static int sup_fn_ident(struct sup_fn *f, char *err, size_t errlen)
+{
+    struct ident id;
+    struct sandbox_fn *sbx;
+    char tmp_base[4096];
+
+    if (ident_function(f->sup->conf, f->desc.name, &f->desc.set, &id, err, errlen) < 0)
+        return -1;
+    snprintf(tmp_base, sizeof(tmp_base), "%s/tmp", f->sup->conf->gw.socket_dir);
+    sbx = sandbox_fn_new(&f->desc, &id, tmp_base, err, errlen);
+    if (!sbx)
+        return -1;
+    sandbox_fn_free(f->sbx);
+    f->sbx = sbx;
+    f->id = id;
     return 0;
 }
 
@@ -214,6 +222,8 @@ static char **sup_env_build(const struct sup_fn *f)
     ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
     ENV_ADD("FNGATE_QUEUE_TIMEOUT_MS=%lld", (long long)s->queue_timeout_ms);
     ENV_ADD("FNGATE_REQUEST_TIMEOUT_MS=%lld", (long long)s->request_timeout_ms);
+    if (sandbox_fn_tmpdir(f->sbx))
+        ENV_ADD("TMPDIR=%s", sandbox_fn_tmpdir(f->sbx));
     for (size_t i = 0; i < s->n_env; i++)
         ENV_ADD("%s=%s", s->env[i].key, s->env[i].value);
 #undef ENV_ADD
@@ -287,9 +297,11 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     spec.sb_fd = in->sb->fd;
     spec.memory_limit = f->desc.set.memory_limit;
     spec.open_files = f->desc.set.open_files;
-    spec.drop_privileges = s->drop;
-    spec.uid = s->uid;
-    spec.gid = s->gid;
+    spec.drop_privileges = f->id.drop;
+    spec.uid = f->id.uid;
+    spec.gid = f->id.gid;
+    spec.sandbox = sandbox_fn_on(f->sbx);
+    spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
     in->pid = proc_spawn(&spec, &log_fd);
     sb_close_fd(in->sb);
     if (db_fd >= 0)
@@ -591,6 +603,7 @@ static void sup_fn_free(struct sup_fn *f)
         unlink(f->sock_path);
     free(f->sock_path);
     sup_env_free(f->envp);
+    sandbox_fn_free(f->sbx);
     free(f->desc.name);
     free(f->desc.dir);
     free(f->desc.handler);
@@ -612,6 +625,8 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
     f->desc = *d;
     memset(d, 0, sizeof(*d));
     f->argv[0] = f->desc.handler;
+    if (sup_fn_ident(f, err, errlen) < 0)
+        goto fail;
     f->envp = sup_env_build(f);
     if (!f->envp ||
         asprintf(&f->sock_path, "%s/fn/%s.sock", s->conf->gw.socket_dir, f->desc.name) < 0) {
@@ -650,6 +665,7 @@ static struct sup_fn *sup_fn_find(struct sup *s, const char *name)
 static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *why, int64_t now)
 {
     char **envp;
+    char err[CONF_ERR_MAX];
     int old_queue = f->desc.set.queue_size;
     int retired = 0;
 
@@ -660,6 +676,8 @@ static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *w
     f->desc = *d;
     memset(d, 0, sizeof(*d));
     f->argv[0] = f->desc.handler;
+    if (sup_fn_ident(f, err, sizeof(err)) < 0)
+        log_warnx("[fn %s] %s: keeping its previous identity and sandbox", f->desc.name, err);
     envp = sup_env_build(f);
     if (envp) {
         sup_env_free(f->envp);
@@ -802,10 +820,18 @@ static void sup_retire_all(struct sup *s, const char *why)
         log_info("%s: retiring %d instance%s", why, n, n == 1 ? "" : "s");
 }
 
+/* Whether PID is one of the gateway's own children. */
+static bool sup_pid_known(pid_t pid, void *arg)
+{
+    struct sup *s = arg;
+    return sup_find_pid(s, pid) || poolctl_is(s->pool, pid);
+}
+
 static void sup_reap(struct sup *s)
 {
     int status;
     pid_t pid;
+    bool orphans = false;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct inst *in = sup_find_pid(s, pid);
@@ -814,10 +840,20 @@ static void sup_reap(struct sup *s)
             sup_retire_all(s, "the pool process was replaced");
             continue;
         }
-        if (in)
+        if (in) {
+            /* What it started dies with it (the sandbox kept them in its
+             * group); what left the group came back to us as an orphan. */
+            proc_group_kill(pid);
             sup_inst_exited(in, status, sup_now_ns());
-        else
+            orphans = true;
+        } else {
             log_debug("reaped process %d (not an instance)", (int)pid);
+        }
+    }
+    if (orphans) {
+        int n = proc_orphans_kill(sup_pid_known, s);
+        if (n)
+            log_warnx("killed %d process%s an instance left behind", n, n == 1 ? "" : "es");
     }
 }
 
@@ -996,6 +1032,12 @@ int sup_run(const char *conf_path)
         goto out;
     }
     log_set_level(s.conf->gw.log_level);
+    /* Non-dumpable: no instance sharing our uid reads our environment
+     * (DATABASE_URL) or memory. */
+    sandbox_self("fngate");
+    proc_reaper_init();
+    if (sandbox_init() < 0)
+        goto out;
     if (sup_resolve_ids(s.conf, &s.drop, &s.uid, &s.gid, &s.sock_gid, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
@@ -1045,7 +1087,7 @@ int sup_run(const char *conf_path)
     l = NULL;
     log_info("fngate %s: %zu function%s from %s, sockets in %s/fn%s", PACKAGE_VERSION, n_fns,
              n_fns == 1 ? "" : "s", s.conf->gw.functions_dir, s.conf->gw.socket_dir,
-             s.drop ? ", instances run as an unprivileged user" : "");
+             s.drop ? ", each function its own uid" : "");
     for (struct sup_fn *f = s.fns; f; f = f->next)
         sup_fn_scale(f, sup_now_ns());
     sup_tick_ensure(&s);
@@ -1053,7 +1095,10 @@ int sup_run(const char *conf_path)
         log_error("event loop failed");
         goto out;
     }
-    /* Reap anything still reported (pid 1 duty, and no zombies left). */
+    /* Nothing a function started outlives the gateway; then reap anything
+     * still reported (pid 1 duty, and no zombies left). */
+    if (proc_orphans_kill(sup_pid_known, &s) > 0)
+        usleep(10000);
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     log_info("stopped");

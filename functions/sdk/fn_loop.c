@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -293,6 +294,18 @@ int fn_main(int argc, char **argv, fn_handler handler)
     lim.max_requests = fn_env_long("FNGATE_MAX_REQUESTS", 0);
     fn_req_set_timeout(fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0));
 
+    /* execve made the instance dumpable again: without this, anything
+     * sharing its uid could ptrace it or read its /proc/<pid>/environ, mem
+     * and fd (fd 3 above all). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Nothing it execs inherits the listening socket or the database
+     * channel. */
+    fcntl(0, F_SETFD, FD_CLOEXEC);
+    {
+        long db = fn_env_long("FNGATE_DB_FD", -1);
+        if (db >= 0)
+            fcntl((int)db, F_SETFD, FD_CLOEXEC);
+    }
     if (FCGX_IsCGI()) {
         fprintf(stderr, "fngate: fd 0 is not a listening socket: run this under fngate, "
                         "spawn-fcgi or another FastCGI process manager\n");

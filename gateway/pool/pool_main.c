@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,9 @@ int main(void)
     int rc;
 
     log_set_proc("fngate pool");
+    /* Non-dumpable: it holds the database password; nothing sharing its
+     * uid may ptrace it or read its memory through /proc. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (fstat(POOL_CTL_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
         fprintf(stderr, "fngate-pool: started by fngate only (no control socket on fd 3)\n");
         return 2;

@@ -9,8 +9,9 @@ Python 3.11 standard library only (pytest lives in conftest.py).
     status, headers, body = ngx.get("/fn/hello")
 
 Every directory made here is mode 0755 and every staged binary 0755: when the
-tests run as root, fngate runs the instances as nobody and nginx runs its
-workers as nobody, and both must reach the handlers and the sockets.
+tests run as root, fngate runs each function's instances as a uid of its own
+and nginx runs its workers as nobody:nogroup, the sockets' group (socket_mode
+0660), and both must reach the handlers and the sockets.
 
 The database tests add a throwaway Postgres (as nobody when root, unix socket
 only) and a pg_stat_activity sampler:
@@ -313,11 +314,13 @@ class Gateway:
         gw = {
             "functions_dir": str(self.functions_dir),
             "socket_dir": str(self.socket_dir),
-            "socket_mode": "0666",
+            # As a deployment does: only nginx's group reaches the sockets
+            # (its workers run as nobody:nogroup when it starts as root).
+            "socket_mode": "0660",
             "log_level": "info",
-            "user": "nobody",
-            "group": "nogroup",
         }
+        if os.geteuid() == 0:
+            gw["socket_group"] = "nogroup"
         gw.update(self.gateway_keys)
         lines = ["; written by tests/integration/fngate_harness.py", "[gateway]"]
         lines += [f"{k} = {ini_value(v)}" for k, v in gw.items() if v is not None]

@@ -353,15 +353,31 @@ def test_echo_round_trip(stack, build):
 # --- isolation ---------------------------------------------------------------
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: fngate drops instances to nobody")
-def test_instance_runs_as_nobody_when_root(stack, build):
-    _, ngx = stack({"who": build.testfn})
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root gives functions uids")
+def test_functions_run_as_distinct_dynamic_uids_when_root(stack, build):
+    _, ngx = stack({"who": build.testfn, "who2": build.testfn})
+    ids = []
+    for name in ("who", "who2"):
+        status, body, _ = fetch(ngx, f"/fn/{name}")
+        assert status == 200, body
+        assert body["uid"] == body["euid"] == body["gid"] == body["egid"], body
+        assert 61184 <= body["uid"] <= 65519, f"{name} is not in the dynamic range: {body}"
+        ids.append(body["uid"])
+    assert ids[0] != ids[1], f"two functions share uid {ids[0]}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: fngate changes user only as root")
+def test_operator_user_for_one_function_when_root(stack, build):
+    _, ngx = stack({"who": build.testfn, "dyn": build.testfn},
+                   sections={"who": {"user": "nobody", "group": "nogroup"}})
     status, body, _ = fetch(ngx, "/fn/who")
     assert status == 200, body
     nobody = pwd.getpwnam("nobody")
     nogroup = grp.getgrnam("nogroup").gr_gid
     assert body["uid"] == body["euid"] == nobody.pw_uid == 65534
     assert body["gid"] == body["egid"] == nogroup
+    status, body, _ = fetch(ngx, "/fn/dyn")
+    assert status == 200 and body["uid"] != nobody.pw_uid, body
 
 
 def test_function_environment_is_clean(stack, build):
@@ -373,7 +389,8 @@ def test_function_environment_is_clean(stack, build):
     assert fenv.get("GREETING") == "hi"
     assert "PATH" in fenv
     assert "HOME" not in fenv and "LEAK_CHECK_SENTINEL" not in fenv
-    extra = sorted(k for k in fenv if k not in ("PATH", "GREETING") and not k.startswith("FNGATE_"))
+    extra = sorted(k for k in fenv
+                   if k not in ("PATH", "GREETING", "TMPDIR") and not k.startswith("FNGATE_"))
     assert not extra, f"unexpected variables in a function's environment: {extra}"
 
 

@@ -315,8 +315,10 @@ START_TEST(gateway_defaults)
     ck_assert_int_eq(c->gw.min_pool, 0);
     ck_assert_int_eq(c->gw.db_wait_timeout_ms, 5000);
     ck_assert_int_eq(c->gw.max_result, 16 << 20);
-    ck_assert_str_eq(c->gw.user, "nobody");
-    ck_assert_str_eq(c->gw.group, "nogroup");
+    ck_assert_ptr_null(c->gw.user);
+    ck_assert_ptr_null(c->gw.group);
+    ck_assert_int_eq(c->gw.dynamic_uid_min, 61184);
+    ck_assert_int_eq(c->gw.dynamic_uid_max, 65519);
     ck_assert_int_eq(c->gw.log_level, LOG_LVL_INFO);
     ck_assert_int_eq(c->gw.stop_timeout_ms, 10000);
     ck_assert_ptr_null(c->defaults);
@@ -965,6 +967,52 @@ START_TEST(minmax_load)
 }
 END_TEST
 
+/* ---- identity and sandbox keys (issue 6) ---------------------------------- */
+
+START_TEST(sandbox_keys)
+{
+    struct fn_settings s;
+    struct conf *c;
+
+    ck_assert_int_eq(mkdir("hello", 0755), 0);
+    c = load_ok("[defaults]\nsandbox_read = /srv/data  /opt/x\n[hello]\nuser = nobody\n"
+                "group = nogroup\nsandbox = off\nsandbox_write = /var/cache/hello\n");
+    fn_ok(c, "hello", NULL, &s);
+    ck_assert(!s.sandbox);
+    ck_assert_str_eq(s.user, "nobody");
+    ck_assert_str_eq(s.group, "nogroup");
+    ck_assert_str_eq(s.sandbox_read, "/srv/data  /opt/x");
+    ck_assert_str_eq(s.sandbox_write, "/var/cache/hello");
+    fn_settings_clear(&s);
+    /* Defaults: sandbox on, nothing extra, a dynamic uid. */
+    fn_ok(c, "other", NULL, &s);
+    ck_assert(s.sandbox);
+    ck_assert_ptr_null(s.user);
+    ck_assert_ptr_null(s.sandbox_write);
+    fn_settings_clear(&s);
+
+    /* A function must not pick whose rights it runs with. */
+    write_file("hello/function.conf", "# shipped\nuser = postgres\n");
+    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+                     -1);
+    ck_assert_str_eq(errbuf, "hello/function.conf:2: user: only the operator's fngate.conf may "
+                             "set who a function runs as");
+    conf_free(c);
+
+    static const struct bad_case bad[] = {
+        {"[defaults]\nsandbox = maybe\n",
+         "fngate.conf:2: sandbox: 'maybe' is not a boolean (on or off)"},
+        {"[defaults]\nsandbox_read = /ok relative/path\n",
+         "fngate.conf:2: sandbox_read: 'relative/path' is not an absolute path without '..'"},
+        {"[x]\nsandbox_write = /srv/../etc\n",
+         "fngate.conf:2: sandbox_write: '/srv/../etc' is not an absolute path without '..'"},
+        {"[gateway]\ndynamic_uid_min = 0\n",
+         "fngate.conf:2: dynamic_uid_min: '0' is out of range (1..2147483646)"},
+    };
+    run_bad_cases(bad, N(bad));
+}
+END_TEST
+
 START_TEST(minmax_function)
 {
     struct fn_settings s;
@@ -1464,6 +1512,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, equal_env);
     tcase_add_test(tc, equal_from_files);
     tcase_add_test(tc, clear_safe);
+    tcase_add_test(tc, sandbox_keys);
     suite_add_tcase(s, tc);
 
     return s;

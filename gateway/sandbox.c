@@ -1,0 +1,479 @@
+/*
+ * Instance sandbox.  Everything expensive happens once in the gateway: the
+ * seccomp program is compiled by libseccomp at start-up and kept as raw BPF,
+ * and each function's Landlock ruleset is built when the function is loaded
+ * (a descriptor the supervisor keeps).  The child between vfork and exec then
+ * makes only four system calls (prctl, landlock_restrict_self, close,
+ * seccomp), which keeps the added cold-start cost in microseconds.
+ *
+ * What the filter denies (EPERM), and why a function never needs it:
+ * ptrace, process_vm_readv/writev, pidfd_getfd and kcmp (reaching into
+ * another process); socket(AF_UNIX) (connecting to another function's
+ * socket, the pool's or the web server's: the instance gets every unix
+ * socket it needs from the gateway); setsid and setpgid (leaving the
+ * instance's process group, which is how the gateway finds and kills every
+ * descendant); namespaces (unshare, setns, clone with CLONE_NEW*); io_uring
+ * (its operations bypass seccomp); keyrings, bpf, perf_event_open,
+ * userfaultfd, mounts, modules, kexec, reboot, clocks, swap, quotas,
+ * handles (open_by_handle_at), TIOCSTI.  clone3 answers ENOSYS so that libc
+ * falls back to clone, whose flags the filter can see.  A 32-bit system
+ * call (another ABI) kills the process.
+ *
+ * Landlock: its own folder, the system's libraries and /etc read-only (and
+ * executable), /proc read-only (ptrace rules still guard other processes'
+ * entries), the usual character devices, and read-write only in its private
+ * temporary folder plus what sandbox_write adds.  From ABI 4 TCP bind is
+ * denied (connect stays allowed: functions call other services); from ABI 6
+ * signals and abstract unix sockets are scoped to the instance's own domain.
+ */
+#include "config.h"
+
+#include "sandbox.h"
+
+#include "fn.h"
+#include "ident.h"
+#include "log.h"
+
+#include <seccomp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+/* Landlock's ABI, spelled out here: Debian 12's headers stop at ABI 2 and
+ * the running kernel may be far newer. */
+#define SBX_LL_CREATE_VERSION (1U << 0)
+#define SBX_LL_RULE_PATH_BENEATH 1
+#define SBX_FS_EXECUTE (1ULL << 0)
+#define SBX_FS_WRITE_FILE (1ULL << 1)
+#define SBX_FS_READ_FILE (1ULL << 2)
+#define SBX_FS_READ_DIR (1ULL << 3)
+#define SBX_FS_REMOVE_DIR (1ULL << 4)
+#define SBX_FS_REMOVE_FILE (1ULL << 5)
+#define SBX_FS_MAKE_CHAR (1ULL << 6)
+#define SBX_FS_MAKE_DIR (1ULL << 7)
+#define SBX_FS_MAKE_REG (1ULL << 8)
+#define SBX_FS_MAKE_SOCK (1ULL << 9)
+#define SBX_FS_MAKE_FIFO (1ULL << 10)
+#define SBX_FS_MAKE_BLOCK (1ULL << 11)
+#define SBX_FS_MAKE_SYM (1ULL << 12)
+#define SBX_FS_REFER (1ULL << 13)           /* ABI 2 */
+#define SBX_FS_TRUNCATE (1ULL << 14)        /* ABI 3 */
+#define SBX_FS_IOCTL_DEV (1ULL << 15)       /* ABI 5 */
+#define SBX_NET_BIND_TCP (1ULL << 0)        /* ABI 4 */
+#define SBX_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
+#define SBX_SCOPE_SIGNAL (1ULL << 1)        /* ABI 6 */
+
+struct sbx_ll_ruleset_attr {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+
+struct sbx_ll_path_beneath {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
+
+#define SBX_RO (SBX_FS_EXECUTE | SBX_FS_READ_FILE | SBX_FS_READ_DIR)
+#define SBX_RW_BASE                                                                                \
+    (SBX_RO | SBX_FS_WRITE_FILE | SBX_FS_REMOVE_DIR | SBX_FS_REMOVE_FILE | SBX_FS_MAKE_DIR |       \
+     SBX_FS_MAKE_REG | SBX_FS_MAKE_SOCK | SBX_FS_MAKE_FIFO | SBX_FS_MAKE_SYM)
+#define SBX_DEV (SBX_FS_READ_FILE | SBX_FS_WRITE_FILE)
+
+struct sandbox_fn {
+    bool on;
+    int ruleset_fd; /* -1: no Landlock */
+    char *tmpdir;   /* owned */
+};
+
+/* What the kernel offers, probed once. */
+static int sbx_ll_abi = -1; /* -1: not probed; 0: no Landlock */
+static bool sbx_seccomp_ok;
+/* The compiled filter; the child passes it to seccomp(2) as is. */
+static struct sock_filter *sbx_bpf;
+static struct sock_fprog sbx_prog;
+
+static uint64_t sbx_fs_handled(void)
+{
+    uint64_t fs = (SBX_FS_MAKE_SYM << 1) - 1; /* the 13 rights of ABI 1 */
+    if (sbx_ll_abi >= 2)
+        fs |= SBX_FS_REFER;
+    if (sbx_ll_abi >= 3)
+        fs |= SBX_FS_TRUNCATE;
+    if (sbx_ll_abi >= 5)
+        fs |= SBX_FS_IOCTL_DEV;
+    return fs;
+}
+
+/* The rights of a read-write folder under this ABI. */
+static uint64_t sbx_rw(void)
+{
+    uint64_t rw = SBX_RW_BASE;
+    if (sbx_ll_abi >= 2)
+        rw |= SBX_FS_REFER;
+    if (sbx_ll_abi >= 3)
+        rw |= SBX_FS_TRUNCATE;
+    return rw;
+}
+
+/* Compiles the filter and keeps its BPF.  libseccomp 2.5 exports only to a
+ * descriptor, hence the memfd. */
+static int sbx_build_seccomp(void)
+{
+    static const int deny[] = {
+        SCMP_SYS(ptrace),
+        SCMP_SYS(process_vm_readv),
+        SCMP_SYS(process_vm_writev),
+        SCMP_SYS(pidfd_getfd),
+        SCMP_SYS(kcmp),
+        SCMP_SYS(setsid),
+        SCMP_SYS(setpgid),
+        SCMP_SYS(unshare),
+        SCMP_SYS(setns),
+        SCMP_SYS(io_uring_setup),
+        SCMP_SYS(io_uring_enter),
+        SCMP_SYS(io_uring_register),
+        SCMP_SYS(keyctl),
+        SCMP_SYS(add_key),
+        SCMP_SYS(request_key),
+        SCMP_SYS(bpf),
+        SCMP_SYS(perf_event_open),
+        SCMP_SYS(userfaultfd),
+        SCMP_SYS(mount),
+        SCMP_SYS(umount2),
+        SCMP_SYS(pivot_root),
+        SCMP_SYS(chroot),
+        SCMP_SYS(fsopen),
+        SCMP_SYS(fsconfig),
+        SCMP_SYS(fsmount),
+        SCMP_SYS(fspick),
+        SCMP_SYS(move_mount),
+        SCMP_SYS(open_tree),
+        SCMP_SYS(mount_setattr),
+        SCMP_SYS(init_module),
+        SCMP_SYS(finit_module),
+        SCMP_SYS(delete_module),
+        SCMP_SYS(kexec_load),
+        SCMP_SYS(kexec_file_load),
+        SCMP_SYS(reboot),
+        SCMP_SYS(swapon),
+        SCMP_SYS(swapoff),
+        SCMP_SYS(acct),
+        SCMP_SYS(quotactl),
+        SCMP_SYS(settimeofday),
+        SCMP_SYS(clock_settime),
+        SCMP_SYS(clock_adjtime),
+        SCMP_SYS(adjtimex),
+        SCMP_SYS(open_by_handle_at),
+        SCMP_SYS(name_to_handle_at),
+        SCMP_SYS(fanotify_init),
+        SCMP_SYS(syslog),
+        SCMP_SYS(vhangup),
+        SCMP_SYS(iopl),
+        SCMP_SYS(ioperm),
+    };
+    static const uint64_t ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
+                                        CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    struct stat st;
+    int fd = -1, rc = -1;
+    ssize_t n;
+
+    if (!ctx)
+        return -1;
+    if (seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) < 0)
+        goto out;
+    for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++) {
+        if (deny[i] < 0)
+            continue; /* not a system call on this architecture */
+        if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), deny[i], 0) < 0)
+            goto out;
+    }
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+                         SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                         SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0)
+        goto out;
+    for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++) {
+        if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                             SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i])) < 0)
+            goto out;
+    }
+    fd = memfd_create("fngate-seccomp", MFD_CLOEXEC);
+    if (fd < 0 || seccomp_export_bpf(ctx, fd) < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 ||
+        st.st_size % (off_t)sizeof(struct sock_filter) != 0)
+        goto out;
+    sbx_bpf = malloc((size_t)st.st_size);
+    if (!sbx_bpf)
+        goto out;
+    n = pread(fd, sbx_bpf, (size_t)st.st_size, 0);
+    if (n != st.st_size)
+        goto out;
+    sbx_prog.len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+    sbx_prog.filter = sbx_bpf;
+    rc = 0;
+out:
+    if (rc < 0) {
+        free(sbx_bpf);
+        sbx_bpf = NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+    seccomp_release(ctx);
+    return rc;
+}
+
+int sandbox_init(void)
+{
+    struct utsname u;
+    uint32_t action = SECCOMP_RET_ERRNO;
+    long abi;
+    char ll[160];
+
+    if (sbx_ll_abi >= 0)
+        return 0;
+    abi = syscall(SYS_landlock_create_ruleset, NULL, 0, SBX_LL_CREATE_VERSION);
+    sbx_ll_abi = abi > 0 ? (int)abi : 0;
+    sbx_seccomp_ok = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+    if (sbx_seccomp_ok && sbx_build_seccomp() < 0) {
+        log_error("sandbox: cannot build the seccomp filter");
+        return -1;
+    }
+    if (uname(&u) < 0)
+        snprintf(u.release, sizeof(u.release), "?");
+    if (sbx_ll_abi == 0)
+        snprintf(ll, sizeof(ll), "Landlock: not available (%s): filesystem not confined",
+                 abi < 0 && errno == EOPNOTSUPP ? "disabled at boot" : "not in this kernel");
+    else
+        snprintf(ll, sizeof(ll), "Landlock ABI %d: filesystem%s%s", sbx_ll_abi,
+                 sbx_ll_abi >= 4 ? ", no TCP bind" : " (TCP bind needs ABI 4)",
+                 sbx_ll_abi >= 6 ? ", signals and abstract sockets scoped"
+                                 : " (signal scoping needs ABI 6)");
+    log_info("sandbox: kernel %s; in force for every instance unless its sandbox = off: "
+             "no_new_privs, seccomp %s, %s; instances of libfngate non-dumpable",
+             u.release, sbx_seccomp_ok ? "filter" : "NOT AVAILABLE", ll);
+    return 0;
+}
+
+void sandbox_self(const char *who)
+{
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        log_warn("%s: PR_SET_DUMPABLE", who);
+}
+
+/* Adds a path-beneath rule; a path that does not exist is skipped. */
+static int sbx_ll_add(int ruleset, const char *path, uint64_t access, bool must_exist, char *err,
+                      size_t errlen)
+{
+    struct sbx_ll_path_beneath pb;
+    struct stat st;
+    int fd = open(path, O_PATH | O_CLOEXEC);
+
+    if (fd < 0) {
+        if (!must_exist && errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "sandbox: %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* Rights that only make sense on folders are refused on a file. */
+    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+        access &= SBX_FS_EXECUTE | SBX_FS_WRITE_FILE | SBX_FS_READ_FILE | SBX_FS_TRUNCATE |
+                  SBX_FS_IOCTL_DEV;
+    access &= sbx_fs_handled();
+    pb.allowed_access = access;
+    pb.parent_fd = fd;
+    if (syscall(SYS_landlock_add_rule, ruleset, SBX_LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
+        snprintf(err, errlen, "sandbox: landlock rule for %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Adds each path of the space-separated LIST. */
+static int sbx_ll_add_list(int ruleset, const char *list, uint64_t access, char *err, size_t errlen)
+{
+    char path[4096];
+
+    while (list && *list) {
+        size_t n;
+        list += strspn(list, " \t");
+        n = strcspn(list, " \t");
+        if (n == 0)
+            break;
+        if (n >= sizeof(path)) {
+            snprintf(err, errlen, "sandbox: path too long");
+            return -1;
+        }
+        memcpy(path, list, n);
+        path[n] = '\0';
+        if (sbx_ll_add(ruleset, path, access, true, err, errlen) < 0)
+            return -1;
+        list += n;
+    }
+    return 0;
+}
+
+static int sbx_ruleset(const struct fn_desc *d, const char *tmpdir, char *err, size_t errlen)
+{
+    static const char *const ro[] = {
+        "/usr", "/lib",  "/lib64", "/lib32", "/libx32",
+        "/bin", "/sbin", "/etc",   "/proc",  "/sys/devices/system/cpu"};
+    static const char *const dev[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                      "/dev/urandom"};
+    struct sbx_ll_ruleset_attr attr;
+    int fd;
+
+    memset(&attr, 0, sizeof(attr));
+    attr.handled_access_fs = sbx_fs_handled();
+    if (sbx_ll_abi >= 4)
+        attr.handled_access_net = SBX_NET_BIND_TCP;
+    if (sbx_ll_abi >= 6)
+        attr.scoped = SBX_SCOPE_ABSTRACT_UNIX | SBX_SCOPE_SIGNAL;
+    fd = (int)syscall(SYS_landlock_create_ruleset, &attr,
+                      sbx_ll_abi >= 6   ? sizeof(attr)
+                      : sbx_ll_abi >= 4 ? 2 * sizeof(uint64_t)
+                                        : sizeof(uint64_t),
+                      0);
+    if (fd < 0) {
+        snprintf(err, errlen, "sandbox: landlock_create_ruleset: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
+        uint64_t a = strcmp(ro[i], "/proc") == 0 || strncmp(ro[i], "/sys", 4) == 0
+                         ? SBX_FS_READ_FILE | SBX_FS_READ_DIR
+                         : SBX_RO;
+        if (sbx_ll_add(fd, ro[i], a, false, err, errlen) < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) {
+        if (sbx_ll_add(fd, dev[i], SBX_DEV, false, err, errlen) < 0)
+            goto fail;
+    }
+    if (sbx_ll_add(fd, d->dir, SBX_RO, true, err, errlen) < 0 ||
+        (tmpdir && sbx_ll_add(fd, tmpdir, sbx_rw(), true, err, errlen) < 0) ||
+        sbx_ll_add_list(fd, d->set.sandbox_read, SBX_RO, err, errlen) < 0 ||
+        sbx_ll_add_list(fd, d->set.sandbox_write, sbx_rw(), err, errlen) < 0)
+        goto fail;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* TMP_BASE/NAME, mode 0700, owned by the function's uid when root. */
+static char *sbx_tmpdir(const struct fn_desc *d, const struct ident *id, const char *tmp_base,
+                        char *err, size_t errlen)
+{
+    struct stat st;
+    char *path = NULL;
+
+    if (mkdir(tmp_base, 0711) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create: %s", tmp_base, strerror(errno));
+        return NULL;
+    }
+    if (asprintf(&path, "%s/%s", tmp_base, d->name) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if ((mkdir(path, 0700) < 0 && errno != EEXIST) || lstat(path, &st) < 0 ||
+        !S_ISDIR(st.st_mode) || (id->drop && chown(path, id->uid, id->gid) < 0) ||
+        chmod(path, 0700) < 0) {
+        snprintf(err, errlen, "%s: cannot prepare the private temporary folder: %s", path,
+                 errno ? strerror(errno) : "not a folder");
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+struct sandbox_fn *sandbox_fn_new(const struct fn_desc *d, const struct ident *id,
+                                  const char *tmp_base, char *err, size_t errlen)
+{
+    struct sandbox_fn *sb = calloc(1, sizeof(*sb));
+
+    if (!sb) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    sb->ruleset_fd = -1;
+    sb->on = d->set.sandbox;
+    errno = 0;
+    sb->tmpdir = sbx_tmpdir(d, id, tmp_base, err, errlen);
+    if (!sb->tmpdir)
+        goto fail;
+    if (sb->on && sbx_ll_abi > 0) {
+        sb->ruleset_fd = sbx_ruleset(d, sb->tmpdir, err, errlen);
+        if (sb->ruleset_fd < 0)
+            goto fail;
+    }
+    if (!sb->on)
+        log_warnx("[fn %s] sandbox = off: its instances run without seccomp or Landlock", d->name);
+    return sb;
+fail:
+    sandbox_fn_free(sb);
+    return NULL;
+}
+
+void sandbox_fn_free(struct sandbox_fn *sb)
+{
+    if (!sb)
+        return;
+    if (sb->ruleset_fd >= 0)
+        close(sb->ruleset_fd);
+    free(sb->tmpdir);
+    free(sb);
+}
+
+const char *sandbox_fn_tmpdir(const struct sandbox_fn *sb)
+{
+    return sb ? sb->tmpdir : NULL;
+}
+
+int sandbox_fn_ruleset(const struct sandbox_fn *sb)
+{
+    return sb && sb->on ? sb->ruleset_fd : -1;
+}
+
+bool sandbox_fn_on(const struct sandbox_fn *sb)
+{
+    return sb && sb->on;
+}
+
+int sandbox_child_enter(int ruleset_fd, const char **what)
+{
+    *what = "no_new_privs";
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    if (ruleset_fd >= 0) {
+        *what = "landlock_restrict_self";
+        if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int sandbox_child_seal(const char **what)
+{
+    *what = "seccomp";
+    if (!sbx_bpf)
+        return 0;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sbx_prog);
+}

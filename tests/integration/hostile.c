@@ -1,0 +1,203 @@
+/*
+ * hostile: the attack suite's function (tests/integration/test_attack.py).
+ * Each request makes one attempt on another process or on the gateway and
+ * answers what the kernel said, so the test can assert the exact errno:
+ *
+ *   ?attack=kill&pid=P         kill(P, SIGCONT)
+ *   ?attack=ptrace&pid=P       ptrace(PTRACE_ATTACH, P)
+ *   ?attack=vmread&pid=P       process_vm_readv of one byte of P
+ *   ?attack=environ&pid=P      open + read /proc/P/environ
+ *   ?attack=fd&pid=P&fd=N      open /proc/P/fd/N read-write
+ *   ?attack=getfd&pid=P&fd=N   pidfd_open(P) then pidfd_getfd(N)
+ *   ?attack=connect&path=S     socket(AF_UNIX) + connect to S
+ *   ?attack=escape             setsid, then a double fork: a grandchild that
+ *                              sleeps forever; answers both pids
+ *   ?attack=garbage            garbage frames on fd 3 (the database channel),
+ *                              then a query through the SDK
+ *   ?attack=read&path=F        open F for reading
+ *   ?attack=write&path=F       create F for writing
+ *   ?attack=bind               bind a TCP socket on 127.0.0.1
+ *   ?attack=self               its own state: dumpable, CLOEXEC of fds 0 and 3
+ *
+ * The answer is {"attack": ..., "errno": E, "error": "strerror"} with E = 0
+ * when the attempt succeeded; extra fields where an attack has more to say.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fngate.h>
+
+static long arg_long(fn_req *req, const char *name, long dflt)
+{
+    const char *v = fn_arg(req, name);
+    return v && *v ? strtol(v, NULL, 10) : dflt;
+}
+
+static int answer(fn_res *res, const char *attack, int rc, int err)
+{
+    int e = rc < 0 ? err : 0;
+    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s}", "attack", attack, "errno", e, "error",
+                         e ? strerror(e) : "");
+}
+
+static int attack_escape(fn_res *res)
+{
+    int pfd[2];
+    pid_t child, grandchild = -1;
+    int setsid_errno = 0;
+
+    if (setsid() < 0)
+        setsid_errno = errno;
+    if (pipe(pfd) < 0)
+        return answer(res, "escape", -1, errno);
+    child = fork();
+    if (child == 0) {
+        pid_t g;
+        close(pfd[0]);
+        (void)setsid();
+        g = fork();
+        if (g == 0) {
+            close(pfd[1]);
+            for (int i = 0; i < 1024; i++)
+                if (i != 3)
+                    close(i);
+            for (;;)
+                pause();
+        }
+        (void)!write(pfd[1], &g, sizeof(g));
+        _exit(0);
+    }
+    close(pfd[1]);
+    if (child > 0) {
+        (void)!read(pfd[0], &grandchild, sizeof(grandchild));
+        waitpid(child, NULL, 0);
+    }
+    close(pfd[0]);
+    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:i, s:i}", "attack", "escape", "errno",
+                         setsid_errno, "error", setsid_errno ? strerror(setsid_errno) : "",
+                         "grandchild", (int)grandchild, "pid", (int)getpid());
+}
+
+static int attack_garbage(fn_req *req, fn_res *res)
+{
+    static const unsigned char junk[] = "\xff\xff\xff\x7fGARBAGE\x00\x01\x02 not a frame";
+    ssize_t w = write(3, junk, sizeof(junk));
+    int werr = w < 0 ? errno : 0;
+    fn_rows *rows = fn_query(req, "SELECT 1 AS one", NULL);
+
+    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:b, s:s}", "attack", "garbage", "errno", werr,
+                         "error", werr ? strerror(werr) : "", "query_ok", rows != NULL, "sqlstate",
+                         rows ? "" : fn_db_error(req)->sqlstate);
+}
+
+static int handle(fn_req *req, fn_res *res)
+{
+    const char *attack = fn_arg(req, "attack");
+    pid_t pid = (pid_t)arg_long(req, "pid", 0);
+    int fd = (int)arg_long(req, "fd", 3);
+    const char *path = fn_arg(req, "path");
+    char buf[256];
+    int rc, s;
+
+    if (!attack)
+        return fn_send_jsonf(res, 200, "{s:i}", "pid", (int)getpid());
+    if (strcmp(attack, "kill") == 0) {
+        rc = kill(pid, SIGCONT);
+        return answer(res, attack, rc, errno);
+    }
+    if (strcmp(attack, "ptrace") == 0) {
+        rc = (int)ptrace(PTRACE_ATTACH, pid, NULL, NULL);
+        int e = errno;
+        if (rc == 0)
+            ptrace(PTRACE_DETACH, pid, NULL, NULL);
+        return answer(res, attack, rc, e);
+    }
+    if (strcmp(attack, "vmread") == 0) {
+        struct iovec local = {buf, 1}, remote = {(void *)0x400000, 1};
+        rc = (int)process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        return answer(res, attack, rc, errno);
+    }
+    if (strcmp(attack, "environ") == 0 || strcmp(attack, "fd") == 0) {
+        bool env = strcmp(attack, "environ") == 0;
+        if (env)
+            snprintf(buf, sizeof(buf), "/proc/%d/environ", (int)pid);
+        else
+            snprintf(buf, sizeof(buf), "/proc/%d/fd/%d", (int)pid, fd);
+        int f = open(buf, env ? O_RDONLY : O_RDWR);
+        if (f < 0)
+            return answer(res, attack, -1, errno);
+        rc = (int)read(f, buf, sizeof(buf));
+        int e = errno;
+        close(f);
+        /* Opened and read: the attack worked (errno 0). */
+        return answer(res, attack, rc < 0 && env ? -1 : 0, e);
+    }
+    if (strcmp(attack, "getfd") == 0) {
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0)
+            return answer(res, "getfd", -1, errno);
+        rc = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+        int e = errno;
+        if (rc >= 0)
+            close(rc);
+        close(pfd);
+        return answer(res, attack, rc, e);
+    }
+    if (strcmp(attack, "connect") == 0 && path) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (s < 0)
+            return answer(res, attack, -1, errno);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        rc = connect(s, (struct sockaddr *)&sa, sizeof(sa));
+        int e = errno;
+        close(s);
+        return answer(res, attack, rc, e);
+    }
+    if (strcmp(attack, "escape") == 0)
+        return attack_escape(res);
+    if (strcmp(attack, "garbage") == 0)
+        return attack_garbage(req, res);
+    if ((strcmp(attack, "read") == 0 || strcmp(attack, "write") == 0) && path) {
+        bool wr = strcmp(attack, "write") == 0;
+        int f = open(path, wr ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY, 0600);
+        int e = errno;
+        if (f >= 0)
+            close(f);
+        return answer(res, attack, f, e);
+    }
+    if (strcmp(attack, "bind") == 0) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0)
+            return answer(res, attack, -1, errno);
+        rc = bind(s, (struct sockaddr *)&sa, sizeof(sa));
+        int e = errno;
+        close(s);
+        return answer(res, attack, rc, e);
+    }
+    if (strcmp(attack, "self") == 0) {
+        return fn_send_jsonf(res, 200, "{s:s, s:i, s:b, s:b, s:s}", "attack", attack, "dumpable",
+                             prctl(PR_GET_DUMPABLE), "cloexec0",
+                             (fcntl(0, F_GETFD) & FD_CLOEXEC) != 0, "cloexec3",
+                             (fcntl(3, F_GETFD) & FD_CLOEXEC) != 0, "tmpdir",
+                             getenv("TMPDIR") ? getenv("TMPDIR") : "");
+    }
+    return fn_error(res, 400, "unknown attack '%s'", attack);
+}
+
+FN_MAIN(handle)
