@@ -39,6 +39,7 @@ enum conf_vtype {
     CONF_V_PATH,     /* char *, non-empty, made absolute */
     CONF_V_STR,      /* char *, non-empty */
     CONF_V_OPTSTR,   /* char *, empty means NULL */
+    CONF_V_LOGPATH,  /* char *: "stderr", a path made absolute, or off/empty (NULL) */
     CONF_V_MODE,     /* mode_t, octal */
     CONF_V_LOGLEVEL, /* enum log_level */
     CONF_V_BOOL,     /* bool: on/off, yes/no, true/false, 1/0 */
@@ -96,6 +97,8 @@ static const struct conf_key conf_gw_keys[] = {
     {"log_level", CONF_V_LOGLEVEL, 0, 0, 0, NULL, GW_OFF(log_level)},
     {"stop_timeout", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(stop_timeout_ms)},
     {"prepared_statements", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(prepared_statements)},
+    {"request_log", CONF_V_LOGPATH, 0, 0, 0, NULL, GW_OFF(request_log)},
+    {"slow_query", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(slow_query_ms)},
 };
 
 #define CONF_NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -852,6 +855,21 @@ static int conf_gateway_key(struct conf_parser *p, const char *key, const char *
         if (*value != '\0')
             str = strdup(value);
         break;
+    case CONF_V_LOGPATH:
+        if (strcmp(value, "off") == 0)
+            value = "";
+        if (*value == '\0')
+            break;
+        if (strcmp(value, "stderr") == 0) {
+            str = strdup(value);
+            break;
+        }
+        str = conf_abs_path(p, value);
+        if (str == NULL) {
+            conf_perr(p, "%s: cannot resolve '%s': %s", key, value, strerror(errno));
+            return -1;
+        }
+        break;
     case CONF_V_LOGLEVEL:
         if (log_level_parse(value, &p->c->gw.log_level) < 0) {
             conf_perr(p, "%s: '%s' is not a log level (debug, info, warn, error)", key, value);
@@ -1131,6 +1149,7 @@ void conf_free(struct conf *c)
     free(c->gw.database_url);
     free(c->gw.user);
     free(c->gw.group);
+    free(c->gw.request_log);
     conf_kv_free(c->defaults, c->n_defaults);
     for (size_t i = 0; i < c->n_sections; i++) {
         free(c->sections[i].name);

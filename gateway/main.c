@@ -9,6 +9,7 @@
 #include "ctl.h"
 #include "fn.h"
 #include "log.h"
+#include "statcmd.h"
 #include "sup.h"
 
 #include <getopt.h>
@@ -28,6 +29,8 @@ static void main_usage(FILE *out)
                  "       fngate check [-c FILE]   validate the configuration and functions\n"
                  "       fngate reload [-c FILE]  make the gateway of FILE's socket_dir reload\n"
                  "       fngate stop [-c FILE]    stop that gateway, waiting for its requests\n"
+                 "       fngate status [-c FILE] [--json] [--watch]\n"
+                 "                                what the running gateway is doing\n"
                  "       fngate version\n"
                  "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
@@ -80,6 +83,8 @@ int main(int argc, char **argv)
         main_usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "status") == 0)
+        return statcmd_main(argc - 1, argv + 1, MAIN_DEFAULT_CONF);
     optind = 2;
     while ((ch = getopt(argc, argv, "c:")) != -1) {
         switch (ch) {

@@ -17,8 +17,19 @@
 
 struct sb *sb_new(const char *fn_name)
 {
+    return sb_new_log(fn_name, 0);
+}
+
+char *sb_log_ring(const struct sb *sb, size_t *size)
+{
+    *size = sb->size - sizeof(struct fn_sb_slot);
+    return *size ? (char *)sb->slot + sizeof(struct fn_sb_slot) : NULL;
+}
+
+struct sb *sb_new_log(const char *fn_name, size_t log_bytes)
+{
     struct sb *sb = calloc(1, sizeof(*sb));
-    size_t size = sizeof(struct fn_sb_slot);
+    size_t size = sizeof(struct fn_sb_slot) + log_bytes;
 
     if (!sb) {
         log_warn("[fn %s] scoreboard", fn_name);
@@ -41,6 +52,7 @@ struct sb *sb_new(const char *fn_name)
         log_warn("[fn %s] scoreboard mmap", fn_name);
         goto fail;
     }
+    sb->size = size;
     return sb;
 fail:
     sb_free(sb);
@@ -60,7 +72,7 @@ void sb_free(struct sb *sb)
     if (!sb)
         return;
     if (sb->slot)
-        munmap(sb->slot, sizeof(struct fn_sb_slot));
+        munmap(sb->slot, sb->size);
     sb_close_fd(sb);
     free(sb);
 }

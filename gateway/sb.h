@@ -8,15 +8,22 @@
 #ifndef FNGATE_SB_H
 #define FNGATE_SB_H
 
+#include <stddef.h>
+
 #include "fn_sb.h"
 
 struct sb {
     int fd;                  /* the memfd; closed after the spawn */
     struct fn_sb_slot *slot; /* shared mapping, owned */
+    size_t size;             /* of the mapping: the slot plus the log ring */
 };
 
 /* A zeroed slot (state STARTING). Returns NULL on failure (logged). */
 struct sb *sb_new(const char *fn_name);
+/* The same followed by a request-log ring of LOG_BYTES (0: none). */
+struct sb *sb_new_log(const char *fn_name, size_t log_bytes);
+/* The ring after the slot, or NULL. */
+char *sb_log_ring(const struct sb *sb, size_t *size);
 void sb_free(struct sb *sb);
 /* Closes the memfd once the child holds its own copy. */
 void sb_close_fd(struct sb *sb);

@@ -28,13 +28,16 @@
 #include "ident.h"
 #include "instio.h"
 #include "log.h"
+#include "metrics.h"
 #include "poolctl.h"
 #include "proc.h"
 #include "refuse.h"
+#include "reqlog.h"
 #include "sandbox.h"
 #include "sb.h"
 #include "scale.h"
 #include "sock.h"
+#include "status.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -71,6 +74,8 @@ enum inst_why { WHY_NONE, WHY_IDLE, WHY_RETIRED, WHY_DRAIN, WHY_TIMEOUT, WHY_STU
 
 static const char *const inst_why_names[] = {
     "", "idle", "retired", "drain", "request timeout", "did not stop"};
+static const enum mx_exit inst_why_exit[] = {MX_EXIT_NONE, MX_EXIT_IDLE,    MX_EXIT_RELOAD,
+                                             MX_EXIT_STOP, MX_EXIT_TIMEOUT, MX_EXIT_STOP};
 
 struct sup;
 struct sup_fn;
@@ -81,8 +86,9 @@ struct inst {
     struct sup_fn *fn; /* owner */
     pid_t pid;
     unsigned gen;
-    struct sb *sb;     /* owned */
-    struct instio *io; /* owned: its stdout and stderr */
+    struct sb *sb;      /* owned */
+    struct instio *io;  /* owned: its stdout and stderr */
+    struct mx_inst *mx; /* owned: its figures */
     int64_t spawned_ns;
     int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
     int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
@@ -106,6 +112,7 @@ struct sup_fn {
     bool removed; /* socket unlinked; serving what is queued, then gone */
     bool drained; /* queue seen empty after removal: instances told to stop */
     struct inst *insts;
+    struct mx_fn *mx; /* owned: its figures */
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;
@@ -123,7 +130,10 @@ struct sup {
     int64_t stop_ns; /* when SIGTERM/SIGINT arrived */
     int lock_fd;
     struct sup_fn *fns;
-    struct poolctl *pool; /* NULL without a database */
+    struct poolctl *pool;  /* NULL without a database */
+    struct mx *mx;         /* owned: the figures */
+    struct status *status; /* owned: /_fngate/ */
+    struct reqlog *reqlog; /* owned: NULL when request_log is off */
     struct event *ev_tick;
     struct event *ev_sig[4];
     bool drop;
@@ -246,6 +256,7 @@ static void sup_inst_free(struct inst *in)
     if (!in)
         return;
     instio_free(in->io);
+    mx_inst_free(in->mx);
     sb_free(in->sb);
     free(in);
 }
@@ -263,6 +274,7 @@ static void sup_inst_stop(struct inst *in, enum inst_why why, int64_t now)
         return;
     in->term_ns = now;
     in->why = why;
+    mx_inst_stopping(in->mx, inst_why_exit[why]);
     /* The flag is seen between requests even under continuous load, when
      * the instance never waits long enough to take the signal. */
     FN_SB_STORE(in->sb->slot->stop_req, 1u);
@@ -282,7 +294,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     }
     in->fn = f;
     in->gen = f->gen;
-    in->sb = sb_new(f->desc.name);
+    in->sb = sb_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
     if (!in->sb)
         goto fail;
     memset(&spec, 0, sizeof(spec));
@@ -315,6 +327,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
         poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, f->desc.set.statement_timeout_ms);
     in->spawned_ns = now;
     in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
+    in->mx = mx_inst_new(f->mx, in->pid, spec.uid, in->sb, now);
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
@@ -367,6 +380,7 @@ static int sup_fn_scale_q(struct sup_fn *f, int64_t now)
                  "{\"error\":\"function %s cannot start: %s\",\"function\":\"%s\"}", f->desc.name,
                  f->last_exit, f->desc.name);
         refused = refuse_queued(f->sup->base, f->listen_fd, msg);
+        mx_fn_rejected(f->mx, MX_REJ_CANNOT_START, refused);
         if (refused > 0)
             log_warnx("[fn %s] %d crashes in a row without serving (last: %s): answered 503 to "
                       "%d queued request%s",
@@ -451,6 +465,8 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
         log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid, what,
                  up, (unsigned long long)served, extra);
 
+    mx_inst_exited(in->mx, crash, what, now);
+    in->mx = NULL;
     for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
         if (*p == in) {
             *p = in->next;
@@ -490,6 +506,7 @@ static void sup_fn_police(struct sup_fn *f, int64_t now)
             (now - (int64_t)FN_SB_LOAD(sl->req_start_ns)) / ms > set->request_timeout_ms) {
             in->timeout_ns = now;
             in->why = WHY_TIMEOUT;
+            mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
             log_warnx("[fn %s pid %d] request running longer than request_timeout (%lld ms): "
                       "answering 504 and replacing the instance",
                       f->desc.name, (int)in->pid, (long long)set->request_timeout_ms);
@@ -595,6 +612,7 @@ static void sup_fn_free(struct sup_fn *f)
         f->insts = in->next;
         sup_inst_free(in);
     }
+    mx_fn_free(f->mx);
     if (f->ev_listen)
         event_free(f->ev_listen);
     if (f->listen_fd >= 0)
@@ -643,6 +661,7 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
         snprintf(err, errlen, "event_new failed");
         goto fail;
     }
+    f->mx = mx_fn_new(s->mx, &f->desc, f->listen_fd);
     sup_fn_arm(f);
     return f;
 fail:
@@ -731,6 +750,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    mx_tick(s->mx, now);
     for (struct sup_fn **pf = &s->fns; *pf;) {
         struct sup_fn *f = *pf;
         sup_fn_police(f, now);
@@ -742,6 +762,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                 /* Served long enough: answer what is still queued. */
                 int n = refuse_queued(s->base, f->listen_fd,
                                       "{\"error\":\"the gateway is shutting down\"}");
+                mx_fn_rejected(f->mx, MX_REJ_SHUTDOWN, n);
                 log_warnx("[fn %s] still %d queued after the drain limit: answered 503 to %d",
                           f->desc.name, q, n);
                 q = sock_queue_len(f->listen_fd);
@@ -762,6 +783,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                 if (!in->timeout_ns && !in->kill_ns) {
                     in->timeout_ns = now;
                     in->why = WHY_TIMEOUT;
+                    mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
                     sup_inst_signal(in, SIGUSR1);
                 }
             }
@@ -893,6 +915,9 @@ static void sup_reload(struct sup *s)
     s->gid = gid;
     s->sock_gid = sock_gid;
     log_set_level(c->gw.log_level);
+    reqlog_apply(&s->reqlog, c->gw.request_log);
+    mx_set_reqlog(s->mx, s->reqlog);
+    mx_reloaded(s->mx);
     if (poolctl_differs(s->pool, c)) {
         poolctl_free(s->pool);
         s->pool = poolctl_new(s->base, c);
@@ -991,6 +1016,7 @@ static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void sup_free(struct sup *s)
 {
+    status_free(s->status);
     poolctl_free(s->pool);
     s->pool = NULL;
     while (s->fns) {
@@ -998,6 +1024,8 @@ static void sup_free(struct sup *s)
         s->fns = f->next;
         sup_fn_free(f);
     }
+    mx_free(s->mx);
+    reqlog_free(s->reqlog);
     for (size_t i = 0; i < sizeof(s->ev_sig) / sizeof(s->ev_sig[0]); i++) {
         if (s->ev_sig[i])
             event_free(s->ev_sig[i]);
@@ -1059,6 +1087,16 @@ int sup_run(const char *conf_path)
         goto out;
     }
     s.ev_tick = evtimer_new(s.base, sup_tick, &s);
+    s.mx = mx_new();
+    if (!s.mx || reqlog_apply(&s.reqlog, s.conf->gw.request_log) < 0)
+        goto out;
+    mx_set_reqlog(s.mx, s.reqlog);
+    s.status = status_new(s.base, s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, s.mx,
+                          err, sizeof(err));
+    if (!s.status) {
+        log_error("%s", err);
+        goto out;
+    }
     if (s.conf->gw.database_url) {
         s.pool = poolctl_new(s.base, s.conf);
         if (!s.pool) {

@@ -33,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,10 @@ static volatile sig_atomic_t fn_conn_reqid;
 
 static struct fn_sb_slot fn_local_slot;
 static struct fn_sb_slot *fn_slot = &fn_local_slot;
+/* The request-log ring after the slot; NULL when request_log is off. */
+static char *fn_log_ring;
+static uint64_t fn_log_size;
+static bool fn_first_done;
 
 static int64_t fn_now_ns(void)
 {
@@ -128,17 +133,27 @@ static long fn_env_long(const char *name, long def)
 static void fn_sb_attach(void)
 {
     long fd = fn_env_long("FNGATE_SB_FD", -1);
+    struct stat st;
+    size_t size = sizeof(struct fn_sb_slot);
     void *m;
 
     if (fd < 0)
         return;
-    m = mmap(NULL, sizeof(struct fn_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+    /* The gateway sealed the size: anything past the slot is the ring. */
+    if (fstat((int)fd, &st) == 0 && (uint64_t)st.st_size > size &&
+        (uint64_t)st.st_size - size <= (UINT64_C(1) << 30))
+        size = (size_t)st.st_size;
+    m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
     close((int)fd);
     if (m == MAP_FAILED) {
         fprintf(stderr, "fngate: cannot map the scoreboard: %s\n", strerror(errno));
         return;
     }
     fn_slot = m;
+    if (size > sizeof(struct fn_sb_slot)) {
+        fn_log_ring = (char *)m + sizeof(struct fn_sb_slot);
+        fn_log_size = size - sizeof(struct fn_sb_slot);
+    }
     fn_slot->version = FN_SB_VERSION;
     FN_SB_STORE(fn_slot->magic, FN_SB_MAGIC);
 }
@@ -195,6 +210,150 @@ static bool fn_queue_expired(fn_req *req, fn_res *res, const struct fn_limits *l
     return true;
 }
 
+/* Single writer: a load and a store, no locked instruction. */
+#define FN_SB_BUMP(field, by) FN_SB_STORE(field, FN_SB_LOAD(field) + (by))
+
+static void fn_slot_count_code(int status)
+{
+    struct fn_sb_code *c = fn_slot->codes;
+    int i;
+
+    for (i = 0; i < FN_SB_CODES - 1; i++) {
+        uint32_t code = FN_SB_LOAD(c[i].code);
+        if (code == (uint32_t)status)
+            break;
+        if (code == 0) {
+            FN_SB_STORE(c[i].code, (uint32_t)status);
+            break;
+        }
+    }
+    /* A full table counts the rest in its last entry, code 0 ("other"). */
+    FN_SB_BUMP(c[i].n, 1);
+}
+
+/* Appends S as JSON string content (quotes not included); invalid UTF-8
+ * becomes U+FFFD so the line stays valid JSON whatever a client sent. */
+static size_t fn_json_esc(char *out, size_t cap, const char *s)
+{
+    static const char hexd[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+
+    while (*p && n + 12 < cap) {
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+            p++;
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(out + n, "\\u00", 4);
+            out[n + 4] = hexd[c >> 4];
+            out[n + 5] = hexd[c & 15];
+            n += 6;
+            p++;
+        } else if (c < 0x80) {
+            out[n++] = (char)c;
+            p++;
+        } else {
+            int len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+            int ok = len > 0;
+            for (int i = 1; ok && i < len; i++)
+                ok = (p[i] & 0xc0) == 0x80;
+            if (ok) {
+                memcpy(out + n, p, (size_t)len);
+                n += (size_t)len;
+                p += len;
+            } else {
+                memcpy(out + n, "\\ufffd", 6);
+                n += 6;
+                p++;
+            }
+        }
+    }
+    return n;
+}
+
+/* One request-log line into the ring, or a drop when the gateway has not
+ * kept up: never a wait or a syscall on the request path.  The gateway adds
+ * the function's name and the pid itself (it does not take them from us). */
+static void fn_reqlog(fn_req *req, int status, const struct timespec *wall, int64_t dur_ns,
+                      int64_t queue_ns, bool cold)
+{
+    char line[2048], tbuf[32], qbuf[32];
+    const char *trace = fn_trace_id(req);
+    uint64_t head = fn_slot->log_head, tail = FN_SB_LOAD(fn_slot->log_tail), off;
+    struct tm tm;
+    size_t n = 0;
+    int k;
+
+    gmtime_r(&wall->tv_sec, &tm);
+    strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (queue_ns >= 0)
+        snprintf(qbuf, sizeof(qbuf), "%.3f", (double)queue_ns / 1e6);
+    else
+        strcpy(qbuf, "null");
+    k = snprintf(line, sizeof(line), "{\"time\":\"%s.%03ldZ\",\"method\":\"", tbuf,
+                 wall->tv_nsec / 1000000);
+    n = (size_t)k;
+    n += fn_json_esc(line + n, 64, fn_method(req));
+    memcpy(line + n, "\",\"path\":\"", 10);
+    n += 10;
+    n += fn_json_esc(line + n, 1024, fn_path(req));
+    k = snprintf(line + n, sizeof(line) - n,
+                 "\",\"status\":%d,\"duration_ms\":%.3f,\"queue_ms\":%s,\"cold\":%s,"
+                 "\"request_id\":\"",
+                 status, (double)dur_ns / 1e6, qbuf, cold ? "true" : "false");
+    if (k < 0 || (size_t)k >= sizeof(line) - n)
+        return;
+    n += (size_t)k;
+    n += fn_json_esc(line + n, 128, fn_request_id(req));
+    k = snprintf(line + n, sizeof(line) - n,
+                 trace ? "\",\"trace_id\":\"%s\"}\n" : "\",\"trace_id\":null}\n", trace);
+    if (k < 0 || (size_t)k >= sizeof(line) - n)
+        return;
+    n += (size_t)k;
+
+    if (tail > head || head - tail + n > fn_log_size) {
+        FN_SB_BUMP(fn_slot->log_dropped, 1);
+        return;
+    }
+    off = head % fn_log_size;
+    if (off + n <= fn_log_size) {
+        memcpy(fn_log_ring + off, line, n);
+    } else {
+        size_t first = (size_t)(fn_log_size - off);
+        memcpy(fn_log_ring + off, line, first);
+        memcpy(fn_log_ring, line + first, n - first);
+    }
+    FN_SB_STORE(fn_slot->log_head, head + n);
+}
+
+/* Counts one finished request in the slot (and logs it when asked). */
+static void fn_account(fn_req *req, int status, int64_t start, const struct timespec *wall,
+                       int64_t now)
+{
+    int64_t dur = now - start, arrival = fn_req_arrival_ms(req), queue = -1;
+    bool cold = !fn_first_done;
+
+    if (arrival >= 0) {
+        queue = ((int64_t)wall->tv_sec * 1000 + wall->tv_nsec / 1000000 - arrival) * 1000000;
+        if (queue < 0)
+            queue = 0;
+        FN_SB_BUMP(fn_slot->queue_hist[fn_sb_hist_bucket(queue)], 1);
+        FN_SB_BUMP(fn_slot->queue_sum_ns, (uint64_t)queue);
+        FN_SB_BUMP(fn_slot->queue_n, 1);
+    }
+    FN_SB_BUMP(fn_slot->dur_hist[fn_sb_hist_bucket(dur)], 1);
+    FN_SB_BUMP(fn_slot->dur_sum_ns, (uint64_t)dur);
+    fn_slot_count_code(status);
+    if (cold) {
+        fn_first_done = true;
+        FN_SB_STORE(fn_slot->first_resp_ns, now);
+    }
+    if (fn_log_ring)
+        fn_reqlog(req, status, wall, dur, queue, cold);
+}
+
 /* Serves one request on the connection CFD.  Returns CFD when the front end
  * asked to keep the connection (FCGI_KEEP_CONN: nginx's fastcgi_keep_conn,
  * Apache's enablereuse) and it is still usable, else -1 (CFD closed).  The
@@ -219,15 +378,23 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
     r->ipcFd = cfd;
     r->keepConnection = 1;
     if (FCGX_Accept_r(r) >= 0) {
-        int rc;
+        int rc, status;
+        struct timespec wall;
         fn_conn_reqid = r->requestId;
+        clock_gettime(CLOCK_REALTIME, &wall);
         rc = fn_req_begin(req, res, r, lim);
-        if (rc == 0 && !fn_queue_expired(req, res, lim))
+        if (rc == 0 && fn_queue_expired(req, res, lim))
+            FN_SB_BUMP(fn_slot->queue_timeouts, 1);
+        else if (rc == 0)
             fn_req_run(req, res, handler);
         if (fn_res_write(res, r) < 0)
             fn_log("%s %s: the client went away before the response was sent", fn_method(req),
                    fn_path(req));
+        status = fn_res_status(res);
         fn_res_reset(res);
+        /* Before the finish, which frees the parameters the log line
+         * quotes: a few stores, plus the line when request_log is on. */
+        fn_account(req, status, start, &wall, fn_now_ns());
         fn_req_end(req);
         FCGX_Finish_r(r);
         __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);

@@ -14,12 +14,37 @@
 #include <stdint.h>
 
 #define FN_SB_MAGIC 0x66676174u /* "fgat" */
-#define FN_SB_VERSION 1u
+#define FN_SB_VERSION 2u
 
 /* Fixed descriptor numbers in every instance: 0 is the listening socket
  * (FCGI_LISTENSOCK_FILENO), 3 the database channel, 4 the scoreboard. */
 #define FN_DB_FD 3
 #define FN_SB_FD 4
+
+/* Histogram bounds shared by the SDK and the gateway (request duration
+ * and queue wait), in nanoseconds: requests take from tens of
+ * microseconds; queue waits are known to nginx's millisecond. */
+#define FN_SB_HIST 20
+static const int64_t fn_sb_hist_le_ns[FN_SB_HIST - 1] = {
+    25000,      50000,      100000,     250000,      500000,     1000000,   2500000,
+    5000000,    10000000,   25000000,   50000000,    100000000,  250000000, 500000000,
+    1000000000, 2500000000, 5000000000, 10000000000, 30000000000};
+
+/* Responses per HTTP status: a small open table (code 0 = free entry). */
+#define FN_SB_CODES 16
+struct fn_sb_code {
+    uint32_t code;
+    uint32_t pad_;
+    uint64_t n;
+};
+
+static inline int fn_sb_hist_bucket(int64_t ns)
+{
+    int i = 0;
+    while (i < FN_SB_HIST - 1 && ns > fn_sb_hist_le_ns[i])
+        i++;
+    return i;
+}
 
 enum fn_sb_state {
     FN_SB_STARTING = 0, /* spawned, not yet in the accept loop (memfd is zeroed) */
@@ -38,6 +63,28 @@ struct fn_sb_slot {
     int64_t idle_since_ns;
     uint64_t requests; /* requests completed */
     uint64_t busy_ns;  /* total time spent in requests */
+
+    /* Version 2: what the gateway's metrics fold in when the instance
+     * exits.  Only the instance writes these, each a plain store of a
+     * value it alone increments; the gateway reads them as claims (it
+     * clamps them and never lets a total go backwards). */
+    int64_t first_resp_ns;           /* end of the first response */
+    uint64_t queue_timeouts;         /* answered 503 for queue_timeout */
+    uint64_t dur_sum_ns;             /* sum of request durations */
+    uint64_t queue_sum_ns;           /* sum of queue waits */
+    uint64_t queue_n;                /* requests with a known queue wait */
+    uint64_t dur_hist[FN_SB_HIST];   /* per-bucket counts, not cumulative */
+    uint64_t queue_hist[FN_SB_HIST]; /* bounds fn_sb_hist_le_ns[]; last: +Inf */
+    struct fn_sb_code codes[FN_SB_CODES];
+
+    /* The request-log ring, present when the memfd is longer than the
+     * slot (request_log is set): bytes [log_tail, log_head) of the ring
+     * that follows this struct hold whole JSON lines.  The instance writes
+     * log_head, the gateway log_tail; a full ring drops lines (counted). */
+    uint64_t log_head;
+    uint64_t log_tail;
+    uint64_t log_dropped;
+    uint64_t pad_;
 };
 
 #define FN_SB_LOAD(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)

@@ -42,6 +42,8 @@ struct fn_req {
     size_t body_len, body_cap;
     json_t *json;        /* owned; parsed on demand */
     struct fn_dbreq *db; /* owned: rows and the last error (fn_db.c) */
+    char trace_id[33];   /* from traceparent; parsed on first use */
+    bool trace_parsed;
 };
 
 struct fn_res {
@@ -423,6 +425,8 @@ void fn_req_end(fn_req *req)
     }
     req->body_len = 0;
     req->envp = NULL;
+    req->trace_parsed = false;
+    req->trace_id[0] = '\0';
     free(req->path_buf);
     req->path_buf = NULL;
     if (fn_current == req)
@@ -467,6 +471,48 @@ const char *fn_name(const fn_req *req)
 const char *fn_request_id(const fn_req *req)
 {
     return req->request_id;
+}
+
+/* W3C Trace Context: "00-<32 hex trace id>-<16 hex parent id>-<2 hex
+ * flags>", lowercase.  A version other than 00 may carry more fields after
+ * the flags; version ff and all-zero ids are invalid. */
+static bool fn_traceparent_parse(const char *tp, char *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+    size_t len;
+
+    if (!tp)
+        return false;
+    len = strlen(tp);
+    if (len < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
+        return false;
+    for (size_t i = 0; i < 55; i++) {
+        if (i == 2 || i == 35 || i == 52)
+            continue;
+        if (!memchr(hexd, tp[i], 16) || tp[i] == '\0')
+            return false;
+    }
+    if ((tp[0] == 'f' && tp[1] == 'f') || (len > 55 && (tp[0] == '0' && tp[1] == '0')) ||
+        (len > 55 && tp[55] != '-'))
+        return false;
+    if (strspn(tp + 3, "0") >= 32 || strspn(tp + 36, "0") >= 16)
+        return false;
+    memcpy(out, tp + 3, 32);
+    out[32] = '\0';
+    return true;
+}
+
+const char *fn_trace_id(const fn_req *creq)
+{
+    fn_req *req = (fn_req *)creq; /* the parse is a cache */
+
+    if (!req->trace_parsed) {
+        req->trace_parsed = true;
+        if (!req->envp ||
+            !fn_traceparent_parse(FCGX_GetParam("HTTP_TRACEPARENT", req->envp), req->trace_id))
+            req->trace_id[0] = '\0';
+    }
+    return req->trace_id[0] ? req->trace_id : NULL;
 }
 
 const char *fn_query_string(const fn_req *req)

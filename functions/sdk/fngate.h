@@ -58,6 +58,10 @@ const char *fn_path(const fn_req *req);
 const char *fn_name(const fn_req *req);
 /* The request id nginx assigned ($request_id), or "". */
 const char *fn_request_id(const fn_req *req);
+/* The trace id of the W3C traceparent header (32 lowercase hex digits), or
+ * NULL when the request has none or it is malformed.  fngate logs it with
+ * the request and with the pool's slow and failed queries. */
+const char *fn_trace_id(const fn_req *req);
 /* The raw query string, or "". */
 const char *fn_query_string(const fn_req *req);
 /* Arguments are the URL's, then those of an

@@ -1,0 +1,39 @@
+/*
+ * The request log (request_log = PATH or stderr in [gateway]): one JSON
+ * object per request.  Instances put their lines into a ring in their
+ * scoreboard memfd (no syscall on the request path); the supervisor drains
+ * the rings on its timer and writes them here, adding the function's name
+ * and the pid itself so no instance can write a line for another.
+ */
+#ifndef FNGATE_REQLOG_H
+#define FNGATE_REQLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fn_sb.h"
+
+/* Bytes of ring per instance when the log is on. */
+#define REQLOG_RING_BYTES 65536
+
+struct reqlog;
+
+/* Opens PATH for appending ("stderr": the gateway's stderr).  NULL with ERR
+ * set when it cannot be opened. */
+struct reqlog *reqlog_open(const char *path, char *err, size_t errlen);
+void reqlog_free(struct reqlog *rl);
+/* Makes *RL follow PATH (NULL: off): opens it, reopens it (a rotated file
+ * is let go), or closes it.  Returns 0, or -1 (logged) leaving *RL as it
+ * was. */
+int reqlog_apply(struct reqlog **rl, const char *path);
+const char *reqlog_path(const struct reqlog *rl);
+
+/* Writes the whole lines in RING (SIZE bytes, after SLOT) from *TAIL to the
+ * slot's log_head, each prefixed with FN and PID, and advances *TAIL (the
+ * gateway's own copy; the slot's log_tail is only told).  Malformed lines
+ * are skipped; a head that makes no sense drops what it claims. */
+void reqlog_drain(struct reqlog *rl, const char *fn, pid_t pid, struct fn_sb_slot *slot,
+                  const char *ring, size_t size, uint64_t *tail);
+
+#endif
