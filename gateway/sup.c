@@ -327,7 +327,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
         poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, f->desc.set.statement_timeout_ms);
     in->spawned_ns = now;
     in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
-    in->mx = mx_inst_new(f->mx, in->pid, spec.uid, in->sb, now);
+    in->mx = mx_inst_new(f->mx, in->pid, spec.drop_privileges ? spec.uid : getuid(), in->sb, now);
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
