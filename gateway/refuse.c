@@ -7,7 +7,8 @@
  * with a JSON body, without blocking its event loop: a bufferevent per
  * connection reads the request's records up to the end of FCGI_STDIN (so
  * nothing is left unread, which would reset the connection and turn the 503
- * into nginx's 502), writes the answer, and closes.
+ * into nginx's 502), writes the answer, and closes.  The queue police
+ * (backlog.c) answers single connections the same way, with Retry-After.
  */
 #include "config.h"
 
@@ -22,10 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #define REFUSE_TIMEOUT_S 5
 #define FCGI_END_REQUEST 3
@@ -35,14 +38,20 @@
 /* One refused connection; frees itself once answered or failed. */
 struct refuse_conn {
     struct bufferevent *bev;
-    char *message; /* owned: the JSON error text */
+    struct event *hold; /* owned; pending while the answer must wait */
+    char *message;      /* owned: the JSON error text */
+    int retry_after;    /* seconds; 0: no Retry-After header */
     int answered;
+    int have_request; /* its FCGI_STDIN has ended: the answer may go */
+    unsigned reqid;
 };
 
 static void refuse_conn_free(struct refuse_conn *rc)
 {
     if (!rc)
         return;
+    if (rc->hold)
+        event_free(rc->hold);
     if (rc->bev)
         bufferevent_free(rc->bev);
     free(rc->message);
@@ -64,14 +73,16 @@ static void refuse_header(unsigned char *h, int type, unsigned reqid, size_t len
 static void refuse_answer(struct refuse_conn *rc, unsigned reqid)
 {
     struct evbuffer *out = bufferevent_get_output(rc->bev);
-    char body[1024];
+    char body[1024], retry[32] = "";
     unsigned char h[8], end[8] = {0};
     int n;
 
+    if (rc->retry_after > 0)
+        snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", rc->retry_after);
     n = snprintf(body, sizeof(body),
                  "Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n\r\n%s",
-                 strlen(rc->message), rc->message);
+                 "%sContent-Length: %zu\r\n\r\n%s",
+                 retry, strlen(rc->message), rc->message);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = 0;
     refuse_header(h, FCGI_STDOUT, reqid, (size_t)n);
@@ -100,11 +111,26 @@ static void refuse_read_cb(struct bufferevent *bev, void *arg)
         if (evbuffer_get_length(in) < total)
             return;
         evbuffer_drain(in, total);
-        if (h[1] == FCGI_STDIN && len == 0)
-            refuse_answer(rc, ((unsigned)h[2] << 8) | h[3]);
+        if (h[1] == FCGI_STDIN && len == 0 && !rc->have_request) {
+            rc->have_request = 1;
+            rc->reqid = ((unsigned)h[2] << 8) | h[3];
+            if (!rc->hold || !evtimer_pending(rc->hold, NULL))
+                refuse_answer(rc, rc->reqid);
+            else
+                evbuffer_drain(in, evbuffer_get_length(in));
+        }
     }
-    if (rc->answered)
+    if (rc->answered || rc->have_request)
         evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void refuse_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct refuse_conn *rc = arg;
+    (void)fd;
+    (void)what;
+    if (rc->have_request && !rc->answered)
+        refuse_answer(rc, rc->reqid); /* the write callback frees it once sent */
 }
 
 static void refuse_write_cb(struct bufferevent *bev, void *arg)
@@ -122,9 +148,43 @@ static void refuse_event_cb(struct bufferevent *bev, short what, void *arg)
     refuse_conn_free(arg); /* EOF, error or timeout before an answer */
 }
 
-int refuse_queued(struct event_base *base, int listen_fd, const char *message)
+int refuse_conn(struct event_base *base, int fd, const char *message, int retry_after,
+                int64_t hold_ms)
 {
     struct timeval tmo = {REFUSE_TIMEOUT_S, 0};
+    struct refuse_conn *rc = calloc(1, sizeof(*rc));
+
+    if (hold_ms < 0)
+        hold_ms = 0;
+    /* Nothing more arrives while the answer is held: the idle timeout must
+     * outlast the hold. */
+    tmo.tv_sec += (time_t)(hold_ms / 1000) + 1;
+    if (rc)
+        rc->message = strdup(message);
+    if (rc && rc->message)
+        rc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (rc && rc->bev && hold_ms > 0) {
+        struct timeval hold = {(time_t)(hold_ms / 1000), (suseconds_t)(hold_ms % 1000) * 1000};
+        rc->hold = evtimer_new(base, refuse_hold_cb, rc);
+        if (!rc->hold || evtimer_add(rc->hold, &hold) < 0) {
+            bufferevent_free(rc->bev);
+            rc->bev = NULL;
+        }
+    }
+    if (!rc || !rc->bev) {
+        close(fd);
+        refuse_conn_free(rc);
+        return -1;
+    }
+    rc->retry_after = retry_after;
+    bufferevent_setcb(rc->bev, refuse_read_cb, refuse_write_cb, refuse_event_cb, rc);
+    bufferevent_set_timeouts(rc->bev, &tmo, &tmo);
+    bufferevent_enable(rc->bev, EV_READ | EV_WRITE);
+    return 0;
+}
+
+int refuse_queued(struct event_base *base, int listen_fd, const char *message)
+{
     int flags = fcntl(listen_fd, F_GETFL);
     int n = 0;
 
@@ -134,27 +194,14 @@ int refuse_queued(struct event_base *base, int listen_fd, const char *message)
     if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
         return 0;
     for (;;) {
-        struct refuse_conn *rc;
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             break; /* EAGAIN: the queue is empty */
         }
-        rc = calloc(1, sizeof(*rc));
-        if (rc)
-            rc->message = strdup(message);
-        if (rc && rc->message)
-            rc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-        if (!rc || !rc->bev) {
-            close(fd);
-            refuse_conn_free(rc);
-            continue;
-        }
-        bufferevent_setcb(rc->bev, refuse_read_cb, refuse_write_cb, refuse_event_cb, rc);
-        bufferevent_set_timeouts(rc->bev, &tmo, &tmo);
-        bufferevent_enable(rc->bev, EV_READ | EV_WRITE);
-        n++;
+        if (refuse_conn(base, fd, message, 0, 0) == 0)
+            n++;
     }
     fcntl(listen_fd, F_SETFL, flags);
     return n;

@@ -5,7 +5,16 @@
 #ifndef FNGATE_REFUSE_H
 #define FNGATE_REFUSE_H
 
+#include <stdint.h>
+
 #include <event2/event.h>
+
+/* Answers accepted connection FD (owned from now on: closed on any error)
+ * 503 with MESSAGE (a JSON document) once its request is read, on BASE's
+ * loop; with a Retry-After header when RETRY_AFTER > 0 (seconds), and not
+ * before HOLD_MS milliseconds from now.  Returns 0, or -1 if out of memory. */
+int refuse_conn(struct event_base *base, int fd, const char *message, int retry_after,
+                int64_t hold_ms);
 
 /* Accepts every connection queued on LISTEN_FD and answers each 503 with
  * MESSAGE (a JSON document) once its request is read, on BASE's loop.

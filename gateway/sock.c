@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <poll.h>
@@ -149,25 +150,26 @@ int sock_queue_len(int fd)
     return n >= 0 ? n : sock_queue_poll(fd);
 }
 
-static int sock_queue_diag(int fd)
+/* One exact-inode sock_diag request for INO showing SHOW; the reply's
+ * attributes are handed to EACH until it returns nonzero.  Returns what EACH
+ * returned last, or -1 when the kernel did not answer.  The reply buffer holds
+ * the inode list of a full 4096 queue (UNIX_DIAG_ICONS, 4 bytes each). */
+static int sock_diag(unsigned ino, unsigned show, int (*each)(struct rtattr *, void *), void *arg)
 {
     struct {
         struct nlmsghdr h;
         struct unix_diag_req r;
     } req;
-    union {
-        char buf[1024];
+    static union {
+        char buf[65536];
         struct nlmsghdr align;
     } resp;
-    struct stat st;
     struct nlmsghdr *h;
     struct unix_diag_msg *msg;
     struct rtattr *attr;
     ssize_t n;
-    int len;
+    int len, rc = -1;
 
-    if (fstat(fd, &st) < 0)
-        return -1;
     if (sock_nl_fd < 0) {
         sock_nl_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
         if (sock_nl_fd < 0)
@@ -178,8 +180,8 @@ static int sock_queue_diag(int fd)
     req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     req.h.nlmsg_flags = NLM_F_REQUEST;
     req.r.sdiag_family = AF_UNIX;
-    req.r.udiag_ino = (unsigned)st.st_ino;
-    req.r.udiag_show = UDIAG_SHOW_RQLEN;
+    req.r.udiag_ino = ino;
+    req.r.udiag_show = show;
     req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0U;
     if (send(sock_nl_fd, &req, sizeof(req), 0) < 0)
         return -1;
@@ -195,13 +197,81 @@ static int sock_queue_diag(int fd)
     attr = (struct rtattr *)(msg + 1);
     len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
     for (; RTA_OK(attr, len); attr = RTA_NEXT(attr, len)) {
-        if (attr->rta_type == UNIX_DIAG_RQLEN &&
-            RTA_PAYLOAD(attr) >= sizeof(struct unix_diag_rqlen)) {
-            struct unix_diag_rqlen *rq = RTA_DATA(attr);
-            return (int)rq->udiag_rqueue;
-        }
+        rc = each(attr, arg);
+        if (rc)
+            break;
     }
-    return -1;
+    return rc > 0 ? rc - 1 : -1;
+}
+
+static unsigned sock_ino(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) < 0 ? 0 : (unsigned)st.st_ino;
+}
+
+struct sock_peek {
+    uint32_t *inos;
+    int max;
+    int n_inos;
+};
+
+/* Returns 1 + the queue length at UNIX_DIAG_RQLEN (the last attribute of
+ * the two asked for), after copying UNIX_DIAG_ICONS. */
+static int sock_peek_attr(struct rtattr *attr, void *arg)
+{
+    struct sock_peek *pk = arg;
+
+    if (attr->rta_type == UNIX_DIAG_ICONS && pk->inos) {
+        size_t n = RTA_PAYLOAD(attr) / sizeof(uint32_t);
+        if (n > (size_t)pk->max)
+            n = (size_t)pk->max;
+        memcpy(pk->inos, RTA_DATA(attr), n * sizeof(uint32_t));
+        pk->n_inos = (int)n;
+    } else if (attr->rta_type == UNIX_DIAG_RQLEN &&
+               RTA_PAYLOAD(attr) >= sizeof(struct unix_diag_rqlen)) {
+        struct unix_diag_rqlen *rq = RTA_DATA(attr);
+        return 1 + (int)rq->udiag_rqueue;
+    }
+    return 0;
+}
+
+static int sock_queue_diag(int fd)
+{
+    struct sock_peek pk = {NULL, 0, 0};
+    unsigned ino = sock_ino(fd);
+    return ino ? sock_diag(ino, UDIAG_SHOW_RQLEN, sock_peek_attr, &pk) : -1;
+}
+
+int sock_queue_peek(int fd, uint32_t *inos, int max, int *n_inos)
+{
+    struct sock_peek pk = {inos, max, 0};
+    unsigned ino = sock_ino(fd);
+    int q = ino ? sock_diag(ino, UDIAG_SHOW_RQLEN | UDIAG_SHOW_ICONS, sock_peek_attr, &pk) : -1;
+
+    *n_inos = q < 0 ? 0 : pk.n_inos;
+    return q;
+}
+
+static int sock_peer_attr(struct rtattr *attr, void *arg)
+{
+    if (attr->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(attr) >= sizeof(uint32_t)) {
+        uint32_t peer;
+        memcpy(&peer, RTA_DATA(attr), sizeof(peer));
+        *(uint32_t *)arg = peer; /* not in the return value: it may not fit */
+        return 1;
+    }
+    return 0;
+}
+
+uint32_t sock_peer_ino(int fd)
+{
+    uint32_t peer = 0;
+    unsigned ino = sock_ino(fd);
+
+    if (!ino || sock_diag(ino, UDIAG_SHOW_PEER, sock_peer_attr, &peer) < 0)
+        return 0;
+    return peer;
 }
 
 void sock_diag_close(void)

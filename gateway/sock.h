@@ -7,6 +7,7 @@
 #ifndef FNGATE_SOCK_H
 #define FNGATE_SOCK_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Creates <dir> and <dir>/fn if needed and takes an exclusive flock on
@@ -27,6 +28,16 @@ int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err
 /* Connections waiting in the accept queue of listening unix socket FD.  When
  * sock_diag is unavailable, 1 if any is waiting (poll), else 0. */
 int sock_queue_len(int fd);
+
+/* Like sock_queue_len (without the poll fallback: -1 when sock_diag is
+ * unavailable), and copies up to MAX inodes of the waiting connections'
+ * client ends into INOS, head of the queue first, setting *N_INOS.  An
+ * inode is 0 for a client that has gone away. */
+int sock_queue_peek(int fd, uint32_t *inos, int max, int *n_inos);
+
+/* The inode of the other end of connected unix socket FD (for an accepted
+ * connection: the client's, as sock_queue_peek lists it), 0 if unknown. */
+uint32_t sock_peer_ino(int fd);
 
 /* Releases the netlink socket sock_queue_len keeps open. */
 void sock_diag_close(void);
