@@ -22,6 +22,7 @@
 
 #include "sup.h"
 
+#include "backlog.h"
 #include "conf.h"
 #include "ctl.h"
 #include "fn.h"
@@ -116,10 +117,11 @@ struct sup_fn {
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;
-    struct ident id;        /* who its instances run as */
-    struct sandbox_fn *sbx; /* owned */
-    char last_exit[160];    /* how the last crash ended, for the 503 */
-    int64_t stuck_since_ns; /* queue non-empty with idle instances since */
+    struct ident id;         /* who its instances run as */
+    struct sandbox_fn *sbx;  /* owned */
+    char last_exit[160];     /* how the last crash ended, for the 503 */
+    int64_t stuck_since_ns;  /* queue non-empty with idle instances since */
+    struct backlog *backlog; /* owned: the queue police */
 };
 
 struct sup {
@@ -620,6 +622,7 @@ static void sup_fn_free(struct sup_fn *f)
     if (f->sock_path && !f->removed)
         unlink(f->sock_path);
     free(f->sock_path);
+    backlog_free(f->backlog);
     sup_env_free(f->envp);
     sandbox_fn_free(f->sbx);
     free(f->desc.name);
@@ -646,13 +649,14 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
     if (sup_fn_ident(f, err, errlen) < 0)
         goto fail;
     f->envp = sup_env_build(f);
-    if (!f->envp ||
+    f->backlog = backlog_new(f->desc.name);
+    if (!f->envp || !f->backlog ||
         asprintf(&f->sock_path, "%s/fn/%s.sock", s->conf->gw.socket_dir, f->desc.name) < 0) {
         f->sock_path = NULL;
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    f->listen_fd = sock_listen(f->sock_path, f->desc.set.queue_size, s->conf->gw.socket_mode,
+    f->listen_fd = sock_listen(f->sock_path, backlog_listen_size(), s->conf->gw.socket_mode,
                                s->sock_gid, err, errlen);
     if (f->listen_fd < 0)
         goto fail;
@@ -685,7 +689,6 @@ static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *w
 {
     char **envp;
     char err[CONF_ERR_MAX];
-    int old_queue = f->desc.set.queue_size;
     int retired = 0;
 
     free(f->desc.name);
@@ -705,8 +708,6 @@ static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *w
         log_warnx("[fn %s] out of memory building the environment: keeping the old one",
                   f->desc.name);
     }
-    if (f->desc.set.queue_size != old_queue && listen(f->listen_fd, f->desc.set.queue_size) < 0)
-        log_warn("[fn %s] listen(%d)", f->desc.name, f->desc.set.queue_size);
     f->gen++;
     f->crashes = 0;
     f->spawn_after_ns = 0;
@@ -755,6 +756,8 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
         struct sup_fn *f = *pf;
         sup_fn_police(f, now);
         if (!f->armed || f->removed || f->n_insts < f->desc.set.min_instances) {
+            backlog_police(f->backlog, s->base, f->listen_fd, f->desc.set.queue_size,
+                           f->desc.set.queue_timeout_ms, now);
             int q = sup_fn_scale_q(f, now);
             if (q == 0 && !f->removed && s->state == SUP_RUNNING)
                 sup_fn_arm(f);

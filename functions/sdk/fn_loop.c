@@ -204,6 +204,9 @@ static bool fn_queue_expired(fn_req *req, fn_res *res, const struct fn_limits *l
     waited = now_ms - arrival;
     if (waited <= lim->queue_timeout_ms)
         return false;
+    /* The supervisor's queue police answers at the deadline; this is for
+     * what an instance accepts in the moment before it does. */
+    fn_set_header(res, "Retry-After", "1");
     fn_error(res, 503, "no instance free: waited %lld ms in the queue (queue_timeout %lld ms)",
              (long long)waited, (long long)lim->queue_timeout_ms);
     fn_log("request %s waited %lld ms in the queue: 503", fn_request_id(req), (long long)waited);
