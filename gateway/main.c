@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "fn.h"
+#include "invoke.h"
 #include "log.h"
 #include "statcmd.h"
 #include "sup.h"
@@ -31,6 +32,7 @@ static void main_usage(FILE *out)
                  "       fngate stop [-c FILE]    stop that gateway, waiting for its requests\n"
                  "       fngate status [-c FILE] [--json] [--watch]\n"
                  "                                what the running gateway is doing\n"
+                 "       fngate invoke [OPTIONS] NAME[/PATH][?QUERY]  call a function (see -h)\n"
                  "       fngate version\n"
                  "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
@@ -85,6 +87,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "status") == 0)
         return statcmd_main(argc - 1, argv + 1, MAIN_DEFAULT_CONF);
+    /* Commands with options of their own. */
+    if (strcmp(cmd, "invoke") == 0)
+        return invoke_main(argc - 1, argv + 1, MAIN_DEFAULT_CONF);
     optind = 2;
     while ((ch = getopt(argc, argv, "c:")) != -1) {
         switch (ch) {

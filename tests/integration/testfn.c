@@ -7,12 +7,14 @@
  *   ?hang=1          never answer (sleeps forever)
  *   ?exit=N          exit(N) without answering
  *   ?noresponse=1    return 0 without responding: the SDK must answer 500
+ *   ?log=TEXT        fn_log(TEXT), then {"logged": request id}
  *   ?stderr=TEXT     write TEXT as one line to stderr, then answer {"pid": PID}
  *   ?big=N           answer N bytes of text/plain ('x' repeated)
  *   ?flood=MS        write stderr as fast as it can for MS milliseconds, then
  *                    {"written": BYTES, "pid": PID}
  *   ?req=1           what the SDK saw: method, path, name, request id, query,
- *                    args, headers and the FastCGI parameters nginx sends
+ *                    args, headers, the FastCGI parameters nginx sends, every
+ *                    "tag" argument (fn_arg_all), fn_deadline_ms and the body
  *   (none of these)  {"pid", "uid", "gid", "euid", "egid", "env": {environ}}
  */
 #include <errno.h>
@@ -123,6 +125,16 @@ static int describe_request(fn_req *req, fn_res *res)
     json_object_set_new(out, "headers", headers);
     json_object_set_new(out, "params", p);
     json_object_set_new(out, "pid", json_integer(getpid()));
+    {
+        const char *tags[8];
+        size_t nt = fn_arg_all(req, "tag", tags, 8);
+        json_t *t = json_array();
+        for (i = 0; i < nt && i < 8; i++)
+            json_array_append_new(t, json_string(tags[i]));
+        json_object_set_new(out, "tags", t);
+    }
+    json_object_set_new(out, "deadline_ms", json_integer(fn_deadline_ms(req)));
+    json_object_set_new(out, "body", json_stringn(fn_body(req, NULL), strlen(fn_body(req, NULL))));
     return fn_send_json_new(res, 200, out);
 }
 
@@ -134,6 +146,10 @@ static int testfn(fn_req *req, fn_res *res)
         sleep_ms(n);
         return fn_send_jsonf(res, 200, "{s:I,s:I}", "slept", (json_int_t)n, "pid",
                              (json_int_t)getpid());
+    }
+    if (fn_arg(req, "log")) {
+        fn_log("%s", fn_arg(req, "log"));
+        return fn_send_jsonf(res, 200, "{s:s}", "logged", fn_request_id(req));
     }
     if (arg_long(req, "abort", 0)) {
         fn_log("abort requested");
