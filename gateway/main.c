@@ -11,6 +11,7 @@
 #include "invoke.h"
 #include "log.h"
 #include "statcmd.h"
+#include "scaffold.h"
 #include "sup.h"
 
 #include <getopt.h>
@@ -32,6 +33,7 @@ static void main_usage(FILE *out)
                  "       fngate stop [-c FILE]    stop that gateway, waiting for its requests\n"
                  "       fngate status [-c FILE] [--json] [--watch]\n"
                  "                                what the running gateway is doing\n"
+                 "       fngate new NAME [--db] [--dir DIR]  scaffold a function\n"
                  "       fngate invoke [OPTIONS] NAME[/PATH][?QUERY]  call a function (see -h)\n"
                  "       fngate version\n"
                  "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
@@ -90,6 +92,8 @@ int main(int argc, char **argv)
     /* Commands with options of their own. */
     if (strcmp(cmd, "invoke") == 0)
         return invoke_main(argc - 1, argv + 1, MAIN_DEFAULT_CONF);
+    if (strcmp(cmd, "new") == 0)
+        return scaffold_main(argc - 1, argv + 1);
     optind = 2;
     while ((ch = getopt(argc, argv, "c:")) != -1) {
         switch (ch) {

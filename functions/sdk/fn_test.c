@@ -112,13 +112,34 @@ static int fn_test_send_channel(int ctl, int chan, const char *name)
     return sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
+/* fngate-pool where make install put it, else the first on $PATH (an
+ * install staged with DESTDIR, or moved), else the installed path for the
+ * error message. */
+static const char *fn_test_pool_path(char *buf, size_t len)
+{
+    const char *path = getenv("PATH");
+
+    if (access(FN_POOL_PATH, X_OK) == 0 || !path)
+        return FN_POOL_PATH;
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && (size_t)snprintf(buf, len, "%.*s/fngate-pool", (int)n, path) < len &&
+            access(buf, X_OK) == 0)
+            return buf;
+        path += n;
+        if (*path == ':')
+            path++;
+    }
+    return FN_POOL_PATH;
+}
+
 /* Starts the pool for DATABASE_URL, once; on failure fn_query answers
  * FG004 and the reason is logged. */
 static void fn_test_db_start(const char *name)
 {
     const char *url = getenv("DATABASE_URL"), *pool = getenv("FNGATE_POOL");
     int ctl[2] = {-1, -1}, chan[2] = {-1, -1};
-    char fdnum[16];
+    char fdnum[16], found[4096];
     pid_t pid;
 
     if (fn_test_db_tried)
@@ -127,7 +148,7 @@ static void fn_test_db_start(const char *name)
     if (!url || !*url || getenv("FNGATE_DB_FD"))
         return;
     if (!pool || !*pool)
-        pool = FN_POOL_PATH;
+        pool = fn_test_pool_path(found, sizeof(found));
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) < 0) {
         fn_log("fngate_test: socketpair: %s", strerror(errno));

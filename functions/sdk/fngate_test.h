@@ -21,7 +21,8 @@
  * gets the SDK's 500, a body over $FNGATE_MAX_BODY (default 1 MiB) the 413.
  *
  * The database: with DATABASE_URL set, the first fn_test starts a real
- * fngate-pool ($FNGATE_POOL, else the one installed next to fngate) and
+ * fngate-pool ($FNGATE_POOL, else the one make install put next to fngate,
+ * else the first on $PATH) and
  * hands it the connection string, so fn_query in the handler runs against
  * that database exactly as under the gateway (through the pool, as bind
  * parameters, JSON rendered by the pool).  The pool stops when the test

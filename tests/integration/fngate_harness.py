@@ -107,6 +107,15 @@ def is_libtool_wrapper(path: Path) -> bool:
     return head.startswith(b"#!") and b"libtool" in head
 
 
+def make_var(build, name: str) -> str:
+    """The value of make variable NAME in the build's Makefile, expanded."""
+    out = subprocess.run(["make", "-s", "-C", str(build.dir), "-f", "Makefile", "-f", "-",
+                          "fngate-print-var"],
+                         input=f"fngate-print-var:\n\t@echo $({name})\n", text=True,
+                         capture_output=True, check=True)
+    return out.stdout.strip()
+
+
 class Build:
     """Where the built binaries are: $FNGATE_BUILDDIR or the repository root."""
 
