@@ -107,13 +107,15 @@ static void poolctl_flush(struct poolctl *pc)
         memset(cbuf, 0, sizeof(cbuf));
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = cbuf;
-        msg.msg_controllen = sizeof(cbuf);
-        cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
+        if (p->fd >= 0) {
+            msg.msg_control = cbuf;
+            msg.msg_controllen = sizeof(cbuf);
+            cm = CMSG_FIRSTHDR(&msg);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
+        }
         if (sendmsg(pc->ctl_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
             if (errno == EINTR)
                 continue;
@@ -129,12 +131,23 @@ static void poolctl_flush(struct poolctl *pc)
             }
             return;
         }
-        close(p->fd);
+        if (p->fd >= 0)
+            close(p->fd);
         pc->pending = p->next;
         if (!pc->pending)
             pc->pending_tail = NULL;
         free(p);
     }
+}
+
+static void poolctl_queue(struct poolctl *pc, struct poolctl_pending *p)
+{
+    if (pc->pending_tail)
+        pc->pending_tail->next = p;
+    else
+        pc->pending = p;
+    pc->pending_tail = p;
+    poolctl_flush(pc);
 }
 
 /* fngate-pool lives next to the fngate binary (in the build tree and once
@@ -326,7 +339,8 @@ void poolctl_free(struct poolctl *pc)
     while (pc->pending) {
         struct poolctl_pending *p = pc->pending;
         pc->pending = p->next;
-        close(p->fd);
+        if (p->fd >= 0)
+            close(p->fd);
         free(p);
     }
     if (pc->restart_ev)
@@ -365,17 +379,41 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
     }
     p->fd = pool_fd;
     p->hello.version = POOL_HELLO_VERSION;
+    p->hello.kind = POOL_HELLO_CHANNEL;
     p->hello.pid = (int32_t)pid;
     p->hello.statement_timeout_ms = statement_timeout_ms;
     snprintf(p->hello.fn, sizeof(p->hello.fn), "%s", fn);
-    if (pc->pending_tail)
-        pc->pending_tail->next = p;
-    else
-        pc->pending = p;
-    pc->pending_tail = p;
-    poolctl_flush(pc);
+    poolctl_queue(pc, p);
     if (pc->pending)
         log_debug("[fn %s pid %d] database channel queued for the pool", fn, (int)pid);
+}
+
+/* PID (an instance, or any other child) was reaped: a hand-over still
+ * queued for it is dropped, else the pool is told to close its channel. */
+static void poolctl_forget(struct poolctl *pc, pid_t pid)
+{
+    struct poolctl_pending *p, **pp, *prev = NULL;
+
+    for (pp = &pc->pending; (p = *pp) != NULL; prev = p, pp = &p->next) {
+        if (p->fd >= 0 && p->hello.pid == (int32_t)pid) {
+            *pp = p->next;
+            if (pc->pending_tail == p)
+                pc->pending_tail = prev;
+            close(p->fd);
+            free(p);
+            return;
+        }
+    }
+    if (pc->pid <= 0)
+        return; /* the channels died with the pool */
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    p->fd = -1;
+    p->hello.version = POOL_HELLO_VERSION;
+    p->hello.kind = POOL_HELLO_REAPED;
+    p->hello.pid = (int32_t)pid;
+    poolctl_queue(pc, p);
 }
 
 bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
@@ -384,8 +422,12 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
     int64_t delay = 0;
     struct timeval tv;
 
-    if (!pc || pid != pc->pid)
+    if (!pc)
         return false;
+    if (pid != pc->pid) {
+        poolctl_forget(pc, pid);
+        return false;
+    }
     up = (double)(poolctl_now_ns() - pc->started_ns) / 1e9;
     if (up > 10)
         pc->failures = 0;

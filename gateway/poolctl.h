@@ -32,7 +32,9 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
 
 /* Called for every reaped child: true if PID was the pool process (then it
  * is restarted after a backoff, and the caller must retire every instance,
- * whose channels died with it). */
+ * whose channels died with it).  For any other child the pool is told to
+ * close the channel of that pid, so no copy of an fd 3 outlives its
+ * instance. */
 bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status);
 /* True when PID is the running pool process. */
 bool poolctl_is(const struct poolctl *pc, pid_t pid);

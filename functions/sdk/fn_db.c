@@ -386,12 +386,47 @@ int fn_send_row(fn_res *res, int status, fn_rows *rows)
     return fn_send_json(res, status, first);
 }
 
+/* What an HTTP client is told for an error that is not its function's SQL:
+ * the connection class (08) and fngate's own (FG).  libpq's text for these
+ * names the database's host and port, so it goes to the gateway log only. */
+static const char *fn_db_generic(const char *sqlstate)
+{
+    static const struct {
+        const char *state, *msg;
+    } known[] = {
+        {"08001", "the database is unavailable"},
+        {"08006", "the database connection was lost"},
+        {"FG001", "the database is busy: no connection was free in time"},
+        {"FG002", "the result is too large"},
+        {"FG003", "bad database request"},
+        {"FG004", "no database is configured"},
+    };
+
+    if (strncmp(sqlstate, "08", 2) != 0 && strncmp(sqlstate, "FG", 2) != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(sqlstate, known[i].state) == 0)
+            return known[i].msg;
+    }
+    return sqlstate[0] == '0' ? "database connection error" : "database error";
+}
+
 int fn_send_db_error(fn_res *res, int status, const fn_req *req)
 {
     const fn_db_err *e = fn_db_error(req);
-    json_t *j = json_pack("{s:s, s:s}", "error", *e->message ? e->message : "database error",
-                          "sqlstate", e->sqlstate);
+    const char *generic = fn_db_generic(e->sqlstate);
+    json_t *j;
 
+    if (generic) {
+        if (*e->hint)
+            fn_log("database error %s: %s (hint: %s)", e->sqlstate, e->message, e->hint);
+        else
+            fn_log("database error %s: %s", e->sqlstate, e->message);
+        j = json_pack("{s:s, s:s}", "error", generic, "sqlstate", e->sqlstate);
+        return j ? fn_send_json_new(res, status, j) : fn_error(res, status, "%s", generic);
+    }
+    j = json_pack("{s:s, s:s}", "error", *e->message ? e->message : "database error", "sqlstate",
+                  e->sqlstate);
     if (!j)
         return fn_error(res, status, "database error");
     if (*e->detail)

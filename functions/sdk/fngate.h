@@ -156,7 +156,11 @@ void fn_rows_free(fn_rows *rows);
 int fn_send_rows(fn_res *res, int status, fn_rows *rows);
 /* Sends the first row as a JSON object, or 404 {"error":"not found"}. */
 int fn_send_row(fn_res *res, int status, fn_rows *rows);
-/* {"error": message, "sqlstate": ..., "detail": ..., "hint": ...}. */
+/* {"error": message, "sqlstate": ..., "detail": ..., "hint": ...} for an
+ * error of the function's own SQL (23505, 42P01, ...).  For a connection
+ * (08...) or fngate (FG...) error the body is {"error": a generic message,
+ * "sqlstate"}: libpq's text would tell the HTTP client where the database
+ * is, so it goes to the gateway log (fn_log) instead. */
 int fn_send_db_error(fn_res *res, int status, const fn_req *req);
 
 /* Writes a line to the gateway's log, tagged with this function and pid;

@@ -43,6 +43,22 @@ void pool_chomp(char *s)
         s[--n] = '\0';
 }
 
+/* The supervisor reaped instance PID: its channel goes, whoever still holds
+ * the other end (a descendant that kept fd 3 gets EOF on its next read). */
+static void pool_reaped(struct pool *p, int32_t pid)
+{
+    struct client *c = p->clients, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        if (c->hello.pid == pid && !c->dead) {
+            log_debug("[fn %s pid %d] instance reaped: channel closed", c->hello.fn, (int)pid);
+            client_close(c, NULL);
+        }
+    }
+    dispatch_run(p);
+}
+
 static void pool_ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
@@ -73,7 +89,13 @@ static void pool_ctl_cb(evutil_socket_t fd, short what, void *arg)
             cm->cmsg_len == CMSG_LEN(sizeof(int)))
             memcpy(&cfd, CMSG_DATA(cm), sizeof(int));
     }
-    if (cfd < 0 || n != (ssize_t)sizeof(hello) || hello.version != POOL_HELLO_VERSION) {
+    if (n == (ssize_t)sizeof(hello) && hello.version == POOL_HELLO_VERSION &&
+        hello.kind == POOL_HELLO_REAPED && cfd < 0) {
+        pool_reaped(p, hello.pid);
+        return;
+    }
+    if (cfd < 0 || n != (ssize_t)sizeof(hello) || hello.version != POOL_HELLO_VERSION ||
+        hello.kind != POOL_HELLO_CHANNEL) {
         log_warnx("control socket: malformed hand-over");
         if (cfd >= 0)
             close(cfd);

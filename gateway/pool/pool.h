@@ -38,15 +38,23 @@ struct pool_wire {
 #define POOL_WIRE_VERSION 1
 #define POOL_CONNINFO_MAX 8192
 
-/* What the supervisor sends with each channel descriptor. */
+/* A message on the control socket after the settings: a channel hand-over
+ * (with the descriptor, SCM_RIGHTS) or, without one, the supervisor's word
+ * that instance PID was reaped, so the pool closes its channel and no fd 3
+ * outlives its instance (a descendant that kept a copy is cut off too). */
 struct pool_hello {
     uint32_t version;
+    uint32_t kind;                /* POOL_HELLO_CHANNEL or POOL_HELLO_REAPED */
     int32_t pid;                  /* the instance */
+    int32_t max_db_connections;   /* the function's share; 0: pool_size */
     int64_t statement_timeout_ms; /* 0: the server's default */
+    int64_t request_timeout_ms;   /* 0: none */
     char fn[72];
 };
 
-#define POOL_HELLO_VERSION 1
+#define POOL_HELLO_VERSION 2
+#define POOL_HELLO_CHANNEL 0
+#define POOL_HELLO_REAPED 1
 
 /* SQLSTATEs of the pool's own errors (class FG is fngate's). */
 #define POOL_ERR_TIMEOUT "FG001"   /* waited longer than db_wait_timeout */

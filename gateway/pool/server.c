@@ -88,10 +88,27 @@ void server_drop(struct server *pc, const char *why)
     }
 }
 
+/* libpq keeps the errors of the last query in PQerrorMessage and appends
+ * to them: only what came after ERRMARK is about this failure (else a lost
+ * connection would be logged as "connection lost: ERROR: duplicate key
+ * ..." from a query long answered). */
+static void server_mark(struct server *pc)
+{
+    pc->errmark = pc->pg ? strlen(PQerrorMessage(pc->pg)) : 0;
+}
+
 static void server_fail_msg(struct server *pc, const char *prefix)
 {
+    const char *all = pc->pg ? PQerrorMessage(pc->pg) : "";
+    size_t len = strlen(all);
+    const char *now = len >= pc->errmark ? all + pc->errmark : all;
     char msg[512];
-    snprintf(msg, sizeof(msg), "%s: %s", prefix, pc->pg ? PQerrorMessage(pc->pg) : "?");
+
+    snprintf(msg, sizeof(msg), "%s: %s", prefix, *now ? now : "no reason given by libpq");
+    for (char *q = msg; *q; q++) {
+        if (*q == '\n' || *q == '\t')
+            *q = ' ';
+    }
     pool_chomp(msg);
     server_drop(pc, msg);
 }
@@ -327,6 +344,7 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    server_mark(pc);
     if (!PQconsumeInput(pc->pg)) {
         server_fail_msg(pc, "connection lost");
         dispatch_run(pc->pool);

@@ -63,6 +63,7 @@ struct server {
     bool need_reset;   /* the query in hand is another function's: reset first */
     struct event *tev; /* the pool's own statement_timeout for the query in hand */
     int timed_out;     /* 1: cancelled for statement_timeout, 2: dropped */
+    size_t errmark;    /* PQerrorMessage's length before the current read */
     bool cancelled;    /* a cancel was sent: never reuse this session */
     char dealloc[24];  /* a statement to DEALLOCATE before the next PREPARE */
     PGresult *result;  /* the EXEC's result, owned */

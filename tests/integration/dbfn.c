@@ -18,6 +18,10 @@
  *   GET  /count?n=N               the same rows looked into with fn_rows_json:
  *                                 {"rows", "count", "sum"}
  *   GET  /env                     {"pid", "env": {this instance's environ}}
+ *   GET  /hold                    TEST ONLY: a setsid + double-fork grandchild
+ *                                 that keeps fd 3 (the database channel)
+ *                                 open for 30 s after this instance is gone,
+ *                                 as a hostile function could: {"grandchild"}
  *   GET  /raw?hex=HEX             TEST ONLY, not SDK use: writes the bytes HEX
  *                                 straight to the database channel (fd
  *                                 $FNGATE_DB_FD), as a broken or hostile
@@ -32,6 +36,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fngate.h>
@@ -295,6 +300,41 @@ static int raw_frame(fn_req *req, fn_res *res)
                          (json_int_t)got, "eof", eof, "pid", (json_int_t)getpid());
 }
 
+static int hold_channel(fn_req *req, fn_res *res)
+{
+    int pfd[2];
+    pid_t child, grandchild = -1;
+    (void)req;
+
+    if (pipe(pfd) < 0)
+        return fn_error(res, 500, "pipe");
+    child = fork();
+    if (child == 0) {
+        setsid();
+        grandchild = fork();
+        if (grandchild == 0) {
+            close(pfd[0]);
+            close(pfd[1]);
+            for (int fd = 0; fd < 1024; fd++) {
+                if (fd != 3)
+                    close(fd);
+            }
+            sleep(30);
+            _exit(0);
+        }
+        if (write(pfd[1], &grandchild, sizeof(grandchild)) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(pfd[1]);
+    if (child < 0 || read(pfd[0], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
+        grandchild = -1;
+    close(pfd[0]);
+    if (child > 0)
+        waitpid(child, NULL, 0);
+    return fn_send_jsonf(res, 200, "{s:I}", "grandchild", (json_int_t)grandchild);
+}
+
 static int dbfn(fn_req *req, fn_res *res)
 {
     const char *path = fn_path(req);
@@ -322,6 +362,8 @@ static int dbfn(fn_req *req, fn_res *res)
         return env_dump(req, res);
     if (strcmp(path, "/raw") == 0)
         return raw_frame(req, res);
+    if (strcmp(path, "/hold") == 0)
+        return hold_channel(req, res);
     return fn_error(res, 404, "no route %s", path);
 }
 

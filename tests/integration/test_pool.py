@@ -9,6 +9,8 @@ classifier sees.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from fngate_harness import wait_for
@@ -86,3 +88,96 @@ def test_do_block_cannot_escape_statement_timeout(stack, build, users_db):
     # And the function keeps working afterwards.
     wait_for(lambda: get(ngx, "/fn/dbfn/sleep?s=0")[0] == 200, 5.0, interval=0.05,
              what="dbfn to answer again after its timeouts")
+
+
+# --- errors and recovery -----------------------------------------------------------
+
+
+def test_postgres_down_body_names_no_host_or_port(stack, build, postgres_factory):
+    pg = postgres_factory()
+    gw, ngx = db_stack(stack, build, pg.dsn(), functions=("users", "dbfn"),
+                       gateway={"pool_size": 2})
+    assert get(ngx, "/fn/users/2")[0] == 200
+    # An error of the function's own SQL reaches the client unchanged ...
+    status, body, _ = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(
+        "INSERT INTO users (name, email) SELECT name, email FROM users WHERE id = 2"))
+    assert_db_error(status, body, 422, "23505")
+    assert "duplicate key" in body["error"] and "detail" in body, body
+    pg.stop("fast")
+    status, body, r = get(ngx, "/fn/users/2")
+    # ... one of the connection class gets a generic message.
+    assert (status, body) == (503, {"error": "the database is unavailable", "sqlstate": "08001"}) \
+        or (status, body) == (503, {"error": "the database connection was lost",
+                                    "sqlstate": "08006"}), (status, r.body)
+    for secret in (str(pg.dir), ".s.PGSQL", "port", "socket", "connection to server"):
+        assert secret not in r.body.decode(), f"{secret!r} in the HTTP body {r.body!r}"
+    status, body, r = get(ngx, "/fn/users/3")
+    assert (status, body) == (503, {"error": "the database is unavailable", "sqlstate": "08001"}), \
+        r.body
+    # The full libpq text is in the gateway log, and no line of it carries
+    # the text of an earlier, unrelated error.
+    gw.wait_log(lambda ln: "08001" in ln and "connection to server" in ln, timeout=3.0,
+                what="the libpq reason in the gateway log")
+    stale = [ln for ln in gw.log().splitlines()
+             if "duplicate key" in ln and ("lost" in ln or "closed" in ln)]
+    assert not stale, f"stale error text in later log lines: {stale}"
+    pg.start()
+    wait_for(lambda: get(ngx, "/fn/users/2")[0] == 200, 10.0, interval=0.1,
+             what="users to answer once Postgres is back")
+
+
+def test_first_request_after_the_pool_restarts_succeeds(stack, build, users_db):
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("users", "dbfn"),
+                       defaults={"max_instances": 4})
+    # Several warm instances with channels to the pool about to die.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda i: get(ngx, "/fn/dbfn/sleep?s=0.2")[0], range(8)))
+    assert got == [200] * 8
+    assert get(ngx, "/fn/users/2")[0] == 200
+    victim = gw.pool_pid()
+    os.kill(victim, signal.SIGKILL)
+    gw.wait_log(lambda ln: "pool process" in ln and "started" in ln and str(victim) not in ln
+                and ln.split("pool process ")[1].split()[0] != str(victim)
+                and "started" in ln.split("pool process ")[1], timeout=5.0,
+                what="the new pool's start line")
+    # The first requests after that are answered by instances with live
+    # channels, not by survivors whose channel died with the old pool.
+    answers = [get(ngx, "/fn/dbfn/sleep?s=0")[:2] for _ in range(6)]
+    answers += [get(ngx, "/fn/users/2")[:2] for _ in range(3)]
+    bad = [a for a in answers if a[0] != 200]
+    assert not bad, f"after the pool came back: {bad}"
+
+
+def test_reaped_instance_loses_its_channel_even_if_a_descendant_holds_it(stack, build, users_db):
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       defaults={"idle_timeout": "300ms"})
+    assert get(ngx, "/fn/dbfn/sleep?s=0")[0] == 200
+    pool = gw.pool_pid()
+
+    def sockets():
+        n = 0
+        for fd in os.listdir(f"/proc/{pool}/fd"):
+            try:
+                n += os.readlink(f"/proc/{pool}/fd/{fd}").startswith("socket:")
+            except OSError:
+                pass
+        return n
+
+    wait_for(lambda: gw.instances("dbfn") == [], 5.0, interval=0.05,
+             what="dbfn's instance to be idle-reaped")
+    base = sockets()  # server connections and the control socket
+    status, body, _ = get(ngx, "/fn/dbfn/hold")
+    assert status == 200 and body["grandchild"] > 0, body
+    grandchild = body["grandchild"]
+    try:
+        assert sockets() == base + 1, "the new instance's channel is not in the pool"
+        wait_for(lambda: gw.instances("dbfn") == [], 5.0, interval=0.05,
+                 what="dbfn's instance to be idle-reaped")
+        wait_for(lambda: sockets() == base, 3.0, interval=0.05,
+                 what="the pool to close the reaped instance's channel")
+    finally:
+        try:
+            os.kill(grandchild, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
