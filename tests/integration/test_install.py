@@ -58,6 +58,7 @@ def test_make_install_layout_and_starter_config(build, paths, run_dir):
     for p in [root(paths["bindir"] + "/fngate"), root(paths["bindir"] + "/fngate-pool"),
               conf, root(paths["mandir"] + "/man8/fngate.8"),
               root(paths["mandir"] + "/man5/fngate.conf.5"),
+              root(paths["mandir"] + "/man8/fngate-pool.8"),
               root(paths["systemdsystemunitdir"] + "/fngate.service"),
               root(paths["datadir"] + "/fngate/nginx/fngate.inc"),
               root(paths["datadir"] + "/fngate/fngate.conf.example"),
@@ -102,7 +103,8 @@ def built(build, rel):
 
 @pytest.mark.skipif(shutil.which("mandoc") is None, reason="mandoc is not installed")
 def test_man_pages_are_mandoc_lint_clean(build):
-    pages = [built(build, "gateway/fngate.8"), built(build, "gateway/fngate.conf.5")]
+    pages = [built(build, "gateway/fngate.8"), built(build, "gateway/fngate.conf.5"),
+             built(build, "gateway/fngate-pool.8")]
     r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning"] + [str(p) for p in pages],
                        capture_output=True, text=True)
     assert (r.returncode, r.stdout + r.stderr) == (0, "")
