@@ -13,6 +13,8 @@
 
 #include <event2/event.h>
 
+struct mx_fn;
+
 enum backlog_reason { BACKLOG_QUEUE_TIMEOUT, BACKLOG_OVERLOAD, BACKLOG_N_REASONS };
 
 /* What the police knows of one function's queue.  Owned by the function. */
@@ -27,15 +29,14 @@ void backlog_free(struct backlog *b);
 int backlog_listen_size(void);
 
 /* Takes one look at LISTEN_FD's queue at NOW_NS (CLOCK_MONOTONIC): answers,
- * on BASE's loop, 503 to the connections at the head that have waited at
- * least QUEUE_TIMEOUT_MS (0: no limit) and then to as many from the head as
- * the queue holds beyond QUEUE_SIZE (0: no limit).  A connection's wait is
- * counted from the first look that saw it, so call it often (every tick)
- * while the queue is not empty.  Bounded work per call.  Returns the queue
- * length it leaves, -1 when the kernel cannot say (no sock_diag: nothing is
- * policed). */
-int backlog_police(struct backlog *b, struct event_base *base, int listen_fd, int queue_size,
-                   int64_t queue_timeout_ms, int64_t now_ns);
+ * on BASE's loop and counted in FM (borrowed; NULL: not counted), 503 to the connections at the
+ * head that have waited at least QUEUE_TIMEOUT_MS (0: no limit) and then to as many from the head
+ * as the queue holds beyond QUEUE_SIZE (0: no limit).  A connection's wait is counted from the
+ * first look that saw it, so call it often (every tick) while the queue is not empty.  Bounded work
+ * per call.  Returns the queue length it leaves, -1 when the kernel cannot say (no sock_diag:
+ * nothing is policed). */
+int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base, int listen_fd,
+                   int queue_size, int64_t queue_timeout_ms, int64_t now_ns);
 
 /* Requests answered 503 for REASON since backlog_new (exact, never goes
  * back): fngate_rejected_total{reason="queue_timeout"|"overload"}. */

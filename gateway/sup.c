@@ -756,7 +756,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
         struct sup_fn *f = *pf;
         sup_fn_police(f, now);
         if (!f->armed || f->removed || f->n_insts < f->desc.set.min_instances) {
-            backlog_police(f->backlog, s->base, f->listen_fd, f->desc.set.queue_size,
+            backlog_police(f->backlog, f->mx, s->base, f->listen_fd, f->desc.set.queue_size,
                            f->desc.set.queue_timeout_ms, now);
             int q = sup_fn_scale_q(f, now);
             if (q == 0 && !f->removed && s->state == SUP_RUNNING)

@@ -37,6 +37,8 @@ def test_queue_timeout_answered_at_the_deadline(stack, build):
     assert "queued-request-ran" not in gw.log()
     assert gw.wait_log(lambda ln: "[fn t]" in ln and "past queue_timeout" in ln,
                        what="the police's log line")
+    metrics = ngx.get("/_fngate/metrics").body.decode()
+    assert 'fngate_rejected_total{function="t",reason="queue_timeout"} 1\n' in metrics, metrics
 
 
 def test_overload_is_503_never_502(stack, build):
@@ -65,3 +67,6 @@ def test_overload_is_503_never_502(stack, build):
             assert r.json()["slept"] == 300, r.json()
     assert gw.wait_log(lambda ln: "[fn t]" in ln and "beyond queue_size" in ln,
                        what="the police's log line")
+    metrics = ngx.get("/_fngate/metrics").body.decode()
+    line = f'fngate_rejected_total{{function="t",reason="overload"}} {codes[503]}\n'
+    assert line in metrics, metrics

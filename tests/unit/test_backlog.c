@@ -215,11 +215,11 @@ START_TEST(police_answers_at_queue_timeout)
     const char *a;
 
     c1 = client("q.sock");
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 500, 1000 * MS), 1);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 500, 1000 * MS), 1);
     c2 = client("q.sock");
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 500, 1300 * MS), 2);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 500, 1300 * MS), 2);
     /* c1 has waited 500 ms, c2 only 200. */
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 500, 1500 * MS), 1);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 500, 1500 * MS), 1);
     a = answer(base, c1);
     ck_assert_msg(strstr(a, "Status: 503 Service Unavailable\r\n"), "%s", a);
     ck_assert_msg(strstr(a, "Retry-After: 1\r\n"), "%s", a);
@@ -252,7 +252,7 @@ START_TEST(police_takes_the_excess_from_the_head)
     for (int i = 0; i < 5; i++)
         c[i] = client("o.sock");
     /* queue_size 2: three too many, answered oldest first. */
-    ck_assert_int_eq(backlog_police(b, base, lfd, 2, 0, 1000 * MS), 2);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 2, 0, 1000 * MS), 2);
     for (int i = 0; i < 3; i++) {
         const char *a = answer(base, c[i]);
         ck_assert_msg(strstr(a, "Status: 503 Service Unavailable\r\n"), "%d: %s", i, a);
@@ -264,7 +264,7 @@ START_TEST(police_takes_the_excess_from_the_head)
     ck_assert(!answered(c[3]) && !answered(c[4]));
     ck_assert_uint_eq(backlog_rejected(b, BACKLOG_OVERLOAD), 3);
     /* Within queue_size: nothing more. */
-    ck_assert_int_eq(backlog_police(b, base, lfd, 2, 0, 1001 * MS), 2);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 2, 0, 1001 * MS), 2);
     ck_assert_uint_eq(backlog_rejected(b, BACKLOG_OVERLOAD), 3);
     for (int i = 0; i < 5; i++)
         close(c[i]);
@@ -282,16 +282,16 @@ START_TEST(police_counts_from_first_sight_after_a_take)
     const char *a;
 
     c1 = client("r.sock");
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 300, 0), 1);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 300, 0), 1);
     c2 = client("r.sock");
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 300, 100 * MS), 2);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 300, 100 * MS), 2);
     /* An instance takes c1. */
     s = accept(lfd, NULL, NULL);
     ck_assert_int_ge(s, 0);
     /* c2 (seen at 100 ms) is the head now, not yet 300 ms old. */
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 300, 350 * MS), 1);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 300, 350 * MS), 1);
     ck_assert(!answered(c2));
-    ck_assert_int_eq(backlog_police(b, base, lfd, 0, 300, 400 * MS), 0);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 0, 300, 400 * MS), 0);
     a = answer(base, c2);
     ck_assert_msg(strstr(a, "Status: 503") && strstr(a, "waited 300 ms"), "%s", a);
     close(s);
@@ -337,9 +337,9 @@ START_TEST(police_empty_queue)
     struct backlog *b = backlog_new("idle");
     int lfd = listen_at("e.sock");
 
-    ck_assert_int_eq(backlog_police(b, base, lfd, 1, 1, 0), 0);
-    ck_assert_int_eq(backlog_police(NULL, base, lfd, 1, 1, 0), -1);
-    ck_assert_int_eq(backlog_police(b, base, -1, 1, 1, 0), -1);
+    ck_assert_int_eq(backlog_police(b, NULL, base, lfd, 1, 1, 0), 0);
+    ck_assert_int_eq(backlog_police(NULL, NULL, base, lfd, 1, 1, 0), -1);
+    ck_assert_int_eq(backlog_police(b, NULL, base, -1, 1, 1, 0), -1);
     close(lfd);
     backlog_free(b);
     event_base_free(base);
