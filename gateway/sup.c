@@ -30,6 +30,7 @@
 #include "instio.h"
 #include "log.h"
 #include "metrics.h"
+#include "police.h"
 #include "poolctl.h"
 #include "proc.h"
 #include "refuse.h"
@@ -87,9 +88,11 @@ struct inst {
     struct sup_fn *fn; /* owner */
     pid_t pid;
     unsigned gen;
-    struct sb *sb;      /* owned */
-    struct instio *io;  /* owned: its stdout and stderr */
-    struct mx_inst *mx; /* owned: its figures */
+    struct sb *sb;         /* owned */
+    struct instio *io;     /* owned: its stdout and stderr */
+    struct mx_inst *mx;    /* owned: its figures */
+    struct police_inst pi; /* the supervisor's own observations */
+    struct police_view pv;
     int64_t spawned_ns;
     int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
     int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
@@ -109,6 +112,7 @@ struct sup_fn {
     char *sock_path; /* owned */
     int listen_fd;
     struct event *ev_listen; /* owned */
+    struct police_fn *pol;   /* owned: its connections in service */
     bool armed;
     bool removed; /* socket unlinked; serving what is queued, then gone */
     bool drained; /* queue seen empty after removal: instances told to stop */
@@ -430,7 +434,7 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
     char what[96], extra[160];
     double up = (double)(now - in->spawned_ns) / 1e9;
     uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
-    bool asked = in->term_ns || in->timeout_ns || in->kill_ns;
+    bool asked = in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns;
     /* Leaving unasked counts as a crash when it was abnormal, or when the
      * instance served nothing at all (a program that exits at once would
      * otherwise be respawned in a tight loop). */
@@ -481,77 +485,86 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
     sup_fn_scale(f, now);
 }
 
-/* Timeouts, stop escalation, idle reaping for one function. */
+/* Timeouts, stop escalation (police.c decides), idle reaping. */
 static void sup_fn_police(struct sup_fn *f, int64_t now)
 {
     const struct fn_settings *set = &f->desc.set;
-    const int64_t ms = 1000000;
-    int64_t stop_timeout_ms = f->sup->conf->gw.stop_timeout_ms;
+    struct police_limits lim = {set->request_timeout_ms, f->sup->conf->gw.stop_timeout_ms,
+                                SUP_TIMEOUT_KILL_MS};
+    struct police_view *views[4096];
     int64_t ages[4096];
     struct inst *idle[4096];
+    size_t n = 0;
     int n_idle = 0, live = 0;
 
+    for (struct inst *in = f->insts; in && n < 4096; in = in->next) {
+        in->pv = (struct police_view){.pid = in->pid,
+                                      .slot = in->sb->slot,
+                                      .pi = &in->pi,
+                                      .spawned_ns = in->spawned_ns,
+                                      .term_ns = in->term_ns,
+                                      .timeout_ns = in->timeout_ns,
+                                      .kill_ns = in->kill_ns};
+        views[n++] = &in->pv;
+    }
+    police_fn_judge(f->pol, views, n, &lim, now);
     for (struct inst *in = f->insts; in; in = in->next) {
         struct fn_sb_slot *sl = in->sb->slot;
-        uint32_t state = FN_SB_LOAD(sl->state);
+        int64_t ready = police_ns_between(in->spawned_ns, (int64_t)FN_SB_LOAD(sl->ready_ns));
 
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
             log_debug("[fn %s pid %d] ready in %.3f ms", f->desc.name, (int)in->pid,
-                      (double)(FN_SB_LOAD(sl->ready_ns) - in->spawned_ns) / 1e6);
+                      (double)ready / 1e6);
         }
         if (FN_SB_LOAD(sl->requests) > 0)
             f->crashes = 0;
-        if (in->kill_ns)
-            continue;
-        if (state == FN_SB_BUSY && set->request_timeout_ms > 0 && !in->timeout_ns &&
-            (now - (int64_t)FN_SB_LOAD(sl->req_start_ns)) / ms > set->request_timeout_ms) {
-            in->timeout_ns = now;
+        switch (in->pv.verdict) {
+        case POLICE_NONE:
+            break;
+        case POLICE_TIMEOUT:
+        case POLICE_CHECK_HOLDER:
+        case POLICE_CHECK:
+            log_warnx("[fn %s pid %d] %s (%lld ms)", f->desc.name, (int)in->pid,
+                      police_verdict_text(in->pv.verdict), (long long)set->request_timeout_ms);
             in->why = WHY_TIMEOUT;
-            mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
-            log_warnx("[fn %s pid %d] request running longer than request_timeout (%lld ms): "
-                      "answering 504 and replacing the instance",
-                      f->desc.name, (int)in->pid, (long long)set->request_timeout_ms);
-            sup_inst_signal(in, SIGUSR1);
+            if (in->pv.verdict == POLICE_TIMEOUT) {
+                in->timeout_ns = now;
+                mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
+            }
+            sup_inst_signal(in, in->pv.verdict == POLICE_TIMEOUT ? SIGUSR1 : SIGUSR2);
             continue;
-        }
-        if (in->timeout_ns && now - in->timeout_ns > (int64_t)SUP_TIMEOUT_KILL_MS * ms) {
+        case POLICE_KILL_TIMEOUT:
+        case POLICE_KILL_STUCK:
+            if (in->pv.verdict == POLICE_KILL_STUCK)
+                log_warnx("[fn %s pid %d] still running %lld ms after SIGTERM: SIGKILL",
+                          f->desc.name, (int)in->pid, (long long)((now - in->term_ns) / 1000000));
+            in->why = in->pv.verdict == POLICE_KILL_STUCK ? WHY_STUCK : WHY_TIMEOUT;
             in->kill_ns = now;
             sup_inst_signal(in, SIGKILL);
             continue;
         }
-        if (in->term_ns && state != FN_SB_BUSY && (now - in->term_ns) / ms > stop_timeout_ms) {
-            log_warnx("[fn %s pid %d] still running %lld ms after SIGTERM: SIGKILL", f->desc.name,
-                      (int)in->pid, (long long)stop_timeout_ms);
-            in->why = WHY_STUCK;
-            in->kill_ns = now;
-            sup_inst_signal(in, SIGKILL);
-            continue;
-        }
-        if (in->term_ns || in->timeout_ns)
+        if (in->kill_ns || in->term_ns || in->timeout_ns)
             continue;
         if (in->gen != f->gen) {
             sup_inst_stop(in, WHY_RETIRED, now);
             continue;
         }
         live++;
-        if (state == FN_SB_IDLE && n_idle < 4096) {
-            int64_t since = (int64_t)FN_SB_LOAD(sl->idle_since_ns);
+        if (in->pv.idle_ms >= 0 && n_idle < 4096) {
             /* Insertion sort, oldest first: a handful of entries. */
             int j = n_idle++;
-            while (j > 0 && ages[j - 1] < now - since) {
+            while (j > 0 && ages[j - 1] < in->pv.idle_ms) {
                 ages[j] = ages[j - 1];
                 idle[j] = idle[j - 1];
                 j--;
             }
-            ages[j] = now - since;
+            ages[j] = in->pv.idle_ms;
             idle[j] = in;
         }
     }
     if (f->removed || f->sup->state == SUP_STOPPING)
         return;
-    for (int i = 0; i < n_idle; i++)
-        ages[i] /= ms;
     int reap = scale_reap_count(ages, n_idle, live, set->min_instances, set->idle_timeout_ms);
     for (int i = 0; i < reap; i++)
         sup_inst_stop(idle[i], WHY_IDLE, now);
@@ -617,6 +630,7 @@ static void sup_fn_free(struct sup_fn *f)
     mx_fn_free(f->mx);
     if (f->ev_listen)
         event_free(f->ev_listen);
+    police_fn_free(f->pol);
     if (f->listen_fd >= 0)
         close(f->listen_fd);
     if (f->sock_path && !f->removed)
@@ -666,6 +680,7 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
         goto fail;
     }
     f->mx = mx_fn_new(s->mx, &f->desc, f->listen_fd);
+    f->pol = police_fn_new(f->sock_path);
     sup_fn_arm(f);
     return f;
 fail:
@@ -752,6 +767,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     mx_tick(s->mx, now);
+    police_scan(now);
     for (struct sup_fn **pf = &s->fns; *pf;) {
         struct sup_fn *f = *pf;
         sup_fn_police(f, now);
@@ -1043,6 +1059,7 @@ static void sup_free(struct sup *s)
     }
     conf_free(s->conf);
     sock_diag_close();
+    police_close();
 }
 
 int sup_run(const char *conf_path)

@@ -12,7 +12,10 @@
  *
  * A request timeout arrives as SIGUSR1 from the gateway: the handler writes a
  * complete FastCGI 504 response straight to the connection (if nothing was
- * written yet) with async-signal-safe writes, and exits.
+ * written yet) with async-signal-safe writes, and exits.  SIGUSR2 is the
+ * gateway's question when it sees a connection older than request_timeout
+ * but cannot tell which instance holds it: an instance whose own request is
+ * that old times out the same way, any other carries on.
  */
 #include "config.h"
 
@@ -44,6 +47,9 @@ static volatile sig_atomic_t fn_in_request;
 static volatile sig_atomic_t fn_resp_started;
 static volatile sig_atomic_t fn_conn_fd = -1;
 static volatile sig_atomic_t fn_conn_reqid;
+/* Aligned 64-bit words: single loads and stores on every target we build. */
+static volatile int64_t fn_req_start_ns;
+static int64_t fn_req_timeout_ns;
 
 static struct fn_sb_slot fn_local_slot;
 static struct fn_sb_slot *fn_slot = &fn_local_slot;
@@ -117,6 +123,13 @@ static void fn_on_timeout(int sig)
     _exit(FN_EXIT_TIMEOUT);
 }
 
+static void fn_on_check(int sig)
+{
+    if (fn_in_request && fn_req_timeout_ns > 0 &&
+        fn_now_ns() - fn_req_start_ns >= fn_req_timeout_ns)
+        fn_on_timeout(sig);
+}
+
 static long fn_env_long(const char *name, long def)
 {
     const char *v = getenv(name);
@@ -179,6 +192,8 @@ static int fn_setup_signals(sigset_t *waitmask)
     sa.sa_handler = fn_on_timeout;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = fn_on_check;
+    sigaction(SIGUSR2, &sa, NULL);
 
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
@@ -371,6 +386,7 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
 
     fn_conn_fd = cfd;
     fn_resp_started = 0;
+    fn_req_start_ns = start;
     fn_in_request = 1;
     FN_SB_STORE(fn_slot->req_start_ns, start);
     FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_BUSY);
@@ -462,6 +478,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     lim.max_body = fn_env_long("FNGATE_MAX_BODY", 1 << 20);
     lim.queue_timeout_ms = fn_env_long("FNGATE_QUEUE_TIMEOUT_MS", 0);
     lim.max_requests = fn_env_long("FNGATE_MAX_REQUESTS", 0);
+    fn_req_timeout_ns = (int64_t)fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0) * 1000000;
     fn_req_set_timeout(fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0));
 
     /* execve made the instance dumpable again: without this, anything

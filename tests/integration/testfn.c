@@ -12,12 +12,17 @@
  *   ?big=N           answer N bytes of text/plain ('x' repeated)
  *   ?flood=MS        write stderr as fast as it can for MS milliseconds, then
  *                    {"written": BYTES, "pid": PID}
+ *   ?forge=MODE      hang while forging its own scoreboard slot every
+ *                    millisecond: "fresh" (busy, just started), "flip" (idle
+ *                    and busy in turn, the request counter climbing) or
+ *                    "garbage" (nonsense state and extreme timestamps)
  *   ?req=1           what the SDK saw: method, path, name, request id, query,
  *                    args, headers, the FastCGI parameters nginx sends, every
  *                    "tag" argument (fn_arg_all), fn_deadline_ms and the body
  *   (none of these)  {"pid", "uid", "gid", "euid", "egid", "env": {environ}}
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,61 @@
 #include <fngate.h>
 
 extern char **environ;
+
+/* The scoreboard slot as the SDK maps it (functions/sdk/fn_sb.h): found
+ * through /proc/self/maps, as any function could. */
+struct forged_slot {
+    uint32_t magic, version, state, stop_req;
+    int64_t ready_ns, req_start_ns, idle_since_ns;
+    uint64_t requests, busy_ns;
+};
+
+static volatile struct forged_slot *find_slot(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    unsigned long lo = 0;
+
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strstr(line, "fngate-sb") && sscanf(line, "%lx-", &lo) == 1)
+            break;
+        lo = 0;
+    }
+    if (f)
+        fclose(f);
+    return (volatile struct forged_slot *)lo;
+}
+
+static int forge(fn_res *res, const char *mode)
+{
+    volatile struct forged_slot *sl = find_slot();
+    struct timespec ts = {0, 1000000};
+    uint64_t i = 0;
+
+    if (!sl)
+        return fn_error(res, 500, "no scoreboard slot mapped");
+    fn_log("forging the scoreboard slot: %s", mode);
+    for (;; i++) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+        if (strcmp(mode, "fresh") == 0) {
+            sl->state = 2; /* busy */
+            sl->req_start_ns = ns;
+        } else if (strcmp(mode, "flip") == 0) {
+            sl->requests++;
+            sl->state = (i & 1) ? 1 : 2;
+            sl->idle_since_ns = sl->req_start_ns = ns;
+        } else {
+            sl->state = 0xdeadbeefu;
+            sl->req_start_ns = (i & 1) ? INT64_MIN : INT64_MAX;
+            sl->idle_since_ns = (i & 1) ? INT64_MAX : INT64_MIN;
+            sl->ready_ns = INT64_MIN;
+            sl->requests = UINT64_MAX - i;
+        }
+        nanosleep(&ts, NULL);
+    }
+}
 
 static long arg_long(fn_req *req, const char *name, long dflt)
 {
@@ -168,6 +228,8 @@ static int testfn(fn_req *req, fn_res *res)
         fflush(stderr);
         return fn_send_jsonf(res, 200, "{s:I}", "pid", (json_int_t)getpid());
     }
+    if (fn_arg(req, "forge"))
+        return forge(res, fn_arg(req, "forge"));
     if ((n = arg_long(req, "flood", -1)) >= 0) {
         static const char line[] = "flood: this function writes its stderr as fast as it can, "
                                    "and the gateway must stay on time for everyone else\n";

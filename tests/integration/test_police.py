@@ -1,0 +1,76 @@
+"""Request timeouts from the supervisor's own observations (issue 6.4).
+
+An instance writes its own scoreboard slot, so it can claim anything there:
+"busy, just started" forever, idle and busy in turn with a climbing request
+counter, or nonsense with extreme timestamps.  Whatever it writes, its
+request gets the 504 at request_timeout (the supervisor times the connection
+the kernel shows it holding), and a sibling serving an honest request is not
+touched.  About 10 s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fngate_harness import wait_for
+
+
+@pytest.mark.parametrize("mode", ["fresh", "flip", "garbage"])
+def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
+    gw, ngx = stack({"forger": build.testfn, "victim": build.testfn},
+                    sections={"forger": {"request_timeout": "1s", "max_instances": 2}})
+    honest = {}
+
+    def sibling():
+        # Starts after the forger took the first instance, so it is served by
+        # a second one, and runs across the moment the forger is timed out.
+        honest["r"] = ngx.get("/fn/forger?sleep=900", timeout=15)
+
+    def other_function():
+        honest["v"] = ngx.get("/fn/victim?sleep=2500", timeout=15)
+
+    threads = [threading.Thread(target=other_function)]
+    threads[0].start()
+    t = threading.Timer(0.5, sibling)
+    t.start()
+    r = ngx.get(f"/fn/forger?forge={mode}", timeout=15)
+    t.join(15)
+    threads[0].join(15)
+
+    assert r.status == 504, f"forging '{mode}': {r}"
+    assert r.json() == {"error": "the function exceeded its request_timeout"}
+    assert 0.8 <= r.elapsed <= 3.5, f"504 after {r.elapsed:.2f}s with request_timeout=1s"
+    # Timed out as the holder of the connection, not on the slot's word.
+    line = gw.wait_log(lambda ln: "[fn forger pid" in ln and "longer than request_timeout" in ln,
+                       what="the timeout log line")
+    if mode != "fresh":
+        assert "holding a connection longer than request_timeout" in line, line
+    # The sibling instance's honest request and the other function's are
+    # untouched by the forger's timeout.
+    assert honest["r"].status == 200, honest["r"]
+    assert honest["v"].status == 200, honest["v"]
+    # The function still serves.
+    wait_for(lambda: ngx.get("/fn/forger").status == 200, 5, what="forger serving again")
+    assert gw.running()
+
+
+def test_check_signal_spares_a_young_request(stack, build):
+    """SIGUSR2 is the supervisor's question when it cannot see who holds an
+    overdue connection: an SDK instance whose own request is younger than
+    request_timeout carries on (SIGUSR2's default action would kill it)."""
+    import os
+    import signal
+
+    gw, ngx = stack({"slow": build.testfn}, sections={"slow": {"request_timeout": "5s"}})
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", ngx.get("/fn/slow?sleep=800")))
+    t.start()
+    pids = wait_for(lambda: gw.instances("slow"), 5, what="the instance")
+    time.sleep(0.3)
+    os.kill(pids[0], signal.SIGUSR2)
+    t.join(10)
+    assert out["r"].status == 200, out["r"]
+    assert gw.instances("slow") == pids, "the instance did not survive the question"
