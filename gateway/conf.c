@@ -102,6 +102,7 @@ static const struct conf_key conf_gw_keys[] = {
 };
 
 #define CONF_NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+_Static_assert(CONF_NKEYS(conf_gw_keys) <= CONF_GW_LINES_MAX, "raise CONF_GW_LINES_MAX");
 
 enum conf_sect {
     CONF_S_NONE,     /* before any header */
@@ -834,6 +835,8 @@ static int conf_gateway_key(struct conf_parser *p, const char *key, const char *
         conf_unknown_key(p, key);
         return -1;
     }
+    if ((size_t)(k - conf_gw_keys) < CONF_GW_LINES_MAX)
+        p->c->gw_lines[k - conf_gw_keys] = p->lineno;
     switch (k->type) {
     case CONF_V_PATH:
     case CONF_V_STR:
@@ -1219,6 +1222,25 @@ fail:
     free(p.confdir);
     conf_free(c);
     return NULL;
+}
+
+int conf_gw_line(const struct conf *c, const char *key)
+{
+    const struct conf_key *k = conf_key_find(conf_gw_keys, CONF_NKEYS(conf_gw_keys), key);
+
+    if (c == NULL || k == NULL || (size_t)(k - conf_gw_keys) >= CONF_GW_LINES_MAX)
+        return 0;
+    return c->gw_lines[k - conf_gw_keys];
+}
+
+void conf_gw_err(const struct conf *c, const char *key, char *err, size_t errlen, const char *fmt,
+                 ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    conf_verr(err, errlen, c->path, conf_gw_line(c, key), fmt, ap);
+    va_end(ap);
 }
 
 const struct conf_section *conf_section_find(const struct conf *c, const char *name)

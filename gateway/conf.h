@@ -94,10 +94,13 @@ struct conf_section {
     size_t n_kv;
 };
 
+#define CONF_GW_LINES_MAX 32
+
 struct conf {
     char *path;
     struct gw_settings gw;
-    struct conf_kv *defaults; /* raw [defaults] entries */
+    int gw_lines[CONF_GW_LINES_MAX]; /* line of each [gateway] key set; 0: not in the file */
+    struct conf_kv *defaults;        /* raw [defaults] entries */
     size_t n_defaults;
     struct conf_section *sections;
     size_t n_sections;
@@ -118,6 +121,12 @@ void fn_settings_clear(struct fn_settings *s);
 /* True when A and B would run instances the same way (any difference means
  * a reload retires the old instances). */
 bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b);
+/* The line of [gateway] KEY in c->path, 0 when the file does not set it. */
+int conf_gw_line(const struct conf *c, const char *key);
+/* Writes "PATH:LINE: message" into ERR, LINE being KEY's (just "PATH:
+ * message" when the file does not set KEY and its default applies). */
+void conf_gw_err(const struct conf *c, const char *key, char *err, size_t errlen, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
 /* The section for NAME, or NULL. */
 const struct conf_section *conf_section_find(const struct conf *c, const char *name);
 

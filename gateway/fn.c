@@ -20,12 +20,23 @@ static int fn_desc_cmp(const void *a, const void *b)
     return strcmp(((const struct fn_desc *)a)->name, ((const struct fn_desc *)b)->name);
 }
 
-static void fn_desc_clear(struct fn_desc *d)
+void fn_desc_clear(struct fn_desc *d)
 {
     free(d->name);
     free(d->dir);
     free(d->handler);
+    free(d->disabled);
     fn_settings_clear(&d->set);
+    memset(d, 0, sizeof(*d));
+}
+
+int fn_desc_disable(struct fn_desc *d, const char *reason)
+{
+    d->set.min_instances = 0;
+    if (d->disabled)
+        return 0;
+    d->disabled = strdup(reason);
+    return d->disabled ? 0 : -1;
 }
 
 void fn_list_free(struct fn_list *l)
@@ -58,7 +69,7 @@ bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b)
 static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *d, char *err,
                         size_t errlen)
 {
-    char path[4096];
+    char path[4096], reason[4096 + CONF_ERR_MAX] = "";
     struct stat st;
 
     memset(d, 0, sizeof(*d));
@@ -70,6 +81,13 @@ static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *
     }
     snprintf(path, sizeof(path), "%s/%s/handler", c->gw.functions_dir, name);
     if (stat(path, &st) < 0) {
+        if (errno != ENOENT && errno != ENOTDIR) {
+            /* There may well be a handler the gateway cannot see: a
+             * function that answers why beats one that is not there. */
+            snprintf(reason, sizeof(reason), "%s: %s", path, strerror(errno));
+            memset(&st, 0, sizeof(st));
+            goto found;
+        }
         log_warnx("functions_dir: skipping '%s': no %s (%s)", name, path, strerror(errno));
         return 0;
     }
@@ -77,6 +95,7 @@ static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *
         log_warnx("functions_dir: skipping '%s': %s is not an executable file", name, path);
         return 0;
     }
+found:
     d->name = strdup(name);
     d->handler = strdup(path);
     snprintf(path, sizeof(path), "%s/%s", c->gw.functions_dir, name);
@@ -90,8 +109,15 @@ static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *
     d->size = st.st_size;
     d->mtime = st.st_mtim;
     snprintf(path, sizeof(path), "%s/%s/function.conf", c->gw.functions_dir, name);
-    if (conf_function(c, name, path, &d->set, err, errlen) < 0)
+    if (!reason[0] && conf_function(c, name, path, &d->set, reason, sizeof(reason)) == 0)
+        return 1;
+    /* Disabled: fngate.conf's settings alone, already validated with it. */
+    if (conf_function(c, name, NULL, &d->set, err, errlen) < 0)
         goto fail;
+    if (fn_desc_disable(d, reason) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     return 1;
 fail:
     fn_desc_clear(d);
@@ -111,7 +137,8 @@ struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
     }
     dir = opendir(c->gw.functions_dir);
     if (!dir) {
-        snprintf(err, errlen, "functions_dir %s: %s", c->gw.functions_dir, strerror(errno));
+        conf_gw_err(c, "functions_dir", err, errlen, "functions_dir %s: %s", c->gw.functions_dir,
+                    strerror(errno));
         goto fail;
     }
     while ((de = readdir(dir)) != NULL) {

@@ -19,6 +19,11 @@ struct fn_desc {
     char *dir;
     char *handler;
     struct fn_settings set;
+    /* NULL, or why the function cannot run ("file:line: reason", "path:
+     * reason"): it keeps its socket and every request is answered 503 with
+     * this reason until a reload finds it fixed.  Its settings are then
+     * those of fngate.conf alone, with min_instances 0. */
+    char *disabled;
     /* Identity of the handler file: a change means a new binary was
      * deployed (an atomic rename changes the inode, an in-place copy the
      * size or mtime). */
@@ -33,12 +38,19 @@ struct fn_list {
     size_t n;
 };
 
-/* Scans c->gw.functions_dir.  Returns NULL with ERR set when the folder
- * cannot be read or a function.conf is invalid (the whole load is refused,
- * as for a bad fngate.conf).  Sections of fngate.conf naming no discovered
- * function are reported with log_warnx. */
+/* Scans c->gw.functions_dir.  Returns NULL with ERR set only when the folder
+ * cannot be read ("fngate.conf:LINE: functions_dir DIR: reason").  A
+ * function whose function.conf is invalid, or whose handler cannot be
+ * examined, is listed with DISABLED set (not logged: the caller reports
+ * it).  Sections of fngate.conf naming no discovered function are reported
+ * with log_warnx. */
 struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen);
 void fn_list_free(struct fn_list *l);
+/* Frees what D owns and zeroes it; D itself is not freed. */
+void fn_desc_clear(struct fn_desc *d);
+/* Sets D->disabled to a copy of REASON (kept when one is already set) and
+ * min_instances to 0.  Returns -1 only when out of memory. */
+int fn_desc_disable(struct fn_desc *d, const char *reason);
 const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name);
 /* True when A and B are the same handler file (same identity). */
 bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b);

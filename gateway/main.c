@@ -1,10 +1,12 @@
 /*
  * The fngate command line: `serve` runs the gateway, `check` validates a
- * configuration and the functions folder exactly as `serve` would read them,
- * and reports the first problem as "file:line: reason".
+ * configuration and the functions folder exactly as `serve` would (the same
+ * gateway/check.c), reporting every problem as "file:line: reason" or
+ * "path: reason", and `reload`/`stop` signal the gateway of a socket_dir.
  */
 #include "config.h"
 
+#include "preflight.h"
 #include "conf.h"
 #include "ctl.h"
 #include "fn.h"
@@ -39,25 +41,45 @@ static void main_usage(FILE *out)
                  "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
 
+static void main_check_report(void *arg, const char *problem)
+{
+    (*(int *)arg)++;
+    fprintf(stderr, "%s\n", problem);
+}
+
+/* Everything serve would refuse or disable, each problem on its own line. */
 static int main_check(const char *path)
 {
     char err[CONF_ERR_MAX];
     struct conf *c = conf_load(path, err, sizeof(err));
-    struct fn_list *l;
+    struct fn_list *l = NULL;
+    size_t ok = 0;
+    int problems = 0;
 
     if (!c) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    preflight_gateway(c, main_check_report, &problems);
+    /* An unreadable functions_dir was just reported. */
     l = fn_discover(c, err, sizeof(err));
-    if (!l) {
-        fprintf(stderr, "%s\n", err);
-        conf_free(c);
-        return 1;
+    if (l && preflight_functions(c, l) < 0)
+        main_check_report(&problems, "out of memory");
+    for (size_t i = 0; l && i < l->n; i++) {
+        if (l->fns[i].disabled)
+            main_check_report(&problems, l->fns[i].disabled);
+        else
+            ok++;
     }
-    printf("%s: ok, %zu function%s in %s\n", path, l->n, l->n == 1 ? "" : "s", c->gw.functions_dir);
-    for (size_t i = 0; i < l->n; i++) {
+    if (problems == 0)
+        printf("%s: ok, %zu function%s in %s\n", path, ok, ok == 1 ? "" : "s", c->gw.functions_dir);
+    else
+        printf("%s: %d problem%s; %zu function%s ready in %s\n", path, problems,
+               problems == 1 ? "" : "s", ok, ok == 1 ? "" : "s", c->gw.functions_dir);
+    for (size_t i = 0; l && i < l->n; i++) {
         const struct fn_settings *s = &l->fns[i].set;
+        if (l->fns[i].disabled)
+            continue;
         printf("  %-20s max_instances=%d min_instances=%d idle_timeout=%lldms "
                "request_timeout=%lldms\n",
                l->fns[i].name, s->max_instances, s->min_instances, (long long)s->idle_timeout_ms,
@@ -65,7 +87,7 @@ static int main_check(const char *path)
     }
     fn_list_free(l);
     conf_free(c);
-    return 0;
+    return problems ? 1 : 0;
 }
 
 int main(int argc, char **argv)

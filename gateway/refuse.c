@@ -206,3 +206,21 @@ int refuse_queued(struct event_base *base, int listen_fd, const char *message)
     fcntl(listen_fd, F_SETFL, flags);
     return n;
 }
+
+int refuse_disabled(struct event_base *base, int listen_fd, const char *name, const char *reason)
+{
+    /* Leaves room in refuse_answer's buffer for the HTTP headers. */
+    char msg[768];
+    size_t n = (size_t)snprintf(msg, sizeof(msg), "{\"error\":\"function %s is disabled: ", name);
+
+    for (const unsigned char *p = (const unsigned char *)reason; *p && n + 16 < sizeof(msg); p++) {
+        if (*p == '"' || *p == '\\')
+            n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\\%c", *p);
+        else if (*p < 0x20)
+            n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\\u%04x", *p);
+        else
+            msg[n++] = (char)*p;
+    }
+    snprintf(msg + n, sizeof(msg) - n, "\"}");
+    return refuse_queued(base, listen_fd, msg);
+}

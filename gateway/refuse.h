@@ -22,4 +22,9 @@ int refuse_conn(struct event_base *base, int fd, const char *message, int retry_
  * connections it took. */
 int refuse_queued(struct event_base *base, int listen_fd, const char *message);
 
+/* refuse_queued for a disabled function: the body is
+ * {"error":"function NAME is disabled: REASON"} (REASON JSON-escaped, cut
+ * to fit one FastCGI record). */
+int refuse_disabled(struct event_base *base, int listen_fd, const char *name, const char *reason);
+
 #endif

@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "police.h"
 #include "poolctl.h"
+#include "preflight.h"
 #include "proc.h"
 #include "refuse.h"
 #include "reqlog.h"
@@ -377,6 +378,8 @@ static int sup_fn_scale_q(struct sup_fn *f, int64_t now)
 
     if (f->listen_fd < 0)
         return 0;
+    if (f->desc.disabled)
+        return refuse_disabled(f->sup->base, f->listen_fd, f->desc.name, f->desc.disabled), 0;
     sup_fn_snapshot(f, now, &st);
     q = sock_queue_len(f->listen_fd);
     if (q > 0 && st.live == 0 && f->crashes >= SUP_REFUSE_AFTER) {
@@ -582,6 +585,10 @@ static void sup_fn_readable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    if (f->desc.disabled) {
+        refuse_disabled(f->sup->base, f->listen_fd, f->desc.name, f->desc.disabled);
+        return;
+    }
     /* A cold start: someone is certainly waiting, so start the first
      * instance before asking the kernel how many wait (the sock_diag round
      * trip is then off the critical path); the scale step below adds what
@@ -639,10 +646,7 @@ static void sup_fn_free(struct sup_fn *f)
     backlog_free(f->backlog);
     sup_env_free(f->envp);
     sandbox_fn_free(f->sbx);
-    free(f->desc.name);
-    free(f->desc.dir);
-    free(f->desc.handler);
-    fn_settings_clear(&f->desc.set);
+    fn_desc_clear(&f->desc);
     free(f);
 }
 
@@ -660,7 +664,7 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
     f->desc = *d;
     memset(d, 0, sizeof(*d));
     f->argv[0] = f->desc.handler;
-    if (sup_fn_ident(f, err, errlen) < 0)
+    if (!f->desc.disabled && sup_fn_ident(f, err, errlen) < 0)
         goto fail;
     f->envp = sup_env_build(f);
     f->backlog = backlog_new(f->desc.name);
@@ -682,6 +686,9 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
     f->mx = mx_fn_new(s->mx, &f->desc, f->listen_fd);
     f->pol = police_fn_new(f->sock_path);
     sup_fn_arm(f);
+    if (f->desc.disabled)
+        log_warnx("[fn %s] disabled, answering 503 until fixed: %s", f->desc.name,
+                  f->desc.disabled);
     return f;
 fail:
     f->removed = true; /* do not unlink a path some other process may own */
@@ -706,14 +713,11 @@ static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *w
     char err[CONF_ERR_MAX];
     int retired = 0;
 
-    free(f->desc.name);
-    free(f->desc.dir);
-    free(f->desc.handler);
-    fn_settings_clear(&f->desc.set);
+    fn_desc_clear(&f->desc);
     f->desc = *d;
     memset(d, 0, sizeof(*d));
     f->argv[0] = f->desc.handler;
-    if (sup_fn_ident(f, err, sizeof(err)) < 0)
+    if (!f->desc.disabled && sup_fn_ident(f, err, sizeof(err)) < 0)
         log_warnx("[fn %s] %s: keeping its previous identity and sandbox", f->desc.name, err);
     envp = sup_env_build(f);
     if (envp) {
@@ -920,10 +924,14 @@ static void sup_reload(struct sup *s)
                  c->path);
         goto refuse;
     }
+    if (preflight_gateway(c, preflight_report_warn, NULL) > 0) {
+        snprintf(err, sizeof(err), "%s: the problems above", c->path);
+        goto refuse;
+    }
     if (sup_resolve_ids(c, &drop, &uid, &gid, &sock_gid, err, sizeof(err)) < 0)
         goto refuse;
     l = fn_discover(c, err, sizeof(err));
-    if (!l)
+    if (!l || preflight_functions(c, l) < 0)
         goto refuse;
 
     /* From here the new configuration is accepted. */
@@ -955,14 +963,24 @@ static void sup_reload(struct sup *s)
         struct sup_fn *f = sup_fn_find(s, d->name);
         if (f) {
             bool same_bin = fn_desc_same_binary(&f->desc, d);
-            bool same_set = fn_settings_equal(&f->desc.set, &d->set);
+            bool same_set = fn_settings_equal(&f->desc.set, &d->set) &&
+                            !f->desc.disabled == !d->disabled &&
+                            (!d->disabled || strcmp(f->desc.disabled, d->disabled) == 0);
+            char why[CONF_ERR_MAX + 16];
             if (f->sock_path) {
                 if (chmod(f->sock_path, c->gw.socket_mode) < 0 ||
                     (sock_gid != (gid_t)-1 && chown(f->sock_path, (uid_t)-1, sock_gid) < 0))
                     log_warn("[fn %s] %s", f->desc.name, f->sock_path);
             }
+            if (d->disabled)
+                snprintf(why, sizeof(why), "disabled, answering 503 until fixed: %s", d->disabled);
+            else
+                snprintf(why, sizeof(why), "%s",
+                         f->desc.disabled ? "fixed, enabled again"
+                         : !same_bin      ? "new handler binary"
+                                          : "settings changed");
             if (!same_bin || !same_set) {
-                sup_fn_regenerate(f, d, !same_bin ? "new handler binary" : "settings changed", now);
+                sup_fn_regenerate(f, d, why, now);
                 changed++;
             }
             continue;
@@ -1086,12 +1104,14 @@ int sup_run(const char *conf_path)
     proc_reaper_init();
     if (sandbox_init() < 0)
         goto out;
+    if (preflight_gateway(s.conf, preflight_report_error, NULL) > 0)
+        goto out;
     if (sup_resolve_ids(s.conf, &s.drop, &s.uid, &s.gid, &s.sock_gid, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
     }
     l = fn_discover(s.conf, err, sizeof(err));
-    if (!l) {
+    if (!l || preflight_functions(s.conf, l) < 0) {
         log_error("%s", err);
         goto out;
     }
@@ -1132,10 +1152,14 @@ int sup_run(const char *conf_path)
         }
     }
     for (size_t i = 0; i < l->n; i++) {
-        struct sup_fn *f = sup_fn_new(&s, &l->fns[i], err, sizeof(err));
+        char name[CONF_NAME_MAX + 1];
+        struct sup_fn *f;
+        snprintf(name, sizeof(name), "%s", l->fns[i].name);
+        f = sup_fn_new(&s, &l->fns[i], err, sizeof(err));
         if (!f) {
-            log_error("%s", err);
-            goto out;
+            /* Only this function is lost: the others serve. */
+            log_warnx("[fn %s] not served: %s", name, err);
+            continue;
         }
         f->next = s.fns;
         s.fns = f;

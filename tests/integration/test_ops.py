@@ -7,8 +7,12 @@ only the gateway that owns the config's socket_dir.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
+
+import pytest
 
 from fngate_harness import wait_for
 
@@ -94,3 +98,151 @@ def test_reload_with_a_bad_file_says_why_and_signals_nothing(gateway_factory, bu
                         "unknown key 'bogus_key' in [gateway]\n")
     assert reloads(a) == 0
     os.kill(a.pid, 0)
+
+
+# --- check and disabled functions --------------------------------------------
+
+
+def check_lines(build, conf, as_nobody=False):
+    """(exit code, problem lines, stdout) of `fngate check -c CONF`."""
+    pre = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] \
+        if as_nobody else []
+    r = subprocess.run(pre + [str(build.fngate), "check", "-c", str(conf)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stderr.splitlines(), r.stdout
+
+
+def conf_line(gw, key) -> int:
+    for i, ln in enumerate(gw.conf_path.read_text().splitlines(), 1):
+        if ln.startswith(f"{key} ="):
+            return i
+    raise AssertionError(f"{key} not in {gw.conf_path}")
+
+
+def test_check_reports_every_serve_time_failure_with_its_location(gateway_factory, build):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the user, group and instance-access checks apply only then")
+    gw = gateway_factory({"hello": build.handler("hello"), "locked": build.handler("hello"),
+                          "badconf": build.handler("hello")},
+                         gateway={"user": "no-such-user-fngate", "group": "no-such-group-fngate",
+                                  "socket_group": "no-such-sockgroup-fngate",
+                                  "database_url": "host=/tmp dbnme=app"},
+                         start=False)
+    os.chmod(gw.functions_dir / "locked", 0o700)
+    (gw.functions_dir / "badconf" / "function.conf").write_text("# ok\nidle_timeout = soon\n")
+    p = str(gw.conf_path)
+    rc, problems, out = check_lines(build, gw.conf_path)
+    assert rc == 1
+    assert problems == [
+        f"{p}:{conf_line(gw, 'user')}: user 'no-such-user-fngate' does not exist",
+        f"{p}:{conf_line(gw, 'group')}: group 'no-such-group-fngate' does not exist",
+        f"{p}:{conf_line(gw, 'socket_group')}: socket_group 'no-such-sockgroup-fngate' "
+        "does not exist",
+        f"{p}:{conf_line(gw, 'database_url')}: database_url: invalid connection option \"dbnme\"",
+        f"{gw.functions_dir}/badconf/function.conf:2: idle_timeout: 'soon' is not a duration "
+        "(use 500ms, 30s, 5m)",
+    ]
+    assert out.startswith(f"{p}: 5 problems; 2 functions ready in {gw.functions_dir}\n")
+
+    # serve refuses the gateway-level ones, each in its log, and exits 1.
+    r = subprocess.run([str(build.fngate), "serve", "-c", p], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    errors = [ln.split(" fngate: ", 1)[1] for ln in r.stderr.splitlines() if " error " in ln]
+    assert errors == problems[:4]
+
+    # With the users fixed, the unreachable folder is the instance user's
+    # problem: reported, not "exited with status 126" at the first request.
+    gw.gateway_keys.update({"user": "nobody", "group": "nogroup", "socket_group": None,
+                            "database_url": None})
+    gw.sections["locked"] = {"user": "daemon"}
+    gw.write_config()
+    rc, problems, out = check_lines(build, gw.conf_path)
+    assert rc == 1
+    assert problems == [
+        f"{gw.functions_dir}/badconf/function.conf:2: idle_timeout: 'soon' is not a duration "
+        "(use 500ms, 30s, 5m)",
+        f"{gw.functions_dir}/locked: instances (user daemon) cannot enter this folder: "
+        "Permission denied",
+    ]
+    os.chmod(gw.functions_dir / "locked", 0o755)
+    (gw.functions_dir / "badconf" / "function.conf").write_text("idle_timeout = 5s\n")
+    rc, problems, out = check_lines(build, gw.conf_path)
+    assert (rc, problems) == (0, [])
+    assert out.startswith(f"{p}: ok, 3 functions in {gw.functions_dir}\n")
+
+
+def test_check_socket_group_membership_and_socket_dir_when_not_root(gateway_factory, build):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run check as nobody")
+    gw = gateway_factory({"hello": build.handler("hello")},
+                         gateway={"socket_group": "root"}, start=False)
+    shutil.rmtree(gw.functions_dir)
+    p = str(gw.conf_path)
+    rc, problems, _ = check_lines(build, gw.conf_path, as_nobody=True)
+    assert rc == 1
+    assert problems == [
+        f"{p}:{conf_line(gw, 'socket_group')}: socket_group 'root': nobody is not a member, so "
+        "the sockets cannot be given that group (chown: Operation not permitted)",
+        f"{p}:{conf_line(gw, 'socket_dir')}: socket_dir {gw.socket_dir}: nobody cannot write "
+        "there: Permission denied",
+        f"{p}:{conf_line(gw, 'functions_dir')}: functions_dir {gw.functions_dir}: "
+        "No such file or directory",
+    ]
+
+
+def test_broken_function_conf_disables_only_that_function(gateway_factory, nginx_factory,
+                                                         build):
+    gw = gateway_factory({"hello": build.handler("hello"), "broken": build.handler("hello")},
+                         start=False)
+    conf = gw.functions_dir / "broken" / "function.conf"
+    conf.write_text("[function]\nmax_instances = many\n")
+    gw.start()
+    ngx = nginx_factory(gw.socket_dir)
+    reason = f"{conf}:2: max_instances: 'many' is not an integer"
+    assert ngx.get_json("/fn/hello") == (200, {"hello": "world"})
+    for _ in range(3):
+        r = ngx.get("/fn/broken/x?y=1")
+        assert r.status == 503
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == {"error": f"function broken is disabled: {reason}"}
+    r = ngx.post("/fn/broken", {"a": 1})
+    assert (r.status, r.json()) == (503, {"error": f"function broken is disabled: {reason}"})
+    assert gw.instances("broken") == []
+    lines = [ln for ln in gw.log().splitlines() if "[fn broken]" in ln]
+    assert len(lines) == 1 and lines[0].endswith(
+        f"[fn broken] disabled, answering 503 until fixed: {reason}")
+
+    # Fixed and reloaded: it serves; broken again: 503 again, hello untouched.
+    conf.write_text("[function]\nmax_instances = 2\n")
+    gw.hup()
+    gw.wait_log(lambda ln: "[fn broken] fixed, enabled again" in ln)
+    assert ngx.get_json("/fn/broken") == (200, {"hello": "world"})
+    hello_pids = gw.instances("hello")
+    conf.write_text("queue_size = 0\n")
+    gw.hup()
+    gw.wait_log(lambda ln: "[fn broken] disabled, answering 503" in ln)
+    # The instance it had retires between requests, as on any reload.
+    gw.wait_log(lambda ln: "[fn broken pid" in ln and "(retired)" in ln)
+    r = ngx.get("/fn/broken")
+    assert (r.status, r.json()) == (503, {"error": f"function broken is disabled: {conf}:1: "
+                                                   "queue_size: '0' is out of range (1..65535)"})
+    assert ngx.get_json("/fn/hello") == (200, {"hello": "world"})
+    assert gw.instances("hello") == hello_pids
+    assert gw.instances("broken") == []
+
+
+def test_unreachable_folder_is_disabled_not_126(stack, build):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: instances run as another user only then")
+    gw, ngx = stack({"hello": build.handler("hello"), "locked": build.handler("hello")})
+    os.chmod(gw.functions_dir / "locked", 0o700)
+    gw.hup()
+    gw.wait_log(lambda ln: "[fn locked] disabled" in ln)
+    r = ngx.get("/fn/locked")
+    assert r.status == 503
+    # Its own dynamic uid, the one its instances would run as.
+    assert re.fullmatch(f"function locked is disabled: {re.escape(str(gw.functions_dir))}/locked: "
+                        r"instances \(dynamic uid \d+\) cannot enter this folder: "
+                        "Permission denied", r.json()["error"]), r.json()
+    assert ngx.get_json("/fn/hello") == (200, {"hello": "world"})

@@ -202,11 +202,12 @@ END_TEST
 START_TEST(discover_missing_dir)
 {
     struct conf *c = load_conf("");
-    char want[PATH_MAX * 2];
+    char want[PATH_MAX * 3];
 
     ck_assert_int_eq(rmdir(fndir), 0);
     ck_assert_ptr_null(discover(c));
-    snprintf(want, sizeof(want), "functions_dir %s: %s", fndir, strerror(ENOENT));
+    /* Line 2 of fngate.conf is where functions_dir is set. */
+    snprintf(want, sizeof(want), "%s:2: functions_dir %s: %s", confpath, fndir, strerror(ENOENT));
     ck_assert_str_eq(errbuf, want);
     conf_free(c);
 }
@@ -352,17 +353,33 @@ START_TEST(discover_bad_function_conf)
     add_fn("alpha");
     add_fn("hello");
     add_fn("zeta");
+    /* Only that function is disabled, with the reason; the others load. */
     write_file(fpath("hello/function.conf"), "# shipped\nmax_instances = 0\n", 0644);
-    ck_assert_ptr_null(discover(c));
-    snprintf(want, sizeof(want), "%s:2: max_instances: '0' is out of range (1..4096)",
-             fpath("hello/function.conf"));
-    ck_assert_str_eq(errbuf, want);
+    {
+        struct fn_list *l = discover_ok(c);
+        const struct fn_desc *h = fn_list_find(l, "hello");
+        ck_assert_uint_eq(l->n, 3);
+        ck_assert_ptr_null(fn_list_find(l, "alpha")->disabled);
+        ck_assert_ptr_null(fn_list_find(l, "zeta")->disabled);
+        snprintf(want, sizeof(want), "%s:2: max_instances: '0' is out of range (1..4096)",
+                 fpath("hello/function.conf"));
+        ck_assert_ptr_nonnull(h->disabled);
+        ck_assert_str_eq(h->disabled, want);
+        /* Settings of fngate.conf alone, never instances kept warm. */
+        ck_assert_int_eq(h->set.max_instances, 8);
+        ck_assert_int_eq(h->set.min_instances, 0);
+        ck_assert_str_eq(logbuf, "");
+        fn_list_free(l);
+    }
 
     write_file(fpath("hello/function.conf"), "[function]\n\nnot_a_key = 1\n", 0644);
-    ck_assert_ptr_null(discover(c));
-    snprintf(want, sizeof(want), "%s:3: unknown key 'not_a_key' in [function]",
-             fpath("hello/function.conf"));
-    ck_assert_str_eq(errbuf, want);
+    {
+        struct fn_list *l = discover_ok(c);
+        snprintf(want, sizeof(want), "%s:3: unknown key 'not_a_key' in [function]",
+                 fpath("hello/function.conf"));
+        ck_assert_str_eq(fn_list_find(l, "hello")->disabled, want);
+        fn_list_free(l);
+    }
 
     /* A function.conf of a skipped folder is never read. */
     write_file(fpath("hello/function.conf"), "", 0644);
