@@ -136,7 +136,11 @@ static uint64_t sbx_rw(void)
 static int sbx_build_seccomp(void)
 {
     static const int deny[] = {
+#ifndef FNGATE_SANITIZERS
+        /* LeakSanitizer stops the world with ptrace; a sanitizer build keeps
+         * only the kernel's checks (uid, dumpable, Landlock domain). */
         SCMP_SYS(ptrace),
+#endif
         SCMP_SYS(process_vm_readv),
         SCMP_SYS(process_vm_writev),
         SCMP_SYS(pidfd_getfd),
@@ -265,9 +269,14 @@ int sandbox_init(void)
                  sbx_ll_abi >= 4 ? ", no TCP bind" : " (TCP bind needs ABI 4)",
                  sbx_ll_abi >= 6 ? ", signals and abstract sockets scoped"
                                  : " (signal scoping needs ABI 6)");
+#ifdef FNGATE_SANITIZERS
+    const char *san = " (sanitizer build: ptrace left to the kernel's checks)";
+#else
+    const char *san = "";
+#endif
     log_info("sandbox: kernel %s; in force for every instance unless its sandbox = off: "
-             "no_new_privs, seccomp %s, %s; instances of libfngate non-dumpable",
-             u.release, sbx_seccomp_ok ? "filter" : "NOT AVAILABLE", ll);
+             "no_new_privs, seccomp %s%s, %s; instances of libfngate non-dumpable",
+             u.release, sbx_seccomp_ok ? "filter" : "NOT AVAILABLE", san, ll);
     return 0;
 }
 

@@ -149,6 +149,10 @@ class Build:
         return self._binary("tests/integration/testfn", "run make check (it is a check program)")
 
     @property
+    def hostile(self) -> Path:
+        return self._binary("tests/integration/hostile", "run make check (it is a check program)")
+
+    @property
     def dbfn(self) -> Path:
         return self._binary("tests/integration/dbfn", "run make check (it is a check program)")
 
@@ -269,10 +273,13 @@ class Gateway:
     gateway, defaults: extra keys for [gateway] and [defaults]
     sections: {name: {key: value}} per-function sections ("env.KEY" included)
     env: the environment fngate starts with (default: this process's)
+    run_as: (uid, gid, [supplementary gids]) to start fngate as that user
+        instead of as this process (root only): the shared-hosting case; the
+        socket folder is handed to it
     """
 
     def __init__(self, run_dir, build: Build, functions: dict, gateway=None, defaults=None,
-                 sections=None, env=None, start=True, start_timeout=5.0):
+                 sections=None, env=None, start=True, start_timeout=5.0, run_as=None):
         self.build = build
         self.run = make_dir(Path(run_dir))
         self.functions_dir = make_dir(self.run / "functions")
@@ -284,6 +291,9 @@ class Gateway:
         self.defaults = dict(defaults or {})
         self.sections = {k: dict(v) for k, v in (sections or {}).items()}
         self.env = dict(os.environ if env is None else env)
+        self.run_as = run_as
+        if run_as:
+            os.chown(self.socket_dir, run_as[0], run_as[1])
         self.proc: subprocess.Popen | None = None
         self.exit_code = None
         self._logf = None
@@ -361,7 +371,9 @@ class Gateway:
         self.proc = subprocess.Popen(
             [str(self.build.fngate), "serve", "-c", str(self.conf_path)],
             stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT,
-            cwd=self.run, env=self.env, start_new_session=True)
+            cwd=self.run, env=self.env, start_new_session=True,
+            **({"user": self.run_as[0], "group": self.run_as[1],
+                "extra_groups": list(self.run_as[2])} if self.run_as else {}))
 
         def ready():
             if self.proc.poll() is not None:

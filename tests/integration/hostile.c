@@ -10,8 +10,9 @@
  *   ?attack=fd&pid=P&fd=N      open /proc/P/fd/N read-write
  *   ?attack=getfd&pid=P&fd=N   pidfd_open(P) then pidfd_getfd(N)
  *   ?attack=connect&path=S     socket(AF_UNIX) + connect to S
- *   ?attack=escape             setsid, then a double fork: a grandchild that
- *                              sleeps forever; answers both pids
+ *   ?attack=escape             a double fork whose middle child tries setsid:
+ *                              a grandchild that sleeps forever, orphaned;
+ *                              answers setsid's errno and the grandchild
  *   ?attack=garbage            garbage frames on fd 3 (the database channel),
  *                              then a query through the SDK
  *   ?attack=read&path=F        open F for reading
@@ -54,23 +55,24 @@ static int answer(fn_res *res, const char *attack, int rc, int err)
                          e ? strerror(e) : "");
 }
 
+/* The child (not a group leader, so setsid is its to try) leaves the
+ * session if it may and forks the grandchild; it reports both and exits,
+ * orphaning the grandchild. */
 static int attack_escape(fn_res *res)
 {
     int pfd[2];
-    pid_t child, grandchild = -1;
-    int setsid_errno = 0;
+    int report[2] = {-1, -1}; /* setsid errno, grandchild pid */
+    pid_t child;
 
-    if (setsid() < 0)
-        setsid_errno = errno;
     if (pipe(pfd) < 0)
         return answer(res, "escape", -1, errno);
     child = fork();
     if (child == 0) {
-        pid_t g;
+        int r[2];
         close(pfd[0]);
-        (void)setsid();
-        g = fork();
-        if (g == 0) {
+        r[0] = setsid() < 0 ? errno : 0;
+        r[1] = (int)fork();
+        if (r[1] == 0) {
             close(pfd[1]);
             for (int i = 0; i < 1024; i++)
                 if (i != 3)
@@ -78,18 +80,18 @@ static int attack_escape(fn_res *res)
             for (;;)
                 pause();
         }
-        (void)!write(pfd[1], &g, sizeof(g));
+        (void)!write(pfd[1], r, sizeof(r));
         _exit(0);
     }
     close(pfd[1]);
     if (child > 0) {
-        (void)!read(pfd[0], &grandchild, sizeof(grandchild));
+        (void)!read(pfd[0], report, sizeof(report));
         waitpid(child, NULL, 0);
     }
     close(pfd[0]);
     return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:i, s:i}", "attack", "escape", "errno",
-                         setsid_errno, "error", setsid_errno ? strerror(setsid_errno) : "",
-                         "grandchild", (int)grandchild, "pid", (int)getpid());
+                         report[0], "error", report[0] > 0 ? strerror(report[0]) : "", "grandchild",
+                         report[1], "pid", (int)getpid());
 }
 
 static int attack_garbage(fn_req *req, fn_res *res)

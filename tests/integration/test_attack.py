@@ -1,0 +1,183 @@
+"""Issue 6's attack suite: a hostile function (tests/integration/hostile.c,
+against the SDK) next to two victims, one with a database channel, behind a
+real nginx and a real Postgres.  Run twice: fngate as root (each function
+its own uid) and fngate as an unprivileged user (the shared-hosting case,
+everything one uid).  Each attack asserts the errno the kernel gave it, and
+both victims answer 200, from the same instances, after every attack.
+
+Where the running kernel lacks a feature an attack's defence needs (Landlock,
+or its ABI 6 signal scoping), that line is skipped with a printed reason and
+the rest is still checked.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import grp
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from fngate_harness import proc_alive, wait_for
+
+# A uid no system account uses, for the unprivileged run: a shared-hosting
+# user in the web server's group (nogroup here), as hosting panels set up.
+HOSTING_UID = 60999
+
+
+def landlock_abi() -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    r = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return r if r > 0 else 0
+
+
+def proc_uid(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def attack(ngx, **args):
+    q = "&".join(f"{k}={v}" for k, v in args.items())
+    r = ngx.get(f"/fn/evil?{q}", timeout=15)
+    assert r.status == 200, (args, r.status, r.body)
+    return json.loads(r.body)
+
+
+class Victims:
+    """The two victims: their pids, and a check that both still answer
+    from those same instances."""
+
+    def __init__(self, gw, ngx):
+        self.gw, self.ngx = gw, ngx
+        r1 = ngx.get("/fn/v1")
+        r2 = ngx.get("/fn/v2/env")
+        assert r1.status == 200 and r2.status == 200, (r1.body, r2.body)
+        self.v1 = json.loads(r1.body)["pid"]
+        self.v2 = json.loads(r2.body)["pid"]
+        assert self.v1 in gw.instances("v1") and self.v2 in gw.instances("v2")
+
+    def check(self, after):
+        r1 = self.ngx.get("/fn/v1")
+        r2 = self.ngx.get("/fn/v2/sql?sql=SELECT%201%20AS%20one")
+        assert r1.status == 200, f"victim v1 after {after}: {r1.status} {r1.body}"
+        assert r2.status == 200 and json.loads(r2.body) == [{"one": 1}], \
+            f"victim v2 (database) after {after}: {r2.status} {r2.body}"
+        assert json.loads(r1.body)["pid"] == self.v1, f"v1 was replaced after {after}"
+        assert proc_alive(self.v2), f"v2 died after {after}"
+
+
+def run_suite(stack, build, users_db, run_as=None):
+    abi = landlock_abi()
+    root = run_as is None and os.geteuid() == 0
+    gw, ngx = stack(
+        {"v1": build.testfn, "v2": build.dbfn, "evil": build.hostile,
+         "evil2": build.hostile},
+        gateway={"database_url": users_db.dsn(), "stop_timeout": "1s"},
+        sections={"evil": {"idle_timeout": "500ms"},
+                  "evil2": {"idle_timeout": "500ms", "sandbox": "off"},
+                  "v1": {"idle_timeout": "60s"}, "v2": {"idle_timeout": "60s"}},
+        run_as=run_as)
+    skipped = []
+    v = Victims(gw, ngx)
+    pool = wait_for(gw.pool_pid, 5.0, what="the pool process")
+
+    # Identities: as root two functions never share a uid and none is root;
+    # the pool is not root either way.
+    uids = {n: proc_uid(p) for n, p in (("v1", v.v1), ("v2", v.v2))}
+    assert proc_uid(pool) != 0, "the pool runs as root"
+    if root:
+        assert uids["v1"] != uids["v2"] and 0 not in uids.values(), uids
+        assert proc_uid(pool) not in uids.values(), "the pool shares a function's uid"
+    else:
+        assert set(uids.values()) == {proc_uid(gw.pid)}, uids
+
+    # Its own state: non-dumpable, fds 0 and 3 close-on-exec, a private tmp.
+    me = attack(ngx, attack="self")
+    assert me["dumpable"] == 0 and me["cloexec0"] and me["cloexec3"], me
+    assert me["tmpdir"] == str(gw.socket_dir / "tmp" / "evil"), me
+
+    def expect(name, want, **args):
+        got = attack(ngx, attack=name, **args)
+        assert got["errno"] == want, (
+            f"{name} {args}: errno {got['errno']} ({got['error'] or 'succeeded'}), "
+            f"want {errno.errorcode.get(want, want)}")
+        v.check(f"{name} {args}")
+        return got
+
+    # Signals: another uid as root; a Landlock signal scope without root.
+    if root or abi >= 6:
+        expect("kill", errno.EPERM, pid=v.v1)
+        expect("kill", errno.EPERM, pid=gw.pid)
+    else:
+        skipped.append(f"kill/SIGCONT (kernel Landlock ABI {abi} < 6: no signal scoping)")
+    # Reaching into a process: the seccomp filter answers EPERM.
+    expect("ptrace", errno.EPERM, pid=v.v1)
+    expect("vmread", errno.EPERM, pid=v.v2)
+    expect("getfd", errno.EPERM, pid=v.v2, fd=3)
+    # /proc of others: non-dumpable (and another uid as root, another
+    # Landlock domain where there is one).
+    for pid in (v.v1, v.v2, gw.pid, pool):
+        expect("environ", errno.EACCES, pid=pid)
+    expect("fd", errno.EACCES, pid=v.v2, fd=4)
+    expect("fd", errno.EACCES, pid=v.v2, fd=3)
+    # A victim's socket with forged FastCGI parameters: no AF_UNIX socket.
+    expect("connect", errno.EPERM, path=gw.sock_path("v1"))
+    # The filesystem.
+    expect("write", 0, path=f"{me['tmpdir']}/scratch")
+    expect("read", 0, path="/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd")
+    if abi >= 1:
+        expect("write", errno.EACCES, path=f"/tmp/fngate-evil-{os.getpid()}")
+        expect("read", errno.EACCES, path=gw.conf_path)
+        expect("read", errno.EACCES, path=gw.handler_path("v1"))
+    else:
+        skipped.append("filesystem confinement (kernel has no Landlock)")
+    if abi >= 4:
+        expect("bind", errno.EACCES)
+    else:
+        skipped.append(f"TCP bind (kernel Landlock ABI {abi} < 4)")
+
+    # Garbage on the database channel costs the hostile function its
+    # channel, nobody else anything.
+    got = attack(ngx, attack="garbage")
+    assert got["errno"] == 0 and got["query_ok"] is False, got
+    v.check("garbage on fd 3")
+
+    # Escapes: setsid is refused; a double-forked grandchild, sandboxed or
+    # not (evil2 runs with sandbox = off, so its setsid works), is gone once
+    # its instance is reaped (idle_timeout 500ms + stop grace 1s).
+    got = attack(ngx, attack="escape")
+    assert got["errno"] == errno.EPERM, got
+    r = ngx.get("/fn/evil2?attack=escape")
+    assert r.status == 200, r.body
+    got2 = json.loads(r.body)
+    assert got2["errno"] == 0, got2
+    kids = [got["grandchild"], got2["grandchild"]]
+    assert all(k > 0 and proc_alive(k) for k in kids), (got, got2)
+    deadline = 0.5 + 1.0 + 3.0  # idle_timeout + stop grace + a loaded machine
+    wait_for(lambda: not any(proc_alive(k) for k in kids), deadline, interval=0.05,
+             what=f"the escaped grandchildren {kids} to be killed")
+    v.check("the escapes")
+    if skipped:
+        print("\nattack suite: not checked here: " + "; ".join(skipped))
+    return gw
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: fngate as root gives functions uids")
+def test_attacks_fail_as_root(stack, build, users_db):
+    run_suite(stack, build, users_db)
+
+
+def test_attacks_fail_without_root(stack, build, users_db):
+    if os.geteuid() == 0:
+        run_as = (HOSTING_UID, HOSTING_UID, [grp.getgrnam("nogroup").gr_gid])
+    else:
+        run_as = None  # already the unprivileged case
+    run_suite(stack, build, users_db, run_as=run_as)
