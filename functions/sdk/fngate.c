@@ -11,6 +11,7 @@
 #include "fn_loop.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -334,6 +335,58 @@ static int fn_req_body_room(fn_req *req, fn_res *res, size_t want)
     return 0;
 }
 
+/* What one FCGX_GetStr or FCGX_PutStr moves at most: they count in int. */
+#define FN_IO_CHUNK (1 << 20)
+/* The body buffer starts at most this big and doubles as data arrives. */
+#define FN_BODY_FIRST (64 * 1024)
+
+/* True when the N bytes at S hold "%00", which decodes to a NUL byte. */
+static bool fn_has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 2 < n; i++) {
+        if (s[i] == '%' && s[i + 1] == '0' && s[i + 2] == '0')
+            return true;
+    }
+    return false;
+}
+
+static bool fn_is_form(const fn_req *req);
+
+/* An argument holding a NUL byte would reach the handler cut short (fn_arg
+ * returns C strings), so the request is refused before the handler runs. */
+static int fn_req_check_args(fn_req *req, fn_res *res)
+{
+    const char *where = NULL;
+
+    if (fn_has_nul_escape(req->query, strlen(req->query)))
+        where = "the query string";
+    else if (req->body_len && fn_is_form(req) &&
+             (memchr(req->body, '\0', req->body_len) ||
+              fn_has_nul_escape(req->body, req->body_len)))
+        where = "the form body";
+    if (!where)
+        return 0;
+    fn_error(res, 400, "%s has an argument with a NUL byte (%%00), which the function cannot read",
+             where);
+    return 400;
+}
+
+/* Reads and drops LEFT bytes of body, so that the front end sees the whole
+ * request taken (an unread unix socket closes with a reset, which nginx
+ * reports as 502 instead of our answer). */
+static void fn_req_drain(FCGX_Request *r, long long left)
+{
+    char scratch[16384];
+
+    while (left > 0) {
+        int n = FCGX_GetStr(
+            scratch, left < (long long)sizeof(scratch) ? (int)left : (int)sizeof(scratch), r->in);
+        if (n <= 0)
+            break;
+        left -= n;
+    }
+}
+
 static int fn_req_too_large(fn_res *res, long long want, const struct fn_limits *lim)
 {
     fn_error(res, 413, "request body of %lld bytes exceeds max_body (%lld bytes)", want,
@@ -355,7 +408,7 @@ int fn_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, si
         memcpy(req->body, body, len);
     req->body_len = len;
     req->body[len] = '\0';
-    return 0;
+    return fn_req_check_args(req, res);
 }
 
 int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limits *lim)
@@ -368,33 +421,42 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
     cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
     if (cl && *cl) {
         char *end;
+        errno = 0;
         want = strtoll(cl, &end, 10);
-        if (*end || want < 0) {
+        if (*end || want < 0 || errno == ERANGE || cl[0] < '0' || cl[0] > '9') {
             fn_error(res, 400, "invalid Content-Length");
             return 400;
         }
     }
     if (lim->max_body > 0 && want > lim->max_body) {
-        char scratch[16384];
-        long long left = want;
-        /* Read it all anyway: closing a unix socket with unread data resets
-         * it, and nginx would then report a 502 instead of our 413. */
-        while (left > 0) {
-            int n = FCGX_GetStr(
-                scratch, left < (long long)sizeof(scratch) ? (int)left : (int)sizeof(scratch),
-                r->in);
-            if (n <= 0)
-                break;
-            left -= n;
-        }
+        fn_req_drain(r, want);
         return fn_req_too_large(res, want, lim);
     }
-    if ((rc = fn_req_body_room(req, res, (size_t)want)) != 0)
+    /* The buffer grows with what arrives (a Content-Length is only a claim),
+     * and reads go in chunks an int can count: lengths past 2 GiB are
+     * neither truncated nor allocated up front. */
+    if ((rc = fn_req_body_room(req, res, want < FN_BODY_FIRST ? (size_t)want : FN_BODY_FIRST)))
         return rc;
     req->body_len = 0;
     while ((long long)req->body_len < want) {
-        int n =
-            FCGX_GetStr(req->body + req->body_len, (int)(want - (long long)req->body_len), r->in);
+        size_t room = req->body_cap - 1 - req->body_len;
+        int n;
+
+        if (room == 0) {
+            long long grow = (long long)(req->body_cap - 1) * 2;
+            if (fn_req_body_room(req, res, (size_t)(grow < want ? grow : want)) != 0) {
+                fn_req_drain(r, want - (long long)req->body_len);
+                fn_res_reset(res);
+                fn_error(res, 413,
+                         "request body of %lld bytes does not fit in this instance's memory", want);
+                return 413;
+            }
+            room = req->body_cap - 1 - req->body_len;
+        }
+        if ((long long)room > want - (long long)req->body_len)
+            room = (size_t)(want - (long long)req->body_len);
+        n = FCGX_GetStr(req->body + req->body_len, room < FN_IO_CHUNK ? (int)room : FN_IO_CHUNK,
+                        r->in);
         if (n <= 0)
             break;
         req->body_len += (size_t)n;
@@ -404,7 +466,7 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
         fn_error(res, 400, "request body ended after %zu of %lld bytes", req->body_len, want);
         return 400;
     }
-    return 0;
+    return fn_req_check_args(req, res);
 }
 
 struct fn_dbreq **fn_req_db(fn_req *req)
@@ -698,12 +760,56 @@ static bool fn_header_ok(const char *s)
     return s && !strpbrk(s, "\r\n");
 }
 
+/* RFC 9110 token: 1*tchar. */
+static bool fn_token(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", c)))
+            return false;
+    }
+    return true;
+}
+
+/* A field value: visible characters, spaces and tabs (no CR, LF or other
+ * control character). */
+static bool fn_field_value(const char *s)
+{
+    if (!s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 int fn_set_header(fn_res *res, const char *name, const char *value)
 {
     char *n, *v;
 
-    if (!fn_header_ok(name) || !fn_header_ok(value) || !*name || strchr(name, ':'))
+    if (!fn_token(name)) {
+        /* Not echoed: it may hold the CR or LF that would split the log line. */
+        fn_log("fn_set_header: a header name that is not an HTTP token: not set");
+        errno = EINVAL;
         return -1;
+    }
+    /* The SDK writes these from the response itself; a second one would
+     * contradict it (or, for Status, be taken for the status line). */
+    if (strcasecmp(name, "Status") == 0 || strcasecmp(name, "Content-Length") == 0) {
+        fn_log("fn_set_header: %s is set by the SDK from the response: not set", name);
+        errno = EINVAL;
+        return -1;
+    }
+    if (!fn_field_value(value)) {
+        fn_log("fn_set_header: the value of %s has a control character: not set", name);
+        errno = EINVAL;
+        return -1;
+    }
     n = strdup(name);
     v = strdup(value);
     if (!n || !v || fn_pairs_add(&res->headers, n, v) < 0) {
@@ -914,9 +1020,13 @@ int fn_res_write(fn_res *res, FCGX_Request *r)
         FCGX_PutStr("\r\n", 2, r->out);
     }
     FCGX_PutStr("\r\n", 2, r->out);
-    if (res->body_len &&
-        FCGX_PutStr(res->body_base + res->body_off, (int)res->body_len, r->out) < 0)
-        return -1;
+    for (size_t done = 0; done < res->body_len;) {
+        size_t left = res->body_len - done;
+        int chunk = left < FN_IO_CHUNK ? (int)left : FN_IO_CHUNK;
+        if (FCGX_PutStr(res->body_base + res->body_off + done, chunk, r->out) < 0)
+            return -1;
+        done += (size_t)chunk;
+    }
     return FCGX_GetError(r->out) ? -1 : 0;
 }
 

@@ -12,6 +12,8 @@
  *   ?big=N           answer N bytes of text/plain ('x' repeated)
  *   ?flood=MS        write stderr as fast as it can for MS milliseconds, then
  *                    {"written": BYTES, "pid": PID}
+ *   ?header=NAME     fn_set_header(NAME, ?value=) and answer {"rc": RC, "errno":
+ *                    ERRNO} with that header if it was accepted
  *   ?forge=MODE      hang while forging its own scoreboard slot every
  *                    millisecond: "fresh" (busy, just started), "flip" (idle
  *                    and busy in turn, the request counter climbing) or
@@ -227,6 +229,13 @@ static int testfn(fn_req *req, fn_res *res)
         fprintf(stderr, "%s\n", fn_arg(req, "stderr"));
         fflush(stderr);
         return fn_send_jsonf(res, 200, "{s:I}", "pid", (json_int_t)getpid());
+    }
+    if (fn_arg(req, "header")) {
+        int rc;
+        errno = 0;
+        rc = fn_set_header(res, fn_arg(req, "header"),
+                           fn_arg(req, "value") ? fn_arg(req, "value") : "");
+        return fn_send_jsonf(res, 200, "{s:i,s:i}", "rc", rc, "errno", rc ? errno : 0);
     }
     if (fn_arg(req, "forge"))
         return forge(res, fn_arg(req, "forge"));

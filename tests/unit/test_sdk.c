@@ -592,6 +592,106 @@ START_TEST(body_short)
 }
 END_TEST
 
+START_TEST(body_length_over_2gib)
+{
+    static const char *const params[] = {"REQUEST_METHOD=POST", "CONTENT_LENGTH=3000000000", NULL};
+    char b;
+
+    /* Refused by max_body with the length in full, the body read to its end. */
+    ck_assert_int_eq(begin(params, "12345"), 413);
+    ck_assert_int_eq(FCGX_GetStr(&b, 1, rq.in), 0);
+    ck_assert_str_eq(
+        respond(),
+        http("413 Payload Too Large", "application/json", "",
+             "{\"error\":\"request body of 3000000000 bytes exceeds max_body (1048576 bytes)\"}"));
+
+    /* No max_body: nothing allocated for the claim, the short body told. */
+    lim.max_body = 0;
+    ck_assert_int_eq(begin(params, "12345"), 400);
+    ck_assert_str_eq(respond(),
+                     http("400 Bad Request", "application/json", "",
+                          "{\"error\":\"request body ended after 5 of 3000000000 bytes\"}"));
+}
+END_TEST
+
+START_TEST(body_length_out_of_range)
+{
+    static const char *const lengths[] = {"CONTENT_LENGTH=99999999999999999999",
+                                          "CONTENT_LENGTH=+5", "CONTENT_LENGTH= 5"};
+
+    for (size_t i = 0; i < N(lengths); i++) {
+        const char *params[] = {"REQUEST_METHOD=POST", lengths[i], NULL};
+        ck_assert_msg(begin(params, "12345") == 400, "%s accepted", lengths[i]);
+        ck_assert_str_eq(respond(), http("400 Bad Request", "application/json", "",
+                                         "{\"error\":\"invalid Content-Length\"}"));
+    }
+}
+END_TEST
+
+START_TEST(args_nul_refused)
+{
+    static const char *const queries[] = {"QUERY_STRING=a=x%00y", "QUERY_STRING=%00=1",
+                                          "QUERY_STRING=ok=1&b=%00", "QUERY_STRING=a%00b"};
+
+    for (size_t i = 0; i < N(queries); i++) {
+        const char *params[] = {"REQUEST_METHOD=GET", queries[i], NULL};
+        ck_assert_msg(begin(params, NULL) == 400, "%s accepted", queries[i]);
+        ck_assert_str_eq(respond(),
+                         http("400 Bad Request", "application/json", "",
+                              "{\"error\":\"the query string has an argument with a NUL byte "
+                              "(%00), which the function cannot read\"}"));
+    }
+    /* An escaped percent sign followed by 00 is no NUL. */
+    {
+        const char *params[] = {"REQUEST_METHOD=GET", "QUERY_STRING=a=%2500", NULL};
+        begin_ok(params, NULL);
+        ck_assert_str_eq(fn_arg(req, "a"), "%00");
+    }
+}
+END_TEST
+
+START_TEST(form_body_nul_refused)
+{
+    static const char *const params[] = {"REQUEST_METHOD=POST",
+                                         "CONTENT_TYPE=application/x-www-form-urlencoded",
+                                         "CONTENT_LENGTH=7", NULL};
+    static const char *const other[] = {"REQUEST_METHOD=POST", "CONTENT_TYPE=text/plain",
+                                        "CONTENT_LENGTH=7", NULL};
+    static const char raw[] = "a=b\0c=d";
+
+    ck_assert_int_eq(begin(params, "a=%00xy"), 400);
+    ck_assert_str_eq(respond(), http("400 Bad Request", "application/json", "",
+                                     "{\"error\":\"the form body has an argument with a NUL byte "
+                                     "(%00), which the function cannot read\"}"));
+    ck_assert_int_eq(begin_id(1, params, raw, 7), 400);
+    respond();
+    /* Any other body is the handler's to read, NUL bytes and all. */
+    ck_assert_int_eq(begin_id(1, other, raw, 7), 0);
+    ck_assert_int_eq(memcmp(fn_body(req, NULL), raw, 7), 0);
+}
+END_TEST
+
+START_TEST(headers_names_are_tokens)
+{
+    static const char *const bad[] = {
+        "X A",    "X(A)",           "X\"A",           "X/A", "\xc3\x84", "X\tA", "Status",
+        "status", "Content-Length", "CONTENT-LENGTH", "X=A", "{}",       "X@A"};
+
+    begin_ok(std_params, "hello world");
+    for (size_t i = 0; i < N(bad); i++) {
+        errno = 0;
+        ck_assert_msg(fn_set_header(res, bad[i], "1") == -1, "'%s' accepted", bad[i]);
+        ck_assert_int_eq(errno, EINVAL);
+    }
+    ck_assert_int_eq(fn_set_header(res, "X-A", "1\x01"), -1);
+    ck_assert_int_eq(fn_set_header(res, "X-A", "1\x7f"), -1);
+    ck_assert_int_eq(fn_set_header(res, "X-Ok_1!#$%&'*+.^`|~", "a\tb c"), 0);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    ck_assert_str_eq(respond(), http("200 OK", "text/plain; charset=utf-8",
+                                     "X-Ok_1!#$%&'*+.^`|~: a\tb c\r\n", "ok"));
+}
+END_TEST
+
 START_TEST(body_json_valid)
 {
     json_t *j, *again;
@@ -1081,6 +1181,11 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, body_at_max);
     tcase_add_test(tc, body_bad_length);
     tcase_add_test(tc, body_short);
+    tcase_add_test(tc, body_length_over_2gib);
+    tcase_add_test(tc, body_length_out_of_range);
+    tcase_add_test(tc, args_nul_refused);
+    tcase_add_test(tc, form_body_nul_refused);
+    tcase_add_test(tc, headers_names_are_tokens);
     tcase_add_test(tc, body_json_valid);
     tcase_add_test(tc, body_json_invalid);
     tcase_add_test(tc, body_json_scalar);
