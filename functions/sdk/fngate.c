@@ -268,14 +268,16 @@ static const char *fn_getparam(char **envp, const char *name)
 
 /* The path after the function's prefix.  fngate's own nginx include passes
  * it as FNGATE_PATH.  Any other front end: PATH_INFO (nginx's stock
- * fastcgi_split_path_info, lighttpd, Apache with proxy-fcgi-pathinfo), else
- * REQUEST_URI (raw: decoded here) minus SCRIPT_NAME (the prefix the
- * front end matched), else "". */
+ * fastcgi_split_path_info, lighttpd), else REQUEST_URI (raw: decoded here)
+ * minus SCRIPT_NAME (the prefix the front end matched).  A front end that
+ * leaves no split (Apache's ProxyPass and nginx without split_path_info make
+ * SCRIPT_NAME the whole path, as RFC 3875 allows) still gives the path after
+ * /fn/<this function's name> when the URI has that form.  Else "". */
 static const char *fn_req_find_path(fn_req *req)
 {
     const char *v = FCGX_GetParam("FNGATE_PATH", req->envp);
-    const char *uri, *script;
-    size_t ulen, slen;
+    const char *uri, *script, *name;
+    size_t ulen, slen = 0;
     char *dec;
 
     if (v)
@@ -285,16 +287,28 @@ static const char *fn_req_find_path(fn_req *req)
         return v;
     uri = FCGX_GetParam("REQUEST_URI", req->envp);
     script = FCGX_GetParam("SCRIPT_NAME", req->envp);
-    if (!uri || !script || !*script)
+    if (!uri)
         return fn_empty;
     ulen = strcspn(uri, "?#");
     dec = fn_path_decode(uri, ulen);
     if (!dec)
         return fn_empty;
-    slen = strlen(script);
-    while (slen > 0 && script[slen - 1] == '/')
-        slen--; /* Apache and lighttpd may match "/fn/users/" */
-    if (strncmp(dec, script, slen) != 0 || (dec[slen] != '\0' && dec[slen] != '/')) {
+    if (script && *script) {
+        slen = strlen(script);
+        while (slen > 0 && script[slen - 1] == '/')
+            slen--; /* a prefix matched as "/fn/users/" */
+        if (strncmp(dec, script, slen) != 0 || (dec[slen] != '\0' && dec[slen] != '/'))
+            slen = 0;
+    }
+    name = FCGX_GetParam("FNGATE_FUNCTION", req->envp);
+    if (!name)
+        name = getenv("FNGATE_FUNCTION");
+    if ((slen == 0 || dec[slen] == '\0') && name && *name && strncmp(dec, "/fn/", 4) == 0) {
+        size_t nlen = strlen(name);
+        if (strncmp(dec + 4, name, nlen) == 0 && (dec[4 + nlen] == '\0' || dec[4 + nlen] == '/'))
+            slen = 4 + nlen;
+    }
+    if (slen == 0) {
         free(dec);
         return fn_empty;
     }

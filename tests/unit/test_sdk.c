@@ -1021,6 +1021,29 @@ START_TEST(path_request_uri_nul_kept_encoded)
 }
 END_TEST
 
+START_TEST(path_whole_script_name_own_prefix)
+{
+    /* Apache's ProxyPass, nginx without fastcgi_split_path_info. */
+    static const char *const p[] = {"SCRIPT_NAME=/fn/users/2/a b", "FNGATE_FUNCTION=users",
+                                    "REQUEST_URI=/fn/users/2/a%20b?q=1", NULL};
+    static const char *const env[] = {"SCRIPT_NAME=/fn/users/9", "REQUEST_URI=/fn/users/9", NULL};
+    static const char *const other[] = {"SCRIPT_NAME=/fn/usersx/9", "REQUEST_URI=/fn/usersx/9",
+                                        NULL};
+    ck_assert_str_eq(path_of(p), "/2/a b");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    /* The name from the environment, as the gateway sets it. */
+    setenv("FNGATE_FUNCTION", "users", 1);
+    ck_assert_int_eq(begin_id(1, env, NULL, 0), 0);
+    ck_assert_str_eq(fn_path(req), "/9");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    /* Another function's prefix is not ours. */
+    ck_assert_int_eq(begin_id(1, other, NULL, 0), 0);
+    ck_assert_str_eq(fn_path(req), "");
+}
+END_TEST
+
 START_TEST(path_nothing_known)
 {
     static const char *const p[] = {"REQUEST_URI=/fn/u/a", NULL};
@@ -1217,6 +1240,7 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, path_request_uri_bare_prefix);
     tcase_add_test(tc, path_request_uri_other_prefix);
     tcase_add_test(tc, path_request_uri_nul_kept_encoded);
+    tcase_add_test(tc, path_whole_script_name_own_prefix);
     tcase_add_test(tc, path_nothing_known);
     suite_add_tcase(s, tc);
 

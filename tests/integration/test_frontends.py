@@ -1,0 +1,345 @@
+"""The SDK behind FastCGI front ends other than fngate's own nginx include
+(issue 9.8): a stock nginx location (`include fastcgi_params` with
+fastcgi_split_path_info's PATH_INFO), Apache's mod_proxy_fcgi over a unix
+socket, and lighttpd's mod_fastcgi.  Each is the Debian package, started
+here on a free port with a private config in the test's folder (workers as
+nobody when root), and stopped by its own pid.
+
+`GET /fn/testfn/2` must give the function the path "/2" (the bug: the
+whole list, because only FNGATE_PATH was read), arguments and form bodies
+must arrive, and a front end that keeps FastCGI connections open
+(FCGI_KEEP_CONN: nginx's fastcgi_keep_conn, Apache's enablereuse) must be
+served correctly, also after an idle instance went away under it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fngate_harness import HarnessError, free_port, make_dir, wait_for
+
+APACHE = "/usr/sbin/apache2"
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+LIGHTTPD = "/usr/sbin/lighttpd"
+
+
+def need(path, pkg):
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"{path} not found: apt-get install {pkg}")
+
+
+def run_user():
+    return ("nobody", "nogroup") if os.geteuid() == 0 else (None, None)
+
+
+class FrontEnd:
+    """One web server process in front of fngate's socket, on a free port."""
+
+    name = "?"
+
+    def __init__(self, run_dir, sock, keep=False):
+        self.dir = make_dir(Path(run_dir) / self.name)
+        self.sock = Path(sock)
+        self.keep = keep
+        self.port = free_port()
+        self.log_path = self.dir / "error.log"
+        self.proc = None
+        self.write_config()
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout=10.0):
+        self._logf = open(self.dir / "stderr.log", "ab", buffering=0)
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise HarnessError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                   + self.log())
+            try:
+                return self.request("GET", "/ping", timeout=1)[0] > 0
+            except OSError:
+                return False
+
+        wait_for(up, timeout, 0.05, f"{self.name} on port {self.port}")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self._logf.close()
+
+    def log(self) -> str:
+        out = []
+        for p in (self.dir / "stderr.log", self.log_path):
+            if p.exists():
+                out.append(p.read_text(errors="replace")[-3000:])
+        return "\n".join(out)
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def get_json(self, path, **kw):
+        status, body = self.request("GET", path, **kw)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            raise AssertionError(f"{self.name}: {status} {body[:300]!r}\n{self.log()}")
+
+
+class StockNginx(FrontEnd):
+    """The location block a user writes from nginx's own documentation."""
+
+    name = "nginx"
+    split = True
+
+    def write_config(self):
+        user, group = run_user()
+        keep = ("upstream testfn_keep {\n"
+                f"        server unix:{self.sock};\n"
+                "        keepalive 4;\n"
+                "    }\n") if self.keep else ""
+        passto = "testfn_keep" if self.keep else f"unix:{self.sock}"
+        split = ("fastcgi_split_path_info ^(/fn/testfn)(/.*)$;\n"
+                 "            include /etc/nginx/fastcgi_params;\n"
+                 "            fastcgi_param PATH_INFO $fastcgi_path_info;"
+                 if self.split else "include /etc/nginx/fastcgi_params;")
+        keep_on = "fastcgi_keep_conn on;" if self.keep else ""
+        (self.dir / "nginx.conf").write_text(f"""
+{f'user {user} {group};' if user else ''}
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.log_path} warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.dir}/body;
+    fastcgi_temp_path {self.dir}/fastcgi;
+    proxy_temp_path {self.dir}/proxy;
+    uwsgi_temp_path {self.dir}/uwsgi;
+    scgi_temp_path {self.dir}/scgi;
+    {keep}
+    server {{
+        listen 127.0.0.1:{self.port};
+        location = /ping {{ return 200 "ok"; }}
+        location /fn/testfn {{
+            {split}
+            {keep_on}
+            fastcgi_pass {passto};
+        }}
+    }}
+}}
+""")
+
+    def command(self):
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        return [nginx, "-p", f"{self.dir}/", "-c", str(self.dir / "nginx.conf"), "-e",
+                str(self.log_path), "-g", "daemon off;"]
+
+
+class PlainNginx(StockNginx):
+    """Just `include fastcgi_params`: SCRIPT_NAME is the whole path."""
+
+    name = "nginx-plain"
+    split = False
+
+
+class Apache(FrontEnd):
+    """mod_proxy_fcgi to the function's unix socket, the Apache 2.4 way."""
+
+    name = "apache"
+
+    def write_config(self):
+        user, group = run_user()
+        mods = ["mpm_event", "authz_core", "proxy", "proxy_fcgi"]
+        loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods)
+        reuse = " enablereuse=on" if self.keep else ""
+        (self.dir / "httpd.conf").write_text(f"""
+ServerRoot {self.dir}
+ServerName localhost
+Listen 127.0.0.1:{self.port}
+PidFile {self.dir}/httpd.pid
+DefaultRuntimeDir {self.dir}
+Mutex file:{self.dir} default
+ErrorLog {self.log_path}
+LogLevel warn
+{f'User {user}' if user else ''}
+{f'Group {group}' if group else ''}
+{loads}
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 4
+MaxRequestWorkers 4
+<Location "/ping">
+    SetHandler none
+</Location>
+ProxyPass "/fn/testfn" "unix:{self.sock}|fcgi://localhost/fn/testfn"{reuse}
+""")
+        (self.dir / "htdocs").mkdir(exist_ok=True)
+
+    def command(self):
+        return [APACHE, "-f", str(self.dir / "httpd.conf"), "-DFOREGROUND"]
+
+
+class Lighttpd(FrontEnd):
+    """mod_fastcgi with a unix socket, prefix /fn/testfn."""
+
+    name = "lighttpd"
+
+    def write_config(self):
+        user, group = run_user()
+        docroot = make_dir(self.dir / "htdocs")
+        (docroot / "ping").write_text("ok")
+        if user:
+            # lighttpd opens its error log after dropping to server.username.
+            shutil.chown(self.dir, user, group)
+        (self.dir / "lighttpd.conf").write_text(f"""
+server.document-root = "{docroot}"
+server.bind = "127.0.0.1"
+server.port = {self.port}
+server.errorlog = "{self.log_path}"
+server.pid-file = "{self.dir}/lighttpd.pid"
+{f'server.username = "{user}"' if user else ''}
+{f'server.groupname = "{group}"' if group else ''}
+server.modules += ("mod_fastcgi")
+fastcgi.server = ("/fn/testfn" => ((
+    "socket" => "{self.sock}",
+    "check-local" => "disable"
+)))
+""")
+
+    def command(self):
+        return [LIGHTTPD, "-D", "-f", str(self.dir / "lighttpd.conf")]
+
+
+FRONTENDS = {
+    "nginx": (StockNginx, "/usr/sbin/nginx", "nginx"),
+    "nginx-plain": (PlainNginx, "/usr/sbin/nginx", "nginx"),
+    "apache": (Apache, APACHE, "apache2"),
+    "lighttpd": (Lighttpd, LIGHTTPD, "lighttpd"),
+}
+
+
+@pytest.fixture
+def frontend(gateway_factory, build, run_dir, request):
+    made = []
+
+    def factory(kind, keep=False, **gw_kwargs):
+        cls, binary, pkg = FRONTENDS[kind]
+        need(binary, pkg)
+        gw = gateway_factory({"testfn": build.testfn}, **gw_kwargs)
+        fe = cls(run_dir, gw.sock_path("testfn"), keep=keep)
+        made.append(fe)
+        fe.start()
+        return gw, fe
+
+    yield factory
+    for fe in made:
+        fe.stop()
+
+
+@pytest.mark.parametrize("kind", ["nginx", "nginx-plain", "apache", "lighttpd"])
+def test_path_args_and_body_behind(frontend, kind):
+    gw, fe = frontend(kind)
+    status, seen = fe.get_json("/fn/testfn/2?req=1&tag=a&tag=b%20c")
+    assert status == 200, seen
+    assert seen["path"] == "/2", (json.dumps({k: v for k, v in seen["params"].items() if v}), fe.log())
+    assert seen["tags"] == ["a", "b c"]
+    assert seen["method"] == "GET"
+    assert seen["params"]["FNGATE_PATH"] is None  # nothing of fngate's include
+
+    status, seen = fe.get_json("/fn/testfn/users/a%20b/7?req=1")
+    assert (status, seen["path"]) == (200, "/users/a b/7")
+
+    status, seen = fe.get_json("/fn/testfn?req=1")
+    assert (status, seen["path"]) == (200, "")
+    # Without FCGI_KEEP_CONN the instance closes the connection after each
+    # request (mod_proxy_fcgi always sets it, and closes itself).
+    if kind != "apache":
+        pid = seen["pid"]
+        wait_for(lambda: connections(pid) == 0, 5, 0.02, "the instance to close the connection")
+
+    status, body = fe.request("POST", "/fn/testfn/form?req=1", body="tag=x&tag=y%26z",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    seen = json.loads(body)
+    assert (status, seen["method"], seen["path"], seen["tags"]) == (
+        200, "POST", "/form", ["x", "y&z"])
+    assert seen["body"] == "tag=x&tag=y%26z"
+
+
+def connections(pid) -> int:
+    """Connected sockets instance PID holds besides its listening socket
+    (fd 0), stdio and its database channel (fd 3): the FastCGI connections
+    it has accepted and kept."""
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if int(fd.name) > 3 and target.startswith("socket:"):
+            n += 1
+    return n
+
+
+@pytest.mark.parametrize("kind", ["nginx", "apache"])
+def test_kept_connections_served(frontend, kind):
+    """FCGI_KEEP_CONN: many requests over kept connections, then the idle
+    instance is stopped by the gateway under the front end's cached
+    connection, and the next request is still served."""
+    gw, fe = frontend(kind, keep=True, defaults={"idle_timeout": "400ms"})
+    pids = set()
+    for i in range(30):
+        status, seen = fe.get_json(f"/fn/testfn/{i}?req=1")
+        assert (status, seen["path"]) == (200, f"/{i}"), fe.log()
+        pids.add(seen["pid"])
+    # One instance served them all: it went back to waiting between requests
+    # instead of looking busy (which would have made the gateway spawn more).
+    assert len(pids) == 1, pids
+    (pid,) = pids
+    # The connection really was kept: still open between requests.
+    assert connections(pid) == 1
+    wait_for(lambda: pid not in gw.instances("testfn"), 10, 0.05,
+             "the idle instance holding a kept connection to stop")
+    for i in range(3):
+        status, seen = fe.get_json(f"/fn/testfn/again{i}?req=1")
+        assert (status, seen["path"]) == (200, f"/again{i}"), fe.log()
+        assert seen["pid"] != pid
+
+
+def test_kept_connection_gives_way_to_a_new_one(frontend):
+    """An instance holding an idle kept connection takes a new connection
+    when one waits (max_instances 1: there is no one else to)."""
+    gw, fe = frontend("nginx", keep=True, defaults={"max_instances": 1})
+    assert fe.get_json("/fn/testfn/k?req=1")[0] == 200
+    # A second client straight at the socket, while nginx holds its kept one.
+    r = subprocess.run([str(gw.build.fngate), "invoke", "-c", str(gw.conf_path),
+                        "testfn/direct?req=1"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == "/direct"
+    status, seen = fe.get_json("/fn/testfn/k2?req=1")
+    assert (status, seen["path"]) == (200, "/k2"), fe.log()
