@@ -317,12 +317,16 @@ def test_kept_connections_served(frontend, kind):
         status, seen = fe.get_json(f"/fn/testfn/{i}?req=1")
         assert (status, seen["path"]) == (200, f"/{i}"), fe.log()
         pids.add(seen["pid"])
-    # One instance served them all: it went back to waiting between requests
-    # instead of looking busy (which would have made the gateway spawn more).
-    assert len(pids) == 1, pids
-    (pid,) = pids
-    # The connection really was kept: still open between requests.
-    assert connections(pid) == 1
+    if kind == "nginx":
+        # One instance served them all: it went back to waiting between
+        # requests instead of looking busy (which would have made the gateway
+        # spawn more), and the connection really was kept open between them.
+        # (Apache's threads each open their own connection; a new one may
+        # briefly wait in the backlog and have the gateway spawn a second
+        # instance.)
+        assert len(pids) == 1, pids
+        assert connections(next(iter(pids))) == 1
+    pid = seen["pid"]
     wait_for(lambda: pid not in gw.instances("testfn"), 10, 0.05,
              "the idle instance holding a kept connection to stop")
     for i in range(3):
