@@ -9,7 +9,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential autoconf automake libtool pkg-config \
-        libfcgi-dev libjansson-dev check libevent-dev libinih-dev libpq-dev \
+        libfcgi-dev libjansson-dev check libevent-dev libinih-dev libpq-dev libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -24,14 +24,14 @@ RUN (make distclean >/dev/null 2>&1 || true) \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        nginx libfcgi0ldbl libjansson4 libevent-core-2.1-7 libinih1 libpq5 ca-certificates procps \
+        nginx libfcgi0ldbl libjansson4 libevent-core-2.1-7 libinih1 libpq5 libseccomp2 ca-certificates procps \
  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/*
 COPY --from=build /usr/local /usr/local
 COPY --from=build /srv/fngate /srv/fngate
 COPY nginx/container-entrypoint.sh /usr/local/bin/fngate-container
 RUN mkdir -p /etc/fngate \
  && printf '%s\n' '[gateway]' 'functions_dir = /srv/fngate/functions' \
-        'socket_dir = /run/fngate' 'socket_mode = 0666' 'user = nobody' 'group = nogroup' \
+        'socket_dir = /run/fngate' 'socket_mode = 0660' 'socket_group = nogroup' \
         '[defaults]' > /etc/fngate/fngate.conf
 ENV PORT=8080
 EXPOSE 8080

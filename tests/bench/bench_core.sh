@@ -207,10 +207,9 @@ cat >"$RUN/fngate.conf" <<EOF
 [gateway]
 functions_dir = $RUN/functions
 socket_dir = $RUN/sock
-socket_mode = 0666
+socket_mode = 0660
+socket_group = $RUN_GROUP
 log_level = info
-user = nobody
-group = nogroup
 
 [defaults]
 max_instances = $MAX_INST
@@ -233,10 +232,9 @@ EOF
     say "[gateway]"
     say "functions_dir = $RUN/idle/functions"
     say "socket_dir = $RUN/idle/sock"
-    say "socket_mode = 0666"
+    say "socket_mode = 0660"
+    say "socket_group = $RUN_GROUP"
     say "log_level = info"
-    say "user = nobody"
-    say "group = nogroup"
     say ""
     say "[defaults]"
     say "max_instances = $MAX_INST"

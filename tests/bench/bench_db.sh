@@ -274,10 +274,9 @@ cat >"$RUN/fngate.conf" <<EOF
 [gateway]
 functions_dir = $RUN/functions
 socket_dir = $RUN/sock
-socket_mode = 0666
+socket_mode = 0660
+socket_group = $RUN_GROUP
 log_level = info
-user = nobody
-group = nogroup
 database_url = $PG_DSN application_name=fngate
 pool_size = $POOL_SIZE
 
