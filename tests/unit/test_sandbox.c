@@ -1,0 +1,193 @@
+/*
+ * Unit tests for gateway/sandbox.c: a child that enters the sandbox the way
+ * proc.c's does gets EPERM for what the seccomp filter denies and still
+ * does what a function needs; with Landlock it reads its own folder, writes
+ * only its private temporary folder, and is refused elsewhere (skipped,
+ * with a line saying so, on a kernel without Landlock).
+ */
+#include "config.h"
+
+#include "fn.h"
+#include "ident.h"
+#include "sandbox.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs BODY in a sandboxed child (ruleset RS); returns its exit status:
+ * 0, or the number of the first check that failed. */
+static int in_sandbox(int rs, int (*body)(void))
+{
+    pid_t pid = fork();
+    int status;
+    const char *what;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (sandbox_child_enter(rs, &what) < 0 || sandbox_child_seal(&what) < 0) {
+            fprintf(stderr, "%s: %s\n", what, strerror(errno));
+            _exit(100);
+        }
+        _exit(body());
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static int denied(long rc, int err)
+{
+    return rc == -1 && errno == err;
+}
+
+static int filter_body(void)
+{
+    if (!denied(socket(AF_UNIX, SOCK_STREAM, 0), EPERM))
+        return 1;
+    if (!denied(setsid(), EPERM))
+        return 2;
+    if (!denied(unshare(CLONE_NEWUSER), EPERM))
+        return 3;
+    if (!denied(syscall(SYS_pidfd_getfd, 0, 0, 0), EPERM))
+        return 4;
+    if (!denied(syscall(SYS_clone3, NULL, 0), ENOSYS))
+        return 5;
+#ifndef FNGATE_SANITIZERS
+    if (!denied(ptrace(PTRACE_TRACEME, 0, NULL, NULL), EPERM))
+        return 6;
+#endif
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+        return 7;
+    /* What a function does need still works. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 8;
+    close(fd);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return 9;
+    pid_t k = fork();
+    if (k == 0)
+        _exit(0);
+    if (k < 0 || waitpid(k, NULL, 0) != k)
+        return 10;
+    return 0;
+}
+
+START_TEST(filter_denies_with_eperm)
+{
+    ck_assert_int_eq(sandbox_init(), 0);
+    ck_assert_int_eq(in_sandbox(-1, filter_body), 0);
+}
+END_TEST
+
+static char fn_dir[PATH_MAX + 32], outside[PATH_MAX + 32], tmpfile_path[PATH_MAX + 64];
+
+static int landlock_body(void)
+{
+    char p[PATH_MAX + 64];
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/handler", fn_dir);
+    if ((fd = open(p, O_RDONLY)) < 0)
+        return 1;
+    close(fd);
+    if ((fd = open(tmpfile_path, O_WRONLY | O_CREAT, 0600)) < 0)
+        return 2;
+    close(fd);
+    if (!denied(open(outside, O_RDONLY), EACCES))
+        return 3;
+    if (!denied(open(p, O_WRONLY), EACCES))
+        return 4;
+    if ((fd = open("/etc/passwd", O_RDONLY)) < 0)
+        return 5;
+    close(fd);
+    if ((fd = open("/dev/null", O_WRONLY)) < 0)
+        return 6;
+    close(fd);
+    return 0;
+}
+
+START_TEST(landlock_confines_the_filesystem)
+{
+    struct fn_desc d;
+    struct ident id;
+    struct sandbox_fn *sb;
+    char err[512], base[PATH_MAX + 32];
+    int fd;
+
+    ck_assert_int_eq(sandbox_init(), 0);
+    testutil_dir_make();
+    snprintf(fn_dir, sizeof(fn_dir), "%s/fn", testutil_dir);
+    snprintf(outside, sizeof(outside), "%s/secret", testutil_dir);
+    snprintf(base, sizeof(base), "%s/tmp", testutil_dir);
+    ck_assert_int_eq(mkdir(fn_dir, 0755), 0);
+    snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/handler", fn_dir);
+    fd = open(tmpfile_path, O_WRONLY | O_CREAT, 0755);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fd = open(outside, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+
+    memset(&d, 0, sizeof(d));
+    memset(&id, 0, sizeof(id));
+    d.name = (char *)"fn";
+    d.dir = fn_dir;
+    d.set.sandbox = true;
+    sb = sandbox_fn_new(&d, &id, base, err, sizeof(err));
+    ck_assert_msg(sb != NULL, "%s", err);
+    snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/fn", base);
+    ck_assert_str_eq(sandbox_fn_tmpdir(sb), tmpfile_path);
+    snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/scratch", sandbox_fn_tmpdir(sb));
+    if (sandbox_fn_ruleset(sb) < 0) {
+        printf("test_sandbox: the kernel has no Landlock: filesystem confinement not tested\n");
+    } else {
+        ck_assert_int_eq(in_sandbox(sandbox_fn_ruleset(sb), landlock_body), 0);
+    }
+    sandbox_fn_free(sb);
+    sandbox_fn_free(NULL);
+    testutil_dir_remove();
+}
+END_TEST
+
+static void root_setup(void)
+{
+    testutil_root_make("test_sandbox");
+}
+
+static void root_teardown(void)
+{
+    testutil_root_remove();
+}
+
+int main(void)
+{
+    Suite *s = suite_create("sandbox");
+    TCase *tc = tcase_create("sandbox");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+    tcase_add_test(tc, filter_denies_with_eperm);
+    tcase_add_test(tc, landlock_confines_the_filesystem);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
