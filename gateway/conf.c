@@ -97,6 +97,7 @@ static const struct conf_key conf_gw_keys[] = {
     {"log_level", CONF_V_LOGLEVEL, 0, 0, 0, NULL, GW_OFF(log_level)},
     {"stop_timeout", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(stop_timeout_ms)},
     {"prepared_statements", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(prepared_statements)},
+    {"watch", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(watch)},
     {"request_log", CONF_V_LOGPATH, 0, 0, 0, NULL, GW_OFF(request_log)},
     {"slow_query", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(slow_query_ms)},
 };
@@ -1194,6 +1195,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     c->gw.log_level = LOG_LVL_INFO;
     c->gw.stop_timeout_ms = 10 * CONF_MS_PER_S;
     c->gw.prepared_statements = true;
+    c->gw.watch = true;
     if (c->path == NULL || c->gw.functions_dir == NULL || c->gw.socket_dir == NULL) {
         conf_err(err, errlen, path, 0, "out of memory");
         goto fail;

@@ -75,6 +75,7 @@ struct gw_settings {
     int64_t stop_timeout_ms;    /* SIGTERM -> SIGKILL grace, default 10s */
     bool prepared_statements;   /* cache named prepared statements; default on
                                    (off behind PgBouncer < 1.21 in transaction mode) */
+    bool watch;                 /* inotify on functions_dir; default on */
     char *request_log;          /* NULL = off; a path, or "stderr" */
     int64_t slow_query_ms;      /* the pool logs queries slower than this; 0 = off */
 };

@@ -40,6 +40,7 @@
 #include "sb.h"
 #include "scale.h"
 #include "sock.h"
+#include "watch.h"
 #include "status.h"
 
 #include <errno.h>
@@ -141,6 +142,7 @@ struct sup {
     struct mx *mx;         /* owned: the figures */
     struct status *status; /* owned: /_fngate/ */
     struct reqlog *reqlog; /* owned: NULL when request_log is off */
+    struct watch *watch;   /* owned: NULL when watch = off */
     struct event *ev_tick;
     struct event *ev_sig[4];
     bool drop;
@@ -902,7 +904,10 @@ static void sup_reap(struct sup *s)
     }
 }
 
-static void sup_reload(struct sup *s)
+static void sup_watch_cb(void *arg);
+
+/* WHY: what asked for it, for the log ("SIGHUP", "functions folder changed"). */
+static void sup_reload(struct sup *s, const char *why)
 {
     char err[CONF_ERR_MAX];
     struct conf *c;
@@ -915,7 +920,7 @@ static void sup_reload(struct sup *s)
 
     if (s->state != SUP_RUNNING)
         return;
-    log_info("SIGHUP: reloading %s", s->conf_path);
+    log_info("%s: reloading %s", why, s->conf_path);
     c = conf_load(s->conf_path, err, sizeof(err));
     if (!c)
         goto refuse;
@@ -966,21 +971,22 @@ static void sup_reload(struct sup *s)
             bool same_set = fn_settings_equal(&f->desc.set, &d->set) &&
                             !f->desc.disabled == !d->disabled &&
                             (!d->disabled || strcmp(f->desc.disabled, d->disabled) == 0);
-            char why[CONF_ERR_MAX + 16];
+            char what[4096 + CONF_ERR_MAX + 64];
             if (f->sock_path) {
                 if (chmod(f->sock_path, c->gw.socket_mode) < 0 ||
                     (sock_gid != (gid_t)-1 && chown(f->sock_path, (uid_t)-1, sock_gid) < 0))
                     log_warn("[fn %s] %s", f->desc.name, f->sock_path);
             }
             if (d->disabled)
-                snprintf(why, sizeof(why), "disabled, answering 503 until fixed: %s", d->disabled);
+                snprintf(what, sizeof(what), "disabled, answering 503 until fixed: %s",
+                         d->disabled);
             else
-                snprintf(why, sizeof(why), "%s",
+                snprintf(what, sizeof(what), "%s",
                          f->desc.disabled ? "fixed, enabled again"
                          : !same_bin      ? "new handler binary"
                                           : "settings changed");
             if (!same_bin || !same_set) {
-                sup_fn_regenerate(f, d, why, now);
+                sup_fn_regenerate(f, d, what, now);
                 changed++;
             }
             continue;
@@ -997,6 +1003,7 @@ static void sup_reload(struct sup *s)
         sup_fn_scale(f, now);
     }
     fn_list_free(l);
+    s->watch = watch_update(s->watch, s->base, c, sup_watch_cb, s);
     log_info("reloaded: %zu added, %zu changed, %zu removed", added, changed, removed);
     sup_tick_ensure(s);
     return;
@@ -1004,6 +1011,11 @@ refuse:
     log_warnx("reload refused, keeping the running configuration: %s", err);
     conf_free(c == s->conf ? NULL : c);
     fn_list_free(l);
+}
+
+static void sup_watch_cb(void *arg)
+{
+    sup_reload(arg, "functions folder changed");
 }
 
 static void sup_stop(struct sup *s, int sig)
@@ -1016,6 +1028,8 @@ static void sup_stop(struct sup *s, int sig)
              sup_sig_name(sig));
     s->state = SUP_STOPPING;
     s->stop_ns = sup_now_ns();
+    watch_free(s->watch);
+    s->watch = NULL;
     for (struct sup_fn *f = s->fns; f; f = f->next) {
         if (!f->removed) {
             f->removed = true;
@@ -1038,7 +1052,7 @@ static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
         sup_reap(s);
         break;
     case SIGHUP:
-        sup_reload(s);
+        sup_reload(s, "SIGHUP");
         break;
     case SIGTERM:
     case SIGINT:
@@ -1053,6 +1067,7 @@ static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void sup_free(struct sup *s)
 {
+    watch_free(s->watch);
     status_free(s->status);
     poolctl_free(s->pool);
     s->pool = NULL;
@@ -1151,6 +1166,7 @@ int sup_run(const char *conf_path)
             goto out;
         }
     }
+    s.watch = watch_new(s.base, s.conf, sup_watch_cb, &s);
     for (size_t i = 0; i < l->n; i++) {
         char name[CONF_NAME_MAX + 1];
         struct sup_fn *f;

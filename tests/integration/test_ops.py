@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -246,3 +247,95 @@ def test_unreachable_folder_is_disabled_not_126(stack, build):
                         r"instances \(dynamic uid \d+\) cannot enter this folder: "
                         "Permission denied", r.json()["error"]), r.json()
     assert ngx.get_json("/fn/hello") == (200, {"hello": "world"})
+
+
+# --- the watched functions folder --------------------------------------------
+
+
+def deploy_by_rename(gw, name, binary):
+    """The recommended deploy: copy next to it, then rename over."""
+    d = gw.functions_dir / name
+    d.mkdir(exist_ok=True)
+    os.chmod(d, 0o755)
+    tmp = d / ".handler.new"
+    shutil.copyfile(binary, tmp)
+    os.chmod(tmp, 0o755)
+    os.rename(tmp, d / "handler")
+
+
+def served(ngx, path, want_status, want_json=None):
+    def ok():
+        r = ngx.get(path)
+        if r.status != want_status:
+            return False
+        return want_json is None or r.json() == want_json
+    return ok
+
+
+def test_watched_folder_picks_up_added_replaced_removed_without_a_signal(stack, build):
+    gw, ngx = stack({"hello": build.handler("hello")})
+    gw.wait_log(lambda ln: f"watching {gw.functions_dir}" in ln)
+
+    # Added by rename.
+    deploy_by_rename(gw, "fresh", build.handler("hello"))
+    wait_for(served(ngx, "/fn/fresh", 200, {"hello": "world"}), 5, what="fresh served")
+    gw.wait_log(lambda ln: "[fn fresh] added" in ln)
+
+    # Replaced by rename over: the echo binary answers differently.
+    deploy_by_rename(gw, "fresh", build.handler("echo"))
+    wait_for(lambda: ngx.get("/fn/fresh?x=1").json() != {"hello": "world"}, 5,
+             what="the new binary serving")
+    gw.wait_log(lambda ln: "[fn fresh] new handler binary" in ln)
+
+    # Added by copy, then chmod: not a function until it is executable.
+    d = gw.functions_dir / "copied"
+    d.mkdir()
+    os.chmod(d, 0o755)
+    shutil.copyfile(build.handler("hello"), d / "handler")
+    os.chmod(d / "handler", 0o644)
+    gw.wait_log(lambda ln: "skipping 'copied'" in ln and "not an executable file" in ln)
+    assert ngx.get("/fn/copied").status == 404
+    os.chmod(d / "handler", 0o755)
+    wait_for(served(ngx, "/fn/copied", 200, {"hello": "world"}), 5, what="copied served")
+
+    # function.conf: broken disables it, fixed enables it.
+    (d / "function.conf").write_text("max_instances = lots\n")
+    wait_for(served(ngx, "/fn/copied", 503), 5, what="copied disabled")
+    assert "function copied is disabled: " in ngx.get("/fn/copied").json()["error"]
+    (d / "function.conf").write_text("max_instances = 2\n")
+    wait_for(served(ngx, "/fn/copied", 200, {"hello": "world"}), 5, what="copied fixed")
+
+    # Removed.
+    shutil.rmtree(gw.functions_dir / "fresh")
+    wait_for(served(ngx, "/fn/fresh", 404), 5, what="fresh gone")
+    gw.wait_log(lambda ln: "[fn fresh] removed" in ln, timeout=10)
+
+    assert ngx.get_json("/fn/hello") == (200, {"hello": "world"})
+    assert reloads(gw) == 0
+    assert gw.log().count("functions folder changed: reloading") >= 5
+
+
+def test_scratch_files_in_a_function_folder_do_not_reload(stack, build):
+    gw, ngx = stack({"hello": build.handler("hello")})
+    gw.wait_log(lambda ln: f"watching {gw.functions_dir}" in ln)
+    d = gw.functions_dir / "hello"
+    for i in range(20):
+        (d / f"scratch{i}").write_text("x" * 100)
+        os.unlink(d / f"scratch{i}")
+    (gw.functions_dir / ".hidden").write_text("x")
+    # A relevant change after them is the first thing to cause a reload.
+    (d / "function.conf").write_text("max_instances = 3\n")
+    gw.wait_log(lambda ln: "functions folder changed: reloading" in ln)
+    gw.wait_log(lambda ln: "[fn hello] settings changed" in ln)
+    assert gw.log().count("functions folder changed: reloading") == 1
+
+
+def test_watch_off(stack, build):
+    gw, ngx = stack({"hello": build.handler("hello")}, gateway={"watch": "off"})
+    deploy_by_rename(gw, "fresh", build.handler("hello"))
+    time.sleep(1.5)
+    assert ngx.get("/fn/fresh").status == 404
+    assert "watching" not in gw.log()
+    r = fngate(build, "reload", "-c", str(gw.conf_path))
+    assert r.returncode == 0, r.stderr
+    wait_for(served(ngx, "/fn/fresh", 200, {"hello": "world"}), 5, what="fresh after reload")
