@@ -96,6 +96,7 @@ struct inst {
     struct police_inst pi; /* the supervisor's own observations */
     struct police_view pv;
     int64_t spawned_ns;
+    int64_t exec_ns[2]; /* proc_spawn called and returned: the cold-start trace */
     int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
     int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
     int64_t kill_ns;    /* SIGKILL sent */
@@ -323,7 +324,9 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
     spec.gid = f->id.gid;
     spec.sandbox = sandbox_fn_on(f->sbx);
     spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
+    in->exec_ns[0] = sup_now_ns();
     in->pid = proc_spawn(&spec, &log_fd);
+    in->exec_ns[1] = sup_now_ns();
     sb_close_fd(in->sb);
     if (db_fd >= 0)
         close(db_fd);
@@ -519,8 +522,11 @@ static void sup_fn_police(struct sup_fn *f, int64_t now)
 
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
-            log_debug("[fn %s pid %d] ready in %.3f ms", f->desc.name, (int)in->pid,
-                      (double)ready / 1e6);
+            log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
+                      "ready %lld)",
+                      f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,
+                      (long long)in->exec_ns[0], (long long)in->exec_ns[1],
+                      (long long)FN_SB_LOAD(sl->ready_ns));
         }
         if (FN_SB_LOAD(sl->requests) > 0)
             f->crashes = 0;

@@ -19,6 +19,18 @@
 #   (b) cold start: median time of the first request to a function with no
 #       process, fngate vs php-fpm ondemand, plus the warm (second) request
 #   (c) idle cost: RSS of an fngate with 100 functions and no instance
+#   (d) cold-start breakdown (issue 11): connect -> supervisor wake-up ->
+#       proc_spawn called -> (vfork, child set-up incl. the sandbox, execve,
+#       SDK start) -> ready in accept() -> response, from the supervisor's debug trace and the client's
+#       clock (coldtrace.py), sandbox on and off; and the floors under it
+#       (spawn_floor.c: vfork+exec of a trivial static program, fork of a
+#       started process as a template/zygote design would, one queue query)
+#   (e) cold burst: 64 simultaneous requests to a function with no process,
+#       max_instances 8 / max_children 8: slowest cold minus slowest warm,
+#       fngate vs php-fpm ondemand (burst.py)
+#   (f) queue_timeout: how late after the 500 ms deadline the 503 comes
+#   (g) overload: 200 callers of a max_instances 1, queue_size 4 function:
+#       the share of rejected requests that are 503 (never 502)
 # and prints a summary with each target PASS or MISS.  Raw wrk output, cold
 # samples, logs and the summary go to tests/bench/results/<date>-core/.
 #
@@ -56,9 +68,13 @@ WRK_C=32
 MAX_INST=8
 IDLE_FNS=100
 
-# Targets (issue 2).
-T_THROUGHPUT=0.95           # fngate/bare req/s, at least
-T_COLD=0.5                  # fngate/php cold-start median, at most
+# Targets (issues 2 and 11).
+T_THROUGHPUT=0.97           # fngate/bare req/s, at least
+T_COLD=0.45                 # fngate/php cold-start median, at most
+T_LATE_MS=50                # queue_timeout's 503 after the deadline, at most
+BURST_N=64
+BURST_ROUNDS=5
+[ "$QUICK" = 1 ] && BURST_ROUNDS=3
 T_RSS_MB=8                  # fngate RSS with 100 idle functions, at most
 
 say() { printf '%s\n' "$*"; }
@@ -132,6 +148,7 @@ done
 
 NGINX_PID=""
 FNGATE_PID=""
+TRACE_PID=""
 IDLE_PID=""
 PHP_PID=""
 WRK_PID=""
@@ -147,6 +164,7 @@ cleanup() {
     stop_pid "$NGINX_PID" 5
     stop_pid "$FNGATE_PID" 15
     stop_pid "$IDLE_PID" 15
+    stop_pid "$TRACE_PID" 15
     if [ -n "$PHP_PID" ]; then
         php_children=$(pgrep -P "$PHP_PID" 2>/dev/null)
         stop_pid "$PHP_PID" 5
@@ -156,6 +174,7 @@ cleanup() {
     # keep the logs next to the results
     [ -f "$RUN/fngate.log" ] && cp "$RUN/fngate.log" "$RES/fngate.log"
     [ -f "$RUN/fngate-idle.log" ] && cp "$RUN/fngate-idle.log" "$RES/fngate-idle.log"
+    [ -f "$RUN/fngate-trace.log" ] && cp "$RUN/fngate-trace.log" "$RES/fngate-trace.log"
     [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$RES/nginx-error.log"
     [ -f "$RUN/php/php-fpm.log" ] && cp "$RUN/php/php-fpm.log" "$RES/php-fpm.log"
     if [ "$KEEP" = 1 ]; then
@@ -187,6 +206,23 @@ mkdir -p "$RUN/functions/hello" "$RUN/functions/hellocold" "$RUN/sock" \
          "$RUN/bare" "$RUN/php" "$RUN/nginx" "$RUN/idle/functions" "$RUN/idle/sock"
 cp "$HELLO" "$RUN/functions/hello/handler"
 cp "$HELLO" "$RUN/functions/hellocold/handler"
+TESTFN="$ROOT/tests/integration/testfn"
+HAVE_TESTFN=0
+if [ -x "$TESTFN" ]; then
+    HAVE_TESTFN=1
+    mkdir -p "$RUN/functions/slow" "$RUN/functions/over"
+    cp "$TESTFN" "$RUN/functions/slow/handler"
+    cp "$TESTFN" "$RUN/functions/over/handler"
+else
+    say "note: $TESTFN is not built (make check builds it): (f) and (g) are skipped"
+fi
+mkdir -p "$RUN/trace/functions/tracesb" "$RUN/trace/functions/tracenosb" "$RUN/trace/sock"
+cp "$HELLO" "$RUN/trace/functions/tracesb/handler"
+cp "$HELLO" "$RUN/trace/functions/tracenosb/handler"
+printf 'int main(void) { return 0; }\n' >"$RUN/trivial.c"
+cc -O2 -static -o "$RUN/trivial" "$RUN/trivial.c" >>"$RES/cc.log" 2>&1 \
+    && cc -O2 -Wall -o "$RUN/spawn_floor" "$BENCH_DIR/spawn_floor.c" >>"$RES/cc.log" 2>&1 \
+    || say "note: cannot build spawn_floor.c (static libc missing?): its floors are skipped"
 cp "$BENCH_DIR/hello.php" "$RUN/php/hello.php"
 cp "$ROOT/nginx/fngate.inc" "$RUN/nginx/fngate.inc"
 say "building: cc -O2 tests/bench/bare_hello.c -lfcgi"
@@ -224,6 +260,34 @@ idle_timeout = 10s
 [hellocold]
 max_instances = $MAX_INST
 idle_timeout = 100ms
+
+[slow]
+max_instances = 1
+queue_timeout = 500ms
+
+[over]
+max_instances = 1
+queue_size = 4
+EOF
+
+# fngate for the cold-start trace: debug log, the same function with and
+# without the sandbox
+cat >"$RUN/fngate-trace.conf" <<EOF
+; written by tests/bench/bench_core.sh
+[gateway]
+functions_dir = $RUN/trace/functions
+socket_dir = $RUN/trace/sock
+socket_mode = 0666
+log_level = debug
+user = nobody
+group = nogroup
+
+[defaults]
+max_instances = $MAX_INST
+idle_timeout = 100ms
+
+[tracenosb]
+sandbox = off
 EOF
 
 # fngate with 100 idle functions
@@ -339,6 +403,12 @@ http {
         }
         # --diag: fngate's hello socket without fngate.inc (plain location, the
         # same parameters as /bare)
+        location = /php-burst {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /php-burst;
+            fastcgi_param SCRIPT_FILENAME $RUN/php/hello.php;
+            fastcgi_pass unix:$RUN/php/php-cold.sock;
+        }
         location = /fn-direct {
             include fastcgi_params.bench;
             fastcgi_param SCRIPT_NAME /fn/hello;
@@ -354,8 +424,8 @@ EOF
 
 find "$RUN" -type d -exec chmod 755 {} +
 find "$RUN" -type f -exec chmod go+r {} +
-chmod 755 "$RUN/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/bare/bare_hello"
-cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RES/"
+chmod 755 "$RUN/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/trace/functions"/*/handler "$RUN/bare/bare_hello"
+cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RES/"
 
 # --- machine ------------------------------------------------------------------
 
@@ -540,6 +610,96 @@ printf '%-8s %14s %16s %14s %16s\n' fngate "$F_COLD" "$(range fngate 3)" "$F_WAR
 printf '%-8s %14s %16s %14s %16s\n' php "$P_COLD" "$(range php 3)" "$P_WARM" "$(range php 4)"
 say "cold fngate/php = $COLD_RATIO; non-200 or timed-out rounds: $COLD_FAIL"
 
+# --- (e) cold burst -----------------------------------------------------------
+
+say ""
+say "== (e) cold burst: $BURST_N simultaneous requests, no process before, max_instances/max_children $MAX_INST; $BURST_ROUNDS rounds =="
+say "   excess = slowest request of the cold burst - slowest of the same burst warm (right after)"
+: >"$RES/burst.txt"
+printf '%s\n' "# round backend cold_slowest_ms warm_slowest_ms excess_ms cold_codes warm_codes" >>"$RES/burst.txt"
+BURST_FAIL=0
+for ((round = 1; round <= BURST_ROUNDS; round++)); do
+    if [ $((round % 2)) = 1 ]; then order="fngate php"; else order="php fngate"; fi
+    for b in $order; do
+        wait_until 15 both_cold || { say "warning: burst round $round: not cold"; BURST_FAIL=$((BURST_FAIL + 1)); continue; }
+        sleep 0.3
+        if [ "$b" = fngate ]; then path=/fn/hellocold; else path=/php-burst; fi
+        read -r _ cslow _ ccodes < <(python3 "$BENCH_DIR/burst.py" "$PORT" "$path" "$BURST_N")
+        read -r _ wslow _ wcodes < <(python3 "$BENCH_DIR/burst.py" "$PORT" "$path" "$BURST_N")
+        [ "$ccodes" = "200:$BURST_N" ] && [ "$wcodes" = "200:$BURST_N" ] || BURST_FAIL=$((BURST_FAIL + 1))
+        ex=$(awk -v c="$cslow" -v w="$wslow" 'BEGIN { printf "%.2f", c - w }')
+        printf '%d %s %s %s %s %s %s\n' "$round" "$b" "$cslow" "$wslow" "$ex" "$ccodes" "$wcodes" >>"$RES/burst.txt"
+    done
+done
+bcol() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/burst.txt"; }
+F_BEX=$(bcol fngate 5 | median); P_BEX=$(bcol php 5 | median)
+brange() { bcol "$1" "$2" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
+BURST_WINS=$(awk '$1 !~ /^#/ { ex[$1 "," $2] = $5; r[$1] = 1 } END { w = 0; n = 0; for (k in r) { if ((k ",fngate") in ex && (k ",php") in ex) { n++; if (ex[k ",fngate"] + 0 < ex[k ",php"] + 0) w++ } } printf "%d/%d", w, n }' "$RES/burst.txt")
+printf '%-8s %18s %18s %16s\n' backend "cold slowest ms" "warm slowest ms" "excess ms"
+printf '%-8s %18s %18s %16s\n' fngate "$(brange fngate 3)" "$(brange fngate 4)" "$(brange fngate 5)"
+printf '%-8s %18s %18s %16s\n' php "$(brange php 3)" "$(brange php 4)" "$(brange php 5)"
+say "median excess: fngate $F_BEX ms, php-fpm $P_BEX ms; rounds where fngate's is the smaller: $BURST_WINS; failed rounds (not all 200): $BURST_FAIL"
+
+# --- (f) queue_timeout at the deadline, (g) overload ----------------------------
+
+LATE_MED=nan; LATE_MAX=nan; OVER_SHARE=nan; OVER_LINE="skipped (no testfn)"
+if [ "$HAVE_TESTFN" = 1 ]; then
+    say ""
+    say "== (f) queue_timeout = 500ms, max_instances = 1, the instance busy for 2 s: when does the waiting request get its 503? =="
+    : >"$RES/deadline.txt"
+    for ((round = 1; round <= 5; round++)); do
+        curl -s -o /dev/null "http://127.0.0.1:$PORT/fn/slow?sleep=2000" &
+        busy_pid=$!
+        sleep 0.3
+        read -r st ms < <(curl -s -o "$RES/deadline-body.txt" -D "$RES/deadline-headers.txt" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$PORT/fn/slow" | awk '{ printf "%s %.1f\n", $1, $2 * 1000 }')
+        ra=$(tr -d '\r' <"$RES/deadline-headers.txt" | awk -F': ' 'tolower($1) == "retry-after" { print $2 }')
+        late=$(awk -v m="$ms" 'BEGIN { printf "%.1f", m - 500 }')
+        printf '%d %s %s %s retry-after=%s\n' "$round" "$st" "$ms" "$late" "${ra:-none}" >>"$RES/deadline.txt"
+        wait "$busy_pid"
+    done
+    awk '{ printf "   round %s: %s after %s ms (%s ms after the deadline), %s\n", $1, $2, $3, $4, $5 }' "$RES/deadline.txt"
+    LATE_MED=$(awk '{ print $4 }' "$RES/deadline.txt" | median)
+    LATE_MAX=$(awk '{ print $4 }' "$RES/deadline.txt" | sort -g | tail -1)
+    LATE_OK=$(awk '$2 != 503 || $5 != "retry-after=1" { bad++ } END { print bad ? "NO" : "yes" }' "$RES/deadline.txt")
+    say "503 after the deadline: median $LATE_MED ms, worst $LATE_MAX ms; every answer 503 with Retry-After: $LATE_OK"
+
+    say ""
+    say "== (g) overload: 200 simultaneous callers of a 200 ms function, max_instances = 1, queue_size = 4 =="
+    : >"$RES/overload.txt"
+    for ((round = 1; round <= 3; round++)); do
+        read -r _ _ _ codes < <(python3 "$BENCH_DIR/burst.py" "$PORT" "/fn/over?sleep=200" 200)
+        echo "$round $codes" >>"$RES/overload.txt"
+        sleep 1.5
+    done
+    OVER_SHARE=$(awk '{ n = split($2, a, ","); for (i = 1; i <= n; i++) { split(a[i], kv, ":"); if (kv[1] != 200) { rej += kv[2]; if (kv[1] == 503) s += kv[2] } } } END { if (rej) printf "%.1f", 100 * s / rej; else print "nan" }' "$RES/overload.txt")
+    OVER_LINE="$(awk '{ printf "%s%s", sep, $2; sep = " | " }' "$RES/overload.txt")"
+    say "status counts per round: $OVER_LINE"
+    say "503 share of rejected requests: $OVER_SHARE%"
+fi
+
+# --- (d) cold-start breakdown -----------------------------------------------------
+
+say ""
+say "== (d) cold-start breakdown: one FastCGI request straight to the socket (no nginx), medians of $COLD_N, microseconds =="
+"$FNGATE" serve -c "$RUN/fngate-trace.conf" >"$RUN/fngate-trace.log" 2>&1 &
+TRACE_PID=$!
+trace_ready() { kill -0 "$TRACE_PID" 2>/dev/null || return 0; [ -S "$RUN/trace/sock/fn/tracenosb.sock" ]; }
+wait_until 10 trace_ready
+for fn in tracesb tracenosb; do
+    python3 "$BENCH_DIR/coldtrace.py" "$RUN/trace/sock/fn/$fn.sock" "$RUN/fngate-trace.log" "$COLD_N" >"$RES/coldtrace-$fn.txt" 2>&1
+done
+stop_pid "$TRACE_PID" 15
+TRACE_PID=""
+printf '   %-22s %s\n' "" "$(head -1 "$RES/coldtrace-tracesb.txt" | sed 's/^round //')"
+printf '   %-22s %s\n' "sandbox on (default)" "$(grep '^median' "$RES/coldtrace-tracesb.txt" | sed 's/^median //')"
+printf '   %-22s %s\n' "sandbox off" "$(grep '^median' "$RES/coldtrace-tracenosb.txt" | sed 's/^median //')"
+FLOORS="skipped"
+if [ -x "$RUN/spawn_floor" ]; then
+    "$RUN/spawn_floor" "$RUN/functions/hello/handler" "$RUN/trivial" 200 >"$RES/floors.txt" 2>&1
+    FLOORS=$(awk '{ printf "%s%s %s us", sep, $1, $2; sep = ", " }' "$RES/floors.txt")
+    say "   floors (medians of 200): $FLOORS"
+fi
+
 # --- stop, and check that fngate stops cleanly ------------------------------
 
 stop_pid "$NGINX_PID" 5; NGINX_PID=""
@@ -609,6 +769,15 @@ V_PROCS=$(verdict "$IDLE_PROCS" "==" 1)
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
     printf '  %-44s %8s  %s\n' "idle processes == 1" "$IDLE_PROCS" "$V_PROCS"
+    printf '  %-44s %8s  %s\n' "cold-burst excess fngate < php-fpm (rounds)" "$BURST_WINS" "$(awk -v w="$BURST_WINS" 'BEGIN { split(w, a, "/"); print (a[2] > 0 && a[1] == a[2]) ? "PASS" : "MISS" }')"
+    printf '  %-44s %8s  %s\n' "queue_timeout 503 worst lateness <= $T_LATE_MS ms" "$LATE_MAX" "$(verdict "$LATE_MAX" "<=" "$T_LATE_MS")"
+    printf '  %-44s %8s  %s\n' "overload: 503 share of rejected == 100%" "$OVER_SHARE" "$(verdict "$OVER_SHARE" "==" 100.0)"
+    say ""
+    say "cold burst ($BURST_N at once, $MAX_INST processes max): median excess fngate $F_BEX ms, php-fpm $P_BEX ms"
+    say "cold-start breakdown (us; wake prep spawn serve total, and vfork of spawn):"
+    say "  sandbox on  $(grep '^median' "$RES/coldtrace-tracesb.txt" 2>/dev/null | sed 's/^median *//')"
+    say "  sandbox off $(grep '^median' "$RES/coldtrace-tracenosb.txt" 2>/dev/null | sed 's/^median *//')"
+    say "  floors      $FLOORS"
     say ""
     say "checks    fngate exit status on SIGTERM: $FNGATE_RC; instances left behind: $LEFTOVER;"
     say "          warn/error lines in fngate's log: $FNGATE_ERRLINES; failed cold rounds: $COLD_FAIL"
