@@ -14,6 +14,8 @@
 
 #include "conf.h"
 
+#include "ceiling.h"
+
 #include <ini.h>
 
 #include <ctype.h>
@@ -109,6 +111,7 @@ enum conf_sect {
     CONF_S_NONE,     /* before any header */
     CONF_S_GATEWAY,  /* [gateway] */
     CONF_S_DEFAULTS, /* [defaults] */
+    CONF_S_LIMITS,   /* [limits] */
     CONF_S_FUNCTION, /* [<name>] in fngate.conf */
     CONF_S_FNFILE,   /* [function] in function.conf */
 };
@@ -131,6 +134,8 @@ struct conf_parser {
     char sect_name[CONF_NAME_MAX + 1];
     size_t sect_idx;                              /* index into c->sections for CONF_S_FUNCTION */
     int gateway_line, defaults_line, fnfile_line; /* 0 until seen */
+    int limits_line;
+    const struct conf *ceilings; /* function.conf: whose [limits] apply */
     int pool_size_line, min_pool_line;
     char *confdir;             /* absolute directory of PATH, resolved on first use */
     struct conf *c;            /* fngate.conf: where values land */
@@ -322,7 +327,8 @@ bool conf_name_valid(const char *name)
         if (!conf_lower_or_digit(name[i]) && name[i] != '_' && name[i] != '-')
             return false;
     }
-    return strcmp(name, "gateway") != 0 && strcmp(name, "defaults") != 0;
+    return strcmp(name, "gateway") != 0 && strcmp(name, "defaults") != 0 &&
+           strcmp(name, "limits") != 0;
 }
 
 static bool conf_env_name_valid(const char *s)
@@ -705,6 +711,13 @@ static void conf_section_header(struct conf_parser *p, char *line)
         }
         p->gateway_line = p->lineno;
         p->sect = CONF_S_GATEWAY;
+    } else if (strcmp(name, "limits") == 0) {
+        if (p->limits_line != 0) {
+            conf_perr(p, "duplicate section [limits] (first at line %d)", p->limits_line);
+            goto out;
+        }
+        p->limits_line = p->lineno;
+        p->sect = CONF_S_LIMITS;
     } else if (strcmp(name, "defaults") == 0) {
         if (p->defaults_line != 0) {
             conf_perr(p, "duplicate section [defaults] (first at line %d)", p->defaults_line);
@@ -930,6 +943,129 @@ fail:
     return -1;
 }
 
+/* A [limits] entry: a limitable function key with a valid value. */
+static int conf_limits_key(struct conf_parser *p, const char *key, const char *value)
+{
+    char why[CONF_ERR_MAX];
+
+    if (ceiling_kind(key) == CEILING_NONE) {
+        conf_perr(p, "%s cannot be limited in [limits] (these can: %s)", key, ceiling_keys());
+        return -1;
+    }
+    switch (conf_fn_apply(NULL, key, value, NULL, why, sizeof(why))) {
+    case CONF_A_OK:
+        break;
+    case CONF_A_NOMEM:
+        conf_perr(p, "out of memory");
+        return -1;
+    default:
+        conf_perr(p, "%s", why);
+        return -1;
+    }
+    if (conf_kv_append(&p->c->limits, &p->c->n_limits, key, value, p->lineno) < 0) {
+        conf_perr(p, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The [limits] entry for KEY in C (the last one), or NULL. */
+static const struct conf_kv *conf_limit_find(const struct conf *c, const char *key)
+{
+    for (size_t i = c ? c->n_limits : 0; i > 0; i--) {
+        if (strcmp(c->limits[i - 1].key, key) == 0)
+            return &c->limits[i - 1];
+    }
+    return NULL;
+}
+
+/* Whether a function.conf's KEY = VALUE (valid) exceeds C's [limits]; if so
+ * WHY says by how much and where the limit is. */
+static bool conf_limit_exceeded(const struct conf *c, const char *key, const char *value, char *why,
+                                size_t whylen)
+{
+    const struct conf_kv *lim = conf_limit_find(c, key);
+    enum ceiling_kind kind = ceiling_kind(key);
+    const struct conf_key *k = conf_key_find(conf_fn_keys, CONF_NKEYS(conf_fn_keys), key);
+    int64_t v, l;
+    bool bv, bl, over = false;
+    const char *bad = value;
+    size_t badlen = strlen(value);
+
+    if (!lim || !k)
+        return false;
+    switch (kind) {
+    case CEILING_MAX:
+    case CEILING_MAX0:
+        over = conf_value_number(k, value, &v, why, whylen) == 0 &&
+               conf_value_number(k, lim->value, &l, why, whylen) == 0 &&
+               ceiling_num_exceeds(kind, v, l);
+        break;
+    case CEILING_ON:
+        over = conf_bool(value, &bv) == 0 && conf_bool(lim->value, &bl) == 0 &&
+               ceiling_bool_exceeds(bv, bl);
+        break;
+    case CEILING_PATHS:
+        over = ceiling_paths_exceed(value, lim->value, &bad, &badlen);
+        break;
+    case CEILING_NONE:
+        break;
+    }
+    if (over)
+        snprintf(why, whylen,
+                 "%s = %.*s%s is more than the operator allows (%s = %s in [limits], "
+                 "%s:%d)",
+                 key, (int)badlen, bad,
+                 kind == CEILING_MAX0 && strcmp(value, "0") == 0 ? " (none)" : "", key,
+                 *lim->value ? lim->value : "\"\"", c->path, lim->line);
+    return over;
+}
+
+/* After every layer: what exceeds a limit without a function.conf asking
+ * (the built-in defaults, [defaults]) is brought down to it; a [<name>]
+ * section setting the key is the operator's own exception. */
+static void conf_limits_clamp(const struct conf *c, const struct conf_section *sec,
+                              struct fn_settings *s)
+{
+    for (size_t i = 0; c && i < c->n_limits; i++) {
+        const struct conf_kv *lim = &c->limits[i];
+        const struct conf_key *k = conf_key_find(conf_fn_keys, CONF_NKEYS(conf_fn_keys), lim->key);
+        enum ceiling_kind kind = ceiling_kind(lim->key);
+        bool exception = false;
+        char why[CONF_ERR_MAX];
+        int64_t v = 0, l;
+
+        if (!k || conf_limit_find(c, lim->key) != lim)
+            continue;
+        for (size_t j = 0; sec && j < sec->n_kv && !exception; j++)
+            exception = strcmp(sec->kv[j].key, lim->key) == 0;
+        if (exception)
+            continue;
+        if (kind == CEILING_ON) {
+            bool on;
+            if (conf_bool(lim->value, &on) == 0 && on)
+                *(bool *)(void *)((char *)s + k->off) = true;
+            continue;
+        }
+        if ((kind != CEILING_MAX && kind != CEILING_MAX0) ||
+            conf_value_number(k, lim->value, &l, why, sizeof(why)) < 0)
+            continue;
+        switch (k->type) {
+        case CONF_V_INT:
+            v = *(int *)(void *)((char *)s + k->off);
+            break;
+        case CONF_V_LONG:
+            v = *(long *)(void *)((char *)s + k->off);
+            break;
+        default:
+            v = *(int64_t *)(void *)((char *)s + k->off);
+            break;
+        }
+        if (ceiling_num_exceeds(kind, v, l))
+            conf_store_number(k, s, l);
+    }
+}
+
 /* A function key in fngate.conf ([defaults] or [<name>]) or function.conf. */
 static int conf_function_key(struct conf_parser *p, const char *key, const char *value)
 {
@@ -957,6 +1093,10 @@ static int conf_function_key(struct conf_parser *p, const char *key, const char 
         return -1;
     }
     if (p->fnfile) {
+        if (conf_limit_exceeded(p->ceilings, key, value, why, sizeof(why))) {
+            conf_perr(p, "%s", why);
+            return -1;
+        }
         if (minmax) {
             p->minmax->path = p->path;
             p->minmax->line = p->lineno;
@@ -1000,6 +1140,8 @@ static int conf_handler_impl(void *user, const char *key, const char *value)
         return 0;
     case CONF_S_GATEWAY:
         return conf_gateway_key(p, key, value) == 0;
+    case CONF_S_LIMITS:
+        return conf_limits_key(p, key, value) == 0;
     case CONF_S_DEFAULTS:
     case CONF_S_FUNCTION:
     case CONF_S_FNFILE:
@@ -1155,6 +1297,7 @@ void conf_free(struct conf *c)
     free(c->gw.group);
     free(c->gw.request_log);
     conf_kv_free(c->defaults, c->n_defaults);
+    conf_kv_free(c->limits, c->n_limits);
     for (size_t i = 0; i < c->n_sections; i++) {
         free(c->sections[i].name);
         conf_kv_free(c->sections[i].kv, c->sections[i].n_kv);
@@ -1300,8 +1443,8 @@ int conf_function(const struct conf *c, const char *name, const char *fn_conf_pa
         err[0] = '\0';
     if (!conf_name_valid(name)) {
         conf_err(err, errlen, cpath, 0,
-                 "'%s' is not a valid function name ([a-z0-9][a-z0-9_-]{0,63}, not gateway or "
-                 "defaults)",
+                 "'%s' is not a valid function name ([a-z0-9][a-z0-9_-]{0,63}, not gateway, "
+                 "defaults or limits)",
                  name != NULL ? name : "(null)");
         goto out;
     }
@@ -1311,6 +1454,7 @@ int conf_function(const struct conf *c, const char *name, const char *fn_conf_pa
     if (fn_conf_path != NULL) {
         p.path = fn_conf_path;
         p.fnfile = true;
+        p.ceilings = c;
         p.fn = &s;
         p.minmax = &minmax;
         p.err = err;
@@ -1321,6 +1465,7 @@ int conf_function(const struct conf *c, const char *name, const char *fn_conf_pa
     sec = conf_section_find(c, name);
     if (sec != NULL && conf_apply_kvs(&s, sec->kv, sec->n_kv, c->path, &minmax, err, errlen) < 0)
         goto out;
+    conf_limits_clamp(c, sec, &s);
     if (s.min_instances > s.max_instances) {
         conf_err(err, errlen, minmax.path != NULL ? minmax.path : cpath, minmax.line,
                  "min_instances (%d) is greater than max_instances (%d) for function '%s'",

@@ -103,6 +103,11 @@ struct conf {
     int gw_lines[CONF_GW_LINES_MAX]; /* line of each [gateway] key set; 0: not in the file */
     struct conf_kv *defaults;        /* raw [defaults] entries */
     size_t n_defaults;
+    /* Raw [limits] entries: ceilings on what a function.conf may set
+     * (ceiling.h).  They also cap the built-in defaults and [defaults]; only
+     * a [<name>] section of fngate.conf can grant one function more. */
+    struct conf_kv *limits;
+    size_t n_limits;
     struct conf_section *sections;
     size_t n_sections;
 };

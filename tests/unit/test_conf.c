@@ -265,9 +265,9 @@ START_TEST(name_valid)
         "a_", "a--b", "gateway2", "defaults_",   "function", "x0-_9",
     };
     static const char *const bad[] = {
-        "",     "-a",   "_a",          "Hello", "hEllo", "HELLO", "a.b",     "a/b",
-        "../x", ".",    "..",          "a b",   " a",    "a ",    "gateway", "defaults",
-        "a\tb", "a\nb", "caf\xc3\xa9", "a:b",   "a[b]",  "a;b",   "a=b",
+        "",       "-a",   "_a",   "Hello",       "hEllo", "HELLO", "a.b",     "a/b",
+        "../x",   ".",    "..",   "a b",         " a",    "a ",    "gateway", "defaults",
+        "limits", "a\tb", "a\nb", "caf\xc3\xa9", "a:b",   "a[b]",  "a;b",     "a=b",
     };
 
     for (size_t i = 0; i < N(ok); i++)
@@ -1013,6 +1013,127 @@ START_TEST(sandbox_keys)
 }
 END_TEST
 
+/* Loads CONF, writes hello/function.conf with FNCONF and returns
+ * conf_function's result for hello (the error in errbuf). */
+static int limited(struct conf *c, const char *fnconf, struct fn_settings *s)
+{
+    mkdir("hello", 0755);
+    write_file("hello/function.conf", fnconf);
+    return conf_function(c, "hello", "hello/function.conf", s, errbuf, sizeof(errbuf));
+}
+
+START_TEST(limits_refuse_a_function_asking_more)
+{
+    static const struct {
+        const char *fnconf, *err;
+    } bad[] = {
+        {"# shipped\nmax_instances = 64\n",
+         "hello/function.conf:2: max_instances = 64 is more than the operator allows "
+         "(max_instances = 16 in [limits], fngate.conf:2)"},
+        {"memory_limit = 0\n", "hello/function.conf:1: memory_limit = 0 (none) is more than the "
+                               "operator allows (memory_limit = 256M in [limits], fngate.conf:3)"},
+        {"memory_limit = 1G\n", "hello/function.conf:1: memory_limit = 1G is more than the "
+                                "operator allows (memory_limit = 256M in [limits], fngate.conf:3)"},
+        {"request_timeout = 0\n",
+         "hello/function.conf:1: request_timeout = 0 (none) is more than the operator allows "
+         "(request_timeout = 1m in [limits], fngate.conf:4)"},
+        {"request_timeout = 61s\n",
+         "hello/function.conf:1: request_timeout = 61s is more than the operator allows "
+         "(request_timeout = 1m in [limits], fngate.conf:4)"},
+        {"open_files = 100000\n",
+         "hello/function.conf:1: open_files = 100000 is more than the operator allows "
+         "(open_files = 4096 in [limits], fngate.conf:5)"},
+        {"sandbox = off\n", "hello/function.conf:1: sandbox = off is more than the operator "
+                            "allows (sandbox = on in [limits], fngate.conf:6)"},
+        {"sandbox_read = /srv/shared/a /etc\n",
+         "hello/function.conf:1: sandbox_read = /etc is more than the operator allows "
+         "(sandbox_read = /srv/shared /opt/lib in [limits], fngate.conf:7)"},
+        {"sandbox_read = /srv/sharedx\n",
+         "hello/function.conf:1: sandbox_read = /srv/sharedx is more than the operator allows "
+         "(sandbox_read = /srv/shared /opt/lib in [limits], fngate.conf:7)"},
+        {"sandbox_write = /tmp/x\n",
+         "hello/function.conf:1: sandbox_write = /tmp/x is more than the operator allows "
+         "(sandbox_write = \"\" in [limits], fngate.conf:8)"},
+    };
+    struct fn_settings s;
+    struct conf *c =
+        load_ok("[limits]\nmax_instances = 16\nmemory_limit = 256M\nrequest_timeout = 1m\n"
+                "open_files = 4096\nsandbox = on\nsandbox_read = /srv/shared /opt/lib\n"
+                "sandbox_write =\n[hello]\nenv.X = 1\n");
+
+    for (size_t i = 0; i < N(bad); i++) {
+        ck_assert_msg(limited(c, bad[i].fnconf, &s) == -1, "accepted: %s", bad[i].fnconf);
+        ck_assert_str_eq(errbuf, bad[i].err);
+    }
+    /* At or under every limit: accepted as asked. */
+    ck_assert_msg(limited(c,
+                          "max_instances = 16\nmemory_limit = 256M\nrequest_timeout = 5s\n"
+                          "open_files = 64\nsandbox = on\nsandbox_read = /srv/shared/a /opt/lib\n",
+                          &s) == 0,
+                  "%s", errbuf);
+    ck_assert_int_eq(s.max_instances, 16);
+    ck_assert_int_eq(s.memory_limit, 256 << 20);
+    ck_assert_int_eq(s.request_timeout_ms, 5000);
+    ck_assert_int_eq(s.open_files, 64);
+    ck_assert_str_eq(s.sandbox_read, "/srv/shared/a /opt/lib");
+    fn_settings_clear(&s);
+    /* Another function without a function.conf is not affected. */
+    fn_ok(c, "other", NULL, &s);
+    fn_settings_clear(&s);
+    conf_free(c);
+}
+END_TEST
+
+START_TEST(limits_cap_defaults_not_sections)
+{
+    struct fn_settings s;
+    struct conf *c = load_ok("[limits]\nmax_instances = 4\nmemory_limit = 256M\n"
+                             "request_timeout = 1m\nsandbox = on\n"
+                             "[defaults]\nrequest_timeout = 0\nsandbox = off\n"
+                             "[big]\nmax_instances = 32\nmemory_limit = 0\n");
+
+    /* The built-in 8 instances and unlimited memory, and [defaults]'s "no
+     * timeout" and "no sandbox", come down to the limits. */
+    fn_ok(c, "hello", NULL, &s);
+    ck_assert_int_eq(s.max_instances, 4);
+    ck_assert_int_eq(s.memory_limit, 256 << 20);
+    ck_assert_int_eq(s.request_timeout_ms, 60000);
+    ck_assert(s.sandbox);
+    fn_settings_clear(&s);
+    /* The operator's own section is an exception for that function. */
+    fn_ok(c, "big", NULL, &s);
+    ck_assert_int_eq(s.max_instances, 32);
+    ck_assert_int_eq(s.memory_limit, 0);
+    ck_assert_int_eq(s.request_timeout_ms, 60000);
+    fn_settings_clear(&s);
+    conf_free(c);
+}
+END_TEST
+
+START_TEST(limits_section_errors)
+{
+    static const struct bad_case bad[] = {
+        {"[limits]\nenv.X = 1\n",
+         "fngate.conf:2: env.X cannot be limited in [limits] (these can: max_instances, "
+         "min_instances, memory_limit, open_files, request_timeout, idle_timeout, queue_timeout, "
+         "statement_timeout, max_body, queue_size, max_requests, sandbox, sandbox_read, "
+         "sandbox_write)"},
+        {"[limits]\npool_size = 3\n",
+         "fngate.conf:2: pool_size cannot be limited in [limits] (these can: max_instances, "
+         "min_instances, memory_limit, open_files, request_timeout, idle_timeout, queue_timeout, "
+         "statement_timeout, max_body, queue_size, max_requests, sandbox, sandbox_read, "
+         "sandbox_write)"},
+        {"[limits]\nmax_instances = lots\n",
+         "fngate.conf:2: max_instances: 'lots' is not an integer"},
+        {"[limits]\nsandbox_read = relative\n",
+         "fngate.conf:2: sandbox_read: 'relative' is not an absolute path without '..'"},
+        {"[limits]\n[limits]\n", "fngate.conf:2: duplicate section [limits] (first at line 1)"},
+    };
+
+    run_bad_cases(bad, N(bad));
+}
+END_TEST
+
 START_TEST(minmax_function)
 {
     struct fn_settings s;
@@ -1266,7 +1387,7 @@ START_TEST(merge_bad_name)
         ck_assert_int_eq(conf_function(c, bad[i], NULL, &s, errbuf, sizeof(errbuf)), -1);
         snprintf(want, sizeof(want),
                  "fngate.conf: '%s' is not a valid function name ([a-z0-9][a-z0-9_-]{0,63}, not "
-                 "gateway or defaults)",
+                 "gateway, defaults or limits)",
                  bad[i]);
         ck_assert_str_eq(errbuf, want);
         fn_settings_clear(&s);
@@ -1491,6 +1612,12 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, fnkeys_valid);
     tcase_add_test(tc, fnkeys_bad_values);
     tcase_add_test(tc, fnkeys_bad_in_defaults);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("limits");
+    tcase_add_test(tc, limits_refuse_a_function_asking_more);
+    tcase_add_test(tc, limits_cap_defaults_not_sections);
+    tcase_add_test(tc, limits_section_errors);
     suite_add_tcase(s, tc);
 
     tc = tcase("minmax");
