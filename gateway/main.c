@@ -9,6 +9,7 @@
 #include "preflight.h"
 #include "conf.h"
 #include "ctl.h"
+#include "dev.h"
 #include "fn.h"
 #include "invoke.h"
 #include "log.h"
@@ -29,16 +30,18 @@
 
 static void main_usage(FILE *out)
 {
-    fprintf(out, "usage: fngate serve [-c FILE]   run the gateway in the foreground\n"
-                 "       fngate check [-c FILE]   validate the configuration and functions\n"
-                 "       fngate reload [-c FILE]  make the gateway of FILE's socket_dir reload\n"
-                 "       fngate stop [-c FILE]    stop that gateway, waiting for its requests\n"
-                 "       fngate status [-c FILE] [--json] [--watch]\n"
-                 "                                what the running gateway is doing\n"
-                 "       fngate new NAME [--db] [--dir DIR]  scaffold a function\n"
-                 "       fngate invoke [OPTIONS] NAME[/PATH][?QUERY]  call a function (see -h)\n"
-                 "       fngate version\n"
-                 "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
+    fprintf(out,
+            "usage: fngate serve [-c FILE]   run the gateway in the foreground\n"
+            "       fngate check [-c FILE]   validate the configuration and functions\n"
+            "       fngate reload [-c FILE]  make the gateway of FILE's socket_dir reload\n"
+            "       fngate stop [-c FILE]    stop that gateway, waiting for its requests\n"
+            "       fngate status [-c FILE] [--json] [--watch]\n"
+            "                                what the running gateway is doing\n"
+            "       fngate new NAME [--db] [--dir DIR]  scaffold a function\n"
+            "       fngate dev [--port N] [--db] [DIR]  build, serve and rebuild DIR's functions\n"
+            "       fngate invoke [OPTIONS] NAME[/PATH][?QUERY]  call a function (see -h)\n"
+            "       fngate version\n"
+            "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
 
 static void main_check_report(void *arg, const char *problem)
@@ -116,6 +119,8 @@ int main(int argc, char **argv)
         return invoke_main(argc - 1, argv + 1, MAIN_DEFAULT_CONF);
     if (strcmp(cmd, "new") == 0)
         return scaffold_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "dev") == 0)
+        return dev_main(argc - 1, argv + 1);
     optind = 2;
     while ((ch = getopt(argc, argv, "c:")) != -1) {
         switch (ch) {

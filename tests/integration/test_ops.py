@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from fngate_harness import wait_for
+from fngate_harness import Nginx, free_port, make_dir, make_var, proc_alive, wait_for
 
 
 def fngate(build, *args, timeout=30):
@@ -339,3 +339,95 @@ def test_watch_off(stack, build):
     r = fngate(build, "reload", "-c", str(gw.conf_path))
     assert r.returncode == 0, r.stderr
     wait_for(served(ngx, "/fn/fresh", 200, {"hello": "world"}), 5, what="fresh after reload")
+
+
+# --- fngate dev ----------------------------------------------------------------
+
+DEV_HANDLER = """#include <fngate.h>
+static int greet(fn_req *req, fn_res *res)
+{
+    (void)req;
+    return fn_send_jsonf(res, 200, "{s:s}", "greeting", %s);
+}
+FN_MAIN(greet)
+"""
+
+DEV_MAKEFILE = """handler: handler.c
+\t$(CC) $(CFLAGS) -I$(FNGATE_SDK) handler.c $(FNGATE_LIB) -ljansson -lfcgi -o handler
+"""
+
+
+def dev_function(root, name, answer):
+    d = make_dir(root / name)
+    (d / "handler.c").write_text(DEV_HANDLER % answer)
+    (d / "Makefile").write_text(DEV_MAKEFILE)
+    return d
+
+
+def test_dev_builds_serves_rebuilds_and_stops(build, run_dir):
+    src = make_dir(run_dir / "functions")
+    greet = dev_function(src, "greet", '"v1"')
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    env.update(FNGATE_SDK=str(build.srcdir / "functions" / "sdk"),
+               FNGATE_LIB=str(build.dir / "functions" / "sdk" / "export" / "libfngate.a"),
+               CFLAGS=make_var(build, "SAN_CFLAGS"), TMPDIR=str(run_dir))
+    out_path = run_dir / "dev.out"
+    with open(out_path, "wb") as out:
+        dev = subprocess.Popen([str(build.fngate), "dev", "--port", str(port), str(src)],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                               env=env, start_new_session=True)
+    ngx = Nginx.__new__(Nginx)  # only its HTTP client: fngate dev runs the nginx
+    ngx.port = port
+
+    def answer(path="/fn/greet"):
+        try:
+            r = ngx.get(path, timeout=5)
+        except OSError:
+            return None
+        return r.status, r.json() if r.body.startswith(b"{") else r.body
+
+    def output():
+        return out_path.read_text(errors="replace")
+
+    try:
+        wait_for(lambda: answer() == (200, {"greeting": "v1"}), 60,
+                 what="the first build served")
+        assert f"fngate dev: greet: serving at http://127.0.0.1:{port}/fn/greet" in output()
+        wait_for(lambda: "GET /fn/greet -> 200 in " in output(), 10,
+                 what="the request printed")
+
+        # An edit: rebuilt and served, without a signal or a restart.
+        (greet / "handler.c").write_text(DEV_HANDLER % '"v2"')
+        wait_for(lambda: answer() == (200, {"greeting": "v2"}), 30, what="the edit served")
+        assert "fngate dev: greet: new build, serving it at" in output()
+
+        # A broken edit: the error is printed and v2 keeps serving.
+        (greet / "handler.c").write_text(DEV_HANDLER % "v3 oops")
+        wait_for(lambda: "greet: build failed (make exited with 2): the previous build keeps "
+                 "serving" in output(), 30, what="the build error reported")
+        assert "error: " in output()
+        assert answer() == (200, {"greeting": "v2"})
+
+        # A new function folder is built and served too.
+        dev_function(src, "other", '"o1"')
+        wait_for(lambda: answer("/fn/other") == (200, {"greeting": "o1"}), 30,
+                 what="a new function served")
+        gw_pid, ngx_pid = map(int, re.search(r"gateway pid (\d+), nginx pid (\d+)",
+                                             output()).groups())
+        run = re.search(r"request_log: (\S+)/requests.log", output()).group(1)
+        assert os.path.isdir(run)
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            rc = dev.wait(30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            rc = dev.wait()
+    assert rc == 0, output()
+    assert "fngate dev: Ctrl-C: stopping" in output()
+    assert f"fngate dev: stopped; removed {run}" in output()
+    assert not os.path.exists(run)
+    assert not proc_alive(gw_pid) and not proc_alive(ngx_pid)
+    assert answer() is None  # nothing listens on the port any more
