@@ -125,3 +125,13 @@ def test_invoke_bad_usage_exits_2(gw):
     r = invoke(gw, "/hello")
     assert (r.returncode, r.stderr.decode()) == (
         2, "fngate invoke: '/hello' does not start with a function name\n")
+
+
+def test_fn_log_lines_carry_the_request_id(gw):
+    r = invoke(gw, "testfn?log=looked+up+3+rows")
+    assert r.returncode == 0, r.stderr
+    rid = json.loads(r.stdout)["logged"]
+    assert len(rid) == 32
+    line = gw.wait_log(lambda ln: "looked up 3 rows" in ln, what="the fn_log line")
+    assert line.endswith(f"] [req {rid}] looked up 3 rows"), line
+    assert "[fn testfn pid " in line
