@@ -14,10 +14,14 @@
  * instance's process group, which is how the gateway finds and kills every
  * descendant); namespaces (unshare, setns, clone with CLONE_NEW*); io_uring
  * (its operations bypass seccomp); keyrings, bpf, perf_event_open,
- * userfaultfd, mounts, modules, kexec, reboot, clocks, swap, quotas,
- * handles (open_by_handle_at), TIOCSTI.  clone3 answers ENOSYS so that libc
- * falls back to clone, whose flags the filter can see.  A 32-bit system
- * call (another ABI) kills the process.
+ * userfaultfd, file handles, syslog, TIOCSTI.  clone3 answers ENOSYS so
+ * that libc falls back to clone, whose flags the filter can see.  A 32-bit
+ * system call (another ABI) kills the process.  What needs a capability
+ * (mounts, modules, kexec, reboot, clocks, swap, raw I/O) is not listed:
+ * an instance has no capability and cannot reach a user namespace to get
+ * one, and every rule costs: the kernel runs the whole filter once per
+ * system call number when it is loaded, so the list stays short and is
+ * compiled as a binary tree (about 30 us per spawn, measured).
  *
  * Landlock: its own folder, the system's libraries and /etc read-only (and
  * executable), /proc read-only (ptrace rules still guard other processes'
@@ -158,38 +162,9 @@ static int sbx_build_seccomp(void)
         SCMP_SYS(bpf),
         SCMP_SYS(perf_event_open),
         SCMP_SYS(userfaultfd),
-        SCMP_SYS(mount),
-        SCMP_SYS(umount2),
-        SCMP_SYS(pivot_root),
-        SCMP_SYS(chroot),
-        SCMP_SYS(fsopen),
-        SCMP_SYS(fsconfig),
-        SCMP_SYS(fsmount),
-        SCMP_SYS(fspick),
-        SCMP_SYS(move_mount),
-        SCMP_SYS(open_tree),
-        SCMP_SYS(mount_setattr),
-        SCMP_SYS(init_module),
-        SCMP_SYS(finit_module),
-        SCMP_SYS(delete_module),
-        SCMP_SYS(kexec_load),
-        SCMP_SYS(kexec_file_load),
-        SCMP_SYS(reboot),
-        SCMP_SYS(swapon),
-        SCMP_SYS(swapoff),
-        SCMP_SYS(acct),
-        SCMP_SYS(quotactl),
-        SCMP_SYS(settimeofday),
-        SCMP_SYS(clock_settime),
-        SCMP_SYS(clock_adjtime),
-        SCMP_SYS(adjtimex),
         SCMP_SYS(open_by_handle_at),
         SCMP_SYS(name_to_handle_at),
-        SCMP_SYS(fanotify_init),
         SCMP_SYS(syslog),
-        SCMP_SYS(vhangup),
-        SCMP_SYS(iopl),
-        SCMP_SYS(ioperm),
     };
     static const uint64_t ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
                                         CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
@@ -201,6 +176,11 @@ static int sbx_build_seccomp(void)
     if (!ctx)
         return -1;
     if (seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS) < 0)
+        goto out;
+    /* A binary tree instead of a list: the kernel runs the filter for
+     * every system call number at load time (to cache the ones always
+     * allowed), so its depth is cold-start time. */
+    if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)
         goto out;
     for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++) {
         if (deny[i] < 0)

@@ -997,6 +997,17 @@ START_TEST(sandbox_keys)
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:2: user: only the operator's fngate.conf may "
                              "set who a function runs as");
+    /* Nor relax its own sandbox; tightening is fine. */
+    write_file("hello/function.conf", "sandbox = on\nsandbox = off\n");
+    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+                     -1);
+    ck_assert_str_eq(errbuf, "hello/function.conf:2: sandbox: only the operator's fngate.conf may "
+                             "relax a function's sandbox");
+    write_file("hello/function.conf", "[function]\nsandbox_write = /srv\n");
+    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+                     -1);
+    ck_assert_str_eq(errbuf, "hello/function.conf:2: sandbox_write: only the operator's "
+                             "fngate.conf may relax a function's sandbox");
     conf_free(c);
 
     static const struct bad_case bad[] = {
