@@ -16,6 +16,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "pool/poolstat.h"
 #include "reqlog.h"
 #include "sock.h"
 
@@ -551,9 +552,6 @@ static void mx_prom_hist(struct evbuffer *o, const char *name, const char *label
                         labels, cum);
 }
 
-void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *out) __attribute__((weak));
-void poolstat_render_json(const struct poolstat *ps, struct evbuffer *out) __attribute__((weak));
-
 void mx_render_prom(struct mx *mx, struct evbuffer *o)
 {
     size_t n;
@@ -652,7 +650,7 @@ void mx_render_prom(struct mx *mx, struct evbuffer *o)
         evbuffer_add_printf(o, "fngate_request_log_dropped_total{function=\"%s\"} %" PRIu64 "\n",
                             v[i].fn->desc->name, d);
     }
-    if (mx->pool && poolstat_render_prom)
+    if (mx->pool)
         poolstat_render_prom(mx->pool, o);
     free(v);
 }
@@ -819,7 +817,7 @@ void mx_render_json(struct mx *mx, struct evbuffer *o)
         mx_json_fn(o, &v[i], now);
     }
     evbuffer_add_printf(o, "],\"pool\":");
-    if (mx->pool && poolstat_render_json)
+    if (mx->pool)
         poolstat_render_json(mx->pool, o);
     else
         evbuffer_add_printf(o, "null");

@@ -42,6 +42,7 @@ struct poolctl {
     char *conninfo; /* owned; set.conninfo points here */
     pid_t pid;
     int ctl_fd;
+    int stats_fd; /* borrowed: the statistics memfd, fd 4 in the pool */
     int64_t started_ns;
     int failures;
     struct ident id; /* who the pool runs as: never root */
@@ -233,10 +234,12 @@ static int poolctl_start(struct poolctl *pc)
     }
     if (pid == 0) {
         sigset_t none;
-        /* Only the control socket, on fd 3, and stdio survive the exec. */
-        if (dup2(sv[1], 3) < 0)
+        /* Only the control socket, on fd 3, the statistics memfd, on fd 4,
+         * and stdio survive the exec. */
+        int sfd = pc->stats_fd == 3 ? dup(3) : pc->stats_fd;
+        if (dup2(sv[1], 3) < 0 || (sfd >= 0 && dup2(sfd, 4) < 0))
             _exit(126);
-        close_range(4, ~0U, 0);
+        close_range(pc->stats_fd >= 0 ? 5 : 4, ~0U, 0);
         for (int sig = 1; sig < NSIG; sig++) {
             if (sig != SIGKILL && sig != SIGSTOP)
                 signal(sig, SIG_DFL);
@@ -278,7 +281,7 @@ static void poolctl_restart_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct poolctl *poolctl_new(struct event_base *base, const struct conf *c)
+struct poolctl *poolctl_new(struct event_base *base, const struct conf *c, int stats_fd)
 {
     struct poolctl *pc;
 
@@ -289,6 +292,7 @@ struct poolctl *poolctl_new(struct event_base *base, const struct conf *c)
         return NULL;
     pc->base = base;
     pc->ctl_fd = -1;
+    pc->stats_fd = stats_fd;
     poolctl_settings(&pc->set, c);
     pc->conninfo = strdup(c->gw.database_url);
     pc->restart_ev = evtimer_new(base, poolctl_restart_cb, pc);

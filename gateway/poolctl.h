@@ -16,8 +16,10 @@
 
 struct poolctl;
 
-/* NULL when C configures no database (nothing to do). Starts the process. */
-struct poolctl *poolctl_new(struct event_base *base, const struct conf *c);
+/* NULL when C configures no database (nothing to do). Starts the process.
+ * STATS_FD (-1: none) is the statistics memfd every pool process gets as
+ * fd 4 (gateway/pool/poolstat.h); borrowed. */
+struct poolctl *poolctl_new(struct event_base *base, const struct conf *c, int stats_fd);
 /* Stops the process (SIGTERM) and frees. NULL is a no-op. */
 void poolctl_free(struct poolctl *pc);
 /* True when the pool settings in C differ from the running ones. */

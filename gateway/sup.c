@@ -31,6 +31,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "police.h"
+#include "pool/poolstat.h"
 #include "poolctl.h"
 #include "preflight.h"
 #include "proc.h"
@@ -144,6 +145,7 @@ struct sup {
     struct status *status; /* owned: /_fngate/ */
     struct reqlog *reqlog; /* owned: NULL when request_log is off */
     struct watch *watch;   /* owned: NULL when watch = off */
+    struct poolstat *poolstat; /* owned: the pool's statistics memfd */
     struct event *ev_tick;
     struct event *ev_sig[4];
     bool drop;
@@ -956,9 +958,11 @@ static void sup_reload(struct sup *s, const char *why)
     reqlog_apply(&s->reqlog, c->gw.request_log);
     mx_set_reqlog(s->mx, s->reqlog);
     mx_reloaded(s->mx);
+    poolstat_set_slow(s->poolstat, c->gw.slow_query_ms);
     if (poolctl_differs(s->pool, c)) {
         poolctl_free(s->pool);
-        s->pool = poolctl_new(s->base, c);
+        s->pool = poolctl_new(s->base, c, poolstat_fd(s->poolstat));
+        mx_set_pool(s->mx, s->pool ? s->poolstat : NULL);
         log_info("database settings changed: pool %s", s->pool ? "restarted" : "stopped");
         sup_retire_all(s, "database settings changed");
     }
@@ -1084,6 +1088,7 @@ static void sup_free(struct sup *s)
     }
     mx_free(s->mx);
     reqlog_free(s->reqlog);
+    poolstat_free(s->poolstat);
     for (size_t i = 0; i < sizeof(s->ev_sig) / sizeof(s->ev_sig[0]); i++) {
         if (s->ev_sig[i])
             event_free(s->ev_sig[i]);
@@ -1152,6 +1157,8 @@ int sup_run(const char *conf_path)
     if (!s.mx || reqlog_apply(&s.reqlog, s.conf->gw.request_log) < 0)
         goto out;
     mx_set_reqlog(s.mx, s.reqlog);
+    s.poolstat = poolstat_new();
+    poolstat_set_slow(s.poolstat, s.conf->gw.slow_query_ms);
     s.status = status_new(s.base, s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, s.mx,
                           err, sizeof(err));
     if (!s.status) {
@@ -1159,11 +1166,12 @@ int sup_run(const char *conf_path)
         goto out;
     }
     if (s.conf->gw.database_url) {
-        s.pool = poolctl_new(s.base, s.conf);
+        s.pool = poolctl_new(s.base, s.conf, poolstat_fd(s.poolstat));
         if (!s.pool) {
             log_error("cannot start the pool process");
             goto out;
         }
+        mx_set_pool(s.mx, s.poolstat);
     }
     for (size_t i = 0; i < 4; i++) {
         s.ev_sig[i] = evsignal_new(s.base, sigs[i], sup_signal_cb, &s);

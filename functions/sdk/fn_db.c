@@ -238,6 +238,8 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
         if (fn_db_param(&out, json_array_get(params, i)) < 0)
             out.failed = 1;
     }
+    if (fn_trace_id(req))
+        fn_frame_add_tagged(&out, FN_FRAME_P_TRACE, fn_trace_id(req), 32);
     if (fn_frame_end(&out) < 0) {
         fn_db_fail(db, "FG003", "cannot encode the query (out of memory or too large)");
         goto out;

@@ -210,6 +210,10 @@ static int fn_frame_check_param(const struct fn_frame_field *f, size_t idx, char
     case FN_FRAME_P_STRING:
     case FN_FRAME_P_JSON:
         break;
+    case FN_FRAME_P_TRACE:
+        if (n != 32 || strspn(v, "0123456789abcdef") < 32)
+            return fn_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
+        return 0;
     default:
         return fn_frame_fail(err, errlen, "parameter $%zu has unknown type tag 0x%02x", idx,
                              (unsigned char)f->p[0]);
@@ -254,9 +258,12 @@ int fn_frame_parse(const char *payload, size_t len, struct fn_frame_view *v, cha
             return fn_frame_fail(err, errlen, "query frame without sql");
         if (memchr(v->field[0].p, '\0', v->field[0].len) != NULL)
             return fn_frame_fail(err, errlen, "sql contains a NUL byte");
-        for (i = 1; i < v->n_fields; i++)
+        for (i = 1; i < v->n_fields; i++) {
             if (fn_frame_check_param(&v->field[i], i, err, errlen) < 0)
                 return -1;
+            if (v->field[i].p[0] == FN_FRAME_P_TRACE && i != v->n_fields - 1)
+                return fn_frame_fail(err, errlen, "trace id before parameter $%zu", i + 1);
+        }
         return 0;
     case FN_FRAME_RESULT:
         if (v->n_fields != 3)

@@ -36,6 +36,9 @@
 #define FN_FRAME_P_BOOL 'b'
 #define FN_FRAME_P_NULL 'n'
 #define FN_FRAME_P_JSON 'j'
+/* Not a parameter: the request's W3C trace id (32 lowercase hex digits),
+ * allowed once, as the last field of a 'Q', for the pool's log lines. */
+#define FN_FRAME_P_TRACE 't'
 
 #define FN_FRAME_MAX_PARAMS 1024
 #define FN_FRAME_MAX_FIELDS (1 + FN_FRAME_MAX_PARAMS)

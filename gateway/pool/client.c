@@ -49,6 +49,60 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
     client_flush(arg);
 }
 
+/* At most this many failed-query lines a second: a function that fails
+ * every query must not flood the gateway's log. */
+#define CLIENT_ERRLOG_PER_S 20
+
+/* Copies SQL for a log line: one line, control characters blanked. */
+static void client_sql_excerpt(const char *sql, char *out, size_t len)
+{
+    size_t i = 0;
+
+    for (; sql && sql[i] && i + 4 < len; i++)
+        out[i] = (unsigned char)sql[i] < 0x20 || sql[i] == 0x7f ? ' ' : sql[i];
+    if (sql && sql[i])
+        memcpy(out + i++, "...", 3), i += 2;
+    out[i] = '\0';
+}
+
+/* Statistics and the slow- and failed-query log lines, with the trace id
+ * of the request that asked. */
+static void client_account(struct client *c, const char *sqlstate, const char *msg)
+{
+    static int64_t window_ns;
+    static int in_window, suppressed;
+    struct poolstat_shm *st = c->pool->stats;
+    int64_t now = pool_now_ns();
+    int64_t ns = c->started_ns ? now - c->started_ns : -1;
+    int64_t slow = FN_SB_LOAD(st->slow_query_ms);
+    char sql[200];
+    const char *trace = c->trace[0] ? c->trace : "-";
+
+    poolstat_query(st, c->stat_idx, ns, sqlstate);
+    if (!sqlstate && !(slow > 0 && ns / 1000000 >= slow))
+        return;
+    if (now - window_ns > 1000000000) {
+        if (suppressed)
+            log_warnx("%d more slow or failed query lines suppressed", suppressed);
+        window_ns = now;
+        in_window = suppressed = 0;
+    }
+    if (++in_window > CLIENT_ERRLOG_PER_S) {
+        suppressed++;
+        return;
+    }
+    client_sql_excerpt(c->sql, sql, sizeof(sql));
+    if (sqlstate) {
+        log_warnx("[fn %s pid %d] query failed after %.1f ms: %s %s; trace_id %s; sql: %s",
+                  c->hello.fn, c->hello.pid, ns >= 0 ? (double)ns / 1e6 : 0.0, sqlstate,
+                  msg ? msg : "", trace, sql);
+    } else {
+        FN_SB_STORE(st->slow_queries, FN_SB_LOAD(st->slow_queries) + 1);
+        log_warnx("[fn %s pid %d] slow query: %.1f ms (slow_query %lld ms); trace_id %s; sql: %s",
+                  c->hello.fn, c->hello.pid, (double)ns / 1e6, (long long)slow, trace, sql);
+    }
+}
+
 /* Ends the query in flight: the caller has put the answer into c->out. */
 static void client_done(struct client *c)
 {
@@ -57,6 +111,9 @@ static void client_done(struct client *c)
     c->qbuf = NULL;
     c->values = NULL;
     c->has_query = false;
+    c->started_ns = 0;
+    c->trace[0] = '\0';
+    c->sql = NULL;
     c->conn = NULL;
     client_flush(c);
 }
@@ -66,6 +123,7 @@ void client_error(struct client *c, const char *sqlstate, const char *msg, const
 {
     size_t start = c->out.len;
 
+    client_account(c, sqlstate, msg);
     c->out.max = 0;
     fn_frame_begin(&c->out, FN_FRAME_ERROR);
     fn_frame_add(&c->out, sqlstate, strlen(sqlstate));
@@ -107,9 +165,11 @@ void client_result(struct client *c, const PGresult *r)
     fn_frame_add(&c->out, tag, strlen(tag));
     fn_frame_add(&c->out, rows, strlen(rows));
     mark = fn_frame_field_begin(&c->out);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
         pgjson_render(r, &c->out);
-    else
+        FN_SB_STORE(c->pool->stats->bytes_rendered,
+                    FN_SB_LOAD(c->pool->stats->bytes_rendered) + (c->out.len - mark));
+    } else
         fn_buf_append(&c->out, "[]", 2);
     if (!c->out.failed && c->out.len - mark > (size_t)c->pool->set.max_result)
         c->out.failed = 1;
@@ -124,6 +184,7 @@ void client_result(struct client *c, const PGresult *r)
                      "add a LIMIT, select fewer columns, or raise max_result", NULL);
         return;
     }
+    client_account(c, NULL, NULL);
     client_done(c);
 }
 void client_free(struct client *c)
@@ -183,7 +244,15 @@ static int client_take_query(struct client *c, const struct fn_frame_view *v)
     char *w;
 
     c->nparams = (int)v->n_fields - 1;
-    for (size_t i = 0; i < v->n_fields; i++)
+    c->trace[0] = '\0';
+    if (c->nparams > 0 && v->field[v->n_fields - 1].p[0] == FN_FRAME_P_TRACE) {
+        /* Not a parameter: the request's trace id, for the log. */
+        const struct fn_frame_field *t = &v->field[v->n_fields - 1];
+        memcpy(c->trace, t->p + 1, t->len - 1); /* 32 bytes, checked by the parser */
+        c->trace[t->len - 1] = '\0';
+        c->nparams--;
+    }
+    for (size_t i = 0; i < (size_t)c->nparams + 1; i++)
         total += v->field[i].len + 1;
     c->qbuf = malloc(total);
     c->values = calloc((size_t)(c->nparams > 0 ? c->nparams : 1), sizeof(*c->values));
@@ -268,6 +337,8 @@ struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello
     c->pool = p;
     c->fd = fd;
     c->hello = *hello;
+    c->hello.fn[sizeof(c->hello.fn) - 1] = '\0';
+    c->stat_idx = poolstat_fn_index(p->stats, c->hello.fn);
     evutil_make_socket_nonblocking(fd);
     fn_frame_reader_init(&c->rd, POOL_MAX_REQUEST);
     fn_buf_init(&c->out, 0);

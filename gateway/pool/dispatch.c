@@ -74,7 +74,17 @@ void dispatch_run(struct pool *p)
         if (!pc)
             break;
         dispatch_remove(p, c);
+        c->started_ns = now;
+        poolstat_wait(p->stats, now - c->queued_ns);
         server_begin(pc, c);
+    }
+    {
+        uint32_t n[4] = {0, 0, 0, 0};
+        for (int i = 0; i < p->set.pool_size; i++)
+            n[p->conns[i].state & 3]++;
+        for (int s = 0; s < 4; s++)
+            FN_SB_STORE(p->stats->conns[s], n[s]);
+        FN_SB_STORE(p->stats->waiting, (uint32_t)p->nwait);
     }
     if (!p->whead)
         return;

@@ -167,11 +167,15 @@ static void server_send_next(struct server *pc)
     } else {
         struct stmt *st = stmt_find(&pc->stmts, c->sql);
         if (st && pc->op != OP_PREPARE) {
+            FN_SB_STORE(pc->pool->stats->prepared_hits,
+                        FN_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_EXEC;
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
         } else if (!st) {
+            FN_SB_STORE(pc->pool->stats->prepared_misses,
+                        FN_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
             st = stmt_add(&pc->stmts, c->sql);
             if (!st) {
                 server_drop(pc, "out of memory");

@@ -16,6 +16,7 @@
 #include "fn_buf.h"
 #include "fn_frame.h"
 #include "pool.h"
+#include "poolstat.h"
 #include "stmt.h"
 
 struct pool;
@@ -40,6 +41,9 @@ struct client {
     int nparams;
     const char **values; /* owned array; entries point into qbuf or NULL */
     int64_t queued_ns;
+    int64_t started_ns; /* a connection took it (0: not yet) */
+    int stat_idx;       /* its function's entry in the statistics */
+    char trace[33];     /* the query's trace id, "" if none */
     struct server *conn;
     bool dead; /* channel closed while its query runs */
 };
@@ -83,6 +87,7 @@ struct pool {
     int connect_failures;
     int64_t connect_after_ns;
     char conn_err[256];
+    struct poolstat_shm *stats; /* never NULL */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds. */
