@@ -721,8 +721,14 @@ static void mx_json_fn(struct evbuffer *o, const struct mx_view *v, int64_t now)
     mx_json_str(o, fm->desc->name);
     evbuffer_add_printf(o, ",\"handler\":");
     mx_json_str(o, fm->desc->handler);
-    evbuffer_add_printf(o, ",\"disabled\":false,\"cannot_start\":%s,\"last_error\":",
-                        mx_cannot_start(v) ? "true" : "false");
+    evbuffer_add_printf(
+        o, ",\"disabled\":%s,\"disabled_reason\":", fm->desc->disabled ? "true" : "false");
+    if (fm->desc->disabled)
+        mx_json_str(o, fm->desc->disabled);
+    else
+        evbuffer_add_printf(o, "null");
+    evbuffer_add_printf(
+        o, ",\"cannot_start\":%s,\"last_error\":", mx_cannot_start(v) ? "true" : "false");
     if (fm->last_error[0])
         mx_json_str(o, fm->last_error);
     else
