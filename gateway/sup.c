@@ -140,11 +140,11 @@ struct sup {
     int64_t stop_ns; /* when SIGTERM/SIGINT arrived */
     int lock_fd;
     struct sup_fn *fns;
-    struct poolctl *pool;  /* NULL without a database */
-    struct mx *mx;         /* owned: the figures */
-    struct status *status; /* owned: /_fngate/ */
-    struct reqlog *reqlog; /* owned: NULL when request_log is off */
-    struct watch *watch;   /* owned: NULL when watch = off */
+    struct poolctl *pool;      /* NULL without a database */
+    struct mx *mx;             /* owned: the figures */
+    struct status *status;     /* owned: /_fngate/ */
+    struct reqlog *reqlog;     /* owned: NULL when request_log is off */
+    struct watch *watch;       /* owned: NULL when watch = off */
     struct poolstat *poolstat; /* owned: the pool's statistics memfd */
     struct event *ev_tick;
     struct event *ev_sig[4];
