@@ -203,12 +203,59 @@ void proc_group_kill(pid_t pgid)
         log_warn("kill(-%d)", (int)pgid);
 }
 
+/* Whether PID is a child to kill, and kills it and its group. */
+static int proc_orphan_one(pid_t pid, bool (*known)(pid_t pid, void *arg), void *arg)
+{
+    if (pid <= 1 || known(pid, arg))
+        return 0;
+    /* Its own group too: it may have children of its own. */
+    kill(pid, SIGKILL);
+    proc_group_kill(pid);
+    return 1;
+}
+
+/* Without CONFIG_PROC_CHILDREN: every /proc/<pid>/stat whose parent is us. */
+static int proc_orphans_scan(bool (*known)(pid_t pid, void *arg), void *arg)
+{
+    char path[300], buf[512];
+    struct dirent *de;
+    DIR *d = opendir("/proc");
+    pid_t self = getpid();
+    int killed = 0;
+
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        char *rp;
+        int fd;
+        ssize_t n;
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        /* comm may hold anything: the fields follow the last ')'. */
+        rp = strrchr(buf, ')');
+        if (rp && strtol(rp + 4, NULL, 10) == self)
+            killed += proc_orphan_one((pid_t)strtol(de->d_name, NULL, 10), known, arg);
+    }
+    closedir(d);
+    return killed;
+}
+
 int proc_orphans_kill(bool (*known)(pid_t pid, void *arg), void *arg)
 {
     char path[300], buf[64];
     struct dirent *de;
     DIR *d = opendir("/proc/self/task");
     int killed = 0;
+    bool listed = false;
 
     if (!d)
         return 0;
@@ -220,17 +267,11 @@ int proc_orphans_kill(bool (*known)(pid_t pid, void *arg), void *arg)
         fp = fopen(path, "re");
         if (!fp)
             continue;
-        while (fscanf(fp, "%63s", buf) == 1) {
-            pid_t pid = (pid_t)strtol(buf, NULL, 10);
-            if (pid <= 1 || known(pid, arg))
-                continue;
-            /* Its own group too: it may have children of its own. */
-            kill(pid, SIGKILL);
-            proc_group_kill(pid);
-            killed++;
-        }
+        listed = true;
+        while (fscanf(fp, "%63s", buf) == 1)
+            killed += proc_orphan_one((pid_t)strtol(buf, NULL, 10), known, arg);
         fclose(fp);
     }
     closedir(d);
-    return killed;
+    return listed ? killed : proc_orphans_scan(known, arg);
 }

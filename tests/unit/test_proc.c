@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,6 +670,68 @@ START_TEST(drop_with_limits)
 }
 END_TEST
 
+/* ---- descendants ---------------------------------------------------------- */
+
+static bool known_none(pid_t pid, void *arg)
+{
+    (void)pid;
+    (void)arg;
+    return false;
+}
+
+static bool known_pid(pid_t pid, void *arg)
+{
+    return pid == *(pid_t *)arg;
+}
+
+static pid_t sleeper(bool own_group)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (own_group)
+            setpgid(0, 0);
+        if (own_group && fork() == 0)
+            pause(); /* a grandchild in the same group */
+        pause();
+        _exit(0);
+    }
+    if (own_group)
+        setpgid(pid, pid); /* either side may run first */
+    return pid;
+}
+
+START_TEST(orphans_killed_unless_known)
+{
+    pid_t keep = sleeper(false), gone = sleeper(false);
+    int status;
+
+    ck_assert_int_eq(proc_orphans_kill(known_pid, &keep), 1);
+    ck_assert_int_eq(waitpid(gone, &status, 0), gone);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ck_assert_int_eq(waitpid(keep, &status, WNOHANG), 0);
+    ck_assert_int_eq(proc_orphans_kill(known_none, NULL), 1);
+    ck_assert_int_eq(waitpid(keep, &status, 0), keep);
+}
+END_TEST
+
+START_TEST(group_kill_reaches_grandchildren)
+{
+    pid_t leader, pid;
+    int status, killed = 0;
+
+    /* As the gateway is: the orphaned grandchild comes back to us. */
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    leader = sleeper(true);
+    usleep(50000); /* the grandchild forks */
+    proc_group_kill(leader);
+    while ((pid = waitpid(-1, &status, 0)) > 0)
+        killed += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    ck_assert_int_eq(killed, 2);
+    proc_group_kill(leader); /* ESRCH is not an error */
+}
+END_TEST
+
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -708,6 +771,11 @@ static Suite *proc_suite(void)
     tc = tcase("session");
     tcase_add_test(tc, own_session);
     tcase_add_test(tc, signals_reset);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("descendants");
+    tcase_add_test(tc, orphans_killed_unless_known);
+    tcase_add_test(tc, group_kill_reaches_grandchildren);
     suite_add_tcase(s, tc);
 
     tc = tcase("failure");
