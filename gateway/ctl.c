@@ -12,6 +12,7 @@
 #include "ctl.h"
 
 #include "conf.h"
+#include "preflight.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,8 @@
 
 #define CTL_PID_FILE "fngate.pid"
 #define CTL_LOCK_FILE "fngate.lock"
+#define CTL_RELOAD_FILE "fngate.reload"
+#define CTL_RELOAD_WAIT_MS 10000
 #define CTL_WAIT_STEP_MS 50
 #define CTL_WAIT_NOTE_MS 5000
 
@@ -201,6 +204,46 @@ int ctl_find(const char *socket_dir, pid_t *pid, char *err, size_t errlen)
     return 0;
 }
 
+void ctl_reload_done(const char *socket_dir, bool ok, const char *text)
+{
+    static unsigned long seq;
+    char path[4096], tmp[4096];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/" CTL_RELOAD_FILE, socket_dir);
+    snprintf(tmp, sizeof(tmp), "%s/." CTL_RELOAD_FILE ".%d", socket_dir, (int)getpid());
+    fp = fopen(tmp, "we");
+    if (!fp)
+        return;
+    /* pid and a sequence number make every verdict differ from the last. */
+    fprintf(fp, "%d %lu %s %s\n", (int)getpid(), ++seq, ok ? "ok" : "refused", text);
+    if (fclose(fp) != 0 || rename(tmp, path) < 0)
+        unlink(tmp);
+}
+
+/* The verdict file's text, "" when there is none yet. */
+static void ctl_reload_read(const char *socket_dir, char *out, size_t outlen)
+{
+    char path[4096];
+    FILE *fp;
+
+    out[0] = '\0';
+    snprintf(path, sizeof(path), "%s/" CTL_RELOAD_FILE, socket_dir);
+    fp = fopen(path, "re");
+    if (!fp)
+        return;
+    if (!fgets(out, (int)outlen, fp))
+        out[0] = '\0';
+    fclose(fp);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+static void ctl_report(void *arg, const char *problem)
+{
+    (*(int *)arg)++;
+    fprintf(stderr, "%s\n", problem);
+}
+
 static void ctl_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -208,8 +251,36 @@ static void ctl_sleep_ms(long ms)
         ;
 }
 
+/* Waits for a verdict other than BEFORE and prints it; the exit code. */
+static int ctl_reload_wait(const char *socket_dir, pid_t pid, const char *before)
+{
+    char now[CONF_ERR_MAX * 3];
+
+    for (long waited = 0; waited < CTL_RELOAD_WAIT_MS; waited += CTL_WAIT_STEP_MS) {
+        char word[16];
+        int n = 0;
+        ctl_reload_read(socket_dir, now, sizeof(now));
+        if (strcmp(now, before) != 0 && sscanf(now, "%*d %*u %15s %n", word, &n) == 1 && n > 0) {
+            if (strcmp(word, "ok") == 0) {
+                printf("fngate (pid %d, socket_dir %s): %s\n", (int)pid, socket_dir, now + n);
+                return 0;
+            }
+            fprintf(stderr,
+                    "fngate reload: refused by the gateway (pid %d), which keeps its "
+                    "running configuration: %s\n",
+                    (int)pid, now + n);
+            return 1;
+        }
+        ctl_sleep_ms(CTL_WAIT_STEP_MS);
+    }
+    fprintf(stderr, "fngate reload: pid %d did not answer within %d s (stopping?): see its log\n",
+            (int)pid, CTL_RELOAD_WAIT_MS / 1000);
+    return 1;
+}
+
 int ctl_command(const char *conf_path, bool stop)
 {
+    char before[CONF_ERR_MAX * 3] = "";
     char err[CONF_ERR_MAX];
     struct conf *c = conf_load(conf_path, err, sizeof(err));
     const char *what = stop ? "stop" : "reload";
@@ -225,15 +296,24 @@ int ctl_command(const char *conf_path, bool stop)
         fprintf(stderr, "fngate %s: %s\n", what, err);
         goto out;
     }
+    if (!stop) {
+        /* What the gateway would refuse, said here, before any signal. */
+        int problems = 0;
+        preflight_gateway(c, ctl_report, &problems);
+        if (problems) {
+            fprintf(stderr, "fngate reload: not sent: the gateway would refuse %s\n",
+                    problems == 1 ? "this" : "these");
+            goto out;
+        }
+        ctl_reload_read(c->gw.socket_dir, before, sizeof(before));
+    }
     if (kill(pid, stop ? SIGTERM : SIGHUP) < 0) {
         fprintf(stderr, "fngate %s: cannot signal pid %d (the gateway of %s): %s\n", what, (int)pid,
                 c->gw.socket_dir, strerror(errno));
         goto out;
     }
     if (!stop) {
-        printf("fngate (pid %d, socket_dir %s): reload requested; its log says what changed\n",
-               (int)pid, c->gw.socket_dir);
-        rc = 0;
+        rc = ctl_reload_wait(c->gw.socket_dir, pid, before);
         goto out;
     }
     /* A stop finishes queued and running requests first: wait for the lock

@@ -25,9 +25,15 @@ int ctl_find(const char *socket_dir, pid_t *pid, char *err, size_t errlen);
 /* True while some process holds SOCKET_DIR's lock. */
 bool ctl_running(const char *socket_dir);
 
-/* `fngate reload` (SIGHUP) or `fngate stop` (SIGTERM, then waits until the
- * gateway has exited) for the gateway owning CONF_PATH's socket_dir.
- * Returns the exit code: 0 done, 1 no such gateway or a bad file. */
+/* Called by the gateway after each reload: OK and TEXT ("reloaded: ...", or
+ * why it was refused) go to <SOCKET_DIR>/fngate.reload, where `fngate
+ * reload` waits for them. */
+void ctl_reload_done(const char *socket_dir, bool ok, const char *text);
+
+/* `fngate reload` (SIGHUP, then waits for the gateway's verdict) or `fngate
+ * stop` (SIGTERM, then waits until the gateway has exited) for the gateway
+ * owning CONF_PATH's socket_dir.  Returns the exit code: 0 done, 1 no such
+ * gateway, a bad file or a refused reload. */
 int ctl_command(const char *conf_path, bool stop);
 
 #endif

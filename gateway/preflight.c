@@ -46,6 +46,14 @@ void preflight_report_warn(void *arg, const char *problem)
     log_warnx("%s", problem);
 }
 
+void preflight_report_join(void *arg, const char *problem)
+{
+    struct preflight_joined *j = arg;
+    size_t n = strlen(j->text);
+
+    snprintf(j->text + n, sizeof(j->text) - n, "%s%s", n ? "; " : "", problem);
+}
+
 /* Reports "c->path[:LINE]: message" for [gateway] KEY. */
 static void preflight_gw(const struct conf *c, const char *key, preflight_report_fn *report,
                          void *arg, int *n, const char *fmt, ...)

@@ -21,6 +21,13 @@ typedef void preflight_report_fn(void *arg, const char *problem);
 void preflight_report_error(void *arg, const char *problem);
 void preflight_report_warn(void *arg, const char *problem);
 
+/* A reporter that joins the problems, "; " between them, into TEXT (cut to
+ * fit): for one log line and one answer to `fngate reload`. */
+struct preflight_joined {
+    char text[CONF_ERR_MAX * 2];
+};
+void preflight_report_join(void *arg, const char *problem);
+
 /* Reports every gateway-level problem of C through REPORT; returns how many
  * there were (0: serve can start with C). */
 int preflight_gateway(const struct conf *c, preflight_report_fn *report, void *arg);

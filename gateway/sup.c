@@ -917,7 +917,8 @@ static void sup_watch_cb(void *arg);
 /* WHY: what asked for it, for the log ("SIGHUP", "functions folder changed"). */
 static void sup_reload(struct sup *s, const char *why)
 {
-    char err[CONF_ERR_MAX];
+    char err[sizeof(struct preflight_joined)];
+    struct preflight_joined problems = {""};
     struct conf *c;
     struct fn_list *l = NULL;
     bool drop;
@@ -937,8 +938,8 @@ static void sup_reload(struct sup *s, const char *why)
                  c->path);
         goto refuse;
     }
-    if (preflight_gateway(c, preflight_report_warn, NULL) > 0) {
-        snprintf(err, sizeof(err), "%s: the problems above", c->path);
+    if (preflight_gateway(c, preflight_report_join, &problems) > 0) {
+        snprintf(err, sizeof(err), "%s", problems.text);
         goto refuse;
     }
     if (sup_resolve_ids(c, &drop, &uid, &gid, &sock_gid, err, sizeof(err)) < 0)
@@ -1014,11 +1015,15 @@ static void sup_reload(struct sup *s, const char *why)
     }
     fn_list_free(l);
     s->watch = watch_update(s->watch, s->base, c, sup_watch_cb, s);
-    log_info("reloaded: %zu added, %zu changed, %zu removed", added, changed, removed);
+    snprintf(err, sizeof(err), "reloaded: %zu added, %zu changed, %zu removed", added, changed,
+             removed);
+    log_info("%s", err);
+    ctl_reload_done(c->gw.socket_dir, true, err);
     sup_tick_ensure(s);
     return;
 refuse:
     log_warnx("reload refused, keeping the running configuration: %s", err);
+    ctl_reload_done(s->conf->gw.socket_dir, false, err);
     conf_free(c == s->conf ? NULL : c);
     fn_list_free(l);
 }

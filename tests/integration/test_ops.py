@@ -7,6 +7,7 @@ only the gateway that owns the config's socket_dir.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -39,10 +40,10 @@ def test_reload_and_stop_reach_only_their_own_gateway(gateway_factory, build):
 
     r = fngate(build, "reload", "-c", str(a.conf_path))
     assert r.returncode == 0, r.stderr
-    assert r.stdout == (f"fngate (pid {a.pid}, socket_dir {a.socket_dir}): reload requested; "
-                        "its log says what changed\n")
-    wait_for(lambda: reloads(a) == 1, 5, what="gateway a reloading")
-    a.wait_log(lambda ln: "reloaded: 0 added, 0 changed, 0 removed" in ln)
+    # reload waits for the gateway's verdict and prints it.
+    assert r.stdout == (f"fngate (pid {a.pid}, socket_dir {a.socket_dir}): "
+                        "reloaded: 0 added, 0 changed, 0 removed\n")
+    assert reloads(a) == 1
     assert reloads(b) == 0
 
     r = fngate(build, "stop", "-c", str(b.conf_path))
@@ -88,6 +89,37 @@ def test_stale_or_forged_pid_file_signals_nobody_else(gateway_factory, build):
         bystander.wait()
 
 
+def test_reload_refused_by_the_gateway_says_why(gateway_factory, build):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a gateway as another user")
+    gw = gateway_factory({"hello": build.handler("hello")}, start=False)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for d in (gw.run, gw.socket_dir):
+        os.chown(d, nobody, -1)
+    with open(gw.log_path, "ab") as log:
+        proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup",
+                                 "--clear-groups", "--", str(build.fngate), "serve", "-c",
+                                 str(gw.conf_path)], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: (gw.socket_dir / "fngate.pid").exists(), 10, what="the pid file")
+        # Fine for root, who runs the command; not for the gateway, which is
+        # nobody: only the gateway can tell, and its answer is printed.
+        gw.gateway_keys["socket_group"] = "root"
+        gw.write_config()
+        r = fngate(build, "reload", "-c", str(gw.conf_path))
+        assert r.returncode == 1
+        assert r.stderr == (
+            f"fngate reload: refused by the gateway (pid {proc.pid}), which keeps its running "
+            f"configuration: {gw.conf_path}:{conf_line(gw, 'socket_group')}: socket_group "
+            "'root': nobody is not a member, so the sockets cannot be given that group (chown: "
+            "Operation not permitted)\n")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
 def test_reload_with_a_bad_file_says_why_and_signals_nothing(gateway_factory, build):
     a = gateway_factory({"hello": build.handler("hello")})
     good = a.conf_path.read_text()
@@ -99,6 +131,19 @@ def test_reload_with_a_bad_file_says_why_and_signals_nothing(gateway_factory, bu
                         "unknown key 'bogus_key' in [gateway]\n")
     assert reloads(a) == 0
     os.kill(a.pid, 0)
+    # A gateway-level problem is caught before any signal, every one listed.
+    a.gateway_keys.update({"socket_group": "no-such-group-fngate",
+                           "database_url": "host=/tmp dbnme=x"})
+    a.write_config()
+    r = fngate(build, "reload", "-c", str(a.conf_path))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"{a.conf_path}:{conf_line(a, 'socket_group')}: socket_group 'no-such-group-fngate' "
+        "does not exist",
+        f"{a.conf_path}:{conf_line(a, 'database_url')}: database_url: invalid connection "
+        "option \"dbnme\"",
+        "fngate reload: not sent: the gateway would refuse these"]
+    assert reloads(a) == 0
 
 
 # --- check and disabled functions --------------------------------------------
