@@ -21,11 +21,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CONF_MS_PER_S 1000
 /* Postgres keeps statement_timeout in an int of milliseconds. */
@@ -615,6 +617,64 @@ static void conf_rstrip(char *s)
         s[--n] = '\0';
 }
 
+/* The home of the user fngate runs as: $HOME, else the password database. */
+static const char *conf_home(void)
+{
+    const char *home = getenv("HOME");
+    struct passwd *pw;
+
+    if (home != NULL && home[0] == '/')
+        return home;
+    pw = getpwuid(geteuid());
+    return pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+}
+
+/* Expands a leading "~", "~/", "$HOME" or "${HOME}" in path KEY's VALUE, so
+ * that a shared-hosting configuration can say socket_dir = ~/fngate/sock as
+ * a shell would.  Anything else that looks like an expansion (~user, other
+ * variables) is refused rather than taken literally: a folder named "~"
+ * under the config's directory is never what was meant.  Returns a malloc'd
+ * string, or NULL with the error reported. */
+static char *conf_expand_home(struct conf_parser *p, const char *key, const char *value)
+{
+    const char *rest = NULL, *home, *dollar;
+    char *out;
+
+    if (value[0] == '~') {
+        if (value[1] != '\0' && value[1] != '/') {
+            conf_perr(p,
+                      "%s: '%s': ~user is not expanded (only ~/ and $HOME are): write the "
+                      "path out",
+                      key, value);
+            return NULL;
+        }
+        rest = value + 1;
+    } else if (strncmp(value, "$HOME", 5) == 0 && (value[5] == '\0' || value[5] == '/')) {
+        rest = value + 5;
+    } else if (strncmp(value, "${HOME}", 7) == 0 && (value[7] == '\0' || value[7] == '/')) {
+        rest = value + 7;
+    }
+    dollar = strchr(rest != NULL ? rest : value, '$');
+    if (dollar != NULL) {
+        conf_perr(p, "%s: '%s': only a leading ~ or $HOME is expanded, not '%s'", key, value,
+                  dollar);
+        return NULL;
+    }
+    if (rest == NULL)
+        return strdup(value);
+    home = conf_home();
+    if (home == NULL) {
+        conf_perr(p,
+                  "%s: '%s': cannot expand ~: HOME is not set and uid %d has no home "
+                  "directory",
+                  key, value, (int)geteuid());
+        return NULL;
+    }
+    if (asprintf(&out, "%s%s", home, rest) < 0)
+        return NULL;
+    return out;
+}
+
 /* Makes VALUE absolute against the config file's directory, dropping "./"
  * prefixes and trailing slashes so paths compare and print cleanly. */
 static char *conf_abs_path(struct conf_parser *p, const char *value)
@@ -859,11 +919,16 @@ static int conf_gateway_key(struct conf_parser *p, const char *key, const char *
             return -1;
         }
         if (k->type == CONF_V_PATH) {
-            str = conf_abs_path(p, value);
+            char *exp = conf_expand_home(p, key, value);
+            if (exp == NULL)
+                return -1;
+            str = conf_abs_path(p, exp);
             if (str == NULL) {
-                conf_perr(p, "%s: cannot resolve '%s': %s", key, value, strerror(errno));
+                conf_perr(p, "%s: cannot resolve '%s': %s", key, exp, strerror(errno));
+                free(exp);
                 return -1;
             }
+            free(exp);
         } else {
             str = strdup(value);
         }
@@ -881,10 +946,17 @@ static int conf_gateway_key(struct conf_parser *p, const char *key, const char *
             str = strdup(value);
             break;
         }
-        str = conf_abs_path(p, value);
-        if (str == NULL) {
-            conf_perr(p, "%s: cannot resolve '%s': %s", key, value, strerror(errno));
-            return -1;
+        {
+            char *exp = conf_expand_home(p, key, value);
+            if (exp == NULL)
+                return -1;
+            str = conf_abs_path(p, exp);
+            if (str == NULL) {
+                conf_perr(p, "%s: cannot resolve '%s': %s", key, exp, strerror(errno));
+                free(exp);
+                return -1;
+            }
+            free(exp);
         }
         break;
     case CONF_V_LOGLEVEL:

@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +493,58 @@ START_TEST(gateway_min_pool_over_pool_size)
     };
 
     run_bad_cases(cases, N(cases));
+}
+END_TEST
+
+/* Issue 10: shared hosting writes socket_dir = ~/fngate/sock.  ~ and $HOME
+ * expand to $HOME (else the password database); ~user and other variables
+ * are refused with the reason, never taken as a folder named "~". */
+START_TEST(gateway_home_expansion)
+{
+    char *old = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    struct conf *c;
+
+    ck_assert_int_eq(setenv("HOME", "/home/alice", 1), 0);
+    c = load_ok("[gateway]\nfunctions_dir = ~/fngate/functions\nsocket_dir = $HOME/fngate/sock\n"
+                "request_log = ${HOME}/fngate/requests.log\n");
+    ck_assert_str_eq(c->gw.functions_dir, "/home/alice/fngate/functions");
+    ck_assert_str_eq(c->gw.socket_dir, "/home/alice/fngate/sock");
+    ck_assert_str_eq(c->gw.request_log, "/home/alice/fngate/requests.log");
+    conf_free(c);
+    c = load_ok("[gateway]\nfunctions_dir = ~\nsocket_dir = $HOME/\n");
+    ck_assert_str_eq(c->gw.functions_dir, "/home/alice");
+    ck_assert_str_eq(c->gw.socket_dir, "/home/alice");
+    conf_free(c);
+    /* Not at the start: a literal path, made absolute as before. */
+    c = load_ok("[gateway]\nfunctions_dir = a~b\n");
+    ck_assert_str_eq(c->gw.functions_dir + strlen(c->gw.functions_dir) - 4, "/a~b");
+    conf_free(c);
+
+    ck_load_err("[gateway]\nsocket_dir = ~bob/sock\n",
+                "fngate.conf:2: socket_dir: '~bob/sock': ~user is not expanded (only ~/ and "
+                "$HOME are): write the path out");
+    ck_load_err("[gateway]\nsocket_dir = $XDG_RUNTIME_DIR/fngate\n",
+                "fngate.conf:2: socket_dir: '$XDG_RUNTIME_DIR/fngate': only a leading ~ or "
+                "$HOME is expanded, not '$XDG_RUNTIME_DIR/fngate'");
+    ck_load_err("[gateway]\nfunctions_dir = ~/x/$USER\n",
+                "fngate.conf:2: functions_dir: '~/x/$USER': only a leading ~ or $HOME is "
+                "expanded, not '$USER'");
+
+    /* No usable HOME: the password database's home of the effective uid. */
+    ck_assert_int_eq(unsetenv("HOME"), 0);
+    c = load_ok("[gateway]\nsocket_dir = ~/s\n");
+    {
+        struct passwd *pw = getpwuid(geteuid());
+        char want[PATH_MAX];
+        ck_assert_ptr_nonnull(pw);
+        snprintf(want, sizeof(want), "%s/s", strcmp(pw->pw_dir, "/") == 0 ? "" : pw->pw_dir);
+        ck_assert_str_eq(c->gw.socket_dir, want);
+    }
+    conf_free(c);
+    if (old) {
+        setenv("HOME", old, 1);
+        free(old);
+    }
 }
 END_TEST
 
@@ -1607,6 +1660,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, gateway_bad_keys);
     tcase_add_test(tc, gateway_min_pool_over_pool_size);
     tcase_add_test(tc, gateway_relative_dirs);
+    tcase_add_test(tc, gateway_home_expansion);
     tcase_add_test(tc, gateway_database_url_env);
     suite_add_tcase(s, tc);
 
