@@ -471,3 +471,14 @@ def test_pool_metrics_and_traced_slow_and_failed_queries(stack, build, users_db)
     p = status(ngx)["pool"]
     assert p["pool_size"] == 2 and p["queries"] == 7 and p["errors"] == 1, p
     assert p["functions"]["dbfn"] == {"queries": 7, "errors": 1}, p
+
+
+def test_readme_alerts_are_valid_prometheus_rules(run_dir):
+    promtool = _need("promtool", "prometheus")
+    text = (REPO / "README.md").read_text()
+    start = text.index("groups:\n  - name: fngate")
+    rules = run_dir / "rules.yml"
+    rules.write_text(text[start:text.index("```", start)])
+    r = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and "SUCCESS: 3 rules found" in r.stdout, r.stdout + r.stderr
