@@ -82,6 +82,7 @@ static const struct conf_key conf_fn_keys[] = {
     {"sandbox", CONF_V_BOOL, 0, 0, 0, NULL, FN_OFF(sandbox)},
     {"sandbox_read", CONF_V_PATHS, 0, 0, 0, NULL, FN_OFF(sandbox_read)},
     {"sandbox_write", CONF_V_PATHS, 0, 0, 0, NULL, FN_OFF(sandbox_write)},
+    {"max_db_connections", CONF_V_INT, 1, 1000, 0, "1..1000", FN_OFF(max_db_connections)},
 };
 
 static const struct conf_key conf_gw_keys[] = {
@@ -94,6 +95,7 @@ static const struct conf_key conf_gw_keys[] = {
     {"min_pool", CONF_V_INT, 0, 1000, 0, "0..1000", GW_OFF(min_pool)},
     {"db_wait_timeout", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(db_wait_timeout_ms)},
     {"max_result", CONF_V_SIZE, 1024, -1, 0, "at least 1K", GW_OFF(max_result)},
+    {"max_query", CONF_V_SIZE, 1024, (int64_t)64 << 20, 0, "1K..64M", GW_OFF(max_query)},
     {"user", CONF_V_STR, 0, 0, 0, NULL, GW_OFF(user)},
     {"group", CONF_V_STR, 0, 0, 0, NULL, GW_OFF(group)},
     {"dynamic_uid_min", CONF_V_INT, 1, 2147483646, 0, "1..2147483646", GW_OFF(dynamic_uid_min)},
@@ -1157,6 +1159,12 @@ static int conf_function_key(struct conf_parser *p, const char *key, const char 
         conf_perr(p, "%s: only the operator's fngate.conf may relax a function's sandbox", key);
         return -1;
     }
+    if (p->fnfile && strcmp(key, "max_db_connections") == 0) {
+        /* Nor its share of the database connections. */
+        conf_perr(p, "%s: only the operator's fngate.conf may set a function's share of the pool",
+                  key);
+        return -1;
+    }
     switch (conf_fn_apply(p->fn, key, value, &minmax, why, sizeof(why))) {
     case CONF_A_OK:
         break;
@@ -1413,6 +1421,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     c->gw.min_pool = 0;
     c->gw.db_wait_timeout_ms = 5 * CONF_MS_PER_S;
     c->gw.max_result = (int64_t)16 << 20;
+    c->gw.max_query = (int64_t)1 << 20;
     c->gw.log_level = LOG_LVL_INFO;
     c->gw.stop_timeout_ms = 10 * CONF_MS_PER_S;
     c->gw.prepared_statements = true;
@@ -1602,8 +1611,9 @@ bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b)
         a->statement_timeout_ms != b->statement_timeout_ms || a->max_requests != b->max_requests ||
         a->memory_limit != b->memory_limit || a->open_files != b->open_files ||
         a->max_body != b->max_body || a->queue_size != b->queue_size || a->n_env != b->n_env ||
-        a->sandbox != b->sandbox || !conf_str_eq(a->user, b->user) ||
-        !conf_str_eq(a->group, b->group) || !conf_str_eq(a->sandbox_read, b->sandbox_read) ||
+        a->sandbox != b->sandbox || a->max_db_connections != b->max_db_connections ||
+        !conf_str_eq(a->user, b->user) || !conf_str_eq(a->group, b->group) ||
+        !conf_str_eq(a->sandbox_read, b->sandbox_read) ||
         !conf_str_eq(a->sandbox_write, b->sandbox_write))
         return false;
     /* Keys are unique within one settings (later entries replace earlier

@@ -49,10 +49,11 @@ struct fn_settings {
     char *user;
     char *group;
     /* The sandbox (gateway/sandbox.c); relaxations are per function. */
-    bool sandbox;         /* default on */
-    char *sandbox_read;   /* extra absolute paths it may read, space-separated */
-    char *sandbox_write;  /* extra absolute paths it may write, space-separated */
-    struct conf_env *env; /* owned; n_env entries */
+    bool sandbox;           /* default on */
+    char *sandbox_read;     /* extra absolute paths it may read, space-separated */
+    char *sandbox_write;    /* extra absolute paths it may write, space-separated */
+    int max_db_connections; /* its share of pool_size (fngate.conf only); 0 = pool_size */
+    struct conf_env *env;   /* owned; n_env entries */
     size_t n_env;
 };
 
@@ -67,6 +68,7 @@ struct gw_settings {
     int min_pool;               /* 0..pool_size, default 0 */
     int64_t db_wait_timeout_ms; /* default 5s */
     int64_t max_result;         /* default 16M */
+    int64_t max_query;          /* largest query frame from an instance; default 1M */
     char *user;                 /* NULL: each function a dynamic uid (root only) */
     char *group;                /* NULL: the user's primary group */
     int dynamic_uid_min;        /* default 61184 (systemd's DynamicUser range) */

@@ -66,6 +66,7 @@ static void poolctl_settings(struct pool_settings *s, const struct conf *c)
     s->min_pool = c->gw.min_pool;
     s->db_wait_timeout_ms = c->gw.db_wait_timeout_ms;
     s->max_result = c->gw.max_result;
+    s->max_query = c->gw.max_query;
     s->prepared = c->gw.prepared_statements;
     s->stmt_cache = 256;
 }
@@ -81,7 +82,8 @@ bool poolctl_differs(const struct poolctl *pc, const struct conf *c)
     poolctl_settings(&s, c);
     return strcmp(s.conninfo, pc->set.conninfo) != 0 || s.pool_size != pc->set.pool_size ||
            s.min_pool != pc->set.min_pool || s.db_wait_timeout_ms != pc->set.db_wait_timeout_ms ||
-           s.max_result != pc->set.max_result || s.prepared != pc->set.prepared;
+           s.max_result != pc->set.max_result || s.max_query != pc->set.max_query ||
+           s.prepared != pc->set.prepared;
 }
 
 static void poolctl_flush(struct poolctl *pc);
@@ -190,6 +192,7 @@ static int poolctl_send_settings(struct poolctl *pc, int fd)
     w.stmt_cache = pc->set.stmt_cache;
     w.db_wait_timeout_ms = pc->set.db_wait_timeout_ms;
     w.max_result = pc->set.max_result;
+    w.max_query = pc->set.max_query;
     w.prepared = pc->set.prepared;
     w.conninfo_len = (uint32_t)len;
     memcpy(buf, &w, sizeof(w));
@@ -372,7 +375,7 @@ int poolctl_channel(struct poolctl *pc, int *instance_fd, int *pool_fd)
 }
 
 void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
-                     int64_t statement_timeout_ms)
+                     const struct fn_settings *set)
 {
     struct poolctl_pending *p = calloc(1, sizeof(*p));
 
@@ -385,7 +388,9 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
     p->hello.version = POOL_HELLO_VERSION;
     p->hello.kind = POOL_HELLO_CHANNEL;
     p->hello.pid = (int32_t)pid;
-    p->hello.statement_timeout_ms = statement_timeout_ms;
+    p->hello.statement_timeout_ms = set->statement_timeout_ms;
+    p->hello.request_timeout_ms = set->request_timeout_ms;
+    p->hello.max_db_connections = set->max_db_connections;
     snprintf(p->hello.fn, sizeof(p->hello.fn), "%s", fn);
     poolctl_queue(pc, p);
     if (pc->pending)

@@ -28,9 +28,11 @@ bool poolctl_differs(const struct poolctl *pc, const struct conf *c);
 /* A new channel: *INSTANCE_FD goes to the instance as fd 3, *POOL_FD to
  * poolctl_handoff once the instance's pid is known.  0 or -1. */
 int poolctl_channel(struct poolctl *pc, int *instance_fd, int *pool_fd);
-/* Passes POOL_FD (always consumed) to the pool for instance PID of FN. */
+/* Passes POOL_FD (always consumed) to the pool for instance PID of FN,
+ * with the settings of FN the pool applies (SET: statement_timeout,
+ * request_timeout, max_db_connections). */
 void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
-                     int64_t statement_timeout_ms);
+                     const struct fn_settings *set);
 
 /* Called for every reaped child: true if PID was the pool process (then it
  * is restarted after a backoff, and the caller must retire every instance,

@@ -338,7 +338,7 @@ static int sup_spawn(struct sup_fn *f, int64_t now)
         goto fail;
     }
     if (pool_fd >= 0)
-        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, f->desc.set.statement_timeout_ms);
+        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, &f->desc.set);
     in->spawned_ns = now;
     in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
     in->mx = mx_inst_new(f->mx, in->pid, spec.drop_privileges ? spec.uid : getuid(), in->sb, now);

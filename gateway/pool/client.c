@@ -191,6 +191,7 @@ void client_free(struct client *c)
 {
     if (!c)
         return;
+    dispatch_leave(c->pool, c->fq);
     if (c->rev)
         event_free(c->rev);
     if (c->wev)
@@ -339,8 +340,14 @@ struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello
     c->hello = *hello;
     c->hello.fn[sizeof(c->hello.fn) - 1] = '\0';
     c->stat_idx = poolstat_fn_index(p->stats, c->hello.fn);
+    c->fq = dispatch_join(p, hello);
+    if (!c->fq) {
+        close(fd);
+        free(c);
+        return NULL;
+    }
     evutil_make_socket_nonblocking(fd);
-    fn_frame_reader_init(&c->rd, POOL_MAX_REQUEST);
+    fn_frame_reader_init(&c->rd, (size_t)p->set.max_query);
     fn_buf_init(&c->out, 0);
     c->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, client_read_cb, c);
     c->wev = event_new(p->base, fd, EV_WRITE, client_write_cb, c);

@@ -11,9 +11,6 @@
 
 #include "types.h"
 
-/* Frames from instances are limited to this many bytes. */
-#define POOL_MAX_REQUEST (64u << 20)
-
 /* Takes FD (closed on failure) as the channel of HELLO's instance; NULL on
  * failure. The pool owns the client (P->clients). */
 struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello);

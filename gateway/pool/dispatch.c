@@ -1,5 +1,10 @@
 /*
- * Dispatch of waiting queries to server connections.
+ * Dispatch of waiting queries to server connections.  Each function has a
+ * FIFO of its own; a free connection goes to the next function round-robin
+ * that has a query waiting and holds fewer connections than its share
+ * (max_db_connections), so a function that floods the pool, or holds its
+ * share with slow queries, delays another function's query by at most the
+ * one query already running when it arrives.
  */
 #include "config.h"
 
@@ -10,36 +15,110 @@
 #include "server.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+struct fnq *dispatch_join(struct pool *p, const struct pool_hello *hello)
+{
+    struct fnq *fq;
+    int share = hello->max_db_connections;
+
+    if (share <= 0 || share > p->set.pool_size)
+        share = p->set.pool_size;
+    for (fq = p->fnqs; fq; fq = fq->next) {
+        if (strcmp(fq->name, hello->fn) == 0)
+            break;
+    }
+    if (!fq) {
+        fq = calloc(1, sizeof(*fq));
+        if (!fq)
+            return NULL;
+        snprintf(fq->name, sizeof(fq->name), "%s", hello->fn);
+        fq->next = p->fnqs;
+        p->fnqs = fq;
+    }
+    fq->share = share; /* the newest instance has the current settings */
+    fq->nclients++;
+    return fq;
+}
+
+void dispatch_leave(struct pool *p, struct fnq *fq)
+{
+    if (!fq || --fq->nclients > 0)
+        return;
+    for (struct fnq **pp = &p->fnqs; *pp; pp = &(*pp)->next) {
+        if (*pp == fq) {
+            *pp = fq->next;
+            break;
+        }
+    }
+    if (p->rr == fq)
+        p->rr = NULL;
+    free(fq);
+}
 
 void dispatch_add(struct pool *p, struct client *c)
 {
+    struct fnq *fq = c->fq;
+
     c->queued_ns = pool_now_ns();
     c->waiting = true;
     c->wnext = NULL;
-    if (p->wtail)
-        p->wtail->wnext = c;
+    if (fq->tail)
+        fq->tail->wnext = c;
     else
-        p->whead = c;
-    p->wtail = c;
+        fq->head = c;
+    fq->tail = c;
+    fq->nwait++;
     p->nwait++;
 }
 
 void dispatch_remove(struct pool *p, struct client *c)
 {
-    struct client **pp = &p->whead, *prev = NULL;
+    struct fnq *fq = c->fq;
+    struct client **pp = &fq->head, *prev = NULL;
 
     for (; *pp; prev = *pp, pp = &(*pp)->wnext) {
         if (*pp == c) {
             *pp = c->wnext;
-            if (p->wtail == c)
-                p->wtail = prev;
+            if (fq->tail == c)
+                fq->tail = prev;
             c->wnext = NULL;
             c->waiting = false;
+            fq->nwait--;
             p->nwait--;
             return;
         }
     }
+}
+
+/* The next function, round-robin after the one served last, with a query
+ * waiting and a connection left in its share; NULL if none. */
+static struct fnq *dispatch_next_fn(struct pool *p)
+{
+    struct fnq *start = p->rr && p->rr->next ? p->rr->next : p->fnqs;
+    struct fnq *fq = start;
+
+    if (!fq)
+        return NULL;
+    do {
+        if (fq->nwait > 0 && fq->busy < fq->share)
+            return fq;
+        fq = fq->next ? fq->next : p->fnqs;
+    } while (fq != start);
+    return NULL;
+}
+
+/* The oldest waiting query of any function; NULL if none. */
+static struct client *dispatch_oldest(struct pool *p)
+{
+    struct client *old = NULL;
+
+    for (struct fnq *fq = p->fnqs; fq; fq = fq->next) {
+        if (fq->head && (!old || fq->head->queued_ns < old->queued_ns))
+            old = fq->head;
+    }
+    return old;
 }
 
 /* An idle connection for C: preferably one whose session last ran C's
@@ -68,12 +147,15 @@ void dispatch_run(struct pool *p)
     int connecting = 0, usable = 0;
     int64_t now = pool_now_ns();
 
-    while (p->whead) {
-        struct client *c = p->whead;
-        struct server *pc = dispatch_pick(p, c);
+    for (;;) {
+        struct fnq *fq = dispatch_next_fn(p);
+        struct server *pc = fq ? dispatch_pick(p, fq->head) : NULL;
+        struct client *c;
         if (!pc)
             break;
+        c = fq->head;
         dispatch_remove(p, c);
+        p->rr = fq;
         c->started_ns = now;
         poolstat_wait(p->stats, now - c->queued_ns);
         server_begin(pc, c);
@@ -86,7 +168,7 @@ void dispatch_run(struct pool *p)
             FN_SB_STORE(p->stats->conns[s], n[s]);
         FN_SB_STORE(p->stats->waiting, (uint32_t)p->nwait);
     }
-    if (!p->whead)
+    if (!p->nwait)
         return;
     for (int i = 0; i < p->set.pool_size; i++) {
         if (p->conns[i].state == PC_CONNECTING)
@@ -112,8 +194,8 @@ void dispatch_run(struct pool *p)
         /* The database is unreachable: fail now with the reason. */
         char msg[400];
         snprintf(msg, sizeof(msg), "database unavailable: %s", p->conn_err);
-        while (p->whead) {
-            struct client *c = p->whead;
+        struct client *c;
+        while ((c = dispatch_oldest(p)) != NULL) {
             dispatch_remove(p, c);
             client_error(c, POOL_ERR_CONNECT, msg, NULL, NULL, NULL);
         }
@@ -123,8 +205,10 @@ void dispatch_run(struct pool *p)
 void dispatch_expire(struct pool *p, int64_t now)
 {
     /* In milliseconds: db_wait_timeout may be huge, ns would overflow. */
-    while (p->whead && (now - p->whead->queued_ns) / 1000000 > p->set.db_wait_timeout_ms) {
-        struct client *c = p->whead;
+    struct client *c;
+
+    while ((c = dispatch_oldest(p)) != NULL &&
+           (now - c->queued_ns) / 1000000 > p->set.db_wait_timeout_ms) {
         char msg[200];
         dispatch_remove(p, c);
         snprintf(msg, sizeof(msg),

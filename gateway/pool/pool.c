@@ -146,6 +146,8 @@ int pool_main(const struct pool_settings *set, int ctl_fd)
     p.set = *set;
     if (p.set.stmt_cache <= 0)
         p.set.stmt_cache = 256;
+    if (p.set.max_query < 1024)
+        p.set.max_query = (int64_t)1 << 20;
     p.ctl_fd = ctl_fd;
     log_set_proc("fngate pool");
     signal(SIGPIPE, SIG_IGN);
@@ -180,6 +182,7 @@ out:
     }
     for (int i = 0; p.conns && i < p.set.pool_size; i++) {
         p.conns[i].client = NULL;
+        p.conns[i].fq = NULL; /* freed with the clients */
         server_drop(&p.conns[i], "pool exiting");
     }
     free(p.conns);

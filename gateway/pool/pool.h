@@ -17,8 +17,9 @@ struct pool_settings {
     int min_pool;
     int64_t db_wait_timeout_ms;
     int64_t max_result;
-    bool prepared;  /* cache named prepared statements per server connection */
-    int stmt_cache; /* statements kept per connection (LRU) */
+    int64_t max_query; /* largest query frame an instance may send */
+    bool prepared;     /* cache named prepared statements per server connection */
+    int stmt_cache;    /* statements kept per connection (LRU) */
 };
 
 /* The first message on the control socket: the settings, then CONNINFO_LEN
@@ -31,11 +32,12 @@ struct pool_wire {
     int32_t stmt_cache;
     int64_t db_wait_timeout_ms;
     int64_t max_result;
+    int64_t max_query;
     uint32_t prepared;
     uint32_t conninfo_len;
 };
 
-#define POOL_WIRE_VERSION 1
+#define POOL_WIRE_VERSION 2
 #define POOL_CONNINFO_MAX 8192
 
 /* A message on the control socket after the settings: a channel hand-over

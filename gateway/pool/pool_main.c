@@ -61,6 +61,7 @@ int main(void)
     set.stmt_cache = w.stmt_cache;
     set.db_wait_timeout_ms = w.db_wait_timeout_ms;
     set.max_result = w.max_result;
+    set.max_query = w.max_query;
     set.prepared = w.prepared != 0;
     rc = pool_main(&set, POOL_CTL_FD);
     explicit_bzero(buf, sizeof(buf));

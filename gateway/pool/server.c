@@ -54,10 +54,19 @@ static void server_events_free(struct server *pc)
 }
 
 /* Drops the connection; a query it was running is answered with WHY. */
+/* The connection no longer counts against its function's share. */
+static void server_unshare(struct server *pc)
+{
+    if (pc->fq)
+        pc->fq->busy--;
+    pc->fq = NULL;
+}
+
 void server_drop(struct server *pc, const char *why)
 {
     struct client *c = pc->client;
 
+    server_unshare(pc);
     if (pc->state == PC_BUSY || pc->state == PC_IDLE)
         log_info("server connection %d closed: %s", pc->idx, why);
     server_events_free(pc);
@@ -253,6 +262,7 @@ static void server_release(struct server *pc)
 {
     struct client *c = pc->client;
 
+    server_unshare(pc);
     pc->client = NULL;
     c->conn = NULL;
     if (pc->tev)
@@ -537,6 +547,8 @@ void server_begin(struct server *pc, struct client *c)
 
     pc->state = PC_BUSY;
     pc->client = c;
+    pc->fq = c->fq;
+    pc->fq->busy++;
     pc->op = OP_NONE;
     pc->retried = false;
     pc->timed_out = 0;

@@ -22,10 +22,24 @@
 struct pool;
 struct server;
 
+/* A function's place in dispatch: its waiting queries, in arrival order,
+ * and how many server connections it holds against its share.  Shared by
+ * every channel of that function (refcounted by them). */
+struct fnq {
+    struct fnq *next; /* the pool's ring, in arrival order */
+    char name[72];
+    int share; /* max_db_connections, 1..pool_size */
+    int busy;  /* server connections running (or holding) its queries */
+    int nclients;
+    struct client *head, *tail;
+    int nwait;
+};
+
 /* One instance's channel. */
 struct client {
     struct client *next;  /* all clients */
-    struct client *wnext; /* the wait queue */
+    struct client *wnext; /* its function's wait queue */
+    struct fnq *fq;       /* its function's queue (a reference) */
     struct pool *pool;
     int fd;
     struct event *rev, *wev;
@@ -72,6 +86,7 @@ struct server {
     char dealloc[24];  /* a statement to DEALLOCATE before the next PREPARE */
     PGresult *result;  /* the EXEC's result, owned */
     PGresult *error;   /* the first error of this query, owned */
+    struct fnq *fq;    /* whose share this connection counts against now */
     struct stmt_cache stmts;
 };
 
@@ -81,8 +96,9 @@ struct pool {
     int ctl_fd;
     struct event *ctl_ev, *tick_ev, *sig_ev[2];
     struct client *clients;
-    struct client *whead, *wtail;
-    int nwait;
+    struct fnq *fnqs; /* every function with a channel */
+    struct fnq *rr;   /* the function served last */
+    int nwait;        /* queries waiting, all functions */
     struct server *conns;
     int connect_failures;
     int64_t connect_after_ns;

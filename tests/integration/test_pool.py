@@ -181,3 +181,84 @@ def test_reaped_instance_loses_its_channel_even_if_a_descendant_holds_it(stack, 
             os.kill(grandchild, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# --- fair shares -------------------------------------------------------------------
+
+
+def _victim_delays(ngx, n=5):
+    base = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        assert get(ngx, "/fn/victim/sleep?s=0")[0] == 200
+        base.append(time.monotonic() - t0)
+    return sorted(base)[n // 2]
+
+
+def test_a_function_holding_its_share_does_not_delay_another(stack, build, users_db):
+    """pool_size 2, the hog's max_db_connections 1: six of its pg_sleep(1.5)
+    queries wait or run while the victim's queries go through the other
+    connection without waiting behind them."""
+    from concurrent.futures import ThreadPoolExecutor
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("hog", "victim"),
+                      gateway={"pool_size": 2},
+                      sections={"hog": {"max_db_connections": "1", "max_instances": "6"}})
+    assert get(ngx, "/fn/hog/sleep?s=0")[0] == 200
+    base = _victim_delays(ngx)
+    with ThreadPoolExecutor(6) as ex:
+        hogs = [ex.submit(get, ngx, "/fn/hog/sleep?s=1.5", timeout=30) for _ in range(6)]
+        time.sleep(0.5)  # the hog's queries are queued and one runs
+        assert users_db.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                             "'%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()") \
+            == "1", "the hog holds more than its share"
+        delays = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            status, body, _ = get(ngx, "/fn/victim/sleep?s=0")
+            delays.append(time.monotonic() - t0 - base)
+            assert status == 200, body
+        statuses = [h.result()[0] for h in hogs]
+    assert max(delays) < 0.1, f"the victim's queries were delayed {delays} (baseline {base:.3f}s)"
+    # The hog's own queries all ran (one at a time), none was refused.
+    assert statuses == [200] * 6 or all(s in (200, 503) for s in statuses), statuses
+
+
+def test_round_robin_between_functions_on_one_connection(stack, build, users_db):
+    """pool_size 1 and no shares: a function with many queries queued does
+    not make another's single query wait behind all of them, only behind
+    the one running."""
+    from concurrent.futures import ThreadPoolExecutor
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("hog", "victim"),
+                      gateway={"pool_size": 1, "db_wait_timeout": "20s"},
+                      sections={"hog": {"max_instances": "6"}})
+    assert get(ngx, "/fn/hog/sleep?s=0")[0] == 200
+    assert get(ngx, "/fn/victim/sleep?s=0")[0] == 200
+    with ThreadPoolExecutor(6) as ex:
+        hogs = [ex.submit(get, ngx, "/fn/hog/sleep?s=0.4", timeout=30) for _ in range(6)]
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        status, body, _ = get(ngx, "/fn/victim/sleep?s=0", timeout=30)
+        took = time.monotonic() - t0
+        assert status == 200, body
+        assert all(h.result()[0] == 200 for h in hogs)
+    # FIFO would have been ~2 s (five hog queries ahead); round-robin is at
+    # most the one running (0.4 s) plus a reset.
+    assert took < 0.9, f"the victim's query waited {took:.2f}s behind the hog's queue"
+
+
+# --- bounded memory ------------------------------------------------------------------
+
+
+def test_query_frame_over_max_query_closes_only_that_channel(stack, build, users_db):
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"max_query": "4K"})
+    small = "SELECT '" + "x" * 3000 + "' AS x"
+    status, body, _ = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(small))
+    assert status == 200 and len(body[0]["x"]) == 3000, (status, body)
+    big = "SELECT '" + "x" * 8000 + "' AS x"
+    status, body, _ = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(big))
+    assert_db_error(status, body, 422, "08006")
+    gw.wait_log(lambda ln: "database channel closed" in ln and "exceeds" in ln, timeout=3.0,
+                what="the pool's line about the oversized frame")
+    wait_for(lambda: get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(small))[0] == 200, 5.0,
+             interval=0.05, what="dbfn to answer again with a new channel")

@@ -1193,7 +1193,43 @@ START_TEST(limits_section_errors)
          "fngate.conf:2: sandbox_read: 'relative' is not an absolute path without '..'"},
         {"[limits]\n[limits]\n", "fngate.conf:2: duplicate section [limits] (first at line 1)"},
     };
+    run_bad_cases(bad, N(bad));
+}
+END_TEST
 
+/* ---- the pool's keys (issue 7) -------------------------------------------- */
+
+START_TEST(pool_share_keys)
+{
+    struct fn_settings s;
+    struct conf *c;
+
+    ck_assert_int_eq(mkdir("hello", 0755), 0);
+    c = load_ok("[gateway]\npool_size = 4\nmax_query = 64K\n[hello]\nmax_db_connections = 1\n");
+    ck_assert_int_eq(c->gw.max_query, 64 * 1024);
+    fn_ok(c, "hello", NULL, &s);
+    ck_assert_int_eq(s.max_db_connections, 1);
+    fn_settings_clear(&s);
+    fn_ok(c, "other", NULL, &s);
+    ck_assert_int_eq(s.max_db_connections, 0); /* 0: the whole pool_size */
+    fn_settings_clear(&s);
+    /* A function must not raise its own share. */
+    write_file("hello/function.conf", "max_db_connections = 4\n");
+    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+                     -1);
+    ck_assert_str_eq(errbuf, "hello/function.conf:1: max_db_connections: only the operator's "
+                             "fngate.conf may set a function's share of the pool");
+    conf_free(c);
+    c = load_ok("");
+    ck_assert_int_eq(c->gw.max_query, 1024 * 1024);
+    conf_free(c);
+
+    static const struct bad_case bad[] = {
+        {"[x]\nmax_db_connections = 0\n",
+         "fngate.conf:2: max_db_connections: '0' is out of range (1..1000)"},
+        {"[gateway]\nmax_query = 100M\n",
+         "fngate.conf:2: max_query: '100M' is out of range (1K..64M)"},
+    };
     run_bad_cases(bad, N(bad));
 }
 END_TEST
@@ -1705,6 +1741,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, equal_from_files);
     tcase_add_test(tc, clear_safe);
     tcase_add_test(tc, sandbox_keys);
+    tcase_add_test(tc, pool_share_keys);
     suite_add_tcase(s, tc);
 
     return s;
