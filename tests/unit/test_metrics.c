@@ -1,0 +1,312 @@
+/*
+ * Unit tests for gateway/metrics.c and gateway/reqlog.c: folding slots into
+ * totals (exact across exits, never backwards, hostile slots harmless), the
+ * Prometheus and JSON renderings, quantiles, and the request-log drain.
+ * Slots are real scoreboard memfds (sb_new_log), written here the way an
+ * instance (or a hostile one) would.
+ */
+#include "config.h"
+
+#include "metrics.h"
+#include "reqlog.h"
+#include "sb.h"
+
+#include <check.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct fn_desc test_desc(const char *name)
+{
+    struct fn_desc d;
+    memset(&d, 0, sizeof(d));
+    d.name = (char *)name;
+    d.handler = (char *)"/x/handler";
+    d.set.max_instances = 4;
+    return d;
+}
+
+/* What an instance does after a request with STATUS taking NS. */
+static void slot_count(struct fn_sb_slot *sl, int status, int64_t ns)
+{
+    int i;
+    for (i = 0; i < FN_SB_CODES - 1; i++) {
+        if (sl->codes[i].code == (uint32_t)status)
+            break;
+        if (sl->codes[i].code == 0) {
+            sl->codes[i].code = (uint32_t)status;
+            break;
+        }
+    }
+    sl->codes[i].n++;
+    sl->dur_hist[fn_sb_hist_bucket(ns)]++;
+    sl->dur_sum_ns += (uint64_t)ns;
+}
+
+static char *render(struct mx *mx, int which)
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t n;
+    char *s;
+
+    if (which == 0)
+        mx_render_prom(mx, b);
+    else if (which == 1)
+        mx_render_json(mx, b);
+    else
+        mx_render_table(mx, b);
+    n = evbuffer_get_length(b);
+    s = malloc(n + 1);
+    evbuffer_remove(b, s, n);
+    s[n] = '\0';
+    evbuffer_free(b);
+    return s;
+}
+
+static bool has(struct mx *mx, const char *line)
+{
+    char *s = render(mx, 0);
+    bool r = strstr(s, line) != NULL;
+    if (!r)
+        fprintf(stderr, "missing: %s\n%s\n", line, s);
+    free(s);
+    return r;
+}
+
+START_TEST(counts_survive_exits)
+{
+    struct fn_desc d = test_desc("hello");
+    struct mx *mx = mx_new();
+    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct sb *a = sb_new("hello"), *b = sb_new("hello");
+    struct mx_inst *ia = mx_inst_new(fm, 100, 1000, a, 1), *ib = mx_inst_new(fm, 101, 1000, b, 1);
+
+    for (int i = 0; i < 300; i++)
+        slot_count(a->slot, 200, 30000);
+    for (int i = 0; i < 7; i++)
+        slot_count(b->slot, 404, 2000000);
+    ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"200\"} 300\n"));
+    mx_inst_stopping(ia, MX_EXIT_IDLE);
+    mx_inst_exited(ia, false, "exited with status 0", 2);
+    sb_free(a);
+    /* kill -9: a crash, and what it counted stays. */
+    mx_inst_exited(ib, true, "killed by signal 9 (SIGKILL)", 3);
+    sb_free(b);
+    ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"200\"} 300\n"));
+    ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"404\"} 7\n"));
+    ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"hello\"} 307\n"));
+    ck_assert(has(mx, "fngate_request_duration_seconds_bucket{function=\"hello\",le=\"2.5e-05\"} "
+                      "0\n"));
+    ck_assert(has(mx, "fngate_request_duration_seconds_bucket{function=\"hello\",le=\"5e-05\"} "
+                      "300\n"));
+    ck_assert(has(mx, "fngate_instance_exits_total{function=\"hello\",reason=\"idle\"} 1\n"));
+    ck_assert(has(mx, "fngate_instance_exits_total{function=\"hello\",reason=\"crash\"} 1\n"));
+    ck_assert(has(mx, "fngate_cold_starts_total{function=\"hello\"} 2\n"));
+    ck_assert(has(mx, "fngate_instances{function=\"hello\",state=\"idle\"} 0\n"));
+    mx_free(mx);
+}
+END_TEST
+
+START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
+{
+    struct fn_desc d = test_desc("evil");
+    struct mx *mx = mx_new();
+    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct sb *a = sb_new("evil");
+    struct mx_inst *ia = mx_inst_new(fm, 100, 1000, a, 1);
+
+    for (int i = 0; i < 50; i++)
+        slot_count(a->slot, 200, 30000);
+    ck_assert(has(mx, "code=\"200\"} 50\n"));
+    /* It rewinds its counters, renames its entry, claims impossible codes. */
+    a->slot->codes[0].n = 3;
+    ck_assert(has(mx, "code=\"200\"} 50\n"));
+    a->slot->codes[0].code = 500;
+    a->slot->codes[0].n = 1000000;
+    a->slot->codes[1].code = 999;
+    a->slot->codes[1].n = 5;
+    a->slot->codes[2].code = 1;
+    a->slot->codes[2].n = 5;
+    ck_assert(has(mx, "code=\"200\"} 50\n"));
+    {
+        char *s = render(mx, 0);
+        ck_assert_ptr_null(strstr(s, "code=\"500\""));
+        ck_assert_ptr_null(strstr(s, "code=\"999\""));
+        ck_assert_ptr_null(strstr(s, "code=\"1\""));
+        free(s);
+    }
+    /* A ready time before the spawn or in the future is not believed. */
+    a->slot->ready_ns = -5;
+    mx_tick(mx, 10);
+    ck_assert(has(mx, "fngate_cold_start_duration_seconds_count{function=\"evil\"} 1\n"));
+    ck_assert(has(mx, "fngate_cold_start_duration_seconds_bucket{function=\"evil\",le=\"0.00025\"}"
+                      " 1\n"));
+    mx_inst_exited(ia, false, NULL, 20);
+    sb_free(a);
+    ck_assert(has(mx, "code=\"200\"} 50\n"));
+    ck_assert(has(mx, "fngate_instance_exits_total{function=\"evil\",reason=\"recycle\"} 1\n"));
+    mx_free(mx);
+}
+END_TEST
+
+START_TEST(one_function_cannot_touch_another)
+{
+    struct fn_desc d1 = test_desc("good"), d2 = test_desc("evil");
+    struct mx *mx = mx_new();
+    struct mx_fn *f1 = mx_fn_new(mx, &d1, -1), *f2 = mx_fn_new(mx, &d2, -1);
+    struct sb *a = sb_new("good"), *b = sb_new("evil");
+
+    mx_inst_new(f1, 100, 1000, a, 1);
+    mx_inst_new(f2, 101, 1000, b, 1);
+    slot_count(a->slot, 200, 1000);
+    for (int i = 0; i < FN_SB_HIST; i++)
+        b->slot->dur_hist[i] = UINT64_MAX;
+    b->slot->codes[0].code = 200;
+    b->slot->codes[0].n = UINT64_MAX;
+    ck_assert(has(mx, "fngate_requests_total{function=\"good\",code=\"200\"} 1\n"));
+    ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"good\"} 1\n"));
+    mx_fn_free(f1);
+    mx_fn_free(f2);
+    sb_free(a);
+    sb_free(b);
+    mx_free(mx);
+}
+END_TEST
+
+START_TEST(rejections_and_json)
+{
+    struct fn_desc d = test_desc("t");
+    struct mx *mx = mx_new();
+    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    char *js, *tab;
+
+    mx_fn_rejected(fm, MX_REJ_CANNOT_START, 3);
+    mx_fn_rejected(fm, MX_REJ_OVERLOAD, 2);
+    ck_assert(has(mx, "fngate_rejected_total{function=\"t\",reason=\"cannot_start\"} 3\n"));
+    ck_assert(has(mx, "fngate_rejected_total{function=\"t\",reason=\"overload\"} 2\n"));
+    ck_assert(has(mx, "fngate_requests_total{function=\"t\",code=\"503\"} 5\n"));
+    js = render(mx, 1);
+    ck_assert_ptr_nonnull(strstr(js, "\"name\":\"t\""));
+    ck_assert_ptr_nonnull(strstr(js, "\"requests\":5,\"errors\":5"));
+    ck_assert_ptr_nonnull(strstr(js, "\"codes\":{\"503\":5}"));
+    ck_assert_ptr_nonnull(strstr(js, "\"pool\":null"));
+    tab = render(mx, 2);
+    ck_assert_ptr_nonnull(strstr(tab, "function "));
+    ck_assert_ptr_nonnull(strstr(tab, "\nt "));
+    free(js);
+    free(tab);
+    mx_free(mx);
+}
+END_TEST
+
+START_TEST(quantiles)
+{
+    static const double le[3] = {1, 2, 4};
+    uint64_t b[4] = {0, 10, 0, 0};
+    ck_assert_double_eq_tol(mx_quantile(b, le, 4, 0.5), 1.5, 1e-9);
+    b[1] = 0;
+    ck_assert_double_eq(mx_quantile(b, le, 4, 0.5), -1);
+    b[3] = 1; /* all in +Inf: its lower bound */
+    ck_assert_double_eq(mx_quantile(b, le, 4, 0.99), 4);
+}
+END_TEST
+
+/* --- the request log --------------------------------------------------- */
+
+static void ring_put(struct fn_sb_slot *sl, char *ring, size_t size, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        ring[(sl->log_head + i) % size] = s[i];
+    sl->log_head += n;
+}
+
+static char *slurp(const char *path)
+{
+    static char buf[65536];
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
+{
+    char path[] = "/tmp/test_metrics_XXXXXX", err[256];
+    int fd = mkstemp(path);
+    struct reqlog *rl;
+    struct sb *s = sb_new_log("hello", 64);
+    size_t size;
+    char *ring = sb_log_ring(s, &size);
+    uint64_t tail = 0;
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    rl = reqlog_open(path, err, sizeof(err));
+    ck_assert_ptr_nonnull(rl);
+    ck_assert_uint_eq(size, 64);
+    ring_put(s->slot, ring, size, "{\"status\":200}\n{\"status\":201}\n");
+    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    ck_assert_uint_eq(tail, s->slot->log_head);
+    ck_assert_uint_eq(s->slot->log_tail, tail);
+    /* Wraps around the ring end; forged and malformed lines are dropped. */
+    ring_put(s->slot, ring, size, "not json\n{\"status\":202}\n{}\n");
+    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    ring_put(s->slot, ring, size, "{\"status\":203}\n"); /* across the ring's end */
+    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    /* A head that claims more than the ring holds is not believed. */
+    s->slot->log_head += 1000;
+    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    ck_assert_uint_eq(tail, s->slot->log_head);
+    ck_assert_str_eq(slurp(path), "{\"function\":\"hello\",\"pid\":42,\"status\":200}\n"
+                                  "{\"function\":\"hello\",\"pid\":42,\"status\":201}\n"
+                                  "{\"function\":\"hello\",\"pid\":42,\"status\":202}\n"
+                                  "{\"function\":\"hello\",\"pid\":42,\"status\":203}\n");
+    reqlog_free(rl);
+    sb_free(s);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(reqlog_apply_reports_the_path)
+{
+    struct reqlog *rl = NULL;
+    ck_assert_int_eq(reqlog_apply(&rl, "/nonexistent-dir/x.log"), -1);
+    ck_assert_ptr_null(rl);
+    ck_assert_int_eq(reqlog_apply(&rl, "stderr"), 0);
+    ck_assert_str_eq(reqlog_path(rl), "stderr");
+    ck_assert_int_eq(reqlog_apply(&rl, NULL), 0);
+    ck_assert_ptr_null(rl);
+    reqlog_free(NULL);
+    mx_free(NULL);
+    mx_fn_free(NULL);
+    mx_inst_free(NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("metrics");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, counts_survive_exits);
+    tcase_add_test(tc, hostile_slot_cannot_go_backwards_or_lie_about_codes);
+    tcase_add_test(tc, one_function_cannot_touch_another);
+    tcase_add_test(tc, rejections_and_json);
+    tcase_add_test(tc, quantiles);
+    tcase_add_test(tc, reqlog_drains_whole_lines_with_trusted_fields_first);
+    tcase_add_test(tc, reqlog_apply_reports_the_path);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
