@@ -189,10 +189,48 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
     return pid;
 }
 
+/* Children the gateway had before it started anything (in a container,
+ * the nginx its entry point started before becoming fngate): never ours to
+ * kill. */
+#define PROC_INHERITED_MAX 64
+static pid_t proc_inherited[PROC_INHERITED_MAX];
+static int proc_ninherited;
+
+static bool proc_note_inherited(pid_t pid, void *arg)
+{
+    (void)arg;
+    if (proc_ninherited < PROC_INHERITED_MAX)
+        proc_inherited[proc_ninherited++] = pid;
+    return true; /* known: nothing is killed */
+}
+
 void proc_reaper_init(void)
 {
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
         log_warn("PR_SET_CHILD_SUBREAPER: orphans of unsandboxed functions go to init");
+    proc_ninherited = 0;
+    (void)proc_orphans_kill(proc_note_inherited, NULL);
+}
+
+/* The real uid of PID, or -1. */
+static long proc_uid_of(pid_t pid)
+{
+    char path[64], line[256];
+    long uid = -1;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    fp = fopen(path, "re");
+    if (!fp)
+        return -1;
+    while (fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "Uid:", 4) == 0) {
+            uid = strtol(line + 4, NULL, 10);
+            break;
+        }
+    }
+    fclose(fp);
+    return uid;
 }
 
 void proc_group_kill(pid_t pgid)
@@ -207,6 +245,15 @@ void proc_group_kill(pid_t pgid)
 static int proc_orphan_one(pid_t pid, bool (*known)(pid_t pid, void *arg), void *arg)
 {
     if (pid <= 1 || known(pid, arg))
+        return 0;
+    for (int i = 0; i < proc_ninherited; i++) {
+        if (proc_inherited[i] == pid)
+            return 0;
+    }
+    /* As root, what a function starts is never root (its uid, and
+     * no_new_privs): a root orphan came from elsewhere (fngate as a
+     * container's PID 1 adopts every orphan in it). */
+    if (geteuid() == 0 && proc_uid_of(pid) == 0)
         return 0;
     /* Its own group too: it may have children of its own. */
     kill(pid, SIGKILL);

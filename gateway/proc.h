@@ -41,7 +41,9 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd);
  * proc_group_kill(pid) after the instance exits kills every one of them;
  * the gateway is also a child subreaper, so a process that did leave the
  * group (an unsandboxed function's daemon) comes back to it as an orphan,
- * and proc_orphans_kill SIGKILLs every child KNOWN does not claim. */
+ * and proc_orphans_kill SIGKILLs every child KNOWN does not claim, but for
+ * those the gateway had when proc_reaper_init ran and, as root, those
+ * running as root (a container's PID 1 adopts everyone's orphans). */
 void proc_reaper_init(void);
 void proc_group_kill(pid_t pgid);
 int proc_orphans_kill(bool (*known)(pid_t pid, void *arg), void *arg);

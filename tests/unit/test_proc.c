@@ -684,6 +684,8 @@ static bool known_pid(pid_t pid, void *arg)
     return pid == *(pid_t *)arg;
 }
 
+/* A child that waits forever; as root it runs as nobody, like an instance
+ * (the gateway never kills a root orphan). */
 static pid_t sleeper(bool own_group)
 {
     pid_t pid = fork();
@@ -691,6 +693,8 @@ static pid_t sleeper(bool own_group)
     if (pid == 0) {
         if (own_group)
             setpgid(0, 0);
+        if (geteuid() == 0 && setuid(65534) < 0)
+            _exit(1);
         if (own_group && fork() == 0)
             pause(); /* a grandchild in the same group */
         pause();
@@ -703,8 +707,15 @@ static pid_t sleeper(bool own_group)
 
 START_TEST(orphans_killed_unless_known)
 {
-    pid_t keep = sleeper(false), gone = sleeper(false);
+    pid_t inherited = sleeper(false), keep, gone;
     int status;
+
+    /* A child from before the gateway started anything is left alone. */
+    usleep(20000);
+    proc_reaper_init();
+    keep = sleeper(false);
+    gone = sleeper(false);
+    usleep(20000);
 
     ck_assert_int_eq(proc_orphans_kill(known_pid, &keep), 1);
     ck_assert_int_eq(waitpid(gone, &status, 0), gone);
@@ -712,6 +723,9 @@ START_TEST(orphans_killed_unless_known)
     ck_assert_int_eq(waitpid(keep, &status, WNOHANG), 0);
     ck_assert_int_eq(proc_orphans_kill(known_none, NULL), 1);
     ck_assert_int_eq(waitpid(keep, &status, 0), keep);
+    ck_assert_int_eq(waitpid(inherited, &status, WNOHANG), 0);
+    kill(inherited, SIGKILL);
+    waitpid(inherited, &status, 0);
 }
 END_TEST
 
