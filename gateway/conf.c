@@ -149,6 +149,12 @@ struct conf_parser {
     int err_line; /* 0: none yet; -1: error without a line */
     char *err;
     size_t errlen;
+    /* conf_load_report: every error goes to REPORT and parsing goes on
+     * (err_line stays 0); the keys of a bad section header are skipped. */
+    conf_report_fn *report;
+    void *report_arg;
+    int n_reported;
+    bool skip_keys;
 };
 
 static void conf_verr(char *err, size_t errlen, const char *path, int line, const char *fmt,
@@ -187,6 +193,15 @@ static void conf_perr(struct conf_parser *p, const char *fmt, ...)
 {
     va_list ap;
 
+    if (p->report) {
+        char msg[CONF_ERR_MAX];
+        va_start(ap, fmt);
+        conf_verr(msg, sizeof(msg), p->path, p->lineno, fmt, ap);
+        va_end(ap);
+        p->report(p->report_arg, msg);
+        p->n_reported++;
+        return;
+    }
     if (p->err_line != 0)
         return;
     p->err_line = p->lineno > 0 ? p->lineno : -1;
@@ -825,6 +840,16 @@ out:
 
 /* inih's reader callback: one line per call, counted, stripped and checked;
  * NULL ends the parse (at EOF or once an error is recorded). */
+/* An empty line for inih, in place of one already reported. */
+static char *conf_reader_blank(char *str, int num)
+{
+    if (num < 2)
+        return NULL;
+    str[0] = '\n';
+    str[1] = '\0';
+    return str;
+}
+
 static char *conf_reader(char *str, int num, void *stream)
 {
     struct conf_parser *p = stream;
@@ -852,7 +877,7 @@ static char *conf_reader(char *str, int num, void *stream)
         line += 3;
     if (strlen(line) != (size_t)(n - (line - p->buf))) {
         conf_perr(p, "line contains a NUL byte");
-        return NULL;
+        return p->report ? conf_reader_blank(str, num) : NULL;
     }
     line += strspn(line, " \t\r\v\f");
     conf_rstrip(line);
@@ -861,12 +886,22 @@ static char *conf_reader(char *str, int num, void *stream)
      * growable buffer keeps reading until it sees the newline. */
     if (num < 2 || len > (size_t)num - 2) {
         conf_perr(p, "line too long (at most %d characters)", num - 2);
-        return NULL;
+        return p->report ? conf_reader_blank(str, num) : NULL;
     }
     if (line[0] == '[') {
+        int before = p->n_reported;
         conf_section_header(p, line);
         if (p->err_line != 0)
             return NULL;
+        /* Collecting: what inih would call the error again is kept from it,
+         * and so are the keys of a section we could not take. */
+        p->skip_keys = p->n_reported != before;
+        if (p->skip_keys)
+            return conf_reader_blank(str, num);
+    } else if (p->report && len > 0 && line[0] != ';' && line[0] != '#' &&
+               strcspn(line, "=:") == len) {
+        conf_perr(p, "syntax error (expected 'key = value', '[section]' or a comment)");
+        return conf_reader_blank(str, num);
     }
     memcpy(str, line, len);
     str[len] = '\n';
@@ -1206,7 +1241,7 @@ static int conf_handler_impl(void *user, const char *key, const char *value)
 {
     struct conf_parser *p = user;
 
-    if (p->err_line != 0)
+    if (p->err_line != 0 || p->skip_keys)
         return 1;
     if (key == NULL) /* a new-section callback, if inih was built with them */
         return 1;
@@ -1242,13 +1277,15 @@ static int conf_handler(void *user, const char *section, const char *key, const 
 {
     (void)section;
     (void)lineno;
-    return conf_handler_impl(user, key, value);
+    /* Collecting, errors are reported already: inih must not count them. */
+    return conf_handler_impl(user, key, value) || ((struct conf_parser *)user)->report;
 }
 #else
 static int conf_handler(void *user, const char *section, const char *key, const char *value)
 {
     (void)section;
-    return conf_handler_impl(user, key, value);
+    /* Collecting, errors are reported already: inih must not count them. */
+    return conf_handler_impl(user, key, value) || ((struct conf_parser *)user)->report;
 }
 #endif
 
@@ -1281,13 +1318,19 @@ static int conf_parse_file(struct conf_parser *p, bool missing_ok)
          * before any error of ours. */
         conf_err(p->err, p->errlen, p->path, r,
                  "syntax error (expected 'key = value', '[section]' or a comment)");
+        if (p->report) {
+            p->report(p->report_arg, p->err);
+            p->n_reported++;
+        }
         r = -1;
-    } else if (p->err_line != 0) {
+    } else if (p->err_line != 0 || p->n_reported) {
         r = -1;
     } else {
         r = 0;
     }
 out:
+    if (r < 0 && p->report && p->n_reported == 0)
+        p->report(p->report_arg, p->err); /* cannot open, out of memory */
     fclose(p->fp);
     p->fp = NULL;
     return r;
@@ -1392,7 +1435,8 @@ void conf_free(struct conf *c)
     free(c);
 }
 
-struct conf *conf_load(const char *path, char *err, size_t errlen)
+static struct conf *conf_load_impl(const char *path, char *err, size_t errlen,
+                                   conf_report_fn *report, void *arg)
 {
     struct conf_parser p;
     struct conf *c;
@@ -1402,6 +1446,8 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     p.path = path;
     p.err = err;
     p.errlen = errlen;
+    p.report = report;
+    p.report_arg = arg;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
 
@@ -1433,8 +1479,11 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 
     if (conf_parse_file(&p, false) != 0)
         goto fail;
-    if (conf_check_cross(&p) < 0)
+    if (conf_check_cross(&p) < 0) {
+        if (report)
+            report(arg, err);
         goto fail;
+    }
 
     env = getenv("DATABASE_URL");
     if (env != NULL && *env != '\0') {
@@ -1454,6 +1503,18 @@ fail:
     free(p.confdir);
     conf_free(c);
     return NULL;
+}
+
+struct conf *conf_load(const char *path, char *err, size_t errlen)
+{
+    return conf_load_impl(path, err, errlen, NULL, NULL);
+}
+
+struct conf *conf_load_report(const char *path, conf_report_fn *report, void *arg)
+{
+    char err[CONF_ERR_MAX];
+
+    return conf_load_impl(path, err, sizeof(err), report, arg);
 }
 
 int conf_gw_line(const struct conf *c, const char *key)

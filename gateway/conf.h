@@ -118,6 +118,10 @@ struct conf {
  * "PATH:LINE: reason" (or "PATH: reason") into ERR. */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
 void conf_free(struct conf *c);
+/* conf_load for `fngate check`: every error in PATH goes to REPORT(ARG,
+ * "PATH:LINE: reason"), not only the first; NULL if there was any. */
+typedef void conf_report_fn(void *arg, const char *problem);
+struct conf *conf_load_report(const char *path, conf_report_fn *report, void *arg);
 
 /* Effective settings for function NAME: built-in defaults, then [defaults],
  * then FN_CONF_PATH if that file exists (NULL to skip), then [NAME].  Checks

@@ -282,14 +282,21 @@ int ctl_command(const char *conf_path, bool stop)
 {
     char before[CONF_ERR_MAX * 3] = "";
     char err[CONF_ERR_MAX];
-    struct conf *c = conf_load(conf_path, err, sizeof(err));
     const char *what = stop ? "stop" : "reload";
+    int problems = 0;
+    /* A reload would be refused anyway: say why, every problem, and send
+     * nothing. */
+    struct conf *c = stop ? conf_load(conf_path, err, sizeof(err))
+                          : conf_load_report(conf_path, ctl_report, &problems);
     pid_t pid;
     int rc = 1;
 
     if (!c) {
-        /* A reload would be refused anyway; say why without signalling. */
-        fprintf(stderr, "fngate %s: %s\n", what, err);
+        if (stop)
+            fprintf(stderr, "fngate stop: %s\n", err);
+        else
+            fprintf(stderr, "fngate reload: not sent: the gateway would refuse %s\n",
+                    problems == 1 ? "this" : "these");
         return 1;
     }
     if (ctl_find(c->gw.socket_dir, &pid, err, sizeof(err)) < 0) {
@@ -298,7 +305,6 @@ int ctl_command(const char *conf_path, bool stop)
     }
     if (!stop) {
         /* What the gateway would refuse, said here, before any signal. */
-        int problems = 0;
         preflight_gateway(c, ctl_report, &problems);
         if (problems) {
             fprintf(stderr, "fngate reload: not sent: the gateway would refuse %s\n",

@@ -54,13 +54,13 @@ static void main_check_report(void *arg, const char *problem)
 static int main_check(const char *path)
 {
     char err[CONF_ERR_MAX];
-    struct conf *c = conf_load(path, err, sizeof(err));
     struct fn_list *l = NULL;
     size_t ok = 0;
     int problems = 0;
+    struct conf *c = conf_load_report(path, main_check_report, &problems);
 
     if (!c) {
-        fprintf(stderr, "%s\n", err);
+        printf("%s: %d problem%s\n", path, problems, problems == 1 ? "" : "s");
         return 1;
     }
     preflight_gateway(c, main_check_report, &problems);

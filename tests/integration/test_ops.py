@@ -127,8 +127,8 @@ def test_reload_with_a_bad_file_says_why_and_signals_nothing(gateway_factory, bu
     r = fngate(build, "reload", "-c", str(a.conf_path))
     assert r.returncode == 1
     nlines = len(good.splitlines()) + 1
-    assert r.stderr == (f"fngate reload: {a.conf_path}:{nlines}: "
-                        "unknown key 'bogus_key' in [gateway]\n")
+    assert r.stderr == (f"{a.conf_path}:{nlines}: unknown key 'bogus_key' in [gateway]\n"
+                        "fngate reload: not sent: the gateway would refuse this\n")
     assert reloads(a) == 0
     os.kill(a.pid, 0)
     # A gateway-level problem is caught before any signal, every one listed.
@@ -211,6 +211,20 @@ def test_check_reports_every_serve_time_failure_with_its_location(gateway_factor
         f"{gw.functions_dir}/locked: instances (user daemon) cannot enter this folder: "
         "Permission denied",
     ]
+    # Errors in fngate.conf itself: every one, each with its line.
+    good = gw.conf_path.read_text()
+    n = len(good.splitlines())
+    gw.conf_path.write_text(good + "max_instances = 0\nnot a key line\n[UPPER]\nx = 1\n")
+    rc, problems, out = check_lines(build, gw.conf_path)
+    assert rc == 1
+    assert problems == [
+        f"{p}:{n + 1}: max_instances: '0' is out of range (1..4096)",
+        f"{p}:{n + 2}: syntax error (expected 'key = value', '[section]' or a comment)",
+        f"{p}:{n + 3}: invalid section name '[UPPER]' (function names are "
+        "[a-z0-9][a-z0-9_-]{0,63})",
+    ]
+    assert out == f"{p}: 3 problems\n"
+    gw.write_config()
     os.chmod(gw.functions_dir / "locked", 0o755)
     (gw.functions_dir / "badconf" / "function.conf").write_text("idle_timeout = 5s\n")
     rc, problems, out = check_lines(build, gw.conf_path)

@@ -299,6 +299,59 @@ START_TEST(functions_socket_path_too_long)
 }
 END_TEST
 
+START_TEST(conf_every_error_of_the_file)
+{
+    FILE *fp = fopen(tpath("bad.conf"), "w");
+    char want[PATH_MAX + 256];
+    const char *p = tpath("bad.conf");
+    struct conf *c;
+
+    ck_assert_ptr_nonnull(fp);
+    fputs("[gateway]\n"
+          "bogus = 1\n"     /* 2 */
+          "pool_size = 0\n" /* 3 */
+          "this is junk\n"  /* 4 */
+          "[Bad Name]\n"    /* 5: its keys are not looked at */
+          "also_bogus = 1\n"
+          "[defaults]\n"
+          "max_instances = zero\n" /* 8 */
+          "idle_timeout = 5s\n",
+          fp);
+    fclose(fp);
+    c = conf_load_report(p, collect, NULL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(n_problems, 5);
+    snprintf(want, sizeof(want), "%s:2: unknown key 'bogus' in [gateway]", p);
+    ck_assert_str_eq(problems[0], want);
+    snprintf(want, sizeof(want), "%s:3: pool_size: '0' is out of range (1..1000)", p);
+    ck_assert_str_eq(problems[1], want);
+    snprintf(want, sizeof(want),
+             "%s:4: syntax error (expected 'key = value', '[section]' or a comment)", p);
+    ck_assert_str_eq(problems[2], want);
+    snprintf(want, sizeof(want),
+             "%s:5: invalid section name '[Bad Name]' (function names are "
+             "[a-z0-9][a-z0-9_-]{0,63})",
+             p);
+    ck_assert_str_eq(problems[3], want);
+    snprintf(want, sizeof(want), "%s:8: max_instances: 'zero' is not an integer", p);
+    ck_assert_str_eq(problems[4], want);
+    /* conf_load still says the first one only. */
+    ck_assert_ptr_null(conf_load(p, err, sizeof(err)));
+    snprintf(want, sizeof(want), "%s:2: unknown key 'bogus' in [gateway]", p);
+    ck_assert_str_eq(err, want);
+    /* A good file loads the same both ways. */
+    fp = fopen(p, "w");
+    fputs("[gateway]\npool_size = 3\n", fp);
+    fclose(fp);
+    n_problems = 0;
+    c = conf_load_report(p, collect, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(n_problems, 0);
+    ck_assert_int_eq(c->gw.pool_size, 3);
+    conf_free(c);
+}
+END_TEST
+
 static Suite *preflight_suite(void)
 {
     Suite *s = suite_create("preflight");
@@ -306,6 +359,7 @@ static Suite *preflight_suite(void)
 
     tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, conf_every_error_of_the_file);
     tcase_add_test(tc, dburl_conninfo);
     tcase_add_test(tc, dburl_uri);
     tcase_add_test(tc, gateway_every_problem_with_its_line);
