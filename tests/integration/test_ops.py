@@ -16,7 +16,10 @@ import time
 
 import pytest
 
-from fngate_harness import Nginx, free_port, make_dir, make_var, proc_alive, wait_for
+from pathlib import Path
+
+from fngate_harness import (Nginx, free_port, make_dir, make_var, pg_bindir, proc_alive,
+                            wait_for)
 
 
 def fngate(build, *args, timeout=30):
@@ -423,33 +426,49 @@ def dev_function(root, name, answer):
     return d
 
 
-def test_dev_builds_serves_rebuilds_and_stops(build, run_dir):
-    src = make_dir(run_dir / "functions")
-    greet = dev_function(src, "greet", '"v1"')
-    port = free_port()
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
-    env.update(FNGATE_SDK=str(build.srcdir / "functions" / "sdk"),
-               FNGATE_LIB=str(build.dir / "functions" / "sdk" / "export" / "libfngate.a"),
-               CFLAGS=make_var(build, "SAN_CFLAGS"), TMPDIR=str(run_dir))
-    out_path = run_dir / "dev.out"
-    with open(out_path, "wb") as out:
-        dev = subprocess.Popen([str(build.fngate), "dev", "--port", str(port), str(src)],
-                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                               env=env, start_new_session=True)
-    ngx = Nginx.__new__(Nginx)  # only its HTTP client: fngate dev runs the nginx
-    ngx.port = port
+class Dev:
+    """`fngate dev --port P [ARGS] SRC`, handlers built against this build's SDK."""
 
-    def answer(path="/fn/greet"):
+    def __init__(self, build, run_dir, src, *args):
+        self.port = free_port()
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env.update(FNGATE_SDK=str(build.srcdir / "functions" / "sdk"),
+                   FNGATE_LIB=str(build.dir / "functions" / "sdk" / "export" / "libfngate.a"),
+                   CFLAGS=make_var(build, "SAN_CFLAGS"), TMPDIR=str(run_dir))
+        self.out_path = run_dir / "dev.out"
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(build.fngate), "dev", "--port", str(self.port), *args, str(src)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)
+        self.http = Nginx.__new__(Nginx)  # its client only: fngate dev runs the nginx
+        self.http.port = self.port
+
+    def answer(self, path="/fn/greet"):
         try:
-            r = ngx.get(path, timeout=5)
+            r = self.http.get(path, timeout=5)
         except OSError:
             return None
         return r.status, r.json() if r.body.startswith(b"{") else r.body
 
-    def output():
-        return out_path.read_text(errors="replace")
+    def output(self):
+        return self.out_path.read_text(errors="replace")
 
+    def interrupt(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def test_dev_builds_serves_rebuilds_and_stops(build, run_dir):
+    src = make_dir(run_dir / "functions")
+    greet = dev_function(src, "greet", '"v1"')
+    d = Dev(build, run_dir, src)
+    port, answer, output = d.port, d.answer, d.output
     try:
         wait_for(lambda: answer() == (200, {"greeting": "v1"}), 60,
                  what="the first build served")
@@ -478,15 +497,51 @@ def test_dev_builds_serves_rebuilds_and_stops(build, run_dir):
         run = re.search(r"request_log: (\S+)/requests.log", output()).group(1)
         assert os.path.isdir(run)
     finally:
-        dev.send_signal(signal.SIGINT)
-        try:
-            rc = dev.wait(30)
-        except subprocess.TimeoutExpired:
-            dev.kill()
-            rc = dev.wait()
+        rc = d.interrupt()
     assert rc == 0, output()
     assert "fngate dev: Ctrl-C: stopping" in output()
     assert f"fngate dev: stopped; removed {run}" in output()
     assert not os.path.exists(run)
     assert not proc_alive(gw_pid) and not proc_alive(ngx_pid)
     assert answer() is None  # nothing listens on the port any more
+
+
+DEV_DB_HANDLER = """#include <fngate.h>
+static int answer(fn_req *req, fn_res *res)
+{
+    fn_rows *rows = fn_query(req, "SELECT 40 + 2 AS answer", NULL);
+    if (!rows)
+        return fn_send_db_error(res, 503, req);
+    return fn_send_row(res, 200, rows);
+}
+FN_MAIN(answer)
+"""
+
+
+def proc_cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+
+
+def test_dev_db_starts_a_throwaway_postgres(build, run_dir):
+    if pg_bindir() is None:
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql)")
+    src = make_dir(run_dir / "functions")
+    d = make_dir(src / "answer")
+    (d / "handler.c").write_text(DEV_DB_HANDLER)
+    (d / "Makefile").write_text(DEV_MAKEFILE)
+    dev = Dev(build, run_dir, src, "--db")
+    pgdir = None
+    try:
+        wait_for(lambda: dev.answer("/fn/answer") == (200, {"answer": 42}), 60,
+                 what="the query answered through the throwaway Postgres")
+        pgdir = re.search(r"--db: psql -h (\S+) -U postgres postgres", dev.output()).group(1)
+        assert os.path.isdir(pgdir)
+    finally:
+        rc = dev.interrupt()
+    assert rc == 0, dev.output()
+    assert not os.path.exists(pgdir)
+    assert not [p for p in Path("/proc").iterdir()
+                if p.name.isdigit() and pgdir in (proc_cmdline(int(p.name)) or "")]
