@@ -14,6 +14,7 @@
 
 #include "refuse.h"
 
+#include "fcgirec.h"
 #include "log.h"
 
 #include <errno.h>
@@ -31,9 +32,6 @@
 #include <event2/event.h>
 
 #define REFUSE_TIMEOUT_S 5
-#define FCGI_END_REQUEST 3
-#define FCGI_STDIN 5
-#define FCGI_STDOUT 6
 
 /* One refused connection; frees itself once answered or failed. */
 struct refuse_conn {
@@ -58,23 +56,10 @@ static void refuse_conn_free(struct refuse_conn *rc)
     free(rc);
 }
 
-static void refuse_header(unsigned char *h, int type, unsigned reqid, size_t len)
-{
-    h[0] = 1;
-    h[1] = (unsigned char)type;
-    h[2] = (unsigned char)(reqid >> 8);
-    h[3] = (unsigned char)reqid;
-    h[4] = (unsigned char)(len >> 8);
-    h[5] = (unsigned char)len;
-    h[6] = 0;
-    h[7] = 0;
-}
-
 static void refuse_answer(struct refuse_conn *rc, unsigned reqid)
 {
     struct evbuffer *out = bufferevent_get_output(rc->bev);
     char body[1024], retry[32] = "";
-    unsigned char h[8], end[8] = {0};
     int n;
 
     if (rc->retry_after > 0)
@@ -85,14 +70,8 @@ static void refuse_answer(struct refuse_conn *rc, unsigned reqid)
                  retry, strlen(rc->message), rc->message);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = 0;
-    refuse_header(h, FCGI_STDOUT, reqid, (size_t)n);
-    evbuffer_add(out, h, sizeof(h));
-    evbuffer_add(out, body, (size_t)n);
-    refuse_header(h, FCGI_STDOUT, reqid, 0);
-    evbuffer_add(out, h, sizeof(h));
-    refuse_header(h, FCGI_END_REQUEST, reqid, sizeof(end));
-    evbuffer_add(out, h, sizeof(h));
-    evbuffer_add(out, end, sizeof(end)); /* appStatus 0, FCGI_REQUEST_COMPLETE */
+    fcgirec_stdout(out, reqid, body, (size_t)n);
+    fcgirec_end(out, reqid);
     rc->answered = 1;
 }
 
@@ -101,19 +80,13 @@ static void refuse_read_cb(struct bufferevent *bev, void *arg)
 {
     struct refuse_conn *rc = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    unsigned char h[8];
+    struct fcgirec r;
 
-    while (!rc->answered && evbuffer_get_length(in) >= sizeof(h)) {
-        size_t len, total;
-        evbuffer_copyout(in, h, sizeof(h));
-        len = ((size_t)h[4] << 8) | h[5];
-        total = sizeof(h) + len + h[6];
-        if (evbuffer_get_length(in) < total)
-            return;
-        evbuffer_drain(in, total);
-        if (h[1] == FCGI_STDIN && len == 0 && !rc->have_request) {
+    while (!rc->answered && fcgirec_peek(in, &r)) {
+        evbuffer_drain(in, r.total);
+        if (r.type == FCGIREC_STDIN && r.len == 0 && !rc->have_request) {
             rc->have_request = 1;
-            rc->reqid = ((unsigned)h[2] << 8) | h[3];
+            rc->reqid = r.reqid;
             if (!rc->hold || !evtimer_pending(rc->hold, NULL))
                 refuse_answer(rc, rc->reqid);
             else

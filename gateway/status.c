@@ -12,6 +12,7 @@
 
 #include "status.h"
 
+#include "fcgirec.h"
 #include "log.h"
 #include "metrics.h"
 #include "sock.h"
@@ -30,11 +31,6 @@
 #define STATUS_TIMEOUT_S 10
 #define STATUS_CONNS 64
 #define STATUS_IN_MAX 65536
-#define FCGI_BEGIN_REQUEST 1
-#define FCGI_END_REQUEST 3
-#define FCGI_PARAMS 4
-#define FCGI_STDIN 5
-#define FCGI_STDOUT 6
 
 struct status {
     struct event_base *base;
@@ -71,18 +67,6 @@ static void status_conn_free(struct status_conn *c)
         c->next->prev = c->prev;
     c->st->n_conns--;
     free(c);
-}
-
-static void status_header(unsigned char *h, int type, unsigned reqid, size_t len)
-{
-    h[0] = 1;
-    h[1] = (unsigned char)type;
-    h[2] = (unsigned char)(reqid >> 8);
-    h[3] = (unsigned char)reqid;
-    h[4] = (unsigned char)(len >> 8);
-    h[5] = (unsigned char)len;
-    h[6] = 0;
-    h[7] = 0;
 }
 
 /* FastCGI name-value pair lengths: 1 byte, or 4 with the top bit set. */
@@ -127,27 +111,11 @@ static void status_param(struct status_conn *c, const unsigned char *p, size_t l
     }
 }
 
-static void status_stdout(struct evbuffer *out, unsigned reqid, const void *data, size_t len)
-{
-    const char *p = data;
-    unsigned char h[8];
-
-    while (len > 0) {
-        size_t k = len > 32768 ? 32768 : len;
-        status_header(h, FCGI_STDOUT, reqid, k);
-        evbuffer_add(out, h, sizeof(h));
-        evbuffer_add(out, p, k);
-        p += k;
-        len -= k;
-    }
-}
-
 static void status_answer(struct status_conn *c, unsigned reqid)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     struct evbuffer *body = evbuffer_new();
     const char *ctype = "application/json", *status = "200 OK";
-    unsigned char h[8], end[8] = {0};
     char head[256];
     int n;
 
@@ -175,16 +143,12 @@ static void status_answer(struct status_conn *c, unsigned reqid)
                  "Status: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                  "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n",
                  status, ctype, evbuffer_get_length(body));
-    status_stdout(out, reqid, head, (size_t)n);
+    fcgirec_stdout(out, reqid, head, (size_t)n);
     if (strcmp(c->method, "HEAD") != 0) {
         size_t len = evbuffer_get_length(body);
-        status_stdout(out, reqid, evbuffer_pullup(body, -1), len);
+        fcgirec_stdout(out, reqid, evbuffer_pullup(body, -1), len);
     }
-    status_header(h, FCGI_STDOUT, reqid, 0);
-    evbuffer_add(out, h, sizeof(h));
-    status_header(h, FCGI_END_REQUEST, reqid, sizeof(end));
-    evbuffer_add(out, h, sizeof(h));
-    evbuffer_add(out, end, sizeof(end));
+    fcgirec_end(out, reqid);
     evbuffer_free(body);
     c->answered = true;
 }
@@ -193,28 +157,22 @@ static void status_read_cb(struct bufferevent *bev, void *arg)
 {
     struct status_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    unsigned char h[8];
+    struct fcgirec r;
 
-    while (!c->answered && evbuffer_get_length(in) >= sizeof(h)) {
-        size_t len, total;
-        evbuffer_copyout(in, h, sizeof(h));
-        len = ((size_t)h[4] << 8) | h[5];
-        total = sizeof(h) + len + h[6];
-        if (evbuffer_get_length(in) < total)
-            return;
-        c->in_bytes += total;
+    while (!c->answered && fcgirec_peek(in, &r)) {
+        c->in_bytes += r.total;
         if (c->in_bytes > STATUS_IN_MAX) {
             status_conn_free(c);
             return;
         }
-        if (h[1] == FCGI_PARAMS && len > 0) {
-            unsigned char *rec = evbuffer_pullup(in, (ssize_t)total);
+        if (r.type == FCGIREC_PARAMS && r.len > 0) {
+            unsigned char *rec = evbuffer_pullup(in, (ssize_t)r.total);
             if (rec)
-                status_param(c, rec + sizeof(h), len);
+                status_param(c, rec + FCGIREC_HDR, r.len);
         }
-        evbuffer_drain(in, total);
-        if (h[1] == FCGI_STDIN && len == 0)
-            status_answer(c, ((unsigned)h[2] << 8) | h[3]);
+        evbuffer_drain(in, r.total);
+        if (r.type == FCGIREC_STDIN && r.len == 0)
+            status_answer(c, r.reqid);
     }
     if (c->answered)
         evbuffer_drain(in, evbuffer_get_length(in));

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "fcgirec.h"
 #include "metrics.h"
 #include "reqlog.h"
 #include "sb.h"
@@ -289,6 +290,55 @@ START_TEST(reqlog_apply_reports_the_path)
 }
 END_TEST
 
+/* --- FastCGI records (fcgirec.c) ----------------------------------------- */
+
+START_TEST(fcgirec_records)
+{
+    struct evbuffer *b = evbuffer_new();
+    static char big[70000];
+    unsigned char h[8], *p;
+    struct fcgirec r;
+
+    fcgirec_header(h, FCGIREC_PARAMS, 258, 5);
+    evbuffer_add(b, h, 7);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 0); /* no whole header */
+    evbuffer_add(b, h + 7, 1);
+    evbuffer_add(b, "abcd", 4);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 0); /* content short by one */
+    evbuffer_add(b, "e", 1);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 1);
+    ck_assert_int_eq(r.type, FCGIREC_PARAMS);
+    ck_assert_uint_eq(r.reqid, 258);
+    ck_assert_uint_eq(r.len, 5);
+    ck_assert_uint_eq(r.total, 13);
+    evbuffer_drain(b, r.total);
+    ck_assert_uint_eq(evbuffer_get_length(b), 0);
+
+    /* 70000 bytes: three STDOUT records, then the empty one and the end. */
+    memset(big, 'x', sizeof(big));
+    fcgirec_stdout(b, 7, big, sizeof(big));
+    fcgirec_end(b, 7);
+    ck_assert_uint_eq(evbuffer_get_length(b), sizeof(big) + 3 * 8 + 8 + 16);
+    p = evbuffer_pullup(b, -1);
+    ck_assert_int_eq(p[1], FCGIREC_STDOUT);
+    ck_assert_int_eq((p[4] << 8) | p[5], 32768);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 1);
+    evbuffer_drain(b, r.total);
+    evbuffer_drain(b, 32768 + 8);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 1);
+    ck_assert_uint_eq(r.len, sizeof(big) - 65536);
+    evbuffer_drain(b, r.total);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 1);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_int_eq(r.type, FCGIREC_STDOUT);
+    evbuffer_drain(b, r.total);
+    ck_assert_int_eq(fcgirec_peek(b, &r), 1);
+    ck_assert_int_eq(r.type, FCGIREC_END_REQUEST);
+    ck_assert_uint_eq(r.len, 8);
+    evbuffer_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -303,6 +353,7 @@ int main(void)
     tcase_add_test(tc, quantiles);
     tcase_add_test(tc, reqlog_drains_whole_lines_with_trusted_fields_first);
     tcase_add_test(tc, reqlog_apply_reports_the_path);
+    tcase_add_test(tc, fcgirec_records);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
