@@ -15,6 +15,7 @@
 #include "log.h"
 #include "statcmd.h"
 #include "scaffold.h"
+#include "snippet.h"
 #include "sup.h"
 
 #include <getopt.h>
@@ -40,6 +41,7 @@ static void main_usage(FILE *out)
             "       fngate new NAME [--db] [--dir DIR]  scaffold a function\n"
             "       fngate dev [--port N] [--db] [DIR]  build, serve and rebuild DIR's functions\n"
             "       fngate invoke [OPTIONS] NAME[/PATH][?QUERY]  call a function (see -h)\n"
+            "       fngate nginx [-c FILE] [--prefix /fn]  the nginx locations for FILE's gateway\n"
             "       fngate version\n"
             "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
@@ -121,6 +123,8 @@ int main(int argc, char **argv)
         return scaffold_main(argc - 1, argv + 1);
     if (strcmp(cmd, "dev") == 0)
         return dev_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "nginx") == 0)
+        return snippet_main(argc - 1, argv + 1, MAIN_DEFAULT_CONF);
     optind = 2;
     while ((ch = getopt(argc, argv, "c:")) != -1) {
         switch (ch) {

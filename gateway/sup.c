@@ -33,6 +33,7 @@
 #include "police.h"
 #include "pool/poolstat.h"
 #include "poolctl.h"
+#include "probe.h"
 #include "preflight.h"
 #include "proc.h"
 #include "refuse.h"
@@ -955,6 +956,8 @@ static void sup_reload(struct sup *s, const char *why)
     s->uid = uid;
     s->gid = gid;
     s->sock_gid = sock_gid;
+    if (probe_write(c->gw.socket_dir, c->gw.socket_mode, sock_gid, err, sizeof(err)) < 0)
+        log_warnx("%s", err);
     log_set_level(c->gw.log_level);
     reqlog_apply(&s->reqlog, c->gw.request_log);
     mx_set_reqlog(s->mx, s->reqlog);
@@ -984,7 +987,8 @@ static void sup_reload(struct sup *s, const char *why)
                             (!d->disabled || strcmp(f->desc.disabled, d->disabled) == 0);
             char what[4096 + CONF_ERR_MAX + 64];
             if (f->sock_path) {
-                if (chmod(f->sock_path, c->gw.socket_mode) < 0 ||
+                /* S_IXUSR: sock_listen's mark that nginx/fngate.inc tests. */
+                if (chmod(f->sock_path, c->gw.socket_mode | S_IXUSR) < 0 ||
                     (sock_gid != (gid_t)-1 && chown(f->sock_path, (uid_t)-1, sock_gid) < 0))
                     log_warn("[fn %s] %s", f->desc.name, f->sock_path);
             }
@@ -1103,6 +1107,7 @@ static void sup_free(struct sup *s)
     if (s->base)
         event_base_free(s->base);
     if (s->lock_fd >= 0) {
+        probe_remove(s->conf->gw.socket_dir);
         ctl_pid_remove(s->conf->gw.socket_dir);
         close(s->lock_fd);
     }
@@ -1151,6 +1156,9 @@ int sup_run(const char *conf_path)
         log_error("%s", err);
         goto out;
     }
+    if (probe_write(s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, err, sizeof(err)) <
+        0)
+        log_warnx("%s", err);
     signal(SIGPIPE, SIG_IGN);
     s.base = event_base_new();
     if (!s.base) {

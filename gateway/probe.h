@@ -1,0 +1,24 @@
+/*
+ * Marks in socket_dir that let nginx's error path (nginx/fngate.inc,
+ * @fngate_502) tell why a connect to a function's socket failed, with the
+ * only tests nginx has (-f, -d, -x: stat, never connect):
+ *
+ *   <socket_dir>/fn/.fngate        a gateway serves this socket_dir
+ *   <socket_dir>/fn/.access/ok     reachable exactly when the socket is
+ *                                  writable, i.e. when connect(2) is allowed
+ */
+#ifndef FNGATE_PROBE_H
+#define FNGATE_PROBE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes both marks for sockets of MODE and group GID ((gid_t)-1: the
+ * gateway's own), replacing older ones; again on every reload.  Returns 0,
+ * or -1 with ERR set (the gateway runs on: only the error bodies suffer). */
+int probe_write(const char *socket_dir, mode_t mode, gid_t gid, char *err, size_t errlen);
+
+/* Removes both marks (at exit): nginx then says no gateway serves it. */
+void probe_remove(const char *socket_dir);
+
+#endif
