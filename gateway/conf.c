@@ -1510,11 +1510,33 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
     return conf_load_impl(path, err, errlen, NULL, NULL);
 }
 
+struct conf_report_count {
+    conf_report_fn *report;
+    void *arg;
+    int n;
+};
+
+static void conf_report_counted(void *arg, const char *problem)
+{
+    struct conf_report_count *rc = arg;
+
+    rc->n++;
+    rc->report(rc->arg, problem);
+}
+
 struct conf *conf_load_report(const char *path, conf_report_fn *report, void *arg)
 {
     char err[CONF_ERR_MAX];
+    struct conf_report_count rc = {report, arg, 0};
+    struct conf *c;
 
-    return conf_load_impl(path, err, sizeof(err), report, arg);
+    err[0] = '\0';
+    c = conf_load_impl(path, err, sizeof(err), conf_report_counted, &rc);
+    /* A failure no line reported (the file cannot be opened) is said too:
+     * "missing.conf: 0 problems" with exit 1 told the user nothing. */
+    if (c == NULL && rc.n == 0)
+        report(arg, err[0] ? err : "cannot load the configuration");
+    return c;
 }
 
 int conf_gw_line(const struct conf *c, const char *key)
