@@ -32,13 +32,27 @@ from fngate_harness import Build, Gateway, Nginx, free_port, make_dir, new_run_d
 
 
 def wrk(url, seconds, threads=1, conns=8):
+    """(req/s, requests)"""
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", url],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if not m or bad:
+    if not m or not n or bad:
         raise SystemExit(f"wrk failed or saw errors:\n{out}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
+
+
+def cpu_s(pids):
+    """utime + stime of PIDS, in seconds (clock ticks of 10 ms)."""
+    total = 0
+    for pid in pids:
+        try:
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def prometheus(run, port):
@@ -73,7 +87,14 @@ def one(variant, build, base_run, seconds):
         wrk(url, 1)  # warm: every instance the load needs is up
         if prom:
             time.sleep(2)  # a couple of scrapes before the measurement
-        return wrk(url, seconds)
+        pids = gw.instances("hello")
+        inst0, sup0 = cpu_s(pids), cpu_s([gw.pid])
+        rps, n = wrk(url, seconds)
+        if gw.instances("hello") != pids:
+            print("    (instances changed during the run)", flush=True)
+        # CPU per request is far less sensitive to a shared machine's noise
+        # than throughput is.
+        return rps, (cpu_s(pids) - inst0) / n * 1e6, (cpu_s([gw.pid]) - sup0) / n * 1e6
     finally:
         if prom:
             prom.send_signal(signal.SIGTERM)
@@ -105,21 +126,28 @@ def main():
         variants["base"] = Build.locate()
     base_run = new_run_dir("fgbo-")
     res = {v: [] for v in variants}
+    cpu = {v: [] for v in variants}
     print(f"bench_obs: {os.uname().nodename}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, wrk -t1 -c8 -d{args.seconds}s on /fn/hello", flush=True)
     try:
         for r in range(args.rounds):
             for v, b in variants.items():
-                rps = one(v, b, base_run, args.seconds)
+                rps, inst_us, sup_us = one(v, b, base_run, args.seconds)
                 res[v].append(rps)
-                print(f"  round {r + 1} {v:6s} {rps:10.0f} req/s", flush=True)
+                cpu[v].append((inst_us, sup_us))
+                print(f"  round {r + 1} {v:6s} {rps:10.0f} req/s   CPU/request: instances "
+                      f"{inst_us:5.1f} us, supervisor {sup_us:5.2f} us", flush=True)
     finally:
         shutil.rmtree(base_run, ignore_errors=True)
     ref = statistics.median(res["off"])
-    print("\nvariant   median req/s   range            ratio to log off")
+    print("\nvariant   median req/s   range            ratio to log off   CPU us/request "
+          "(instances, supervisor; medians)")
     for v, xs in res.items():
         med = statistics.median(xs)
-        print(f"{v:8s} {med:12.0f}   {min(xs):7.0f}-{max(xs):<7.0f}   {med / ref:6.3f}")
+        ci = statistics.median(c[0] for c in cpu[v])
+        cs = statistics.median(c[1] for c in cpu[v])
+        print(f"{v:8s} {med:12.0f}   {min(xs):7.0f}-{max(xs):<7.0f}   {med / ref:6.3f}"
+              f"             {ci:5.1f}, {cs:5.2f}")
     return 0
 
 

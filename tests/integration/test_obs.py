@@ -254,7 +254,7 @@ def test_queue_gauge_shows_the_backlog(stack, build):
                    if i["state"] == "busy"), st
         assert [f.result() for f in futs] == [200] * 8
     assert metric(scrape(ngx), "fngate_queue_length", function="slow") == 0
-    assert max(seen) <= 7, seen
+    assert max(seen) <= 8, seen  # 8 callers; under ASan all may wait for the first
 
 
 # --- access --------------------------------------------------------------------
