@@ -322,9 +322,19 @@ static int sbx_ll_add_list(int ruleset, const char *list, uint64_t access, char 
 
 static int sbx_ruleset(const struct fn_desc *d, const char *tmpdir, char *err, size_t errlen)
 {
-    static const char *const ro[] = {
-        "/usr", "/lib",  "/lib64", "/lib32", "/libx32",
-        "/bin", "/sbin", "/etc",   "/proc",  "/sys/devices/system/cpu"};
+    /* /run/systemd/resolve: where /etc/resolv.conf points under
+     * systemd-resolved; without it DNS would fail in functions. */
+    static const char *const ro[] = {"/usr",
+                                     "/lib",
+                                     "/lib64",
+                                     "/lib32",
+                                     "/libx32",
+                                     "/bin",
+                                     "/sbin",
+                                     "/etc",
+                                     "/proc",
+                                     "/sys/devices/system/cpu",
+                                     "/run/systemd/resolve"};
     static const char *const dev[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                                       "/dev/urandom"};
     struct sbx_ll_ruleset_attr attr;
@@ -346,7 +356,8 @@ static int sbx_ruleset(const struct fn_desc *d, const char *tmpdir, char *err, s
         return -1;
     }
     for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++) {
-        uint64_t a = strcmp(ro[i], "/proc") == 0 || strncmp(ro[i], "/sys", 4) == 0
+        uint64_t a = strcmp(ro[i], "/proc") == 0 || strncmp(ro[i], "/sys", 4) == 0 ||
+                             strncmp(ro[i], "/run", 4) == 0
                          ? SBX_FS_READ_FILE | SBX_FS_READ_DIR
                          : SBX_RO;
         if (sbx_ll_add(fd, ro[i], a, false, err, errlen) < 0)

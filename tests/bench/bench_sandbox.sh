@@ -126,7 +126,8 @@ grep -m1 'sandbox:' "$RES/fngate.log" | sed 's/^[^ ]* [^ ]* *//' | tee "$RES/ker
 # --- (a) cold start ------------------------------------------------------------
 no_instance() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/$1/handler")" = 0 ]; }
 ready_ms() { # the spawn-to-ready time fngate logged for instance pid $2 of $1
-    awk -v k="[fn $1 pid $2] ready in" 'index($0, k) { print $(NF - 1); exit }' "$RES/fngate.log"
+    awk -v k="[fn $1 pid $2] ready in" 'index($0, k) {
+        for (i = 2; i < NF; i++) if ($(i - 1) == "ready" && $i == "in") { print $(i + 1); exit } }' "$RES/fngate.log"
 }
 say "== (a) cold start, $COLD_N rounds per side (+1 discarded), alternating =="
 : >"$RES/cold.txt"
