@@ -492,6 +492,11 @@ def test_dev_builds_serves_rebuilds_and_stops(build, run_dir):
         dev_function(src, "other", '"o1"')
         wait_for(lambda: answer("/fn/other") == (200, {"greeting": "o1"}), 30,
                  what="a new function served")
+        # A folder removed is no longer served.
+        shutil.rmtree(src / "other")
+        wait_for(lambda: answer("/fn/other") == (404, {"error": "no such function: other"}), 30,
+                 what="a removed function gone")
+        assert "fngate dev: other: folder removed, no longer served" in output()
         gw_pid, ngx_pid = map(int, re.search(r"gateway pid (\d+), nginx pid (\d+)",
                                              output()).groups())
         run = re.search(r"request_log: (\S+)/requests.log", output()).group(1)
