@@ -7,7 +7,10 @@
  * write bit: stat(".access/ok") then succeeds for nginx's worker exactly when
  * its connect would, and fails with EACCES when socket_mode/socket_group
  * leave nginx out.  .fngate, a plain file, says that a gateway serves the
- * folder and that nginx can reach it at all.
+ * folder and that nginx can reach it at all.  .draining, from SIGTERM on
+ * (and after the exit, until the next start), turns the 404 a vanished
+ * socket would give into a 503 that a front nginx retries on another host:
+ * such a request never reached a function.
  */
 #include "config.h"
 
@@ -23,6 +26,7 @@
 #define PROBE_GATEWAY "fn/.fngate"
 #define PROBE_DIR "fn/.access"
 #define PROBE_OK "fn/.access/ok"
+#define PROBE_DRAINING "fn/.draining"
 
 static int probe_path(char *buf, size_t len, const char *dir, const char *rel)
 {
@@ -75,11 +79,24 @@ int probe_write(const char *socket_dir, mode_t mode, gid_t gid, char *err, size_
         goto fail;
     if (chmod(path, dmode) < 0)
         goto fail;
+    /* A previous gateway's drain is over: this one serves. */
+    what = PROBE_DRAINING;
+    if (probe_path(path, sizeof(path), socket_dir, PROBE_DRAINING) < 0 ||
+        (unlink(path) < 0 && errno != ENOENT))
+        goto fail;
     return 0;
 fail:
     snprintf(err, errlen, "%s/%s: %s (nginx's 502 bodies cannot tell a permission problem)",
              socket_dir, what, strerror(errno));
     return -1;
+}
+
+void probe_draining(const char *socket_dir)
+{
+    char path[4096];
+
+    if (probe_path(path, sizeof(path), socket_dir, PROBE_DRAINING) == 0)
+        probe_touch(path);
 }
 
 void probe_remove(const char *socket_dir)

@@ -1047,6 +1047,7 @@ static void sup_stop(struct sup *s, int sig)
              sup_sig_name(sig));
     s->state = SUP_STOPPING;
     s->stop_ns = sup_now_ns();
+    probe_draining(s->conf->gw.socket_dir);
     watch_free(s->watch);
     s->watch = NULL;
     for (struct sup_fn *f = s->fns; f; f = f->next) {

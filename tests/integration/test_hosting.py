@@ -155,14 +155,20 @@ def test_two_hosting_users_share_one_server_block(run_dir, build, users):
     st = os.stat(sock)
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (alice.uid, WWW, 0o760), oct(st.st_mode)
 
-    # Alice stops: her prefix says so, bob's keeps serving.
+    # Alice stops: her prefix says so (503: a front may retry elsewhere), bob's
+    # keeps serving.
     assert alice.stop() == 0
+    r = ngx.get("/alice/fn/hello")
+    assert (r.status, r.json()) == (503, {"error": "service unavailable: the gateway is stopping"})
+    assert r.headers.get("retry-after") == "1", r.headers
+    assert ngx.get("/bob/fn/echo").status == 200
+    # A folder no gateway ever served (or one nginx cannot search) says so.
+    (alice.home / "fngate/sock/fn/.draining").unlink()
     status, _, body = ngx.get("/alice/fn/hello")
     assert status == 502
     assert json.loads(body) == {"error": f"bad gateway: no fngate serves {alice.home}/fngate/sock "
                                          "(not running, or nginx may not search a folder on the "
                                          "way: permission denied)"}
-    assert ngx.get("/bob/fn/echo").status == 200
     ngx.stop()
     bob.stop()
 
