@@ -102,7 +102,7 @@ fi
 PHP_FPM=$(command -v php-fpm8.2)
 NGINX=$(command -v nginx)
 OPCACHE=0
-if "$PHP_FPM" -m 2>/dev/null | grep -qi '^Zend OPcache$'; then
+if "$PHP_FPM" -m 2>/dev/null | grep -i '^Zend OPcache$' >/dev/null; then
     OPCACHE=1
 else
     say "note: PHP opcache is not available (apt-get install -y php8.2-opcache); php runs without it"
@@ -192,6 +192,29 @@ trap 'cleanup; exit 143' TERM
 fngate_cold() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/hellocold/handler")" = 0 ]; }
 php_cold() { [ -z "$(pgrep -P "$PHP_PID")" ]; }   # no worker at all, in any pool
 both_cold() { fngate_cold && php_cold; }
+
+# CPU clock ticks (utime + stime) used so far by PIDs, summed; a process that
+# is gone counts 0.  Under a shared machine's contention, CPU per request is
+# steadier than req/s: it is what the include and the back end cost.
+cpu_ticks() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || continue
+        t=$((t + ${v:-0}))
+    done
+    printf '%s\n' "$t"
+}
+# The processes that serve target NAME: nginx and its back end.
+target_pids() {
+    local extra=""
+    case "$1" in
+        fngate|direct) extra="$FNGATE_PID $(pgrep -P "$FNGATE_PID" 2>/dev/null)" ;;
+        bare) extra="$BARE_PIDS" ;;
+        php) extra="$PHP_PID $(pgrep -P "$PHP_PID" 2>/dev/null)" ;;
+    esac
+    printf '%s\n' "$NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null) $extra"
+}
+CLK_TCK=$(getconf CLK_TCK)
 
 # median of the numbers on stdin
 median() {
@@ -532,13 +555,18 @@ say "== (a) warm throughput: wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency after a
 NAMES=(fngate bare php)
 [ "$DIAG" = 1 ] && NAMES+=(direct)
 declare -A PATHS=([fngate]=/fn/hello [bare]=/bare [php]=/php [direct]=/fn-direct)
-declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS
+declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU
 printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors processes
 for round in 1 2; do
     for name in "${NAMES[@]}"; do
         path=${PATHS[$name]}
         run_wrk "$path" "$WARM_S" "$RES/wrk-$name-warmup$round.txt"
+        pids=$(target_pids "$name")
+        # shellcheck disable=SC2086
+        t0=$(cpu_ticks $pids)
         run_wrk "$path" "$RUN_S" "$RES/wrk-$name-run$round.txt" --latency
+        # shellcheck disable=SC2086
+        t1=$(cpu_ticks $pids)
         case "$name" in
             fngate|direct) procs="$(children_with_exe "$FNGATE_PID" "$RUN/functions/hello/handler") instances" ;;
             bare) procs="$(for p in $BARE_PIDS; do kill -0 "$p" 2>/dev/null && echo "$p"; done | wc -l) children" ;;
@@ -550,6 +578,9 @@ for round in 1 2; do
         TOT_NON2XX[$name]=$(( ${TOT_NON2XX[$name]:-0} + non2xx + wnon2xx ))
         TOT_ERRS[$name]=$(( ${TOT_ERRS[$name]:-0} + errs + werrs ))
         RUNS_RPS[$name]="${RUNS_RPS[$name]:-} $rps"
+        cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "nan" }')
+        RUNS_CPU[$name]="${RUNS_CPU[$name]:-} $cpu_us"
+        printf '%s %s %s\n' "$round" "$name" "$cpu_us" >>"$RES/cpu.txt"
         if [ "$rps" -gt "${BEST_RPS[$name]:-0}" ]; then
             BEST_RPS[$name]=$rps; BEST_P50[$name]=$p50; BEST_P99[$name]=$p99
         fi
@@ -725,6 +756,7 @@ FNGATE_ERRLINES=$(grep -ciE ' (warn|error) ' "$RUN/fngate.log")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_END=$(cpu_busy 2)
 THR_RATIO=$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")
+CPU_RATIO=$(ratio "$(printf '%s\n' ${RUNS_CPU[bare]} | sort -g | head -1)" "$(printf '%s\n' ${RUNS_CPU[fngate]} | sort -g | head -1)")
 PHP_RATIO=$(ratio "${BEST_RPS[php]}" "${BEST_RPS[bare]}")
 V_THR=$(verdict "$THR_RATIO" ">=" "$T_THROUGHPUT")
 V_COLD=$(verdict "$COLD_RATIO" "<=" "$T_COLD")
@@ -755,6 +787,13 @@ V_PROCS=$(verdict "$IDLE_PROCS" "==" 1)
         printf '  %-22s %9s %8s %8s %9s  %s\n' "$label" "${BEST_RPS[$name]}" "${BEST_P50[$name]}" "${BEST_P99[$name]}" \
             "$(ratio "${BEST_RPS[$name]}" "${BEST_RPS[bare]}")" "${RUNS_RPS[$name]# }; ${TOT_NON2XX[$name]}, ${TOT_ERRS[$name]}"
     done
+    say "CPU per request (nginx workers + the back end's processes, /proc utime+stime; steadier than req/s"
+    say "on a shared machine), lower of the two runs, and bare's CPU over fngate's (>= $T_THROUGHPUT: as cheap):"
+    for name in "${NAMES[@]}"; do
+        lo=$(printf '%s\n' ${RUNS_CPU[$name]} | sort -g | head -1)
+        printf '  %-22s %7s us   runs:%s\n' "$name" "$lo" "${RUNS_CPU[$name]}"
+    done
+    say "  bare/fngate CPU = $CPU_RATIO    bare/direct CPU = $(ratio "$(printf '%s\n' ${RUNS_CPU[bare]} | sort -g | head -1)" "$(printf '%s\n' ${RUNS_CPU[direct]:-nan} | sort -g | head -1)")"
     say ""
     say "cold start: first request after every process went away, median of $COLD_N (curl time_total)"
     printf '  %-26s %9s %9s   %-15s %s\n' "" "cold ms" "warm ms" "cold min-max" "warm min-max"
@@ -766,6 +805,7 @@ V_PROCS=$(verdict "$IDLE_PROCS" "==" 1)
     say ""
     say "targets"
     printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR"
+    printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(verdict "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
     printf '  %-44s %8s  %s\n' "idle processes == 1" "$IDLE_PROCS" "$V_PROCS"
