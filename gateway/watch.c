@@ -40,6 +40,11 @@
 #define WATCH_FN_MASK                                                                              \
     (IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_ONLYDIR)
 
+struct watch_dir {
+    int wd;
+    char *path; /* owned */
+};
+
 struct watch {
     struct event_base *base;
     int fd;
@@ -48,6 +53,8 @@ struct watch {
     struct event *ev_read;  /* owned */
     struct event *ev_timer; /* owned */
     int64_t first_ns;       /* first event of the pending burst, 0: none */
+    struct watch_dir *dirs; /* owned: the folder of each watch descriptor */
+    size_t n_dirs;
     watch_cb *cb;
     void *arg;
 };
@@ -57,6 +64,43 @@ static int64_t watch_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Remembers that WD watches PATH (a folder renamed away keeps its wd). */
+static void watch_dir_note(struct watch *w, int wd, const char *path)
+{
+    struct watch_dir *n;
+    char *copy;
+
+    for (size_t i = 0; i < w->n_dirs; i++) {
+        if (w->dirs[i].wd == wd) {
+            copy = strdup(path);
+            if (copy) {
+                free(w->dirs[i].path);
+                w->dirs[i].path = copy;
+            }
+            return;
+        }
+    }
+    copy = strdup(path);
+    n = copy ? realloc(w->dirs, (w->n_dirs + 1) * sizeof(*n)) : NULL;
+    if (!n) {
+        free(copy);
+        return;
+    }
+    w->dirs = n;
+    w->dirs[w->n_dirs].wd = wd;
+    w->dirs[w->n_dirs].path = copy;
+    w->n_dirs++;
+}
+
+static const char *watch_dir_path(const struct watch *w, int wd)
+{
+    for (size_t i = 0; i < w->n_dirs; i++) {
+        if (w->dirs[i].wd == wd)
+            return w->dirs[i].path;
+    }
+    return NULL;
 }
 
 /* Watches every folder now in the functions folder (inotify gives back the
@@ -70,15 +114,18 @@ static void watch_scan(struct watch *w)
         return;
     while ((de = readdir(d)) != NULL) {
         char path[PATH_MAX];
+        int wd;
         if (de->d_name[0] == '.')
             continue;
         if (de->d_type != DT_DIR && de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)
             continue;
         snprintf(path, sizeof(path), "%s/%s", w->dir, de->d_name);
         /* IN_ONLYDIR: a symlink to a file or a plain file fails, quietly. */
-        if (inotify_add_watch(w->fd, path, WATCH_FN_MASK) < 0 && errno != ENOTDIR &&
-            errno != ENOENT)
+        wd = inotify_add_watch(w->fd, path, WATCH_FN_MASK);
+        if (wd < 0 && errno != ENOTDIR && errno != ENOENT)
             log_warn("watch: %s", path);
+        if (wd >= 0)
+            watch_dir_note(w, wd, path);
     }
     closedir(d);
 }
@@ -124,7 +171,21 @@ static bool watch_relevant(const struct watch *w, const struct inotify_event *ev
         return ev->len == 0 || ev->name[0] != '.';
     if (ev->len == 0)
         return (ev->mask & IN_ATTRIB) != 0; /* the folder's own mode */
-    return strcmp(ev->name, "handler") == 0 || strcmp(ev->name, "function.conf") == 0;
+    if (strcmp(ev->name, "handler") != 0 && strcmp(ev->name, "function.conf") != 0)
+        return false;
+    if (ev->mask & IN_CREATE) {
+        /* A file being copied in counts when it is closed (IN_CLOSE_WRITE):
+         * a reload in the middle of a slow copy would see half a binary.
+         * A symlink is complete when created. */
+        const char *dir = watch_dir_path(w, ev->wd);
+        char path[PATH_MAX];
+        struct stat st;
+        if (!dir)
+            return true;
+        snprintf(path, sizeof(path), "%s/%s", dir, ev->name);
+        return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    }
+    return true;
 }
 
 static void watch_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -160,6 +221,9 @@ void watch_free(struct watch *w)
         event_free(w->ev_timer);
     if (w->fd >= 0)
         close(w->fd);
+    for (size_t i = 0; i < w->n_dirs; i++)
+        free(w->dirs[i].path);
+    free(w->dirs);
     free(w->dir);
     free(w);
 }

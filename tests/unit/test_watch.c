@@ -166,6 +166,39 @@ START_TEST(scratch_files_are_ignored)
 }
 END_TEST
 
+START_TEST(a_copy_counts_when_closed_a_symlink_when_made)
+{
+    struct conf *c;
+    struct watch *w;
+    int fd;
+
+    ck_assert_int_eq(mkdir(tpath("fns"), 0755), 0);
+    ck_assert_int_eq(mkdir(tpath("fns/hello"), 0755), 0);
+    write_text("fns/real", "#!/bin/sh\n", 0755);
+    c = load("");
+    w = watch_new(base, c, cb, NULL);
+    /* A slow copy: created, half written, quiet for a while. */
+    fd = open(tpath("fns/hello/handler"), O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "#!/bin/", 7), 7);
+    run_ms(400);
+    ck_assert_int_eq(calls, 0);
+    ck_assert_int_eq(write(fd, "sh\n", 3), 3);
+    close(fd);
+    run_ms(400);
+    ck_assert_int_eq(calls, 1);
+    /* A handler that is a symlink is there as soon as it is made. */
+    ck_assert_int_eq(mkdir(tpath("fns/linked"), 0755), 0);
+    run_ms(400);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_int_eq(symlink(tpath("fns/real"), tpath("fns/linked/handler")), 0);
+    run_ms(400);
+    ck_assert_int_eq(calls, 3);
+    watch_free(w);
+    conf_free(c);
+}
+END_TEST
+
 START_TEST(watch_off_and_update)
 {
     struct conf *off, *on;
@@ -200,6 +233,7 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, handler_and_function_conf_call_back_once_per_burst);
     tcase_add_test(tc, new_folder_is_watched_too);
     tcase_add_test(tc, scratch_files_are_ignored);
+    tcase_add_test(tc, a_copy_counts_when_closed_a_symlink_when_made);
     tcase_add_test(tc, watch_off_and_update);
     suite_add_tcase(s, tc);
     return s;
