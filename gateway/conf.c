@@ -1188,10 +1188,15 @@ static int conf_function_key(struct conf_parser *p, const char *key, const char 
         conf_perr(p, "%s: only the operator's fngate.conf may set who a function runs as", key);
         return -1;
     }
-    if (p->fnfile && (strcmp(key, "sandbox_read") == 0 || strcmp(key, "sandbox_write") == 0 ||
-                      (strcmp(key, "sandbox") == 0 && conf_bool(value, &minmax) == 0 && !minmax))) {
-        /* Nor loosen its own sandbox: that is the operator's call. */
-        conf_perr(p, "%s: only the operator's fngate.conf may relax a function's sandbox", key);
+    if (p->fnfile && !conf_limit_find(p->ceilings, key) &&
+        (strcmp(key, "sandbox_read") == 0 || strcmp(key, "sandbox_write") == 0 ||
+         (strcmp(key, "sandbox") == 0 && conf_bool(value, &minmax) == 0 && !minmax))) {
+        /* Nor loosen its own sandbox: that is the operator's call, made
+         * with a [limits] entry for the key (checked below). */
+        conf_perr(p,
+                  "%s: only the operator's fngate.conf may relax a function's sandbox (or allow "
+                  "it in [limits])",
+                  key);
         return -1;
     }
     if (p->fnfile && strcmp(key, "max_db_connections") == 0) {

@@ -1055,12 +1055,13 @@ START_TEST(sandbox_keys)
     ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:2: sandbox: only the operator's fngate.conf may "
-                             "relax a function's sandbox");
+                             "relax a function's sandbox (or allow it in [limits])");
     write_file("hello/function.conf", "[function]\nsandbox_write = /srv\n");
     ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
-    ck_assert_str_eq(errbuf, "hello/function.conf:2: sandbox_write: only the operator's "
-                             "fngate.conf may relax a function's sandbox");
+    ck_assert_str_eq(errbuf,
+                     "hello/function.conf:2: sandbox_write: only the operator's "
+                     "fngate.conf may relax a function's sandbox (or allow it in [limits])");
     conf_free(c);
 
     static const struct bad_case bad[] = {
