@@ -38,6 +38,7 @@ struct fn_rows {
 
 struct fn_dbreq {
     struct fn_rows *rows;
+    int in_tx; /* inside a transaction block (BEGIN seen, no COMMIT/ROLLBACK yet) */
     fn_db_err err;
     char *errbuf; /* owned: the strings err points into */
 };
@@ -100,10 +101,18 @@ void fn_rows_free(fn_rows *rows)
     fn_rows_release(rows);
 }
 
+static int fn_db_tx(struct fn_dbreq *db, const char *trace, const char *sql);
+
 void fn_db_request_end(struct fn_dbreq *db)
 {
     if (!db)
         return;
+    if (db->in_tx) {
+        /* Returned without fn_commit: nothing of it may stay. */
+        fn_log("request ended inside a transaction: rolled back");
+        if (fn_db_tx(db, NULL, "ROLLBACK") < 0)
+            fn_db_break(); /* the pool rolls back when the channel goes */
+    }
     while (db->rows) {
         struct fn_rows *r = db->rows;
         db->rows = r->next;
@@ -199,9 +208,21 @@ static int fn_db_param(struct fn_buf *out, const json_t *v)
     }
 }
 
-fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
+/* Tracks whether the request's session is inside a transaction block from
+ * the command tags, whoever sent the BEGIN (fn_begin or SQL). */
+static void fn_db_track(struct fn_dbreq *db, const char *tag)
 {
-    struct fn_dbreq *db = fn_db_state(req);
+    if (strcmp(tag, "BEGIN") == 0 || strcmp(tag, "START TRANSACTION") == 0)
+        db->in_tx = 1;
+    else if (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "ROLLBACK") == 0 ||
+             strcmp(tag, "PREPARE TRANSACTION") == 0)
+        db->in_tx = 0;
+}
+
+/* One query on the channel: the rows, or NULL with db->err set. */
+static fn_rows *fn_db_exec(struct fn_dbreq *db, const char *trace, const char *sql,
+                           const json_t *params)
+{
     struct fn_buf out, in;
     struct fn_frame_view *v = NULL;
     struct fn_rows *rows = NULL;
@@ -238,8 +259,8 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
         if (fn_db_param(&out, json_array_get(params, i)) < 0)
             out.failed = 1;
     }
-    if (fn_trace_id(req))
-        fn_frame_add_tagged(&out, FN_FRAME_P_TRACE, fn_trace_id(req), 32);
+    if (trace)
+        fn_frame_add_tagged(&out, FN_FRAME_P_TRACE, trace, 32);
     if (fn_frame_end(&out) < 0) {
         fn_db_fail(db, "FG003", "cannot encode the query (out of memory or too large)");
         goto out;
@@ -274,6 +295,7 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
     }
     snprintf(rows->tagbuf, sizeof(rows->tagbuf), "%.*s", (int)v->field[0].len, v->field[0].p);
     rows->tag = rows->tagbuf;
+    fn_db_track(db, rows->tag);
     rows->count = v->field[1].len ? strtoll(v->field[1].p, NULL, 10) : 0;
     rows->json_off = (size_t)(v->field[2].p - in.data);
     rows->json_len = v->field[2].len;
@@ -288,6 +310,72 @@ out:
     fn_buf_free(&out);
     fn_buf_free(&in);
     return rows;
+}
+
+fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
+{
+    struct fn_dbreq *db = fn_db_state(req);
+
+    return db ? fn_db_exec(db, fn_trace_id(req), sql, params) : NULL;
+}
+
+/* BEGIN, COMMIT or ROLLBACK as its own query; 0 or -1 (db->err set). */
+static int fn_db_tx(struct fn_dbreq *db, const char *trace, const char *sql)
+{
+    fn_rows *rows = fn_db_exec(db, trace, sql, NULL);
+    int rc = rows ? 0 : -1;
+
+    if (rows && strcmp(sql, "COMMIT") == 0 && strcmp(rows->tag, "ROLLBACK") == 0) {
+        /* Postgres answers COMMIT of a failed transaction with ROLLBACK. */
+        fn_db_fail(db, "25P02", "the transaction was rolled back: a statement in it failed");
+        rc = -1;
+    }
+    fn_rows_free(rows);
+    return rc;
+}
+
+int fn_begin(fn_req *req)
+{
+    struct fn_dbreq *db = fn_db_state(req);
+
+    if (!db)
+        return -1;
+    if (db->in_tx) {
+        fn_db_fail(db, "FG003", "a transaction is already open (fn_begin does not nest)");
+        return -1;
+    }
+    return fn_db_tx(db, fn_trace_id(req), "BEGIN");
+}
+
+int fn_commit(fn_req *req)
+{
+    struct fn_dbreq *db = fn_db_state(req);
+
+    if (!db)
+        return -1;
+    if (!db->in_tx) {
+        fn_db_fail(db, "FG003", "no transaction is open (fn_commit without fn_begin)");
+        return -1;
+    }
+    if (fn_db_tx(db, fn_trace_id(req), "COMMIT") < 0) {
+        db->in_tx = 0; /* whatever happened, it is over; the pool makes sure */
+        return -1;
+    }
+    return 0;
+}
+
+int fn_rollback(fn_req *req)
+{
+    struct fn_dbreq *db = fn_db_state(req);
+
+    if (!db)
+        return -1;
+    if (!db->in_tx) {
+        fn_db_fail(db, "FG003", "no transaction is open (fn_rollback without fn_begin)");
+        return -1;
+    }
+    db->in_tx = 0;
+    return fn_db_tx(db, fn_trace_id(req), "ROLLBACK");
 }
 
 fn_rows *fn_query(fn_req *req, const char *sql, const char *fmt, ...)

@@ -142,6 +142,17 @@ fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params);
 /* The last database error of this request (never NULL). */
 const fn_db_err *fn_db_error(const fn_req *req);
 
+/* A transaction: between fn_begin and fn_commit (or fn_rollback) the
+ * request's queries run on one server connection held for this request.
+ * 0 on success, -1 with fn_db_error set: FG003 for a nested fn_begin or a
+ * commit/rollback without one, 25P02 when fn_commit finds the transaction
+ * failed (a statement in it had an error: nothing was committed).  A
+ * request that returns, crashes, times out or is killed without fn_commit
+ * is rolled back, with a line in the gateway log. */
+int fn_begin(fn_req *req);
+int fn_commit(fn_req *req);
+int fn_rollback(fn_req *req);
+
 /* Rows returned (SELECT, RETURNING) or affected (INSERT/UPDATE/DELETE). */
 long long fn_rows_count(const fn_rows *rows);
 const char *fn_rows_tag(const fn_rows *rows);

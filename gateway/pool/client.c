@@ -213,6 +213,16 @@ void client_close(struct client *c, const char *why)
         log_warnx("[fn %s pid %d] database channel closed: %s", c->hello.fn, c->hello.pid, why);
     if (c->waiting)
         dispatch_remove(p, c);
+    if (c->pinned && c->pinned->state == PC_PINNED) {
+        /* Gone between the queries of its transaction: closing the
+         * session rolls it back. */
+        struct server *pc = c->pinned;
+        log_warnx("[fn %s pid %d] channel closed inside a transaction: rolled back", c->hello.fn,
+                  c->hello.pid);
+        c->pinned = NULL;
+        pc->pinned = NULL;
+        server_drop(pc, "its client's transaction was abandoned");
+    }
     if (c->conn && c->conn->client == c) {
         /* The server is still working on its query, for nobody now (the
          * instance died, timed out or was killed): cancel it, and free the

@@ -61,6 +61,12 @@ void dispatch_add(struct pool *p, struct client *c)
 {
     struct fnq *fq = c->fq;
 
+    if (c->pinned && c->pinned->state == PC_PINNED) {
+        /* Inside its transaction: straight to its own session. */
+        c->queued_ns = c->started_ns = pool_now_ns();
+        server_begin(c->pinned, c);
+        return;
+    }
     c->queued_ns = pool_now_ns();
     c->waiting = true;
     c->wnext = NULL;
@@ -163,7 +169,7 @@ void dispatch_run(struct pool *p)
     {
         uint32_t n[4] = {0, 0, 0, 0};
         for (int i = 0; i < p->set.pool_size; i++)
-            n[p->conns[i].state & 3]++;
+            n[p->conns[i].state == PC_PINNED ? PC_BUSY : p->conns[i].state & 3]++;
         for (int s = 0; s < 4; s++)
             FN_SB_STORE(p->stats->conns[s], n[s]);
         FN_SB_STORE(p->stats->waiting, (uint32_t)p->nwait);

@@ -183,6 +183,7 @@ out:
     for (int i = 0; p.conns && i < p.set.pool_size; i++) {
         p.conns[i].client = NULL;
         p.conns[i].fq = NULL; /* freed with the clients */
+        p.conns[i].pinned = NULL;
         server_drop(&p.conns[i], "pool exiting");
     }
     free(p.conns);

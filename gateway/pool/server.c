@@ -65,10 +65,20 @@ static void server_unshare(struct server *pc)
 void server_drop(struct server *pc, const char *why)
 {
     struct client *c = pc->client;
+    struct client *tx = pc->pinned;
 
     server_unshare(pc);
-    if (pc->state == PC_BUSY || pc->state == PC_IDLE)
+    if (pc->state == PC_BUSY || pc->state == PC_IDLE || pc->state == PC_PINNED)
         log_info("server connection %d closed: %s", pc->idx, why);
+    if (tx) {
+        /* Closing the session rolls its transaction back. */
+        log_warnx("[fn %s pid %d] transaction rolled back: %s", tx->hello.fn, tx->hello.pid, why);
+        tx->pinned = NULL;
+        pc->pinned = NULL;
+    }
+    if (pc->pin_ev)
+        event_free(pc->pin_ev);
+    pc->pin_ev = NULL;
     server_events_free(pc);
     if (pc->pg)
         PQfinish(pc->pg);
@@ -94,6 +104,15 @@ void server_drop(struct server *pc, const char *why)
             client_close(c, NULL);
         else
             client_error(c, POOL_ERR_LOST, why, NULL, NULL, NULL);
+    }
+    /* The instance believes it is inside a transaction: its next query
+     * must not run outside it, so its channel goes too (it gets 08006 and
+     * is replaced). */
+    for (struct client *k = pc->pool->clients; tx && k; k = k->next) {
+        if (k == tx && !tx->dead) { /* still there after its answer */
+            client_close(tx, "the connection holding its transaction was lost");
+            break;
+        }
     }
 }
 
@@ -237,6 +256,11 @@ void server_cancel(struct server *pc)
 /* The connection is free again, unless the query left it unusable. */
 static void server_idle(struct server *pc)
 {
+    if (pc->state == PC_FREE) {
+        /* Dropped while answering (the client's channel failed). */
+        dispatch_run(pc->pool);
+        return;
+    }
     pc->op = OP_NONE;
     PQclear(pc->error);
     pc->error = NULL;
@@ -247,13 +271,70 @@ static void server_idle(struct server *pc)
         dispatch_run(pc->pool);
         return;
     }
-    /* Never reuse a connection a query left inside a transaction block: it
-     * would run the next function's query inside that transaction. */
-    if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE)
+    if (pc->pinned) {
+        /* Inside the client's transaction: nobody else's until it ends. */
+        pc->state = PC_PINNED;
+    } else if (PQtransactionStatus(pc->pg) != PQTRANS_IDLE) {
+        /* Never reuse a session left inside a transaction block. */
         server_drop(pc, "a query left the connection inside a transaction");
-    else
+    } else {
         pc->state = PC_IDLE;
+    }
     dispatch_run(pc->pool);
+}
+
+static void server_pin_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *pc = arg;
+    struct client *c = pc->pinned;
+    (void)fd;
+    (void)what;
+
+    if (!c)
+        return;
+    log_warnx("[fn %s pid %d] transaction open longer than request_timeout (%lld ms): "
+              "rolled back",
+              c->hello.fn, c->hello.pid, (long long)c->hello.request_timeout_ms);
+    client_close(c, "its transaction outlived request_timeout");
+}
+
+/* After C's query: keeps the session for C while its transaction is open
+ * (the share stays counted), else lets it go.  Decided before answering,
+ * which may close C. */
+static void server_pin_decide(struct server *pc, struct client *c)
+{
+    bool in_tx = !c->dead && !pc->cancelled && PQtransactionStatus(pc->pg) != PQTRANS_IDLE &&
+                 PQtransactionStatus(pc->pg) != PQTRANS_UNKNOWN;
+
+    if (in_tx && !pc->pinned) {
+        int64_t ms = c->hello.request_timeout_ms;
+        pc->pinned = c;
+        c->pinned = pc;
+        if (ms > 0) {
+            struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+            if (!pc->pin_ev)
+                pc->pin_ev = evtimer_new(pc->pool->base, server_pin_cb, pc);
+            if (pc->pin_ev)
+                evtimer_add(pc->pin_ev, &tv);
+        }
+        return;
+    }
+    if (in_tx)
+        return;
+    if (pc->pinned) {
+        if (c->dead) {
+            /* The instance went inside its transaction: drop the session,
+             * which rolls it back. */
+            log_warnx("[fn %s pid %d] channel closed inside a transaction: rolled back",
+                      c->hello.fn, c->hello.pid);
+            pc->cancelled = true;
+        }
+        pc->pinned->pinned = NULL;
+        pc->pinned = NULL;
+        if (pc->pin_ev)
+            event_del(pc->pin_ev);
+    }
+    server_unshare(pc);
 }
 
 /* The query in hand is over (answered or failed): answer, then free the
@@ -262,7 +343,7 @@ static void server_release(struct server *pc)
 {
     struct client *c = pc->client;
 
-    server_unshare(pc);
+    server_pin_decide(pc, c);
     pc->client = NULL;
     c->conn = NULL;
     if (pc->tev)
@@ -547,8 +628,10 @@ void server_begin(struct server *pc, struct client *c)
 
     pc->state = PC_BUSY;
     pc->client = c;
-    pc->fq = c->fq;
-    pc->fq->busy++;
+    if (pc->pinned != c) {
+        pc->fq = c->fq;
+        pc->fq->busy++;
+    }
     pc->op = OP_NONE;
     pc->retried = false;
     pc->timed_out = 0;

@@ -59,10 +59,12 @@ struct client {
     int stat_idx;       /* its function's entry in the statistics */
     char trace[33];     /* the query's trace id, "" if none */
     struct server *conn;
-    bool dead; /* channel closed while its query runs */
+    struct server *pinned; /* the connection holding its open transaction */
+    bool dead;             /* channel closed while its query runs */
 };
 
-enum server_state { PC_FREE, PC_CONNECTING, PC_IDLE, PC_BUSY };
+/* PC_PINNED: idle inside one client's transaction, for that client only. */
+enum server_state { PC_FREE, PC_CONNECTING, PC_IDLE, PC_BUSY, PC_PINNED };
 /* In the order a query runs them; each is optional but EXEC. */
 enum server_op { OP_NONE, OP_RESET, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC };
 
@@ -77,16 +79,18 @@ struct server {
     enum server_op op;
     struct stmt *cur_stmt;
     bool retried;
-    char owner[72];    /* the function whose queries the session last ran */
-    bool need_reset;   /* the query in hand is another function's: reset first */
-    struct event *tev; /* the pool's own statement_timeout for the query in hand */
-    int timed_out;     /* 1: cancelled for statement_timeout, 2: dropped */
-    size_t errmark;    /* PQerrorMessage's length before the current read */
-    bool cancelled;    /* a cancel was sent: never reuse this session */
-    char dealloc[24];  /* a statement to DEALLOCATE before the next PREPARE */
-    PGresult *result;  /* the EXEC's result, owned */
-    PGresult *error;   /* the first error of this query, owned */
-    struct fnq *fq;    /* whose share this connection counts against now */
+    char owner[72];        /* the function whose queries the session last ran */
+    bool need_reset;       /* the query in hand is another function's: reset first */
+    struct event *tev;     /* the pool's own statement_timeout for the query in hand */
+    int timed_out;         /* 1: cancelled for statement_timeout, 2: dropped */
+    size_t errmark;        /* PQerrorMessage's length before the current read */
+    bool cancelled;        /* a cancel was sent: never reuse this session */
+    char dealloc[24];      /* a statement to DEALLOCATE before the next PREPARE */
+    PGresult *result;      /* the EXEC's result, owned */
+    PGresult *error;       /* the first error of this query, owned */
+    struct fnq *fq;        /* whose share this connection counts against now */
+    struct client *pinned; /* the client whose transaction this session is in */
+    struct event *pin_ev;  /* that transaction's request_timeout */
     struct stmt_cache stmts;
 };
 

@@ -18,6 +18,13 @@
  *   GET  /count?n=N               the same rows looked into with fn_rows_json:
  *                                 {"rows", "count", "sum"}
  *   GET  /env                     {"pid", "env": {this instance's environ}}
+ *   GET  /tx?key=K&mode=M         fn_begin, INSERT (K,'a') and (K,'b') into
+ *                                 table tx, then by M: commit, rollback,
+ *                                 return (without commit), abort (crash),
+ *                                 conflict (the second row duplicates the
+ *                                 first, then fn_commit), nested (fn_begin
+ *                                 again), sleep (past request_timeout):
+ *                                 {"committed"} or the database error
  *   GET  /hold                    TEST ONLY: a setsid + double-fork grandchild
  *                                 that keeps fd 3 (the database channel)
  *                                 open for 30 s after this instance is gone,
@@ -300,6 +307,45 @@ static int raw_frame(fn_req *req, fn_res *res)
                          (json_int_t)got, "eof", eof, "pid", (json_int_t)getpid());
 }
 
+static int tx_route(fn_req *req, fn_res *res)
+{
+    const char *key = arg_or(req, "key", "k");
+    const char *mode = arg_or(req, "mode", "commit");
+    const char *second = strcmp(mode, "conflict") == 0 ? "a" : "b";
+    fn_rows *rows;
+
+    if (fn_begin(req) < 0)
+        return fn_send_db_error(res, 503, req);
+    if (strcmp(mode, "nested") == 0) {
+        /* The request's end rolls the outer one back. */
+        if (fn_begin(req) == 0)
+            return fn_error(res, 500, "nested fn_begin succeeded");
+        return fn_send_db_error(res, 400, req);
+    }
+    rows = fn_query(req, "INSERT INTO tx (k, v) VALUES ($1, 'a')", "[s]", key);
+    if (!rows)
+        return fn_send_db_error(res, 503, req);
+    rows = fn_query(req, "INSERT INTO tx (k, v) VALUES ($1, $2)", "[ss]", key, second);
+    if (strcmp(mode, "return") == 0)
+        return fn_send_jsonf(res, 200, "{s:b}", "committed", 0);
+    if (strcmp(mode, "abort") == 0)
+        abort();
+    if (strcmp(mode, "sleep") == 0) {
+        sleep(30);
+        return fn_send_jsonf(res, 200, "{s:b}", "committed", 0);
+    }
+    if (strcmp(mode, "rollback") == 0) {
+        if (fn_rollback(req) < 0)
+            return fn_send_db_error(res, 503, req);
+        return fn_send_jsonf(res, 200, "{s:b}", "committed", 0);
+    }
+    if (!rows && strcmp(mode, "conflict") != 0)
+        return fn_send_db_error(res, 503, req);
+    if (fn_commit(req) < 0)
+        return fn_send_db_error(res, 409, req);
+    return fn_send_jsonf(res, 200, "{s:b}", "committed", 1);
+}
+
 static int hold_channel(fn_req *req, fn_res *res)
 {
     int pfd[2];
@@ -362,6 +408,8 @@ static int dbfn(fn_req *req, fn_res *res)
         return env_dump(req, res);
     if (strcmp(path, "/raw") == 0)
         return raw_frame(req, res);
+    if (strcmp(path, "/tx") == 0)
+        return tx_route(req, res);
     if (strcmp(path, "/hold") == 0)
         return hold_channel(req, res);
     return fn_error(res, 404, "no route %s", path);

@@ -262,3 +262,48 @@ def test_query_frame_over_max_query_closes_only_that_channel(stack, build, users
                 what="the pool's line about the oversized frame")
     wait_for(lambda: get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(small))[0] == 200, 5.0,
              interval=0.05, what="dbfn to answer again with a new channel")
+
+
+# --- transactions -----------------------------------------------------------------
+
+
+def _rows(db, key):
+    return db.psql(f"SELECT string_agg(v, ',' ORDER BY v) FROM tx WHERE k = '{key}'")
+
+
+def _idle_in_tx(db):
+    return db.psql("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'")
+
+
+def test_transactions_commit_or_leave_nothing(stack, build, users_db):
+    users_db.psql("CREATE TABLE tx (k text, v text, PRIMARY KEY (k, v));"
+                  "GRANT ALL ON tx TO PUBLIC")
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 2}, defaults={"request_timeout": "2s"})
+    status, body, _ = get(ngx, "/fn/dbfn/tx?key=c&mode=commit")
+    assert (status, body) == (200, {"committed": True}), body
+    assert _rows(users_db, "c") == "a,b"
+    for mode in ("rollback", "return", "abort", "conflict", "sleep"):
+        status, body, r = get(ngx, f"/fn/dbfn/tx?key={mode}&mode={mode}", timeout=20)
+        if mode in ("rollback", "return"):
+            assert (status, body) == (200, {"committed": False}), (mode, status, body)
+        elif mode == "conflict":
+            # The INSERT failed (23505), so COMMIT finds the transaction failed.
+            assert_db_error(status, body, 409, "25P02")
+        elif mode == "abort":
+            assert status == 502, (mode, status, r.body)
+        else:
+            assert status == 504, (mode, status, r.body)
+        wait_for(lambda: _idle_in_tx(users_db) == "0", 5.0, interval=0.05,
+                 what=f"no session idle in transaction after mode={mode}")
+        assert _rows(users_db, mode) == "", f"mode={mode} left rows: {_rows(users_db, mode)}"
+    gw.wait_log(lambda ln: "request ended inside a transaction: rolled back" in ln, timeout=3.0,
+                what="the SDK's line for a request that returned inside its transaction")
+    gw.wait_log(lambda ln: "[fn dbfn pid" in ln and "rolled back" in ln and "channel" in ln,
+                timeout=3.0, what="the pool's line naming the function whose transaction went")
+    # Nested fn_begin is FG003, and the function still works afterwards.
+    status, body, _ = get(ngx, "/fn/dbfn/tx?key=n&mode=nested")
+    assert (status, body) == (400, {"error": "bad database request", "sqlstate": "FG003"}), body
+    status, body, _ = get(ngx, "/fn/dbfn/tx?key=c2&mode=commit")
+    assert (status, body) == (200, {"committed": True}), body
+    assert _idle_in_tx(users_db) == "0"
