@@ -65,6 +65,31 @@ def test_new_make_make_test(installed, run_dir):
     assert r.stdout.splitlines()[-1] == "hello2: 4 checks, 0 failed"
 
 
+def test_own_names_like_sdk_internals_link(installed, run_dir):
+    """libfngate exports only its fn_ API: a function may define fn_buf_new
+    (and others named like the SDK's internals) and still link, statically
+    and for its test, against the installed library."""
+    r = installed.run("fngate", "new", "clash", "--dir", str(run_dir))
+    assert r.returncode == 0, r.stderr
+    fdir = run_dir / "clash"
+    handler = (fdir / "handler.c").read_text()
+    own = ("\nstruct my_buf { int n; };\n"
+           "struct my_buf *fn_buf_new(void);\n"
+           "struct my_buf *fn_buf_new(void) { static struct my_buf b = {42}; return &b; }\n"
+           "int fn_frame_parse(int x);\n"
+           "int fn_frame_parse(int x) { return x + 1; }\n")
+    (fdir / "handler.c").write_text(
+        handler.replace("static int handle(", own + "\nstatic int handle(", 1).replace(
+            'name ? name : "world"', '(fn_buf_new()->n == 42 && fn_frame_parse(1) == 2) ? '
+            '(name ? name : "world") : "clash"'))
+    r = installed.run("make", "test", cwd=fdir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == "clash: 4 checks, 0 failed"
+    if not installed.san:
+        r = installed.run("make", "handler", cwd=fdir)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_new_refuses_bad_names_and_existing_folders(installed, run_dir):
     r = installed.run("fngate", "new", "Hello", "--dir", str(run_dir))
     assert (r.returncode, r.stderr) == (
