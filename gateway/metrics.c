@@ -358,7 +358,9 @@ void mx_inst_exited(struct mx_inst *mi, bool crash, const char *how, int64_t now
         fm->codes[k] = mx_sat_add(fm->codes[k], c->code_n[i]);
         served = mx_sat_add(served, c->code_n[i]);
     }
-    if (crash)
+    if (mi->stopping && mi->why == MX_EXIT_TIMEOUT)
+        why = MX_EXIT_TIMEOUT; /* killed or exiting for it: not a crash */
+    else if (crash)
         why = MX_EXIT_CRASH;
     else if (mi->stopping)
         why = mi->why;

@@ -482,6 +482,8 @@ static void sup_inst_exited(struct inst *in, int status, int64_t now)
         log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid, what,
                  up, (unsigned long long)served, extra);
 
+    if (in->why == WHY_TIMEOUT) /* also after SIGUSR2, when the SDK timed itself out */
+        mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
     mx_inst_exited(in->mx, crash, crash ? f->last_exit : what, now);
     in->mx = NULL;
     for (struct inst **p = &f->insts; *p; p = &(*p)->next) {

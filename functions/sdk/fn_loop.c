@@ -95,6 +95,8 @@ static unsigned char *fn_rec(unsigned char *p, int type, int reqid, size_t len)
     return p + 8;
 }
 
+static void fn_slot_count_timeout(void);
+
 static void fn_on_timeout(int sig)
 {
     static const char body[] = "Status: 504 Gateway Timeout\r\n"
@@ -117,7 +119,8 @@ static void fn_on_timeout(int sig)
         p = fn_rec(p, 3 /* FCGI_END_REQUEST */, fn_conn_reqid, 8);
         memset(p, 0, 8); /* appStatus 0, FCGI_REQUEST_COMPLETE */
         p += 8;
-        (void)!write(fd, buf, (size_t)(p - buf));
+        if (write(fd, buf, (size_t)(p - buf)) == p - buf)
+            fn_slot_count_timeout(); /* the client has its 504: count it */
     }
     (void)!write(2, "fngate: request timeout: answered 504, exiting\n", 47);
     _exit(FN_EXIT_TIMEOUT);
@@ -247,6 +250,17 @@ static void fn_slot_count_code(int status)
     }
     /* A full table counts the rest in its last entry, code 0 ("other"). */
     FN_SB_BUMP(c[i].n, 1);
+}
+
+/* The 504 the timeout handler wrote, counted like any response: plain
+ * stores and clock_gettime, both async-signal-safe. */
+static void fn_slot_count_timeout(void)
+{
+    int64_t dur = fn_now_ns() - fn_req_start_ns;
+
+    fn_slot_count_code(504);
+    FN_SB_BUMP(fn_slot->dur_hist[fn_sb_hist_bucket(dur)], 1);
+    FN_SB_BUMP(fn_slot->dur_sum_ns, (uint64_t)dur);
 }
 
 /* Appends S as JSON string content (quotes not included); invalid UTF-8

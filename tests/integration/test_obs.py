@@ -482,3 +482,21 @@ def test_readme_alerts_are_valid_prometheus_rules(run_dir):
     r = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 0 and "SUCCESS: 3 rules found" in r.stdout, r.stdout + r.stderr
+
+
+def test_request_timeout_counts_its_504_and_a_timeout_exit(stack, build):
+    gw, ngx = stack({"t": build.testfn}, sections={"t": {"request_timeout": "300ms"}})
+    assert ngx.get("/fn/t?sleep=0").status == 200
+    r = ngx.get("/fn/t?hang=1", timeout=30)
+    assert r.status == 504, r
+
+    def exited():
+        return metric(scrape(ngx), "fngate_instance_exits_total", function="t",
+                      reason="timeout") == 1
+
+    wait_for(exited, 10, what="the timed-out instance's exit counted")
+    s = scrape(ngx)
+    assert metric(s, "fngate_instance_exits_total", function="t", reason="crash") == 0
+    assert metric(s, "fngate_requests_total", function="t", code="504") == 1
+    assert metric(s, "fngate_requests_total", function="t", code="200") == 1
+    assert metric(s, "fngate_request_duration_seconds_count", function="t") == 2
