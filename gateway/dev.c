@@ -138,15 +138,20 @@ static void dev_child_drop(void)
     }
 }
 
-/* Starts ARGV in a session of its own, in CWD (NULL: ours), as nobody when
- * DROP and we are root; OUT_FD (-1: inherit) becomes its stdout and stderr. */
-static pid_t dev_spawn(char *const argv[], const char *cwd, bool drop, int out_fd)
+/* Starts ARGV in CWD (NULL: ours), as nobody when DROP and we are root;
+ * OUT_FD (-1: inherit) becomes its stdout and stderr.  Servers get a session
+ * of their own (DEV_SESSION) so that only we see the terminal's Ctrl-C; a
+ * build stays in ours, so that Ctrl-C stops a build that hangs. */
+#define DEV_SESSION 1
+#define DEV_DROP 2
+static pid_t dev_spawn(char *const argv[], const char *cwd, int flags, int out_fd)
 {
     pid_t pid = fork();
 
     if (pid != 0)
         return pid;
-    setsid();
+    if (flags & DEV_SESSION)
+        setsid();
     signal(SIGPIPE, SIG_DFL);
     if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0))
         _exit(127);
@@ -154,7 +159,7 @@ static pid_t dev_spawn(char *const argv[], const char *cwd, bool drop, int out_f
         fprintf(stderr, "fngate dev: %s: %s\n", cwd, strerror(errno));
         _exit(127);
     }
-    if (drop && dev_root())
+    if ((flags & DEV_DROP) && dev_root())
         dev_child_drop();
     execvp(argv[0], argv);
     fprintf(stderr, "fngate dev: cannot run %s: %s\n", argv[0], strerror(errno));
@@ -162,9 +167,9 @@ static pid_t dev_spawn(char *const argv[], const char *cwd, bool drop, int out_f
 }
 
 /* Runs ARGV to completion; returns its wait status (-1: could not wait). */
-static int dev_run_wait(char *const argv[], const char *cwd, bool drop, int out_fd)
+static int dev_run_wait(char *const argv[], const char *cwd, int flags, int out_fd)
 {
-    pid_t pid = dev_spawn(argv, cwd, drop, out_fd);
+    pid_t pid = dev_spawn(argv, cwd, flags, out_fd);
     int status;
 
     if (pid < 0)
@@ -314,7 +319,7 @@ static void dev_build(struct dev *d, struct dev_fn *f)
         return;
     }
     dev_say("%s: make -C %s", f->name, f->src);
-    status = dev_run_wait(argv, NULL, false, -1);
+    status = dev_run_wait(argv, NULL, 0, -1);
     /* What the build itself wrote is no change of the author's. */
     dev_ino_read(d, f->wd);
     if (!dev_status_ok(status)) {
@@ -397,7 +402,7 @@ static void dev_scan(struct dev *d)
     }
 }
 
-static bool dev_source_name(const char *n)
+bool dev_is_source(const char *n)
 {
     size_t len = strlen(n);
 
@@ -433,7 +438,7 @@ static void dev_ino_read(struct dev *d, int ignore_wd)
                 rescan = true;
                 continue;
             }
-            if (ev->wd == ignore_wd || ev->len == 0 || !dev_source_name(ev->name))
+            if (ev->wd == ignore_wd || ev->len == 0 || !dev_is_source(ev->name))
                 continue;
             for (struct dev_fn *f = d->fns; f; f = f->next) {
                 if (f->wd == ev->wd) {
@@ -482,7 +487,7 @@ static void dev_json_field(const char *line, const char *key, char *out, size_t 
     out[n] = '\0';
 }
 
-static void dev_print_request(const char *line)
+void dev_request_line(const char *line, char *out, size_t outlen)
 {
     char fn[80], method[16], path[512], status[8], ms[32], cold[8];
 
@@ -492,12 +497,20 @@ static void dev_print_request(const char *line)
     dev_json_field(line, "status", status, sizeof(status));
     dev_json_field(line, "duration_ms", ms, sizeof(ms));
     dev_json_field(line, "cold", cold, sizeof(cold));
-    if (!fn[0]) {
-        printf("%s\n", line);
+    if (!fn[0] || !method[0] || !status[0]) {
+        snprintf(out, outlen, "%s", line);
         return;
     }
-    printf("%s /fn/%s%s -> %s in %s ms%s\n", method, fn, path, status, ms,
-           strcmp(cold, "true") == 0 ? " (cold start)" : "");
+    snprintf(out, outlen, "%s /fn/%s%s -> %s in %s ms%s", method, fn, path, status, ms,
+             strcmp(cold, "true") == 0 ? " (cold start)" : "");
+}
+
+static void dev_print_request(const char *line)
+{
+    char text[1024];
+
+    dev_request_line(line, text, sizeof(text));
+    puts(text);
 }
 
 static void dev_reqlog_tail(struct dev *d)
@@ -679,7 +692,7 @@ static int dev_pg_start(struct dev *d)
     {
         char *argv[] = {prog,    "-D", data,   "-U",         "postgres",  "-A",
                         "trust", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
-        status = dev_run_wait(argv, pgdir, true, fd);
+        status = dev_run_wait(argv, pgdir, DEV_SESSION | DEV_DROP, fd);
     }
     if (!dev_status_ok(status)) {
         fprintf(stderr, "fngate dev: initdb failed: see %s\n", logf);
@@ -703,7 +716,7 @@ static int dev_pg_start(struct dev *d)
     snprintf(prog, sizeof(prog), "%s/pg_ctl", d->pg_bin);
     {
         char *argv[] = {prog, "-D", data, "-w", "-t", "30", "-l", logf, "start", NULL};
-        status = dev_run_wait(argv, pgdir, true, fd);
+        status = dev_run_wait(argv, pgdir, DEV_SESSION | DEV_DROP, fd);
     }
     if (fd >= 0)
         close(fd);
@@ -728,7 +741,7 @@ static void dev_pg_stop(struct dev *d)
     null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     {
         char *argv[] = {prog, "-D", data, "-m", "fast", "-w", "-t", "20", "stop", NULL};
-        dev_run_wait(argv, "/", true, null_fd);
+        dev_run_wait(argv, "/", DEV_SESSION | DEV_DROP, null_fd);
     }
     if (null_fd >= 0)
         close(null_fd);
@@ -845,7 +858,7 @@ static int dev_start(struct dev *d)
     snprintf(conf, sizeof(conf), "%s/fngate.conf", d->run);
     {
         char *argv[] = {d->exe, "serve", "-c", conf, NULL};
-        d->gw = dev_spawn(argv, d->run, false, -1);
+        d->gw = dev_spawn(argv, d->run, DEV_SESSION, -1);
     }
     /* The sockets exist once the pid file does (serve writes it after the
      * lock, before its functions): give it a moment. */
@@ -858,7 +871,7 @@ static int dev_start(struct dev *d)
         const char *ngx = access("/usr/sbin/nginx", X_OK) == 0 ? nginx_paths[1] : nginx_paths[0];
         char *argv[] = {(char *)ngx, "-p",     prefix, "-c",          ngconf,
                         "-e",        "stderr", "-g",   "daemon off;", NULL};
-        d->ngx = dev_spawn(argv, NULL, false, -1);
+        d->ngx = dev_spawn(argv, NULL, DEV_SESSION, -1);
     }
     if (d->gw < 0 || d->ngx < 0)
         return -1;
