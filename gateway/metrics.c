@@ -795,8 +795,9 @@ static void mx_json_fn(struct evbuffer *o, const struct mx_view *v, int64_t now)
                             first ? "" : ",", (int)mi->pid, (unsigned)mi->uid, st, served,
                             (double)(now - mi->spawned_ns) / 1e9);
         if (strcmp(st, "busy") == 0 && FN_SB_LOAD(sl->state) == FN_SB_BUSY) {
-            int64_t age = now - (int64_t)FN_SB_LOAD(sl->req_start_ns);
-            mx_json_num(o, age >= 0 ? (double)age / 1e6 : -1);
+            /* Written by the instance: garbage must not overflow here. */
+            int64_t start = (int64_t)FN_SB_LOAD(sl->req_start_ns);
+            mx_json_num(o, start >= 0 && start <= now ? (double)(now - start) / 1e6 : -1);
         } else {
             evbuffer_add_printf(o, "null");
         }

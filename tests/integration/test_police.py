@@ -18,7 +18,12 @@ import pytest
 from fngate_harness import wait_for
 
 
-@pytest.mark.parametrize("mode", ["fresh", "flip", "garbage"])
+def r_pid(gw, line):
+    """The pid a "[fn NAME pid PID]" log line names."""
+    return int(line.split(" pid ", 1)[1].split("]", 1)[0])
+
+
+@pytest.mark.parametrize("mode", ["fresh", "flip", "minstart", "garbage"])
 def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
     gw, ngx = stack({"forger": build.testfn, "victim": build.testfn},
                     sections={"forger": {"request_timeout": "1s", "max_instances": 2}})
@@ -29,6 +34,10 @@ def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
         # a second one, and runs across the moment the forger is timed out.
         honest["r"] = ngx.get("/fn/forger?sleep=900", timeout=15)
 
+    def status():
+        # The status page reads the forged slot too, and must not choke.
+        honest["status"] = ngx.get("/_fngate/status", timeout=15)
+
     def other_function():
         honest["v"] = ngx.get("/fn/victim?sleep=2500", timeout=15)
 
@@ -36,8 +45,11 @@ def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
     threads[0].start()
     t = threading.Timer(0.5, sibling)
     t.start()
+    t2 = threading.Timer(0.6, status)
+    t2.start()
     r = ngx.get(f"/fn/forger?forge={mode}", timeout=15)
     t.join(15)
+    t2.join(15)
     threads[0].join(15)
 
     assert r.status == 504, f"forging '{mode}': {r}"
@@ -51,6 +63,12 @@ def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
     # The sibling instance's honest request and the other function's are
     # untouched by the forger's timeout.
     assert honest["r"].status == 200, honest["r"]
+    assert honest["status"].status == 200, honest["status"]
+    forger = [i for f in honest["status"].json()["functions"] if f["name"] == "forger"
+              for i in f["instance_list"] if i["pid"] == r_pid(gw, line)]
+    assert len(forger) == 1, honest["status"].json()
+    age = forger[0]["request_age_ms"]
+    assert age is None or age == -1 or 0 <= age < 60000, forger
     assert honest["v"].status == 200, honest["v"]
     # The function still serves.
     wait_for(lambda: ngx.get("/fn/forger").status == 200, 5, what="forger serving again")

@@ -16,7 +16,8 @@
  *                    ERRNO} with that header if it was accepted
  *   ?forge=MODE      hang while forging its own scoreboard slot every
  *                    millisecond: "fresh" (busy, just started), "flip" (idle
- *                    and busy in turn, the request counter climbing) or
+ *                    and busy in turn, the request counter climbing),
+ *                    "minstart" (busy since INT64_MIN, counter climbing) or
  *                    "garbage" (nonsense state and extreme timestamps)
  *   ?req=1           what the SDK saw: method, path, name, request id, query,
  *                    args, headers, the FastCGI parameters nginx sends, every
@@ -75,6 +76,10 @@ static int forge(fn_res *res, const char *mode)
         if (strcmp(mode, "fresh") == 0) {
             sl->state = 2; /* busy */
             sl->req_start_ns = ns;
+        } else if (strcmp(mode, "minstart") == 0) {
+            sl->requests++;
+            sl->state = 2;
+            sl->req_start_ns = INT64_MIN;
         } else if (strcmp(mode, "flip") == 0) {
             sl->requests++;
             sl->state = (i & 1) ? 1 : 2;
