@@ -456,7 +456,11 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
         for (size_t i = 0; i < n; i++) {
             if (v[i]->pi->check_ns != c->check_ns || v[i]->kill_ns || v[i]->verdict != POLICE_NONE)
                 continue;
-            if (c->holder && v[i]->pi->quiet)
+            /* A kept connection: seen waiting for its next request, or in
+             * one request since before the question (the slot-based
+             * timeout bounds that claim to request_timeout). */
+            if (c->holder && (v[i]->pi->quiet ||
+                              (v[i]->pi->busy_since_ns && v[i]->pi->busy_since_ns <= c->check_ns)))
                 spared = true;
             else if (!c->holder || c->holder == v[i]->pid)
                 v[i]->verdict = POLICE_KILL_TIMEOUT;

@@ -17,7 +17,8 @@
  * enablereuse) makes an old connection carry a young request.  If it still
  * holds the connection a second later it is killed, unless it was seen
  * quietly idle meanwhile (two looks idle without progress: a kept connection
- * waiting for its next request).  Where the holder cannot be seen (no root
+ * waiting for its next request) or busy in one request since before the
+ * question (which the slot-based timeout bounds).  Where the holder cannot be seen (no root
  * and non-dumpable instances), every instance that cannot be cleared is
  * asked the same and killed if the connection is still held a second later.
  * The cost of a lying instance thus falls on its own function only.

@@ -277,7 +277,8 @@ START_TEST(holder_of_an_overdue_connection_found)
     police_fn_judge(pf, v, 2, &lim, base + 3000 * MS);
     ck_assert_int_eq(a.v.verdict, POLICE_NONE);
     /* Asked again later; this time it claims to be busy, with a counter
-     * that climbs at every look: killed once the grace is over. */
+     * that climbs at every look (neither waiting nor in one request):
+     * killed once the grace is over. */
     police_fn_judge(pf, v, 2, &lim, base + 3300 * MS);
     ck_assert_int_eq(a.v.verdict, POLICE_CHECK_HOLDER);
     a.slot.state = FN_SB_BUSY;
@@ -369,6 +370,43 @@ START_TEST(hidden_holder_checked_then_killed)
 }
 END_TEST
 
+START_TEST(holder_busy_since_before_the_question_spared)
+{
+    /* A kept connection older than request_timeout carrying a slow but
+     * young request: asked, not killed; the clock-based timeout still
+     * applies to that request. */
+    static const struct police_limits lim5 = {3000, 2000, 1000};
+    int lfd = listener();
+    struct police_fn *pf = police_fn_new(sock_path);
+    struct one a;
+    struct police_view *v[1] = {&a.v};
+    int c1 = client();
+    pid_t pa = holder(lfd, true, false);
+    int64_t base = T0 * 30;
+
+    police_scan(base);
+    one_init(&a, pa);
+    a.v.spawned_ns = base - MS;
+    a.slot.state = FN_SB_BUSY;
+    police_fn_judge(pf, v, 1, &lim5, base + 2900 * MS); /* busy seen from here */
+    ck_assert_int_eq(a.v.verdict, POLICE_NONE);
+    police_fn_judge(pf, v, 1, &lim5, base + 3100 * MS);
+    ck_assert_int_eq(a.v.verdict, POLICE_CHECK_HOLDER);
+    police_scan(base + 4000 * MS);
+    police_fn_judge(pf, v, 1, &lim5, base + 4200 * MS);
+    ck_assert_int_eq(a.v.verdict, POLICE_NONE);
+    /* Still in that one request at request_timeout by the supervisor's
+     * clock: timed out. */
+    police_fn_judge(pf, v, 1, &lim5, base + 5901 * MS);
+    ck_assert_int_eq(a.v.verdict, POLICE_TIMEOUT);
+    reap(pa);
+    close(c1);
+    close(lfd);
+    police_fn_free(pf);
+    police_close();
+}
+END_TEST
+
 START_TEST(free_null_is_noop)
 {
     police_fn_free(NULL);
@@ -395,6 +433,7 @@ static Suite *police_suite(void)
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
     tcase_add_test(tc, holder_of_an_overdue_connection_found);
     tcase_add_test(tc, hidden_holder_checked_then_killed);
+    tcase_add_test(tc, holder_busy_since_before_the_question_spared);
     suite_add_tcase(s, tc);
     return s;
 }
