@@ -42,8 +42,9 @@ def test_function_conf_over_a_limit_disables_only_that_function(gateway_factory,
         "untimed": f"{gw.functions_dir}/untimed/function.conf:1: request_timeout = 0 (none) is "
                    f"more than the operator allows (request_timeout = 5s "
                    f"{where}{conf_line(gw, 'request_timeout')})",
-        "unsandboxed": f"{gw.functions_dir}/unsandboxed/function.conf:1: sandbox = off is more "
-                       f"than the operator allows (sandbox = on {where}{conf_line(gw, 'sandbox')})",
+        # Never a function.conf's to relax, limit or not (the sandbox's own rule).
+        "unsandboxed": f"{gw.functions_dir}/unsandboxed/function.conf:1: sandbox: only the "
+                       "operator's fngate.conf may relax a function's sandbox",
     }
     for name, reason in reasons.items():
         r = ngx.get(f"/fn/{name}")
