@@ -12,7 +12,9 @@
 # and exits, nginx stops, and the container exits 0.  SIGHUP reloads fngate.
 #
 # Environment: HOST (listen address, default 0.0.0.0; [::] for IPv6), PORT
-# (default 8080), FNGATE_CONF (default /etc/fngate/fngate.conf).
+# (default 8080), FNGATE_CONF (default /etc/fngate/fngate.conf),
+# FNGATE_STATUS_ALLOW (addresses or CIDRs besides loopback that may read
+# /_fngate/status and /_fngate/metrics, e.g. a Prometheus: "10.0.0.0/8").
 #
 # Runs as root (the default: nginx workers as nobody, every function as a
 # dynamic uid of its own) or as any other user (`--user 65534`): then nginx,
@@ -187,6 +189,16 @@ else
 fi
 cp "$SHARE/fngate.inc" "$RUN/nginx/fngate.inc"
 echo ok >"$RUN/nginx/healthz.txt"
+# /_fngate/ (status, metrics) answers loopback only; FNGATE_STATUS_ALLOW lets
+# more in, e.g. a Prometheus in the cluster: "10.0.0.0/8 192.168.0.0/16".
+: >"$RUN/nginx/fngate-status-allow.conf"
+allow=${FNGATE_STATUS_ALLOW:-}
+for net in ${allow//,/ }; do
+    case $net in
+    *[!0-9a-fA-F.:/]*) say "FNGATE_STATUS_ALLOW: '$net' is not an address or CIDR"; exit 1 ;;
+    esac
+    echo "allow $net;" >>"$RUN/nginx/fngate-status-allow.conf"
+done
 write_nginx serving
 
 trap drain TERM INT

@@ -96,11 +96,16 @@ def test_image_has_healthcheck_and_runs_the_examples(image, container):
     hc = json.loads(podman("image", "inspect", "--format", "{{json .Config.Healthcheck}}",
                            image).stdout)
     assert hc and hc["Test"][-1] == "health", hc
-    c = container()
+    c = container(env={"FNGATE_STATUS_ALLOW": "10.0.0.0/8,fd00::/8"})
     c.wait_healthy()
     status, body = get(c.port, "/fn/hello")
     assert (status, json.loads(body)) == (200, {"hello": "world"})
     assert podman("healthcheck", "run", c.id, check=False).returncode == 0, c.logs()
+    # Metrics for a Prometheus in the cluster (the HPA's source).
+    status, body = get(c.port, "/_fngate/metrics")
+    assert status == 200 and "fngate_queue_length{function=\"hello\"}" in body, body[:300]
+    allow = c.sh("cat /run/fngate-container/nginx/fngate-status-allow.conf").stdout
+    assert allow == "allow 10.0.0.0/8;\nallow fd00::/8;\n", allow
     # Everything listens on HOST:PORT only (127.0.0.1 here): the default was 0.0.0.0.
     assert f"listening on 127.0.0.1:{c.port}" in c.logs()
 
