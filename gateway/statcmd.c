@@ -95,10 +95,12 @@ static char *statcmd_fetch(const char *sock, const char *path)
     strcpy(sa.sun_path, sock);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        fprintf(stderr,
-                "fngate status: cannot connect to %s: %s (is `fngate serve` running with this "
-                "configuration?)\n",
-                sock, strerror(errno));
+        int e = errno;
+        fprintf(stderr, "fngate status: cannot connect to %s: %s%s\n", sock, strerror(e),
+                e == ENOENT || e == ECONNREFUSED
+                    ? " (is `fngate serve` running with this configuration?)"
+                : e == EACCES ? " (run it as the gateway's user, or as a member of socket_group)"
+                              : "");
         if (fd >= 0)
             close(fd);
         return NULL;
