@@ -52,17 +52,20 @@ static void main_check_report(void *arg, const char *problem)
     fprintf(stderr, "%s\n", problem);
 }
 
-/* Everything serve would refuse or disable, each problem on its own line. */
+/* Everything serve would refuse or disable, each problem on its own line.
+ * Exits 1 when serve would refuse to start, 3 when it would start with some
+ * functions disabled (so that a start-up script can tell the two). */
 static int main_check(const char *path)
 {
     char err[CONF_ERR_MAX];
     struct fn_list *l = NULL;
     size_t ok = 0;
-    int problems = 0;
+    int problems = 0, disabled = 0;
     struct conf *c = conf_load_report(path, main_check_report, &problems);
 
     if (!c) {
-        printf("%s: %d problem%s\n", path, problems, problems == 1 ? "" : "s");
+        printf("%s: %d problem%s: serve would refuse to start\n", path, problems,
+               problems == 1 ? "" : "s");
         return 1;
     }
     preflight_gateway(c, main_check_report, &problems);
@@ -72,15 +75,20 @@ static int main_check(const char *path)
         main_check_report(&problems, "out of memory");
     for (size_t i = 0; l && i < l->n; i++) {
         if (l->fns[i].disabled)
-            main_check_report(&problems, l->fns[i].disabled);
+            main_check_report(&disabled, l->fns[i].disabled);
         else
             ok++;
     }
-    if (problems == 0)
-        printf("%s: ok, %zu function%s in %s\n", path, ok, ok == 1 ? "" : "s", c->gw.functions_dir);
+    if (problems)
+        printf("%s: %d problem%s: serve would refuse to start\n", path, problems + disabled,
+               problems + disabled == 1 ? "" : "s");
+    else if (disabled)
+        printf("%s: %d function%s disabled (serve starts; %s 503 with the reason), %zu "
+               "ready in %s\n",
+               path, disabled, disabled == 1 ? "" : "s",
+               disabled == 1 ? "it answers" : "they answer", ok, c->gw.functions_dir);
     else
-        printf("%s: %d problem%s; %zu function%s ready in %s\n", path, problems,
-               problems == 1 ? "" : "s", ok, ok == 1 ? "" : "s", c->gw.functions_dir);
+        printf("%s: ok, %zu function%s in %s\n", path, ok, ok == 1 ? "" : "s", c->gw.functions_dir);
     for (size_t i = 0; l && i < l->n; i++) {
         const struct fn_settings *s = &l->fns[i].set;
         if (l->fns[i].disabled)
@@ -92,7 +100,7 @@ static int main_check(const char *path)
     }
     fn_list_free(l);
     conf_free(c);
-    return problems ? 1 : 0;
+    return problems ? 1 : disabled ? 3 : 0;
 }
 
 int main(int argc, char **argv)

@@ -204,7 +204,8 @@ write_nginx serving
 trap drain TERM INT
 trap 'alive "$FNGATE_PID" && kill -HUP "$FNGATE_PID"' HUP
 
-/usr/local/bin/fngate check -c "$CONF" >/dev/null
+# Exit 3: some functions are disabled (they answer 503): the others serve.
+/usr/local/bin/fngate check -c "$CONF" >/dev/null || [ $? -eq 3 ]
 /usr/local/bin/fngate serve -c "$CONF" &
 FNGATE_PID=$!
 nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e stderr -g 'daemon off;' &

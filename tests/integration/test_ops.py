@@ -191,7 +191,8 @@ def test_check_reports_every_serve_time_failure_with_its_location(gateway_factor
         f"{gw.functions_dir}/badconf/function.conf:2: idle_timeout: 'soon' is not a duration "
         "(use 500ms, 30s, 5m)",
     ]
-    assert out.startswith(f"{p}: 5 problems; 2 functions ready in {gw.functions_dir}\n")
+    assert out.startswith(f"{p}: 5 problems: serve would refuse to start\n  hello ")
+
 
     # serve refuses the gateway-level ones, each in its log, and exits 1.
     r = subprocess.run([str(build.fngate), "serve", "-c", p], stdin=subprocess.DEVNULL,
@@ -207,13 +208,16 @@ def test_check_reports_every_serve_time_failure_with_its_location(gateway_factor
     gw.sections["locked"] = {"user": "daemon"}
     gw.write_config()
     rc, problems, out = check_lines(build, gw.conf_path)
-    assert rc == 1
+    # serve would start: 3, not 1, so that a start-up script can tell.
+    assert rc == 3
     assert problems == [
         f"{gw.functions_dir}/badconf/function.conf:2: idle_timeout: 'soon' is not a duration "
         "(use 500ms, 30s, 5m)",
         f"{gw.functions_dir}/locked: instances (user daemon) cannot enter this folder: "
         "Permission denied",
     ]
+    assert out.startswith(f"{p}: 2 functions disabled (serve starts; they answer 503 with the "
+                          f"reason), 1 ready in {gw.functions_dir}\n  hello ")
     # Errors in fngate.conf itself: every one, each with its line.
     good = gw.conf_path.read_text()
     n = len(good.splitlines())
@@ -226,7 +230,7 @@ def test_check_reports_every_serve_time_failure_with_its_location(gateway_factor
         f"{p}:{n + 3}: invalid section name '[UPPER]' (function names are "
         "[a-z0-9][a-z0-9_-]{0,63})",
     ]
-    assert out == f"{p}: 3 problems\n"
+    assert out == f"{p}: 3 problems: serve would refuse to start\n"
     gw.write_config()
     os.chmod(gw.functions_dir / "locked", 0o755)
     (gw.functions_dir / "badconf" / "function.conf").write_text("idle_timeout = 5s\n")
