@@ -21,6 +21,43 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Keeps the pool's count of answer bytes written but not yet taken by
+ * their instances. */
+static void client_count_unsent(struct client *c)
+{
+    size_t now = c->out.len - c->out_off;
+
+    c->pool->unsent -= c->unsent;
+    c->unsent = now;
+    c->pool->unsent += now;
+}
+
+/* Answers no instance reads would otherwise pile up in the pool: past the
+ * cap, the channel with the most unread output goes (its instance is not
+ * reading the answer it asked for, or cannot keep up). */
+void client_enforce_unsent(struct pool *p)
+{
+    size_t cap = (size_t)p->set.pool_size * (size_t)p->set.max_result;
+
+    if (cap < ((size_t)4 << 20))
+        cap = (size_t)4 << 20;
+    while (p->unsent > cap) {
+        struct client *worst = NULL;
+        char why[160];
+        for (struct client *k = p->clients; k; k = k->next) {
+            if (!k->dead && (!worst || k->unsent > worst->unsent))
+                worst = k;
+        }
+        if (!worst || worst->unsent == 0)
+            return;
+        snprintf(why, sizeof(why),
+                 "its answers went unread (%zu bytes waiting; all channels' unread output over "
+                 "%zu bytes)",
+                 worst->unsent, cap);
+        client_close(worst, why);
+    }
+}
+
 static void client_flush(struct client *c)
 {
     while (c->out_off < c->out.len) {
@@ -33,13 +70,21 @@ static void client_flush(struct client *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             event_add(c->wev, NULL);
+            client_count_unsent(c);
             return;
         }
         client_close(c, "write failed");
         return;
     }
-    fn_buf_reset(&c->out);
+    /* A large answer's buffer goes back, not kept for the next one. */
+    if (c->out.cap > ((size_t)64 << 10)) {
+        fn_buf_free(&c->out);
+        fn_buf_init(&c->out, 0);
+    } else {
+        fn_buf_reset(&c->out);
+    }
     c->out_off = 0;
+    client_count_unsent(c);
 }
 
 static void client_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -191,6 +236,7 @@ void client_free(struct client *c)
 {
     if (!c)
         return;
+    c->pool->unsent -= c->unsent;
     dispatch_leave(c->pool, c->fq);
     if (c->rev)
         event_free(c->rev);
@@ -305,8 +351,8 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 
     r = fn_frame_reader_read(&c->rd, (int)fd);
     while (fn_frame_reader_next(&c->rd, &payload, &len) == 1) {
-        if (c->has_query) {
-            client_close(c, "a second query before the answer to the first");
+        if (c->has_query || c->unsent > 0) {
+            client_close(c, "a second query before the answer to the first was read");
             return;
         }
         if (fn_frame_parse(payload, len, &view, err, sizeof(err)) < 0) {

@@ -17,6 +17,10 @@ struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello
 /* Closes the channel (logs WHY unless NULL) and frees C, or, while its
  * query runs on a server, cancels it and frees C when it comes back. */
 void client_close(struct client *c, const char *why);
+/* Past the cap on answer bytes waiting for their instances (pool_size x
+ * max_result, at least 4 MB), closes the channels with the most unread
+ * output.  Called by dispatch, where no channel is in use. */
+void client_enforce_unsent(struct pool *p);
 /* Frees C without the bookkeeping (at exit). NULL is a no-op. */
 void client_free(struct client *c);
 

@@ -153,6 +153,8 @@ void dispatch_run(struct pool *p)
     int connecting = 0, usable = 0;
     int64_t now = pool_now_ns();
 
+    client_enforce_unsent(p);
+
     for (;;) {
         struct fnq *fq = dispatch_next_fn(p);
         struct server *pc = fq ? dispatch_pick(p, fq->head) : NULL;

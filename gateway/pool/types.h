@@ -47,6 +47,7 @@ struct client {
     struct fn_frame_reader rd;
     struct fn_buf out;
     size_t out_off;
+    size_t unsent; /* counted in pool->unsent */
     /* The query in flight: payload copy and libpq-ready parameters. */
     bool has_query;
     bool waiting;
@@ -101,6 +102,7 @@ struct pool {
     struct event *ctl_ev, *tick_ev, *sig_ev[2];
     struct client *clients;
     struct fnq *fnqs; /* every function with a channel */
+    size_t unsent;    /* answer bytes waiting for their instances to read them */
     struct fnq *rr;   /* the function served last */
     int nwait;        /* queries waiting, all functions */
     struct server *conns;

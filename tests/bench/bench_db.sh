@@ -19,6 +19,11 @@
 #                 PDO pgsql with persistent connections
 #   /phpb/users   (c) the same PHP through PgBouncer in transaction mode
 #                 (default_pool_size = 8, PDO::ATTR_EMULATE_PREPARES)
+# The cost of the session reset (issue 7): a second fngate (its own socket_dir,
+# pool_size 2) serves the same handler as two functions, ua and ub, on a second
+# nginx port; the pk lookup cycling ids on ua alone is compared with the same
+# load alternating ua/ub request by request, where every switch of a server
+# connection from one function to the other runs DISCARD ALL first.
 # For the list and for the primary-key lookup (a wrk Lua script cycling ids
 # 1..1000): a 3 s warm-up, then wrk -t2 -c32 -d10s --latency, interleaved
 # (fngate bare php phpb, twice), the better run of each kept.  Meanwhile a
@@ -65,9 +70,9 @@ SAMPLE_S=0.1                # pg_stat_activity sampling period
 PG_BINDIR=${PGTMP_BINDIR:-/usr/lib/postgresql/15/bin}
 
 # Targets (issue 3).
-T_LIST_PHP=1.3              # users list: fngate/php req/s, at least
+T_LIST_PHP=1.5              # users list: fngate/php req/s, at least (issue 7; issue 3 had 1.3)
 T_LIST_BARE=2               # users list: fngate/bare req/s, at least
-T_PK_BARE=0.8               # pk lookup: fngate/bare req/s, at least
+T_PK_BARE=1.05              # pk lookup: fngate/bare req/s, at least (issue 7; issue 3 had 0.8)
 T_PK_PHP=1                  # pk lookup: fngate/php req/s, above ("ahead of")
 
 say() { printf '%s\n' "$*"; }
@@ -177,6 +182,7 @@ PG_STARTED=0
 PGB_PID=""
 NGINX_PID=""
 FNGATE_PID=""
+FNGATE2_PID=""
 PHP_PID=""
 WRK_PID=""
 WATCH_PID=""
@@ -194,6 +200,7 @@ cleanup() {
     stop_pid "$WATCH_PID" 5
     stop_pid "$NGINX_PID" 5
     stop_pid "$FNGATE_PID" 15
+    stop_pid "$FNGATE2_PID" 15
     if [ -n "$PHP_PID" ]; then
         php_children=$(pgrep -P "$PHP_PID" 2>/dev/null)
         stop_pid "$PHP_PID" 5
@@ -245,6 +252,9 @@ now() { date +%s.%N | cut -c1-14; }
 
 mkdir -p "$RUN/functions/users" "$RUN/sock" "$RUN/bare" "$RUN/php" "$RUN/nginx" "$PGDIR" "$PGBDIR"
 cp "$USERS" "$RUN/functions/users/handler"
+mkdir -p "$RUN/functions2/ua" "$RUN/functions2/ub" "$RUN/sock2"
+cp "$USERS" "$RUN/functions2/ua/handler"
+cp "$USERS" "$RUN/functions2/ub/handler"
 cp "$BENCH_DIR/users.php" "$RUN/php/users.php"
 cp "$ROOT/nginx/fngate.inc" "$RUN/nginx/fngate.inc"
 say "building: cc -O2 tests/bench/bare_users.c -lfcgi -lpq -ljansson"
@@ -288,6 +298,35 @@ request_timeout = 30s
 
 [users]
 max_instances = $PROCS
+EOF
+
+# the reset benchmark's fngate: ua and ub sharing pool_size 2
+cat >"$RUN/fngate2.conf" <<EOF
+; written by tests/bench/bench_db.sh
+[gateway]
+functions_dir = $RUN/functions2
+socket_dir = $RUN/sock2
+socket_mode = 0660
+socket_group = $RUN_GROUP
+log_level = info
+database_url = $PG_DSN application_name=fngate2
+pool_size = 2
+
+[defaults]
+max_instances = 4
+idle_timeout = $IDLE_TIMEOUT
+request_timeout = 30s
+EOF
+cat >"$RUN/alt.lua" <<'EOF'
+-- ids 1..1000 in turn, the function alternating ua, ub, ua, ... (or ua only)
+local id, n, both = 0, 0, true
+function init(args) both = args[1] == "both" end
+function request()
+    id = id % 1000 + 1
+    n = n + 1
+    local fn = (both and n % 2 == 0) and "ub" or "ua"
+    return wrk.format("GET", "/fn/" .. fn .. "/" .. id)
+end
 EOF
 
 # PgBouncer: transaction mode, at most POOL_SIZE server connections
@@ -377,6 +416,8 @@ fastcgi_next_upstream off;
 EOF
 
 PORT=$(free_port) || die "no free TCP port found"
+PORT2=$(free_port) || die "no free TCP port found"
+[ "$PORT2" = "$PORT" ] && { PORT2=$(free_port) || die "no free TCP port found"; }
 cat >"$RUN/nginx/nginx.conf" <<EOF
 # written by tests/bench/bench_db.sh
 user $RUN_USER $RUN_GROUP;
@@ -423,6 +464,12 @@ http {
             return 200 'ok';
         }
     }
+    server {
+        listen 127.0.0.1:$PORT2;
+        server_name localhost;
+        set \$fngate_socket_dir $RUN/sock2;
+        include fngate.inc;
+    }
 }
 EOF
 
@@ -430,7 +477,7 @@ EOF
 # readable by nobody; Postgres' and PgBouncer's directories belong to it.
 find "$RUN" -type d -exec chmod 755 {} +
 find "$RUN" -type f -exec chmod go+r {} +
-chmod 755 "$RUN/functions/users/handler" "$RUN/bare/bare_users"
+chmod 755 "$RUN/functions/users/handler" "$RUN/bare/bare_users" "$RUN/functions2/ua/handler" "$RUN/functions2/ub/handler"
 [ "$IS_ROOT" = 1 ] && chown -R nobody:nogroup "$PGDIR" "$PGBDIR"
 cp "$RUN/fngate.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$PGBDIR/pgbouncer.ini" "$RUN/ids.lua" "$RES/"
 
@@ -501,6 +548,11 @@ fngate_ready() { kill -0 "$FNGATE_PID" 2>/dev/null || return 0; unix_listening "
 wait_until 10 fngate_ready
 kill -0 "$FNGATE_PID" 2>/dev/null || { cat "$RUN/fngate.log" >&2; die "fngate exited at start"; }
 [ -S "$RUN/sock/fn/users.sock" ] || { cat "$RUN/fngate.log" >&2; die "fngate made no socket for users"; }
+"$FNGATE" serve -c "$RUN/fngate2.conf" >"$RUN/fngate2.log" 2>&1 &
+FNGATE2_PID=$!
+fngate2_ready() { kill -0 "$FNGATE2_PID" 2>/dev/null || return 0; unix_listening "$RUN/sock2/fn/ub.sock"; }
+wait_until 10 fngate2_ready
+kill -0 "$FNGATE2_PID" 2>/dev/null || { cat "$RUN/fngate2.log" >&2; die "the second fngate exited at start"; }
 
 spawn_args=(-s "$RUN/bare/bare.sock" -M 0666 -F "$PROCS" -P "$RUN/bare/spawn-fcgi.pid")
 [ "$IS_ROOT" = 1 ] && spawn_args+=(-u nobody -g nogroup)
@@ -692,6 +744,29 @@ for kind in list pk; do
 done
 LOAD_RUNEND=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# --- the cost of the session reset (issue 7) -------------------------------------
+
+say ""
+say "== session reset: pk lookup on pool_size 2, one function (ua) vs two alternating (ua/ub), twice =="
+declare -A RESET_RPS RESET_P50 RESET_RUNS
+for round in 1 2; do
+    for mode in one both; do
+        wrk -t"$WRK_T" -c"$WRK_C" -d"${WARM_S}s" -s "$RUN/alt.lua" "http://127.0.0.1:$PORT2/" "$mode" \
+            >"$RES/wrk-reset-$mode-warmup$round.txt" 2>&1 &
+        WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+        wrk -t"$WRK_T" -c"$WRK_C" -d"${RUN_S}s" --latency -s "$RUN/alt.lua" "http://127.0.0.1:$PORT2/" "$mode" \
+            >"$RES/wrk-reset-$mode-run$round.txt" 2>&1 &
+        WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+        read -r rps p50 _ _ non2xx errs < <(parse_wrk "$RES/wrk-reset-$mode-run$round.txt")
+        printf 'reset %-7s %-7s %10s %9s   non2xx %s errors %s\n' "round$round" "$mode" "$rps" "$p50" "$non2xx" "$errs" | tee -a "$RES/runs.txt"
+        RESET_RUNS[$mode]="${RESET_RUNS[$mode]:-} $rps"
+        if [ "$rps" -gt "${RESET_RPS[$mode]:-0}" ]; then RESET_RPS[$mode]=$rps; RESET_P50[$mode]=$p50; fi
+    done
+done
+RESET_RATIO=$(ratio "${RESET_RPS[both]}" "${RESET_RPS[one]}")
+RESET_CONNS=$("$PSQL" -X -tA -h "$PGDIR" -p "$PG_PORT" -U postgres -d postgres \
+    -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fngate2'" 2>/dev/null)
+
 # the whole measurement, from the first warm-up to the last run
 T_FIRST=$(awk 'NR == 1 { print $2 }' "$RES/windows.txt")
 T_LAST=$(awk 'END { print $3 }' "$RES/windows.txt")
@@ -780,7 +855,13 @@ FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]} + ${TOT_ERRS[list-fngate]} + ${TOT_NON
         done
     done
     say ""
-    say "targets (issue 3)"
+    say "session reset (issue 7): pk lookup, pool_size 2, the same handler as two functions"
+    printf '  %-31s %8s %7s  %s\n' "" "req/s" "p50 ms" "runs req/s"
+    printf '  %-31s %8s %7s  %s\n' "ua alone (no resets)" "${RESET_RPS[one]}" "${RESET_P50[one]}" "${RESET_RUNS[one]# }"
+    printf '  %-31s %8s %7s  %s\n' "ua/ub alternating (DISCARD ALL)" "${RESET_RPS[both]}" "${RESET_P50[both]}" "${RESET_RUNS[both]# }"
+    say "  alternating / alone: $RESET_RATIO (Postgres connections of that fngate at the end: $RESET_CONNS, pool_size 2)"
+    say ""
+    say "targets (issues 3 and 7)"
     printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_PHP x php-fpm+PDO persistent (b)" "$LIST_PHP" "$V_LIST_PHP"
     printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_BARE x bare libfcgi+libpq+jansson (a)" "$LIST_BARE" "$V_LIST_BARE"
     printf '  %-58s %8s  %s\n' "pk lookup: fngate >= $T_PK_BARE x bare (a)" "$PK_BARE" "$V_PK_BARE"

@@ -25,6 +25,10 @@
  *                                 first, then fn_commit), nested (fn_begin
  *                                 again), sleep (past request_timeout):
  *                                 {"committed"} or the database error
+ *   GET  /noread?hex=HEX&s=S      TEST ONLY: writes HEX to fd 3 like /raw, then
+ *                                 sleeps S seconds without reading the answer
+ *                                 (an instance that leaves its answers
+ *                                 unread): {"wrote"}
  *   GET  /hold                    TEST ONLY: a setsid + double-fork grandchild
  *                                 that keeps fd 3 (the database channel)
  *                                 open for 30 s after this instance is gone,
@@ -381,6 +385,27 @@ static int hold_channel(fn_req *req, fn_res *res)
     return fn_send_jsonf(res, 200, "{s:I}", "grandchild", (json_int_t)grandchild);
 }
 
+static int noread(fn_req *req, fn_res *res)
+{
+    const char *hex = arg_or(req, "hex", "");
+    const char *fdv = getenv("FNGATE_DB_FD");
+    size_t n = strlen(hex) / 2;
+    unsigned char *bytes;
+    ssize_t w;
+
+    if (!fdv || strlen(hex) % 2)
+        return fn_error(res, 400, "no channel, or odd hex");
+    bytes = malloc(n + 1);
+    if (!bytes)
+        return fn_error(res, 500, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        bytes[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    w = write(atoi(fdv), bytes, n);
+    free(bytes);
+    sleep((unsigned)atoi(arg_or(req, "s", "1")));
+    return fn_send_jsonf(res, 200, "{s:I}", "wrote", (json_int_t)w);
+}
+
 static int dbfn(fn_req *req, fn_res *res)
 {
     const char *path = fn_path(req);
@@ -410,6 +435,8 @@ static int dbfn(fn_req *req, fn_res *res)
         return raw_frame(req, res);
     if (strcmp(path, "/tx") == 0)
         return tx_route(req, res);
+    if (strcmp(path, "/noread") == 0)
+        return noread(req, res);
     if (strcmp(path, "/hold") == 0)
         return hold_channel(req, res);
     return fn_error(res, 404, "no route %s", path);

@@ -307,3 +307,52 @@ def test_transactions_commit_or_leave_nothing(stack, build, users_db):
     status, body, _ = get(ngx, "/fn/dbfn/tx?key=c2&mode=commit")
     assert (status, body) == (200, {"committed": True}), body
     assert _idle_in_tx(users_db) == "0"
+
+
+def _query_frame(sql):
+    body = b"Q" + len(sql).to_bytes(4, "big") + sql.encode()
+    return (len(body).to_bytes(4, "big") + body).hex()
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    return 0
+
+
+def test_unread_answers_do_not_grow_the_pool(stack, build, users_db):
+    """25 instances each ask for a 4 MB answer and never read it: the pool
+    keeps at most pool_size x max_result of unread output (closing the
+    channels with the most), so its RSS stays bounded."""
+    from concurrent.futures import ThreadPoolExecutor
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 2, "max_result": "5M"},
+                       sections={"dbfn": {"max_instances": "25"}})
+    assert get(ngx, "/fn/dbfn/sleep?s=0")[0] == 200
+    pool = gw.pool_pid()
+    base = _rss_kb(pool)
+    hexq = _query_frame("SELECT repeat('x', 4000000) AS x")
+    peak = base
+    with ThreadPoolExecutor(25) as ex:
+        futs = [ex.submit(get, ngx, f"/fn/dbfn/noread?s=4&hex={hexq}", timeout=30)
+                for _ in range(25)]
+        t_end = time.monotonic() + 4.5
+        while time.monotonic() < t_end:
+            peak = max(peak, _rss_kb(pool))
+            time.sleep(0.05)
+        statuses = [f.result()[0] for f in futs]
+    assert statuses == [200] * 25, statuses
+    closed = [ln for ln in gw.log().splitlines() if "answers went unread" in ln]
+    assert closed, "no channel was closed for leaving its answers unread"
+    # pool_size x max_result of unread output, plus per busy connection a
+    # libpq result and its JSON (4 MB each), plus a few MB.
+    bound = base + (2 * 5 * 1024 + 2 * 2 * 4 * 1024 + 8 * 1024)
+    print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB); "
+          f"{len(closed)} channels closed for unread answers")
+    assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
+    # An instance whose channel was closed fails its next query (08006) and
+    # is replaced after that request; the function recovers by itself.
+    wait_for(lambda: get(ngx, "/fn/dbfn/sleep?s=0")[0] == 200, 15.0, interval=0.05,
+             what="dbfn to answer again once the instances that lost their channel are replaced")
