@@ -457,6 +457,15 @@ static void fn_kept_close(int epfd, int *kept)
     *kept = -1;
 }
 
+/* True when the kept connection FD already holds bytes of a next request:
+ * closing it now would lose a request the front end has sent (only nginx
+ * retries one on a reused connection), so it is served first. */
+static bool fn_kept_pending(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Makes *KEPT (just returned by fn_serve) the connection watched for a
  * next request; closes it if it cannot be watched. */
 static void fn_kept_watch(int epfd, int *kept)
@@ -559,7 +568,14 @@ int fn_main(int argc, char **argv, fn_handler handler)
         int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC), nev;
         if (cfd >= 0) {
             /* A new connection wins over an idle kept one: the front end
-             * opens another when it finds the kept one closed. */
+             * opens another when it finds the kept one closed.  Unless a
+             * request already arrived on the kept one: that goes first. */
+            if (kept >= 0 && fn_kept_pending(kept)) {
+                int k = kept;
+                epoll_ctl(epfd, EPOLL_CTL_DEL, k, NULL);
+                kept = fn_serve(k, &r, req, res, handler, &lim);
+                served++;
+            }
             fn_kept_close(epfd, &kept);
             kept = fn_serve(cfd, &r, req, res, handler, &lim);
             if (lim.max_requests > 0 && ++served >= lim.max_requests) {
@@ -604,6 +620,13 @@ int fn_main(int argc, char **argv, fn_handler handler)
         fprintf(stderr, "fngate: accept: %s\n", strerror(errno));
         rc = 1;
         break;
+    }
+    /* Told to stop (or recycled) while a request was already sent on the
+     * kept connection: serve it rather than drop it. */
+    if (rc == 0 && kept >= 0 && fn_kept_pending(kept)) {
+        int k = kept;
+        epoll_ctl(epfd, EPOLL_CTL_DEL, k, NULL);
+        kept = fn_serve(k, &r, req, res, handler, &lim);
     }
     fn_kept_close(epfd, &kept);
     /* With EPOLLEXCLUSIVE the kernel woke this instance alone for a

@@ -311,7 +311,10 @@ def test_kept_connections_served(frontend, kind):
     """FCGI_KEEP_CONN: many requests over kept connections, then the idle
     instance is stopped by the gateway under the front end's cached
     connection, and the next request is still served."""
-    gw, fe = frontend(kind, keep=True, defaults={"idle_timeout": "400ms"})
+    # Long enough that no instance goes idle mid-run: a stop racing a request
+    # Apache sends on its pooled connection is lost (Apache does not retry
+    # one, as with php-fpm; see README), and that is not what this tests.
+    gw, fe = frontend(kind, keep=True, defaults={"idle_timeout": "1500ms"})
     pids = set()
     for i in range(30):
         status, seen = fe.get_json(f"/fn/testfn/{i}?req=1")
@@ -326,13 +329,12 @@ def test_kept_connections_served(frontend, kind):
         # instance.)
         assert len(pids) == 1, pids
         assert connections(next(iter(pids))) == 1
-    pid = seen["pid"]
-    wait_for(lambda: pid not in gw.instances("testfn"), 10, 0.05,
-             "the idle instance holding a kept connection to stop")
+    wait_for(lambda: not gw.instances("testfn"), 10, 0.05,
+             "the idle instances holding kept connections to stop")
     for i in range(3):
         status, seen = fe.get_json(f"/fn/testfn/again{i}?req=1")
         assert (status, seen["path"]) == (200, f"/again{i}"), fe.log()
-        assert seen["pid"] != pid
+        assert seen["pid"] not in pids
 
 
 def test_kept_connection_gives_way_to_a_new_one(frontend):
