@@ -125,6 +125,8 @@ grep -m1 'sandbox:' "$RES/fngate.log" | sed 's/^[^ ]* [^ ]* *//' | tee "$RES/ker
 
 # --- (a) cold start ------------------------------------------------------------
 no_instance() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/$1/handler")" = 0 ]; }
+# Both gone: the other side's reaping must not land in this side's cold start.
+both_cold() { no_instance cold && no_instance coldoff; }
 ready_ms() { # the spawn-to-ready time fngate logged for instance pid $2 of $1
     awk -v k="[fn $1 pid $2] ready in" 'index($0, k) {
         for (i = 2; i < NF; i++) if ($(i - 1) == "ready" && $i == "in") { print $(i + 1); exit } }' "$RES/fngate.log"
@@ -133,7 +135,7 @@ say "== (a) cold start, $COLD_N rounds per side (+1 discarded), alternating =="
 : >"$RES/cold.txt"
 for ((round = 0; round <= COLD_N; round++)); do
     for fn in cold coldoff; do
-        wait_until 15 no_instance "$fn" || die "$fn: instance did not go away"
+        wait_until 15 both_cold || die "instances did not go away"
         sleep 0.05
         out=$(curl -s -o "$RUN/body" -w '%{http_code} %{time_total}' "http://127.0.0.1:$PORT/fn/$fn")
         pid=$(pgrep -P "$FNGATE_PID" -f "$RUN/functions/$fn/handler" | head -1)
