@@ -37,6 +37,9 @@
 #define WATCH_TOP_MASK                                                                             \
     (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |            \
      IN_MOVE_SELF | IN_ONLYDIR)
+/* functions_dir itself replaced: removed and made again, or a symlink to it
+ * renamed over (a release-folder deploy). */
+#define WATCH_PARENT_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB)
 #define WATCH_FN_MASK                                                                              \
     (IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_ONLYDIR)
 
@@ -50,6 +53,8 @@ struct watch {
     int fd;
     char *dir; /* owned: the functions_dir watched */
     int top_wd;
+    int parent_wd;          /* the folder holding functions_dir, -1: none */
+    char *dir_name;         /* owned: functions_dir's name in it */
     struct event *ev_read;  /* owned */
     struct event *ev_timer; /* owned */
     int64_t first_ns;       /* first event of the pending burst, 0: none */
@@ -137,6 +142,13 @@ static void watch_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     w->first_ns = 0;
+    /* Follow functions_dir if it was replaced (inotify gives back the same
+     * descriptor while it is the same folder). */
+    {
+        int wd = inotify_add_watch(w->fd, w->dir, WATCH_TOP_MASK);
+        if (wd >= 0)
+            w->top_wd = wd;
+    }
     /* New folders get their watch before the reload reads them: a change
      * made in between is then not missed. */
     watch_scan(w);
@@ -169,6 +181,8 @@ static bool watch_relevant(const struct watch *w, const struct inotify_event *ev
         return false;
     if (ev->wd == w->top_wd)
         return ev->len == 0 || ev->name[0] != '.';
+    if (ev->wd == w->parent_wd)
+        return ev->len > 0 && strcmp(ev->name, w->dir_name) == 0;
     if (ev->len == 0)
         return (ev->mask & IN_ATTRIB) != 0; /* the folder's own mode */
     if (strcmp(ev->name, "handler") != 0 && strcmp(ev->name, "function.conf") != 0)
@@ -225,6 +239,7 @@ void watch_free(struct watch *w)
         free(w->dirs[i].path);
     free(w->dirs);
     free(w->dir);
+    free(w->dir_name);
     free(w);
 }
 
@@ -249,7 +264,20 @@ struct watch *watch_new(struct event_base *base, const struct conf *c, watch_cb 
         goto fail;
     }
     w->top_wd = inotify_add_watch(w->fd, w->dir, WATCH_TOP_MASK);
-    if (w->top_wd < 0) {
+    w->parent_wd = -1;
+    {
+        /* functions_dir is absolute (conf.c makes it so). */
+        char parent[PATH_MAX];
+        char *slash;
+        snprintf(parent, sizeof(parent), "%s", w->dir);
+        slash = strrchr(parent, '/');
+        w->dir_name = strdup(slash ? slash + 1 : parent);
+        if (slash && slash != parent) {
+            *slash = '\0';
+            w->parent_wd = inotify_add_watch(w->fd, parent, WATCH_PARENT_MASK | IN_ONLYDIR);
+        }
+    }
+    if (w->top_wd < 0 || !w->dir_name) {
         log_warn("watch: %s: changes need fngate reload", w->dir);
         goto fail;
     }

@@ -199,6 +199,35 @@ START_TEST(a_copy_counts_when_closed_a_symlink_when_made)
 }
 END_TEST
 
+START_TEST(functions_dir_swapped_by_a_symlink_rename)
+{
+    struct conf *c;
+    struct watch *w;
+
+    ck_assert_int_eq(mkdir(tpath("rel1"), 0755), 0);
+    ck_assert_int_eq(mkdir(tpath("rel2"), 0755), 0);
+    ck_assert_int_eq(mkdir(tpath("rel2/hello"), 0755), 0);
+    ck_assert_int_eq(symlink(tpath("rel1"), tpath("fns")), 0);
+    c = load("");
+    w = watch_new(base, c, cb, NULL);
+    ck_assert_ptr_nonnull(w);
+    /* A release-folder deploy: a new symlink renamed over the old one. */
+    ck_assert_int_eq(symlink(tpath("rel2"), tpath("fns.new")), 0);
+    ck_assert_int_eq(rename(tpath("fns.new"), tpath("fns")), 0);
+    run_ms(400);
+    ck_assert_int_eq(calls, 1);
+    /* From then on the new release is the one watched. */
+    write_text("rel2/hello/handler", "#!/bin/sh\n", 0755);
+    run_ms(400);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_int_eq(mkdir(tpath("rel1/old"), 0755), 0); /* the old release: ignored */
+    run_ms(300);
+    ck_assert_int_eq(calls, 2);
+    watch_free(w);
+    conf_free(c);
+}
+END_TEST
+
 START_TEST(watch_off_and_update)
 {
     struct conf *off, *on;
@@ -234,6 +263,7 @@ static Suite *watch_suite(void)
     tcase_add_test(tc, new_folder_is_watched_too);
     tcase_add_test(tc, scratch_files_are_ignored);
     tcase_add_test(tc, a_copy_counts_when_closed_a_symlink_when_made);
+    tcase_add_test(tc, functions_dir_swapped_by_a_symlink_rename);
     tcase_add_test(tc, watch_off_and_update);
     suite_add_tcase(s, tc);
     return s;
