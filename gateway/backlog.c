@@ -80,9 +80,9 @@ void backlog_free(struct backlog *b)
     free(b);
 }
 
-int backlog_listen_size(void)
+int backlog_listen_size(int queue_size)
 {
-    return 65535;
+    return sock_diag_available() ? 65535 : queue_size;
 }
 
 uint64_t backlog_rejected(const struct backlog *b, enum backlog_reason reason)

@@ -23,10 +23,12 @@ struct backlog;
 struct backlog *backlog_new(const char *fn_name);
 void backlog_free(struct backlog *b);
 
-/* The backlog to listen() with, whatever queue_size is: the police, not the
- * kernel, enforces queue_size, and needs room for what arrives between two
- * of its looks.  (The kernel caps it at net.core.somaxconn.) */
-int backlog_listen_size(void);
+/* The backlog to listen() with: with sock_diag, a large one whatever
+ * QUEUE_SIZE is (the police, not the kernel, enforces queue_size, and needs
+ * room for what arrives between two of its looks; the kernel caps it at
+ * net.core.somaxconn); without, QUEUE_SIZE itself, so the kernel still
+ * bounds the queue (nginx/fngate.inc answers its refusals 503). */
+int backlog_listen_size(int queue_size);
 
 /* Takes one look at LISTEN_FD's queue at NOW_NS (CLOCK_MONOTONIC): answers,
  * on BASE's loop and counted in FM (borrowed; NULL: not counted), 503 to the connections at the

@@ -274,6 +274,22 @@ uint32_t sock_peer_ino(int fd)
     return peer;
 }
 
+bool sock_diag_available(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    bool ok = false;
+
+    /* A listening socket to ask about: autobound to an abstract name (an
+     * address of just the family), nothing in the filesystem. */
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa.sun_family)) == 0 &&
+        listen(fd, 1) == 0)
+        ok = sock_queue_diag(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 void sock_diag_close(void)
 {
     if (sock_nl_fd >= 0)

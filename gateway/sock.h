@@ -7,6 +7,7 @@
 #ifndef FNGATE_SOCK_H
 #define FNGATE_SOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,6 +39,9 @@ int sock_queue_peek(int fd, uint32_t *inos, int max, int *n_inos);
 /* The inode of the other end of connected unix socket FD (for an accepted
  * connection: the client's, as sock_queue_peek lists it), 0 if unknown. */
 uint32_t sock_peer_ino(int fd);
+
+/* Whether this kernel (or sandbox) answers sock_diag queries at all. */
+bool sock_diag_available(void);
 
 /* Releases the netlink socket sock_queue_len keeps open. */
 void sock_diag_close(void);

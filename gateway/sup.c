@@ -687,8 +687,8 @@ static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, si
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    f->listen_fd = sock_listen(f->sock_path, backlog_listen_size(), s->conf->gw.socket_mode,
-                               s->sock_gid, err, errlen);
+    f->listen_fd = sock_listen(f->sock_path, backlog_listen_size(f->desc.set.queue_size),
+                               s->conf->gw.socket_mode, s->sock_gid, err, errlen);
     if (f->listen_fd < 0)
         goto fail;
     f->ev_listen = event_new(s->base, f->listen_fd, EV_READ | EV_PERSIST, sup_fn_readable, f);

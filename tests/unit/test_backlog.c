@@ -124,7 +124,7 @@ static int listen_at(const char *name)
     int fd;
 
     snprintf(path, sizeof(path), "%s/%s", testutil_dir, name);
-    fd = sock_listen(path, backlog_listen_size(), 0600, (gid_t)-1, err, sizeof(err));
+    fd = sock_listen(path, backlog_listen_size(4), 0600, (gid_t)-1, err, sizeof(err));
     ck_assert_msg(fd >= 0, "%s", err);
     return fd;
 }
@@ -331,6 +331,15 @@ START_TEST(refuse_holds_the_answer)
 }
 END_TEST
 
+/* This kernel has sock_diag: the police enforces queue_size, so the socket
+ * listens with room beyond it. */
+START_TEST(listen_size_with_sock_diag)
+{
+    ck_assert(sock_diag_available());
+    ck_assert_int_eq(backlog_listen_size(4), 65535);
+}
+END_TEST
+
 START_TEST(police_empty_queue)
 {
     struct event_base *base = event_base_new();
@@ -366,6 +375,7 @@ static Suite *backlog_suite(void)
     tcase_add_test(tc, police_counts_from_first_sight_after_a_take);
     tcase_add_test(tc, refuse_holds_the_answer);
     tcase_add_test(tc, police_empty_queue);
+    tcase_add_test(tc, listen_size_with_sock_diag);
     suite_add_tcase(s, tc);
     return s;
 }
