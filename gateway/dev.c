@@ -278,8 +278,13 @@ static void dev_stage(struct dev *d, struct dev_fn *f)
     bool fresh;
 
     snprintf(src, sizeof(src), "%s/handler", f->src);
-    if (stat(src, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+    if (stat(src, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR)) {
+        if (!f->staged)
+            dev_say("%s: no executable %s: not served (%s)", f->name, src,
+                    dev_has_makefile(f) ? "its Makefile must build handler"
+                                        : "no Makefile to build one");
         return;
+    }
     fresh = !f->staged || st.st_ino != f->hst.st_ino || st.st_size != f->hst.st_size ||
             st.st_mtim.tv_sec != f->hst.st_mtim.tv_sec ||
             st.st_mtim.tv_nsec != f->hst.st_mtim.tv_nsec;
