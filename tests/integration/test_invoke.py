@@ -135,3 +135,17 @@ def test_fn_log_lines_carry_the_request_id(gw):
     line = gw.wait_log(lambda ln: "looked up 3 rows" in ln, what="the fn_log line")
     assert line.endswith(f"] [req {rid}] looked up 3 rows"), line
     assert "[fn testfn pid " in line
+
+
+def test_invoke_disabled_function_exits_1_with_the_reason(gateway_factory, build):
+    gw = gateway_factory({"hello": build.handler("hello"), "broken": build.handler("hello")},
+                         start=False)
+    conf = gw.functions_dir / "broken" / "function.conf"
+    conf.write_text("max_instances = lots\n")
+    gw.start()
+    r = invoke(gw, "broken")
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {
+        "error": f"function broken is disabled: {conf}:1: max_instances: 'lots' is not an "
+                 "integer"}
+    assert invoke(gw, "hello").returncode == 0
