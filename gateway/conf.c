@@ -83,6 +83,7 @@ static const struct conf_key conf_fn_keys[] = {
     {"sandbox_read", CONF_V_PATHS, 0, 0, 0, NULL, FN_OFF(sandbox_read)},
     {"sandbox_write", CONF_V_PATHS, 0, 0, 0, NULL, FN_OFF(sandbox_write)},
     {"max_db_connections", CONF_V_INT, 1, 1000, 0, "1..1000", FN_OFF(max_db_connections)},
+    {"database_url", CONF_V_OPTSTR, 0, 0, 0, NULL, FN_OFF(database_url)},
 };
 
 static const struct conf_key conf_gw_keys[] = {
@@ -1199,6 +1200,11 @@ static int conf_function_key(struct conf_parser *p, const char *key, const char 
                   key);
         return -1;
     }
+    if (p->fnfile && strcmp(key, "database_url") == 0) {
+        /* A function's database role is the operator's, and so is its password. */
+        conf_perr(p, "%s: only the operator's fngate.conf may set a function's database role", key);
+        return -1;
+    }
     if (p->fnfile && strcmp(key, "max_db_connections") == 0) {
         /* Nor its share of the database connections. */
         conf_perr(p, "%s: only the operator's fngate.conf may set a function's share of the pool",
@@ -1670,6 +1676,10 @@ void fn_settings_clear(struct fn_settings *s)
     free(s->env);
     free(s->user);
     free(s->group);
+    if (s->database_url) {
+        explicit_bzero(s->database_url, strlen(s->database_url)); /* a password */
+        free(s->database_url);
+    }
     free(s->sandbox_read);
     free(s->sandbox_write);
     memset(s, 0, sizeof(*s));
@@ -1700,8 +1710,8 @@ bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b)
         a->memory_limit != b->memory_limit || a->open_files != b->open_files ||
         a->max_body != b->max_body || a->queue_size != b->queue_size || a->n_env != b->n_env ||
         a->sandbox != b->sandbox || a->max_db_connections != b->max_db_connections ||
-        !conf_str_eq(a->user, b->user) || !conf_str_eq(a->group, b->group) ||
-        !conf_str_eq(a->sandbox_read, b->sandbox_read) ||
+        !conf_str_eq(a->database_url, b->database_url) || !conf_str_eq(a->user, b->user) ||
+        !conf_str_eq(a->group, b->group) || !conf_str_eq(a->sandbox_read, b->sandbox_read) ||
         !conf_str_eq(a->sandbox_write, b->sandbox_write))
         return false;
     /* Keys are unique within one settings (later entries replace earlier

@@ -53,6 +53,7 @@ struct fn_settings {
     char *sandbox_read;     /* extra absolute paths it may read, space-separated */
     char *sandbox_write;    /* extra absolute paths it may write, space-separated */
     int max_db_connections; /* its share of pool_size (fngate.conf only); 0 = pool_size */
+    char *database_url;     /* its own database role (fngate.conf only); NULL: the gateway's */
     struct conf_env *env;   /* owned; n_env entries */
     size_t n_env;
 };

@@ -34,6 +34,7 @@ struct poolctl_pending {
     struct poolctl_pending *next;
     int fd;
     struct pool_hello hello;
+    char *conninfo; /* owned: hello.conninfo_len bytes, or NULL */
 };
 
 struct poolctl {
@@ -87,6 +88,7 @@ bool poolctl_differs(const struct poolctl *pc, const struct conf *c)
 }
 
 static void poolctl_flush(struct poolctl *pc);
+static void poolctl_pending_free(struct poolctl_pending *p);
 
 static void poolctl_write_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -102,14 +104,14 @@ static void poolctl_flush(struct poolctl *pc)
     while (pc->pending && pc->pid > 0 && pc->ctl_fd >= 0) {
         struct poolctl_pending *p = pc->pending;
         char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = {&p->hello, sizeof(p->hello)};
+        struct iovec iov[2] = {{&p->hello, sizeof(p->hello)}, {p->conninfo, p->hello.conninfo_len}};
         struct msghdr msg;
         struct cmsghdr *cm;
 
         memset(&msg, 0, sizeof(msg));
         memset(cbuf, 0, sizeof(cbuf));
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
+        msg.msg_iov = iov;
+        msg.msg_iovlen = p->conninfo ? 2 : 1;
         if (p->fd >= 0) {
             msg.msg_control = cbuf;
             msg.msg_controllen = sizeof(cbuf);
@@ -139,8 +141,19 @@ static void poolctl_flush(struct poolctl *pc)
         pc->pending = p->next;
         if (!pc->pending)
             pc->pending_tail = NULL;
-        free(p);
+        poolctl_pending_free(p);
     }
+}
+
+static void poolctl_pending_free(struct poolctl_pending *p)
+{
+    if (!p)
+        return;
+    if (p->conninfo) {
+        explicit_bzero(p->conninfo, p->hello.conninfo_len);
+        free(p->conninfo);
+    }
+    free(p);
 }
 
 static void poolctl_queue(struct poolctl *pc, struct poolctl_pending *p)
@@ -348,7 +361,7 @@ void poolctl_free(struct poolctl *pc)
         pc->pending = p->next;
         if (p->fd >= 0)
             close(p->fd);
-        free(p);
+        poolctl_pending_free(p);
     }
     if (pc->restart_ev)
         event_free(pc->restart_ev);
@@ -391,6 +404,19 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
     p->hello.statement_timeout_ms = set->statement_timeout_ms;
     p->hello.request_timeout_ms = set->request_timeout_ms;
     p->hello.max_db_connections = set->max_db_connections;
+    if (set->database_url) {
+        size_t len = strlen(set->database_url);
+        p->conninfo = len <= POOL_CONNINFO_MAX ? strdup(set->database_url) : NULL;
+        if (!p->conninfo) {
+            log_warnx("[fn %s pid %d] database_url too long or out of memory: no database "
+                      "channel",
+                      fn, (int)pid);
+            close(pool_fd);
+            free(p);
+            return;
+        }
+        p->hello.conninfo_len = (uint32_t)len;
+    }
     snprintf(p->hello.fn, sizeof(p->hello.fn), "%s", fn);
     poolctl_queue(pc, p);
     if (pc->pending)
@@ -409,7 +435,7 @@ static void poolctl_forget(struct poolctl *pc, pid_t pid)
             if (pc->pending_tail == p)
                 pc->pending_tail = prev;
             close(p->fd);
-            free(p);
+            poolctl_pending_free(p);
             return;
         }
     }

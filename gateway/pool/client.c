@@ -383,7 +383,8 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     dispatch_run(p);
 }
-struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello)
+struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello,
+                          const char *conninfo)
 {
     struct client *c = calloc(1, sizeof(*c));
 
@@ -396,7 +397,7 @@ struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello
     c->hello = *hello;
     c->hello.fn[sizeof(c->hello.fn) - 1] = '\0';
     c->stat_idx = poolstat_fn_index(p->stats, c->hello.fn);
-    c->fq = dispatch_join(p, hello);
+    c->fq = dispatch_join(p, hello, conninfo);
     if (!c->fq) {
         close(fd);
         free(c);

@@ -11,9 +11,11 @@
 
 #include "types.h"
 
-/* Takes FD (closed on failure) as the channel of HELLO's instance; NULL on
- * failure. The pool owns the client (P->clients). */
-struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello);
+/* Takes FD (closed on failure) as the channel of HELLO's instance, whose
+ * function logs in with CONNINFO (NULL: the gateway's database_url); NULL
+ * on failure. The pool owns the client (P->clients). */
+struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello,
+                          const char *conninfo);
 /* Closes the channel (logs WHY unless NULL) and frees C, or, while its
  * query runs on a server, cancels it and frees C when it comes back. */
 void client_close(struct client *c, const char *why);

@@ -18,7 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct fnq *dispatch_join(struct pool *p, const struct pool_hello *hello)
+static void dispatch_conninfo_free(struct fnq *fq)
+{
+    if (fq->conninfo) {
+        explicit_bzero(fq->conninfo, strlen(fq->conninfo));
+        free(fq->conninfo);
+    }
+    fq->conninfo = NULL;
+}
+
+struct fnq *dispatch_join(struct pool *p, const struct pool_hello *hello, const char *conninfo)
 {
     struct fnq *fq;
     int share = hello->max_db_connections;
@@ -38,6 +47,18 @@ struct fnq *dispatch_join(struct pool *p, const struct pool_hello *hello)
         p->fnqs = fq;
     }
     fq->share = share; /* the newest instance has the current settings */
+    if (!conninfo || !fq->conninfo || strcmp(conninfo, fq->conninfo) != 0) {
+        char *copy = conninfo ? strdup(conninfo) : NULL;
+        if (conninfo && !copy) {
+            if (!fq->nclients) {
+                fq->nclients = 1;
+                dispatch_leave(p, fq);
+            }
+            return NULL;
+        }
+        dispatch_conninfo_free(fq);
+        fq->conninfo = copy;
+    }
     fq->nclients++;
     return fq;
 }
@@ -54,6 +75,7 @@ void dispatch_leave(struct pool *p, struct fnq *fq)
     }
     if (p->rr == fq)
         p->rr = NULL;
+    dispatch_conninfo_free(fq);
     free(fq);
 }
 
@@ -136,7 +158,7 @@ static struct server *dispatch_pick(struct pool *p, const struct client *c)
 
     for (int i = 0; i < p->set.pool_size; i++) {
         struct server *pc = &p->conns[i];
-        if (pc->state != PC_IDLE)
+        if (pc->state != PC_IDLE || !server_is(pc, c->fq->conninfo))
             continue;
         if (strcmp(pc->owner, c->hello.fn) == 0)
             return pc;
@@ -148,9 +170,72 @@ static struct server *dispatch_pick(struct pool *p, const struct client *c)
     return fresh ? fresh : other;
 }
 
+/* How many queries of functions logging in as IDENT wait within their
+ * shares. */
+static int dispatch_need(struct pool *p, const char *ident)
+{
+    int need = 0;
+
+    for (struct fnq *fq = p->fnqs; fq; fq = fq->next) {
+        bool same =
+            (!fq->conninfo || !ident) ? !fq->conninfo && !ident : strcmp(fq->conninfo, ident) == 0;
+        int room = fq->share - fq->busy;
+        if (same && room > 0)
+            need += fq->nwait < room ? fq->nwait : room;
+    }
+    return need;
+}
+
+/* Opens connections for the waiting queries, per database role, up to
+ * pool_size in all: a free slot first, else an idle connection of another
+ * role (closed and opened again as this one), as PgBouncer does for its
+ * per-user pools under max_db_connections. */
+static void dispatch_open(struct pool *p, int64_t now, int *usable)
+{
+    for (struct fnq *fq = p->fnqs; fq; fq = fq->next) {
+        int need, have = 0;
+        bool seen = false;
+        /* Each role once: the first queue of it speaks for all. */
+        for (struct fnq *g = p->fnqs; g != fq; g = g->next) {
+            if ((!g->conninfo || !fq->conninfo) ? !g->conninfo && !fq->conninfo
+                                                : strcmp(g->conninfo, fq->conninfo) == 0)
+                seen = true;
+        }
+        if (seen || (need = dispatch_need(p, fq->conninfo)) == 0)
+            continue;
+        for (int i = 0; i < p->set.pool_size; i++) {
+            if (p->conns[i].state == PC_CONNECTING && server_is(&p->conns[i], fq->conninfo))
+                have++;
+        }
+        while (have < need && now >= p->connect_after_ns) {
+            struct server *slot = NULL;
+            for (int i = 0; i < p->set.pool_size && !slot; i++) {
+                if (p->conns[i].state == PC_FREE)
+                    slot = &p->conns[i];
+            }
+            for (int i = 0; i < p->set.pool_size && !slot; i++) {
+                if (p->conns[i].state == PC_IDLE && !server_is(&p->conns[i], fq->conninfo) &&
+                    dispatch_need(p, p->conns[i].ident) == 0)
+                    slot = &p->conns[i];
+            }
+            if (!slot)
+                break;
+            if (slot->state == PC_IDLE) {
+                server_drop(slot, "reopened for another function's database role");
+                (*usable)--;
+            }
+            server_start(slot, fq->conninfo);
+            if (slot->state != PC_CONNECTING)
+                break;
+            have++;
+            (*usable)++;
+        }
+    }
+}
+
 void dispatch_run(struct pool *p)
 {
-    int connecting = 0, usable = 0;
+    int usable = 0;
     int64_t now = pool_now_ns();
 
     client_enforce_unsent(p);
@@ -179,25 +264,11 @@ void dispatch_run(struct pool *p)
     if (!p->nwait)
         return;
     for (int i = 0; i < p->set.pool_size; i++) {
-        if (p->conns[i].state == PC_CONNECTING)
-            connecting++;
         if (p->conns[i].state != PC_FREE)
             usable++;
     }
-    if (now >= p->connect_after_ns) {
-        /* Open as many connections as the queue needs, up to pool_size. */
-        for (int i = 0; i < p->set.pool_size && connecting < p->nwait; i++) {
-            if (p->conns[i].state == PC_FREE) {
-                server_start(&p->conns[i]);
-                if (p->conns[i].state == PC_CONNECTING) {
-                    connecting++;
-                    usable++;
-                }
-                if (now < p->connect_after_ns)
-                    break;
-            }
-        }
-    }
+    if (now >= p->connect_after_ns)
+        dispatch_open(p, now, &usable);
     if (usable == 0 && now < p->connect_after_ns) {
         /* The database is unreachable: fail now with the reason. */
         char msg[400];

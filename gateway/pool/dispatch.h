@@ -14,7 +14,7 @@
 
 /* The queue of HELLO's function (made on its first channel), counted as
  * used by one more channel; NULL when out of memory. */
-struct fnq *dispatch_join(struct pool *p, const struct pool_hello *hello);
+struct fnq *dispatch_join(struct pool *p, const struct pool_hello *hello, const char *conninfo);
 /* One channel fewer of FQ's function (freed after the last). NULL: no-op. */
 void dispatch_leave(struct pool *p, struct fnq *fq);
 /* Queues C's query (C->sql is set). */

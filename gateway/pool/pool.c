@@ -62,9 +62,10 @@ static void pool_reaped(struct pool *p, int32_t pid)
 static void pool_ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pool *p = arg;
+    static char conninfo[POOL_CONNINFO_MAX + 1];
     struct pool_hello hello;
     char cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {&hello, sizeof(hello)};
+    struct iovec iov[2] = {{&hello, sizeof(hello)}, {conninfo, POOL_CONNINFO_MAX}};
     struct msghdr msg;
     struct cmsghdr *cm;
     ssize_t n;
@@ -72,8 +73,8 @@ static void pool_ctl_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
     msg.msg_control = cbuf;
     msg.msg_controllen = sizeof(cbuf);
     n = recvmsg((int)fd, &msg, MSG_CMSG_CLOEXEC);
@@ -94,15 +95,18 @@ static void pool_ctl_cb(evutil_socket_t fd, short what, void *arg)
         pool_reaped(p, hello.pid);
         return;
     }
-    if (cfd < 0 || n != (ssize_t)sizeof(hello) || hello.version != POOL_HELLO_VERSION ||
-        hello.kind != POOL_HELLO_CHANNEL) {
+    if (cfd < 0 || n < (ssize_t)sizeof(hello) || hello.version != POOL_HELLO_VERSION ||
+        hello.kind != POOL_HELLO_CHANNEL || hello.conninfo_len > POOL_CONNINFO_MAX ||
+        (size_t)n != sizeof(hello) + hello.conninfo_len) {
         log_warnx("control socket: malformed hand-over");
         if (cfd >= 0)
             close(cfd);
         return;
     }
     hello.fn[sizeof(hello.fn) - 1] = '\0';
-    client_new(p, cfd, &hello);
+    conninfo[hello.conninfo_len] = '\0';
+    client_new(p, cfd, &hello, hello.conninfo_len ? conninfo : NULL);
+    explicit_bzero(conninfo, hello.conninfo_len);
 }
 
 static void pool_tick(evutil_socket_t fd, short what, void *arg)
@@ -121,7 +125,7 @@ static void pool_tick(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < p->set.pool_size && open < p->set.min_pool && now >= p->connect_after_ns;
          i++) {
         if (p->conns[i].state == PC_FREE) {
-            server_start(&p->conns[i]);
+            server_start(&p->conns[i], NULL);
             open++;
         }
     }

@@ -52,9 +52,11 @@ struct pool_hello {
     int64_t statement_timeout_ms; /* 0: the server's default */
     int64_t request_timeout_ms;   /* 0: none */
     char fn[72];
+    uint32_t conninfo_len; /* this many bytes of the function's own
+                              database_url follow; 0: the gateway's */
 };
 
-#define POOL_HELLO_VERSION 2
+#define POOL_HELLO_VERSION 3
 #define POOL_HELLO_CHANNEL 0
 #define POOL_HELLO_REAPED 1
 

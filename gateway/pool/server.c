@@ -40,6 +40,7 @@ static void server_send_next(struct server *pc);
 static void server_fail_msg(struct server *pc, const char *prefix);
 
 static void server_connect_cb(evutil_socket_t fd, short what, void *arg);
+static void server_ident_free(struct server *pc);
 static void server_read_cb(evutil_socket_t fd, short what, void *arg);
 
 static void server_events_free(struct server *pc)
@@ -87,6 +88,7 @@ void server_drop(struct server *pc, const char *why)
     PQclear(pc->error);
     pc->result = pc->error = NULL;
     stmt_clear(&pc->stmts);
+    server_ident_free(pc);
     pc->state = PC_FREE;
     pc->client = NULL;
     pc->op = OP_NONE;
@@ -584,10 +586,31 @@ static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void server_start(struct server *pc)
+static void server_ident_free(struct server *pc)
 {
+    if (pc->ident) {
+        explicit_bzero(pc->ident, strlen(pc->ident));
+        free(pc->ident);
+    }
+    pc->ident = NULL;
+}
+
+bool server_is(const struct server *pc, const char *ident)
+{
+    if (!pc->ident || !ident)
+        return !pc->ident && !ident;
+    return strcmp(pc->ident, ident) == 0;
+}
+
+void server_start(struct server *pc, const char *ident)
+{
+    server_ident_free(pc);
+    if (ident && !(pc->ident = strdup(ident))) {
+        snprintf(pc->pool->conn_err, sizeof(pc->pool->conn_err), "out of memory");
+        return;
+    }
     pc->state = PC_CONNECTING;
-    pc->pg = PQconnectStart(pc->pool->set.conninfo);
+    pc->pg = PQconnectStart(pc->ident ? pc->ident : pc->pool->set.conninfo);
     if (!pc->pg || PQstatus(pc->pg) == CONNECTION_BAD) {
         server_connect_failed(pc);
         return;

@@ -14,7 +14,9 @@
 
 /* Opens PC (PC_FREE) without blocking: PC_CONNECTING, or PC_FREE again with
  * the reason in pool->conn_err and the backoff set. */
-void server_start(struct server *pc);
+void server_start(struct server *pc, const char *ident);
+/* Does PC log in as IDENT (a function's conninfo, NULL: the gateway's)? */
+bool server_is(const struct server *pc, const char *ident);
 /* Runs C's query on the idle connection PC; C's answer comes when it is
  * done. */
 void server_begin(struct server *pc, struct client *c);

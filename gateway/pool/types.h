@@ -28,8 +28,9 @@ struct server;
 struct fnq {
     struct fnq *next; /* the pool's ring, in arrival order */
     char name[72];
-    int share; /* max_db_connections, 1..pool_size */
-    int busy;  /* server connections running (or holding) its queries */
+    int share;      /* max_db_connections, 1..pool_size */
+    char *conninfo; /* owned: its own database_url, NULL: the gateway's */
+    int busy;       /* server connections running (or holding) its queries */
     int nclients;
     struct client *head, *tail;
     int nwait;
@@ -90,6 +91,7 @@ struct server {
     PGresult *result;      /* the EXEC's result, owned */
     PGresult *error;       /* the first error of this query, owned */
     struct fnq *fq;        /* whose share this connection counts against now */
+    char *ident;           /* owned: the conninfo it logged in with, NULL: the gateway's */
     struct client *pinned; /* the client whose transaction this session is in */
     struct event *pin_ev;  /* that transaction's request_timeout */
     struct stmt_cache stmts;

@@ -356,3 +356,33 @@ def test_unread_answers_do_not_grow_the_pool(stack, build, users_db):
     # is replaced after that request; the function recovers by itself.
     wait_for(lambda: get(ngx, "/fn/dbfn/sleep?s=0")[0] == 200, 15.0, interval=0.05,
              what="dbfn to answer again once the instances that lost their channel are replaced")
+
+
+# --- per-function database roles ---------------------------------------------------
+
+
+def test_per_function_database_url_logs_in_as_its_role(stack, build, users_db):
+    users_db.psql("CREATE ROLE fn_reader LOGIN; GRANT SELECT ON users TO fn_reader;"
+                  "CREATE TABLE secret (x int); REVOKE ALL ON secret FROM PUBLIC")
+    role_dsn = users_db.dsn().replace("user=postgres", "user=fn_reader")
+    assert role_dsn != users_db.dsn()
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("reader", "dbfn"),
+                      gateway={"pool_size": 2},
+                      sections={"reader": {"database_url": role_dsn}})
+    who = "/sql?sql=" + sql_arg("SELECT current_user AS u")
+    for _ in range(3):
+        assert get(ngx, "/fn/reader" + who)[:2] == (200, [{"u": "fn_reader"}])
+        assert get(ngx, "/fn/dbfn" + who)[:2] == (200, [{"u": "postgres"}])
+    assert get(ngx, COUNT_USERS.replace("victim", "reader"))[:2] == (200, [{"n": "1000"}])
+    # The table-level GRANT is a real boundary now.
+    status, body, _ = get(ngx, "/fn/reader/sql?sql=" + sql_arg("SELECT x FROM secret"))
+    assert_db_error(status, body, 422, "42501")
+    status, body, _ = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg("SELECT count(*) AS n FROM secret"))
+    assert (status, body) == (200, [{"n": "0"}]), body
+    conns = users_db.psql(
+        "SELECT string_agg(usename, ',' ORDER BY usename) FROM pg_stat_activity "
+        f"WHERE datname = '{users_db.name}' AND backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()")
+    names = conns.split(",") if conns else []
+    assert "fn_reader" in names, f"no fn_reader backend: {names}"
+    assert len(names) <= 2, f"more than pool_size = 2 backends from fngate: {names}"

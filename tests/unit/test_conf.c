@@ -470,8 +470,9 @@ START_TEST(gateway_bad_keys)
         {"[defaults]\npool_size = 4\n",
          "fngate.conf:2: unknown key 'pool_size' in [defaults] (pool_size is only valid in "
          "[gateway])"},
-        {"[hello]\ndatabase_url = x\n",
-         "fngate.conf:2: unknown key 'database_url' in [hello] (database_url is only valid in "
+        /* database_url is valid in [<function>] too (its own role, issue 7). */
+        {"[hello]\nmax_result = 1M\n",
+         "fngate.conf:2: unknown key 'max_result' in [hello] (max_result is only valid in "
          "[gateway])"},
     };
 
@@ -1193,13 +1194,16 @@ START_TEST(pool_share_keys)
     struct conf *c;
 
     ck_assert_int_eq(mkdir("hello", 0755), 0);
-    c = load_ok("[gateway]\npool_size = 4\nmax_query = 64K\n[hello]\nmax_db_connections = 1\n");
+    c = load_ok("[gateway]\npool_size = 4\nmax_query = 64K\n[hello]\nmax_db_connections = 1\n"
+                "database_url = host=/run/pg user=hello\n");
     ck_assert_int_eq(c->gw.max_query, 64 * 1024);
     fn_ok(c, "hello", NULL, &s);
     ck_assert_int_eq(s.max_db_connections, 1);
+    ck_assert_str_eq(s.database_url, "host=/run/pg user=hello");
     fn_settings_clear(&s);
     fn_ok(c, "other", NULL, &s);
     ck_assert_int_eq(s.max_db_connections, 0); /* 0: the whole pool_size */
+    ck_assert_ptr_null(s.database_url);
     fn_settings_clear(&s);
     /* A function must not raise its own share. */
     write_file("hello/function.conf", "max_db_connections = 4\n");
@@ -1207,6 +1211,12 @@ START_TEST(pool_share_keys)
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:1: max_db_connections: only the operator's "
                              "fngate.conf may set a function's share of the pool");
+    /* Nor its database role (the password is the operator's). */
+    write_file("hello/function.conf", "database_url = postgres://other:pw@db/app\n");
+    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+                     -1);
+    ck_assert_str_eq(errbuf, "hello/function.conf:1: database_url: only the operator's "
+                             "fngate.conf may set a function's database role");
     conf_free(c);
     c = load_ok("");
     ck_assert_int_eq(c->gw.max_query, 1024 * 1024);
