@@ -766,6 +766,8 @@ done
 RESET_RATIO=$(ratio "${RESET_RPS[both]}" "${RESET_RPS[one]}")
 RESET_CONNS=$("$PSQL" -X -tA -h "$PGDIR" -p "$PG_PORT" -U postgres -d postgres \
     -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fngate2'" 2>/dev/null)
+# Before the checks below, which count what is left of fngate's instances.
+stop_pid "$FNGATE2_PID" 15; FNGATE2_PID=""
 
 # the whole measurement, from the first warm-up to the last run
 T_FIRST=$(awk 'NR == 1 { print $2 }' "$RES/windows.txt")
