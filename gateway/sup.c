@@ -609,6 +609,9 @@ static void sup_fn_readable(evutil_socket_t fd, short what, void *arg)
     sup_fn_snapshot(f, now, &st);
     if (st.live == 0 && !st.backoff && st.stopping < st.max_instances)
         sup_spawn(f, now);
+    /* Stamps the arrivals now, not a tick later: queue_timeout counts from here. */
+    backlog_police(f->backlog, f->mx, f->sup->base, f->listen_fd, f->desc.set.queue_size,
+                   f->desc.set.queue_timeout_ms, now);
     sup_fn_scale(f, now);
     /* The connection is (or will be) taken by an instance; until the tick
      * sees the queue empty, more arrivals must not wake us one by one. */
