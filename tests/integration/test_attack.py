@@ -86,6 +86,8 @@ def run_suite(stack, build, users_db, run_as=None):
                   "v1": {"idle_timeout": "60s"}, "v2": {"idle_timeout": "60s"}},
         run_as=run_as)
     skipped = []
+    # What the gateway found in force (its start-up line).
+    seccomp = "seccomp filter" in gw.log()
     v = Victims(gw, ngx)
     pool = wait_for(gw.pool_pid, 5.0, what="the pool process")
 
@@ -129,7 +131,10 @@ def run_suite(stack, build, users_db, run_as=None):
     expect("fd", errno.EACCES, pid=v.v2, fd=4)
     expect("fd", errno.EACCES, pid=v.v2, fd=3)
     # A victim's socket with forged FastCGI parameters: no AF_UNIX socket.
-    expect("connect", errno.EPERM, path=gw.sock_path("v1"))
+    if seccomp:
+        expect("connect", errno.EPERM, path=gw.sock_path("v1"))
+    else:
+        skipped.append("connect to a victim's socket (no seccomp filter in this kernel)")
     # The filesystem.
     expect("write", 0, path=f"{me['tmpdir']}/scratch")
     expect("read", 0, path="/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd")
@@ -154,7 +159,7 @@ def run_suite(stack, build, users_db, run_as=None):
     # not (evil2 runs with sandbox = off, so its setsid works), is gone once
     # its instance is reaped (idle_timeout 1s + stop grace 1s).
     got = attack(ngx, attack="escape")
-    assert got["errno"] == errno.EPERM, got
+    assert got["errno"] == (errno.EPERM if seccomp else 0), got
     assert got["grandchild"] > 0 and proc_alive(got["grandchild"]), got
     r = ngx.get("/fn/evil2?attack=escape")
     assert r.status == 200, r.body
