@@ -2,8 +2,6 @@
  * The ceilings' semantics.  Paths compare by whole components ("/srv/a" is
  * inside "/srv" but not inside "/sr"); conf.c refuses relative paths and
  * '..' components in path keys, so a textual comparison is the real one.
- * No path key is limitable today (function.conf may not name extra sandbox
- * paths at all); a future one gets a CEILING_PATHS row.
  */
 #include "config.h"
 
@@ -27,9 +25,11 @@ static const struct {
     {"max_body", CEILING_MAX0},
     {"queue_size", CEILING_MAX},
     {"max_requests", CEILING_MAX0},
-    /* function.conf may not turn it off at all (conf.c); the limit keeps
-     * [defaults] from doing so. */
+    /* Without a [limits] entry a function.conf may not relax the sandbox
+     * at all (conf.c); with one, these say how far. */
     {"sandbox", CEILING_ON},
+    {"sandbox_read", CEILING_PATHS},
+    {"sandbox_write", CEILING_PATHS},
     // clang-format on
 };
 

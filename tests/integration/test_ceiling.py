@@ -26,13 +26,17 @@ def conf_line(gw, key, section="limits"):
 def test_function_conf_over_a_limit_disables_only_that_function(gateway_factory, nginx_factory,
                                                                  build):
     gw = gateway_factory({"capped": build.testfn, "greedy": build.testfn,
-                          "untimed": build.testfn, "unsandboxed": build.testfn},
+                          "untimed": build.testfn, "unsandboxed": build.testfn,
+                          "reader": build.testfn, "shared": build.testfn},
                          sections={"limits": {"max_instances": 2, "request_timeout": "5s",
-                                              "sandbox": "on"}},
+                                              "sandbox": "on", "sandbox_read": "/usr/share"}},
                          start=False)
     (gw.functions_dir / "greedy" / "function.conf").write_text("# ours\nmax_instances = 50\n")
     (gw.functions_dir / "untimed" / "function.conf").write_text("request_timeout = 0\n")
     (gw.functions_dir / "unsandboxed" / "function.conf").write_text("sandbox = off\n")
+    (gw.functions_dir / "reader" / "function.conf").write_text("sandbox_read = /usr/share/doc /etc\n")
+    # Within the limit: allowed.
+    (gw.functions_dir / "shared" / "function.conf").write_text("sandbox_read = /usr/share/doc\n")
     gw.start()
     ngx = nginx_factory(gw.socket_dir)
     where = f"in [limits], {gw.conf_path}:"
@@ -42,9 +46,11 @@ def test_function_conf_over_a_limit_disables_only_that_function(gateway_factory,
         "untimed": f"{gw.functions_dir}/untimed/function.conf:1: request_timeout = 0 (none) is "
                    f"more than the operator allows (request_timeout = 5s "
                    f"{where}{conf_line(gw, 'request_timeout')})",
-        # Never a function.conf's to relax, limit or not (the sandbox's own rule).
-        "unsandboxed": f"{gw.functions_dir}/unsandboxed/function.conf:1: sandbox: only the "
-                       "operator's fngate.conf may relax a function's sandbox",
+        "unsandboxed": f"{gw.functions_dir}/unsandboxed/function.conf:1: sandbox = off is more "
+                       f"than the operator allows (sandbox = on {where}{conf_line(gw, 'sandbox')})",
+        "reader": f"{gw.functions_dir}/reader/function.conf:1: sandbox_read = /etc is more than "
+                  f"the operator allows (sandbox_read = /usr/share "
+                  f"{where}{conf_line(gw, 'sandbox_read')})",
     }
     for name, reason in reasons.items():
         r = ngx.get(f"/fn/{name}")
@@ -52,6 +58,8 @@ def test_function_conf_over_a_limit_disables_only_that_function(gateway_factory,
         assert gw.instances(name) == []
         gw.wait_log(lambda ln, n=name: ln.endswith(f"[fn {n}] disabled, answering 503 until "
                                                      f"fixed: {reasons[n]}"))
+
+    assert ngx.get("/fn/shared").status == 200
 
     # The function without a function.conf serves, capped by the limits: the
     # built-in 8 instances come down to 2.

@@ -19,7 +19,8 @@ START_TEST(kinds)
     ck_assert_int_eq(ceiling_kind("request_timeout"), CEILING_MAX0);
     ck_assert_int_eq(ceiling_kind("open_files"), CEILING_MAX);
     ck_assert_int_eq(ceiling_kind("sandbox"), CEILING_ON);
-    ck_assert_int_eq(ceiling_kind("sandbox_read"), CEILING_NONE);
+    ck_assert_int_eq(ceiling_kind("sandbox_read"), CEILING_PATHS);
+    ck_assert_int_eq(ceiling_kind("sandbox_write"), CEILING_PATHS);
     ck_assert_int_eq(ceiling_kind("user"), CEILING_NONE);
     ck_assert_int_eq(ceiling_kind("env.X"), CEILING_NONE);
     ck_assert_int_eq(ceiling_kind(NULL), CEILING_NONE);

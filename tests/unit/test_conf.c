@@ -1109,11 +1109,23 @@ START_TEST(limits_refuse_a_function_asking_more)
         {"open_files = 100000\n",
          "hello/function.conf:1: open_files = 100000 is more than the operator allows "
          "(open_files = 4096 in [limits], fngate.conf:5)"},
+        {"sandbox = off\n", "hello/function.conf:1: sandbox = off is more than the operator "
+                            "allows (sandbox = on in [limits], fngate.conf:6)"},
+        {"sandbox_read = /srv/shared/a /etc\n",
+         "hello/function.conf:1: sandbox_read = /etc is more than the operator allows "
+         "(sandbox_read = /srv/shared /opt/lib in [limits], fngate.conf:7)"},
+        {"sandbox_read = /srv/sharedx\n",
+         "hello/function.conf:1: sandbox_read = /srv/sharedx is more than the operator allows "
+         "(sandbox_read = /srv/shared /opt/lib in [limits], fngate.conf:7)"},
+        {"sandbox_write = /tmp/x\n",
+         "hello/function.conf:1: sandbox_write = /tmp/x is more than the operator allows "
+         "(sandbox_write = \"\" in [limits], fngate.conf:8)"},
     };
     struct fn_settings s;
     struct conf *c =
         load_ok("[limits]\nmax_instances = 16\nmemory_limit = 256M\nrequest_timeout = 1m\n"
-                "open_files = 4096\nsandbox = on\n[hello]\nenv.X = 1\n");
+                "open_files = 4096\nsandbox = on\nsandbox_read = /srv/shared /opt/lib\n"
+                "sandbox_write =\n[hello]\nenv.X = 1\n");
 
     for (size_t i = 0; i < N(bad); i++) {
         ck_assert_msg(limited(c, bad[i].fnconf, &s) == -1, "accepted: %s", bad[i].fnconf);
@@ -1122,13 +1134,14 @@ START_TEST(limits_refuse_a_function_asking_more)
     /* At or under every limit: accepted as asked. */
     ck_assert_msg(limited(c,
                           "max_instances = 16\nmemory_limit = 256M\nrequest_timeout = 5s\n"
-                          "open_files = 64\nsandbox = on\n",
+                          "open_files = 64\nsandbox = on\nsandbox_read = /srv/shared/a /opt/lib\n",
                           &s) == 0,
                   "%s", errbuf);
     ck_assert_int_eq(s.max_instances, 16);
     ck_assert_int_eq(s.memory_limit, 256 << 20);
     ck_assert_int_eq(s.request_timeout_ms, 5000);
     ck_assert_int_eq(s.open_files, 64);
+    ck_assert_str_eq(s.sandbox_read, "/srv/shared/a /opt/lib");
     fn_settings_clear(&s);
     /* Another function without a function.conf is not affected. */
     fn_ok(c, "other", NULL, &s);
@@ -1169,17 +1182,17 @@ START_TEST(limits_section_errors)
         {"[limits]\nenv.X = 1\n",
          "fngate.conf:2: env.X cannot be limited in [limits] (these can: max_instances, "
          "min_instances, memory_limit, open_files, request_timeout, idle_timeout, queue_timeout, "
-         "statement_timeout, max_body, queue_size, max_requests, sandbox)"},
+         "statement_timeout, max_body, queue_size, max_requests, sandbox, sandbox_read, "
+         "sandbox_write)"},
         {"[limits]\npool_size = 3\n",
          "fngate.conf:2: pool_size cannot be limited in [limits] (these can: max_instances, "
          "min_instances, memory_limit, open_files, request_timeout, idle_timeout, queue_timeout, "
-         "statement_timeout, max_body, queue_size, max_requests, sandbox)"},
+         "statement_timeout, max_body, queue_size, max_requests, sandbox, sandbox_read, "
+         "sandbox_write)"},
         {"[limits]\nmax_instances = lots\n",
          "fngate.conf:2: max_instances: 'lots' is not an integer"},
-        {"[limits]\nsandbox_read = /srv\n",
-         "fngate.conf:2: sandbox_read cannot be limited in [limits] (these can: max_instances, "
-         "min_instances, memory_limit, open_files, request_timeout, idle_timeout, queue_timeout, "
-         "statement_timeout, max_body, queue_size, max_requests, sandbox)"},
+        {"[limits]\nsandbox_read = relative\n",
+         "fngate.conf:2: sandbox_read: 'relative' is not an absolute path without '..'"},
         {"[limits]\n[limits]\n", "fngate.conf:2: duplicate section [limits] (first at line 1)"},
     };
     run_bad_cases(bad, N(bad));
