@@ -92,3 +92,31 @@ def test_check_signal_spares_a_young_request(stack, build):
     t.join(10)
     assert out["r"].status == 200, out["r"]
     assert gw.instances("slow") == pids, "the instance did not survive the question"
+
+
+def test_forged_slot_gets_its_504_without_root(stack, build):
+    """fngate as a hosting user: instances are non-dumpable, so the holder of
+    an overdue connection cannot be seen in /proc; every instance that
+    cannot be cleared is asked (SIGUSR2), the forger answers 504 at
+    request_timeout, and a sibling with a young request answers 200."""
+    import grp
+    import os
+
+    run_as = None
+    if os.geteuid() == 0:
+        run_as = (60999, 60999, [grp.getgrnam("nogroup").gr_gid])
+    gw, ngx = stack({"forger": build.testfn},
+                    sections={"forger": {"request_timeout": "1s", "max_instances": 2}},
+                    run_as=run_as)
+    honest = {}
+    t = threading.Timer(0.5, lambda: honest.setdefault(
+        "r", ngx.get("/fn/forger?sleep=900", timeout=15)))
+    t.start()
+    r = ngx.get("/fn/forger?forge=flip", timeout=15)
+    t.join(15)
+    assert r.status == 504, r
+    assert 0.8 <= r.elapsed <= 3.5, f"504 after {r.elapsed:.2f}s with request_timeout=1s"
+    assert honest["r"].status == 200, honest["r"]
+    gw.wait_log(lambda ln: "maybe holding a connection older than request_timeout" in ln,
+                what="the SIGUSR2 log line")
+    wait_for(lambda: ngx.get("/fn/forger").status == 200, 5, what="forger serving again")
