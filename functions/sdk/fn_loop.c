@@ -321,7 +321,8 @@ static void fn_reqlog(fn_req *req, int status, const struct timespec *wall, int6
     gmtime_r(&wall->tv_sec, &tm);
     strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
     if (queue_ns >= 0)
-        snprintf(qbuf, sizeof(qbuf), "%.3f", (double)queue_ns / 1e6);
+        snprintf(qbuf, sizeof(qbuf), "%lld.%03lld", (long long)(queue_ns / 1000000),
+                 (long long)(queue_ns / 1000 % 1000));
     else
         strcpy(qbuf, "null");
     k = snprintf(line, sizeof(line), "{\"time\":\"%s.%03ldZ\",\"method\":\"", tbuf,
@@ -332,9 +333,10 @@ static void fn_reqlog(fn_req *req, int status, const struct timespec *wall, int6
     n += 10;
     n += fn_json_esc(line + n, 1024, fn_path(req));
     k = snprintf(line + n, sizeof(line) - n,
-                 "\",\"status\":%d,\"duration_ms\":%.3f,\"queue_ms\":%s,\"cold\":%s,"
+                 "\",\"status\":%d,\"duration_ms\":%lld.%03lld,\"queue_ms\":%s,\"cold\":%s,"
                  "\"request_id\":\"",
-                 status, (double)dur_ns / 1e6, qbuf, cold ? "true" : "false");
+                 status, (long long)(dur_ns / 1000000), (long long)(dur_ns / 1000 % 1000), qbuf,
+                 cold ? "true" : "false");
     if (k < 0 || (size_t)k >= sizeof(line) - n)
         return;
     n += (size_t)k;
