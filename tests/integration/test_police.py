@@ -58,7 +58,10 @@ def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
     # Timed out as the holder of the connection, not on the slot's word.
     line = gw.wait_log(lambda ln: "[fn forger pid" in ln and "longer than request_timeout" in ln,
                        what="the timeout log line")
-    if mode != "fresh":
+    if mode == "garbage":
+        # Never "busy" in the slot: only the connection can have told.  (The
+        # other forgers could, on a starved machine, stop rewriting their
+        # slot long enough for the clock-based timeout to catch them first.)
         assert "holding a connection longer than request_timeout" in line, line
     # The sibling instance's honest request and the other function's are
     # untouched by the forger's timeout.
