@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -265,6 +266,15 @@ struct status *status_new(struct event_base *base, const char *socket_dir, mode_
         return NULL;
     }
     return st;
+}
+
+void status_set_perms(struct status *st, mode_t mode, gid_t gid)
+{
+    if (!st)
+        return;
+    if (chmod(st->path, mode | S_IXUSR) < 0 ||
+        (gid != (gid_t)-1 && chown(st->path, (uid_t)-1, gid) < 0))
+        log_warn("status: %s", st->path);
 }
 
 void status_free(struct status *st)

@@ -18,6 +18,8 @@ struct status;
  * borrowed.  NULL with ERR set on failure. */
 struct status *status_new(struct event_base *base, const char *socket_dir, mode_t mode, gid_t gid,
                           struct mx *mx, char *err, size_t errlen);
+/* Applies a reloaded socket_mode and socket_group (GID -1: unchanged). */
+void status_set_perms(struct status *st, mode_t mode, gid_t gid);
 /* Closes and unlinks the socket; open connections are dropped. */
 void status_free(struct status *st);
 

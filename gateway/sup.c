@@ -961,6 +961,7 @@ static void sup_reload(struct sup *s, const char *why)
     s->uid = uid;
     s->gid = gid;
     s->sock_gid = sock_gid;
+    status_set_perms(s->status, c->gw.socket_mode, sock_gid);
     if (probe_write(c->gw.socket_dir, c->gw.socket_mode, sock_gid, err, sizeof(err)) < 0)
         log_warnx("%s", err);
     log_set_level(c->gw.log_level);

@@ -500,3 +500,18 @@ def test_request_timeout_counts_its_504_and_a_timeout_exit(stack, build):
     assert metric(s, "fngate_requests_total", function="t", code="504") == 1
     assert metric(s, "fngate_requests_total", function="t", code="200") == 1
     assert metric(s, "fngate_request_duration_seconds_count", function="t") == 2
+
+
+def test_status_socket_follows_a_reloaded_socket_mode(stack, build):
+    gw, ngx = stack({"hello": build.handler("hello")})
+    sock = gw.socket_dir / "status.sock"
+    assert sock.stat().st_mode & 0o777 == 0o760  # socket_mode 0660, plus fngate's u+x mark
+    gw.gateway_keys["socket_mode"] = "0600"
+    gw.write_config()
+    gw.hup()
+    wait_for(lambda: sock.stat().st_mode & 0o777 == 0o700, 5, what="status.sock mode 0700")
+    gw.gateway_keys["socket_mode"] = "0660"
+    gw.write_config()
+    gw.hup()
+    wait_for(lambda: sock.stat().st_mode & 0o777 == 0o760, 5, what="status.sock mode 0760")
+    assert ngx.get("/_fngate/status").status == 200
