@@ -1446,8 +1446,10 @@ void conf_free(struct conf *c)
     free(c);
 }
 
+/* LENIENT (with REPORT): a file that was read is kept whatever its errors,
+ * each bad key left at its default. */
 static struct conf *conf_load_impl(const char *path, char *err, size_t errlen,
-                                   conf_report_fn *report, void *arg)
+                                   conf_report_fn *report, void *arg, bool lenient)
 {
     struct conf_parser p;
     struct conf *c;
@@ -1488,9 +1490,9 @@ static struct conf *conf_load_impl(const char *path, char *err, size_t errlen,
         goto fail;
     }
 
-    if (conf_parse_file(&p, false) != 0)
+    if (conf_parse_file(&p, false) != 0 && !(lenient && p.n_reported > 0))
         goto fail;
-    if (conf_check_cross(&p) < 0) {
+    if (conf_check_cross(&p) < 0 && !lenient) {
         if (report)
             report(arg, err);
         goto fail;
@@ -1518,7 +1520,7 @@ fail:
 
 struct conf *conf_load(const char *path, char *err, size_t errlen)
 {
-    return conf_load_impl(path, err, errlen, NULL, NULL);
+    return conf_load_impl(path, err, errlen, NULL, NULL, false);
 }
 
 struct conf_report_count {
@@ -1542,12 +1544,26 @@ struct conf *conf_load_report(const char *path, conf_report_fn *report, void *ar
     struct conf *c;
 
     err[0] = '\0';
-    c = conf_load_impl(path, err, sizeof(err), conf_report_counted, &rc);
+    c = conf_load_impl(path, err, sizeof(err), conf_report_counted, &rc, false);
     /* A failure no line reported (the file cannot be opened) is said too:
      * "missing.conf: 0 problems" with exit 1 told the user nothing. */
     if (c == NULL && rc.n == 0)
         report(arg, err[0] ? err : "cannot load the configuration");
     return c;
+}
+
+static void conf_count_problem(void *arg, const char *problem)
+{
+    (void)problem;
+    (*(int *)arg)++;
+}
+
+struct conf *conf_load_lenient(const char *path, int *errors)
+{
+    char err[CONF_ERR_MAX];
+
+    *errors = 0;
+    return conf_load_impl(path, err, sizeof(err), conf_count_problem, errors, true);
 }
 
 int conf_gw_line(const struct conf *c, const char *key)

@@ -123,6 +123,10 @@ void conf_free(struct conf *c);
  * "PATH:LINE: reason"), not only the first; NULL if there was any. */
 typedef void conf_report_fn(void *arg, const char *problem);
 struct conf *conf_load_report(const char *path, conf_report_fn *report, void *arg);
+/* For `fngate stop`, which must work with a broken file: what could be read
+ * of PATH (a bad value leaves its default), NULL only when PATH cannot be
+ * read; *ERRORS says how many errors there were. */
+struct conf *conf_load_lenient(const char *path, int *errors);
 
 /* Effective settings for function NAME: built-in defaults, then [defaults],
  * then FN_CONF_PATH if that file exists (NULL to skip), then [NAME].  Checks

@@ -291,6 +291,15 @@ int ctl_command(const char *conf_path, bool stop)
     pid_t pid;
     int rc = 1;
 
+    if (!c && stop) {
+        /* Stopping must not depend on the file being right: what socket_dir
+         * it names is enough. */
+        int errors;
+        c = conf_load_lenient(conf_path, &errors);
+        if (c)
+            fprintf(stderr, "fngate stop: %s (%d error%s in all; its socket_dir is %s)\n", err,
+                    errors, errors == 1 ? "" : "s", c->gw.socket_dir);
+    }
     if (!c) {
         if (stop)
             fprintf(stderr, "fngate stop: %s\n", err);

@@ -92,6 +92,19 @@ def test_stale_or_forged_pid_file_signals_nobody_else(gateway_factory, build):
         bystander.wait()
 
 
+def test_stop_works_with_a_broken_file(gateway_factory, build):
+    a = gateway_factory({"hello": build.handler("hello")})
+    good = a.conf_path.read_text()
+    n = len(good.splitlines())
+    a.conf_path.write_text(good + "pool_size = lots\nnonsense\n")
+    r = fngate(build, "stop", "-c", str(a.conf_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (f"fngate stop: {a.conf_path}:{n + 1}: pool_size: 'lots' is not an "
+                        f"integer (2 errors in all; its socket_dir is {a.socket_dir})\n")
+    assert r.stdout == f"fngate (pid {a.pid}, socket_dir {a.socket_dir}): stopped\n"
+    assert a.proc.poll() == 0
+
+
 def test_reload_refused_by_the_gateway_says_why(gateway_factory, build):
     if os.geteuid() != 0:
         pytest.skip("needs root to run a gateway as another user")
