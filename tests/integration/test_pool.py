@@ -351,7 +351,14 @@ def test_unread_answers_do_not_grow_the_pool(stack, build, users_db):
     bound = base + (2 * 5 * 1024 + 2 * 2 * 4 * 1024 + 8 * 1024)
     print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB); "
           f"{len(closed)} channels closed for unread answers")
-    assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
+    with open(f"/proc/{pool}/exe", "rb") as f:
+        asan = b"__asan_init" in f.read()
+    if asan:
+        # ASan keeps freed memory in quarantine (256 MB by default): RSS
+        # says nothing about the pool's own bound there.
+        print("RSS bound not checked under ASan (its quarantine holds freed memory)")
+    else:
+        assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
     # An instance whose channel was closed fails its next query (08006) and
     # is replaced after that request; the function recovers by itself.
     wait_for(lambda: get(ngx, "/fn/dbfn/sleep?s=0")[0] == 200, 15.0, interval=0.05,
