@@ -34,6 +34,14 @@ def test_terminal_sigint_does_not_reach_the_pool(stack, build, users_db):
     assert f"pool process {pool} stopped" in log, log
 
 
+def read_or_empty(path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:  # the process exited meanwhile
+        return b""
+
+
 def demo_leftovers():
     return sorted(glob.glob("/tmp/fngate-demo-pg.*") + glob.glob("/tmp/fngate-demo.*"))
 
@@ -60,7 +68,7 @@ def test_demo_two_sigints_leave_nothing_behind(run_dir):
         new = [d for d in demo_leftovers() if d not in before]
         assert any("fngate-demo-pg." in d for d in new), new
         pg_pids = [int(p.split("/")[2]) for p in glob.glob("/proc/[0-9]*/cmdline")
-                   if any(d.encode() in open(p, "rb").read() for d in new)]
+                   if any(d.encode() in read_or_empty(p) for d in new)]
         # The terminal's Ctrl-C reaches the whole group; `timeout` sends a second one.
         os.killpg(demo.pid, signal.SIGINT)
         time.sleep(0.3)
