@@ -40,17 +40,28 @@ probe_host() {
     esac
 }
 
-# health: GET /healthz over bash's /dev/tcp (no curl in the image); healthy
-# only on a 200, which nginx answers only while fngate's status socket does.
+# healthz_line: the status line of GET /healthz, over bash's /dev/tcp (no
+# curl in the image), or nothing.
+healthz_line() {
+    local line=
+    {
+        exec 3<>"/dev/tcp/$(probe_host)/$PORT" &&
+            printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 &&
+            IFS= read -r -t 5 line <&3
+    } 2>/dev/null || true
+    exec 3<&- 3>&- 2>/dev/null || true
+    printf '%s\n' "${line%$'\r'}"
+}
+
+# health: healthy only on a 200, which nginx answers only while fngate's
+# status socket does.
 health() {
     local line
-    exec 3<>"/dev/tcp/$(probe_host)/$PORT" || exit 1
-    printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
-    IFS= read -r -t 5 line <&3 || exit 1
+    line=$(healthz_line)
     case $line in
     "HTTP/1."?" 200 "*) exit 0 ;;
     esac
-    printf '%s\n' "${line%$'\r'}" >&2
+    printf '%s\n' "${line:-no answer on $(probe_host):$PORT}" >&2
     exit 1
 }
 
@@ -145,8 +156,17 @@ drain() {
     say "SIGTERM: draining (new requests and /healthz answer 503)"
     write_nginx draining
     alive "$NGINX_PID" && kill -HUP "$NGINX_PID"
-    # New nginx workers take over within milliseconds; then fngate drains.
-    sleep 0.2
+    # New workers take over within milliseconds, but an old one may accept a
+    # little longer: wait (2 s at most) until ten probes in a row meet the
+    # drain.  An old worker's request after that still gets a 503 (the
+    # include's answer for a stopping gateway), never a 404.
+    local i ok=0
+    for ((i = 0; i < 100 && ok < 10; i++)); do
+        case $(healthz_line) in
+        "HTTP/1."?" 503 "*) ok=$((ok + 1)) ;;
+        *) ok=0; sleep 0.02 ;;
+        esac
+    done
     alive "$FNGATE_PID" && kill -TERM "$FNGATE_PID"
 }
 

@@ -155,9 +155,14 @@ def test_docker_stop_drains_with_503_and_exits_0(build, container, run_dir):
 
     wait_for(lambda: get(c.port, "/healthz", 2)[0] == 503, 5, interval=0.05,
              what="/healthz 503 during the drain")
-    status, body = get(c.port, "/fn/hello", 5)
-    assert status == 503, (status, body)
-    assert "stopping" in json.loads(body)["error"]
+    wait_for(lambda: "SIGTERM: stopping" in c.logs(), 5, interval=0.05,
+             what="fngate's drain")
+    # From here every new request is a 503: the drain configuration's, or the
+    # include's for a stopping gateway if an old nginx worker took it.
+    for _ in range(5):
+        status, body = get(c.port, "/fn/hello", 5)
+        assert status == 503, (status, body)
+        assert "stopping" in json.loads(body)["error"], body
     t.join(30)
     stopper.join(40)
     status, body = slow["r"]
