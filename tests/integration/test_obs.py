@@ -454,6 +454,9 @@ def test_pool_metrics_and_traced_slow_and_failed_queries(stack, build, users_db)
     assert "trace_id 0af7651916cd43dd8448eb211c80319c" in slow and "pg_sleep" in slow, slow
     assert "(slow_query 150 ms)" in slow, slow
 
+    # The pool answers, then marks the connection idle: give it that moment.
+    wait_for(lambda: metric(scrape(ngx), "fngate_pool_connections", state="active") == 0, 5,
+             what="no active pool connection")
     s = scrape(ngx)
     assert metric(s, "fngate_pool_size") == 2
     assert sum(metric(s, "fngate_pool_connections", state=st)
