@@ -158,3 +158,19 @@ def test_systemd_unit_verifies(build, run_dir, paths):
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(local)],
                        capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (0, ""), r.stderr
+
+
+def test_build_dependencies_agree():
+    """debian/control's Build-Depends, README's build-from-source apt line and
+    the Dockerfile's build stage name the same libraries (a new dependency
+    must reach all three, or a fresh clone stops building)."""
+    control = (REPO / "debian/control").read_text()
+    deps = re.search(r"^Build-Depends:(.*?)\n(?=\S)", control, re.M | re.S).group(1)
+    libs = {d.strip().split()[0] for d in deps.split(",") if d.strip()}
+    libs -= {"debhelper-compat", "pkgconf", "autoconf", "automake", "libtool"}
+    readme = (REPO / "README.md").read_text().split("### From source", 1)[1].split("```", 2)[1]
+    docker = (REPO / "Dockerfile").read_text().split("AS build", 1)[1].split("\nFROM ", 1)[0]
+    for where, text in (("README.md (From source)", readme), ("Dockerfile (build stage)", docker)):
+        missing = sorted(p for p in libs if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])",
+                                                           text))
+        assert missing == [], f"{where} lacks {missing} (debian/control Build-Depends has them)"
