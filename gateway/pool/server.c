@@ -187,6 +187,12 @@ static void server_send_next(struct server *pc)
         char sql[64];
         if (!pc->dealloc[0]) {
             struct stmt *old = stmt_oldest(&pc->stmts);
+            if (!old->prepared) {
+                /* Only seen, never prepared: nothing to tell the server. */
+                stmt_remove(&pc->stmts, old);
+                server_send_next(pc);
+                return;
+            }
             snprintf(pc->dealloc, sizeof(pc->dealloc), "%s", old->name);
             stmt_remove(&pc->stmts, old);
         }
@@ -196,7 +202,18 @@ static void server_send_next(struct server *pc)
         ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     } else {
         struct stmt *st = stmt_find(&pc->stmts, c->sql);
-        if (st && pc->op != OP_PREPARE) {
+        if (st && !st->prepared) {
+            /* The second use: worth a statement now.  The first ran
+             * unnamed (parse, bind and execute in one round trip), so a
+             * statement used once, or once per session reset, never pays
+             * for a PREPARE. */
+            FN_SB_STORE(pc->pool->stats->prepared_hits,
+                        FN_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+            stmt_touch(&pc->stmts, st);
+            pc->cur_stmt = st;
+            pc->op = OP_PREPARE;
+            ok = PQsendPrepare(pc->pg, st->name, c->sql, c->nparams, NULL);
+        } else if (st && pc->op != OP_PREPARE) {
             FN_SB_STORE(pc->pool->stats->prepared_hits,
                         FN_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
@@ -211,9 +228,9 @@ static void server_send_next(struct server *pc)
                 server_drop(pc, "out of memory");
                 return;
             }
-            pc->cur_stmt = st;
-            pc->op = OP_PREPARE;
-            ok = PQsendPrepare(pc->pg, st->name, c->sql, c->nparams, NULL);
+            pc->cur_stmt = NULL; /* no statement of ours to retry */
+            pc->op = OP_EXEC;
+            ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
         } else {
             pc->op = OP_EXEC;
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
@@ -393,6 +410,7 @@ static void server_op_done(struct server *pc)
             server_release(pc);
             return;
         }
+        pc->cur_stmt->prepared = 1;
         break;
     case OP_EXEC: {
         const char *state = pc->error ? PQresultErrorField(pc->error, PG_DIAG_SQLSTATE) : NULL;

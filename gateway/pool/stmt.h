@@ -17,6 +17,7 @@ struct stmt {
     uint64_t hash;
     char *sql; /* owned */
     char name[24];
+    int prepared; /* 0: seen once, run unnamed; prepared on its second use */
 };
 
 struct stmt_cache {
