@@ -274,6 +274,46 @@ START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
 }
 END_TEST
 
+/* A hostile instance writes its ring directly: a line that repeats the
+ * gateway's own keys (most JSON readers keep the last of two), closes the
+ * object early to append fields after it, or carries raw control bytes
+ * (terminal escapes, a carriage return) must not reach the log. */
+START_TEST(reqlog_drops_lines_forging_the_trusted_fields)
+{
+    char path[] = "/tmp/test_metrics_XXXXXX", err[256];
+    int fd = mkstemp(path);
+    struct reqlog *rl;
+    struct sb *s = sb_new_log("evil", 4096);
+    size_t size;
+    char *ring = sb_log_ring(s, &size);
+    uint64_t tail = 0;
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    rl = reqlog_open(path, err, sizeof(err));
+    ck_assert_ptr_nonnull(rl);
+    ring_put(s->slot, ring, size,
+             "{\"function\":\"billing\",\"status\":200}\n"
+             "{\"status\":200,\"pid\":1}\n"
+             "{\"status\":200, \"function\" :\"billing\"}\n"
+             "{\"status\":200,\"\\u0066unction\":\"billing\"}\n"
+             "{\"a\":1},\"function\":\"billing\",\"b\":{\"c\":2}\n"
+             "{\"a\":\"x\x1b[2K\rfake\"}\n"
+             "{\"a\":\"}\n"
+             "{\"a\":1,}\n"
+             "{\"note\":\"function\",\"x\":{\"pid\":3},\"s\":\"a\\\"b\"}\n");
+    reqlog_drain(rl, "evil", 42, s->slot, ring, size, &tail);
+    ck_assert_uint_eq(tail, s->slot->log_head);
+    /* Only the last line is the instance's own fields; nested and quoted
+     * look-alikes are fine. */
+    ck_assert_str_eq(slurp(path), "{\"function\":\"evil\",\"pid\":42,\"note\":\"function\","
+                                  "\"x\":{\"pid\":3},\"s\":\"a\\\"b\"}\n");
+    reqlog_free(rl);
+    sb_free(s);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(reqlog_apply_reports_the_path)
 {
     struct reqlog *rl = NULL;
@@ -352,6 +392,7 @@ int main(void)
     tcase_add_test(tc, rejections_and_json);
     tcase_add_test(tc, quantiles);
     tcase_add_test(tc, reqlog_drains_whole_lines_with_trusted_fields_first);
+    tcase_add_test(tc, reqlog_drops_lines_forging_the_trusted_fields);
     tcase_add_test(tc, reqlog_apply_reports_the_path);
     tcase_add_test(tc, fcgirec_records);
     suite_add_tcase(s, tc);
