@@ -211,8 +211,13 @@ static int fn_frame_check_param(const struct fn_frame_field *f, size_t idx, char
     case FN_FRAME_P_JSON:
         break;
     case FN_FRAME_P_TRACE:
-        if (n != 32 || strspn(v, "0123456789abcdef") < 32)
+        if (n != 32)
             return fn_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
+        /* Not strspn: the field is not NUL-terminated and may end the frame. */
+        for (size_t k = 0; k < n; k++) {
+            if (!((v[k] >= '0' && v[k] <= '9') || (v[k] >= 'a' && v[k] <= 'f')))
+                return fn_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
+        }
         return 0;
     default:
         return fn_frame_fail(err, errlen, "parameter $%zu has unknown type tag 0x%02x", idx,

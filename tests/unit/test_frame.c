@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -513,6 +514,39 @@ START_TEST(test_parse_nul_bytes)
     put32(buf + 9, 3);
     memcpy(buf + 13, "a\0b", 3);
     ck_assert_int_eq(parse_copy(buf, 16, err, sizeof(err)), 0);
+}
+END_TEST
+
+/* The trace id is the last field, so its 32 digits can end a frame: the
+ * check must read those 32 bytes and no more.  A page the process may not
+ * read follows the frame, so a scan past the field crashes this test even
+ * without ASan. */
+START_TEST(test_parse_trace_at_the_end_of_memory)
+{
+    static const char sql[] = "SELECT 1";
+    static const char trace[] = "0123456789abcdef0123456789abcdef";
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = 1 + FN_FRAME_HDR + (sizeof(sql) - 1) + FN_FRAME_HDR + 1 + 32;
+    char *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *p, *w, err[256];
+
+    ck_assert_ptr_ne(map, MAP_FAILED);
+    ck_assert_int_eq(mprotect(map + page, page, PROT_NONE), 0);
+    p = w = map + page - len;
+    *w++ = FN_FRAME_QUERY;
+    put32(w, sizeof(sql) - 1);
+    memcpy(w + FN_FRAME_HDR, sql, sizeof(sql) - 1);
+    w += FN_FRAME_HDR + sizeof(sql) - 1;
+    put32(w, 33);
+    w[FN_FRAME_HDR] = FN_FRAME_P_TRACE;
+    memcpy(w + FN_FRAME_HDR + 1, trace, 32);
+    ck_assert_int_eq(fn_frame_parse(p, len, &view, err, sizeof(err)), 0);
+    ck_assert_uint_eq(view.n_fields, 2);
+    /* One digit wrong is still refused. */
+    p[len - 1] = 'g';
+    ck_assert_int_eq(fn_frame_parse(p, len, &view, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "trace id is not 32 lowercase hex digits");
+    munmap(map, 2 * page);
 }
 END_TEST
 
@@ -1326,6 +1360,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_build_over_max);
     tcase_add_test(tc, test_parse_errors);
     tcase_add_test(tc, test_parse_nul_bytes);
+    tcase_add_test(tc, test_parse_trace_at_the_end_of_memory);
     tcase_add_test(tc, test_parse_field_limit);
     tcase_add_test(tc, test_parse_truncated);
     tcase_add_test(tc, test_parse_fuzz);
