@@ -207,8 +207,12 @@ static void police_msg(const struct unix_diag_msg *m, size_t len)
     if (!pf)
         return;
     if (m->udiag_state == TCP_LISTEN && icons) {
-        uint32_t *ni = realloc(pf->icons, (pf->n_icons + n_icons) * sizeof(*ni) + 1);
-        if (!ni || pf->n_icons + n_icons > POLICE_ICONS_MAX)
+        uint32_t *ni;
+        /* Checked before the realloc: a moved block would be lost. */
+        if (pf->n_icons + n_icons > POLICE_ICONS_MAX)
+            return;
+        ni = realloc(pf->icons, (pf->n_icons + n_icons) * sizeof(*ni) + 1);
+        if (!ni)
             return;
         pf->icons = ni;
         memcpy(pf->icons + pf->n_icons, icons, n_icons * sizeof(*ni));

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -407,6 +408,62 @@ START_TEST(holder_busy_since_before_the_question_spared)
 }
 END_TEST
 
+/* Anyone who may connect can fill a listener's queue to its backlog + 1
+ * (4097 under the default somaxconn; fngate listens with 65535), more
+ * icons than a scan keeps.  The scan before saw a short queue; the ones
+ * that see the full queue must not lose track of the icons buffer (a
+ * realloc whose moved result was dropped: a double free on the next scan)
+ * and still count nothing in service. */
+START_TEST(a_full_queue_is_not_in_service)
+{
+    int lfd = listener(), n = 0;
+    static int fds[70000];
+    struct police_fn *pf = police_fn_new(sock_path);
+    static int64_t base = T0 * 30;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    struct rlimit rl;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 4200) {
+        printf("SKIP a_full_queue_is_not_in_service: RLIMIT_NOFILE hard limit %llu < 4200\n",
+               (unsigned long long)rl.rlim_max);
+        close(lfd);
+        police_fn_free(pf);
+        return;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 4200) {
+        rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    ck_assert_int_eq(listen(lfd, 65535), 0);
+    strcpy(sa.sun_path, sock_path);
+    fds[n++] = client();
+    police_scan(base);
+    ck_assert_uint_eq(police_fn_overdue(pf, 0, base + 1), 0);
+    for (; n < (int)(sizeof(fds) / sizeof(fds[0])); n++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(fd, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            close(fd);
+            break;
+        }
+        fds[n] = fd;
+    }
+    ck_assert_int_gt(n, 4096);
+    for (int k = 1; k <= 3; k++) {
+        police_scan(base + k * 1000 * MS);
+        ck_assert_uint_eq(police_fn_overdue(pf, 0, base + k * 1000 * MS + 1), 0);
+    }
+    while (n > 0)
+        close(fds[--n]);
+    close(lfd);
+    police_fn_free(pf);
+    police_close();
+}
+END_TEST
+
 START_TEST(free_null_is_noop)
 {
     police_fn_free(NULL);
@@ -434,6 +491,7 @@ static Suite *police_suite(void)
     tcase_add_test(tc, holder_of_an_overdue_connection_found);
     tcase_add_test(tc, hidden_holder_checked_then_killed);
     tcase_add_test(tc, holder_busy_since_before_the_question_spared);
+    tcase_add_test(tc, a_full_queue_is_not_in_service);
     suite_add_tcase(s, tc);
     return s;
 }
