@@ -543,7 +543,7 @@ static void mx_prom_hist(struct evbuffer *o, const char *name, const char *label
 {
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
-        cum += b[i];
+        cum = mx_sat_add(cum, b[i]); /* b[] holds an instance's claims */
         if (i < n - 1)
             evbuffer_add_printf(o, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, labels, le[i],
                                 cum);

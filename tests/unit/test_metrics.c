@@ -111,6 +111,31 @@ START_TEST(counts_survive_exits)
 }
 END_TEST
 
+/* Per-bucket counts are the instance's claims: summing them into the
+ * cumulative buckets must saturate, or a slot claiming UINT64_MAX in one
+ * bucket makes every later bucket (and _count) wrap below the one before,
+ * which Prometheus reads as a reset. */
+START_TEST(hostile_buckets_never_make_a_cumulative_bucket_smaller)
+{
+    struct fn_desc d = test_desc("evil");
+    struct mx *mx = mx_new();
+    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct sb *a = sb_new("evil");
+
+    mx_inst_new(fm, 100, 1000, a, 1);
+    a->slot->dur_hist[0] = UINT64_MAX;
+    a->slot->dur_hist[1] = 2;
+    ck_assert(has(mx, "fngate_request_duration_seconds_bucket{function=\"evil\",le=\"2.5e-05\"} "
+                      "18446744073709551615\n"));
+    ck_assert(has(mx, "fngate_request_duration_seconds_bucket{function=\"evil\",le=\"5e-05\"} "
+                      "18446744073709551615\n"));
+    ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"evil\"} "
+                      "18446744073709551615\n"));
+    mx_free(mx);
+    sb_free(a);
+}
+END_TEST
+
 START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
 {
     struct fn_desc d = test_desc("evil");
@@ -388,6 +413,7 @@ int main(void)
 
     tcase_add_test(tc, counts_survive_exits);
     tcase_add_test(tc, hostile_slot_cannot_go_backwards_or_lie_about_codes);
+    tcase_add_test(tc, hostile_buckets_never_make_a_cumulative_bucket_smaller);
     tcase_add_test(tc, one_function_cannot_touch_another);
     tcase_add_test(tc, rejections_and_json);
     tcase_add_test(tc, quantiles);
