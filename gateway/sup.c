@@ -21,6 +21,8 @@
 #include "config.h"
 
 #include "sup.h"
+#include "inst.h"
+#include "supfn.h"
 
 #include "backlog.h"
 #include "conf.h"
@@ -61,101 +63,7 @@
 
 #include <event2/event.h>
 
-#define SUP_TICK_MS 10
-/* After SIGUSR1 (request timeout) an SDK instance answers 504 and exits at
- * once; this is how long it gets before SIGKILL. */
-#define SUP_TIMEOUT_KILL_MS 1000
-/* An instance still STARTING after this long is taken for a program that
- * does not use libfngate (it never writes its slot): counted as busy. */
-#define SUP_STARTING_MAX_MS 2000
-/* After this many crashes in a row without serving a request, what is
- * queued for a function with no live instance is answered 503 by the
- * supervisor instead of waiting for nginx's read timeout. */
-#define SUP_REFUSE_AFTER 3
-
-enum sup_state { SUP_RUNNING, SUP_STOPPING };
-
-/* Why an instance was asked to stop; shown in its exit log line. */
-enum inst_why { WHY_NONE, WHY_IDLE, WHY_RETIRED, WHY_DRAIN, WHY_TIMEOUT, WHY_STUCK };
-
-static const char *const inst_why_names[] = {
-    "", "idle", "retired", "drain", "request timeout", "did not stop"};
-static const enum mx_exit inst_why_exit[] = {MX_EXIT_NONE, MX_EXIT_IDLE,    MX_EXIT_RELOAD,
-                                             MX_EXIT_STOP, MX_EXIT_TIMEOUT, MX_EXIT_STOP};
-
-struct sup;
-struct sup_fn;
-
-/* One running instance.  Owned by its sup_fn's list. */
-struct inst {
-    struct inst *next;
-    struct sup_fn *fn; /* owner */
-    pid_t pid;
-    unsigned gen;
-    struct sb *sb;         /* owned */
-    struct instio *io;     /* owned: its stdout and stderr */
-    struct mx_inst *mx;    /* owned: its figures */
-    struct police_inst pi; /* the supervisor's own observations */
-    struct police_view pv;
-    int64_t spawned_ns;
-    int64_t exec_ns[2]; /* proc_spawn called and returned: the cold-start trace */
-    int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
-    int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
-    int64_t kill_ns;    /* SIGKILL sent */
-    enum inst_why why;
-    bool ready_logged;
-};
-
-/* One function as the running gateway knows it. */
-struct sup_fn {
-    struct sup_fn *next;
-    struct sup *sup;
-    struct fn_desc desc; /* owned: name, folder, handler, settings, identity */
-    unsigned gen;
-    char **envp; /* owned, NULL-terminated */
-    char *argv[2];
-    char *sock_path; /* owned */
-    int listen_fd;
-    struct event *ev_listen; /* owned */
-    struct police_fn *pol;   /* owned: its connections in service */
-    bool armed;
-    bool removed; /* socket unlinked; serving what is queued, then gone */
-    bool drained; /* queue seen empty after removal: instances told to stop */
-    struct inst *insts;
-    struct mx_fn *mx; /* owned: its figures */
-    int n_insts;
-    int crashes;
-    int64_t spawn_after_ns;
-    struct ident id;         /* who its instances run as */
-    struct sandbox_fn *sbx;  /* owned */
-    char last_exit[160];     /* how the last crash ended, for the 503 */
-    int64_t stuck_since_ns;  /* queue non-empty with idle instances since */
-    struct backlog *backlog; /* owned: the queue police */
-};
-
-struct sup {
-    struct event_base *base;
-    struct conf *conf; /* owned */
-    const char *conf_path;
-    enum sup_state state;
-    int64_t stop_ns; /* when SIGTERM/SIGINT arrived */
-    int lock_fd;
-    struct sup_fn *fns;
-    struct poolctl *pool;      /* NULL without a database */
-    struct mx *mx;             /* owned: the figures */
-    struct status *status;     /* owned: /_fngate/ */
-    struct reqlog *reqlog;     /* owned: NULL when request_log is off */
-    struct watch *watch;       /* owned: NULL when watch = off */
-    struct poolstat *poolstat; /* owned: the pool's statistics memfd */
-    struct event *ev_tick;
-    struct event *ev_sig[4];
-    bool drop;
-    uid_t uid;
-    gid_t gid;
-    gid_t sock_gid;
-};
-
-static int64_t sup_now_ns(void)
+int64_t sup_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -167,7 +75,7 @@ static int64_t sup_now_ns(void)
  */
 
 /* Resolves the sockets' group and checks the identity settings; who each
- * function runs as is gateway/ident.c's (per function, in sup_fn_ident). */
+ * function runs as is gateway/ident.c's (per function, in supfn_ident). */
 static int sup_resolve_ids(const struct conf *c, bool *drop, uid_t *uid, gid_t *gid,
                            gid_t *sock_gid, char *err, size_t errlen)
 {
@@ -189,579 +97,11 @@ static int sup_resolve_ids(const struct conf *c, bool *drop, uid_t *uid, gid_t *
     return 0;
 }
 
-/* Who F runs as and its sandbox, from its (new) settings; on failure F
- * keeps what it had. */
-static int sup_fn_ident(struct sup_fn *f, char *err, size_t errlen)
-{
-    struct ident id;
-    struct sandbox_fn *sbx;
-    char tmp_base[4096];
-
-    if (ident_function(f->sup->conf, f->desc.name, &f->desc.set, &id, err, errlen) < 0)
-        return -1;
-    snprintf(tmp_base, sizeof(tmp_base), "%s/tmp", f->sup->conf->gw.socket_dir);
-    sbx = sandbox_fn_new(&f->desc, &id, tmp_base, err, errlen);
-    if (!sbx)
-        return -1;
-    sandbox_fn_free(f->sbx);
-    f->sbx = sbx;
-    f->id = id;
-    return 0;
-}
-
-static void sup_env_free(char **envp)
-{
-    if (!envp)
-        return;
-    for (char **e = envp; *e; e++)
-        free(*e);
-    free(envp);
-}
-
-/* The whole environment of an instance: nothing of the gateway's leaks in
- * (DATABASE_URL above all), only PATH, the FNGATE_ settings the SDK reads,
- * and the function's env.KEY entries. */
-static char **sup_env_build(const struct sup_fn *f)
-{
-    const struct fn_settings *s = &f->desc.set;
-    size_t n = 0, cap = s->n_env + 16;
-    char **envp = calloc(cap, sizeof(*envp));
-
-    if (!envp)
-        return NULL;
-#define ENV_ADD(...)                                                                               \
-    do {                                                                                           \
-        if (asprintf(&envp[n], __VA_ARGS__) < 0) {                                                 \
-            envp[n] = NULL;                                                                        \
-            goto fail;                                                                             \
-        }                                                                                          \
-        n++;                                                                                       \
-    } while (0)
-    ENV_ADD("PATH=/usr/local/bin:/usr/bin:/bin");
-    ENV_ADD("FNGATE_FUNCTION=%s", f->desc.name);
-    ENV_ADD("FNGATE_SB_FD=%d", FN_SB_FD);
-    ENV_ADD("FNGATE_DB_FD=%d", FN_DB_FD);
-    ENV_ADD("FNGATE_MAX_BODY=%lld", (long long)s->max_body);
-    ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
-    ENV_ADD("FNGATE_QUEUE_TIMEOUT_MS=%lld", (long long)s->queue_timeout_ms);
-    ENV_ADD("FNGATE_REQUEST_TIMEOUT_MS=%lld", (long long)s->request_timeout_ms);
-    if (sandbox_fn_tmpdir(f->sbx))
-        ENV_ADD("TMPDIR=%s", sandbox_fn_tmpdir(f->sbx));
-    for (size_t i = 0; i < s->n_env; i++)
-        ENV_ADD("%s=%s", s->env[i].key, s->env[i].value);
-#undef ENV_ADD
-    envp[n] = NULL;
-    return envp;
-fail:
-    sup_env_free(envp);
-    return NULL;
-}
-
-/* ------------------------------------------------------------------------
- * Instances
- */
-
-static void sup_tick_ensure(struct sup *s);
-static void sup_fn_scale(struct sup_fn *f, int64_t now);
-
-static void sup_inst_free(struct inst *in)
-{
-    if (!in)
-        return;
-    instio_free(in->io);
-    mx_inst_free(in->mx);
-    sb_free(in->sb);
-    free(in);
-}
-
-static void sup_inst_signal(struct inst *in, int sig)
-{
-    if (kill(in->pid, sig) < 0 && errno != ESRCH)
-        log_warn("[fn %s pid %d] kill(%d)", in->fn->desc.name, (int)in->pid, sig);
-}
-
-/* Asks an instance to stop between requests. */
-static void sup_inst_stop(struct inst *in, enum inst_why why, int64_t now)
-{
-    if (in->term_ns)
-        return;
-    in->term_ns = now;
-    in->why = why;
-    mx_inst_stopping(in->mx, inst_why_exit[why]);
-    /* The flag is seen between requests even under continuous load, when
-     * the instance never waits long enough to take the signal. */
-    FN_SB_STORE(in->sb->slot->stop_req, 1u);
-    sup_inst_signal(in, SIGTERM);
-}
-
-static int sup_spawn(struct sup_fn *f, int64_t now)
-{
-    struct sup *s = f->sup;
-    struct inst *in = calloc(1, sizeof(*in));
-    struct proc_spec spec;
-    int log_fd = -1, db_fd = -1, pool_fd = -1;
-
-    if (!in) {
-        log_warn("[fn %s] spawn", f->desc.name);
-        return -1;
-    }
-    in->fn = f;
-    in->gen = f->gen;
-    in->sb = sb_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
-    if (!in->sb)
-        goto fail;
-    memset(&spec, 0, sizeof(spec));
-    spec.path = f->desc.handler;
-    spec.cwd = f->desc.dir;
-    spec.argv = f->argv;
-    spec.envp = f->envp;
-    spec.listen_fd = f->listen_fd;
-    if (s->pool && poolctl_channel(s->pool, &db_fd, &pool_fd) < 0)
-        goto fail;
-    spec.db_fd = db_fd;
-    spec.sb_fd = in->sb->fd;
-    spec.memory_limit = f->desc.set.memory_limit;
-    spec.open_files = f->desc.set.open_files;
-    spec.drop_privileges = f->id.drop;
-    spec.uid = f->id.uid;
-    spec.gid = f->id.gid;
-    spec.sandbox = sandbox_fn_on(f->sbx);
-    spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
-    in->exec_ns[0] = sup_now_ns();
-    in->pid = proc_spawn(&spec, &log_fd);
-    in->exec_ns[1] = sup_now_ns();
-    sb_close_fd(in->sb);
-    if (db_fd >= 0)
-        close(db_fd);
-    if (in->pid < 0) {
-        if (pool_fd >= 0)
-            close(pool_fd);
-        goto fail;
-    }
-    if (pool_fd >= 0)
-        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, &f->desc.set);
-    in->spawned_ns = now;
-    in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
-    in->mx = mx_inst_new(f->mx, in->pid, spec.drop_privileges ? spec.uid : getuid(), in->sb, now);
-    in->next = f->insts;
-    f->insts = in;
-    f->n_insts++;
-    log_debug("[fn %s pid %d] spawned (generation %u)", f->desc.name, (int)in->pid, f->gen);
-    sup_tick_ensure(s);
-    return 0;
-fail:
-    sup_inst_free(in);
-    return -1;
-}
-
-static void sup_fn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st)
-{
-    memset(st, 0, sizeof(*st));
-    st->max_instances = f->desc.set.max_instances;
-    st->min_instances =
-        (f->removed || f->sup->state == SUP_STOPPING) ? 0 : f->desc.set.min_instances;
-    st->backoff = now < f->spawn_after_ns;
-    for (struct inst *in = f->insts; in; in = in->next) {
-        uint32_t state;
-        if (in->term_ns || in->timeout_ns || in->gen != f->gen) {
-            st->stopping++;
-            continue;
-        }
-        st->live++;
-        state = FN_SB_LOAD(in->sb->slot->state);
-        if (state == FN_SB_IDLE)
-            st->idle++;
-        else if (state == FN_SB_STARTING &&
-                 now - in->spawned_ns < (int64_t)SUP_STARTING_MAX_MS * 1000000)
-            st->starting++;
-    }
-}
-
-/* Spawns what the queue and min_instances call for.  Returns the queue
- * length it saw (-1: unknown). */
-static int sup_fn_scale_q(struct sup_fn *f, int64_t now)
-{
-    struct scale_state st;
-    int n, q;
-
-    if (f->listen_fd < 0)
-        return 0;
-    if (f->desc.disabled)
-        return refuse_disabled(f->sup->base, f->listen_fd, f->desc.name, f->desc.disabled), 0;
-    sup_fn_snapshot(f, now, &st);
-    q = sock_queue_len(f->listen_fd);
-    if (q > 0 && st.live == 0 && f->crashes >= SUP_REFUSE_AFTER) {
-        char msg[400];
-        int refused;
-        snprintf(msg, sizeof(msg),
-                 "{\"error\":\"function %s cannot start: %s\",\"function\":\"%s\"}", f->desc.name,
-                 f->last_exit, f->desc.name);
-        refused = refuse_queued(f->sup->base, f->listen_fd, msg);
-        mx_fn_rejected(f->mx, MX_REJ_CANNOT_START, refused);
-        if (refused > 0)
-            log_warnx("[fn %s] %d crashes in a row without serving (last: %s): answered 503 to "
-                      "%d queued request%s",
-                      f->desc.name, f->crashes, f->last_exit, refused, refused == 1 ? "" : "s");
-        q = sock_queue_len(f->listen_fd);
-    }
-    st.queued = q;
-    /* Idle instances take a waiting connection within microseconds.  A
-     * queue that outlives a tick with idle instances around means a wakeup
-     * was lost: do not count on them. */
-    if (q > 0 && st.idle > 0) {
-        if (!f->stuck_since_ns)
-            f->stuck_since_ns = now;
-        else if (now - f->stuck_since_ns > (int64_t)SUP_TICK_MS * 2 * 1000000)
-            st.idle = 0;
-    } else {
-        f->stuck_since_ns = 0;
-    }
-    n = scale_spawn_count(&st);
-    for (int i = 0; i < n; i++) {
-        if (sup_spawn(f, now) < 0)
-            break;
-    }
-    if (n > 0)
-        log_debug("[fn %s] queue %d, idle %d, starting %d: spawned %d", f->desc.name, q, st.idle,
-                  st.starting, n);
-    return q;
-}
-
-static void sup_fn_scale(struct sup_fn *f, int64_t now)
-{
-    (void)sup_fn_scale_q(f, now);
-}
-
-static const char *sup_sig_name(int sig)
-{
-    const char *n = sigabbrev_np(sig);
-    return n ? n : "?";
-}
-
-/* Logs the exit, classifies it, and frees the instance. */
-static void sup_inst_exited(struct inst *in, int status, int64_t now)
-{
-    struct sup_fn *f = in->fn;
-    char what[96], extra[160];
-    double up = (double)(now - in->spawned_ns) / 1e9;
-    uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
-    bool asked = in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns;
-    /* Leaving unasked counts as a crash when it was abnormal, or when the
-     * instance served nothing at all (a program that exits at once would
-     * otherwise be respawned in a tight loop). */
-    bool crash = !asked &&
-                 (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)) || served == 0);
-
-    /* Take the last lines it wrote (an abort message, say) before its exit
-     * line so the log reads in order. */
-    instio_free(in->io);
-    in->io = NULL;
-
-    if (WIFSIGNALED(status))
-        snprintf(what, sizeof(what), "killed by signal %d (SIG%s)", WTERMSIG(status),
-                 sup_sig_name(WTERMSIG(status)));
-    else
-        snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(status));
-    extra[0] = '\0';
-    if (crash) {
-        f->crashes = served ? 1 : f->crashes + 1;
-        int64_t delay = scale_backoff_ms(f->crashes);
-        f->spawn_after_ns = now + delay * 1000000;
-        snprintf(extra, sizeof(extra), "; crash %d in a row, next spawn in %lld ms", f->crashes,
-                 (long long)delay);
-        snprintf(f->last_exit, sizeof(f->last_exit), "%s after %.3fs", what, up);
-    } else if (served) {
-        f->crashes = 0;
-    }
-    if (in->why)
-        snprintf(extra, sizeof(extra), " (%s)", inst_why_names[in->why]);
-    if (crash)
-        log_warnx("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid,
-                  what, up, (unsigned long long)served, extra);
-    else
-        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid, what,
-                 up, (unsigned long long)served, extra);
-
-    if (in->why == WHY_TIMEOUT) /* also after SIGUSR2, when the SDK timed itself out */
-        mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
-    mx_inst_exited(in->mx, crash, crash ? f->last_exit : what, now);
-    in->mx = NULL;
-    for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
-        if (*p == in) {
-            *p = in->next;
-            f->n_insts--;
-            break;
-        }
-    }
-    sup_inst_free(in);
-    /* A replacement for whoever is waiting, without waiting for the tick. */
-    sup_fn_scale(f, now);
-}
-
-/* Timeouts, stop escalation (police.c decides), idle reaping. */
-static void sup_fn_police(struct sup_fn *f, int64_t now)
-{
-    const struct fn_settings *set = &f->desc.set;
-    struct police_limits lim = {set->request_timeout_ms, f->sup->conf->gw.stop_timeout_ms,
-                                SUP_TIMEOUT_KILL_MS};
-    struct police_view *views[4096];
-    int64_t ages[4096];
-    struct inst *idle[4096];
-    size_t n = 0;
-    int n_idle = 0, live = 0;
-
-    for (struct inst *in = f->insts; in && n < 4096; in = in->next) {
-        in->pv = (struct police_view){.pid = in->pid,
-                                      .slot = in->sb->slot,
-                                      .pi = &in->pi,
-                                      .spawned_ns = in->spawned_ns,
-                                      .term_ns = in->term_ns,
-                                      .timeout_ns = in->timeout_ns,
-                                      .kill_ns = in->kill_ns};
-        views[n++] = &in->pv;
-    }
-    police_fn_judge(f->pol, views, n, &lim, now);
-    for (struct inst *in = f->insts; in; in = in->next) {
-        struct fn_sb_slot *sl = in->sb->slot;
-        int64_t ready = police_ns_between(in->spawned_ns, (int64_t)FN_SB_LOAD(sl->ready_ns));
-
-        if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
-            in->ready_logged = true;
-            log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
-                      "ready %lld)",
-                      f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,
-                      (long long)in->exec_ns[0], (long long)in->exec_ns[1],
-                      (long long)FN_SB_LOAD(sl->ready_ns));
-        }
-        if (FN_SB_LOAD(sl->requests) > 0)
-            f->crashes = 0;
-        switch (in->pv.verdict) {
-        case POLICE_NONE:
-            break;
-        case POLICE_TIMEOUT:
-        case POLICE_CHECK_HOLDER:
-        case POLICE_CHECK:
-            log_warnx("[fn %s pid %d] %s (%lld ms)", f->desc.name, (int)in->pid,
-                      police_verdict_text(in->pv.verdict), (long long)set->request_timeout_ms);
-            in->why = WHY_TIMEOUT;
-            if (in->pv.verdict == POLICE_TIMEOUT) {
-                in->timeout_ns = now;
-                mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
-            }
-            sup_inst_signal(in, in->pv.verdict == POLICE_TIMEOUT ? SIGUSR1 : SIGUSR2);
-            continue;
-        case POLICE_KILL_TIMEOUT:
-        case POLICE_KILL_STUCK:
-            if (in->pv.verdict == POLICE_KILL_STUCK)
-                log_warnx("[fn %s pid %d] still running %lld ms after SIGTERM: SIGKILL",
-                          f->desc.name, (int)in->pid, (long long)((now - in->term_ns) / 1000000));
-            in->why = in->pv.verdict == POLICE_KILL_STUCK ? WHY_STUCK : WHY_TIMEOUT;
-            in->kill_ns = now;
-            sup_inst_signal(in, SIGKILL);
-            continue;
-        }
-        if (in->kill_ns || in->term_ns || in->timeout_ns)
-            continue;
-        if (in->gen != f->gen) {
-            sup_inst_stop(in, WHY_RETIRED, now);
-            continue;
-        }
-        live++;
-        if (in->pv.idle_ms >= 0 && n_idle < 4096) {
-            /* Insertion sort, oldest first: a handful of entries. */
-            int j = n_idle++;
-            while (j > 0 && ages[j - 1] < in->pv.idle_ms) {
-                ages[j] = ages[j - 1];
-                idle[j] = idle[j - 1];
-                j--;
-            }
-            ages[j] = in->pv.idle_ms;
-            idle[j] = in;
-        }
-    }
-    if (f->removed || f->sup->state == SUP_STOPPING)
-        return;
-    int reap = scale_reap_count(ages, n_idle, live, set->min_instances, set->idle_timeout_ms);
-    for (int i = 0; i < reap; i++)
-        sup_inst_stop(idle[i], WHY_IDLE, now);
-}
-
-/* ------------------------------------------------------------------------
- * Functions
- */
-
-static void sup_fn_readable(evutil_socket_t fd, short what, void *arg)
-{
-    struct sup_fn *f = arg;
-    int64_t now = sup_now_ns();
-    struct scale_state st;
-    (void)fd;
-    (void)what;
-
-    if (f->desc.disabled) {
-        refuse_disabled(f->sup->base, f->listen_fd, f->desc.name, f->desc.disabled);
-        return;
-    }
-    /* A cold start: someone is certainly waiting, so start the first
-     * instance before asking the kernel how many wait (the sock_diag round
-     * trip is then off the critical path); the scale step below adds what
-     * the rest of a burst needs. */
-    sup_fn_snapshot(f, now, &st);
-    if (st.live == 0 && !st.backoff && st.stopping < st.max_instances)
-        sup_spawn(f, now);
-    /* Stamps the arrivals now, not a tick later: queue_timeout counts from here. */
-    backlog_police(f->backlog, f->mx, f->sup->base, f->listen_fd, f->desc.set.queue_size,
-                   f->desc.set.queue_timeout_ms, now);
-    sup_fn_scale(f, now);
-    /* The connection is (or will be) taken by an instance; until the tick
-     * sees the queue empty, more arrivals must not wake us one by one. */
-    event_del(f->ev_listen);
-    f->armed = false;
-    sup_tick_ensure(f->sup);
-}
-
-static void sup_fn_arm(struct sup_fn *f)
-{
-    if (!f->armed && f->ev_listen && !f->removed && event_add(f->ev_listen, NULL) == 0)
-        f->armed = true;
-}
-
-/* Unlinks the socket so no new connection can arrive; what is queued is
- * still served. */
-static void sup_fn_remove(struct sup_fn *f)
-{
-    if (f->removed)
-        return;
-    f->removed = true;
-    if (f->ev_listen)
-        event_del(f->ev_listen);
-    f->armed = false;
-    if (f->sock_path)
-        unlink(f->sock_path);
-    sup_tick_ensure(f->sup);
-}
-
-static void sup_fn_free(struct sup_fn *f)
-{
-    if (!f)
-        return;
-    while (f->insts) {
-        struct inst *in = f->insts;
-        f->insts = in->next;
-        sup_inst_free(in);
-    }
-    mx_fn_free(f->mx);
-    if (f->ev_listen)
-        event_free(f->ev_listen);
-    police_fn_free(f->pol);
-    if (f->listen_fd >= 0)
-        close(f->listen_fd);
-    if (f->sock_path && !f->removed)
-        unlink(f->sock_path);
-    free(f->sock_path);
-    backlog_free(f->backlog);
-    sup_env_free(f->envp);
-    sandbox_fn_free(f->sbx);
-    fn_desc_clear(&f->desc);
-    free(f);
-}
-
-/* Takes ownership of *D (zeroing it) and opens the function's socket. */
-static struct sup_fn *sup_fn_new(struct sup *s, struct fn_desc *d, char *err, size_t errlen)
-{
-    struct sup_fn *f = calloc(1, sizeof(*f));
-
-    if (!f) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    f->sup = s;
-    f->listen_fd = -1;
-    f->desc = *d;
-    memset(d, 0, sizeof(*d));
-    f->argv[0] = f->desc.handler;
-    if (!f->desc.disabled && sup_fn_ident(f, err, errlen) < 0)
-        goto fail;
-    f->envp = sup_env_build(f);
-    f->backlog = backlog_new(f->desc.name);
-    if (!f->envp || !f->backlog ||
-        asprintf(&f->sock_path, "%s/fn/%s.sock", s->conf->gw.socket_dir, f->desc.name) < 0) {
-        f->sock_path = NULL;
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    f->listen_fd = sock_listen(f->sock_path, backlog_listen_size(f->desc.set.queue_size),
-                               s->conf->gw.socket_mode, s->sock_gid, err, errlen);
-    if (f->listen_fd < 0)
-        goto fail;
-    f->ev_listen = event_new(s->base, f->listen_fd, EV_READ | EV_PERSIST, sup_fn_readable, f);
-    if (!f->ev_listen) {
-        snprintf(err, errlen, "event_new failed");
-        goto fail;
-    }
-    f->mx = mx_fn_new(s->mx, &f->desc, f->listen_fd);
-    f->pol = police_fn_new(f->sock_path);
-    sup_fn_arm(f);
-    if (f->desc.disabled)
-        log_warnx("[fn %s] disabled, answering 503 until fixed: %s", f->desc.name,
-                  f->desc.disabled);
-    return f;
-fail:
-    f->removed = true; /* do not unlink a path some other process may own */
-    sup_fn_free(f);
-    return NULL;
-}
-
-static struct sup_fn *sup_fn_find(struct sup *s, const char *name)
-{
-    for (struct sup_fn *f = s->fns; f; f = f->next) {
-        if (!f->removed && strcmp(f->desc.name, name) == 0)
-            return f;
-    }
-    return NULL;
-}
-
-/* A new binary or new settings: later spawns use them, and the current
- * instances retire between requests. */
-static void sup_fn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *why, int64_t now)
-{
-    char **envp;
-    char err[CONF_ERR_MAX];
-    int retired = 0;
-
-    fn_desc_clear(&f->desc);
-    f->desc = *d;
-    memset(d, 0, sizeof(*d));
-    f->argv[0] = f->desc.handler;
-    if (!f->desc.disabled && sup_fn_ident(f, err, sizeof(err)) < 0)
-        log_warnx("[fn %s] %s: keeping its previous identity and sandbox", f->desc.name, err);
-    envp = sup_env_build(f);
-    if (envp) {
-        sup_env_free(f->envp);
-        f->envp = envp;
-    } else {
-        log_warnx("[fn %s] out of memory building the environment: keeping the old one",
-                  f->desc.name);
-    }
-    f->gen++;
-    f->crashes = 0;
-    f->spawn_after_ns = 0;
-    for (struct inst *in = f->insts; in; in = in->next) {
-        if (!in->term_ns) {
-            sup_inst_stop(in, WHY_RETIRED, now);
-            retired++;
-        }
-    }
-    log_info("[fn %s] %s: generation %u, retiring %d instance%s", f->desc.name, why, f->gen,
-             retired, retired == 1 ? "" : "s");
-    sup_fn_scale(f, now);
-}
-
 /* ------------------------------------------------------------------------
  * The maintenance timer
  */
 
-static void sup_tick_ensure(struct sup *s)
+void sup_tick_ensure(struct sup *s)
 {
     struct timeval tv = {0, SUP_TICK_MS * 1000};
     if (s->ev_tick && !evtimer_pending(s->ev_tick, NULL))
@@ -790,13 +130,13 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
     police_scan(now);
     for (struct sup_fn **pf = &s->fns; *pf;) {
         struct sup_fn *f = *pf;
-        sup_fn_police(f, now);
+        supfn_police(f, now);
         if (!f->armed || f->removed || f->n_insts < f->desc.set.min_instances) {
             backlog_police(f->backlog, f->mx, s->base, f->listen_fd, f->desc.set.queue_size,
                            f->desc.set.queue_timeout_ms, now);
-            int q = sup_fn_scale_q(f, now);
+            int q = supfn_scale_q(f, now);
             if (q == 0 && !f->removed && s->state == SUP_RUNNING)
-                sup_fn_arm(f);
+                supfn_arm(f);
             if (s->state == SUP_STOPPING && q > 0 && !f->drained && sup_drain_over(f, now)) {
                 /* Served long enough: answer what is still queued. */
                 int n = refuse_queued(s->base, f->listen_fd,
@@ -811,7 +151,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                  * instance between requests. */
                 f->drained = true;
                 for (struct inst *in = f->insts; in; in = in->next)
-                    sup_inst_stop(in, WHY_DRAIN, now);
+                    inst_stop(in, WHY_DRAIN, now);
             }
         }
         if (s->state == SUP_STOPPING && sup_drain_over(f, now)) {
@@ -823,7 +163,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                     in->timeout_ns = now;
                     in->why = WHY_TIMEOUT;
                     mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
-                    sup_inst_signal(in, SIGUSR1);
+                    inst_signal(in, SIGUSR1);
                 }
             }
         }
@@ -831,7 +171,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
             if (f->removed && s->state == SUP_RUNNING)
                 log_info("[fn %s] removed", f->desc.name);
             *pf = f->next;
-            sup_fn_free(f);
+            supfn_free(f);
             continue;
         }
         /* Also keep ticking while a crash backoff runs or min_instances
@@ -872,7 +212,7 @@ static void sup_retire_all(struct sup *s, const char *why)
     for (struct sup_fn *f = s->fns; f; f = f->next) {
         for (struct inst *in = f->insts; in; in = in->next) {
             if (!in->term_ns && !in->timeout_ns) {
-                sup_inst_stop(in, WHY_RETIRED, now);
+                inst_stop(in, WHY_RETIRED, now);
                 n++;
             }
         }
@@ -905,7 +245,7 @@ static void sup_reap(struct sup *s)
             /* What it started dies with it (the sandbox kept them in its
              * group); what left the group came back to us as an orphan. */
             proc_group_kill(pid);
-            sup_inst_exited(in, status, sup_now_ns());
+            inst_exited(in, status, sup_now_ns());
             orphans = true;
         } else {
             log_debug("reaped process %d (not an instance)", (int)pid);
@@ -979,13 +319,13 @@ static void sup_reload(struct sup *s, const char *why)
     for (struct sup_fn *f = s->fns; f; f = f->next) {
         if (!f->removed && !fn_list_find(l, f->desc.name)) {
             log_info("[fn %s] no longer configured: draining", f->desc.name);
-            sup_fn_remove(f);
+            supfn_remove(f);
             removed++;
         }
     }
     for (size_t i = 0; i < l->n; i++) {
         struct fn_desc *d = &l->fns[i];
-        struct sup_fn *f = sup_fn_find(s, d->name);
+        struct sup_fn *f = supfn_find(s, d->name);
         if (f) {
             bool same_bin = fn_desc_same_binary(&f->desc, d);
             bool same_set = fn_settings_equal(&f->desc.set, &d->set) &&
@@ -1007,12 +347,12 @@ static void sup_reload(struct sup *s, const char *why)
                          : !same_bin      ? "new handler binary"
                                           : "settings changed");
             if (!same_bin || !same_set) {
-                sup_fn_regenerate(f, d, what, now);
+                supfn_regenerate(f, d, what, now);
                 changed++;
             }
             continue;
         }
-        f = sup_fn_new(s, d, err, sizeof(err));
+        f = supfn_new(s, d, err, sizeof(err));
         if (!f) {
             log_warnx("[fn %s] cannot add: %s", l->fns[i].name ? l->fns[i].name : "?", err);
             continue;
@@ -1021,7 +361,7 @@ static void sup_reload(struct sup *s, const char *why)
         s->fns = f;
         added++;
         log_info("[fn %s] added: %s", f->desc.name, f->sock_path);
-        sup_fn_scale(f, now);
+        supfn_scale(f, now);
     }
     fn_list_free(l);
     s->watch = watch_update(s->watch, s->base, c, sup_watch_cb, s);
@@ -1036,6 +376,12 @@ refuse:
     ctl_reload_done(s->conf->gw.socket_dir, false, err);
     conf_free(c == s->conf ? NULL : c);
     fn_list_free(l);
+}
+
+const char *sup_sig_name(int sig)
+{
+    const char *n = sigabbrev_np(sig);
+    return n ? n : "?";
 }
 
 static void sup_watch_cb(void *arg)
@@ -1100,7 +446,7 @@ static void sup_free(struct sup *s)
     while (s->fns) {
         struct sup_fn *f = s->fns;
         s->fns = f->next;
-        sup_fn_free(f);
+        supfn_free(f);
     }
     mx_free(s->mx);
     reqlog_free(s->reqlog);
@@ -1205,7 +551,7 @@ int sup_run(const char *conf_path)
         char name[CONF_NAME_MAX + 1];
         struct sup_fn *f;
         snprintf(name, sizeof(name), "%s", l->fns[i].name);
-        f = sup_fn_new(&s, &l->fns[i], err, sizeof(err));
+        f = supfn_new(&s, &l->fns[i], err, sizeof(err));
         if (!f) {
             /* Only this function is lost: the others serve. */
             log_warnx("[fn %s] not served: %s", name, err);
@@ -1221,7 +567,7 @@ int sup_run(const char *conf_path)
              n_fns == 1 ? "" : "s", s.conf->gw.functions_dir, s.conf->gw.socket_dir,
              s.drop ? ", each function its own uid" : "");
     for (struct sup_fn *f = s.fns; f; f = f->next)
-        sup_fn_scale(f, sup_now_ns());
+        supfn_scale(f, sup_now_ns());
     sup_tick_ensure(&s);
     if (event_base_dispatch(s.base) < 0) {
         log_error("event loop failed");

@@ -1,0 +1,208 @@
+/*
+ * Instances.  An instance is one handler process with its scoreboard slot,
+ * its stdio pipe (instio.c) and, with a database, its pool channel.  It is
+ * asked to stop between requests (flag in its slot, then SIGTERM); police.c
+ * in supfn.c decides the escalation.  Its exit is logged with function,
+ * pid, status and uptime, and an unasked exit that served nothing counts as
+ * a crash so a program that dies at once is respawned under backoff, not
+ * in a tight loop.
+ */
+#include "config.h"
+
+#include "sup.h"
+#include "inst.h"
+#include "supfn.h"
+
+#include "backlog.h"
+#include "conf.h"
+#include "ctl.h"
+#include "fn.h"
+#include "ident.h"
+#include "instio.h"
+#include "log.h"
+#include "metrics.h"
+#include "police.h"
+#include "pool/poolstat.h"
+#include "poolctl.h"
+#include "probe.h"
+#include "preflight.h"
+#include "proc.h"
+#include "refuse.h"
+#include "reqlog.h"
+#include "sandbox.h"
+#include "sb.h"
+#include "scale.h"
+#include "sock.h"
+#include "watch.h"
+#include "status.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+static const char *const inst_why_names[] = {
+    "", "idle", "retired", "drain", "request timeout", "did not stop"};
+static const enum mx_exit inst_why_exit[] = {MX_EXIT_NONE, MX_EXIT_IDLE,    MX_EXIT_RELOAD,
+                                             MX_EXIT_STOP, MX_EXIT_TIMEOUT, MX_EXIT_STOP};
+
+void inst_free(struct inst *in)
+{
+    if (!in)
+        return;
+    instio_free(in->io);
+    mx_inst_free(in->mx);
+    sb_free(in->sb);
+    free(in);
+}
+
+void inst_signal(struct inst *in, int sig)
+{
+    if (kill(in->pid, sig) < 0 && errno != ESRCH)
+        log_warn("[fn %s pid %d] kill(%d)", in->fn->desc.name, (int)in->pid, sig);
+}
+
+/* Asks an instance to stop between requests. */
+void inst_stop(struct inst *in, enum inst_why why, int64_t now)
+{
+    if (in->term_ns)
+        return;
+    in->term_ns = now;
+    in->why = why;
+    mx_inst_stopping(in->mx, inst_why_exit[why]);
+    /* The flag is seen between requests even under continuous load, when
+     * the instance never waits long enough to take the signal. */
+    FN_SB_STORE(in->sb->slot->stop_req, 1u);
+    inst_signal(in, SIGTERM);
+}
+
+int inst_spawn(struct sup_fn *f, int64_t now)
+{
+    struct sup *s = f->sup;
+    struct inst *in = calloc(1, sizeof(*in));
+    struct proc_spec spec;
+    int log_fd = -1, db_fd = -1, pool_fd = -1;
+
+    if (!in) {
+        log_warn("[fn %s] spawn", f->desc.name);
+        return -1;
+    }
+    in->fn = f;
+    in->gen = f->gen;
+    in->sb = sb_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
+    if (!in->sb)
+        goto fail;
+    memset(&spec, 0, sizeof(spec));
+    spec.path = f->desc.handler;
+    spec.cwd = f->desc.dir;
+    spec.argv = f->argv;
+    spec.envp = f->envp;
+    spec.listen_fd = f->listen_fd;
+    if (s->pool && poolctl_channel(s->pool, &db_fd, &pool_fd) < 0)
+        goto fail;
+    spec.db_fd = db_fd;
+    spec.sb_fd = in->sb->fd;
+    spec.memory_limit = f->desc.set.memory_limit;
+    spec.open_files = f->desc.set.open_files;
+    spec.drop_privileges = f->id.drop;
+    spec.uid = f->id.uid;
+    spec.gid = f->id.gid;
+    spec.sandbox = sandbox_fn_on(f->sbx);
+    spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
+    in->exec_ns[0] = sup_now_ns();
+    in->pid = proc_spawn(&spec, &log_fd);
+    in->exec_ns[1] = sup_now_ns();
+    sb_close_fd(in->sb);
+    if (db_fd >= 0)
+        close(db_fd);
+    if (in->pid < 0) {
+        if (pool_fd >= 0)
+            close(pool_fd);
+        goto fail;
+    }
+    if (pool_fd >= 0)
+        poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, &f->desc.set);
+    in->spawned_ns = now;
+    in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
+    in->mx = mx_inst_new(f->mx, in->pid, spec.drop_privileges ? spec.uid : getuid(), in->sb, now);
+    in->next = f->insts;
+    f->insts = in;
+    f->n_insts++;
+    log_debug("[fn %s pid %d] spawned (generation %u)", f->desc.name, (int)in->pid, f->gen);
+    sup_tick_ensure(s);
+    return 0;
+fail:
+    inst_free(in);
+    return -1;
+}
+
+/* Logs the exit, classifies it, and frees the instance. */
+void inst_exited(struct inst *in, int status, int64_t now)
+{
+    struct sup_fn *f = in->fn;
+    char what[96], extra[160];
+    double up = (double)(now - in->spawned_ns) / 1e9;
+    uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
+    bool asked = in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns;
+    /* Leaving unasked counts as a crash when it was abnormal, or when the
+     * instance served nothing at all (a program that exits at once would
+     * otherwise be respawned in a tight loop). */
+    bool crash = !asked &&
+                 (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status)) || served == 0);
+
+    /* Take the last lines it wrote (an abort message, say) before its exit
+     * line so the log reads in order. */
+    instio_free(in->io);
+    in->io = NULL;
+
+    if (WIFSIGNALED(status))
+        snprintf(what, sizeof(what), "killed by signal %d (SIG%s)", WTERMSIG(status),
+                 sup_sig_name(WTERMSIG(status)));
+    else
+        snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(status));
+    extra[0] = '\0';
+    if (crash) {
+        f->crashes = served ? 1 : f->crashes + 1;
+        int64_t delay = scale_backoff_ms(f->crashes);
+        f->spawn_after_ns = now + delay * 1000000;
+        snprintf(extra, sizeof(extra), "; crash %d in a row, next spawn in %lld ms", f->crashes,
+                 (long long)delay);
+        snprintf(f->last_exit, sizeof(f->last_exit), "%s after %.3fs", what, up);
+    } else if (served) {
+        f->crashes = 0;
+    }
+    if (in->why)
+        snprintf(extra, sizeof(extra), " (%s)", inst_why_names[in->why]);
+    if (crash)
+        log_warnx("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid,
+                  what, up, (unsigned long long)served, extra);
+    else
+        log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid, what,
+                 up, (unsigned long long)served, extra);
+
+    if (in->why == WHY_TIMEOUT) /* also after SIGUSR2, when the SDK timed itself out */
+        mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
+    mx_inst_exited(in->mx, crash, crash ? f->last_exit : what, now);
+    in->mx = NULL;
+    for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
+        if (*p == in) {
+            *p = in->next;
+            f->n_insts--;
+            break;
+        }
+    }
+    inst_free(in);
+    /* A replacement for whoever is waiting, without waiting for the tick. */
+    supfn_scale(f, now);
+}
