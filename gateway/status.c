@@ -1,12 +1,13 @@
 /*
- * Status over FastCGI.  Every connection gets a bufferevent with a timeout
- * and a byte budget; records are parsed as they arrive, FCGI_PARAMS are
- * decoded only for the path and method, and the answer goes out when the
- * empty FCGI_STDIN record ends the request (as in refuse.c, nothing is left
- * unread so nginx never sees a reset).  Rendering happens here, on the
- * supervisor's loop: a scrape costs a walk over the slots, bounded by the
- * number of instances, and there are at most STATUS_CONNS connections at
- * once, so a flood of status requests cannot starve the loop.
+ * Status over FastCGI.  Every connection gets a bufferevent with a timeout,
+ * a deadline for the whole exchange and a byte budget; records are parsed
+ * as they arrive, FCGI_PARAMS are decoded only for the path and method, and
+ * the answer goes out when the empty FCGI_STDIN record ends the request (as
+ * in refuse.c, nothing is left unread so nginx never sees a reset).
+ * Rendering happens here, on the supervisor's loop: a scrape costs a walk
+ * over the slots, bounded by the number of instances, and there are at most
+ * STATUS_CONNS connections at once, so a flood of status requests cannot
+ * starve the loop.
  */
 #include "config.h"
 
@@ -28,6 +29,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #define STATUS_TIMEOUT_S 10
 #define STATUS_CONNS 64
@@ -48,6 +50,7 @@ struct status_conn {
     struct status_conn *next, *prev;
     struct status *st;
     struct bufferevent *bev;
+    struct event *deadline; /* owned: the whole exchange, however slow */
     size_t in_bytes;
     bool answered;
     char uri[256];
@@ -58,6 +61,8 @@ static void status_conn_free(struct status_conn *c)
 {
     if (!c)
         return;
+    if (c->deadline)
+        event_free(c->deadline);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->prev)
@@ -194,6 +199,15 @@ static void status_event_cb(struct bufferevent *bev, short what, void *arg)
     status_conn_free(arg);
 }
 
+/* The idle timeouts restart with every byte: one byte a second would hold
+ * a connection for ever, and STATUS_CONNS of them every connection. */
+static void status_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    status_conn_free(arg);
+}
+
 static void status_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct status *st = arg;
@@ -229,6 +243,11 @@ static void status_accept_cb(evutil_socket_t fd, short what, void *arg)
         c->bev = bufferevent_socket_new(st->base, cfd, BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) {
             close(cfd);
+            status_conn_free(c);
+            continue;
+        }
+        c->deadline = evtimer_new(st->base, status_deadline_cb, c);
+        if (!c->deadline || evtimer_add(c->deadline, &tmo) < 0) {
             status_conn_free(c);
             continue;
         }

@@ -193,6 +193,31 @@ START_TEST(a_flood_of_params_is_cut_off)
 }
 END_TEST
 
+/* Slowloris: STATUS_CONNS connections that each send one byte a second
+ * never trip an idle timeout, and without a deadline of their own they
+ * would hold every slot, so that monitoring gets its connection closed
+ * unanswered for as long as they keep it up. */
+START_TEST(slow_clients_cannot_hold_every_connection)
+{
+    enum { N = 64 };
+    int fds[N];
+    const char *r;
+
+    for (int i = 0; i < N; i++)
+        fds[i] = connect_status();
+    for (int t = 0; t < 12; t++) {
+        for (int i = 0; i < N; i++)
+            (void)!send(fds[i], "\1", 1, MSG_NOSIGNAL);
+        sleep(1);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    r = ask("GET", "/_fngate/metrics");
+    ck_assert_msg(strncmp(r, "Status: 200 OK\r\n", 16) == 0, "answer: '%s'", r);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+}
+END_TEST
+
 START_TEST(statcmd_prints_the_table_and_the_json)
 {
     char conf[PATH_MAX + 32];
@@ -323,8 +348,10 @@ int main(void)
 
     tcase_add_unchecked_fixture(tc, root_up, root_down);
     tcase_add_checked_fixture(tc, server_up, server_down);
+    tcase_set_timeout(tc, 40); /* the slowloris test waits out a 10 s deadline */
     tcase_add_test(tc, serves_every_page);
     tcase_add_test(tc, a_flood_of_params_is_cut_off);
+    tcase_add_test(tc, slow_clients_cannot_hold_every_connection);
     tcase_add_test(tc, statcmd_prints_the_table_and_the_json);
     tcase_add_test(tc, statcmd_without_a_gateway);
     suite_add_tcase(s, tc);
