@@ -36,9 +36,10 @@
 /* One refused connection; frees itself once answered or failed. */
 struct refuse_conn {
     struct bufferevent *bev;
-    struct event *hold; /* owned; pending while the answer must wait */
-    char *message;      /* owned: the JSON error text */
-    int retry_after;    /* seconds; 0: no Retry-After header */
+    struct event *hold;     /* owned; pending while the answer must wait */
+    struct event *deadline; /* owned: the whole exchange, however slow */
+    char *message;          /* owned: the JSON error text */
+    int retry_after;        /* seconds; 0: no Retry-After header */
     int answered;
     int have_request; /* its FCGI_STDIN has ended: the answer may go */
     unsigned reqid;
@@ -50,6 +51,8 @@ static void refuse_conn_free(struct refuse_conn *rc)
         return;
     if (rc->hold)
         event_free(rc->hold);
+    if (rc->deadline)
+        event_free(rc->deadline);
     if (rc->bev)
         bufferevent_free(rc->bev);
     free(rc->message);
@@ -106,6 +109,15 @@ static void refuse_hold_cb(evutil_socket_t fd, short what, void *arg)
         refuse_answer(rc, rc->reqid); /* the write callback frees it once sent */
 }
 
+/* The idle timeouts restart with every byte: a client sending one now and
+ * then would otherwise keep a supervisor descriptor for ever. */
+static void refuse_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    refuse_conn_free(arg);
+}
+
 static void refuse_write_cb(struct bufferevent *bev, void *arg)
 {
     struct refuse_conn *rc = arg;
@@ -140,6 +152,13 @@ int refuse_conn(struct event_base *base, int fd, const char *message, int retry_
         struct timeval hold = {(time_t)(hold_ms / 1000), (suseconds_t)(hold_ms % 1000) * 1000};
         rc->hold = evtimer_new(base, refuse_hold_cb, rc);
         if (!rc->hold || evtimer_add(rc->hold, &hold) < 0) {
+            bufferevent_free(rc->bev);
+            rc->bev = NULL;
+        }
+    }
+    if (rc && rc->bev) {
+        rc->deadline = evtimer_new(base, refuse_deadline_cb, rc);
+        if (!rc->deadline || evtimer_add(rc->deadline, &tmo) < 0) {
             bufferevent_free(rc->bev);
             rc->bev = NULL;
         }

@@ -331,6 +331,49 @@ START_TEST(refuse_holds_the_answer)
 }
 END_TEST
 
+/* A client that sends a byte now and then but never ends its request
+ * restarts the idle timeout each time; it must still be let go (its
+ * descriptor is the supervisor's) once the timeout is up from the accept. */
+START_TEST(refuse_lets_a_slow_client_go)
+{
+    struct event_base *base = event_base_new();
+    int lfd = listen_at("s.sock"), c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), s;
+    struct sockaddr_un sa;
+    struct timespec t0, t1;
+    long ms = 0;
+    bool closed = false;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s.sock", testutil_dir),
+                     (int)sizeof(sa.sun_path));
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(refuse_conn(base, s, "{\"error\":\"x\"}", 0, 0), 0);
+    /* Zero bytes: a record header that never completes, a byte at a time
+     * every half second. */
+    while (!closed && ms < 10000) {
+        struct pollfd p = {.fd = c, .events = POLLIN};
+        char buf[256];
+        (void)!send(c, "\0", 1, MSG_NOSIGNAL);
+        for (int i = 0; i < 50 && !closed; i++) {
+            event_base_loop(base, EVLOOP_NONBLOCK);
+            if (poll(&p, 1, 10) > 0)
+                closed = read(c, buf, sizeof(buf)) <= 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    }
+    ck_assert_msg(closed, "still open after %ld ms", ms);
+    ck_assert_msg(ms >= 5000, "closed after %ld ms", ms);
+    close(c);
+    close(lfd);
+    event_base_free(base);
+}
+END_TEST
+
 /* This kernel has sock_diag: the police enforces queue_size, so the socket
  * listens with room beyond it. */
 START_TEST(listen_size_with_sock_diag)
@@ -367,6 +410,7 @@ static Suite *backlog_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("police");
+    tcase_set_timeout(tc, 30); /* refuse_lets_a_slow_client_go waits out 6 s */
     tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, peek_lists_clients_head_first);
@@ -374,6 +418,7 @@ static Suite *backlog_suite(void)
     tcase_add_test(tc, police_takes_the_excess_from_the_head);
     tcase_add_test(tc, police_counts_from_first_sight_after_a_take);
     tcase_add_test(tc, refuse_holds_the_answer);
+    tcase_add_test(tc, refuse_lets_a_slow_client_go);
     tcase_add_test(tc, police_empty_queue);
     tcase_add_test(tc, listen_size_with_sock_diag);
     suite_add_tcase(s, tc);
