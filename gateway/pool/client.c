@@ -199,32 +199,27 @@ void client_error_res(struct client *c, const PGresult *r)
                  PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION));
 }
 
-void client_result(struct client *c, const PGresult *r)
+void client_result(struct client *c, const PGresult *r, const struct fn_buf *json, long nrows)
 {
-    size_t start = c->out.len, mark;
+    size_t start = c->out.len;
     const char *tag = PQcmdStatus((PGresult *)r);
     const char *rows = PQcmdTuples((PGresult *)r);
 
-    c->out.max = start + (size_t)c->pool->set.max_result + 1024;
-    fn_frame_begin(&c->out, FN_FRAME_RESULT);
-    fn_frame_add(&c->out, tag, strlen(tag));
-    fn_frame_add(&c->out, rows, strlen(rows));
-    mark = fn_frame_field_begin(&c->out);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-        pgjson_render(r, &c->out);
+    if (json) {
+        c->out.max = start + (size_t)c->pool->set.max_result + 1024;
+        fn_frame_begin(&c->out, FN_FRAME_RESULT);
+        fn_frame_add(&c->out, tag, strlen(tag));
+        fn_frame_add(&c->out, rows, strlen(rows));
+        fn_frame_add(&c->out, json->data ? json->data : "[]", json->data ? json->len : 2);
         FN_SB_STORE(c->pool->stats->bytes_rendered,
-                    FN_SB_LOAD(c->pool->stats->bytes_rendered) + (c->out.len - mark));
-    } else
-        fn_buf_append(&c->out, "[]", 2);
-    if (!c->out.failed && c->out.len - mark > (size_t)c->pool->set.max_result)
-        c->out.failed = 1;
-    fn_frame_field_end(&c->out, mark);
-    if (fn_frame_end_at(&c->out, start) < 0) {
+                    FN_SB_LOAD(c->pool->stats->bytes_rendered) + json->len);
+    }
+    if (!json || fn_frame_end_at(&c->out, start) < 0) {
         char msg[160];
         c->out.len = start;
         c->out.failed = 0;
-        snprintf(msg, sizeof(msg), "result of %d rows exceeds max_result (%lld bytes)",
-                 PQntuples(r), (long long)c->pool->set.max_result);
+        snprintf(msg, sizeof(msg), "result of %ld rows exceeds max_result (%lld bytes)", nrows,
+                 (long long)c->pool->set.max_result);
         client_error(c, POOL_ERR_TOO_LARGE, msg, NULL,
                      "add a LIMIT, select fewer columns, or raise max_result", NULL);
         return;

@@ -11,6 +11,7 @@
 
 #include "pgjson.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -582,14 +583,52 @@ static size_t pgjson_estimate(const PGresult *res, int nrows, int ncols, size_t 
     return total;
 }
 
+/* Appends rows FROM..TO-1 of RES, each preceded by a comma unless it is
+ * the first row of the array (*NROWS counts the rows written whole). */
+static void pgjson_put_rows(const PGresult *res, int from, int to, int ncols,
+                            const struct pgjson_col *cols, const struct fn_buf *keys,
+                            struct fn_buf *scratch, struct fn_buf *out, long *nrows)
+{
+    const char *v;
+    size_t vlen;
+    int r, c;
+
+    for (r = from; r < to; r++) {
+        pgjson_putc(out, *nrows > 0 ? ',' : '[');
+        if (ncols == 0)
+            pgjson_putc(out, '{');
+        for (c = 0; c < ncols; c++) {
+            const struct pgjson_col *col = &cols[c];
+
+            pgjson_put(out, keys->data + col->koff, col->klen);
+            /* Only an empty value can be NULL: saves a libpq call per cell. */
+            vlen = (size_t)PQgetlength(res, r, c);
+            if (vlen == 0 && PQgetisnull(res, r, c)) {
+                pgjson_put(out, "null", 4);
+                continue;
+            }
+            v = PQgetvalue(res, r, c);
+            if (col->kind == PGJSON_STR && !col->is_array)
+                pgjson_string_raw(out, v, vlen);
+            else if (col->is_array)
+                pgjson_array(out, col->kind, v, vlen, scratch);
+            else
+                pgjson_scalar(out, col->kind, v, vlen);
+        }
+        pgjson_putc(out, '}');
+        if (out->failed)
+            return;
+        (*nrows)++;
+    }
+}
+
 int pgjson_render(const PGresult *res, struct fn_buf *out)
 {
     struct pgjson_col stack_cols[PGJSON_STACK_COLS], *cols = stack_cols;
     struct fn_buf keys, scratch;
     size_t start = out->len;
-    int nrows, ncols, r, c, rc = -1;
-    const char *v;
-    size_t vlen;
+    int nrows, ncols, rc = -1;
+    long written = 0;
 
     if (out->failed)
         return -1;
@@ -610,34 +649,9 @@ int pgjson_render(const PGresult *res, struct fn_buf *out)
         goto done;
     fn_buf_reserve(out, pgjson_estimate(res, nrows, ncols, keys.len));
 
-    pgjson_putc(out, '[');
-    for (r = 0; r < nrows; r++) {
-        if (r > 0)
-            pgjson_putc(out, ',');
-        if (ncols == 0)
-            pgjson_putc(out, '{');
-        for (c = 0; c < ncols; c++) {
-            const struct pgjson_col *col = &cols[c];
-
-            pgjson_put(out, keys.data + col->koff, col->klen);
-            /* Only an empty value can be NULL: saves a libpq call per cell. */
-            vlen = (size_t)PQgetlength(res, r, c);
-            if (vlen == 0 && PQgetisnull(res, r, c)) {
-                pgjson_put(out, "null", 4);
-                continue;
-            }
-            v = PQgetvalue(res, r, c);
-            if (col->kind == PGJSON_STR && !col->is_array)
-                pgjson_string_raw(out, v, vlen);
-            else if (col->is_array)
-                pgjson_array(out, col->kind, v, vlen, &scratch);
-            else
-                pgjson_scalar(out, col->kind, v, vlen);
-        }
-        pgjson_putc(out, '}');
-        if (out->failed)
-            goto done;
-    }
+    pgjson_put_rows(res, 0, nrows, ncols, cols, &keys, &scratch, out, &written);
+    if (written == 0)
+        pgjson_putc(out, '[');
     pgjson_putc(out, ']');
     if (!out->failed)
         rc = 0;
@@ -653,4 +667,99 @@ done:
     fn_buf_free(&keys);
     fn_buf_free(&scratch);
     return rc;
+}
+
+/* One result being rendered a row at a time.  The column descriptions and
+ * keys come from the first PGresult with rows and hold for the rest: in
+ * single-row mode every PGRES_SINGLE_TUPLE carries the same description. */
+struct pgjson_rows {
+    struct pgjson_col *cols; /* owned, ncols entries (ncap allocated) */
+    int ncols, ncap;
+    bool described;
+    long nrows;
+    struct fn_buf keys, scratch;
+};
+
+struct pgjson_rows *pgjson_rows_new(void)
+{
+    struct pgjson_rows *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    fn_buf_init(&st->keys, 0);
+    fn_buf_init(&st->scratch, 0);
+    return st;
+}
+
+void pgjson_rows_free(struct pgjson_rows *st)
+{
+    if (st == NULL)
+        return;
+    free(st->cols);
+    fn_buf_free(&st->keys);
+    fn_buf_free(&st->scratch);
+    free(st);
+}
+
+void pgjson_rows_reset(struct pgjson_rows *st)
+{
+    st->described = false;
+    st->ncols = 0;
+    st->nrows = 0;
+    fn_buf_reset(&st->keys);
+    fn_buf_reset(&st->scratch);
+}
+
+long pgjson_rows_count(const struct pgjson_rows *st)
+{
+    return st->nrows;
+}
+
+int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fn_buf *out)
+{
+    int nrows;
+
+    if (out->failed)
+        return -1;
+    if (res == NULL) {
+        out->failed = 1;
+        return -1;
+    }
+    nrows = PQntuples(res);
+    if (nrows == 0)
+        return 0;
+    if (!st->described) {
+        int ncols = PQnfields(res);
+        if (ncols > st->ncap) {
+            struct pgjson_col *n = realloc(st->cols, (size_t)ncols * sizeof(*n));
+            if (n == NULL) {
+                out->failed = 1;
+                return -1;
+            }
+            st->cols = n;
+            st->ncap = ncols;
+        }
+        st->ncols = ncols;
+        if (pgjson_columns(res, ncols, st->cols, &st->keys) < 0) {
+            out->failed = 1;
+            return -1;
+        }
+        st->described = true;
+        if (nrows > 1)
+            fn_buf_reserve(out, pgjson_estimate(res, nrows, ncols, st->keys.len));
+    }
+    pgjson_put_rows(res, 0, nrows, st->ncols, st->cols, &st->keys, &st->scratch, out, &st->nrows);
+    if (out->data != NULL)
+        out->data[out->len] = '\0';
+    return out->failed ? -1 : 0;
+}
+
+int pgjson_rows_end(struct pgjson_rows *st, struct fn_buf *out)
+{
+    if (st->nrows == 0)
+        pgjson_putc(out, '[');
+    pgjson_putc(out, ']');
+    if (out->data != NULL)
+        out->data[out->len] = '\0';
+    return out->failed ? -1 : 0;
 }

@@ -28,6 +28,28 @@
  * is back where it was, so whatever OUT held before is intact. */
 int pgjson_render(const PGresult *res, struct fn_buf *out);
 
+/* The same array rendered a row at a time, for results read in libpq's
+ * single-row mode: the pool enforces max_result while it reads instead of
+ * after libpq has buffered the whole result.  Column keys are escaped once,
+ * from the first PGresult that has rows (every PGRES_SINGLE_TUPLE of one
+ * result has the same description).  The caller owns the state (new/free)
+ * and OUT; reset before each result. */
+struct pgjson_rows;
+struct pgjson_rows *pgjson_rows_new(void);
+/* NULL is a no-op. */
+void pgjson_rows_free(struct pgjson_rows *st);
+/* Forgets the columns and the row count, keeping the allocations. */
+void pgjson_rows_reset(struct pgjson_rows *st);
+/* Appends every row of RES (a PGRES_SINGLE_TUPLE, or a whole
+ * PGRES_TUPLES_OK; none for a result without rows) to the array in OUT,
+ * opening it with the first row.  0, or -1 with out->failed set (past
+ * out->max, a binary column, no memory); OUT then holds a partial array. */
+int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fn_buf *out);
+/* Closes the array: "]", or "[]" if no row was added.  0 or -1 (failed). */
+int pgjson_rows_end(struct pgjson_rows *st, struct fn_buf *out);
+/* Rows added since the last reset. */
+long pgjson_rows_count(const struct pgjson_rows *st);
+
 /* Appends the JSON string literal for the LEN bytes at S, quotes included:
  * escapes '"', '\\' and control characters, passes valid UTF-8 through
  * unchanged and turns each byte of an invalid UTF-8 sequence into U+FFFD, so

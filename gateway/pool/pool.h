@@ -60,6 +60,9 @@ struct pool_hello {
 #define POOL_HELLO_CHANNEL 0
 #define POOL_HELLO_REAPED 1
 
+/* A connection keeps a JSON buffer this large for the next answer. */
+#define POOL_JSON_KEEP ((size_t)1 << 20)
+
 /* SQLSTATEs of the pool's own errors (class FG is fngate's). */
 #define POOL_ERR_TIMEOUT "FG001"   /* waited longer than db_wait_timeout */
 #define POOL_ERR_TOO_LARGE "FG002" /* result over max_result */

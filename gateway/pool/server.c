@@ -87,6 +87,10 @@ void server_drop(struct server *pc, const char *why)
     PQclear(pc->result);
     PQclear(pc->error);
     pc->result = pc->error = NULL;
+    pgjson_rows_free(pc->rows);
+    pc->rows = NULL;
+    fn_buf_free(&pc->json);
+    pc->too_large = false;
     stmt_clear(&pc->stmts);
     server_ident_free(pc);
     pc->state = PC_FREE;
@@ -158,6 +162,41 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     server_flush(arg);
 }
+/* The EXEC was just sent: its rows come one PGresult each (libpq would
+ * otherwise buffer the whole result before max_result could be checked). */
+static int server_exec_begin(struct server *pc)
+{
+    if (!pc->rows && !(pc->rows = pgjson_rows_new())) {
+        server_drop(pc, "out of memory");
+        return -1;
+    }
+    pgjson_rows_reset(pc->rows);
+    fn_buf_reset(&pc->json);
+    pc->json.max = (size_t)pc->pool->set.max_result;
+    pc->nrows = 0;
+    pc->too_large = false;
+    /* Fails only if results have started to come, which cannot be yet: the
+     * result is then read whole, and rendered the same way. */
+    PQsetSingleRowMode(pc->pg);
+    return 0;
+}
+
+/* Renders one batch of the EXEC's rows.  Past max_result the rendered
+ * rows go at once and later ones are only counted: the rest of the result
+ * is read and dropped a row at a time, so memory stays bounded and the
+ * session stays usable (a cancel would cost the session: the pool never
+ * reuses one a cancel may still reach). */
+static void server_rows(struct server *pc, const PGresult *r)
+{
+    pc->nrows += PQntuples(r);
+    if (pc->too_large || pc->error)
+        return;
+    if (pgjson_rows_add(pc->rows, r, &pc->json) < 0) {
+        pc->too_large = true;
+        fn_buf_free(&pc->json);
+    }
+}
+
 /* Sends the next operation of the query in hand. */
 static void server_send_next(struct server *pc)
 {
@@ -240,6 +279,8 @@ static void server_send_next(struct server *pc)
         server_fail_msg(pc, "cannot send the query");
         return;
     }
+    if (pc->op == OP_EXEC && server_exec_begin(pc) < 0)
+        return;
     server_flush(pc);
 }
 
@@ -374,13 +415,22 @@ static void server_release(struct server *pc)
                      "the pool enforced the function's statement_timeout", NULL, NULL);
     else if (pc->error)
         client_error_res(c, pc->error);
-    else if (pc->result)
-        client_result(c, pc->result);
-    else
+    else if (pc->result) {
+        if (!pc->too_large && pgjson_rows_end(pc->rows, &pc->json) < 0)
+            pc->too_large = true;
+        client_result(c, pc->result, pc->too_large ? NULL : &pc->json, pc->nrows);
+    } else
         client_error(c, POOL_ERR_REQUEST, "the statement returned no result (is it empty?)", NULL,
                      NULL, NULL);
     PQclear(pc->result);
     pc->result = NULL;
+    /* A large answer's buffer goes back (the pool's memory is bounded by
+     * what is in flight, not by the largest answer ever sent). */
+    if (pc->json.cap > POOL_JSON_KEEP)
+        fn_buf_free(&pc->json);
+    else
+        fn_buf_reset(&pc->json);
+    pc->too_large = false;
     pc->cur_stmt = NULL;
     server_idle(pc);
 }
@@ -481,9 +531,16 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         switch (PQresultStatus(r)) {
+        case PGRES_SINGLE_TUPLE:
+            if (pc->op == OP_EXEC && !pc->result)
+                server_rows(pc, r);
+            break;
         case PGRES_TUPLES_OK:
         case PGRES_COMMAND_OK:
             if (pc->op == OP_EXEC && !pc->result) {
+                /* No rows after single ones; all of them if single-row
+                 * mode could not be set. */
+                server_rows(pc, r);
                 pc->result = r;
                 continue;
             }

@@ -15,6 +15,7 @@
 
 #include "fn_buf.h"
 #include "fn_frame.h"
+#include "pgjson.h"
 #include "pool.h"
 #include "poolstat.h"
 #include "stmt.h"
@@ -95,6 +96,13 @@ struct server {
     struct client *pinned; /* the client whose transaction this session is in */
     struct event *pin_ev;  /* that transaction's request_timeout */
     struct stmt_cache stmts;
+    /* The EXEC's rows, read in single-row mode and rendered as they come
+     * (so max_result holds while reading): the JSON array so far, capped
+     * at max_result; once past it, the rest is read and dropped. */
+    struct pgjson_rows *rows; /* owned, made on the first EXEC */
+    struct fn_buf json;
+    long nrows;     /* rows the server sent for the EXEC, kept or not */
+    bool too_large; /* the rendered rows passed max_result */
 };
 
 struct pool {

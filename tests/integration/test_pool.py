@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 from fngate_harness import wait_for
@@ -393,3 +394,44 @@ def test_per_function_database_url_logs_in_as_its_role(stack, build, users_db):
     names = conns.split(",") if conns else []
     assert "fn_reader" in names, f"no fn_reader backend: {names}"
     assert len(names) <= 2, f"more than pool_size = 2 backends from fngate: {names}"
+
+
+def test_huge_result_fails_fg002_while_reading(stack, build, users_db):
+    """A 100 MB result with max_result = 4M: the pool reads it a row at a
+    time, answers FG002 once the rendered rows pass max_result and drops
+    the rest, so its RSS stays near pool_size x max_result (libpq used to
+    buffer the whole 100 MB first); the connection stays usable."""
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 2, "max_result": "4M"})
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+    pool = gw.pool_pid()
+    base = _rss_kb(pool)
+    box = {}
+    sql = "SELECT repeat('x', 1000000) AS x FROM generate_series(1, 100)"
+    t = threading.Thread(target=lambda: box.setdefault(
+        "r", get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(sql), timeout=60)), daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    peak = base
+    while t.is_alive():
+        peak = max(peak, _rss_kb(pool))
+        time.sleep(0.01)
+    t.join()
+    elapsed = time.monotonic() - t0
+    status, body, _ = box["r"]
+    assert (status, body) == (422, {"error": "the result is too large", "sqlstate": "FG002"}), body
+    # pool_size x max_result, plus libpq's buffer for a 1 MB row, plus a few MB.
+    bound = base + 2 * 4 * 1024 + 8 * 1024
+    print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB); "
+          f"FG002 after {elapsed:.2f} s")
+    with open(f"/proc/{pool}/exe", "rb") as f:
+        asan = b"__asan_init" in f.read()
+    if asan:
+        print("RSS bound not checked under ASan (its quarantine holds freed memory)")
+    else:
+        assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
+    # The same connections serve the next queries: nothing was left unread.
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+    status, rows, r = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg("SELECT 1 AS a WHERE false"))
+    assert (status, rows) == (200, []), r
+    assert "database channel closed" not in gw.log()

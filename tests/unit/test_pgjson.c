@@ -771,6 +771,135 @@ START_TEST(test_roundtrip_params)
 }
 END_TEST
 
+/* Runs SQL in single-row mode and renders it through the row API the way the
+ * pool does, into a buffer capped at MAX (0: none).  Returns the JSON
+ * (malloc'd) or NULL if the render failed; *ROWS_SEEN counts the rows the
+ * server sent, *ROWS_KEPT the rows rendered before any failure. */
+static char *render_single(struct pgjson_rows *st, const char *sql, size_t max, long *rows_seen,
+                           long *rows_kept)
+{
+    struct fn_buf b;
+    PGresult *res;
+    char *out = NULL;
+    int singles = 0;
+
+    fn_buf_init(&b, max);
+    pgjson_rows_reset(st);
+    *rows_seen = 0;
+    ck_assert_int_eq(PQsendQuery(conn, sql), 1);
+    ck_assert_int_eq(PQsetSingleRowMode(conn), 1);
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType rs = PQresultStatus(res);
+        ck_assert_msg(rs == PGRES_SINGLE_TUPLE || rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK,
+                      "%s: %s", sql, PQresultErrorMessage(res));
+        if (rs == PGRES_SINGLE_TUPLE) {
+            ck_assert_int_eq(PQntuples(res), 1);
+            singles++;
+        } else
+            ck_assert_int_eq(PQntuples(res), 0);
+        *rows_seen += PQntuples(res);
+        if (!b.failed)
+            pgjson_rows_add(st, res, &b);
+        PQclear(res);
+    }
+    *rows_kept = pgjson_rows_count(st);
+    ck_assert_int_eq(singles, *rows_seen);
+    if (!b.failed && pgjson_rows_end(st, &b) == 0) {
+        ck_assert_uint_eq(strlen(b.data), b.len);
+        json_decref(must_parse(b.data, b.len));
+        out = strdup(b.data);
+    }
+    fn_buf_free(&b);
+    return out;
+}
+
+/* Row by row gives the same bytes as the whole result, one state reused
+ * across results of different shapes (the keys are redone per result). */
+START_TEST(test_rows_match_render)
+{
+    static const char *const sqls[] = {
+        "SELECT i, 'r' || i AS s, i % 2 = 0 AS even, NULLIF(i, 2) AS n "
+        "FROM generate_series(1, 3) i",
+        "SELECT 1 AS \"a\"\"b\", 'x' AS \"\\n\\u00e9\", ARRAY[1,NULL,3] AS arr, "
+        "'{\"k\":[1]}'::jsonb AS j, 'NaN'::float8 AS f",
+        "SELECT i AS id, 'user ' || i AS name, i % 3 = 0 AS active, "
+        "(i * 1.5)::numeric AS score FROM generate_series(1, 500) i",
+        "SELECT 1 AS a WHERE false",
+        "SELECT FROM generate_series(1, 2)",
+        "SELECT FROM generate_series(1, 0)",
+        "SET TimeZone = 'UTC'",
+    };
+    struct pgjson_rows *st = pgjson_rows_new();
+    long seen, kept;
+
+    ck_assert_ptr_nonnull(st);
+    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+        char *whole = render_sql(sqls[i]);
+        char *rows = render_single(st, sqls[i], 0, &seen, &kept);
+        ck_assert_ptr_nonnull(rows);
+        ck_assert_str_eq(rows, whole);
+        ck_assert_int_eq(seen, kept);
+        free(whole);
+        free(rows);
+    }
+    pgjson_rows_free(st);
+    pgjson_rows_free(NULL);
+}
+END_TEST
+
+START_TEST(test_rows_empty_and_commands)
+{
+    struct pgjson_rows *st = pgjson_rows_new();
+    long seen, kept;
+    char *j;
+
+    j = render_single(st, "SELECT 1 AS a WHERE false", 0, &seen, &kept);
+    ck_assert_str_eq(j, "[]");
+    ck_assert_int_eq(seen, 0);
+    free(j);
+    j = render_single(st, "CREATE TEMP TABLE pgjson_rows_t (a int)", 0, &seen, &kept);
+    ck_assert_str_eq(j, "[]");
+    free(j);
+    j = render_single(st, "INSERT INTO pgjson_rows_t VALUES (7), (8) RETURNING a", 0, &seen, &kept);
+    ck_assert_str_eq(j, "[{\"a\":7},{\"a\":8}]");
+    ck_assert_int_eq(seen, 2);
+    free(j);
+    pgjson_rows_free(st);
+}
+END_TEST
+
+/* Past max the render fails at the row that crosses it, not at the end:
+ * the rows after it are only counted, and the buffer never passes max. */
+START_TEST(test_rows_max_while_reading)
+{
+    struct pgjson_rows *st = pgjson_rows_new();
+    long seen, kept;
+    char *j;
+
+    j = render_single(st, "SELECT repeat('x', 1000) AS x FROM generate_series(1, 1000)", 10000,
+                      &seen, &kept);
+    ck_assert_ptr_null(j);
+    ck_assert_int_eq(seen, 1000);
+    /* each row is 1010 bytes: the tenth does not fit in 10000 */
+    ck_assert_int_eq(kept, 9);
+    /* exactly at max passes: 2 rows of 1000 x's: [{"x":"..."},{"x":"..."}] */
+    j = render_single(st, "SELECT repeat('x', 1000) AS x FROM generate_series(1, 2)",
+                      2 + 2 * 1008 + 1, &seen, &kept);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_uint_eq(strlen(j), 2 + 2 * 1008 + 1);
+    free(j);
+    j = render_single(st, "SELECT repeat('x', 1000) AS x FROM generate_series(1, 2)", 2 + 2 * 1008,
+                      &seen, &kept);
+    ck_assert_ptr_null(j);
+    ck_assert_int_eq(kept, 2); /* the closing bracket is what does not fit */
+    /* the state is reusable after a failure */
+    j = render_single(st, "SELECT 1 AS a", 100, &seen, &kept);
+    ck_assert_str_eq(j, "[{\"a\":1}]");
+    free(j);
+    pgjson_rows_free(st);
+}
+END_TEST
+
 static Suite *pgjson_suite(void)
 {
     Suite *s = suite_create("pgjson");
@@ -800,6 +929,9 @@ static Suite *pgjson_suite(void)
     tcase_add_test(tc, test_string_fuzz);
     tcase_add_test(tc, test_array_fuzz);
     tcase_add_test(tc, test_roundtrip_params);
+    tcase_add_test(tc, test_rows_match_render);
+    tcase_add_test(tc, test_rows_empty_and_commands);
+    tcase_add_test(tc, test_rows_max_while_reading);
     suite_add_tcase(s, tc);
     return s;
 }
