@@ -323,6 +323,11 @@ def _rss_kb(pid):
     return 0
 
 
+def _is_asan(pid):
+    with open(f"/proc/{pid}/exe", "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def test_unread_answers_do_not_grow_the_pool(stack, build, users_db):
     """25 instances each ask for a 4 MB answer and never read it: the pool
     keeps at most pool_size x max_result of unread output (closing the
@@ -352,9 +357,7 @@ def test_unread_answers_do_not_grow_the_pool(stack, build, users_db):
     bound = base + (2 * 5 * 1024 + 2 * 2 * 4 * 1024 + 8 * 1024)
     print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB); "
           f"{len(closed)} channels closed for unread answers")
-    with open(f"/proc/{pool}/exe", "rb") as f:
-        asan = b"__asan_init" in f.read()
-    if asan:
+    if _is_asan(pool):
         # ASan keeps freed memory in quarantine (256 MB by default): RSS
         # says nothing about the pool's own bound there.
         print("RSS bound not checked under ASan (its quarantine holds freed memory)")
@@ -424,9 +427,7 @@ def test_huge_result_fails_fg002_while_reading(stack, build, users_db):
     bound = base + 2 * 4 * 1024 + 8 * 1024
     print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB); "
           f"FG002 after {elapsed:.2f} s")
-    with open(f"/proc/{pool}/exe", "rb") as f:
-        asan = b"__asan_init" in f.read()
-    if asan:
+    if _is_asan(pool):
         print("RSS bound not checked under ASan (its quarantine holds freed memory)")
     else:
         assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
