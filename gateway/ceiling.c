@@ -1,6 +1,6 @@
 /*
  * The ceilings' semantics.  Paths compare by whole components ("/srv/a" is
- * inside "/srv" but not inside "/sr"); conf.c refuses relative paths and
+ * inside "/srv" but not inside "/sr"); fnconf.c refuses relative paths and
  * '..' components in path keys, so a textual comparison is the real one.
  */
 #include "config.h"
@@ -26,7 +26,7 @@ static const struct {
     {"queue_size", CEILING_MAX},
     {"max_requests", CEILING_MAX0},
     /* Without a [limits] entry a function.conf may not relax the sandbox
-     * at all (conf.c); with one, these say how far. */
+     * at all (fnconf.c); with one, these say how far. */
     {"sandbox", CEILING_ON},
     {"sandbox_read", CEILING_PATHS},
     {"sandbox_write", CEILING_PATHS},

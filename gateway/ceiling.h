@@ -5,7 +5,7 @@
  * may set (max_instances, memory_limit, request_timeout, the sandbox's
  * relaxations, ...), and a function.conf asking more is refused for that
  * function, with its file and line.  This module knows which keys can be
- * limited and what "more" means for each kind of key; conf.c parses the
+ * limited and what "more" means for each kind of key; conflimit.c parses the
  * values and applies the verdicts.  A key plugs in with one row in
  * ceiling.c's table.
  */

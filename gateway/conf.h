@@ -1,10 +1,8 @@
 /*
- * Configuration: the INI file (fngate.conf, parsed with inih) and the
- * optional function.conf in each function's folder.  Every value is checked
- * when the file is read, so a bad file is refused with "file:line: reason"
- * before anything runs; the merge order for one function is
- * built-in defaults < [defaults] < <fn>/function.conf < [<fn>] in fngate.conf
- * (the operator's file has the last word over what a function ships).
+ * Configuration: fngate.conf, the operator's INI file.  Every value is
+ * checked when the file is read, so a bad file is refused with
+ * "file:line: reason" before anything runs.  Its function sections are kept
+ * raw here and layered with each function's own function.conf by fnconf.h.
  */
 #ifndef FNGATE_CONF_H
 #define FNGATE_CONF_H
@@ -14,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "confval.h"
 #include "log.h"
 
 /* FNGATE_LOCALSTATEDIR comes from configure's --localstatedir (Makefile.am). */
@@ -22,41 +21,7 @@
 #endif
 #define CONF_DEFAULT_FUNCTIONS_DIR FNGATE_LOCALSTATEDIR "/lib/fngate/functions"
 
-#define CONF_NAME_MAX 64
 #define CONF_ERR_MAX 512
-
-/* One env.KEY = value pair; both strings owned by the array holding it. */
-struct conf_env {
-    char *key;
-    char *value;
-};
-
-/* Effective settings of one function.  Durations in milliseconds, sizes in
- * bytes; 0 means "no limit" where the key's documentation says so. */
-struct fn_settings {
-    int max_instances;            /* 1..4096, default 8 */
-    int min_instances;            /* 0..max_instances, default 0 */
-    int64_t idle_timeout_ms;      /* default 10s */
-    int64_t request_timeout_ms;   /* default 30s; 0 = none */
-    int64_t queue_timeout_ms;     /* default 10s; 0 = none */
-    int64_t statement_timeout_ms; /* default 0 = Postgres default */
-    long max_requests;            /* default 0 = never recycle */
-    int64_t memory_limit;         /* RLIMIT_AS; default 0 = unlimited */
-    long open_files;              /* RLIMIT_NOFILE; default 1024 */
-    int64_t max_body;             /* default 1M */
-    int queue_size;               /* listen backlog; default 511 */
-    /* Who it runs as (fngate.conf only; NULL: a dynamic uid when root). */
-    char *user;
-    char *group;
-    /* The sandbox (gateway/sandbox.c); relaxations are per function. */
-    bool sandbox;           /* default on */
-    char *sandbox_read;     /* extra absolute paths it may read, space-separated */
-    char *sandbox_write;    /* extra absolute paths it may write, space-separated */
-    int max_db_connections; /* its share of pool_size (fngate.conf only); 0 = pool_size */
-    char *database_url;     /* its own database role (fngate.conf only); NULL: the gateway's */
-    struct conf_env *env;   /* owned; n_env entries */
-    size_t n_env;
-};
 
 /* The [gateway] section. Strings owned by struct conf. */
 struct gw_settings {
@@ -128,16 +93,6 @@ struct conf *conf_load_report(const char *path, conf_report_fn *report, void *ar
  * read; *ERRORS says how many errors there were. */
 struct conf *conf_load_lenient(const char *path, int *errors);
 
-/* Effective settings for function NAME: built-in defaults, then [defaults],
- * then FN_CONF_PATH if that file exists (NULL to skip), then [NAME].  Checks
- * cross-key rules (min_instances <= max_instances).  OUT must be released
- * with fn_settings_clear.  Returns 0, or -1 with "file:line: reason" in ERR. */
-int conf_function(const struct conf *c, const char *name, const char *fn_conf_path,
-                  struct fn_settings *out, char *err, size_t errlen);
-void fn_settings_clear(struct fn_settings *s);
-/* True when A and B would run instances the same way (any difference means
- * a reload retires the old instances). */
-bool fn_settings_equal(const struct fn_settings *a, const struct fn_settings *b);
 /* The line of [gateway] KEY in c->path, 0 when the file does not set it. */
 int conf_gw_line(const struct conf *c, const char *key);
 /* Writes "PATH:LINE: message" into ERR, LINE being KEY's (just "PATH:
@@ -146,12 +101,5 @@ void conf_gw_err(const struct conf *c, const char *key, char *err, size_t errlen
                  ...) __attribute__((format(printf, 5, 6)));
 /* The section for NAME, or NULL. */
 const struct conf_section *conf_section_find(const struct conf *c, const char *name);
-
-/* "500ms", "30s", "5m", "1h", or a bare number of seconds. */
-int conf_parse_duration(const char *s, int64_t *ms);
-/* "512", "512K", "256M", "1G" (powers of 1024). */
-int conf_parse_size(const char *s, int64_t *bytes);
-/* [a-z0-9][a-z0-9_-]{0,63} and not a reserved section name. */
-bool conf_name_valid(const char *name);
 
 #endif

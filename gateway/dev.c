@@ -364,7 +364,7 @@ static void dev_scan(struct dev *d)
         struct dev_fn *f;
         struct stat st;
         char src[PATH_MAX + 256];
-        if (!conf_name_valid(de->d_name))
+        if (!confval_name_valid(de->d_name))
             continue;
         snprintf(src, sizeof(src), "%s/%s", d->dir, de->d_name);
         if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))

@@ -26,7 +26,7 @@ void fn_desc_clear(struct fn_desc *d)
     free(d->dir);
     free(d->handler);
     free(d->disabled);
-    fn_settings_clear(&d->set);
+    fnconf_clear(&d->set);
     memset(d, 0, sizeof(*d));
 }
 
@@ -73,7 +73,7 @@ static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *
     struct stat st;
 
     memset(d, 0, sizeof(*d));
-    if (!conf_name_valid(name)) {
+    if (!confval_name_valid(name)) {
         log_warnx("functions_dir: skipping '%s': not a valid function name "
                   "([a-z0-9][a-z0-9_-]{0,63})",
                   name);
@@ -109,10 +109,10 @@ found:
     d->size = st.st_size;
     d->mtime = st.st_mtim;
     snprintf(path, sizeof(path), "%s/%s/function.conf", c->gw.functions_dir, name);
-    if (!reason[0] && conf_function(c, name, path, &d->set, reason, sizeof(reason)) == 0)
+    if (!reason[0] && fnconf_load(c, name, path, &d->set, reason, sizeof(reason)) == 0)
         return 1;
     /* Disabled: fngate.conf's settings alone, already validated with it. */
-    if (conf_function(c, name, NULL, &d->set, err, errlen) < 0)
+    if (fnconf_load(c, name, NULL, &d->set, err, errlen) < 0)
         goto fail;
     if (fn_desc_disable(d, reason) < 0) {
         snprintf(err, errlen, "out of memory");

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "conf.h"
+#include "fnconf.h"
 
 /* One discovered function.  Strings and settings owned by the array. */
 struct fn_desc {

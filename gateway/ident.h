@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "conf.h"
+#include "fnconf.h"
 
 struct ident {
     bool drop;    /* setgroups/setgid/setuid to uid/gid (the gateway is root) */

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "fnconf.h"
 
 struct poolctl;
 

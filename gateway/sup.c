@@ -328,7 +328,7 @@ static void sup_reload(struct sup *s, const char *why)
         struct sup_fn *f = supfn_find(s, d->name);
         if (f) {
             bool same_bin = fn_desc_same_binary(&f->desc, d);
-            bool same_set = fn_settings_equal(&f->desc.set, &d->set) &&
+            bool same_set = fnconf_equal(&f->desc.set, &d->set) &&
                             !f->desc.disabled == !d->disabled &&
                             (!d->disabled || strcmp(f->desc.disabled, d->disabled) == 0);
             char what[4096 + CONF_ERR_MAX + 64];

@@ -1,13 +1,15 @@
 /*
- * Unit tests for gateway/conf.c.  Each test runs in a fresh mkdtemp
- * directory that is also the working directory, so config files are loaded
- * as "fngate.conf" and error strings can be compared exactly, the way an
- * operator would read them.  Every bad-input path is asserted down to the
+ * Unit tests for the configuration modules (gateway/conf*.c, fnconf.c).
+ * Each test runs in a fresh mkdtemp directory that is also the working
+ * directory, so config files are loaded as "fngate.conf" and error strings
+ * can be compared exactly, the way an operator would read them.  Every bad-input path is asserted down to the
  * line number, since the line is what makes a config error actionable.
  */
 #include "config.h"
 
 #include "conf.h"
+#include "confval.h"
+#include "fnconf.h"
 
 #include <check.h>
 
@@ -115,9 +117,9 @@ static const char *env_get(const struct fn_settings *s, const char *key)
 /* Effective settings for NAME, failing the test on error. */
 static void fn_ok(const struct conf *c, const char *name, const char *fnconf, struct fn_settings *s)
 {
-    int r = conf_function(c, name, fnconf, s, errbuf, sizeof(errbuf));
+    int r = fnconf_load(c, name, fnconf, s, errbuf, sizeof(errbuf));
 
-    ck_assert_msg(r == 0, "conf_function(%s) failed: %s", name, errbuf);
+    ck_assert_msg(r == 0, "fnconf_load(%s) failed: %s", name, errbuf);
 }
 
 static char *repeat(char ch, size_t n)
@@ -154,7 +156,7 @@ START_TEST(duration_valid)
 
     for (size_t i = 0; i < N(ok); i++) {
         int64_t ms = -1;
-        ck_assert_msg(conf_parse_duration(ok[i].s, &ms) == 0, "'%s' refused", ok[i].s);
+        ck_assert_msg(confval_parse_duration(ok[i].s, &ms) == 0, "'%s' refused", ok[i].s);
         ck_assert_int_eq(ms, ok[i].ms);
     }
 }
@@ -169,10 +171,10 @@ START_TEST(duration_invalid)
 
     for (size_t i = 0; i < N(bad); i++) {
         int64_t ms = 42;
-        ck_assert_msg(conf_parse_duration(bad[i], &ms) == -1, "'%s' accepted", bad[i]);
+        ck_assert_msg(confval_parse_duration(bad[i], &ms) == -1, "'%s' accepted", bad[i]);
         ck_assert_int_eq(ms, 42); /* untouched on failure */
     }
-    ck_assert_int_eq(conf_parse_duration(NULL, &(int64_t){0}), -1);
+    ck_assert_int_eq(confval_parse_duration(NULL, &(int64_t){0}), -1);
 }
 END_TEST
 
@@ -185,12 +187,12 @@ START_TEST(duration_overflow)
 
     for (size_t i = 0; i < N(bad); i++) {
         int64_t ms = 42;
-        ck_assert_msg(conf_parse_duration(bad[i], &ms) == -1, "'%s' accepted", bad[i]);
+        ck_assert_msg(confval_parse_duration(bad[i], &ms) == -1, "'%s' accepted", bad[i]);
         ck_assert_int_eq(ms, 42);
     }
     /* The largest of each unit still fits. */
     int64_t ms;
-    ck_assert_int_eq(conf_parse_duration("153722867280912m", &ms), 0);
+    ck_assert_int_eq(confval_parse_duration("153722867280912m", &ms), 0);
     ck_assert_int_eq(ms, INT64_C(153722867280912) * 60000);
 }
 END_TEST
@@ -220,7 +222,7 @@ START_TEST(size_valid)
 
     for (size_t i = 0; i < N(ok); i++) {
         int64_t b = -1;
-        ck_assert_msg(conf_parse_size(ok[i].s, &b) == 0, "'%s' refused", ok[i].s);
+        ck_assert_msg(confval_parse_size(ok[i].s, &b) == 0, "'%s' refused", ok[i].s);
         ck_assert_int_eq(b, ok[i].bytes);
     }
 }
@@ -235,10 +237,10 @@ START_TEST(size_invalid)
 
     for (size_t i = 0; i < N(bad); i++) {
         int64_t b = 42;
-        ck_assert_msg(conf_parse_size(bad[i], &b) == -1, "'%s' accepted", bad[i]);
+        ck_assert_msg(confval_parse_size(bad[i], &b) == -1, "'%s' accepted", bad[i]);
         ck_assert_int_eq(b, 42);
     }
-    ck_assert_int_eq(conf_parse_size(NULL, &(int64_t){0}), -1);
+    ck_assert_int_eq(confval_parse_size(NULL, &(int64_t){0}), -1);
 }
 END_TEST
 
@@ -251,7 +253,7 @@ START_TEST(size_overflow)
 
     for (size_t i = 0; i < N(bad); i++) {
         int64_t b = 42;
-        ck_assert_msg(conf_parse_size(bad[i], &b) == -1, "'%s' accepted", bad[i]);
+        ck_assert_msg(confval_parse_size(bad[i], &b) == -1, "'%s' accepted", bad[i]);
         ck_assert_int_eq(b, 42);
     }
 }
@@ -272,10 +274,10 @@ START_TEST(name_valid)
     };
 
     for (size_t i = 0; i < N(ok); i++)
-        ck_assert_msg(conf_name_valid(ok[i]), "'%s' refused", ok[i]);
+        ck_assert_msg(confval_name_valid(ok[i]), "'%s' refused", ok[i]);
     for (size_t i = 0; i < N(bad); i++)
-        ck_assert_msg(!conf_name_valid(bad[i]), "'%s' accepted", bad[i]);
-    ck_assert(!conf_name_valid(NULL));
+        ck_assert_msg(!confval_name_valid(bad[i]), "'%s' accepted", bad[i]);
+    ck_assert(!confval_name_valid(NULL));
 }
 END_TEST
 
@@ -285,18 +287,18 @@ START_TEST(name_length)
 
     memset(name, 'a', sizeof(name));
     name[63] = '\0';
-    ck_assert(conf_name_valid(name));
+    ck_assert(confval_name_valid(name));
     name[63] = 'z';
     name[64] = '\0';
     ck_assert_uint_eq(strlen(name), 64);
-    ck_assert(conf_name_valid(name));
+    ck_assert(confval_name_valid(name));
     name[64] = '9';
     name[65] = '\0';
     ck_assert_uint_eq(strlen(name), 65);
-    ck_assert(!conf_name_valid(name));
+    ck_assert(!confval_name_valid(name));
     name[0] = '-';
     name[64] = '\0';
-    ck_assert(!conf_name_valid(name));
+    ck_assert(!confval_name_valid(name));
 }
 END_TEST
 
@@ -854,7 +856,7 @@ START_TEST(fnkeys_valid)
     ck_assert_str_eq(env_get(&s, "_b"), "y");
     ck_assert_str_eq(env_get(&s, "fngate_lower"), "ok");
     ck_assert_str_eq(env_get(&s, "FNGATE"), "ok");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 
     /* The low ends. */
@@ -869,7 +871,7 @@ START_TEST(fnkeys_valid)
     ck_assert_int_eq(s.queue_size, 1);
     ck_assert_int_eq(s.request_timeout_ms, 0);
     ck_assert_int_eq(s.queue_timeout_ms, 0);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 }
 END_TEST
@@ -1037,28 +1039,28 @@ START_TEST(sandbox_keys)
     ck_assert_str_eq(s.group, "nogroup");
     ck_assert_str_eq(s.sandbox_read, "/srv/data  /opt/x");
     ck_assert_str_eq(s.sandbox_write, "/var/cache/hello");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     /* Defaults: sandbox on, nothing extra, a dynamic uid. */
     fn_ok(c, "other", NULL, &s);
     ck_assert(s.sandbox);
     ck_assert_ptr_null(s.user);
     ck_assert_ptr_null(s.sandbox_write);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     /* A function must not pick whose rights it runs with. */
     write_file("hello/function.conf", "# shipped\nuser = postgres\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:2: user: only the operator's fngate.conf may "
                              "set who a function runs as");
     /* Nor relax its own sandbox; tightening is fine. */
     write_file("hello/function.conf", "sandbox = on\nsandbox = off\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:2: sandbox: only the operator's fngate.conf may "
                              "relax a function's sandbox (or allow it in [limits])");
     write_file("hello/function.conf", "[function]\nsandbox_write = /srv\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf,
                      "hello/function.conf:2: sandbox_write: only the operator's "
@@ -1085,7 +1087,7 @@ static int limited(struct conf *c, const char *fnconf, struct fn_settings *s)
 {
     mkdir("hello", 0755);
     write_file("hello/function.conf", fnconf);
-    return conf_function(c, "hello", "hello/function.conf", s, errbuf, sizeof(errbuf));
+    return fnconf_load(c, "hello", "hello/function.conf", s, errbuf, sizeof(errbuf));
 }
 
 START_TEST(limits_refuse_a_function_asking_more)
@@ -1142,10 +1144,10 @@ START_TEST(limits_refuse_a_function_asking_more)
     ck_assert_int_eq(s.request_timeout_ms, 5000);
     ck_assert_int_eq(s.open_files, 64);
     ck_assert_str_eq(s.sandbox_read, "/srv/shared/a /opt/lib");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     /* Another function without a function.conf is not affected. */
     fn_ok(c, "other", NULL, &s);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 }
 END_TEST
@@ -1165,13 +1167,13 @@ START_TEST(limits_cap_defaults_not_sections)
     ck_assert_int_eq(s.memory_limit, 256 << 20);
     ck_assert_int_eq(s.request_timeout_ms, 60000);
     ck_assert(s.sandbox);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     /* The operator's own section is an exception for that function. */
     fn_ok(c, "big", NULL, &s);
     ck_assert_int_eq(s.max_instances, 32);
     ck_assert_int_eq(s.memory_limit, 0);
     ck_assert_int_eq(s.request_timeout_ms, 60000);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 }
 END_TEST
@@ -1213,20 +1215,20 @@ START_TEST(pool_share_keys)
     fn_ok(c, "hello", NULL, &s);
     ck_assert_int_eq(s.max_db_connections, 1);
     ck_assert_str_eq(s.database_url, "host=/run/pg user=hello");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     fn_ok(c, "other", NULL, &s);
     ck_assert_int_eq(s.max_db_connections, 0); /* 0: the whole pool_size */
     ck_assert_ptr_null(s.database_url);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     /* A function must not raise its own share. */
     write_file("hello/function.conf", "max_db_connections = 4\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:1: max_db_connections: only the operator's "
                              "fngate.conf may set a function's share of the pool");
     /* Nor its database role (the password is the operator's). */
     write_file("hello/function.conf", "database_url = postgres://other:pw@db/app\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:1: database_url: only the operator's "
                              "fngate.conf may set a function's database role");
@@ -1255,23 +1257,23 @@ START_TEST(minmax_function)
     /* function.conf lowers max below [defaults]'s min: its line is named. */
     c = load_ok("[defaults]\nmin_instances = 3\n");
     write_file("hello/function.conf", "# shipped\nmax_instances = 2\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:2: min_instances (3) is greater than "
                              "max_instances (2) for function 'hello'");
     /* OUT is left empty on error, and clearing it is safe. */
     ck_assert_ptr_null(s.env);
     ck_assert_int_eq(s.max_instances, 0);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 
     /* function.conf raises min; the operator's section lowers max. */
     c = load_ok("[gateway]\n[hello]\nmax_instances = 2\n");
     write_file("hello/function.conf", "min_instances = 1\n");
     fn_ok(c, "hello", "hello/function.conf", &s);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     write_file("hello/function.conf", "min_instances = 3\n");
-    ck_assert_int_eq(conf_function(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+    ck_assert_int_eq(fnconf_load(c, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
                      -1);
     ck_assert_str_eq(errbuf, "fngate.conf:3: min_instances (3) is greater than max_instances (2) "
                              "for function 'hello'");
@@ -1279,8 +1281,8 @@ START_TEST(minmax_function)
 
     /* function.conf alone. */
     write_file("hello/function.conf", "[function]\nmin_instances = 9\n");
-    ck_assert_int_eq(
-        conf_function(NULL, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)), -1);
+    ck_assert_int_eq(fnconf_load(NULL, "hello", "hello/function.conf", &s, errbuf, sizeof(errbuf)),
+                     -1);
     ck_assert_str_eq(errbuf, "hello/function.conf:2: min_instances (9) is greater than "
                              "max_instances (8) for function 'hello'");
 }
@@ -1307,17 +1309,17 @@ START_TEST(merge_builtin)
     ck_assert_int_eq(s.queue_size, 511);
     ck_assert_ptr_null(s.env);
     ck_assert_uint_eq(s.n_env, 0);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     /* A missing function.conf is not an error. */
     fn_ok(c, "hello", "nowhere/function.conf", &s);
     ck_assert_int_eq(s.max_instances, 8);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     /* No conf at all: built-ins only. */
     fn_ok(NULL, "hello", NULL, &s);
     ck_assert_int_eq(s.queue_size, 511);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 }
 END_TEST
@@ -1364,7 +1366,7 @@ START_TEST(merge_order)
     ck_assert_str_eq(env_get(&s, "FROM_DEFAULTS"), "d");
     ck_assert_str_eq(env_get(&s, "FROM_FILE"), "f");
     ck_assert_str_eq(env_get(&s, "FROM_SECTION"), "s");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     /* Without the file. */
     fn_ok(c, "hello", NULL, &s);
@@ -1372,20 +1374,20 @@ START_TEST(merge_order)
     ck_assert_int_eq(s.request_timeout_ms, 3000);
     ck_assert_int_eq(s.queue_size, 511);
     ck_assert_str_eq(env_get(&s, "BOTH"), "defaults");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     /* A function with no section gets [defaults] and its file. */
     fn_ok(c, "nosection", "hello/function.conf", &s);
     ck_assert_int_eq(s.request_timeout_ms, 6000);
     ck_assert_int_eq(s.max_body, 8192);
     ck_assert_str_eq(env_get(&s, "LAYER"), "function");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     /* Another section does not leak. */
     fn_ok(c, "other", NULL, &s);
     ck_assert_int_eq(s.max_body, 4096);
     ck_assert_int_eq(s.request_timeout_ms, 2000);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 }
 END_TEST
@@ -1400,12 +1402,12 @@ START_TEST(merge_env_replace)
     ck_assert_uint_eq(s.n_env, 2);
     ck_assert_str_eq(env_get(&s, "A"), "3");
     ck_assert_str_eq(env_get(&s, "B"), "y");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     fn_ok(c, "world", NULL, &s);
     ck_assert_uint_eq(s.n_env, 1);
     ck_assert_str_eq(env_get(&s, "A"), "2");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     conf_free(c);
 }
 END_TEST
@@ -1423,12 +1425,12 @@ START_TEST(merge_fnconf_sections)
     fn_ok(NULL, "fn", "fn/function.conf", &s);
     ck_assert_int_eq(s.max_instances, 5);
     ck_assert_str_eq(env_get(&s, "X"), "y");
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     write_file("fn/function.conf", "");
     fn_ok(NULL, "fn", "fn/function.conf", &s);
     ck_assert_int_eq(s.max_instances, 8);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 }
 END_TEST
 
@@ -1468,20 +1470,19 @@ START_TEST(merge_fnconf_errors)
     ck_assert_int_eq(mkdir("fn", 0755), 0);
     for (size_t i = 0; i < N(cases); i++) {
         write_file("fn/function.conf", cases[i].file);
-        int r = conf_function(c, "hello", "fn/function.conf", &s, errbuf, sizeof(errbuf));
+        int r = fnconf_load(c, "hello", "fn/function.conf", &s, errbuf, sizeof(errbuf));
         ck_assert_msg(r == -1, "case %zu accepted", i);
         ck_assert_msg(strcmp(errbuf, cases[i].err) == 0, "case %zu:\n got  '%s'\n want '%s'", i,
                       errbuf, cases[i].err);
         ck_assert_ptr_null(s.env);
-        fn_settings_clear(&s);
+        fnconf_clear(&s);
     }
 
     /* A function.conf that is there but unreadable is an error. */
     ck_assert_int_eq(mkdir("fn/dir.conf", 0755), 0);
-    ck_assert_int_eq(conf_function(c, "hello", "fn/dir.conf", &s, errbuf, sizeof(errbuf)), -1);
+    ck_assert_int_eq(fnconf_load(c, "hello", "fn/dir.conf", &s, errbuf, sizeof(errbuf)), -1);
     ck_assert_str_eq(errbuf, "fn/dir.conf: cannot open: Is a directory");
-    ck_assert_int_eq(conf_function(c, "hello", "fn/function.conf/x", &s, errbuf, sizeof(errbuf)),
-                     -1);
+    ck_assert_int_eq(fnconf_load(c, "hello", "fn/function.conf/x", &s, errbuf, sizeof(errbuf)), -1);
     ck_assert_str_eq(errbuf, "fn/function.conf/x: cannot open: Not a directory");
     conf_free(c);
 }
@@ -1495,19 +1496,19 @@ START_TEST(merge_bad_name)
     struct conf *c = load_ok("");
 
     for (size_t i = 0; i < N(bad); i++) {
-        ck_assert_int_eq(conf_function(c, bad[i], NULL, &s, errbuf, sizeof(errbuf)), -1);
+        ck_assert_int_eq(fnconf_load(c, bad[i], NULL, &s, errbuf, sizeof(errbuf)), -1);
         snprintf(want, sizeof(want),
                  "fngate.conf: '%s' is not a valid function name ([a-z0-9][a-z0-9_-]{0,63}, not "
                  "gateway, defaults or limits)",
                  bad[i]);
         ck_assert_str_eq(errbuf, want);
-        fn_settings_clear(&s);
+        fnconf_clear(&s);
     }
     conf_free(c);
 }
 END_TEST
 
-/* ---- fn_settings_equal / clear -------------------------------------------- */
+/* ---- fnconf_equal / clear -------------------------------------------- */
 
 static void set_env(struct fn_settings *s, size_t n, const char *const *kv)
 {
@@ -1527,8 +1528,8 @@ START_TEST(equal_fields)
 
     fn_ok(NULL, "x", NULL, &a);
     fn_ok(NULL, "x", NULL, &b);
-    ck_assert(fn_settings_equal(&a, &b));
-    ck_assert(fn_settings_equal(&a, &a));
+    ck_assert(fnconf_equal(&a, &b));
+    ck_assert(fnconf_equal(&a, &a));
 
     /* Every scalar field counts. */
     for (int f = 0; f < 11; f++) {
@@ -1568,11 +1569,11 @@ START_TEST(equal_fields)
             b.queue_size++;
             break;
         }
-        ck_assert_msg(!fn_settings_equal(&a, &b), "field %d ignored", f);
-        ck_assert_msg(!fn_settings_equal(&b, &a), "field %d ignored", f);
-        fn_settings_clear(&b);
+        ck_assert_msg(!fnconf_equal(&a, &b), "field %d ignored", f);
+        ck_assert_msg(!fnconf_equal(&b, &a), "field %d ignored", f);
+        fnconf_clear(&b);
     }
-    fn_settings_clear(&a);
+    fnconf_clear(&a);
 }
 END_TEST
 
@@ -1589,35 +1590,35 @@ START_TEST(equal_env)
     fn_ok(NULL, "x", NULL, &b);
     set_env(&a, 2, ab);
     set_env(&b, 2, ba);
-    ck_assert(fn_settings_equal(&a, &b)); /* order does not matter */
-    fn_settings_clear(&b);
+    ck_assert(fnconf_equal(&a, &b)); /* order does not matter */
+    fnconf_clear(&b);
 
     fn_ok(NULL, "x", NULL, &b);
     set_env(&b, 2, ab3);
-    ck_assert(!fn_settings_equal(&a, &b)); /* value */
-    fn_settings_clear(&b);
+    ck_assert(!fnconf_equal(&a, &b)); /* value */
+    fnconf_clear(&b);
 
     fn_ok(NULL, "x", NULL, &b);
     set_env(&b, 2, ac);
-    ck_assert(!fn_settings_equal(&a, &b)); /* key */
-    ck_assert(!fn_settings_equal(&b, &a));
-    fn_settings_clear(&b);
+    ck_assert(!fnconf_equal(&a, &b)); /* key */
+    ck_assert(!fnconf_equal(&b, &a));
+    fnconf_clear(&b);
 
     fn_ok(NULL, "x", NULL, &b);
     set_env(&b, 2, aempty);
-    ck_assert(!fn_settings_equal(&a, &b)); /* "" is a value too */
-    fn_settings_clear(&b);
+    ck_assert(!fnconf_equal(&a, &b)); /* "" is a value too */
+    fnconf_clear(&b);
 
     fn_ok(NULL, "x", NULL, &b);
     set_env(&b, 1, ab);
-    ck_assert(!fn_settings_equal(&a, &b)); /* count */
-    ck_assert(!fn_settings_equal(&b, &a));
-    fn_settings_clear(&b);
+    ck_assert(!fnconf_equal(&a, &b)); /* count */
+    ck_assert(!fnconf_equal(&b, &a));
+    fnconf_clear(&b);
 
     fn_ok(NULL, "x", NULL, &b);
-    ck_assert(!fn_settings_equal(&a, &b)); /* none vs some */
-    fn_settings_clear(&b);
-    fn_settings_clear(&a);
+    ck_assert(!fnconf_equal(&a, &b)); /* none vs some */
+    fnconf_clear(&b);
+    fnconf_clear(&a);
 }
 END_TEST
 
@@ -1631,12 +1632,12 @@ START_TEST(equal_from_files)
     fn_ok(c1, "hello", NULL, &a);
     c2 = load_ok("[hello]\nenv.B = 2\nidle_timeout = 1m\nenv.A = 0\nenv.A = 1\n");
     fn_ok(c2, "hello", NULL, &b);
-    ck_assert(fn_settings_equal(&a, &b));
-    fn_settings_clear(&b);
+    ck_assert(fnconf_equal(&a, &b));
+    fnconf_clear(&b);
     fn_ok(c2, "other", NULL, &b);
-    ck_assert(!fn_settings_equal(&a, &b));
-    fn_settings_clear(&b);
-    fn_settings_clear(&a);
+    ck_assert(!fnconf_equal(&a, &b));
+    fnconf_clear(&b);
+    fnconf_clear(&a);
     conf_free(c1);
     conf_free(c2);
 }
@@ -1647,22 +1648,22 @@ START_TEST(clear_safe)
     struct fn_settings s;
 
     memset(&s, 0, sizeof(s));
-    fn_settings_clear(&s);
-    fn_settings_clear(&s);
-    fn_settings_clear(NULL);
+    fnconf_clear(&s);
+    fnconf_clear(&s);
+    fnconf_clear(NULL);
 
     fn_ok(NULL, "x", NULL, &s);
     set_env(&s, 1, (const char *const[]){"K", "V"});
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
     ck_assert_ptr_null(s.env);
     ck_assert_uint_eq(s.n_env, 0);
     ck_assert_int_eq(s.max_instances, 0);
-    fn_settings_clear(&s);
+    fnconf_clear(&s);
 
     memset(&s, 0, sizeof(s));
-    ck_assert(fn_settings_equal(&s, &s));
-    ck_assert(fn_settings_equal(NULL, NULL));
-    ck_assert(!fn_settings_equal(&s, NULL));
+    ck_assert(fnconf_equal(&s, &s));
+    ck_assert(fnconf_equal(NULL, NULL));
+    ck_assert(!fnconf_equal(&s, NULL));
     conf_free(NULL);
 }
 END_TEST
