@@ -13,7 +13,6 @@
 
 #include "conf_int.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,16 +40,9 @@ int conf_gateway_key(struct conf_parser *p, const char *key, const char *value)
             return -1;
         }
         if (k->type == CONF_V_PATH) {
-            char *exp = confread_expand_home(p, key, value);
-            if (exp == NULL)
+            str = confread_path(p, key, value);
+            if (str == NULL)
                 return -1;
-            str = confread_abs_path(p, exp);
-            if (str == NULL) {
-                confread_perr(p, "%s: cannot resolve '%s': %s", key, exp, strerror(errno));
-                free(exp);
-                return -1;
-            }
-            free(exp);
         } else {
             str = strdup(value);
         }
@@ -68,18 +60,9 @@ int conf_gateway_key(struct conf_parser *p, const char *key, const char *value)
             str = strdup(value);
             break;
         }
-        {
-            char *exp = confread_expand_home(p, key, value);
-            if (exp == NULL)
-                return -1;
-            str = confread_abs_path(p, exp);
-            if (str == NULL) {
-                confread_perr(p, "%s: cannot resolve '%s': %s", key, exp, strerror(errno));
-                free(exp);
-                return -1;
-            }
-            free(exp);
-        }
+        str = confread_path(p, key, value);
+        if (str == NULL)
+            return -1;
         break;
     case CONF_V_LOGLEVEL:
         if (log_level_parse(value, &p->c->gw.log_level) < 0) {

@@ -126,11 +126,10 @@ void confread_err(char *err, size_t errlen, const char *path, int line, const ch
 /* Records the parser's first error at its current line. */
 void confread_perr(struct conf_parser *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* A leading ~ or $HOME of path KEY's VALUE expanded; malloc'd, or NULL with
- * the error reported. */
-char *confread_expand_home(struct conf_parser *p, const char *key, const char *value);
-/* VALUE made absolute against the directory of the file being read. */
-char *confread_abs_path(struct conf_parser *p, const char *value);
+/* Path KEY's VALUE with a leading ~ or $HOME expanded, made absolute
+ * against the directory of the file being read; malloc'd, or NULL with the
+ * error reported. */
+char *confread_path(struct conf_parser *p, const char *key, const char *value);
 /* Reports KEY as unknown, pointing at the section where it belongs. */
 void confread_unknown_key(struct conf_parser *p, const char *key);
 /* Reads P->path.  Returns 0, -1 with the error written, or 1 when the file

@@ -98,7 +98,7 @@ static const char *confread_home(void)
  * variables) is refused rather than taken literally: a folder named "~"
  * under the config's directory is never what was meant.  Returns a malloc'd
  * string, or NULL with the error reported. */
-char *confread_expand_home(struct conf_parser *p, const char *key, const char *value)
+static char *confread_expand_home(struct conf_parser *p, const char *key, const char *value)
 {
     const char *rest = NULL, *home, *dollar;
     char *out;
@@ -140,7 +140,7 @@ char *confread_expand_home(struct conf_parser *p, const char *key, const char *v
 
 /* Makes VALUE absolute against the config file's directory, dropping "./"
  * prefixes and trailing slashes so paths compare and print cleanly. */
-char *confread_abs_path(struct conf_parser *p, const char *value)
+static char *confread_abs_path(struct conf_parser *p, const char *value)
 {
     char *out, *dir;
     size_t n;
@@ -187,6 +187,20 @@ char *confread_abs_path(struct conf_parser *p, const char *value)
     n = strlen(out);
     while (n > 1 && out[n - 1] == '/')
         out[--n] = '\0';
+    return out;
+}
+
+char *confread_path(struct conf_parser *p, const char *key, const char *value)
+{
+    char *exp = confread_expand_home(p, key, value);
+    char *out;
+
+    if (exp == NULL)
+        return NULL;
+    out = confread_abs_path(p, exp);
+    if (out == NULL)
+        confread_perr(p, "%s: cannot resolve '%s': %s", key, exp, strerror(errno));
+    free(exp);
     return out;
 }
 
