@@ -71,6 +71,31 @@ static int fn_db_channel(void)
     return fn_db_fd;
 }
 
+int fn_db_watch_fd(void)
+{
+    int fd = fn_db_channel();
+    return fd >= 0 ? fd : -1;
+}
+
+bool fn_db_channel_ok(void)
+{
+    int fd = fn_db_channel();
+    char c;
+    ssize_t n;
+
+    if (fd == -3)
+        return false;
+    if (fd < 0)
+        return true;
+    /* Between requests nothing is owed to us: EOF is the pool closing the
+     * channel, and bytes it sent unasked mean the stream is out of step. */
+    n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return true;
+    fn_db_break();
+    return false;
+}
+
 static struct fn_dbreq *fn_db_state(fn_req *req)
 {
     struct fn_dbreq **slot = fn_req_db(req);

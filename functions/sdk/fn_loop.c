@@ -16,6 +16,13 @@
  * gateway's question when it sees a connection older than request_timeout
  * but cannot tell which instance holds it: an instance whose own request is
  * that old times out the same way, any other carries on.
+ *
+ * An instance whose database channel the pool closed (a protocol error,
+ * unread answers, the pool restarting) could only answer 08006 from then
+ * on, and the supervisor cannot tell.  So the channel is watched in the
+ * same epoll_pwait, and peeked at before each accept that did not follow
+ * a quiet wait: such an instance leaves before taking another request, and
+ * the supervisor starts one with a new channel.
  */
 #include "config.h"
 
@@ -493,9 +500,9 @@ int fn_main(int argc, char **argv, fn_handler handler)
     FCGX_Request r;
     fn_req *req = NULL;
     fn_res *res = NULL;
-    int epfd = -1, rc = 1, kept = -1;
+    int epfd = -1, rc = 1, kept = -1, dbfd;
     long served = 0;
-    bool recycled = false;
+    bool recycled = false, broke = false, quiet = false;
     int flags;
     (void)argc;
     (void)argv;
@@ -554,6 +561,15 @@ int fn_main(int argc, char **argv, fn_handler handler)
         fprintf(stderr, "fngate: epoll: %s\n", strerror(errno));
         goto out;
     }
+    /* The pool closes a channel it will not serve again (a protocol error,
+     * unread answers, a pool restart): watched here, an instance waiting
+     * for a request leaves as soon as that happens instead of failing the
+     * next request with 08006. */
+    dbfd = fn_db_watch_fd();
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = dbfd;
+    if (dbfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, dbfd, &ev) < 0)
+        dbfd = -1; /* still checked before each request */
     req = fn_req_new();
     res = fn_res_new();
     if (!req || !res)
@@ -566,8 +582,17 @@ int fn_main(int argc, char **argv, fn_handler handler)
     }
     rc = 0;
     while (!fn_stop && !FN_SB_LOAD(fn_slot->stop_req)) {
-        struct epoll_event evs[2];
-        int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC), nev;
+        struct epoll_event evs[3];
+        int cfd, nev;
+        /* Before taking a request, not after: one that would only fail
+         * with 08006 is left to an instance with a live channel.  Skipped
+         * right after a wait that found the channel quiet. */
+        if (!quiet && !fn_db_channel_ok()) {
+            broke = true;
+            break;
+        }
+        quiet = false;
+        cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
         if (cfd >= 0) {
             /* A new connection wins over an idle kept one: the front end
              * opens another when it finds the kept one closed.  Unless a
@@ -589,18 +614,26 @@ int fn_main(int argc, char **argv, fn_handler handler)
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             /* The only wait, and the only place SIGTERM is let in. */
-            nev = epoll_pwait(epfd, evs, 2, -1, &waitmask);
+            nev = epoll_pwait(epfd, evs, 3, -1, &waitmask);
             if (nev < 0 && errno != EINTR) {
                 fprintf(stderr, "fngate: epoll_pwait: %s\n", strerror(errno));
                 rc = 1;
                 break;
             }
+            quiet = nev > 0;
+            for (int i = 0; i < nev; i++) {
+                if (dbfd >= 0 && evs[i].data.fd == dbfd && !fn_db_channel_ok())
+                    broke = true;
+            }
+            if (broke)
+                break;
             for (int i = 0; i < nev && kept >= 0; i++) {
                 if (evs[i].data.fd != kept || fn_stop)
                     continue;
                 /* The next request on the kept connection (or its close). */
                 epoll_ctl(epfd, EPOLL_CTL_DEL, kept, NULL);
                 cfd = kept;
+                quiet = false;
                 kept = fn_serve(cfd, &r, req, res, handler, &lim);
                 if (lim.max_requests > 0 && ++served >= lim.max_requests) {
                     recycled = true;
@@ -631,10 +664,13 @@ int fn_main(int argc, char **argv, fn_handler handler)
         kept = fn_serve(k, &r, req, res, handler, &lim);
     }
     fn_kept_close(epfd, &kept);
+    /* A query that broke the channel mid-request stopped the loop too. */
+    if (rc == 0 && !broke && !fn_db_channel_ok())
+        broke = true;
     /* With EPOLLEXCLUSIVE the kernel woke this instance alone for a
      * connection; leaving now without it would strand it while the other
      * idle instances sleep.  Serve what is already waiting, then leave. */
-    for (int i = 0; rc == 0 && !recycled && i < 8; i++) {
+    for (int i = 0; rc == 0 && !recycled && !broke && i < 8; i++) {
         int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0)
             break;
@@ -644,6 +680,9 @@ int fn_main(int argc, char **argv, fn_handler handler)
             kept = -1;
         }
     }
+    if (broke)
+        fprintf(stderr, "fngate: the database channel was closed: leaving, so that an instance "
+                        "with a new channel takes the next request\n");
     FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_STOPPING);
 out:
     fn_req_free(req);

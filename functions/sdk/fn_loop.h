@@ -6,6 +6,7 @@
 #define FN_LOOP_H
 
 #include <fcgiapp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,13 @@ void fn_loop_response_started(void);
 struct fn_dbreq;
 struct fn_dbreq **fn_req_db(fn_req *req);
 void fn_db_request_end(struct fn_dbreq *db);
+/* The database channel's fd, to watch for the pool closing it while the
+ * instance waits; -1 when there is none (or it broke). */
+int fn_db_watch_fd(void);
+/* False once the database channel can no longer carry a query (the pool
+ * closed it, or it broke mid-query): the instance must take no further
+ * request, since each would fail with 08006.  One non-blocking peek. */
+bool fn_db_channel_ok(void);
 /* Makes RES send LEN bytes at BASE + OFF, taking ownership of BASE. */
 int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
                 size_t len);

@@ -1177,6 +1177,56 @@ static TCase *tcase(const char *name)
     return tc;
 }
 
+/* The check fn_loop.c makes before taking a request: a live channel passes
+ * (and stays usable), one the pool closed or wrote to unasked does not. */
+static int channel_pair(int pair[2])
+{
+    char num[16];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    snprintf(num, sizeof(num), "%d", pair[0]);
+    setenv("FNGATE_DB_FD", num, 1);
+    return pair[0];
+}
+
+START_TEST(channel_live_passes)
+{
+    int pair[2], fd = channel_pair(pair);
+
+    ck_assert_int_eq(fn_db_watch_fd(), fd);
+    ck_assert(fn_db_channel_ok());
+    ck_assert(fn_db_channel_ok());
+    ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC);
+    close(pair[1]);
+    ck_assert(!fn_db_channel_ok());
+    /* Broken for good: closed, and no longer offered for watching. */
+    ck_assert_int_eq(fn_db_watch_fd(), -1);
+    ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert(!fn_db_channel_ok());
+}
+END_TEST
+
+START_TEST(channel_unasked_bytes_fail)
+{
+    int pair[2];
+
+    channel_pair(pair);
+    ck_assert(fn_db_channel_ok());
+    ck_assert_int_eq(write(pair[1], "R", 1), 1);
+    ck_assert(!fn_db_channel_ok());
+    close(pair[1]);
+}
+END_TEST
+
+START_TEST(channel_none_passes)
+{
+    unsetenv("FNGATE_DB_FD");
+    ck_assert_int_eq(fn_db_watch_fd(), -1);
+    ck_assert(fn_db_channel_ok());
+}
+END_TEST
+
 static Suite *sdk_suite(void)
 {
     Suite *s = suite_create("sdk");
@@ -1253,6 +1303,12 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, deadline);
     tcase_add_test(tc, log_carries_request_id);
     tcase_add_test(tc, log_without_request_id);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("db channel");
+    tcase_add_test(tc, channel_live_passes);
+    tcase_add_test(tc, channel_unasked_bytes_fail);
+    tcase_add_test(tc, channel_none_passes);
     suite_add_tcase(s, tc);
 
     return s;
