@@ -144,35 +144,35 @@ int refuse_conn(struct event_base *base, int fd, const char *message, int retry_
     /* Nothing more arrives while the answer is held: the idle timeout must
      * outlast the hold. */
     tmo.tv_sec += (time_t)(hold_ms / 1000) + 1;
-    if (rc)
-        rc->message = strdup(message);
-    if (rc && rc->message)
-        rc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (rc && rc->bev && hold_ms > 0) {
+    if (!rc || !(rc->message = strdup(message)))
+        goto fail;
+    rc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!rc->bev)
+        goto fail;
+    /* The bufferevent owns FD from here: freeing it closes FD, later, from
+     * the loop.  Closing it here as well would close whatever took the
+     * number meanwhile (the next connection refuse_queued accepts). */
+    fd = -1;
+    if (hold_ms > 0) {
         struct timeval hold = {(time_t)(hold_ms / 1000), (suseconds_t)(hold_ms % 1000) * 1000};
         rc->hold = evtimer_new(base, refuse_hold_cb, rc);
-        if (!rc->hold || evtimer_add(rc->hold, &hold) < 0) {
-            bufferevent_free(rc->bev);
-            rc->bev = NULL;
-        }
+        if (!rc->hold || evtimer_add(rc->hold, &hold) < 0)
+            goto fail;
     }
-    if (rc && rc->bev) {
-        rc->deadline = evtimer_new(base, refuse_deadline_cb, rc);
-        if (!rc->deadline || evtimer_add(rc->deadline, &tmo) < 0) {
-            bufferevent_free(rc->bev);
-            rc->bev = NULL;
-        }
-    }
-    if (!rc || !rc->bev) {
-        close(fd);
-        refuse_conn_free(rc);
-        return -1;
-    }
+    rc->deadline = evtimer_new(base, refuse_deadline_cb, rc);
+    if (!rc->deadline || evtimer_add(rc->deadline, &tmo) < 0)
+        goto fail;
     rc->retry_after = retry_after;
     bufferevent_setcb(rc->bev, refuse_read_cb, refuse_write_cb, refuse_event_cb, rc);
     bufferevent_set_timeouts(rc->bev, &tmo, &tmo);
-    bufferevent_enable(rc->bev, EV_READ | EV_WRITE);
+    if (bufferevent_enable(rc->bev, EV_READ | EV_WRITE) < 0)
+        goto fail; /* never read, it would only wait for its deadline */
     return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    refuse_conn_free(rc);
+    return -1;
 }
 
 int refuse_queued(struct event_base *base, int listen_fd, const char *message)
