@@ -13,6 +13,7 @@
 #include "invoke.h"
 
 #include "conf.h"
+#include "fcgireq.h"
 #include "fn.h"
 
 #include <ctype.h>
@@ -40,13 +41,9 @@
 #define INVOKE_WAIT_MS 300000
 
 enum {
-    FCGI_BEGIN_REQUEST = 1,
     FCGI_END_REQUEST = 3,
-    FCGI_PARAMS = 4,
-    FCGI_STDIN = 5,
     FCGI_STDOUT = 6,
     FCGI_STDERR = 7,
-    FCGI_RESPONDER = 1,
     FCGI_MAX_CONTENT = 65535,
 };
 
@@ -95,55 +92,6 @@ static int invoke_put(struct invoke_buf *b, const void *d, size_t n)
         memcpy(b->p + b->n, d, n);
     b->n += n;
     b->p[b->n] = '\0';
-    return 0;
-}
-
-static int invoke_record(struct invoke_buf *b, int type, const void *content, size_t len)
-{
-    static const unsigned char zero[8];
-    size_t pad = (8 - len % 8) % 8;
-    unsigned char h[8] = {1,
-                          (unsigned char)type,
-                          0,
-                          1, /* request id 1 */
-                          (unsigned char)(len >> 8),
-                          (unsigned char)len,
-                          (unsigned char)pad,
-                          0};
-
-    if (invoke_put(b, h, 8) < 0 || invoke_put(b, content, len) < 0 || invoke_put(b, zero, pad) < 0)
-        return -1;
-    return 0;
-}
-
-/* CONTENT as records of TYPE, then the empty record that ends the stream. */
-static int invoke_stream(struct invoke_buf *b, int type, const char *d, size_t len)
-{
-    for (size_t off = 0; off < len; off += FCGI_MAX_CONTENT) {
-        size_t n = len - off < FCGI_MAX_CONTENT ? len - off : FCGI_MAX_CONTENT;
-        if (invoke_record(b, type, d + off, n) < 0)
-            return -1;
-    }
-    return invoke_record(b, type, NULL, 0);
-}
-
-static int invoke_nvlen(struct invoke_buf *b, size_t len)
-{
-    if (len < 128) {
-        unsigned char c = (unsigned char)len;
-        return invoke_put(b, &c, 1);
-    }
-    unsigned char c[4] = {(unsigned char)((len >> 24) | 0x80), (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 8), (unsigned char)len};
-    return invoke_put(b, c, 4);
-}
-
-static int invoke_param(struct invoke_buf *pb, const char *name, const char *value)
-{
-    size_t nl = strlen(name), vl = strlen(value);
-    if (invoke_nvlen(pb, nl) < 0 || invoke_nvlen(pb, vl) < 0 || invoke_put(pb, name, nl) < 0 ||
-        invoke_put(pb, value, vl) < 0)
-        return -1;
     return 0;
 }
 
@@ -205,7 +153,7 @@ static int invoke_read_file(const char *path, struct invoke_buf *into)
 
 /* "Name: value" -> HTTP_NAME (or CONTENT_TYPE), the way nginx names
  * headers.  -1 for a malformed header. */
-static int invoke_header_param(struct invoke_buf *pb, const char *h, const char **ctype)
+static int invoke_header_param(struct fcgireq *r, const char *h, const char **ctype)
 {
     const char *colon = strchr(h, ':');
     char name[256];
@@ -237,16 +185,15 @@ static int invoke_header_param(struct invoke_buf *pb, const char *h, const char 
     name[5 + nl] = '\0';
     if (strcmp(name, "HTTP_PROXY") == 0)
         return 0; /* httpoxy: never passed, as in the include */
-    return invoke_param(pb, name, v);
+    return fcgireq_param(r, name, v);
 }
 
 /* Builds the whole request: BEGIN_REQUEST, PARAMS, STDIN. */
-static int invoke_build(struct invoke_buf *out, const struct invoke_opts *o, const char *name,
+static int invoke_build(struct fcgireq **out, const struct invoke_opts *o, const char *name,
                         const char *path_raw, size_t path_len, const char *query,
                         const struct invoke_buf *body)
 {
-    static const unsigned char begin[8] = {0, FCGI_RESPONDER, 0, 0, 0, 0, 0, 0};
-    struct invoke_buf pb = {0};
+    struct fcgireq *r = fcgireq_new(1, false);
     char *path = invoke_path_decode(path_raw, path_len);
     char *uri = NULL, *script = NULL, clen[32], arrival[32], reqid[33];
     const char *ctype = NULL;
@@ -254,7 +201,7 @@ static int invoke_build(struct invoke_buf *out, const struct invoke_opts *o, con
     struct timespec ts;
     int rc = -1;
 
-    if (!path)
+    if (!path || !r)
         goto out;
     if (asprintf(&script, "/fn/%s", name) < 0) {
         script = NULL;
@@ -274,38 +221,36 @@ static int invoke_build(struct invoke_buf *out, const struct invoke_opts *o, con
     snprintf(clen, sizeof(clen), "%zu", body->n);
 
     for (size_t i = 0; i < o->n_headers; i++) {
-        if (invoke_header_param(&pb, o->headers[i], &ctype) < 0) {
+        if (invoke_header_param(r, o->headers[i], &ctype) < 0) {
             fprintf(stderr, "fngate invoke: bad header '%s': want 'Name: value'\n", o->headers[i]);
-            free(pb.p);
-            pb.p = NULL;
             rc = -2;
             goto out;
         }
     }
     if (!ctype && body->n)
         ctype = "application/x-www-form-urlencoded"; /* what curl -d sends */
-    if (invoke_param(&pb, "QUERY_STRING", query) < 0 ||
-        invoke_param(&pb, "REQUEST_METHOD", o->method) < 0 ||
-        invoke_param(&pb, "CONTENT_TYPE", ctype ? ctype : "") < 0 ||
-        invoke_param(&pb, "CONTENT_LENGTH", body->n ? clen : "") < 0 ||
-        invoke_param(&pb, "SCRIPT_NAME", script) < 0 || invoke_param(&pb, "REQUEST_URI", uri) < 0 ||
-        invoke_param(&pb, "SERVER_PROTOCOL", "HTTP/1.1") < 0 ||
-        invoke_param(&pb, "REQUEST_SCHEME", "http") < 0 ||
-        invoke_param(&pb, "REMOTE_ADDR", "127.0.0.1") < 0 ||
-        invoke_param(&pb, "SERVER_NAME", "fngate-invoke") < 0 ||
-        invoke_param(&pb, "FNGATE_PATH", path) < 0 ||
-        invoke_param(&pb, "FNGATE_REQUEST_ID", reqid) < 0 ||
-        invoke_param(&pb, "FNGATE_ARRIVAL", arrival) < 0)
+    if (fcgireq_param(r, "QUERY_STRING", query) < 0 ||
+        fcgireq_param(r, "REQUEST_METHOD", o->method) < 0 ||
+        fcgireq_param(r, "CONTENT_TYPE", ctype ? ctype : "") < 0 ||
+        fcgireq_param(r, "CONTENT_LENGTH", body->n ? clen : "") < 0 ||
+        fcgireq_param(r, "SCRIPT_NAME", script) < 0 || fcgireq_param(r, "REQUEST_URI", uri) < 0 ||
+        fcgireq_param(r, "SERVER_PROTOCOL", "HTTP/1.1") < 0 ||
+        fcgireq_param(r, "REQUEST_SCHEME", "http") < 0 ||
+        fcgireq_param(r, "REMOTE_ADDR", "127.0.0.1") < 0 ||
+        fcgireq_param(r, "SERVER_NAME", "fngate-invoke") < 0 ||
+        fcgireq_param(r, "FNGATE_PATH", path) < 0 ||
+        fcgireq_param(r, "FNGATE_REQUEST_ID", reqid) < 0 ||
+        fcgireq_param(r, "FNGATE_ARRIVAL", arrival) < 0)
         goto out;
-    if (invoke_record(out, FCGI_BEGIN_REQUEST, begin, sizeof(begin)) < 0 ||
-        invoke_stream(out, FCGI_PARAMS, pb.p, pb.n) < 0 ||
-        invoke_stream(out, FCGI_STDIN, body->p, body->n) < 0)
+    if (fcgireq_finish(r, body->p, body->n) < 0)
         goto out;
+    *out = r;
+    r = NULL;
     rc = 0;
 out:
     if (rc == -1)
         fprintf(stderr, "fngate invoke: out of memory\n");
-    free(pb.p);
+    fcgireq_free(r);
     free(path);
     free(uri);
     free(script);
@@ -458,7 +403,7 @@ static int invoke_print(const char *name, const struct invoke_buf *out, bool inc
 
 /* Sends REQ on FD and collects the STDOUT stream (STDERR goes to our
  * stderr) until END_REQUEST.  0 or -1 (reason printed). */
-static int invoke_exchange(int fd, const char *name, const struct invoke_buf *req,
+static int invoke_exchange(int fd, const char *name, const struct fcgireq *req,
                            struct invoke_buf *out, int64_t wait_ms)
 {
     struct timespec ts;
@@ -468,7 +413,7 @@ static int invoke_exchange(int fd, const char *name, const struct invoke_buf *re
     deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + wait_ms;
     /* A function may answer (413) before reading all of a large body; its
      * answer is still what to print, so a failed write goes on reading. */
-    (void)invoke_write_all(fd, req->p, req->n);
+    (void)invoke_write_all(fd, (const char *)req->p, req->n);
     for (;;) {
         unsigned char h[8], content[FCGI_MAX_CONTENT + 255];
         size_t clen, plen;
@@ -588,7 +533,8 @@ static int invoke_parse(int argc, char **argv, struct invoke_opts *o, const char
 int invoke_main(int argc, char **argv, const char *default_conf)
 {
     struct invoke_opts o;
-    struct invoke_buf body = {0}, req = {0}, out = {0};
+    struct invoke_buf body = {0}, out = {0};
+    struct fcgireq *req = NULL;
     char err[CONF_ERR_MAX], name[128], *sock = NULL;
     struct conf *c = NULL;
     struct fn_list *l = NULL;
@@ -645,7 +591,7 @@ int invoke_main(int argc, char **argv, const char *default_conf)
     }
     if (invoke_build(&req, &o, name, path, path_len, query, &body) < 0)
         goto out;
-    if (invoke_exchange(fd, name, &req, &out, wait_ms) < 0)
+    if (invoke_exchange(fd, name, req, &out, wait_ms) < 0)
         goto out;
     rc = invoke_print(name, &out, o.include);
 out:
@@ -653,7 +599,7 @@ out:
         close(fd);
     free(sock);
     free(body.p);
-    free(req.p);
+    fcgireq_free(req);
     free(out.p);
     fn_list_free(l);
     conf_free(c);

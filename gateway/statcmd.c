@@ -10,6 +10,7 @@
 #include "statcmd.h"
 
 #include "conf.h"
+#include "fcgireq.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,28 +34,6 @@ static void statcmd_on_int(int sig)
 {
     (void)sig;
     statcmd_stop = 1;
-}
-
-static void statcmd_rec(unsigned char *h, int type, size_t len)
-{
-    h[0] = 1;
-    h[1] = (unsigned char)type;
-    h[2] = 0;
-    h[3] = 1;
-    h[4] = (unsigned char)(len >> 8);
-    h[5] = (unsigned char)len;
-    h[6] = 0;
-    h[7] = 0;
-}
-
-static size_t statcmd_nv(unsigned char *p, const char *name, const char *value)
-{
-    size_t nl = strlen(name), vl = strlen(value);
-    p[0] = (unsigned char)nl;
-    p[1] = (unsigned char)vl;
-    memcpy(p + 2, name, nl);
-    memcpy(p + 2 + nl, value, vl);
-    return 2 + nl + vl;
 }
 
 static int statcmd_read_full(int fd, void *buf, size_t len)
@@ -81,7 +60,9 @@ static int statcmd_read_full(int fd, void *buf, size_t len)
 static char *statcmd_fetch(const char *sock, const char *path)
 {
     struct sockaddr_un sa;
-    unsigned char req[512], *p = req, h[8];
+    struct fcgireq *req;
+    unsigned char h[8];
+    bool sent;
     char *out = NULL, *body;
     size_t out_len = 0;
     int fd;
@@ -105,23 +86,12 @@ static char *statcmd_fetch(const char *sock, const char *path)
             close(fd);
         return NULL;
     }
-    {
-        unsigned char params[256];
-        size_t n = 0;
-        statcmd_rec(p, 1, 8); /* FCGI_BEGIN_REQUEST, role responder */
-        memcpy(p + 8, "\0\1\0\0\0\0\0\0", 8);
-        p += 16;
-        n += statcmd_nv(params + n, "REQUEST_METHOD", "GET");
-        n += statcmd_nv(params + n, "FNGATE_STATUS_PATH", path);
-        statcmd_rec(p, 4, n);
-        memcpy(p + 8, params, n);
-        p += 8 + n;
-        statcmd_rec(p, 4, 0);
-        p += 8;
-        statcmd_rec(p, 5, 0);
-        p += 8;
-    }
-    if (write(fd, req, (size_t)(p - req)) != p - req)
+    req = fcgireq_new(1, false);
+    sent = req && fcgireq_param(req, "REQUEST_METHOD", "GET") == 0 &&
+           fcgireq_param(req, "FNGATE_STATUS_PATH", path) == 0 &&
+           fcgireq_finish(req, NULL, 0) == 0 && write(fd, req->p, req->n) == (ssize_t)req->n;
+    fcgireq_free(req);
+    if (!sent)
         goto fail;
     for (;;) {
         size_t len;

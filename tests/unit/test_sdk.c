@@ -1,15 +1,16 @@
 /*
  * Unit tests for the SDK's request and response layer (functions/sdk/
  * fngate.c) through its internal interface (fn_loop.h).  Each test plays
- * nginx over a socketpair: it writes a FastCGI request, records built by
- * hand, into one end, hands the other end to libfcgi the way fn_loop.c's
- * fn_serve does (ipcFd set, keepConnection, FCGX_Accept_r), runs
- * fn_req_begin and the accessors a handler calls, and reads the FastCGI
- * records fn_res_write produced back off the socket, so assertions are on
- * the bytes nginx would receive.
+ * nginx over a socketpair: it writes a FastCGI request, built by
+ * gateway/fcgireq.c as nginx would send it, into one end, hands the other
+ * end to libfcgi the way fn_loop.c's fn_serve does (ipcFd set,
+ * keepConnection, FCGX_Accept_r), runs fn_req_begin and the accessors a
+ * handler calls, and reads the FastCGI records fn_res_write produced back
+ * off the socket, so assertions are on the bytes nginx would receive.
  */
 #include "config.h"
 
+#include "fcgireq.h"
 #include "fn_loop.h"
 #include "fngate.h"
 #include "testutil.h"
@@ -30,105 +31,30 @@
 
 /* FastCGI record types and constants (FastCGI 1.0 specification). */
 enum {
-    FCGI_BEGIN_REQUEST = 1,
     FCGI_END_REQUEST = 3,
-    FCGI_PARAMS = 4,
-    FCGI_STDIN = 5,
     FCGI_STDOUT = 6,
     FCGI_STDERR = 7,
-    FCGI_RESPONDER = 1,
-    FCGI_KEEP_CONN = 1,
     FCGI_MAX_CONTENT = 65535,
 };
 
 /* ---- building a request ----------------------------------------------------- */
 
-struct fbuf {
-    unsigned char *p;
-    size_t n, cap;
-};
-
-static void fb_put(struct fbuf *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        ck_assert_ptr_nonnull(b->p);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-
-/* One record: 8-byte header, content, padding to a multiple of 8. */
-static void fb_record(struct fbuf *b, int type, int id, const void *content, size_t len)
-{
-    static const unsigned char zero[8];
-    unsigned char h[8];
-    size_t pad = (8 - len % 8) % 8;
-
-    ck_assert_uint_le(len, FCGI_MAX_CONTENT);
-    h[0] = 1;
-    h[1] = (unsigned char)type;
-    h[2] = (unsigned char)(id >> 8);
-    h[3] = (unsigned char)id;
-    h[4] = (unsigned char)(len >> 8);
-    h[5] = (unsigned char)len;
-    h[6] = (unsigned char)pad;
-    h[7] = 0;
-    fb_put(b, h, 8);
-    if (len)
-        fb_put(b, content, len);
-    fb_put(b, zero, pad);
-}
-
-/* A name-value pair length: 1 byte below 128, else 4 with the top bit set. */
-static void fb_nvlen(struct fbuf *b, size_t len)
-{
-    if (len < 128) {
-        unsigned char c = (unsigned char)len;
-        fb_put(b, &c, 1);
-    } else {
-        unsigned char c[4] = {(unsigned char)((len >> 24) | 0x80), (unsigned char)(len >> 16),
-                              (unsigned char)(len >> 8), (unsigned char)len};
-        fb_put(b, c, 4);
-    }
-}
-
-/* Content split into records of at most 64K-1, then the empty record that
- * ends the stream. */
-static void fb_stream(struct fbuf *b, int type, int id, const unsigned char *d, size_t len)
-{
-    for (size_t off = 0; off < len; off += FCGI_MAX_CONTENT) {
-        size_t n = len - off < FCGI_MAX_CONTENT ? len - off : FCGI_MAX_CONTENT;
-        fb_record(b, type, id, d + off, n);
-    }
-    fb_record(b, type, id, NULL, 0);
-}
-
 /* BEGIN_REQUEST (keeping the connection), PARAMS from "NAME=VALUE" strings
- * (NULL-terminated), STDIN with BODY. */
-static void fb_request(struct fbuf *b, int id, const char *const *params, const char *body,
-                       size_t body_len)
+ * (NULL-terminated), STDIN with BODY: the records nginx would send. */
+static struct fcgireq *request_new(int id, const char *const *params, const char *body,
+                                   size_t body_len)
 {
-    unsigned char begin[8] = {0, FCGI_RESPONDER, FCGI_KEEP_CONN, 0, 0, 0, 0, 0};
-    struct fbuf pb = {0};
+    struct fcgireq *r = fcgireq_new((unsigned)id, true);
 
-    fb_record(b, FCGI_BEGIN_REQUEST, id, begin, sizeof(begin));
+    ck_assert_ptr_nonnull(r);
     for (size_t i = 0; params && params[i]; i++) {
         const char *eq = strchr(params[i], '=');
-        size_t nlen = (size_t)(eq - params[i]), vlen = strlen(eq + 1);
         ck_assert_ptr_nonnull(eq);
-        fb_nvlen(&pb, nlen);
-        fb_nvlen(&pb, vlen);
-        fb_put(&pb, params[i], nlen);
-        fb_put(&pb, eq + 1, vlen);
+        ck_assert_int_eq(
+            fcgireq_param_n(r, params[i], (size_t)(eq - params[i]), eq + 1, strlen(eq + 1)), 0);
     }
-    fb_stream(b, FCGI_PARAMS, id, pb.p, pb.n);
-    fb_stream(b, FCGI_STDIN, id, (const unsigned char *)body, body_len);
-    free(pb.p);
+    ck_assert_int_eq(fcgireq_finish(r, body, body_len), 0);
+    return r;
 }
 
 /* ---- the fixture: one connection, as fn_serve sets it up ---------------------- */
@@ -179,16 +105,15 @@ static void teardown(void)
  * fn_req_begin; returns what fn_req_begin returned. */
 static int begin_id(int id, const char *const *params, const char *body, size_t body_len)
 {
-    struct fbuf b = {0};
+    struct fcgireq *r = request_new(id, params, body, body_len);
     size_t off = 0;
 
-    fb_request(&b, id, params, body, body_len);
-    while (off < b.n) {
-        ssize_t w = write(sv[1], b.p + off, b.n - off);
+    while (off < r->n) {
+        ssize_t w = write(sv[1], r->p + off, r->n - off);
         ck_assert_msg(w > 0, "write: %s", strerror(errno));
         off += (size_t)w;
     }
-    free(b.p);
+    fcgireq_free(r);
     ck_assert_int_eq(FCGX_Accept_r(&rq), 0);
     ck_assert_int_eq(rq.requestId, id);
     return fn_req_begin(req, res, &rq, &lim);
