@@ -192,6 +192,22 @@ def proc_alive(pid: int) -> bool:
     return state is not None and state not in ("Z", "X")
 
 
+def stop_proc(proc: subprocess.Popen, sig=signal.SIGTERM, timeout=10.0, group=False):
+    """Sends SIG to PROC (to its whole process group when GROUP) if it still
+    runs, waits TIMEOUT seconds, then SIGKILLs its process group (PROC was
+    started with start_new_session) and reaps it; returns its exit status."""
+    if proc.poll() is None:
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
 def proc_children(pid: int) -> list[int]:
     """Direct children of PID, from /proc/PID/task/*/children (or a scan of
     /proc/*/stat where the kernel lacks that file)."""
@@ -354,6 +370,17 @@ class Gateway:
     def write_config(self):
         self.conf_path.write_text(self.config_text())
         os.chmod(self.conf_path, 0o644)
+
+    def conf_line(self, key: str, section: str = "gateway") -> int:
+        """The line of KEY in [SECTION] of fngate.conf: the line an error
+        about it must name."""
+        current = None
+        for i, line in enumerate(self.conf_path.read_text().splitlines(), 1):
+            if line.startswith("["):
+                current = line.strip("[]")
+            elif current == section and line.split("=")[0].strip() == key:
+                return i
+        raise AssertionError(f"{key} not in [{section}] of {self.conf_path}")
 
     # -- process
 
@@ -600,12 +627,7 @@ class Nginx:
     def stop(self, timeout=10.0):
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_proc(self.proc, timeout=timeout)
         if self._logf:
             self._logf.close()
             self._logf = None

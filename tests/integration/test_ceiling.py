@@ -12,17 +12,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 
-def conf_line(gw, key, section="limits"):
-    """The line of KEY in SECTION of the gateway's fngate.conf."""
-    current = None
-    for i, line in enumerate(gw.conf_path.read_text().splitlines(), 1):
-        if line.startswith("["):
-            current = line.strip("[]")
-        elif current == section and line.split("=")[0].strip() == key:
-            return i
-    raise AssertionError(f"{key} not in [{section}]")
-
-
 def test_function_conf_over_a_limit_disables_only_that_function(gateway_factory, nginx_factory,
                                                                  build):
     gw = gateway_factory({"capped": build.testfn, "greedy": build.testfn,
@@ -42,15 +31,17 @@ def test_function_conf_over_a_limit_disables_only_that_function(gateway_factory,
     where = f"in [limits], {gw.conf_path}:"
     reasons = {
         "greedy": f"{gw.functions_dir}/greedy/function.conf:2: max_instances = 50 is more than "
-                  f"the operator allows (max_instances = 2 {where}{conf_line(gw, 'max_instances')})",
+                  f"the operator allows (max_instances = 2 "
+                  f"{where}{gw.conf_line('max_instances', 'limits')})",
         "untimed": f"{gw.functions_dir}/untimed/function.conf:1: request_timeout = 0 (none) is "
                    f"more than the operator allows (request_timeout = 5s "
-                   f"{where}{conf_line(gw, 'request_timeout')})",
+                   f"{where}{gw.conf_line('request_timeout', 'limits')})",
         "unsandboxed": f"{gw.functions_dir}/unsandboxed/function.conf:1: sandbox = off is more "
-                       f"than the operator allows (sandbox = on {where}{conf_line(gw, 'sandbox')})",
+                       f"than the operator allows (sandbox = on "
+                       f"{where}{gw.conf_line('sandbox', 'limits')})",
         "reader": f"{gw.functions_dir}/reader/function.conf:1: sandbox_read = /etc is more than "
                   f"the operator allows (sandbox_read = /usr/share "
-                  f"{where}{conf_line(gw, 'sandbox_read')})",
+                  f"{where}{gw.conf_line('sandbox_read', 'limits')})",
     }
     for name, reason in reasons.items():
         r = ngx.get(f"/fn/{name}")

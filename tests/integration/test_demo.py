@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from fngate_harness import REPO, free_port, proc_alive, wait_for
+from fngate_harness import REPO, free_port, proc_alive, stop_proc, wait_for
 
 
 def test_terminal_sigint_does_not_reach_the_pool(stack, build, users_db):
@@ -75,13 +75,7 @@ def test_demo_two_sigints_leave_nothing_behind(run_dir):
         os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(60) == 0, (run_dir / "demo.log").read_text()
     finally:
-        if demo.poll() is None:  # a failed assertion: still let it clean up
-            os.killpg(demo.pid, signal.SIGTERM)
-            try:
-                demo.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(demo.pid, signal.SIGKILL)
-                demo.wait()
+        stop_proc(demo, timeout=60, group=True)  # after a failed assertion: still clean up
         log.close()
     text = (run_dir / "demo.log").read_text()
     assert [d for d in demo_leftovers() if d not in before] == [], text

@@ -18,14 +18,13 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from fngate_harness import HarnessError, free_port, make_dir, wait_for
+from fngate_harness import HarnessError, free_port, make_dir, stop_proc, wait_for
 
 APACHE = "/usr/sbin/apache2"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -77,14 +76,8 @@ class FrontEnd:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
         if self.proc:
+            stop_proc(self.proc, group=True)
             self._logf.close()
 
     def log(self) -> str:

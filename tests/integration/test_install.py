@@ -13,16 +13,7 @@ import subprocess
 
 import pytest
 
-from fngate_harness import REPO
-
-
-def make_var(build, name: str) -> str:
-    """The value of make variable NAME in the build's Makefile, expanded."""
-    out = subprocess.run(["make", "-s", "-C", str(build.dir), "-f", "Makefile", "-f", "-",
-                          "ship-print-var"],
-                         input=f"ship-print-var:\n\t@echo $({name})\n", text=True,
-                         capture_output=True, check=True)
-    return out.stdout.strip()
+from fngate_harness import REPO, make_var
 
 
 def make_install(build, destdir, target="install"):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fngate_harness import REPO, free_port, proc_alive, wait_for
+from fngate_harness import REPO, free_port, proc_alive, stop_proc, wait_for
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -219,12 +219,7 @@ scrape_configs:
         assert len(res) == 1, res
         assert float(res[0]["value"][1]) == 42.0, res
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_proc(proc)
         logf.close()
 
 

@@ -127,7 +127,7 @@ def test_reload_refused_by_the_gateway_says_why(gateway_factory, build):
         assert r.returncode == 1
         assert r.stderr == (
             f"fngate reload: refused by the gateway (pid {proc.pid}), which keeps its running "
-            f"configuration: {gw.conf_path}:{conf_line(gw, 'socket_group')}: socket_group "
+            f"configuration: {gw.conf_path}:{gw.conf_line('socket_group')}: socket_group "
             "'root': nobody is not a member, so the sockets cannot be given that group (chown: "
             "Operation not permitted)\n")
         assert proc.poll() is None
@@ -154,9 +154,9 @@ def test_reload_with_a_bad_file_says_why_and_signals_nothing(gateway_factory, bu
     r = fngate(build, "reload", "-c", str(a.conf_path))
     assert r.returncode == 1
     assert r.stderr.splitlines() == [
-        f"{a.conf_path}:{conf_line(a, 'socket_group')}: socket_group 'no-such-group-fngate' "
+        f"{a.conf_path}:{a.conf_line('socket_group')}: socket_group 'no-such-group-fngate' "
         "does not exist",
-        f"{a.conf_path}:{conf_line(a, 'database_url')}: database_url: invalid connection "
+        f"{a.conf_path}:{a.conf_line('database_url')}: database_url: invalid connection "
         "option \"dbnme\"",
         "fngate reload: not sent: the gateway would refuse these"]
     assert reloads(a) == 0
@@ -174,13 +174,6 @@ def check_lines(build, conf, as_nobody=False):
     return r.returncode, r.stderr.splitlines(), r.stdout
 
 
-def conf_line(gw, key) -> int:
-    for i, ln in enumerate(gw.conf_path.read_text().splitlines(), 1):
-        if ln.startswith(f"{key} ="):
-            return i
-    raise AssertionError(f"{key} not in {gw.conf_path}")
-
-
 def test_check_reports_every_serve_time_failure_with_its_location(gateway_factory, build):
     if os.geteuid() != 0:
         pytest.skip("needs root: the user, group and instance-access checks apply only then")
@@ -196,11 +189,11 @@ def test_check_reports_every_serve_time_failure_with_its_location(gateway_factor
     rc, problems, out = check_lines(build, gw.conf_path)
     assert rc == 1
     assert problems == [
-        f"{p}:{conf_line(gw, 'user')}: user 'no-such-user-fngate' does not exist",
-        f"{p}:{conf_line(gw, 'group')}: group 'no-such-group-fngate' does not exist",
-        f"{p}:{conf_line(gw, 'socket_group')}: socket_group 'no-such-sockgroup-fngate' "
+        f"{p}:{gw.conf_line('user')}: user 'no-such-user-fngate' does not exist",
+        f"{p}:{gw.conf_line('group')}: group 'no-such-group-fngate' does not exist",
+        f"{p}:{gw.conf_line('socket_group')}: socket_group 'no-such-sockgroup-fngate' "
         "does not exist",
-        f"{p}:{conf_line(gw, 'database_url')}: database_url: invalid connection option \"dbnme\"",
+        f"{p}:{gw.conf_line('database_url')}: database_url: invalid connection option \"dbnme\"",
         f"{gw.functions_dir}/badconf/function.conf:2: idle_timeout: 'soon' is not a duration "
         "(use 500ms, 30s, 5m)",
     ]
@@ -262,11 +255,11 @@ def test_check_socket_group_membership_and_socket_dir_when_not_root(gateway_fact
     rc, problems, _ = check_lines(build, gw.conf_path, as_nobody=True)
     assert rc == 1
     assert problems == [
-        f"{p}:{conf_line(gw, 'socket_group')}: socket_group 'root': nobody is not a member, so "
+        f"{p}:{gw.conf_line('socket_group')}: socket_group 'root': nobody is not a member, so "
         "the sockets cannot be given that group (chown: Operation not permitted)",
-        f"{p}:{conf_line(gw, 'socket_dir')}: socket_dir {gw.socket_dir}: nobody cannot write "
+        f"{p}:{gw.conf_line('socket_dir')}: socket_dir {gw.socket_dir}: nobody cannot write "
         "there: Permission denied",
-        f"{p}:{conf_line(gw, 'functions_dir')}: functions_dir {gw.functions_dir}: "
+        f"{p}:{gw.conf_line('functions_dir')}: functions_dir {gw.functions_dir}: "
         "No such file or directory",
     ]
 
