@@ -207,6 +207,17 @@ char *confread_path(struct conf_parser *p, const char *key, const char *value)
 /* Handles a "[...]" line before inih sees it; LINE is already stripped. */
 static void confread_section_header(struct conf_parser *p, char *line)
 {
+    /* fngate.conf's own sections, each allowed once. */
+    const struct {
+        const char *name;
+        enum conf_sect sect;
+        int *line;
+    } sections[] = {
+        {"gateway", CONF_S_GATEWAY, &p->gateway_line},
+        {"limits", CONF_S_LIMITS, &p->limits_line},
+        {"defaults", CONF_S_DEFAULTS, &p->defaults_line},
+    };
+    size_t fixed;
     char *end = strchr(line, ']');
     const char *rest;
     const char *name;
@@ -242,27 +253,17 @@ static void confread_section_header(struct conf_parser *p, char *line)
         goto out;
     }
 
-    if (strcmp(name, "gateway") == 0) {
-        if (p->gateway_line != 0) {
-            confread_perr(p, "duplicate section [gateway] (first at line %d)", p->gateway_line);
+    for (fixed = 0; fixed < sizeof(sections) / sizeof(sections[0]); fixed++)
+        if (strcmp(name, sections[fixed].name) == 0)
+            break;
+    if (fixed < sizeof(sections) / sizeof(sections[0])) {
+        if (*sections[fixed].line != 0) {
+            confread_perr(p, "duplicate section [%s] (first at line %d)", name,
+                          *sections[fixed].line);
             goto out;
         }
-        p->gateway_line = p->lineno;
-        p->sect = CONF_S_GATEWAY;
-    } else if (strcmp(name, "limits") == 0) {
-        if (p->limits_line != 0) {
-            confread_perr(p, "duplicate section [limits] (first at line %d)", p->limits_line);
-            goto out;
-        }
-        p->limits_line = p->lineno;
-        p->sect = CONF_S_LIMITS;
-    } else if (strcmp(name, "defaults") == 0) {
-        if (p->defaults_line != 0) {
-            confread_perr(p, "duplicate section [defaults] (first at line %d)", p->defaults_line);
-            goto out;
-        }
-        p->defaults_line = p->lineno;
-        p->sect = CONF_S_DEFAULTS;
+        *sections[fixed].line = p->lineno;
+        p->sect = sections[fixed].sect;
     } else if (!confval_name_valid(name)) {
         confread_perr(
             p, "invalid section name '[%s]' (function names are [a-z0-9][a-z0-9_-]{0,63})", name);

@@ -38,11 +38,37 @@ static int confval_digits(const char **sp, int64_t *out)
     return 0;
 }
 
-/* Like confval_parse_duration but tells "not a duration" (-1) from overflow
- * (-2) so the message can say which. */
-int confval_duration(const char *s, int64_t *ms)
+/* A number's unit suffixes and what each multiplies by. */
+struct confval_unit {
+    const char *suffix;
+    int64_t mul;
+};
+
+static const struct confval_unit confval_duration_units[] = {
+    {"ms", 1},
+    {"", CONF_MS_PER_S}, /* a bare number is seconds */
+    {"s", CONF_MS_PER_S},
+    {"m", 60 * CONF_MS_PER_S},
+    {"h", 3600 * CONF_MS_PER_S},
+    {NULL, 0},
+};
+
+static const struct confval_unit confval_size_units[] = {
+    {"", 1},
+    {"K", (int64_t)1 << 10},
+    {"k", (int64_t)1 << 10},
+    {"M", (int64_t)1 << 20},
+    {"m", (int64_t)1 << 20},
+    {"G", (int64_t)1 << 30},
+    {"g", (int64_t)1 << 30},
+    {NULL, 0},
+};
+
+/* Digits then exactly one of UNITS' suffixes: 0, -1 when S is not such a
+ * value, -2 when it overflows. */
+static int confval_scaled(const char *s, const struct confval_unit *units, int64_t *out)
 {
-    int64_t v, mul;
+    int64_t v, mul = 0;
     int r;
 
     if (s == NULL)
@@ -50,20 +76,22 @@ int confval_duration(const char *s, int64_t *ms)
     r = confval_digits(&s, &v);
     if (r == -1)
         return -1;
-    if (strcmp(s, "ms") == 0)
-        mul = 1;
-    else if (*s == '\0' || strcmp(s, "s") == 0)
-        mul = CONF_MS_PER_S;
-    else if (strcmp(s, "m") == 0)
-        mul = 60 * CONF_MS_PER_S;
-    else if (strcmp(s, "h") == 0)
-        mul = 3600 * CONF_MS_PER_S;
-    else
+    for (size_t i = 0; units[i].suffix != NULL && mul == 0; i++)
+        if (strcmp(s, units[i].suffix) == 0)
+            mul = units[i].mul;
+    if (mul == 0)
         return -1;
     if (r == -2 || v > INT64_MAX / mul)
         return -2;
-    *ms = v * mul;
+    *out = v * mul;
     return 0;
+}
+
+/* Like confval_parse_duration but tells "not a duration" (-1) from overflow
+ * (-2) so the message can say which. */
+int confval_duration(const char *s, int64_t *ms)
+{
+    return confval_scaled(s, confval_duration_units, ms);
 }
 
 int confval_parse_duration(const char *s, int64_t *ms)
@@ -73,30 +101,7 @@ int confval_parse_duration(const char *s, int64_t *ms)
 
 int confval_size(const char *s, int64_t *bytes)
 {
-    int64_t v, mul;
-    int r;
-
-    if (s == NULL)
-        return -1;
-    r = confval_digits(&s, &v);
-    if (r == -1)
-        return -1;
-    if (*s == '\0')
-        mul = 1;
-    else if (s[1] != '\0')
-        return -1;
-    else if (*s == 'K' || *s == 'k')
-        mul = (int64_t)1 << 10;
-    else if (*s == 'M' || *s == 'm')
-        mul = (int64_t)1 << 20;
-    else if (*s == 'G' || *s == 'g')
-        mul = (int64_t)1 << 30;
-    else
-        return -1;
-    if (r == -2 || v > INT64_MAX / mul)
-        return -2;
-    *bytes = v * mul;
-    return 0;
+    return confval_scaled(s, confval_size_units, bytes);
 }
 
 int confval_parse_size(const char *s, int64_t *bytes)
