@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench_db.sh: the fngate database benchmark (issue 3).  Run by hand, never in CI.
 #
-#     tests/bench/bench_db.sh [--quick] [--no-build] [--keep]
+#     tests/bench/bench_db.sh [--quick] [--only PARTS] [--no-build] [--keep]
 #
 #   --quick     3 s wrk runs instead of 10 s (a smoke test; figures indicative only)
+#   --only P    run only these parts, comma-separated: list, pk, reset (default all
+#               three); so one run of a figure fits a short quiet window
 #   --no-build  skip `make`; use the binaries already built in the tree
 #   --keep      keep the temporary run directory (configs, sockets, logs)
 #
@@ -49,15 +51,29 @@ ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 QUICK=0
 BUILD=1
 KEEP=0
+PARTS=list,pk,reset
+want_only=0
 for arg in "$@"; do
+    if [ "$want_only" = 1 ]; then PARTS=$arg; want_only=0; continue; fi
     case "$arg" in
         --quick) QUICK=1 ;;
+        --only) want_only=1 ;;
+        --only=*) PARTS=${arg#--only=} ;;
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "bench_db.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
+[ "$want_only" = 1 ] && { echo "bench_db.sh: --only needs a list of parts (list,pk,reset)" >&2; exit 2; }
+for part in ${PARTS//,/ }; do
+    case "$part" in
+        list|pk|reset) ;;
+        *) echo "bench_db.sh: unknown part for --only: $part (list, pk, reset)" >&2; exit 2 ;;
+    esac
+done
+# has_part NAME: NAME is among the parts to run
+has_part() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 WARM_S=3                    # warm-up before every measured wrk run
 if [ "$QUICK" = 1 ]; then RUN_S=3; else RUN_S=10; fi
@@ -691,7 +707,10 @@ declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CONN MAX
 printf '%-5s %-7s %-7s %10s %9s %9s %9s %7s %7s %9s  %s\n' kind run target "req/s" "p50 ms" "p99 ms" requests non2xx errors "pg conns" processes \
     | tee "$RES/runs.txt"
 LOAD_MID=""
-for kind in list pk; do
+KINDS=()
+has_part list && KINDS+=(list)
+has_part pk && KINDS+=(pk)
+for kind in "${KINDS[@]}"; do
     for round in 1 2; do
         for name in "${NAMES[@]}"; do
             key=$kind-$name
@@ -747,9 +766,14 @@ LOAD_RUNEND=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- the cost of the session reset (issue 7) -------------------------------------
 
 say ""
-say "== session reset: pk lookup on pool_size 2, one function (ua) vs two alternating (ua/ub), twice =="
 declare -A RESET_RPS RESET_P50 RESET_RUNS
-for round in 1 2; do
+RESET_ROUNDS="1 2"
+if has_part reset; then
+    say "== session reset: pk lookup on pool_size 2, one function (ua) vs two alternating (ua/ub), twice =="
+else
+    RESET_ROUNDS=""
+fi
+for round in $RESET_ROUNDS; do
     for mode in one both; do
         wrk -t"$WRK_T" -c"$WRK_C" -d"${WARM_S}s" -s "$RUN/alt.lua" "http://127.0.0.1:$PORT2/" "$mode" \
             >"$RES/wrk-reset-$mode-warmup$round.txt" 2>&1 &
@@ -763,13 +787,14 @@ for round in 1 2; do
         if [ "$rps" -gt "${RESET_RPS[$mode]:-0}" ]; then RESET_RPS[$mode]=$rps; RESET_P50[$mode]=$p50; fi
     done
 done
-RESET_RATIO=$(ratio "${RESET_RPS[both]}" "${RESET_RPS[one]}")
+RESET_RATIO=$(ratio "${RESET_RPS[both]:-}" "${RESET_RPS[one]:-}")
 RESET_CONNS=$("$PSQL" -X -tA -h "$PGDIR" -p "$PG_PORT" -U postgres -d postgres \
     -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fngate2'" 2>/dev/null)
 # Before the checks below, which count what is left of fngate's instances.
 stop_pid "$FNGATE2_PID" 15; FNGATE2_PID=""
 
 # the whole measurement, from the first warm-up to the last run
+touch "$RES/windows.txt"
 T_FIRST=$(awk 'NR == 1 { print $2 }' "$RES/windows.txt")
 T_LAST=$(awk 'END { print $3 }' "$RES/windows.txt")
 sleep 0.3
@@ -808,17 +833,17 @@ PG_FNGATE_AFTER=$(pg -c "SELECT count(*) FROM pg_stat_activity WHERE application
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_END=$(cpu_busy 2)
-LIST_PHP=$(ratio "${BEST_RPS[list-fngate]}" "${BEST_RPS[list-php]}")
-LIST_BARE=$(ratio "${BEST_RPS[list-fngate]}" "${BEST_RPS[list-bare]}")
-PK_BARE=$(ratio "${BEST_RPS[pk-fngate]}" "${BEST_RPS[pk-bare]}")
-PK_PHP=$(ratio "${BEST_RPS[pk-fngate]}" "${BEST_RPS[pk-php]}")
-PK_PHP_RAW=$(awk -v a="${BEST_RPS[pk-fngate]}" -v b="${BEST_RPS[pk-php]}" 'BEGIN { if (b + 0 == 0) print "nan"; else printf "%.6f\n", a / b }')
+LIST_PHP=$(ratio "${BEST_RPS[list-fngate]:-}" "${BEST_RPS[list-php]:-}")
+LIST_BARE=$(ratio "${BEST_RPS[list-fngate]:-}" "${BEST_RPS[list-bare]:-}")
+PK_BARE=$(ratio "${BEST_RPS[pk-fngate]:-}" "${BEST_RPS[pk-bare]:-}")
+PK_PHP=$(ratio "${BEST_RPS[pk-fngate]:-}" "${BEST_RPS[pk-php]:-}")
+PK_PHP_RAW=$(awk -v a="${BEST_RPS[pk-fngate]:-}" -v b="${BEST_RPS[pk-php]:-}" 'BEGIN { if (b + 0 == 0) print "nan"; else printf "%.6f\n", a / b }')
 V_LIST_PHP=$(verdict "$LIST_PHP" ">=" "$T_LIST_PHP")
 V_LIST_BARE=$(verdict "$LIST_BARE" ">=" "$T_LIST_BARE")
 V_PK_BARE=$(verdict "$PK_BARE" ">=" "$T_PK_BARE")
 V_PK_PHP=$(verdict "$PK_PHP_RAW" ">" "$T_PK_PHP")
 V_CONN=$(verdict "$ALL_FNGATE" "<=" "$POOL_SIZE")
-FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]} + ${TOT_ERRS[list-fngate]} + ${TOT_NON2XX[pk-fngate]} + ${TOT_ERRS[pk-fngate]} ))
+FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]:-0} + ${TOT_ERRS[list-fngate]:-0} + ${TOT_NON2XX[pk-fngate]:-0} + ${TOT_ERRS[pk-fngate]:-0} ))
 {
     say ""
     say "==================== fngate database benchmark: summary ===================="
@@ -841,7 +866,7 @@ FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]} + ${TOT_ERRS[list-fngate]} + ${TOT_NON
     say ""
     say "wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency after a ${WARM_S}s warm-up, better of two interleaved runs;"
     say "pg conns: most Postgres backends of that client seen in pg_stat_activity (every ${SAMPLE_S}s) during its runs"
-    for kind in list pk; do
+    for kind in "${KINDS[@]}"; do
         say ""
         if [ "$kind" = list ]; then
             say "GET .../users: the $N_ACTIVE active users (~$(( $(awk '{ split($1, a, "="); print a[2] }' <<<"$LIST_BYTES") / 1024 )) KB of JSON)"
@@ -856,18 +881,24 @@ FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]} + ${TOT_ERRS[list-fngate]} + ${TOT_NON
                 "${MAX_CONN[$key]:-?}" "${RUNS_RPS[$key]# };${RUNS_CONN[$key]}; ${TOT_NON2XX[$key]}, ${TOT_ERRS[$key]}"
         done
     done
+    if has_part reset; then
+        say ""
+        say "session reset (issue 7): pk lookup, pool_size 2, the same handler as two functions"
+        printf '  %-31s %8s %7s  %s\n' "" "req/s" "p50 ms" "runs req/s"
+        printf '  %-31s %8s %7s  %s\n' "ua alone (no resets)" "${RESET_RPS[one]}" "${RESET_P50[one]}" "${RESET_RUNS[one]# }"
+        printf '  %-31s %8s %7s  %s\n' "ua/ub alternating (DISCARD ALL)" "${RESET_RPS[both]}" "${RESET_P50[both]}" "${RESET_RUNS[both]# }"
+        say "  alternating / alone: $RESET_RATIO (Postgres connections of that fngate at the end: $RESET_CONNS, pool_size 2)"
+    fi
     say ""
-    say "session reset (issue 7): pk lookup, pool_size 2, the same handler as two functions"
-    printf '  %-31s %8s %7s  %s\n' "" "req/s" "p50 ms" "runs req/s"
-    printf '  %-31s %8s %7s  %s\n' "ua alone (no resets)" "${RESET_RPS[one]}" "${RESET_P50[one]}" "${RESET_RUNS[one]# }"
-    printf '  %-31s %8s %7s  %s\n' "ua/ub alternating (DISCARD ALL)" "${RESET_RPS[both]}" "${RESET_P50[both]}" "${RESET_RUNS[both]# }"
-    say "  alternating / alone: $RESET_RATIO (Postgres connections of that fngate at the end: $RESET_CONNS, pool_size 2)"
-    say ""
-    say "targets (issues 3 and 7)"
-    printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_PHP x php-fpm+PDO persistent (b)" "$LIST_PHP" "$V_LIST_PHP"
-    printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_BARE x bare libfcgi+libpq+jansson (a)" "$LIST_BARE" "$V_LIST_BARE"
-    printf '  %-58s %8s  %s\n' "pk lookup: fngate >= $T_PK_BARE x bare (a)" "$PK_BARE" "$V_PK_BARE"
-    printf '  %-58s %8s  %s\n' "pk lookup: fngate ahead of php-fpm+PDO persistent (b), > 1" "$PK_PHP" "$V_PK_PHP"
+    say "targets (issues 3 and 7)$([ "$PARTS" != list,pk,reset ] && echo "; parts run: $PARTS")"
+    if has_part list; then
+        printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_PHP x php-fpm+PDO persistent (b)" "$LIST_PHP" "$V_LIST_PHP"
+        printf '  %-58s %8s  %s\n' "users list: fngate >= $T_LIST_BARE x bare libfcgi+libpq+jansson (a)" "$LIST_BARE" "$V_LIST_BARE"
+    fi
+    if has_part pk; then
+        printf '  %-58s %8s  %s\n' "pk lookup: fngate >= $T_PK_BARE x bare (a)" "$PK_BARE" "$V_PK_BARE"
+        printf '  %-58s %8s  %s\n' "pk lookup: fngate ahead of php-fpm+PDO persistent (b), > 1" "$PK_PHP" "$V_PK_PHP"
+    fi
     printf '  %-58s %8s  %s\n' "Postgres connections from fngate <= pool_size ($POOL_SIZE), whole run" "$ALL_FNGATE" "$V_CONN"
     say ""
     say "checks    fngate: non-2xx + socket errors over all its wrk runs: $FNGATE_BAD; exit status on SIGTERM: $FNGATE_RC;"
