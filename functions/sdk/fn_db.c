@@ -295,7 +295,7 @@ static fn_rows *fn_db_exec(struct fn_dbreq *db, const char *trace, const char *s
         fn_db_break();
         goto out;
     }
-    if (fn_frame_read_one(fd, &in, FN_DB_MAX_ANSWER, err, sizeof(err)) < 0) {
+    if (fn_frame_read_reply(fd, &in, FN_DB_MAX_ANSWER, err, sizeof(err)) < 0) {
         fn_db_fail(db, "08006", "database channel: %s", err);
         fn_db_break();
         goto out;

@@ -431,7 +431,8 @@ int fn_frame_reader_read(struct fn_frame_reader *r, int fd)
             want = FN_FRAME_READ_CHUNK;
         if (fn_frame_reader_room(r, want) < 0)
             return fn_frame_reader_done(r);
-        k = read(fd, r->buf + r->len, r->cap - r->len);
+        want = r->cap - r->len;
+        k = read(fd, r->buf + r->len, want);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -452,6 +453,11 @@ int fn_frame_reader_read(struct fn_frame_reader *r, int fd)
         r->len += (size_t)k;
         if (fn_frame_reader_advance(r) < 0)
             return fn_frame_reader_done(r);
+        /* A short read emptied the socket: asking again would only cost an
+         * EAGAIN (a syscall per query on the pool's channels).  Whatever
+         * arrives later fires the level-triggered event again. */
+        if ((size_t)k < want)
+            break;
     }
     return r->ready > 0 ? 1 : 0;
 }
@@ -512,13 +518,13 @@ int fn_frame_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Reads exactly N bytes; returns how many arrived before EOF, or -1. */
-static ssize_t fn_frame_read_exact(int fd, char *p, size_t n)
+/* Reads at least MIN and at most N bytes; how many arrived before EOF, or -1. */
+static ssize_t fn_frame_read_some(int fd, char *p, size_t min, size_t n)
 {
     size_t got = 0;
     ssize_t k;
 
-    while (got < n) {
+    while (got < min) {
         k = read(fd, p + got, n - got);
         if (k < 0) {
             if (errno == EINTR)
@@ -532,6 +538,12 @@ static ssize_t fn_frame_read_exact(int fd, char *p, size_t n)
         got += (size_t)k;
     }
     return (ssize_t)got;
+}
+
+/* Reads exactly N bytes; returns how many arrived before EOF, or -1. */
+static ssize_t fn_frame_read_exact(int fd, char *p, size_t n)
+{
+    return fn_frame_read_some(fd, p, n, n);
 }
 
 int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen)
@@ -562,6 +574,54 @@ int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err
         return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     if ((size_t)k < n)
         return fn_frame_fail(err, errlen, "channel closed mid-frame");
+    into->len = n;
+    into->data[n] = '\0';
+    return 0;
+}
+
+int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen)
+{
+    size_t room, got;
+    uint32_t n;
+    ssize_t k;
+
+    fn_buf_reset(into);
+    if (fn_buf_reserve(into, FN_FRAME_READ_CHUNK) < 0 || into->cap - 1 < FN_FRAME_HDR)
+        return fn_frame_read_one(fd, into, max_payload, err, errlen);
+    /* The header and, for most answers, the whole payload in one read. */
+    room = into->cap - 1;
+    k = fn_frame_read_some(fd, into->data, FN_FRAME_HDR, room);
+    if (k < 0)
+        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+    if (k == 0)
+        return fn_frame_fail(err, errlen, "channel closed");
+    if ((size_t)k < FN_FRAME_HDR)
+        return fn_frame_fail(err, errlen, "channel closed mid-frame");
+    n = fn_frame_get32(into->data);
+    if (n > max_payload || n > FN_FRAME_MAX_PAYLOAD)
+        return fn_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
+                             (unsigned long)n, max_payload);
+    got = (size_t)k - FN_FRAME_HDR;
+    if (got > n)
+        return fn_frame_fail(err, errlen, "%zu bytes after a %lu-byte frame: one answer expected",
+                             got - n, (unsigned long)n);
+    if (into->max && n > into->max) {
+        into->failed = 1;
+        return fn_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
+    }
+    /* At most one chunk moves; the rest of a large payload is read in place. */
+    memmove(into->data, into->data + FN_FRAME_HDR, got);
+    if (fn_buf_reserve(into, n) < 0) {
+        into->failed = 1;
+        return fn_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
+    }
+    if (got < n) {
+        k = fn_frame_read_exact(fd, into->data + got, n - got);
+        if (k < 0)
+            return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+        if ((size_t)k < n - got)
+            return fn_frame_fail(err, errlen, "channel closed mid-frame");
+    }
     into->len = n;
     into->data[n] = '\0';
     return 0;

@@ -128,11 +128,12 @@ void fn_frame_reader_free(struct fn_frame_reader *r);
  * fn_frame_reader_next until it returns 0, then act on a -1.  Invalidates
  * payloads returned earlier by fn_frame_reader_next. */
 int fn_frame_reader_feed(struct fn_frame_reader *r, const void *data, size_t n);
-/* Reads a non-blocking FD until EAGAIN (or until it holds more than
- * max_payload bytes of complete frames, so a flooding peer cannot grow the
- * buffer: the fd stays readable and a level-triggered event fires again),
- * then returns like feed.  EOF is -1 with r->err "channel closed" (or
- * "channel closed mid-frame"); a read error is -1 with the errno text. */
+/* Reads a non-blocking FD until it is drained (EAGAIN, or a read shorter
+ * than asked), or until it holds more than max_payload bytes of complete
+ * frames, so a flooding peer cannot grow the buffer; in both cases a
+ * level-triggered event fires again for what is left.  Then returns like
+ * feed.  EOF is -1 with r->err "channel closed" (or "channel closed
+ * mid-frame"); a read error is -1 with the errno text. */
 int fn_frame_reader_read(struct fn_frame_reader *r, int fd);
 /* Pops the oldest complete frame: 1 with *PAYLOAD / *LEN set (valid until
  * the next feed or read), 0 if none is complete. */
@@ -152,5 +153,11 @@ int fn_frame_write_all(int fd, const void *buf, size_t len);
  * over MAX_PAYLOAD (rejected before reading the body) or INTO's own limit.
  * An empty payload is returned as such: fn_frame_parse rejects it. */
 int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen);
+/* fn_frame_read_one for a channel on which the peer sends exactly one frame
+ * per request (the database channel): the header and, for answers up to
+ * 16 KB, the payload come in one read instead of two.  Bytes after the
+ * frame are an error ("... one answer expected"): they would belong to an
+ * answer nobody asked for. */
+int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen);
 
 #endif

@@ -1099,6 +1099,81 @@ START_TEST(test_read_one_basic)
 }
 END_TEST
 
+/* One frame of LEN payload bytes (type 'R' then a pattern) into B. */
+static void reply_frame(struct fn_buf *b, size_t len)
+{
+    char hdr[4];
+
+    put32(hdr, (uint32_t)len);
+    fn_buf_append(b, hdr, 4);
+    for (size_t i = 0; i < len; i++)
+        fn_buf_putc(b, i == 0 ? 'R' : (char)('a' + i % 26));
+}
+
+START_TEST(test_read_reply)
+{
+    struct fn_buf s, in;
+    char err[128];
+    int sv[2];
+
+    fn_buf_init(&in, 0);
+    /* small and large answers, one at a time, come out whole */
+    for (size_t len = 1; len <= 150000; len = len * 7 + 3) {
+        fn_buf_init(&s, 0);
+        reply_frame(&s, len);
+        make_pair(sv);
+        ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len), 0);
+        ck_assert_msg(fn_frame_read_reply(sv[0], &in, 1 << 20, err, sizeof(err)) == 0, "%zu: %s",
+                      len, err);
+        ck_assert_uint_eq(in.len, len);
+        ck_assert_int_eq(memcmp(in.data, s.data + 4, len), 0);
+        ck_assert_int_eq(in.data[len], '\0');
+        close(sv[0]);
+        close(sv[1]);
+        fn_buf_free(&s);
+    }
+    /* two answers for one question: the second is not silently dropped */
+    fn_buf_init(&s, 0);
+    reply_frame(&s, 10);
+    reply_frame(&s, 10);
+    make_pair(sv);
+    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len), 0);
+    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "14 bytes after a 10-byte frame: one answer expected");
+    close(sv[0]);
+    close(sv[1]);
+    fn_buf_free(&s);
+    /* EOF before, inside the header and inside the body; oversized */
+    make_pair(sv);
+    close(sv[1]);
+    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "channel closed");
+    close(sv[0]);
+    make_pair(sv);
+    fn_frame_write_all(sv[1], "\0\0", 2);
+    close(sv[1]);
+    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "channel closed mid-frame");
+    close(sv[0]);
+    fn_buf_init(&s, 0);
+    reply_frame(&s, 30000);
+    make_pair(sv);
+    fn_frame_write_all(sv[1], s.data, s.len - 1);
+    close(sv[1]);
+    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 1 << 20, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "channel closed mid-frame");
+    close(sv[0]);
+    make_pair(sv);
+    fn_frame_write_all(sv[1], s.data, 4);
+    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "exceeds"));
+    close(sv[0]);
+    close(sv[1]);
+    fn_buf_free(&s);
+    fn_buf_free(&in);
+}
+END_TEST
+
 START_TEST(test_read_one_errors)
 {
     struct fn_buf in;
@@ -1389,6 +1464,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_read_one_basic);
     tcase_add_test(tc, test_read_one_errors);
     tcase_add_test(tc, test_read_one_partial);
+    tcase_add_test(tc, test_read_reply);
     tcase_add_test(tc, test_blocking_eintr);
     tcase_add_test(tc, test_write_all_nonblocking);
     tcase_add_test(tc, test_write_all_closed_peer);
