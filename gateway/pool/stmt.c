@@ -126,3 +126,38 @@ struct stmt *stmt_add(struct stmt_cache *sc, const char *sql)
     sc->n++;
     return st;
 }
+
+void stmt_note(struct stmt *st, size_t bytes)
+{
+    if (bytes == 0)
+        return;
+    if (st->runs < UINT32_MAX)
+        st->runs++;
+    if (bytes > st->rx_max)
+        st->rx_max = bytes;
+}
+
+bool stmt_whole_ok(const struct stmt *st, size_t small)
+{
+    return !st->big && st->runs >= STMT_WHOLE_RUNS && st->rx_max <= small;
+}
+
+void stmt_bigset_add(struct stmt_bigset *bs, const struct stmt *st)
+{
+    if (stmt_bigset_has(bs, st))
+        return;
+    bs->hash[bs->n % STMT_BIG_KEEP] = st->hash;
+    if (bs->n < UINT32_MAX)
+        bs->n++;
+}
+
+bool stmt_bigset_has(const struct stmt_bigset *bs, const struct stmt *st)
+{
+    unsigned n = bs->n < STMT_BIG_KEEP ? bs->n : STMT_BIG_KEEP;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (bs->hash[i] == st->hash)
+            return true;
+    }
+    return false;
+}

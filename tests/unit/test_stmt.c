@@ -1,7 +1,8 @@
 /*
  * Unit tests for the pool's statement cache (gateway/pool/stmt.c) and its
  * first-keyword reader (gateway/pool/sqlword.c): LRU order and eviction,
- * unique names across clears, and COPY found behind comments.
+ * unique names across clears, COPY found behind comments, and which
+ * statements may be read whole.
  */
 #include "config.h"
 
@@ -105,6 +106,76 @@ START_TEST(test_sqlword)
 }
 END_TEST
 
+START_TEST(test_stmt_whole_policy)
+{
+    struct stmt_cache sc;
+    struct stmt *a, *b;
+
+    stmt_init(&sc, 4);
+    a = stmt_add(&sc, "select small");
+    /* unknown: never whole before STMT_WHOLE_RUNS measured results */
+    ck_assert(!stmt_whole_ok(a, 1000));
+    stmt_note(a, 0); /* an uncounted read teaches nothing */
+    ck_assert_uint_eq(a->runs, 0);
+    for (int i = 0; i < STMT_WHOLE_RUNS; i++) {
+        ck_assert(!stmt_whole_ok(a, 1000));
+        stmt_note(a, 400 + (size_t)i);
+    }
+    ck_assert(stmt_whole_ok(a, 1000));
+    ck_assert_uint_eq(a->rx_max, 400 + STMT_WHOLE_RUNS - 1);
+    ck_assert(!stmt_whole_ok(a, 399)); /* over this caller's notion of small */
+    /* one large result is enough to read it row by row again */
+    stmt_note(a, 1001);
+    ck_assert(!stmt_whole_ok(a, 1000));
+    for (int i = 0; i < 50; i++)
+        stmt_note(a, 10);
+    ck_assert(!stmt_whole_ok(a, 1000));
+    /* a cut-off is for good */
+    b = stmt_add(&sc, "select other");
+    stmt_note(b, 10);
+    stmt_note(b, 10);
+    ck_assert(stmt_whole_ok(b, 1000));
+    b->big = true;
+    ck_assert(!stmt_whole_ok(b, 1000));
+    stmt_clear(&sc);
+}
+END_TEST
+
+START_TEST(test_stmt_bigset)
+{
+    struct stmt_cache sc, other;
+    struct stmt_bigset bs;
+    struct stmt *st[STMT_BIG_KEEP + 2];
+    char sql[32];
+
+    memset(&bs, 0, sizeof(bs));
+    stmt_init(&sc, STMT_BIG_KEEP + 2);
+    stmt_init(&other, 2);
+    for (int i = 0; i < STMT_BIG_KEEP + 2; i++) {
+        snprintf(sql, sizeof(sql), "select %d", i);
+        st[i] = stmt_add(&sc, sql);
+    }
+    ck_assert(!stmt_bigset_has(&bs, st[0]));
+    stmt_bigset_add(&bs, st[0]);
+    stmt_bigset_add(&bs, st[0]); /* once only */
+    ck_assert_uint_eq(bs.n, 1);
+    ck_assert(stmt_bigset_has(&bs, st[0]));
+    ck_assert(!stmt_bigset_has(&bs, st[1]));
+    /* the same SQL in another session's cache (a new connection) is found */
+    ck_assert(stmt_bigset_has(&bs, stmt_add(&other, "select 0")));
+    ck_assert(!stmt_bigset_has(&bs, stmt_add(&other, "select 1")));
+    /* past STMT_BIG_KEEP the oldest goes, the newest stay */
+    for (int i = 1; i < STMT_BIG_KEEP + 1; i++)
+        stmt_bigset_add(&bs, st[i]);
+    ck_assert(!stmt_bigset_has(&bs, st[0]));
+    for (int i = 1; i < STMT_BIG_KEEP + 1; i++)
+        ck_assert(stmt_bigset_has(&bs, st[i]));
+    ck_assert(!stmt_bigset_has(&bs, st[STMT_BIG_KEEP + 1]));
+    stmt_clear(&sc);
+    stmt_clear(&other);
+}
+END_TEST
+
 static Suite *stmt_suite(void)
 {
     Suite *s = suite_create("pool_stmt");
@@ -115,6 +186,8 @@ static Suite *stmt_suite(void)
     tcase_add_test(tc, test_stmt_names_unique_after_clear);
     tcase_add_test(tc, test_stmt_many_collisions);
     tcase_add_test(tc, test_sqlword);
+    tcase_add_test(tc, test_stmt_whole_policy);
+    tcase_add_test(tc, test_stmt_bigset);
     suite_add_tcase(s, tc);
     return s;
 }
