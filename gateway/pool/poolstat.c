@@ -178,6 +178,15 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
                   "Queries that had to be prepared first.");
     evbuffer_add_printf(o, "fngate_pool_prepared_misses_total %" PRIu64 "\n",
                         FN_SB_LOAD(sh->prepared_misses));
+    poolstat_head(o, "fngate_pool_whole_reads_total", "counter",
+                  "Results read whole, their statement's results having stayed small.");
+    evbuffer_add_printf(o, "fngate_pool_whole_reads_total %" PRIu64 "\n",
+                        FN_SB_LOAD(sh->whole_reads));
+    poolstat_head(o, "fngate_pool_whole_cutoffs_total", "counter",
+                  "Whole reads cut off at the guard: the query got FG002, its statement is "
+                  "read row by row since.");
+    evbuffer_add_printf(o, "fngate_pool_whole_cutoffs_total %" PRIu64 "\n",
+                        FN_SB_LOAD(sh->whole_cutoffs));
     poolstat_head(o, "fngate_pool_rendered_bytes_total", "counter",
                   "Bytes of JSON the pool rendered from results.");
     evbuffer_add_printf(o, "fngate_pool_rendered_bytes_total %" PRIu64 "\n",
@@ -225,14 +234,15 @@ void poolstat_render_json(const struct poolstat *ps, struct evbuffer *o)
         queries += FN_SB_LOAD(f->queries);
         errors += e;
     }
-    evbuffer_add_printf(o,
-                        "},\"queries\":%" PRIu64 ",\"errors\":%" PRIu64
-                        ",\"prepared_hits\":%" PRIu64 ",\"prepared_misses\":%" PRIu64
-                        ",\"rendered_bytes\":%" PRIu64 ",\"slow_queries\":%" PRIu64
-                        ",\"slow_query_ms\":%" PRId64 "}",
-                        queries, errors, FN_SB_LOAD(sh->prepared_hits),
-                        FN_SB_LOAD(sh->prepared_misses), FN_SB_LOAD(sh->bytes_rendered),
-                        FN_SB_LOAD(sh->slow_queries), FN_SB_LOAD(sh->slow_query_ms));
+    evbuffer_add_printf(
+        o,
+        "},\"queries\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"prepared_hits\":%" PRIu64
+        ",\"prepared_misses\":%" PRIu64 ",\"whole_reads\":%" PRIu64 ",\"whole_cutoffs\":%" PRIu64
+        ",\"rendered_bytes\":%" PRIu64 ",\"slow_queries\":%" PRIu64 ",\"slow_query_ms\":%" PRId64
+        "}",
+        queries, errors, FN_SB_LOAD(sh->prepared_hits), FN_SB_LOAD(sh->prepared_misses),
+        FN_SB_LOAD(sh->whole_reads), FN_SB_LOAD(sh->whole_cutoffs), FN_SB_LOAD(sh->bytes_rendered),
+        FN_SB_LOAD(sh->slow_queries), FN_SB_LOAD(sh->slow_query_ms));
 }
 
 /* --- the pool's side ---------------------------------------------------- */

@@ -49,7 +49,9 @@ struct poolstat_shm {
     uint64_t prepared_hits, prepared_misses;
     uint64_t bytes_rendered;
     uint64_t slow_queries;
-    uint64_t fns_full; /* queries of functions past POOLSTAT_FNS */
+    uint64_t fns_full;      /* queries of functions past POOLSTAT_FNS */
+    uint64_t whole_reads;   /* results read whole (not in single-row mode) */
+    uint64_t whole_cutoffs; /* whole reads cut off at the guard (server.c) */
     struct poolstat_fn fns[POOLSTAT_FNS];
 };
 

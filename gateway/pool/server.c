@@ -5,6 +5,16 @@
  * slow query hold up the others behind it.  When the database cannot be
  * reached the failure is recorded for dispatch, which fails the queue fast
  * with the reason rather than making everyone wait for db_wait_timeout.
+ *
+ * A result is read in single-row mode, so max_result holds while reading,
+ * unless its statement's results have always been small: libpq's
+ * single-row mode makes a PGresult per row (with a copy of the column
+ * descriptions), which costs more than half again the CPU of a whole read
+ * for a list of a few hundred rows.  A whole read is guarded by the bytes
+ * counted off the socket (rxcount.c): past the guard the session is closed,
+ * the query answered FG002 and the statement read row by row from then on,
+ * so a statement that is small a hundred times and then returns 100 MB costs
+ * the pool at most the guard's worth of PGresult, never the 100 MB.
  */
 #include "config.h"
 
@@ -13,6 +23,7 @@
 #include "client.h"
 #include "dispatch.h"
 #include "log.h"
+#include "rxcount.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -35,6 +46,21 @@
  * statements, whose text is the previous function's SQL) and costs one
  * round trip; the statements are prepared again lazily. */
 #define POOL_RESET_SQL "DISCARD ALL"
+
+/* The most wire bytes a result read whole may take (a quarter of max_result
+ * if that is less): its PGresult holds at most about four times that
+ * (16 bytes per value against 4 on the wire, for the narrowest columns), so
+ * pool_size whole reads stay within a few MB.  A statement is read whole
+ * only while its results have all stayed under a quarter of the guard: a
+ * cut-off needs it to grow fourfold at once. */
+#define POOL_WHOLE_GUARD_MAX ((size_t)256 << 10)
+
+static size_t server_whole_guard(const struct pool *p)
+{
+    size_t g = (size_t)p->set.max_result / 4;
+
+    return g < POOL_WHOLE_GUARD_MAX ? g : POOL_WHOLE_GUARD_MAX;
+}
 
 static void server_send_next(struct server *pc);
 static void server_fail_msg(struct server *pc, const char *prefix);
@@ -81,6 +107,11 @@ void server_drop(struct server *pc, const char *why)
         event_free(pc->pin_ev);
     pc->pin_ev = NULL;
     server_events_free(pc);
+    if (pc->pg && pc->rx_armed)
+        rxcount_disarm(PQsocket(pc->pg));
+    pc->rx_armed = false;
+    pc->whole = false;
+    pc->sized = NULL;
     if (pc->pg)
         PQfinish(pc->pg);
     pc->pg = NULL;
@@ -177,8 +208,65 @@ static int server_exec_begin(struct server *pc)
     pc->too_large = false;
     /* Fails only if results have started to come, which cannot be yet: the
      * result is then read whole, and rendered the same way. */
-    PQsetSingleRowMode(pc->pg);
+    if (!pc->whole)
+        PQsetSingleRowMode(pc->pg);
     return 0;
+}
+
+/* Before the EXEC of ST (NULL: no statement cache) goes out: how it will be
+ * read, and the byte count from zero.  Never whole inside a transaction,
+ * where closing the session would take the function's transaction with it. */
+static void server_rx_start(struct server *pc, struct stmt *st)
+{
+    size_t guard = server_whole_guard(pc->pool);
+
+    pc->sized = st;
+    pc->whole = pc->rx_armed && st && !pc->pinned && stmt_whole_ok(st, guard / 4) &&
+                !stmt_bigset_has(&pc->client->fq->big, st) &&
+                PQtransactionStatus(pc->pg) == PQTRANS_IDLE;
+    if (pc->rx_armed)
+        rxcount_reset(PQsocket(pc->pg), pc->whole ? guard : 0);
+    if (pc->whole)
+        FN_SB_STORE(pc->pool->stats->whole_reads, FN_SB_LOAD(pc->pool->stats->whole_reads) + 1);
+}
+
+/* A whole read passed the guard.  libpq would go on buffering the result
+ * until its end, and closing the session is the only way to stop it; the
+ * statement is read row by row from now on in every session of this
+ * function, and the query is answered FG002. */
+static void server_trip(struct server *pc)
+{
+    struct pool *p = pc->pool;
+    struct client *c = pc->client;
+    size_t guard = server_whole_guard(p);
+    char msg[160];
+
+    if (pc->sized)
+        stmt_bigset_add(&c->fq->big, pc->sized);
+    for (int i = 0; i < p->set.pool_size; i++) {
+        struct server *k = &p->conns[i];
+        struct stmt *st;
+        if (strcmp(k->owner, pc->owner) == 0 && (st = stmt_find(&k->stmts, c->sql)) != NULL)
+            st->big = true;
+    }
+    FN_SB_STORE(p->stats->whole_cutoffs, FN_SB_LOAD(p->stats->whole_cutoffs) + 1);
+    log_warnx("[fn %s pid %d] result passed %zu bytes while read whole (its statement's results "
+              "had stayed under %zu): connection %d closed; the statement is read row by row "
+              "from now on",
+              c->hello.fn, c->hello.pid, guard, guard / 4, pc->idx);
+    pc->client = NULL;
+    c->conn = NULL;
+    server_drop(pc, "its result outgrew a whole read");
+    if (c->dead) {
+        client_close(c, NULL);
+    } else {
+        snprintf(msg, sizeof(msg), "result larger than the pool reads at once (%zu bytes)", guard);
+        client_error(c, POOL_ERR_TOO_LARGE, msg,
+                     "the connection was closed mid-result: a statement that changes data may "
+                     "or may not have taken effect",
+                     "run it again: the pool now reads it row by row, up to max_result", NULL);
+    }
+    dispatch_run(p);
 }
 
 /* Renders one batch of the EXEC's rows.  Past max_result the rendered
@@ -218,6 +306,7 @@ static void server_send_next(struct server *pc)
         ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     } else if (!pc->pool->set.prepared) {
         pc->op = OP_EXEC;
+        server_rx_start(pc, NULL);
         ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
     } else if (pc->dealloc[0] ||
                (pc->op < OP_DEALLOC && stmt_full(&pc->stmts) && !stmt_find(&pc->stmts, c->sql))) {
@@ -258,6 +347,7 @@ static void server_send_next(struct server *pc)
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_EXEC;
+            server_rx_start(pc, st);
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
         } else if (!st) {
             FN_SB_STORE(pc->pool->stats->prepared_misses,
@@ -269,9 +359,11 @@ static void server_send_next(struct server *pc)
             }
             pc->cur_stmt = NULL; /* no statement of ours to retry */
             pc->op = OP_EXEC;
+            server_rx_start(pc, st);
             ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
         } else {
             pc->op = OP_EXEC;
+            server_rx_start(pc, st);
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
         }
     }
@@ -432,6 +524,8 @@ static void server_release(struct server *pc)
         fn_buf_reset(&pc->json);
     pc->too_large = false;
     pc->cur_stmt = NULL;
+    pc->sized = NULL;
+    pc->whole = false;
     server_idle(pc);
 }
 
@@ -479,9 +573,12 @@ static void server_op_done(struct server *pc)
             PQclear(pc->error);
             pc->error = NULL;
             pc->retried = true;
+            pc->sized = NULL;
             pc->op = OP_DEALLOC; /* so the next send prepares */
             break;
         }
+        if (pc->sized && pc->result && !pc->error)
+            stmt_note(pc->sized, rxcount_get(PQsocket(pc->pg)));
         server_release(pc);
         return;
     }
@@ -513,6 +610,10 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
     if (!PQconsumeInput(pc->pg)) {
         server_fail_msg(pc, "connection lost");
         dispatch_run(pc->pool);
+        return;
+    }
+    if (pc->whole && rxcount_over(PQsocket(pc->pg))) {
+        server_trip(pc);
         return;
     }
     if (pc->state != PC_BUSY) {
@@ -588,6 +689,7 @@ static void server_ready(struct server *pc)
     }
     pc->state = PC_IDLE;
     pc->timeout_cur = 0;
+    pc->rx_armed = rxcount_arm(PQsocket(pc->pg)) == 0;
     if (p->connect_failures)
         log_info("database reachable again (server connection %d)", pc->idx);
     else

@@ -35,6 +35,7 @@ struct fnq {
     int nclients;
     struct client *head, *tail;
     int nwait;
+    struct stmt_bigset big; /* its statements read row by row for good */
 };
 
 /* One instance's channel. */
@@ -103,6 +104,13 @@ struct server {
     struct fn_buf json;
     long nrows;     /* rows the server sent for the EXEC, kept or not */
     bool too_large; /* the rendered rows passed max_result */
+    /* How the EXEC is read (server.c, rxcount.c): whole, without single-row
+     * mode, when its statement's results have stayed small; the bytes read
+     * from the socket are counted either way, to learn each statement's
+     * size and to cut a whole read off at the guard. */
+    bool rx_armed;      /* the socket's bytes are counted */
+    bool whole;         /* the EXEC in hand is read whole */
+    struct stmt *sized; /* its statement (in stmts), whose size it teaches */
 };
 
 struct pool {

@@ -10,6 +10,7 @@ classifier sees.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -328,6 +329,21 @@ def _is_asan(pid):
         return b"__asan_init" in f.read()
 
 
+def _peak_rss_while(pid, get_args, **kw):
+    """Runs get(*GET_ARGS) on a thread, sampling PID's RSS every 10 ms:
+    (its answer, the peak RSS in kB, seconds taken)."""
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", get(*get_args, **kw)), daemon=True)
+    peak = _rss_kb(pid)
+    t0 = time.monotonic()
+    t.start()
+    while t.is_alive():
+        peak = max(peak, _rss_kb(pid))
+        time.sleep(0.01)
+    t.join()
+    return box["r"], peak, time.monotonic() - t0
+
+
 def test_unread_answers_do_not_grow_the_pool(stack, build, users_db):
     """25 instances each ask for a 4 MB answer and never read it: the pool
     keeps at most pool_size x max_result of unread output (closing the
@@ -409,19 +425,9 @@ def test_huge_result_fails_fg002_while_reading(stack, build, users_db):
     assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
     pool = gw.pool_pid()
     base = _rss_kb(pool)
-    box = {}
     sql = "SELECT repeat('x', 1000000) AS x FROM generate_series(1, 100)"
-    t = threading.Thread(target=lambda: box.setdefault(
-        "r", get(ngx, "/fn/dbfn/sql?sql=" + sql_arg(sql), timeout=60)), daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    peak = base
-    while t.is_alive():
-        peak = max(peak, _rss_kb(pool))
-        time.sleep(0.01)
-    t.join()
-    elapsed = time.monotonic() - t0
-    status, body, _ = box["r"]
+    (status, body, _), peak, elapsed = _peak_rss_while(
+        pool, (ngx, "/fn/dbfn/sql?sql=" + sql_arg(sql)), timeout=60)
     assert (status, body) == (422, {"error": "the result is too large", "sqlstate": "FG002"}), body
     # pool_size x max_result, plus libpq's buffer for a 1 MB row, plus a few MB.
     bound = base + 2 * 4 * 1024 + 8 * 1024
@@ -436,3 +442,55 @@ def test_huge_result_fails_fg002_while_reading(stack, build, users_db):
     status, rows, r = get(ngx, "/fn/dbfn/sql?sql=" + sql_arg("SELECT 1 AS a WHERE false"))
     assert (status, rows) == (200, []), r
     assert "database channel closed" not in gw.log()
+
+
+def _pool_counter(ngx, name):
+    text = ngx.get("/_fngate/metrics").body.decode()
+    m = re.search(rf"^{name} (\d+)$", text, re.M)
+    assert m, f"no {name} in /_fngate/metrics"
+    return int(m.group(1))
+
+
+def test_small_statement_turning_huge_is_cut_off_while_read_whole(stack, build, users_db):
+    """A statement whose results have stayed small is read whole (without
+    libpq's single-row mode, which costs a PGresult per row).  When the same
+    statement suddenly returns 100 MB, the guard on the bytes read from the
+    socket closes that session at 256 KB: the pool's RSS
+    stays bounded, the query gets FG002, and the statement is read row by
+    row from then on, so the next queries work and a huge one again fails
+    FG002 without another cut-off."""
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 1, "max_result": "4M"})
+    for _ in range(6):
+        assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+    assert _pool_counter(ngx, "fngate_pool_whole_reads_total") >= 3, \
+        "the small statement was never read whole"
+    pool = gw.pool_pid()
+    base = _rss_kb(pool)
+    # The same statement (BIG_SQL in dbfn.c): 1.5 million rows, about 100 MB.
+    (status, body, _), peak, _ = _peak_rss_while(pool, (ngx, "/fn/dbfn/big?n=1500000"),
+                                                 timeout=60)
+    assert (status, body) == (503, {"error": "the result is too large", "sqlstate": "FG002"}), body
+    # pool_size x max_result, plus a few MB (the whole read held at most
+    # about 4 x 256 KB of PGresult).
+    bound = base + 1 * 4 * 1024 + 8 * 1024
+    print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB)")
+    if _is_asan(pool):
+        print("RSS bound not checked under ASan (its quarantine holds freed memory)")
+    else:
+        assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
+    cut = [ln for ln in gw.log().splitlines() if "while read whole" in ln]
+    assert len(cut) == 1 and "passed 262144 bytes" in cut[0] and "connection 0 closed" in cut[0], \
+        cut
+    assert _pool_counter(ngx, "fngate_pool_whole_cutoffs_total") == 1
+    # A new session serves the next queries, the same statement included.
+    reads = _pool_counter(ngx, "fngate_pool_whole_reads_total")
+    for _ in range(4):
+        assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+    assert get(ngx, "/fn/dbfn/sql?sql=" + sql_arg("SELECT 1 AS a"))[:2] == (200, [{"a": 1}])
+    # ... row by row now: the huge result fails in single-row mode, no cut-off.
+    assert _pool_counter(ngx, "fngate_pool_whole_reads_total") == reads
+    status, body, _ = get(ngx, "/fn/dbfn/big?n=1500000", timeout=60)
+    assert (status, body) == (503, {"error": "the result is too large", "sqlstate": "FG002"}), body
+    assert _pool_counter(ngx, "fngate_pool_whole_cutoffs_total") == 1
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
