@@ -467,11 +467,12 @@ void mx_tick(struct mx *mx, int64_t now)
         if (fm->rate_len &&
             now - fm->rate_t[(fm->rate_i + MX_RATE_SAMPLES - 1) % MX_RATE_SAMPLES] < 1000000000)
             continue;
+        /* Saturating like mx_view's total: the two feed the same samples. */
         for (int k = 0; k <= MX_CODE_MAX; k++)
-            total += fm->codes[k];
+            total = mx_sat_add(total, fm->codes[k]);
         for (struct mx_inst *mi = fm->insts; mi; mi = mi->next) {
             for (int i = 0; i < FN_SB_CODES; i++)
-                total += mi->seen.code_n[i];
+                total = mx_sat_add(total, mi->seen.code_n[i]);
         }
         mx_rate_sample(fm, now, total);
     }
@@ -482,15 +483,16 @@ double mx_quantile(const uint64_t *b, const double *le, int n, double q)
     uint64_t total = 0, cum = 0;
     double rank;
 
+    /* The counts are instances' claims: saturate, never wrap. */
     for (int i = 0; i < n; i++)
-        total += b[i];
+        total = mx_sat_add(total, b[i]);
     if (!total)
         return -1;
     rank = q * (double)total;
     for (int i = 0; i < n; i++) {
         double lo = i ? le[i - 1] : 0, hi;
-        if ((double)(cum + b[i]) < rank) {
-            cum += b[i];
+        if ((double)mx_sat_add(cum, b[i]) < rank) {
+            cum = mx_sat_add(cum, b[i]);
             continue;
         }
         if (i == n - 1)
@@ -689,7 +691,7 @@ static void mx_json_hist(struct evbuffer *o, const char *key, const uint64_t *b,
     evbuffer_add_printf(o, "],\"buckets\":[");
     for (int i = 0; i < n; i++) {
         evbuffer_add_printf(o, "%s%" PRIu64, i ? "," : "", b[i]);
-        count += b[i];
+        count = mx_sat_add(count, b[i]);
     }
     evbuffer_add_printf(o, "],\"count\":%" PRIu64 ",\"sum\":%.9g,\"p50\":", count, sum);
     mx_json_num(o, mx_quantile(b, le, n, 0.5));
@@ -788,7 +790,7 @@ static void mx_json_fn(struct evbuffer *o, const struct mx_view *v, int64_t now)
         const char *st = mx_state_name(mi);
         uint64_t served = 0;
         for (int i = 0; i < FN_SB_CODES; i++)
-            served += mi->seen.code_n[i];
+            served = mx_sat_add(served, mi->seen.code_n[i]);
         evbuffer_add_printf(o,
                             "%s{\"pid\":%d,\"uid\":%u,\"state\":\"%s\",\"requests\":%" PRIu64
                             ",\"uptime_s\":%.3f,\"request_age_ms\":",

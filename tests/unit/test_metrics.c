@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct fn_desc test_desc(const char *name)
@@ -240,6 +241,63 @@ START_TEST(quantiles)
 }
 END_TEST
 
+/* Bucket counts are an instance's claims: the quantile's total and running
+ * sum saturate, or UINT64_MAX in one bucket wraps the total to 0 ("no
+ * data") or to a handful, which puts the median in the wrong bucket. */
+START_TEST(quantile_hostile_buckets)
+{
+    static const double le[3] = {1, 2, 4};
+    uint64_t b[4] = {UINT64_MAX, 1, 0, 0};
+    ck_assert_double_eq_tol(mx_quantile(b, le, 4, 0.5), 0.5, 1e-6);
+    b[0] = 1;
+    b[1] = UINT64_MAX;
+    ck_assert_double_eq_tol(mx_quantile(b, le, 4, 0.5), 1.5, 1e-6);
+    /* Almost all in +Inf: its lower bound, not a point in bucket 2. */
+    b[0] = b[1] = 0;
+    b[2] = 5;
+    b[3] = UINT64_MAX;
+    ck_assert_double_eq(mx_quantile(b, le, 4, 0.5), 4);
+}
+END_TEST
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* mx_tick's request total for the rate saturates like every other sum: a
+ * wrapped sample a second ago made req_per_s about 1.8e19 against the
+ * saturated total now.  So do an instance's requests and the JSON
+ * histogram's count. */
+START_TEST(tick_total_saturates)
+{
+    struct fn_desc d = test_desc("evil");
+    struct mx *mx = mx_new();
+    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct sb *a = sb_new("evil");
+    char *js;
+
+    mx_inst_new(fm, 100, 1000, a, 1);
+    a->slot->codes[0].code = 200;
+    a->slot->codes[0].n = UINT64_MAX;
+    a->slot->codes[1].code = 201;
+    a->slot->codes[1].n = 2;
+    a->slot->dur_hist[0] = UINT64_MAX;
+    a->slot->dur_hist[1] = 2;
+    mx_tick(mx, mono_ns() - 1000000000);
+    js = render(mx, 1);
+    ck_assert_msg(strstr(js, "\"requests\":18446744073709551615,") != NULL, "%s", js);
+    ck_assert_msg(strstr(js, "\"req_per_s\":0.00,") != NULL, "%s", js);
+    /* The JSON histogram's count too (the Prometheus one already did). */
+    ck_assert_msg(strstr(js, "\"count\":18446744073709551615,") != NULL, "%s", js);
+    free(js);
+    mx_free(mx);
+    sb_free(a);
+}
+END_TEST
+
 /* --- the request log --------------------------------------------------- */
 
 static void ring_put(struct fn_sb_slot *sl, char *ring, size_t size, const char *s)
@@ -414,6 +472,8 @@ int main(void)
     tcase_add_test(tc, counts_survive_exits);
     tcase_add_test(tc, hostile_slot_cannot_go_backwards_or_lie_about_codes);
     tcase_add_test(tc, hostile_buckets_never_make_a_cumulative_bucket_smaller);
+    tcase_add_test(tc, quantile_hostile_buckets);
+    tcase_add_test(tc, tick_total_saturates);
     tcase_add_test(tc, one_function_cannot_touch_another);
     tcase_add_test(tc, rejections_and_json);
     tcase_add_test(tc, quantiles);
