@@ -1,10 +1,11 @@
 /*
  * Draining the instances' request-log rings.  A ring lives in memory the
  * instance can write at any moment, so every byte is copied out before it is
- * looked at, and a line is kept only if it is one short JSON object ("{"
- * to "}" with no control byte inside, since the SDK escapes every one) that
- * names none of the gateway's fields: JSON readers keep the last of two
- * equal keys, so a repeated "function" would pass for another function's.
+ * looked at, and a line is kept only if it is one short, valid JSON object
+ * ("{" to "}", checked by jansson, with no control byte inside since the SDK
+ * escapes every one) that names none of the gateway's fields: JSON readers
+ * keep the last of two equal keys, so a repeated "function" would pass for
+ * another function's.
  * The gateway's fields go first; the instance's follow.  One write per
  * drain: with O_APPEND lines from this single writer never interleave, and
  * the file can be rotated by renaming it and sending SIGHUP.
@@ -17,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,78 +106,29 @@ const char *reqlog_path(const struct reqlog *rl)
     return rl ? rl->path : NULL;
 }
 
-/* Whether a top-level key (its raw bytes) is one the gateway writes. */
-static bool reqlog_key_ours(const char *k, size_t n)
-{
-    return (n == 8 && memcmp(k, "function", 8) == 0) || (n == 3 && memcmp(k, "pid", 3) == 0);
-}
-
-/* Whether LINE (LEN bytes, starting '{"') is one object whose fields can
- * follow the gateway's: no byte below 0x20 or DEL (the SDK escapes them),
- * nothing after its closing brace, no empty member, and no top-level key
- * that is, or may decode to (a backslash), one of the gateway's.  Not a
- * full JSON parser: enough that no line can pass for another function's. */
+/* Whether LINE (LEN bytes, '{' to '}') may follow the gateway's fields: no
+ * byte below 0x20 or DEL anywhere (the SDK escapes them; a raw one could
+ * still move a terminal's cursor between tokens), and one JSON object with
+ * at least one member, no key twice and no top-level key that decodes to
+ * one of the gateway's.  jansson decides what is JSON, strictly (UTF-8,
+ * escapes, surrogates, numbers, no NUL): a hand-made scanner had let
+ * through lines no JSON reader takes. */
 static bool reqlog_line_ok(const char *line, size_t len)
 {
-    int depth = 0;
-    bool in_str = false, esc = false, is_key = false, want_key = false;
-    char last = 0; /* the last byte outside strings and blanks */
-    size_t key = 0;
+    json_error_t e;
+    json_t *j;
+    bool ok;
 
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)line[i];
         if (c < 0x20 || c == 0x7f)
             return false;
-        if (in_str) {
-            if (esc) {
-                esc = false;
-            } else if (c == '\\') {
-                if (is_key)
-                    return false;
-                esc = true;
-            } else if (c == '"') {
-                in_str = false;
-                if (is_key && reqlog_key_ours(line + key, i - key))
-                    return false;
-                last = '"';
-            }
-            continue;
-        }
-        if (i > 0 && depth == 0)
-            return false; /* something after the object */
-        switch (c) {
-        case '"':
-            in_str = true;
-            is_key = want_key && depth == 1;
-            want_key = false;
-            key = i + 1;
-            break;
-        case '{':
-        case '[':
-            depth++;
-            want_key = c == '{';
-            last = (char)c;
-            break;
-        case '}':
-        case ']':
-            if (--depth < 0 || last == ',')
-                return false;
-            last = (char)c;
-            break;
-        case ',':
-            if (last == ',' || last == '{' || last == '[' || last == ':')
-                return false;
-            want_key = depth == 1;
-            last = ',';
-            break;
-        case ' ':
-            break;
-        default:
-            last = (char)c;
-            break;
-        }
     }
-    return depth == 0 && !in_str;
+    j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
+    ok = json_is_object(j) && json_object_size(j) > 0 && !json_object_get(j, "function") &&
+         !json_object_get(j, "pid");
+    json_decref(j);
+    return ok;
 }
 
 static void reqlog_write(struct reqlog *rl, size_t n)

@@ -319,6 +319,33 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* TEXT put into a fresh 4 KB ring of function "evil" as its instance
+ * would, drained once as pid 42: what the request log file then holds. */
+static const char *drain_text(const char *text)
+{
+    char path[] = "/tmp/test_metrics_XXXXXX", err[256];
+    int fd = mkstemp(path);
+    struct reqlog *rl;
+    struct sb *s = sb_new_log("evil", 4096);
+    size_t size;
+    char *ring = sb_log_ring(s, &size);
+    uint64_t tail = 0;
+    const char *out;
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    rl = reqlog_open(path, err, sizeof(err));
+    ck_assert_ptr_nonnull(rl);
+    ring_put(s->slot, ring, size, text);
+    reqlog_drain(rl, "evil", 42, s->slot, ring, size, &tail);
+    ck_assert_uint_eq(tail, s->slot->log_head);
+    out = slurp(path);
+    reqlog_free(rl);
+    sb_free(s);
+    unlink(path);
+    return out;
+}
+
 START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
 {
     char path[] = "/tmp/test_metrics_XXXXXX", err[256];
@@ -363,37 +390,64 @@ END_TEST
  * (terminal escapes, a carriage return) must not reach the log. */
 START_TEST(reqlog_drops_lines_forging_the_trusted_fields)
 {
-    char path[] = "/tmp/test_metrics_XXXXXX", err[256];
-    int fd = mkstemp(path);
-    struct reqlog *rl;
-    struct sb *s = sb_new_log("evil", 4096);
-    size_t size;
-    char *ring = sb_log_ring(s, &size);
-    uint64_t tail = 0;
+    const char *out = drain_text("{\"function\":\"billing\",\"status\":200}\n"
+                                 "{\"status\":200,\"pid\":1}\n"
+                                 "{\"status\":200, \"function\" :\"billing\"}\n"
+                                 "{\"status\":200,\"\\u0066unction\":\"billing\"}\n"
+                                 "{\"a\":1},\"function\":\"billing\",\"b\":{\"c\":2}\n"
+                                 "{\"a\":\"x\x1b[2K\rfake\"}\n"
+                                 "{\"a\":\"}\n"
+                                 "{\"a\":1,}\n"
+                                 "{\"note\":\"function\",\"x\":{\"pid\":3},\"s\":\"a\\\"b\"}\n");
 
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    rl = reqlog_open(path, err, sizeof(err));
-    ck_assert_ptr_nonnull(rl);
-    ring_put(s->slot, ring, size,
-             "{\"function\":\"billing\",\"status\":200}\n"
-             "{\"status\":200,\"pid\":1}\n"
-             "{\"status\":200, \"function\" :\"billing\"}\n"
-             "{\"status\":200,\"\\u0066unction\":\"billing\"}\n"
-             "{\"a\":1},\"function\":\"billing\",\"b\":{\"c\":2}\n"
-             "{\"a\":\"x\x1b[2K\rfake\"}\n"
-             "{\"a\":\"}\n"
-             "{\"a\":1,}\n"
-             "{\"note\":\"function\",\"x\":{\"pid\":3},\"s\":\"a\\\"b\"}\n");
-    reqlog_drain(rl, "evil", 42, s->slot, ring, size, &tail);
-    ck_assert_uint_eq(tail, s->slot->log_head);
     /* Only the last line is the instance's own fields; nested and quoted
      * look-alikes are fine. */
-    ck_assert_str_eq(slurp(path), "{\"function\":\"evil\",\"pid\":42,\"note\":\"function\","
-                                  "\"x\":{\"pid\":3},\"s\":\"a\\\"b\"}\n");
-    reqlog_free(rl);
-    sb_free(s);
-    unlink(path);
+    ck_assert_str_eq(out, "{\"function\":\"evil\",\"pid\":42,\"note\":\"function\","
+                          "\"x\":{\"pid\":3},\"s\":\"a\\\"b\"}\n");
+}
+END_TEST
+
+/* Lines the old scanner let through although no JSON reader takes them (or
+ * takes them as the instance's own fields): every line written is valid
+ * JSON, an object whose only "function" and "pid" are the gateway's. */
+START_TEST(reqlog_writes_only_valid_json)
+{
+    static const char *const bad[] = {
+        "{\"a\":1 2}",                      /* two values */
+        "{\"a\":tru}",                      /* not a literal */
+        "{\"a\":\"x\" \"b\":1}",            /* no comma */
+        "{\"a\"}",                          /* no value */
+        "{\"a\":1:2}",                      /* two colons */
+        "{\"a\":\"\xff\xfe\"}",             /* not UTF-8 */
+        "{\"a\":\"\\u00\"}",                /* a short escape */
+        "{\"a\":\"\\q\"}",                  /* no such escape */
+        "{\"a\":\"\\ud800\"}",              /* a lone surrogate */
+        "{\"a\":01}",                       /* a leading zero */
+        "{\"a\":[1,2}",                     /* unbalanced */
+        "{\"a\":1,\"a\":2}",                /* a key twice */
+        "{\"functio\\u006e\":\"billing\"}", /* an escaped gateway key */
+        "{\"pi\\u0064\":7}",
+        "{\"a\":1}{\"b\":2}",  /* two objects */
+        "{\"x\":\"\\u0000\"}", /* a NUL */
+    };
+    static const char *const good[] = {
+        "{\"status\":200,\"path\":\"/a\\\"b\\\\c\\u00e9\\ud83d\\ude00\",\"cold\":false}",
+        "{\"p\\u0061th\":\"/x\",\"n\":-1.5e3,\"z\":null,\"l\":[true,{\"function\":1}]}",
+    };
+    char in[2048] = "", want[1024] = "";
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcat(in, bad[i]);
+        strcat(in, "\n");
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        strcat(in, good[i]);
+        strcat(in, "\n");
+        strcat(want, "{\"function\":\"evil\",\"pid\":42,");
+        strcat(want, good[i] + 1);
+        strcat(want, "\n");
+    }
+    ck_assert_str_eq(drain_text(in), want);
 }
 END_TEST
 
@@ -479,6 +533,7 @@ int main(void)
     tcase_add_test(tc, quantiles);
     tcase_add_test(tc, reqlog_drains_whole_lines_with_trusted_fields_first);
     tcase_add_test(tc, reqlog_drops_lines_forging_the_trusted_fields);
+    tcase_add_test(tc, reqlog_writes_only_valid_json);
     tcase_add_test(tc, reqlog_apply_reports_the_path);
     tcase_add_test(tc, fcgirec_records);
     suite_add_tcase(s, tc);
