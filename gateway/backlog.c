@@ -195,6 +195,8 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
                    int queue_size, int64_t queue_timeout_ms, int64_t now_ns)
 {
     int n_inos = 0, q, expired, taken = 0, flags, excess, timed_out;
+    /* What refuse.c can hold without pushing out what this look took. */
+    int budget = refuse_budget() < BACKLOG_BUDGET ? refuse_budget() : BACKLOG_BUDGET;
     char msg[256];
 
     if (!b || listen_fd < 0)
@@ -213,7 +215,7 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
     flags = fcntl(listen_fd, F_GETFL);
     if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
         return q;
-    for (; taken < expired && taken < BACKLOG_BUDGET; taken++) {
+    for (; taken < expired && taken < budget; taken++) {
         int fd = backlog_accept(listen_fd);
         int64_t waited, hold_ms = 0;
         if (fd < 0)
@@ -237,7 +239,7 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
     snprintf(msg, sizeof(msg),
              "{\"error\":\"function %s is overloaded: its queue is full (queue_size %d)\"}",
              b->name, queue_size);
-    for (int i = 0; i < excess && taken < BACKLOG_BUDGET; i++, taken++) {
+    for (int i = 0; i < excess && taken < budget; i++, taken++) {
         int fd = backlog_accept(listen_fd);
         if (fd < 0)
             break;

@@ -9,6 +9,15 @@
  * nothing is left unread, which would reset the connection and turn the 503
  * into nginx's 502), writes the answer, and closes.  The queue police
  * (backlog.c) answers single connections the same way, with Retry-After.
+ *
+ * Each refused connection holds a supervisor descriptor until answered or
+ * its deadline, and a hostile client can open them faster than deadlines
+ * pass.  So they are counted, and past a cap (a quarter of RLIMIT_NOFILE,
+ * leaving the rest for instances, sockets and the pool) the oldest is
+ * closed unanswered: a slow client is the one that has waited longest,
+ * while a real front end's request is read and answered within a loop
+ * iteration.  The supervisor closes the descriptor itself, at once, so
+ * the count is what it holds.
  */
 #include "config.h"
 
@@ -23,8 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -32,9 +43,15 @@
 #include <event2/event.h>
 
 #define REFUSE_TIMEOUT_S 5
+/* The cap's floor, for a tiny RLIMIT_NOFILE, and its ceiling. */
+#define REFUSE_CAP_MIN 8
+#define REFUSE_CAP_MAX 65536
+#define REFUSE_LOG_EVERY_S 1
 
 /* One refused connection; frees itself once answered or failed. */
 struct refuse_conn {
+    struct refuse_conn *prev, *next; /* refuse_all, oldest first */
+    int fd;                          /* owned: closed by refuse_conn_free */
     struct bufferevent *bev;
     struct event *hold;     /* owned; pending while the answer must wait */
     struct event *deadline; /* owned: the whole exchange, however slow */
@@ -45,18 +62,73 @@ struct refuse_conn {
     unsigned reqid;
 };
 
+/* Every refused connection held, oldest first (the supervisor is one
+ * thread). */
+static struct {
+    struct refuse_conn *head, *tail;
+    int n;
+    uint64_t shed, shed_logged;
+    time_t logged;
+} refuse_all;
+
 static void refuse_conn_free(struct refuse_conn *rc)
 {
     if (!rc)
         return;
+    if (rc->prev || refuse_all.head == rc) {
+        *(rc->prev ? &rc->prev->next : &refuse_all.head) = rc->next;
+        *(rc->next ? &rc->next->prev : &refuse_all.tail) = rc->prev;
+        refuse_all.n--;
+    }
     if (rc->hold)
         event_free(rc->hold);
     if (rc->deadline)
         event_free(rc->deadline);
+    /* Its events are deleted at once (only the rest of the free waits for
+     * the loop), so closing the descriptor here is safe. */
     if (rc->bev)
         bufferevent_free(rc->bev);
+    if (rc->fd >= 0)
+        close(rc->fd);
     free(rc->message);
     free(rc);
+}
+
+int refuse_cap(void)
+{
+    struct rlimit rl;
+    rlim_t cap;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return REFUSE_CAP_MAX;
+    cap = rl.rlim_cur / 4;
+    return cap < REFUSE_CAP_MIN ? REFUSE_CAP_MIN : cap > REFUSE_CAP_MAX ? REFUSE_CAP_MAX : (int)cap;
+}
+
+int refuse_budget(void)
+{
+    return refuse_cap() / 2;
+}
+
+/* Makes room for one more under the cap by closing the oldest. */
+static void refuse_make_room(void)
+{
+    int cap = refuse_cap();
+    time_t now;
+
+    while (refuse_all.n >= cap && refuse_all.head) {
+        refuse_conn_free(refuse_all.head);
+        refuse_all.shed++;
+    }
+    now = time(NULL);
+    if (refuse_all.shed != refuse_all.shed_logged &&
+        now - refuse_all.logged >= REFUSE_LOG_EVERY_S) {
+        log_warnx("refused connections: holding %d, the cap (a quarter of RLIMIT_NOFILE): "
+                  "closed %llu of the oldest unanswered",
+                  cap, (unsigned long long)(refuse_all.shed - refuse_all.shed_logged));
+        refuse_all.shed_logged = refuse_all.shed;
+        refuse_all.logged = now;
+    }
 }
 
 static void refuse_answer(struct refuse_conn *rc, unsigned reqid)
@@ -137,22 +209,31 @@ int refuse_conn(struct event_base *base, int fd, const char *message, int retry_
                 int64_t hold_ms)
 {
     struct timeval tmo = {REFUSE_TIMEOUT_S, 0};
-    struct refuse_conn *rc = calloc(1, sizeof(*rc));
+    struct refuse_conn *rc;
 
+    refuse_make_room();
+    rc = calloc(1, sizeof(*rc));
+    if (!rc) {
+        close(fd);
+        return -1;
+    }
+    /* Ours, not the bufferevent's: libevent would close it later, from
+     * the loop, after the number may have gone to the next connection. */
+    rc->fd = fd;
+    rc->prev = refuse_all.tail;
+    *(rc->prev ? &rc->prev->next : &refuse_all.head) = rc;
+    refuse_all.tail = rc;
+    refuse_all.n++;
     if (hold_ms < 0)
         hold_ms = 0;
     /* Nothing more arrives while the answer is held: the idle timeout must
      * outlast the hold. */
     tmo.tv_sec += (time_t)(hold_ms / 1000) + 1;
-    if (!rc || !(rc->message = strdup(message)))
+    if (!(rc->message = strdup(message)))
         goto fail;
-    rc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    rc->bev = bufferevent_socket_new(base, fd, 0);
     if (!rc->bev)
         goto fail;
-    /* The bufferevent owns FD from here: freeing it closes FD, later, from
-     * the loop.  Closing it here as well would close whatever took the
-     * number meanwhile (the next connection refuse_queued accepts). */
-    fd = -1;
     if (hold_ms > 0) {
         struct timeval hold = {(time_t)(hold_ms / 1000), (suseconds_t)(hold_ms % 1000) * 1000};
         rc->hold = evtimer_new(base, refuse_hold_cb, rc);
@@ -169,8 +250,6 @@ int refuse_conn(struct event_base *base, int fd, const char *message, int retry_
         goto fail; /* never read, it would only wait for its deadline */
     return 0;
 fail:
-    if (fd >= 0)
-        close(fd);
     refuse_conn_free(rc);
     return -1;
 }
@@ -178,14 +257,17 @@ fail:
 int refuse_queued(struct event_base *base, int listen_fd, const char *message)
 {
     int flags = fcntl(listen_fd, F_GETFL);
-    int n = 0;
+    int n = 0, budget = refuse_budget();
 
     /* The socket is blocking until an SDK instance has run (the flag is on
      * the file description instances share); never block the event loop.
      * Called only when no instance is live, so nobody else is accepting. */
     if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0)
         return 0;
-    for (;;) {
+    /* Bounded: what one call takes must not push out what it just took
+     * before the loop has read it; the rest waits in the kernel's queue
+     * (which costs no descriptor) for the next call. */
+    for (int taken = 0; taken < budget; taken++) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)

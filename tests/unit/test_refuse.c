@@ -99,12 +99,93 @@ START_TEST(alloc_failure_closes_the_fd_once)
 }
 END_TEST
 
+/* The peer's view of one refused connection: 0 still held (nothing to
+ * read yet), 1 closed without an answer (EOF), -1 anything else. */
+static int peer_state(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    return n == 0 ? 1 : -1;
+}
+
+/* A client that connects and sends nothing costs the supervisor a
+ * descriptor until the deadline: past the cap (a quarter of RLIMIT_NOFILE)
+ * the oldest are closed, so the supervisor never holds more. */
+START_TEST(refused_connections_are_capped)
+{
+    struct rlimit rl = {200, 200};
+    struct event_base *base;
+    int peers[100];
+
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    for (int i = 0; i < 100; i++) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        ck_assert_int_eq(refuse_conn(base, sv[0], "{\"error\":\"x\"}", 1, 0), 0);
+        peers[i] = sv[1];
+        loop_once(base);
+    }
+    /* Cap 50: the 50 oldest were closed unanswered, the 50 newest wait
+     * (this process holds the client ends too: 100 + 50 + a few < 200). */
+    for (int i = 0; i < 100; i++)
+        ck_assert_msg(peer_state(peers[i]) == (i < 50 ? 1 : 0), "connection %d: state %d", i,
+                      peer_state(peers[i]));
+    for (int i = 0; i < 100; i++)
+        close(peers[i]);
+    loop_once(base);
+    event_base_free(base);
+}
+END_TEST
+
+/* A connection that is answered (or goes away) gives its room back: a
+ * steady stream of well-behaved requests never sheds anything. */
+START_TEST(answered_connections_give_their_room_back)
+{
+    static const unsigned char req[] = {
+        1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, /* BEGIN_REQUEST, responder */
+        1, 4, 0, 1, 0, 0, 0, 0,                         /* empty PARAMS */
+        1, 5, 0, 1, 0, 0, 0, 0,                         /* empty STDIN */
+    };
+    struct rlimit rl = {64, 64};
+    struct event_base *base;
+
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    base = event_base_new();
+    for (int i = 0; i < 100; i++) {
+        int sv[2];
+        char buf[512];
+        ssize_t n;
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        ck_assert_int_eq(write(sv[1], req, sizeof(req)), (ssize_t)sizeof(req));
+        ck_assert_int_eq(refuse_conn(base, sv[0], "{\"error\":\"x\"}", 1, 0), 0);
+        loop_once(base);
+        n = read(sv[1], buf, sizeof(buf) - 1);
+        ck_assert_int_gt(n, 8);
+        buf[n] = '\0';
+        ck_assert_ptr_nonnull(memmem(buf, (size_t)n, "Status: 503", 11));
+        loop_once(base);
+        ck_assert_int_eq(peer_state(sv[1]), 1); /* answered, then closed */
+        close(sv[1]);
+    }
+    event_base_free(base);
+}
+END_TEST
+
 static Suite *refuse_suite(void)
 {
     Suite *s = suite_create("refuse");
     TCase *tc = tcase_create("memory");
 
     tcase_add_test(tc, alloc_failure_closes_the_fd_once);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cap");
+    tcase_add_test(tc, refused_connections_are_capped);
+    tcase_add_test(tc, answered_connections_give_their_room_back);
     suite_add_tcase(s, tc);
     return s;
 }
