@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "fcgireq.h"
 #include "fn.h"
+#include "sock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,30 +255,6 @@ out:
     free(uri);
     free(script);
     return rc;
-}
-
-static int invoke_connect(const char *path)
-{
-    struct sockaddr_un sa;
-    int fd;
-
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
 }
 
 /* Reads exactly N bytes within the deadline: 0, or -1 (errno ETIMEDOUT or
@@ -581,7 +557,7 @@ int invoke_main(int argc, char **argv, const char *default_conf)
         sock = NULL;
         goto out;
     }
-    fd = invoke_connect(sock);
+    fd = sock_connect(sock, 0);
     if (fd < 0) {
         fprintf(stderr,
                 "fngate invoke: cannot reach function '%s' at %s: %s (is `fngate serve -c %s` "

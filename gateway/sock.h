@@ -2,7 +2,8 @@
  * The listening side: one unix socket per function under <socket_dir>/fn/,
  * the lock that keeps two gateways out of one socket_dir, and the exact
  * length of a socket's accept queue read through sock_diag netlink, which is
- * what lets the supervisor spawn for a whole burst at once.
+ * what lets the supervisor spawn for a whole burst at once.  Also the one
+ * client connect fngate's own commands (invoke, status) make to them.
  */
 #ifndef FNGATE_SOCK_H
 #define FNGATE_SOCK_H
@@ -25,6 +26,11 @@ int sock_dir_lock(const char *dir, char *err, size_t errlen);
  * accept must never block), so one function should not mix SDK and non-SDK
  * binaries across a reload.  Returns the fd or -1 with ERR set. */
 int sock_listen(const char *path, int backlog, mode_t mode, gid_t gid, char *err, size_t errlen);
+
+/* A unix stream socket connected to PATH (CLOEXEC, plus FLAGS such as
+ * SOCK_NONBLOCK), or -1 with errno set (ENAMETOOLONG for a path that does
+ * not fit). */
+int sock_connect(const char *path, int flags);
 
 /* Connections waiting in the accept queue of listening unix socket FD.  When
  * sock_diag is unavailable, 1 if any is waiting (poll), else 0. */

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "fcgireq.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,7 +58,6 @@ static int statcmd_read_full(int fd, void *buf, size_t len)
  * NUL-terminated) or NULL with a message on stderr. */
 static char *statcmd_fetch(const char *sock, const char *path)
 {
-    struct sockaddr_un sa;
     struct fcgireq *req;
     unsigned char h[8];
     bool sent;
@@ -67,23 +65,18 @@ static char *statcmd_fetch(const char *sock, const char *path)
     size_t out_len = 0;
     int fd;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(sock) >= sizeof(sa.sun_path)) {
+    fd = sock_connect(sock, 0);
+    if (fd < 0 && errno == ENAMETOOLONG) {
         fprintf(stderr, "fngate status: %s: path too long\n", sock);
         return NULL;
     }
-    strcpy(sa.sun_path, sock);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    if (fd < 0) {
         int e = errno;
         fprintf(stderr, "fngate status: cannot connect to %s: %s%s\n", sock, strerror(e),
                 e == ENOENT || e == ECONNREFUSED
                     ? " (is `fngate serve` running with this configuration?)"
                 : e == EACCES ? " (run it as the gateway's user, or as a member of socket_group)"
                               : "");
-        if (fd >= 0)
-            close(fd);
         return NULL;
     }
     req = fcgireq_new(1, false);

@@ -97,17 +97,7 @@ static int bound_socket(const char *path, bool listening, int backlog)
 /* A client connected (or queued) to PATH; -1 with errno on failure. */
 static int client(const char *path, bool nonblock)
 {
-    struct sockaddr_un sa = addr_of(path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
-
-    ck_assert_int_ge(fd, 0);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    return sock_connect(path, nonblock ? SOCK_NONBLOCK : 0);
 }
 
 static ino_t inode_of(const char *path)
@@ -519,6 +509,43 @@ START_TEST(listen_missing_folder)
 }
 END_TEST
 
+/* ---- sock_connect ----------------------------------------------------------- */
+
+/* What `fngate invoke` and `fngate status` tell apart: no socket, nobody
+ * listening, a path that cannot be a socket's, and a live listener. */
+START_TEST(connect_errors_and_success)
+{
+    struct sockaddr_un sa;
+    char path[PATH_MAX];
+    const char *p = tpath("c.sock");
+    int lfd, fd;
+
+    errno = 0;
+    ck_assert_int_eq(sock_connect(tpath("missing.sock"), 0), -1);
+    ck_assert_int_eq(errno, ENOENT);
+
+    lfd = bound_socket(p, false, 0);
+    errno = 0;
+    ck_assert_int_eq(sock_connect(p, 0), -1);
+    ck_assert_int_eq(errno, ECONNREFUSED);
+    close(lfd);
+    unlink(p);
+
+    path_of_len(path, sizeof(sa.sun_path));
+    errno = 0;
+    ck_assert_int_eq(sock_connect(path, 0), -1);
+    ck_assert_int_eq(errno, ENAMETOOLONG);
+
+    lfd = bound_socket(p, true, 4);
+    fd = sock_connect(p, SOCK_NONBLOCK);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
 /* ---- sock_queue_len -------------------------------------------------------- */
 
 START_TEST(queue_empty)
@@ -676,6 +703,7 @@ static Suite *sock_suite(void)
     tcase_add_test(tc, listen_refuses_regular_file);
     tcase_add_test(tc, listen_path_length);
     tcase_add_test(tc, listen_missing_folder);
+    tcase_add_test(tc, connect_errors_and_success);
     suite_add_tcase(s, tc);
 
     tc = tcase("queue");
