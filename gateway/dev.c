@@ -23,6 +23,7 @@
 #include "dev.h"
 
 #include "conf.h"
+#include "devlog.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,9 +81,7 @@ struct dev {
     int ino, top_wd;
     struct dev_fn *fns;
     struct event *ev_ino, *ev_tick, *ev_sig[3];
-    off_t log_off;
-    char logbuf[16384];
-    size_t loglen;
+    struct devlog log;
     bool stopping;
     int rc;
 };
@@ -457,95 +456,13 @@ static void dev_ino_read(struct dev *d, int ignore_wd)
         dev_scan(d);
 }
 
-/* ------------------------------------------------------------------------
- * The request log
- */
-
-/* The value of "KEY": in the JSON object LINE, as text (strings unquoted,
- * the basic escapes undone); "" when absent. */
-static void dev_json_field(const char *line, const char *key, char *out, size_t outlen)
-{
-    char pat[64];
-    const char *p;
-    size_t n = 0;
-
-    out[0] = '\0';
-    snprintf(pat, sizeof(pat), "\"%s\":", key);
-    p = strstr(line, pat);
-    if (!p)
-        return;
-    p += strlen(pat);
-    if (*p != '"') {
-        while (*p && *p != ',' && *p != '}' && n + 1 < outlen)
-            out[n++] = *p++;
-        out[n] = '\0';
-        return;
-    }
-    for (p++; *p && *p != '"' && n + 1 < outlen; p++) {
-        if (*p == '\\' && p[1]) {
-            p++;
-            out[n++] = *p == 'n' ? ' ' : *p == 't' ? ' ' : *p;
-            continue;
-        }
-        out[n++] = *p;
-    }
-    out[n] = '\0';
-}
-
-void dev_request_line(const char *line, char *out, size_t outlen)
-{
-    char fn[80], method[16], path[512], status[8], ms[32], cold[8];
-
-    dev_json_field(line, "function", fn, sizeof(fn));
-    dev_json_field(line, "method", method, sizeof(method));
-    dev_json_field(line, "path", path, sizeof(path));
-    dev_json_field(line, "status", status, sizeof(status));
-    dev_json_field(line, "duration_ms", ms, sizeof(ms));
-    dev_json_field(line, "cold", cold, sizeof(cold));
-    if (!fn[0] || !method[0] || !status[0]) {
-        snprintf(out, outlen, "%s", line);
-        return;
-    }
-    snprintf(out, outlen, "%s /fn/%s%s -> %s in %s ms%s", method, fn, path, status, ms,
-             strcmp(cold, "true") == 0 ? " (cold start)" : "");
-}
-
-static void dev_print_request(const char *line)
-{
-    char text[1024];
-
-    dev_request_line(line, text, sizeof(text));
-    puts(text);
-}
-
+/* New lines of the gateway's request log, printed. */
 static void dev_reqlog_tail(struct dev *d)
 {
     char path[PATH_MAX + 32];
-    ssize_t n;
-    int fd;
 
     snprintf(path, sizeof(path), "%s/requests.log", d->run);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    while ((n = pread(fd, d->logbuf + d->loglen, sizeof(d->logbuf) - 1 - d->loglen, d->log_off)) >
-           0) {
-        char *start = d->logbuf, *nl;
-        d->log_off += n;
-        d->loglen += (size_t)n;
-        d->logbuf[d->loglen] = '\0';
-        while ((nl = strchr(start, '\n')) != NULL) {
-            *nl = '\0';
-            dev_print_request(start);
-            start = nl + 1;
-        }
-        d->loglen -= (size_t)(start - d->logbuf);
-        memmove(d->logbuf, start, d->loglen);
-        if (d->loglen == sizeof(d->logbuf) - 1)
-            d->loglen = 0; /* a line longer than the buffer: drop it */
-    }
-    close(fd);
-    fflush(stdout);
+    devlog_tail(&d->log, path);
 }
 
 /* ------------------------------------------------------------------------

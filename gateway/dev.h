@@ -11,7 +11,6 @@
 #define FNGATE_DEV_H
 
 #include <stdbool.h>
-#include <stddef.h>
 
 /* ARGV[0] is "dev".  Returns the exit code. */
 int dev_main(int argc, char **argv);
@@ -20,9 +19,5 @@ int dev_main(int argc, char **argv);
  * the build's own outputs (handler, *.o, *.a, *.d) nor editors' droppings
  * (hidden files, *~, *.swp, *.tmp, vim's 4913). */
 bool dev_is_source(const char *name);
-
-/* One request-log line (JSON) as printed: "GET /fn/hello/x -> 200 in 0.8 ms
- * (cold start)"; a line without those fields is copied as it is. */
-void dev_request_line(const char *json, char *out, size_t outlen);
 
 #endif

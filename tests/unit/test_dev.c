@@ -1,12 +1,13 @@
 /*
- * Unit tests for gateway/dev.c's pure parts: which file changes rebuild a
- * function, and how a request-log line is printed.  The loop itself (builds,
- * nginx, the gateway, Ctrl-C) is tested end to end in
- * tests/integration/test_ops.py.
+ * Unit tests for the pure parts of `fngate dev` (gateway/dev.c, devlog.c):
+ * which file changes rebuild a function, and how a request-log line is
+ * printed.  The loop itself (builds, nginx, the gateway, Ctrl-C) is tested
+ * end to end in tests/integration/test_ops.py.
  */
 #include "config.h"
 
 #include "dev.h"
+#include "devlog.h"
 
 #include <check.h>
 
@@ -31,16 +32,16 @@ START_TEST(request_lines)
 {
     char out[1024];
 
-    dev_request_line("{\"function\":\"hello\",\"pid\":12,\"time\":\"2026-12-01T00:00:00.000Z\","
-                     "\"method\":\"GET\",\"path\":\"/x y\",\"status\":200,\"duration_ms\":0.812,"
-                     "\"queue_ms\":0.01,\"cold\":true,\"request_id\":\"ab\",\"trace_id\":null}",
-                     out, sizeof(out));
+    devlog_line("{\"function\":\"hello\",\"pid\":12,\"time\":\"2026-12-01T00:00:00.000Z\","
+                "\"method\":\"GET\",\"path\":\"/x y\",\"status\":200,\"duration_ms\":0.812,"
+                "\"queue_ms\":0.01,\"cold\":true,\"request_id\":\"ab\",\"trace_id\":null}",
+                out, sizeof(out));
     ck_assert_str_eq(out, "GET /fn/hello/x y -> 200 in 0.812 ms (cold start)");
-    dev_request_line("{\"function\":\"users\",\"method\":\"POST\",\"path\":\"/a\\\"b\","
-                     "\"status\":503,\"duration_ms\":12,\"cold\":false}",
-                     out, sizeof(out));
+    devlog_line("{\"function\":\"users\",\"method\":\"POST\",\"path\":\"/a\\\"b\","
+                "\"status\":503,\"duration_ms\":12,\"cold\":false}",
+                out, sizeof(out));
     ck_assert_str_eq(out, "POST /fn/users/a\"b -> 503 in 12 ms");
-    dev_request_line("not json at all", out, sizeof(out));
+    devlog_line("not json at all", out, sizeof(out));
     ck_assert_str_eq(out, "not json at all");
 }
 END_TEST
