@@ -34,8 +34,8 @@ import shutil
 
 import pytest
 
-from fngate_harness import (REPO, Build, Gateway, Nginx, PgDatabase, Postgres, make_dir,
-                            new_run_dir, no_core_dumps, pg_bindir)
+from fngate_harness import REPO, Build, Gateway, Nginx, make_dir, new_run_dir, no_core_dumps
+from pg_harness import PgDatabase, Postgres, pg_bindir
 
 USERS_SCHEMA = REPO / "functions" / "users" / "schema.sql"
 

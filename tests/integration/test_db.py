@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import pytest
 
-from fngate_harness import PsqlWatch, wait_for
+from fngate_harness import wait_for
+from pg_harness import PsqlWatch
 
 
 def strict_json(body):

@@ -18,8 +18,8 @@ import pytest
 
 from pathlib import Path
 
-from fngate_harness import (Nginx, free_port, make_dir, make_var, pg_bindir, proc_alive,
-                            wait_for)
+from fngate_harness import Nginx, free_port, make_dir, make_var, proc_alive, wait_for
+from pg_harness import pg_bindir
 
 
 def fngate(build, *args, timeout=30):
