@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,21 @@ struct fn_pairs {
     size_t n, cap;
 };
 
+/* The parameters the SDK itself reads, picked out of the request's params in
+ * one pass (fn_req_scan): a FCGX_GetParam per name would walk the whole list
+ * each time.  NULL when the request has no such parameter; the first of two
+ * with one name wins, as with FCGX_GetParam. */
+struct fn_known {
+    const char *method, *query, *content_type, *content_length, *request_id;
+    const char *fn_path, *path_info, *request_uri, *script_name, *function;
+    const char *arrival, *traceparent;
+};
+
 struct fn_req {
     char **envp; /* the FastCGI params, borrowed for the request; NULL between */
     const char *method, *path, *name, *request_id, *query;
+    struct fn_known known;   /* borrowed from envp, like it */
+    int64_t arrival_ms;      /* FNGATE_ARRIVAL in ms, or -1 */
     char *path_buf;          /* owned: the path when worked out from REQUEST_URI */
     int64_t start_ms;        /* CLOCK_MONOTONIC when the request began */
     struct fn_pairs args;    /* decoded URL arguments, owned; parsed on first use */
@@ -260,12 +273,6 @@ static int fn_parse_headers(fn_req *req, char **envp)
     return 0;
 }
 
-static const char *fn_getparam(char **envp, const char *name)
-{
-    const char *v = FCGX_GetParam(name, envp);
-    return v ? v : fn_empty;
-}
-
 /* The path after the function's prefix.  fngate's own nginx include passes
  * it as FNGATE_PATH.  Any other front end: PATH_INFO (nginx's stock
  * fastcgi_split_path_info, lighttpd), else REQUEST_URI (raw: decoded here)
@@ -275,18 +282,18 @@ static const char *fn_getparam(char **envp, const char *name)
  * /fn/<this function's name> when the URI has that form.  Else "". */
 static const char *fn_req_find_path(fn_req *req)
 {
-    const char *v = FCGX_GetParam("FNGATE_PATH", req->envp);
+    const char *v = req->known.fn_path;
     const char *uri, *script, *name;
     size_t ulen, slen = 0;
     char *dec;
 
     if (v)
         return v;
-    v = FCGX_GetParam("PATH_INFO", req->envp);
+    v = req->known.path_info;
     if (v && *v)
         return v;
-    uri = FCGX_GetParam("REQUEST_URI", req->envp);
-    script = FCGX_GetParam("SCRIPT_NAME", req->envp);
+    uri = req->known.request_uri;
+    script = req->known.script_name;
     if (!uri)
         return fn_empty;
     ulen = strcspn(uri, "?#");
@@ -300,7 +307,7 @@ static const char *fn_req_find_path(fn_req *req)
         if (strncmp(dec, script, slen) != 0 || (dec[slen] != '\0' && dec[slen] != '/'))
             slen = 0;
     }
-    name = FCGX_GetParam("FNGATE_FUNCTION", req->envp);
+    name = req->known.function;
     if (!name)
         name = getenv("FNGATE_FUNCTION");
     if ((slen == 0 || dec[slen] == '\0') && name && *name && strncmp(dec, "/fn/", 4) == 0) {
@@ -317,20 +324,93 @@ static const char *fn_req_find_path(fn_req *req)
     return dec;
 }
 
+/* The params fn_req_scan picks out, and where each goes. */
+#define FN_KNOWN(name, field)                                                                      \
+    {                                                                                              \
+        name, sizeof(name) - 1, offsetof(struct fn_known, field)                                   \
+    }
+static const struct {
+    const char *name;
+    size_t len, off;
+} fn_known_params[] = {
+    FN_KNOWN("REQUEST_METHOD", method),        FN_KNOWN("QUERY_STRING", query),
+    FN_KNOWN("CONTENT_TYPE", content_type),    FN_KNOWN("CONTENT_LENGTH", content_length),
+    FN_KNOWN("FNGATE_REQUEST_ID", request_id), FN_KNOWN("FNGATE_PATH", fn_path),
+    FN_KNOWN("PATH_INFO", path_info),          FN_KNOWN("REQUEST_URI", request_uri),
+    FN_KNOWN("SCRIPT_NAME", script_name),      FN_KNOWN("FNGATE_FUNCTION", function),
+    FN_KNOWN("FNGATE_ARRIVAL", arrival),       FN_KNOWN("HTTP_TRACEPARENT", traceparent),
+};
+
+/* Picks the params the SDK reads out of ENVP in one pass: one strchr per
+ * param, and a length test rules out most names at once.  The first of two
+ * params with one name wins, as with FCGX_GetParam. */
+static void fn_req_scan(struct fn_known *k, char **envp)
+{
+    memset(k, 0, sizeof(*k));
+    for (char **ep = envp; ep && *ep; ep++) {
+        const char *e = *ep, *eq = strchr(e, '=');
+        size_t n;
+
+        if (!eq)
+            continue;
+        n = (size_t)(eq - e);
+        for (size_t i = 0; i < sizeof(fn_known_params) / sizeof(fn_known_params[0]); i++) {
+            const char **slot = (const char **)((char *)k + fn_known_params[i].off);
+            if (fn_known_params[i].len == n && e[0] == fn_known_params[i].name[0] && !*slot &&
+                memcmp(e, fn_known_params[i].name, n) == 0) {
+                *slot = eq + 1;
+                break;
+            }
+        }
+    }
+}
+
+/* $msec is "<seconds>.<milliseconds>": read as integers (strtod, and the
+ * double it makes, cost more than the rest of the request's bookkeeping).
+ * Any other form a front end sends still goes through strtod. */
+static int64_t fn_arrival_parse(const char *a)
+{
+    int64_t sec = 0, ms = 0;
+    const char *p = a;
+    char *end;
+    double v;
+    int nd = 0;
+
+    if (!a || !*a)
+        return -1;
+    while (*p >= '0' && *p <= '9' && nd < 15) {
+        sec = sec * 10 + (*p++ - '0');
+        nd++;
+    }
+    if (nd > 0 && nd < 15 && *p == '.' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+        p[2] <= '9' && p[3] >= '0' && p[3] <= '9' && p[4] == '\0') {
+        ms = (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+        return sec > 0 || ms > 0 ? sec * 1000 + ms : -1;
+    }
+    v = strtod(a, &end);
+    if (*end || v <= 0)
+        return -1;
+    return (int64_t)(v * 1000.0 + 0.5);
+}
+
 /* The parameters every request reads first. */
 static void fn_req_params(fn_req *req, char **envp)
 {
+    const struct fn_known *k = &req->known;
+
     req->envp = envp;
     req->start_ms = fn_mono_ms();
-    req->method = fn_getparam(envp, "REQUEST_METHOD");
+    fn_req_scan(&req->known, envp);
+    req->method = k->method ? k->method : fn_empty;
     req->path = fn_req_find_path(req);
-    req->name = FCGX_GetParam("FNGATE_FUNCTION", envp);
+    req->name = k->function;
     if (!req->name)
         req->name = getenv("FNGATE_FUNCTION");
     if (!req->name)
         req->name = fn_empty;
-    req->request_id = fn_getparam(envp, "FNGATE_REQUEST_ID");
-    req->query = fn_getparam(envp, "QUERY_STRING");
+    req->request_id = k->request_id ? k->request_id : fn_empty;
+    req->query = k->query ? k->query : fn_empty;
+    req->arrival_ms = fn_arrival_parse(k->arrival);
     fn_current = req;
 }
 
@@ -432,7 +512,7 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
     int rc;
 
     fn_req_params(req, r->envp);
-    cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
+    cl = req->known.content_length;
     if (cl && *cl) {
         char *end;
         errno = 0;
@@ -517,16 +597,7 @@ void fn_req_end(fn_req *req)
 
 int64_t fn_req_arrival_ms(const fn_req *req)
 {
-    const char *a = req->envp ? FCGX_GetParam("FNGATE_ARRIVAL", req->envp) : NULL;
-    char *end;
-    double v;
-
-    if (!a || !*a)
-        return -1;
-    v = strtod(a, &end);
-    if (*end || v <= 0)
-        return -1;
-    return (int64_t)(v * 1000.0 + 0.5);
+    return req->envp ? req->arrival_ms : -1;
 }
 
 const char *fn_method(const fn_req *req)
@@ -584,8 +655,7 @@ const char *fn_trace_id(const fn_req *creq)
 
     if (!req->trace_parsed) {
         req->trace_parsed = true;
-        if (!req->envp ||
-            !fn_traceparent_parse(FCGX_GetParam("HTTP_TRACEPARENT", req->envp), req->trace_id))
+        if (!req->envp || !fn_traceparent_parse(req->known.traceparent, req->trace_id))
             req->trace_id[0] = '\0';
     }
     return req->trace_id[0] ? req->trace_id : NULL;
@@ -601,7 +671,7 @@ const char *fn_query_string(const fn_req *req)
 static bool fn_is_form(const fn_req *req)
 {
     static const char form[] = "application/x-www-form-urlencoded";
-    const char *ct = req->envp ? FCGX_GetParam("CONTENT_TYPE", req->envp) : NULL;
+    const char *ct = req->envp ? req->known.content_type : NULL;
 
     if (!ct || strncasecmp(ct, form, sizeof(form) - 1) != 0)
         return false;
@@ -878,8 +948,19 @@ int fn_send_text(fn_res *res, int status, const char *text)
 
 int fn_send_json(fn_res *res, int status, const json_t *json)
 {
-    char *s = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char small[2048], *s;
+    size_t len = json ? json_dumpb(json, small, sizeof(small), JSON_COMPACT | JSON_ENCODE_ANY) : 0;
 
+    /* Most responses fit the stack buffer: one exact allocation instead of
+     * json_dumps's growing buffer and its copy. */
+    if (len > 0 && len <= sizeof(small)) {
+        s = malloc(len);
+        if (!s)
+            return fn_error(res, 500, "out of memory");
+        memcpy(s, small, len);
+        return fn_send_owned(res, status, "application/json", s, len);
+    }
+    s = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!s)
         return fn_error(res, 500, "response is not serialisable JSON");
     return fn_send_owned(res, status, "application/json", s, strlen(s));
@@ -1015,25 +1096,58 @@ static const char *fn_reason(int status)
     }
 }
 
+/* Appends the decimal digits of V at P; returns the end. */
+static char *fn_put_uint(char *p, size_t v)
+{
+    char digits[24];
+    size_t n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = digits[--n];
+    return p;
+}
+
 int fn_res_write(fn_res *res, FCGX_Request *r)
 {
-    char head[1024];
-    int n;
+    char head[1024], *p = head;
+    const char *reason = fn_reason(res->status), *ct = fn_res_content_type(res);
+    size_t rlen = strlen(reason), ctlen = strlen(ct);
 
     fn_loop_response_started();
-    /* One buffer and one FCGX_PutStr: libfcgi's own printf is slow. */
-    n = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
-                 res->status, fn_reason(res->status), res->content_type, res->body_len);
-    if (n < 0 || (size_t)n >= sizeof(head))
+    /* One buffer and one FCGX_PutStr, built by hand: snprintf (and
+     * libfcgi's own printf) cost more than the rest of the write. */
+    if (ctlen + rlen + 96 > sizeof(head))
         return -1;
-    FCGX_PutStr(head, n, r->out);
+    memcpy(p, "Status: ", 8);
+    p = fn_put_uint(p + 8, (size_t)res->status);
+    *p++ = ' ';
+    memcpy(p, reason, rlen);
+    p += rlen;
+    memcpy(p, "\r\nContent-Type: ", 16);
+    p += 16;
+    memcpy(p, ct, ctlen);
+    p += ctlen;
+    memcpy(p, "\r\nContent-Length: ", 18);
+    p = fn_put_uint(p + 18, res->body_len);
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    if (res->headers.n == 0) {
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    FCGX_PutStr(head, (int)(p - head), r->out);
     for (size_t i = 0; i < res->headers.n; i++) {
         FCGX_PutS(res->headers.v[i].name, r->out);
         FCGX_PutStr(": ", 2, r->out);
         FCGX_PutS(res->headers.v[i].value, r->out);
         FCGX_PutStr("\r\n", 2, r->out);
     }
-    FCGX_PutStr("\r\n", 2, r->out);
+    if (res->headers.n)
+        FCGX_PutStr("\r\n", 2, r->out);
     for (size_t done = 0; done < res->body_len;) {
         size_t left = res->body_len - done;
         int chunk = left < FN_IO_CHUNK ? (int)left : FN_IO_CHUNK;

@@ -413,6 +413,65 @@ START_TEST(arrival_time)
 }
 END_TEST
 
+/* nginx's $msec is read without strtod; every other form still is, and
+ * what strtod refused is still refused. */
+START_TEST(arrival_forms)
+{
+    static const struct {
+        const char *param;
+        int64_t ms;
+    } cases[] = {
+        {"FNGATE_ARRIVAL=1700000000.123", INT64_C(1700000000123)},
+        {"FNGATE_ARRIVAL=1700000000.5", INT64_C(1700000000500)},
+        {"FNGATE_ARRIVAL=1700000000", INT64_C(1700000000000)},
+        {"FNGATE_ARRIVAL=1.7e9", INT64_C(1700000000000)},
+        {"FNGATE_ARRIVAL=0.001", 1},
+        {"FNGATE_ARRIVAL=0.000", -1},
+        {"FNGATE_ARRIVAL=-5.000", -1},
+        {"FNGATE_ARRIVAL=1700000000.123x", -1},
+        {"FNGATE_ARRIVAL=1700000000.1234", INT64_C(1700000000123)},
+        {"FNGATE_ARRIVAL=", -1},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *env[] = {cases[i].param, NULL};
+        begin_ok(env, NULL);
+        ck_assert_msg(fn_req_arrival_ms(req) == cases[i].ms, "%s: %lld", cases[i].param,
+                      (long long)fn_req_arrival_ms(req));
+        ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+        respond();
+    }
+}
+END_TEST
+
+/* The params the SDK reads are picked out in one pass; as with
+ * FCGX_GetParam the first of two with one name wins, and a name that only
+ * starts like one of them is another param. */
+START_TEST(params_first_wins)
+{
+    static const char *const env[] = {"REQUEST_METHODX=PUT",
+                                      "REQUEST_METHOD=POST",
+                                      "REQUEST_METHOD=GET",
+                                      "FNGATE_REQUEST_ID=first",
+                                      "FNGATE_REQUEST_ID=second",
+                                      "QUERY_STRING=a=1",
+                                      "FNGATE_PATH=/p",
+                                      "FNGATE_PATH=/q",
+                                      "HTTP_TRACEPARENT=00-4bf92f3577b34da6a3ce929d0e0e4736-"
+                                      "00f067aa0ba902b7-01",
+                                      NULL};
+
+    begin_ok(env, NULL);
+    ck_assert_str_eq(fn_method(req), "POST");
+    ck_assert_str_eq(fn_request_id(req), "first");
+    ck_assert_str_eq(fn_query_string(req), "a=1");
+    ck_assert_str_eq(fn_arg(req, "a"), "1");
+    ck_assert_str_eq(fn_path(req), "/p");
+    ck_assert_str_eq(fn_trace_id(req), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ck_assert_str_eq(fn_param(req, "REQUEST_METHOD"), "POST");
+}
+END_TEST
+
 /* ---- the body -------------------------------------------------------------------- */
 
 START_TEST(body_read)
@@ -1169,6 +1228,8 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, headers_long_value);
     tcase_add_test(tc, request_line);
     tcase_add_test(tc, arrival_time);
+    tcase_add_test(tc, arrival_forms);
+    tcase_add_test(tc, params_first_wins);
     suite_add_tcase(s, tc);
 
     tc = tcase("body");
