@@ -6,6 +6,8 @@
 #   --quick     3 s wrk runs instead of 10 s, 5 cold-start rounds instead of 15
 #   --no-build  skip `make`; use the binaries already built in the tree
 #   --keep      keep the temporary run directory (configs, sockets, logs)
+#   --warm-only only (a), the warm throughput (and --diag's /fn-direct): one
+#               call stays under the quiet lock's 5 minutes
 #   --diag      also measure /fn-direct: fngate's hello socket behind a plain
 #               nginx location (no fngate.inc), to tell nginx-side cost from
 #               function-side cost when the throughput target is missed
@@ -50,12 +52,14 @@ QUICK=0
 BUILD=1
 KEEP=0
 DIAG=0
+WARM_ONLY=0
 for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         --diag) DIAG=1 ;;
+        --warm-only) WARM_ONLY=1 ;;
         -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "bench_core.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
@@ -387,6 +391,8 @@ cat >"$RUN/nginx/nginx.conf" <<EOF
 # written by tests/bench/bench_core.sh
 user $RUN_USER $RUN_GROUP;
 worker_processes 2;
+# as nginx/nginx.conf and the README recommend for fngate.inc's one regex
+pcre_jit on;
 pid nginx.pid;
 error_log stderr notice;
 events { worker_connections 1024; }
@@ -469,6 +475,9 @@ say "run directory: $RUN    results: $RES"
 
 # --- (c) idle cost ------------------------------------------------------------
 
+# --warm-only skips everything but (a); its summary is printed right after it.
+if [ "$WARM_ONLY" = 0 ]; then
+
 say ""
 say "== (c) idle cost: fngate with $IDLE_FNS functions, 0 instances =="
 "$FNGATE" serve -c "$RUN/fngate-idle.conf" >"$RUN/fngate-idle.log" 2>&1 &
@@ -498,6 +507,8 @@ IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
 say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS"
 stop_pid "$IDLE_PID" 15
 IDLE_PID=""
+
+fi   # --warm-only
 
 # --- start the stack ----------------------------------------------------------
 
@@ -590,6 +601,28 @@ for round in 1 2; do
         fi
     done
 done
+
+if [ "$WARM_ONLY" = 1 ]; then
+    lo_cpu() { printf '%s\n' ${RUNS_CPU[$1]:-nan} | sort -g | head -1; }
+    {
+        say ""
+        say "==================== fngate core benchmark: warm-only summary ===================="
+        say "date      $DATE; load average $LOAD_START before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+        say "machine   $MACHINE"
+        say "mode      $([ "$QUICK" = 1 ] && echo QUICK || echo full): wrk -t$WRK_T -c$WRK_C -d${RUN_S}s, better of two interleaved runs"
+        for name in "${NAMES[@]}"; do
+            printf '  %-10s %9s req/s  vs bare %6s   CPU/request %7s us (runs:%s)\n' "$name" "${BEST_RPS[$name]}" \
+                "$(ratio "${BEST_RPS[$name]}" "${BEST_RPS[bare]}")" "$(lo_cpu "$name")" "${RUNS_CPU[$name]}"
+        done
+        printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")" \
+            "$(verdict "$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")" ">=" "$T_THROUGHPUT")"
+        printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$(ratio "$(lo_cpu bare)" "$(lo_cpu fngate)")" \
+            "$(verdict "$(ratio "$(lo_cpu bare)" "$(lo_cpu fngate)")" ">=" "$T_THROUGHPUT")"
+        [ "$DIAG" = 1 ] && say "  bare/direct CPU = $(ratio "$(lo_cpu bare)" "$(lo_cpu direct)")"
+        say "raw       $RES"
+    } | tee "$RES/summary.txt"
+    exit 0
+fi
 
 # --- (b) cold start -----------------------------------------------------------
 
