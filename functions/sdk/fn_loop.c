@@ -536,9 +536,14 @@ int fn_main(int argc, char **argv, fn_handler handler)
          * /dev/urandom on the first object: it is on the cold-start path.
          * The seed must stay unpredictable (request bodies are parsed into
          * hash tables). */
-        uint32_t seed = 0;
-        if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed) && seed)
-            json_object_seed(seed);
+        unsigned char seed[20];
+        uint32_t js;
+        if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed)) {
+            memcpy(&js, seed, sizeof(js));
+            if (js)
+                json_object_seed(js);
+            fn_req_seed_ids(seed + 4); /* the request ids, from the same call */
+        }
     }
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, -1, 0) != 0) {
         fprintf(stderr, "fngate: FCGX_Init failed\n");

@@ -67,6 +67,9 @@ bool fn_db_channel_ok(void);
 int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
                 size_t len);
 
+/* Seeds the request ids the SDK makes (16 random bytes). */
+void fn_req_seed_ids(const unsigned char seed[16]);
+
 /* The arrival time nginx recorded ($msec), in ms since the epoch, or -1. */
 int64_t fn_req_arrival_ms(const fn_req *req);
 

@@ -56,7 +56,10 @@ const char *fn_method(const fn_req *req);
 const char *fn_path(const fn_req *req);
 /* This function's name. */
 const char *fn_name(const fn_req *req);
-/* The request id nginx assigned ($request_id), or "". */
+/* The request's id: the front end's FNGATE_REQUEST_ID when it sends one
+ * (fngate invoke does; nginx's $request_id through fngate.inc when the
+ * server block sets $fngate_request_id), else 32 hex digits the SDK made,
+ * unique to the request. */
 const char *fn_request_id(const fn_req *req);
 /* The trace id of the W3C traceparent header (32 lowercase hex digits), or
  * NULL when the request has none or it is malformed.  fngate logs it with

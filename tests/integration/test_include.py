@@ -7,6 +7,7 @@ a crash (502) only on the error path.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 
@@ -66,3 +67,38 @@ def test_gateway_sockets_carry_the_include_mark(stack, build):
     st = os.stat(os.path.join(gw.socket_dir, "fn", "hello.sock"))
     assert stat.S_ISSOCK(st.st_mode) and st.st_mode & stat.S_IXUSR, oct(st.st_mode)
     assert ngx.get("/fn/hello").status == 200
+
+
+def test_request_id_is_the_sdk_s_unless_the_server_block_asks_for_nginx_s(
+        gateway_factory, nginx_factory, build):
+    """fngate.inc sends no FNGATE_REQUEST_ID by default (nginx's $request_id
+    is a RAND_bytes on every request): each request still gets a fresh id of
+    32 hex digits, made by the SDK.  A server block with `set
+    $fngate_request_id $request_id;` hands nginx's own id through, so that
+    nginx's access log can carry the same id."""
+    gw = gateway_factory({"t": build.testfn})
+    ngx = nginx_factory(gw.socket_dir)
+    ids = set()
+    for _ in range(5):
+        r = ngx.get("/fn/t?req=1")
+        assert r.status == 200, r
+        j = r.json()
+        assert re.fullmatch(r"[0-9a-f]{32}", j["request_id"]), j["request_id"]
+        assert j["params"]["FNGATE_REQUEST_ID"] is None
+        ids.add(j["request_id"])
+    assert len(ids) == 5
+    assert "uninitialized" not in ngx.log()
+
+    asked = nginx_factory(gw.socket_dir, start=False)
+    conf = asked.conf_path.read_text()
+    assert conf.count("include fngate.inc;") == 1
+    asked.conf_path.write_text(conf.replace(
+        "include fngate.inc;", "set $fngate_request_id $request_id;\n        include fngate.inc;"))
+    asked.start()
+    seen = set()
+    for _ in range(3):
+        j = asked.get("/fn/t?req=1").json()
+        assert re.fullmatch(r"[0-9a-f]{32}", j["request_id"]), j["request_id"]
+        assert j["params"].get("FNGATE_REQUEST_ID") == j["request_id"], j["params"]
+        seen.add(j["request_id"])
+    assert len(seen) == 3

@@ -391,7 +391,35 @@ START_TEST(request_line)
     ck_assert_str_eq(fn_method(req), "DELETE");
     ck_assert_str_eq(fn_path(req), "");
     ck_assert_str_eq(fn_name(req), "fromenv");
-    ck_assert_str_eq(fn_request_id(req), "");
+    /* No id from the front end: the SDK makes one. */
+    ck_assert_int_eq(strlen(fn_request_id(req)), 32);
+}
+END_TEST
+
+/* A request the front end sent no id for (fngate.inc sends none unless the
+ * server block asks for nginx's $request_id) gets 32 lowercase hex digits
+ * of its own, never those of an earlier request; a sent id is kept. */
+START_TEST(request_id_made_when_absent)
+{
+    static const char *const none[] = {"REQUEST_METHOD=GET", NULL};
+    static const char *const empty[] = {"FNGATE_REQUEST_ID=", NULL};
+    static const char *const sent[] = {"FNGATE_REQUEST_ID=from-nginx", NULL};
+    char seen[50][33];
+
+    for (int i = 0; i < 50; i++) {
+        const char *id;
+        begin_ok(i % 2 ? none : empty, NULL);
+        id = fn_request_id(req);
+        ck_assert_int_eq(strlen(id), 32);
+        ck_assert_int_eq(strspn(id, "0123456789abcdef"), 32);
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(seen[j], id);
+        memcpy(seen[i], id, 33);
+        ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+        respond();
+    }
+    begin_ok(sent, NULL);
+    ck_assert_str_eq(fn_request_id(req), "from-nginx");
 }
 END_TEST
 
@@ -1140,16 +1168,20 @@ START_TEST(log_carries_request_id)
 }
 END_TEST
 
+/* A request the front end sent no id for still has its lines tagged: with
+ * the id the SDK made for it. */
 START_TEST(log_without_request_id)
 {
     static const char *const p[] = {"REQUEST_METHOD=GET", NULL};
+    char want[64];
     const char *got;
 
     begin_ok(p, NULL);
+    snprintf(want, sizeof(want), "[req %s] plain\n", fn_request_id(req));
     testutil_capture_begin();
     fn_log("plain");
     got = testutil_capture_end();
-    ck_assert_str_eq(got, "plain\n");
+    ck_assert_str_eq(got, want);
 }
 END_TEST
 
@@ -1230,6 +1262,7 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, arrival_time);
     tcase_add_test(tc, arrival_forms);
     tcase_add_test(tc, params_first_wins);
+    tcase_add_test(tc, request_id_made_when_absent);
     suite_add_tcase(s, tc);
 
     tc = tcase("body");
