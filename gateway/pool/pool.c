@@ -166,7 +166,7 @@ int pool_main(const struct pool_settings *set, int ctl_fd)
         stmt_init(&p.conns[i].stmts, p.set.stmt_cache);
     }
     p.ctl_ev = event_new(p.base, ctl_fd, EV_READ | EV_PERSIST, pool_ctl_cb, &p);
-    p.stats = poolstat_attach(set->pool_size);
+    p.stats = poolstat_attach(POOLSTAT_FD, set->pool_size);
     p.tick_ev = event_new(p.base, -1, EV_PERSIST, pool_tick, &p);
     p.sig_ev[0] = evsignal_new(p.base, SIGTERM, pool_signal_cb, &p);
     p.sig_ev[1] = evsignal_new(p.base, SIGINT, pool_signal_cb, &p);

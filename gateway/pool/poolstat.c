@@ -247,18 +247,18 @@ void poolstat_render_json(const struct poolstat *ps, struct evbuffer *o)
 
 /* --- the pool's side ---------------------------------------------------- */
 
-struct poolstat_shm *poolstat_attach(int pool_size)
+struct poolstat_shm *poolstat_attach(int fd, int pool_size)
 {
     static struct poolstat_shm local;
     struct poolstat_shm *sh = &local;
     struct stat st;
 
-    if (fstat(POOLSTAT_FD, &st) == 0 && S_ISREG(st.st_mode) &&
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
         (size_t)st.st_size == sizeof(struct poolstat_shm)) {
-        void *m = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, POOLSTAT_FD, 0);
+        void *m = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED)
             sh = m;
-        close(POOLSTAT_FD);
+        close(fd);
     }
     FN_SB_STORE(sh->pool_pid, (uint32_t)getpid());
     FN_SB_STORE(sh->pool_size, pool_size);

@@ -69,9 +69,10 @@ void poolstat_render_json(const struct poolstat *ps, struct evbuffer *out);
 
 /* --- the pool's side ---------------------------------------------------- */
 
-/* Maps POOLSTAT_FD if the supervisor passed one; else counts into a private
- * copy.  Returns the mapping (never NULL). */
-struct poolstat_shm *poolstat_attach(int pool_size);
+/* Maps FD (POOLSTAT_FD in fngate-pool) if it is the supervisor's memfd, and
+ * closes it; else counts into a private copy.  Returns the mapping (never
+ * NULL). */
+struct poolstat_shm *poolstat_attach(int fd, int pool_size);
 /* Index of FN's entry (added if needed), or -1 when the table is full. */
 int poolstat_fn_index(struct poolstat_shm *sh, const char *fn);
 void poolstat_wait(struct poolstat_shm *sh, int64_t ns);
