@@ -187,6 +187,10 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
                   "read row by row since.");
     evbuffer_add_printf(o, "fngate_pool_whole_cutoffs_total %" PRIu64 "\n",
                         FN_SB_LOAD(sh->whole_cutoffs));
+    poolstat_head(o, "fngate_pool_session_resets_total", "counter",
+                  "Server sessions reset (DISCARD ALL) to pass from one function to another.");
+    evbuffer_add_printf(o, "fngate_pool_session_resets_total %" PRIu64 "\n",
+                        FN_SB_LOAD(sh->resets));
     poolstat_head(o, "fngate_pool_rendered_bytes_total", "counter",
                   "Bytes of JSON the pool rendered from results.");
     evbuffer_add_printf(o, "fngate_pool_rendered_bytes_total %" PRIu64 "\n",

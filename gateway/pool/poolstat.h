@@ -52,6 +52,7 @@ struct poolstat_shm {
     uint64_t fns_full;      /* queries of functions past POOLSTAT_FNS */
     uint64_t whole_reads;   /* results read whole (not in single-row mode) */
     uint64_t whole_cutoffs; /* whole reads cut off at the guard (server.c) */
+    uint64_t resets;        /* sessions reset for another function (DISCARD ALL) */
     struct poolstat_fn fns[POOLSTAT_FNS];
 };
 

@@ -294,6 +294,7 @@ static void server_send_next(struct server *pc)
 
     if (pc->op == OP_NONE && pc->need_reset) {
         pc->op = OP_RESET;
+        FN_SB_STORE(pc->pool->stats->resets, FN_SB_LOAD(pc->pool->stats->resets) + 1);
         ok = PQsendQuery(pc->pg, POOL_RESET_SQL);
     } else if (pc->op < OP_SET && want != pc->timeout_cur) {
         char sql[64];

@@ -248,6 +248,23 @@ def test_round_robin_between_functions_on_one_connection(stack, build, users_db)
     assert took < 0.9, f"the victim's query waited {took:.2f}s behind the hog's queue"
 
 
+def test_session_resets_are_counted(stack, build, users_db):
+    """fngate_pool_session_resets_total counts every DISCARD ALL: on
+    pool_size 1, each switch between two functions resets the session, and
+    a run of one function's queries resets nothing."""
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("fa", "fb"),
+                      gateway={"pool_size": 1})
+    ok = (200, {"rows": 3, "count": 3, "sum": 6})
+    assert get(ngx, "/fn/fa/count?n=3")[:2] == ok
+    before = _pool_counter(ngx, "fngate_pool_session_resets_total")
+    for fn in ("fb", "fa") * 5:
+        assert get(ngx, f"/fn/{fn}/count?n=3")[:2] == ok
+    assert _pool_counter(ngx, "fngate_pool_session_resets_total") - before == 10
+    for _ in range(5):
+        assert get(ngx, "/fn/fa/count?n=3")[:2] == ok
+    assert _pool_counter(ngx, "fngate_pool_session_resets_total") - before == 10
+
+
 # --- bounded memory ------------------------------------------------------------------
 
 
