@@ -120,9 +120,10 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     spec.gid = f->id.gid;
     spec.sandbox = sandbox_fn_on(f->sbx);
     spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
+    spec.execve_ns = &in->exec_ns[1];
     in->exec_ns[0] = sup_now_ns();
     in->pid = proc_spawn(&spec, &log_fd);
-    in->exec_ns[1] = sup_now_ns();
+    in->exec_ns[2] = sup_now_ns();
     sb_close_fd(in->sb);
     if (db_fd >= 0)
         close(db_fd);

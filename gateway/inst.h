@@ -31,7 +31,8 @@ struct inst {
     struct police_inst pi; /* the supervisor's own observations */
     struct police_view pv;
     int64_t spawned_ns;
-    int64_t exec_ns[2]; /* proc_spawn called and returned: the cold-start trace */
+    int64_t exec_ns[3]; /* proc_spawn called, the child's execve, proc_spawn returned:
+                           the cold-start trace */
     int64_t term_ns;    /* SIGTERM sent (0: not asked to stop) */
     int64_t timeout_ns; /* SIGUSR1 sent for a request timeout */
     int64_t kill_ns;    /* SIGKILL sent */

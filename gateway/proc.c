@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Signals whose disposition is not the default in the gateway (its own
@@ -131,6 +132,11 @@ static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds,
         proc_child_fail("chdir");
     if (spec->sandbox && sandbox_child_seal(&what) < 0)
         proc_child_fail(what);
+    if (spec->execve_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        *spec->execve_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
     execve(spec->path, spec->argv, spec->envp);
     errno = errno ? errno : ENOEXEC;
     {

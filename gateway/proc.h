@@ -26,6 +26,9 @@ struct proc_spec {
     gid_t gid;
     bool sandbox;   /* no_new_privs and the seccomp filter (gateway/sandbox.c) */
     int ruleset_fd; /* a Landlock ruleset to enter; -1 for none */
+    /* Where the child stores CLOCK_MONOTONIC just before its execve (the
+     * vfork child shares our memory): the cold-start trace.  May be NULL. */
+    int64_t *execve_ns;
 };
 
 /* Starts the instance.  On success returns its pid and stores in *LOG_FD the

@@ -238,9 +238,10 @@ void supfn_police(struct sup_fn *f, int64_t now)
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
             log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
-                      "ready %lld)",
+                      "execve %lld main %lld ready %lld)",
                       f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,
-                      (long long)in->exec_ns[0], (long long)in->exec_ns[1],
+                      (long long)in->exec_ns[0], (long long)in->exec_ns[2],
+                      (long long)in->exec_ns[1], (long long)FN_SB_LOAD(sl->main_ns),
                       (long long)FN_SB_LOAD(sl->ready_ns));
         }
         if (FN_SB_LOAD(sl->requests) > 0)

@@ -504,6 +504,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     long served = 0;
     bool recycled = false, broke = false, quiet = false;
     int flags;
+    int64_t main_ns = fn_now_ns();
     (void)argc;
     (void)argv;
 
@@ -531,6 +532,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
         return 1;
     }
     fn_sb_attach();
+    FN_SB_STORE(fn_slot->main_ns, main_ns);
     {
         /* One getrandom instead of jansson's own open/read/close of
          * /dev/urandom on the first object: it is on the cold-start path.

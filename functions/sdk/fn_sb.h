@@ -84,7 +84,10 @@ struct fn_sb_slot {
     uint64_t log_head;
     uint64_t log_tail;
     uint64_t log_dropped;
-    uint64_t pad_;
+    /* When main() began (CLOCK_MONOTONIC): splits a cold start into the
+     * kernel's exec with libc's start and the SDK's for the debug trace.
+     * A hint like every other field. */
+    int64_t main_ns;
 };
 
 #define FN_SB_LOAD(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)

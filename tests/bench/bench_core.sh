@@ -11,6 +11,11 @@
 #   --diag      also measure /fn-direct: fngate's hello socket behind a plain
 #               nginx location (no fngate.inc), to tell nginx-side cost from
 #               function-side cost when the throughput target is missed
+#   --only LIST run only these parts, comma-separated, out of warm, cold, idle,
+#               breakdown, burst, deadline, overload (or their letters a..g
+#               below), e.g. --only cold,burst,breakdown: one call of the
+#               cold-start parts stays within a few minutes; a target whose
+#               part did not run says SKIP
 #
 # One nginx (2 workers, no access log) in front of three FastCGI back ends:
 #   /fn/hello   fngate's hello function (max_instances = 8)
@@ -53,17 +58,37 @@ BUILD=1
 KEEP=0
 DIAG=0
 WARM_ONLY=0
+ONLY=""
+want_only=0
 for arg in "$@"; do
+    if [ "$want_only" = 1 ]; then ONLY=$arg; want_only=0; continue; fi
     case "$arg" in
+        --only) want_only=1 ;;
+        --only=*) ONLY=${arg#--only=} ;;
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         --diag) DIAG=1 ;;
-        --warm-only) WARM_ONLY=1 ;;
+        --warm-only) WARM_ONLY=1; ONLY=warm ;;
         -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "bench_core.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
+[ "$want_only" = 1 ] && { echo "bench_core.sh: --only needs a list (try --help)" >&2; exit 2; }
+# part NAME: whether part NAME (warm, cold, idle, breakdown, burst, deadline,
+# overload) runs
+declare -A PART_LETTER=([warm]=a [cold]=b [idle]=c [breakdown]=d [burst]=e [deadline]=f [overload]=g)
+for w in ${ONLY//,/ }; do
+    case "$w" in
+        warm|cold|idle|breakdown|burst|deadline|overload|a|b|c|d|e|f|g) ;;
+        *) echo "bench_core.sh: --only: unknown part '$w' (warm, cold, idle, breakdown, burst, deadline, overload)" >&2; exit 2 ;;
+    esac
+done
+part() {
+    [ -z "$ONLY" ] && return 0
+    case ",$ONLY," in *",$1,"*|*",${PART_LETTER[$1]},"*) return 0 ;; esac
+    return 1
+}
 
 WARM_S=3                    # warm-up before every measured wrk run
 if [ "$QUICK" = 1 ]; then RUN_S=3; COLD_N=5; else RUN_S=10; COLD_N=15; fi
@@ -475,9 +500,10 @@ say "run directory: $RUN    results: $RES"
 
 # --- (c) idle cost ------------------------------------------------------------
 
-# --warm-only skips everything but (a); its summary is printed right after it.
-if [ "$WARM_ONLY" = 0 ]; then
-
+# --warm-only (--only warm) skips everything but (a); its summary is printed
+# right after it.
+IDLE_RSS_MB=nan; IDLE_RSS_KB=nan; IDLE_ANON_KB=nan; IDLE_FILE_KB=nan; IDLE_PSS_KB=nan; IDLE_PROCS=nan
+if part idle; then
 say ""
 say "== (c) idle cost: fngate with $IDLE_FNS functions, 0 instances =="
 "$FNGATE" serve -c "$RUN/fngate-idle.conf" >"$RUN/fngate-idle.log" 2>&1 &
@@ -507,8 +533,7 @@ IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
 say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS"
 stop_pid "$IDLE_PID" 15
 IDLE_PID=""
-
-fi   # --warm-only
+fi # idle
 
 # --- start the stack ----------------------------------------------------------
 
@@ -567,9 +592,14 @@ NAMES=(fngate bare php)
 [ "$DIAG" = 1 ] && NAMES+=(direct)
 declare -A PATHS=([fngate]=/fn/hello [bare]=/bare [php]=/php [direct]=/fn-direct)
 declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU
+for name in fngate bare php direct; do
+    BEST_RPS[$name]=""; BEST_P50[$name]=""; BEST_P99[$name]=""; TOT_NON2XX[$name]=0; TOT_ERRS[$name]=0
+    RUNS_RPS[$name]=""; RUNS_CPU[$name]=""
+done
+part warm || { say "   skipped (--only)"; NAMES=(); }
 printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors processes
 for round in 1 2; do
-    for name in "${NAMES[@]}"; do
+    for name in "${NAMES[@]+"${NAMES[@]}"}"; do
         path=${PATHS[$name]}
         run_wrk "$path" "$WARM_S" "$RES/wrk-$name-warmup$round.txt"
         pids=$(target_pids "$name")
@@ -626,6 +656,9 @@ fi
 
 # --- (b) cold start -----------------------------------------------------------
 
+F_COLD=nan; F_WARM=nan; P_COLD=nan; P_WARM=nan; COLD_RATIO=nan; COLD_FAIL=0
+: >"$RES/cold.txt"
+if part cold; then
 say ""
 say "== (b) cold start: first request to a function with no process, $COLD_N rounds (+1 discarded) =="
 say "   fngate /fn/hellocold (idle_timeout = 100ms) vs php-fpm /php-cold (ondemand, process_idle_timeout = 1s)"
@@ -673,9 +706,13 @@ printf '%-8s %14s %16s %14s %16s\n' backend "cold median ms" "cold range ms" "wa
 printf '%-8s %14s %16s %14s %16s\n' fngate "$F_COLD" "$(range fngate 3)" "$F_WARM" "$(range fngate 4)"
 printf '%-8s %14s %16s %14s %16s\n' php "$P_COLD" "$(range php 3)" "$P_WARM" "$(range php 4)"
 say "cold fngate/php = $COLD_RATIO; non-200 or timed-out rounds: $COLD_FAIL"
+fi # cold
 
 # --- (e) cold burst -----------------------------------------------------------
 
+F_BEX=nan; P_BEX=nan; BURST_WINS=0/0; BURST_FAIL=0
+: >"$RES/burst.txt"
+if part burst; then
 say ""
 say "== (e) cold burst: $BURST_N simultaneous requests, no process before, max_instances/max_children $MAX_INST; $BURST_ROUNDS rounds =="
 say "   excess = slowest request of the cold burst - slowest of the same burst warm (right after)"
@@ -703,11 +740,12 @@ printf '%-8s %18s %18s %16s\n' backend "cold slowest ms" "warm slowest ms" "exce
 printf '%-8s %18s %18s %16s\n' fngate "$(brange fngate 3)" "$(brange fngate 4)" "$(brange fngate 5)"
 printf '%-8s %18s %18s %16s\n' php "$(brange php 3)" "$(brange php 4)" "$(brange php 5)"
 say "median excess: fngate $F_BEX ms, php-fpm $P_BEX ms; rounds where fngate's is the smaller: $BURST_WINS; failed rounds (not all 200): $BURST_FAIL"
+fi # burst
 
 # --- (f) queue_timeout at the deadline, (g) overload ----------------------------
 
 LATE_MED=nan; LATE_MAX=nan; OVER_SHARE=nan; OVER_LINE="skipped (no testfn)"
-if [ "$HAVE_TESTFN" = 1 ]; then
+if [ "$HAVE_TESTFN" = 1 ] && part deadline; then
     say ""
     say "== (f) queue_timeout = 500ms, max_instances = 1, the instance busy for 2 s: when does the waiting request get its 503? =="
     : >"$RES/deadline.txt"
@@ -726,7 +764,8 @@ if [ "$HAVE_TESTFN" = 1 ]; then
     LATE_MAX=$(awk '{ print $4 }' "$RES/deadline.txt" | sort -g | tail -1)
     LATE_OK=$(awk '$2 != 503 || $5 != "retry-after=1" { bad++ } END { print bad ? "NO" : "yes" }' "$RES/deadline.txt")
     say "503 after the deadline: median $LATE_MED ms, worst $LATE_MAX ms; every answer 503 with Retry-After: $LATE_OK"
-
+fi
+if [ "$HAVE_TESTFN" = 1 ] && part overload; then
     say ""
     say "== (g) overload: 200 simultaneous callers of a 200 ms function, max_instances = 1, queue_size = 4 =="
     : >"$RES/overload.txt"
@@ -743,6 +782,10 @@ fi
 
 # --- (d) cold-start breakdown -----------------------------------------------------
 
+FLOORS="skipped"
+: >"$RES/coldtrace-tracesb.txt"
+: >"$RES/coldtrace-tracenosb.txt"
+if part breakdown; then
 say ""
 say "== (d) cold-start breakdown: one FastCGI request straight to the socket (no nginx), medians of $COLD_N, microseconds =="
 "$FNGATE" serve -c "$RUN/fngate-trace.conf" >"$RUN/fngate-trace.log" 2>&1 &
@@ -757,12 +800,14 @@ TRACE_PID=""
 printf '   %-22s %s\n' "" "$(head -1 "$RES/coldtrace-tracesb.txt" | sed 's/^round //')"
 printf '   %-22s %s\n' "sandbox on (default)" "$(grep '^median' "$RES/coldtrace-tracesb.txt" | sed 's/^median //')"
 printf '   %-22s %s\n' "sandbox off" "$(grep '^median' "$RES/coldtrace-tracenosb.txt" | sed 's/^median //')"
-FLOORS="skipped"
 if [ -x "$RUN/spawn_floor" ]; then
     "$RUN/spawn_floor" "$RUN/functions/hello/handler" "$RUN/trivial" 200 >"$RES/floors.txt" 2>&1
     FLOORS=$(awk '{ printf "%s%s %s us", sep, $1, $2; sep = ", " }' "$RES/floors.txt")
     say "   floors (medians of 200): $FLOORS"
 fi
+python3 "$BENCH_DIR/coldtrace.py" --table "$RES/coldtrace-tracesb.txt" "$RES/coldtrace-tracenosb.txt" \
+    >"$RES/breakdown.md" 2>&1
+fi # breakdown
 
 # --- stop, and check that fngate stops cleanly ------------------------------
 
@@ -791,10 +836,12 @@ BUSY_END=$(cpu_busy 2)
 THR_RATIO=$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")
 CPU_RATIO=$(ratio "$(printf '%s\n' ${RUNS_CPU[bare]} | sort -g | head -1)" "$(printf '%s\n' ${RUNS_CPU[fngate]} | sort -g | head -1)")
 PHP_RATIO=$(ratio "${BEST_RPS[php]}" "${BEST_RPS[bare]}")
-V_THR=$(verdict "$THR_RATIO" ">=" "$T_THROUGHPUT")
-V_COLD=$(verdict "$COLD_RATIO" "<=" "$T_COLD")
-V_RSS=$(verdict "$IDLE_RSS_MB" "<=" "$T_RSS_MB")
-V_PROCS=$(verdict "$IDLE_PROCS" "==" 1)
+# pverdict PART VALUE OP LIMIT: verdict, or SKIP when PART did not run
+pverdict() { if part "$1"; then shift; verdict "$@"; else echo SKIP; fi; }
+V_THR=$(pverdict warm "$THR_RATIO" ">=" "$T_THROUGHPUT")
+V_COLD=$(pverdict cold "$COLD_RATIO" "<=" "$T_COLD")
+V_RSS=$(pverdict idle "$IDLE_RSS_MB" "<=" "$T_RSS_MB")
+V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
 {
     say ""
     say "==================== fngate core benchmark: summary ===================="
@@ -838,19 +885,23 @@ V_PROCS=$(verdict "$IDLE_PROCS" "==" 1)
     say ""
     say "targets"
     printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR"
-    printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(verdict "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
+    printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(pverdict warm "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
     printf '  %-44s %8s  %s\n' "idle processes == 1" "$IDLE_PROCS" "$V_PROCS"
-    printf '  %-44s %8s  %s\n' "cold-burst excess fngate < php-fpm (rounds)" "$BURST_WINS" "$(awk -v w="$BURST_WINS" 'BEGIN { split(w, a, "/"); print (a[2] > 0 && a[1] == a[2]) ? "PASS" : "MISS" }')"
-    printf '  %-44s %8s  %s\n' "queue_timeout 503 worst lateness <= $T_LATE_MS ms" "$LATE_MAX" "$(verdict "$LATE_MAX" "<=" "$T_LATE_MS")"
-    printf '  %-44s %8s  %s\n' "overload: 503 share of rejected == 100%" "$OVER_SHARE" "$(verdict "$OVER_SHARE" "==" 100.0)"
+    printf '  %-44s %8s  %s\n' "cold-burst excess fngate < php-fpm (rounds)" "$BURST_WINS" "$(part burst && awk -v w="$BURST_WINS" 'BEGIN { split(w, a, "/"); print (a[2] > 0 && a[1] == a[2]) ? "PASS" : "MISS" }' || echo SKIP)"
+    printf '  %-44s %8s  %s\n' "queue_timeout 503 worst lateness <= $T_LATE_MS ms" "$LATE_MAX" "$(pverdict deadline "$LATE_MAX" "<=" "$T_LATE_MS")"
+    printf '  %-44s %8s  %s\n' "overload: 503 share of rejected == 100%" "$OVER_SHARE" "$(pverdict overload "$OVER_SHARE" "==" 100.0)"
     say ""
     say "cold burst ($BURST_N at once, $MAX_INST processes max): median excess fngate $F_BEX ms, php-fpm $P_BEX ms"
-    say "cold-start breakdown (us; wake prep spawn serve total, and vfork of spawn):"
+    say "cold-start breakdown (us; wake prep spawn serve total, vfork of spawn, and spawn = child + exec + sdk):"
     say "  sandbox on  $(grep '^median' "$RES/coldtrace-tracesb.txt" 2>/dev/null | sed 's/^median *//')"
     say "  sandbox off $(grep '^median' "$RES/coldtrace-tracenosb.txt" 2>/dev/null | sed 's/^median *//')"
     say "  floors      $FLOORS"
+    if [ -s "$RES/breakdown.md" ]; then
+        say "  as a table for the README (medians, microseconds; $DATE, load $LOAD_START):"
+        sed 's/^/  /' "$RES/breakdown.md"
+    fi
     say ""
     say "checks    fngate exit status on SIGTERM: $FNGATE_RC; instances left behind: $LEFTOVER;"
     say "          warn/error lines in fngate's log: $FNGATE_ERRLINES; failed cold rounds: $COLD_FAIL"

@@ -2,6 +2,7 @@
 """coldtrace.py: where a cold start's time goes (issue 11 point 2).
 
     coldtrace.py SOCKET LOGFILE ROUNDS [IDLE_S]
+    coldtrace.py --table SANDBOX_ON_OUTPUT SANDBOX_OFF_OUTPUT
 
 Run by bench_core.sh against a function with idle_timeout = 100ms on an
 fngate started with log_level = debug.  Each round waits until the function
@@ -10,7 +11,7 @@ straight to SOCKET (no nginx: nginx's own part is the same warm or cold) and
 pairs the client's CLOCK_MONOTONIC timestamps with the supervisor's trace
 line for that instance:
 
-    [fn F pid P] ready in X ms (trace ns: woke W spawn A B ready R)
+    [fn F pid P] ready in X ms (trace ns: woke W spawn A B execve E main M ready R)
 
 Prints one line per round and the medians, in microseconds:
   wake     connect -> supervisor's callback (epoll wake-up, libevent)
@@ -23,9 +24,18 @@ Prints one line per round and the medians, in microseconds:
   vfork    of which the supervisor sat in proc_spawn (vfork returns when the
            child has exec'ed; on a loaded machine the parent is often
            resumed after the child is already ready, so it is no split)
+  child    of spawn, proc_spawn called -> the child calls execve: vfork and
+           the child's set-up (descriptors, signals, session, rlimits, uid,
+           Landlock + seccomp)
+  exec     of spawn, execve -> the handler's main(): the kernel's exec and
+           the C library's start (static glibc: CPU feature probing)
+  sdk      of spawn, main() -> ready: the SDK's start
   serve    ready -> the whole response back at the client (accept, the
            request, the handler, the answer)
   total    connect -> response
+
+With --table it turns two such outputs (the same function with the sandbox
+on and off) into the Markdown table the README carries.
 """
 
 import os
@@ -37,7 +47,7 @@ import sys
 import time
 
 READY = re.compile(r"\[fn (\S+) pid (\d+)\] ready in [0-9.]+ ms \(trace ns: woke (\d+) "
-                   r"spawn (\d+) (\d+) ready (\d+)\)")
+                   r"spawn (\d+) (\d+) execve (\d+) main (\d+) ready (\d+)\)")
 
 
 def record(rtype, content, rid=1):
@@ -87,7 +97,44 @@ def one(path):
     return t0, t2, b"200" in buf or b"hello" in buf
 
 
+STAGES = [
+    ("wake", "the connection arrives -> the supervisor's callback runs (epoll, libevent)"),
+    ("prep", "the supervisor prepares the spawn (scoreboard slot, pipes, pool channel)"),
+    ("child", "vfork and the child's set-up: descriptors, signals, session, limits, uid, sandbox"),
+    ("exec", "execve -> main(): the kernel loads the static handler, the C library starts"),
+    ("sdk", "main() -> ready in accept(): the SDK's start (slot, FastCGI, signals, epoll)"),
+    ("serve", "ready -> the whole response back (accept, request, handler, answer)"),
+    ("total", "the connection arrives -> the response is back"),
+]
+
+
+def medians(path):
+    """The 'median' row of a coldtrace output file, by column name."""
+    head, med = None, None
+    for line in open(path, errors="replace"):
+        if line.startswith("round "):
+            head = line.split()[1:-1]
+        elif line.startswith("median"):
+            med = line.split()[1:]
+    if not head or not med:
+        return {}
+    return dict(zip(head, med))
+
+
+def table(on_path, off_path):
+    """Markdown table of the two runs' medians (sandbox on, sandbox off)."""
+    on, off = medians(on_path), medians(off_path)
+    print("| stage | what happens | sandbox on (default), us | sandbox off, us |")
+    print("|---|---|---:|---:|")
+    for key, what in STAGES:
+        name = f"**{key}**" if key == "total" else key
+        print(f"| {name} | {what} | {on.get(key, '?')} | {off.get(key, '?')} |")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--table":
+        table(sys.argv[2], sys.argv[3])
+        return
     path, logf, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
     idle_s = float(sys.argv[4]) if len(sys.argv) > 4 else 0.1
     fn = os.path.basename(path)[:-5]
@@ -116,13 +163,13 @@ def main():
         if line is None or not ok:
             print(f"round {r}: no trace line or no answer", file=sys.stderr)
             continue
-        w, a, b, rd = (int(line.group(i)) for i in (3, 4, 5, 6))
+        w, a, b, ex, mn, rd = (int(line.group(i)) for i in (3, 4, 5, 6, 7, 8))
         row = dict(wake=w - t0, prep=a - w, spawn=rd - a, serve=t2 - rd, total=t2 - t0,
-                   vfork=b - a)
+                   vfork=b - a, child=ex - a, exec=mn - ex, sdk=rd - mn)
         if r == 0:
             continue  # warm-up round
         rows.append(row)
-    keys = ["wake", "prep", "spawn", "serve", "total", "vfork"]
+    keys = ["wake", "prep", "spawn", "serve", "total", "vfork", "child", "exec", "sdk"]
     print("round " + " ".join(f"{k:>7}" for k in keys) + "   (microseconds)")
     for i, row in enumerate(rows, 1):
         print(f"{i:5d} " + " ".join(f"{row[k] / 1000:7.0f}" for k in keys))
