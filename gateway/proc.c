@@ -32,6 +32,8 @@
  * for every signal number on each spawn. */
 static int proc_sigs[NSIG];
 static int proc_nsigs = -1;
+/* Opened once: every instance's unused descriptors are copies of it. */
+static int proc_devnull = -1;
 
 static void proc_signals_scan(void)
 {
@@ -160,14 +162,15 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
 
     if (proc_nsigs < 0)
         proc_signals_scan();
-    fds.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (fds.devnull < 0) {
+    if (proc_devnull < 0)
+        proc_devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (proc_devnull < 0) {
         log_warn("open /dev/null");
         return -1;
     }
+    fds.devnull = proc_devnull;
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         log_warn("pipe2");
-        close(fds.devnull);
         return -1;
     }
     fds.src[0] = spec->listen_fd;
@@ -183,7 +186,6 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
         proc_child(spec, &fds, parent);
     sigprocmask(SIG_SETMASK, &old, NULL);
 
-    close(fds.devnull);
     close(pipefd[1]);
     if (pid < 0) {
         log_warn("vfork");
