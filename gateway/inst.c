@@ -148,6 +148,22 @@ fail:
     return -1;
 }
 
+void inst_served(const struct inst *in, double *ns, uint64_t *n)
+{
+    uint64_t reqs = FN_SB_LOAD(in->sb->slot->requests);
+    double dur = (double)FN_SB_LOAD(in->sb->slot->dur_sum_ns);
+
+    /* Claims: at most a minute a request, and no more requests than a
+     * process could serve in a day, so one lying slot cannot swamp the
+     * figure of the rest. */
+    if (reqs == 0 || reqs > UINT64_C(100000000000))
+        return;
+    if (dur > (double)reqs * 60e9)
+        dur = (double)reqs * 60e9;
+    *ns += dur;
+    *n += reqs;
+}
+
 /* Logs the exit, classifies it, and frees the instance. */
 void inst_exited(struct inst *in, int status, int64_t now)
 {
@@ -192,6 +208,7 @@ void inst_exited(struct inst *in, int status, int64_t now)
         log_info("[fn %s pid %d] %s after %.3fs, %llu requests%s", f->desc.name, (int)in->pid, what,
                  up, (unsigned long long)served, extra);
 
+    inst_served(in, &f->served_ns, &f->served_n);
     if (in->why == WHY_TIMEOUT) /* also after SIGUSR2, when the SDK timed itself out */
         mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
     mx_inst_exited(in->mx, crash, crash ? f->last_exit : what, now);

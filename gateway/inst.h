@@ -48,6 +48,9 @@ void inst_free(struct inst *in);
 void inst_signal(struct inst *in, int sig);
 /* Asks an instance to stop between requests. */
 void inst_stop(struct inst *in, enum inst_why why, int64_t now);
+/* Adds what IN's slot claims it served (requests and their total
+ * duration, clamped) to *NS and *N. */
+void inst_served(const struct inst *in, double *ns, uint64_t *n);
 /* Logs the exit, classifies it, frees the instance and scales its function. */
 void inst_exited(struct inst *in, int status, int64_t now);
 

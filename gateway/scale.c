@@ -19,6 +19,14 @@ int scale_spawn_count(const struct scale_state *s)
     /* An unknown queue length still means someone is waiting. */
     queued = s->queued < 0 ? 1 : s->queued;
     uncovered = queued - s->idle - s->starting;
+    if (s->idle == 0 && s->live == s->starting && s->svc_ns > 0 && s->start_ns / s->svc_ns > 1) {
+        /* Each instance there now, even a busy or starting one, serves
+         * about this many of the queued requests before a new one could. */
+        int64_t per = s->start_ns / s->svc_ns;
+        int64_t need = ((int64_t)queued + per - 1) / per;
+        if (need - s->live < uncovered)
+            uncovered = (int)(need - s->live);
+    }
     if (uncovered > want)
         want = uncovered;
     if (want <= 0)

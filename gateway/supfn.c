@@ -137,8 +137,11 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
     st->min_instances =
         (f->removed || f->sup->state == SUP_STOPPING) ? 0 : f->desc.set.min_instances;
     st->backoff = now < f->spawn_after_ns;
+    double served_ns = f->served_ns;
+    uint64_t served_n = f->served_n;
     for (struct inst *in = f->insts; in; in = in->next) {
         uint32_t state;
+        inst_served(in, &served_ns, &served_n);
         if (in->term_ns || in->timeout_ns || in->gen != f->gen) {
             st->stopping++;
             continue;
@@ -151,6 +154,8 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
                  now - in->spawned_ns < (int64_t)SUPFN_STARTING_MAX_MS * 1000000)
             st->starting++;
     }
+    st->svc_ns = served_n ? (int64_t)(served_ns / (double)served_n) : 0;
+    st->start_ns = f->start_ns;
 }
 
 /* Spawns what the queue and min_instances call for.  Returns the queue
@@ -237,6 +242,8 @@ void supfn_police(struct sup_fn *f, int64_t now)
 
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
+            if (ready > 0 && ready < (int64_t)10 * 1000000000)
+                f->start_ns = ready;
             log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
                       "execve %lld main %lld ready %lld)",
                       f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,

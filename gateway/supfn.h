@@ -46,6 +46,12 @@ struct sup_fn {
     char last_exit[160];     /* how the last crash ended, for the 503 */
     int64_t stuck_since_ns;  /* queue non-empty with idle instances since */
     struct backlog *backlog; /* owned: the queue police */
+    /* Scaling hints from its instances' slots (claims, clamped; a lie
+     * only mis-sizes this function): what the instances gone served and
+     * how long it took them, and how long the last one took to start. */
+    double served_ns;
+    uint64_t served_n;
+    int64_t start_ns;
 };
 
 /* Takes ownership of *D (zeroing it) and opens the function's socket. */

@@ -87,6 +87,53 @@ START_TEST(min_instances_are_kept)
 }
 END_TEST
 
+/* S with the function's mean request time and start-up time known. */
+static struct scale_state timed(struct scale_state s, int64_t svc_ns, int64_t start_ns)
+{
+    s.svc_ns = svc_ns;
+    s.start_ns = start_ns;
+    return s;
+}
+
+START_TEST(cold_burst_of_short_requests_needs_fewer_instances)
+{
+    /* 40 us requests, 1 ms starts: one instance serves 25 while another
+     * starts, so a burst of 64 needs 3 in all, not 8. */
+    struct scale_state s = timed(st(0, 0, 0, 0, 64, 8, 0), 40000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 3);
+    /* The first one, already starting, counts; so do the others. */
+    s = timed(st(1, 0, 1, 0, 64, 8, 0), 40000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 2);
+    s = timed(st(3, 0, 3, 0, 64, 8, 0), 40000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+    /* Once one is ready (steady load), the queue alone decides. */
+    s = timed(st(3, 0, 0, 0, 64, 8, 0), 40000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 5);
+    /* min_instances still wins. */
+    s = timed(st(0, 0, 0, 0, 64, 8, 5), 40000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 5);
+}
+END_TEST
+
+START_TEST(long_or_unknown_requests_spawn_for_the_whole_queue)
+{
+    /* 50 ms requests, 1 ms starts: every queued request wants its own. */
+    struct scale_state s = timed(st(0, 0, 0, 0, 64, 8, 0), 50000000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 8);
+    /* Requests about as long as a start: the same. */
+    s = timed(s, 600000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 8);
+    /* Nothing known yet (never served, never started): one per connection. */
+    s = timed(s, 0, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 8);
+    s = timed(s, 40000, 0);
+    ck_assert_int_eq(scale_spawn_count(&s), 8);
+    /* Never more than the queue alone asks for. */
+    s = timed(st(0, 0, 0, 0, 2, 8, 0), 1000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+}
+END_TEST
+
 START_TEST(backoff_holds_every_spawn)
 {
     struct scale_state s = st(0, 0, 0, 0, 5, 8, 2);
@@ -137,6 +184,8 @@ static Suite *scale_suite(void)
 
     tcase_add_test(spawn, cold_start_spawns_one_per_waiting_connection);
     tcase_add_test(spawn, burst_is_capped_by_max_instances);
+    tcase_add_test(spawn, cold_burst_of_short_requests_needs_fewer_instances);
+    tcase_add_test(spawn, long_or_unknown_requests_spawn_for_the_whole_queue);
     tcase_add_test(spawn, stopping_instances_count_against_the_cap);
     tcase_add_test(spawn, idle_and_starting_instances_cover_the_queue);
     tcase_add_test(spawn, unknown_queue_means_at_least_one);
