@@ -308,6 +308,37 @@ void supfn_police(struct sup_fn *f, int64_t now)
  * Functions
  */
 
+/* Every SUPFN_BURST_US of a cold start, until an instance is ready, the queue
+ * is looked at again: the rest of a burst arrives after the first connection
+ * woke us, and with the socket not watched meanwhile the maintenance tick
+ * (SUP_TICK_MS) would be the next look, 10 ms of a slow function's burst
+ * waiting for instances never started.  Once one serves, the tick decides. */
+#define SUPFN_BURST_US 1000
+
+static void supfn_burst_again(struct sup_fn *f)
+{
+    struct timeval tv = {0, SUPFN_BURST_US};
+    if (f->ev_burst && !f->removed && !evtimer_pending(f->ev_burst, NULL))
+        evtimer_add(f->ev_burst, &tv);
+}
+
+static void supfn_burst(evutil_socket_t fd, short what, void *arg)
+{
+    struct sup_fn *f = arg;
+    int64_t now = sup_now_ns();
+    struct scale_state st;
+    (void)fd;
+    (void)what;
+
+    if (f->removed || f->desc.disabled)
+        return;
+    supfn_snapshot(f, now, &st);
+    if (st.starting == 0 || st.live > st.starting)
+        return;
+    if (supfn_scale_q(f, now) > 0)
+        supfn_burst_again(f);
+}
+
 static void supfn_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct sup_fn *f = arg;
@@ -336,6 +367,7 @@ static void supfn_readable(evutil_socket_t fd, short what, void *arg)
     event_del(f->ev_listen);
     f->armed = false;
     sup_tick_ensure(f->sup);
+    supfn_burst_again(f);
 }
 
 void supfn_arm(struct sup_fn *f)
@@ -371,6 +403,8 @@ void supfn_free(struct sup_fn *f)
     mx_fn_free(f->mx);
     if (f->ev_listen)
         event_free(f->ev_listen);
+    if (f->ev_burst)
+        event_free(f->ev_burst);
     police_fn_free(f->pol);
     if (f->listen_fd >= 0)
         close(f->listen_fd);
@@ -413,7 +447,8 @@ struct sup_fn *supfn_new(struct sup *s, struct fn_desc *d, char *err, size_t err
     if (f->listen_fd < 0)
         goto fail;
     f->ev_listen = event_new(s->base, f->listen_fd, EV_READ | EV_PERSIST, supfn_readable, f);
-    if (!f->ev_listen) {
+    f->ev_burst = evtimer_new(s->base, supfn_burst, f);
+    if (!f->ev_listen || !f->ev_burst) {
         snprintf(err, errlen, "event_new failed");
         goto fail;
     }

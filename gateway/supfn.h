@@ -32,6 +32,7 @@ struct sup_fn {
     char *sock_path; /* owned */
     int listen_fd;
     struct event *ev_listen; /* owned */
+    struct event *ev_burst;  /* owned: the queue looked at again while instances start */
     struct police_fn *pol;   /* owned: its connections in service */
     bool armed;
     bool removed; /* socket unlinked; serving what is queued, then gone */
