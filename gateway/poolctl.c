@@ -493,6 +493,46 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
     return true;
 }
 
+/* Whether process PID is exiting: the kernel marks it (PF_EXITING in
+ * /proc/PID/stat's flags) before it closes any descriptor. */
+static bool poolctl_exiting(pid_t pid)
+{
+    char path[64], buf[512], *p, state;
+    unsigned long flags;
+    int fd, n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = (int)read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* After the command name, which may hold anything: state, ppid, pgrp,
+     * session, tty, tpgid, flags. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+        return false;
+    return state == 'Z' || state == 'X' || (flags & 0x4) != 0;
+}
+
+bool poolctl_lost(const struct poolctl *pc)
+{
+    char c;
+    ssize_t n;
+
+    if (!pc || pc->pid <= 0 || pc->ctl_fd < 0)
+        return false; /* none, or its end already handled */
+    n = recv(pc->ctl_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        return true;
+    /* Its descriptors are released last first: an instance's channel can
+     * close before the control socket does. */
+    return poolctl_exiting(pc->pid);
+}
+
 bool poolctl_is(const struct poolctl *pc, pid_t pid)
 {
     return pc && pc->pid > 0 && pc->pid == pid;

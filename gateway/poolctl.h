@@ -43,5 +43,10 @@ void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
 bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status);
 /* True when PID is the running pool process. */
 bool poolctl_is(const struct poolctl *pc, pid_t pid);
+/* Whether the running pool process is gone though not reaped yet: it is
+ * exiting, or its control socket reads end-of-file (its descriptors close
+ * before its exit is reported, so instances whose channels closed with it
+ * may be reaped first).  A peek and a read of /proc/PID/stat. */
+bool poolctl_lost(const struct poolctl *pc);
 
 #endif

@@ -232,7 +232,7 @@ static void sup_reap(struct sup *s)
 {
     int status;
     pid_t pid;
-    bool orphans = false;
+    bool orphans = false, lost = false;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct inst *in = sup_find_pid(s, pid);
@@ -240,6 +240,13 @@ static void sup_reap(struct sup *s)
             /* Every channel died with the pool: new instances get new ones. */
             sup_retire_all(s, "the pool process was replaced");
             continue;
+        }
+        /* An instance leaves as soon as its channel closes, which can be
+         * before the dying pool is reaped: retired now, it is no crash
+         * (one that never served would count as one). */
+        if (in && !lost && poolctl_lost(s->pool)) {
+            lost = true;
+            sup_retire_all(s, "the pool process is gone");
         }
         if (in) {
             /* What it started dies with it (the sandbox kept them in its

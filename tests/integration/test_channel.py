@@ -10,6 +10,9 @@ instance unless it left.  About 3 s.
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from fngate_harness import wait_for
@@ -66,3 +69,27 @@ def test_idle_instance_leaves_when_the_pool_closes_its_channel(stack, build, use
              what="the instance to leave by itself")
     status, body, _ = get(ngx, "/fn/dbfn/sleep?s=0")
     assert status == 200 and body["pid"] != pid, (status, body)
+
+
+def test_unserved_instances_leaving_with_the_pool_are_not_crashes(stack, build, users_db):
+    """min_instances keeps instances that never served: when the pool dies
+    their channels close and they leave at once, maybe before the supervisor
+    has reaped the pool.  That is no crash (no backoff, no "cannot start"
+    503): the first requests after the pool is back are served."""
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       defaults={"min_instances": 3, "max_instances": 3})
+    def pools_started():
+        return gw.log().count("fngate pool: started:")
+
+    for round_ in range(3):
+        wait_for(lambda: len(gw.instances("dbfn")) == 3, 5.0, interval=0.02,
+                 what="three warm instances")
+        started = pools_started()
+        os.kill(gw.pool_pid(), signal.SIGKILL)
+        wait_for(lambda: pools_started() > started, 5.0, interval=0.02,
+                 what="the new pool's start line")
+        for _ in range(3):
+            status, body, _ = get(ngx, "/fn/dbfn/sleep?s=0")
+            assert status == 200, f"round {round_}: {status} {body}"
+    crashes = [ln for ln in gw.log().splitlines() if "[fn dbfn pid" in ln and "crash" in ln]
+    assert not crashes, crashes
