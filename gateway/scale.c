@@ -6,6 +6,13 @@
 
 #include "scale.h"
 
+/* What an instance is busy with per request, as a multiple of the request
+ * time its slot reports: that covers the handler only, not the FastCGI
+ * exchange around it nor the wait for the front end to close (about as long
+ * again for a short handler), and a burst keeps arriving while its queue
+ * drains, so the instances must serve faster than it comes. */
+#define SCALE_BUSY_FACTOR 4
+
 int scale_spawn_count(const struct scale_state *s)
 {
     int room, want, uncovered, queued;
@@ -19,10 +26,11 @@ int scale_spawn_count(const struct scale_state *s)
     /* An unknown queue length still means someone is waiting. */
     queued = s->queued < 0 ? 1 : s->queued;
     uncovered = queued - s->idle - s->starting;
-    if (s->idle == 0 && s->live == s->starting && s->svc_ns > 0 && s->start_ns / s->svc_ns > 1) {
+    if (s->idle == 0 && s->live == s->starting && s->svc_ns > 0 &&
+        s->start_ns / (s->svc_ns * SCALE_BUSY_FACTOR) > 1) {
         /* Each instance there now, even a busy or starting one, serves
          * about this many of the queued requests before a new one could. */
-        int64_t per = s->start_ns / s->svc_ns;
+        int64_t per = s->start_ns / (s->svc_ns * SCALE_BUSY_FACTOR);
         int64_t need = ((int64_t)queued + per - 1) / per;
         if (need - s->live < uncovered)
             uncovered = (int)(need - s->live);

@@ -28,8 +28,10 @@ struct scale_state {
  * of existing instances (live plus stopping) exceed max_instances.  A
  * draining function passes min_instances 0: it still serves what is queued.
  * A cold burst (no instance ready yet) of a function whose request and
- * start-up times are known, a request much shorter than a start, gets no
- * more than drain the queue within one start-up: an instance started later
+ * start-up times are known, a request much shorter than a start (counted
+ * as four times what the slots report: the FastCGI exchange and the close
+ * around the handler, and the burst still arriving), gets no more than
+ * drain the queue within one start-up: an instance started later
  * would find nothing left to serve, and on a machine with few cores its
  * start only takes CPU from the instance (and the web server) serving the
  * burst.  Under steady load (an instance is ready) the queue alone decides,

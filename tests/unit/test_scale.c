@@ -97,20 +97,21 @@ static struct scale_state timed(struct scale_state s, int64_t svc_ns, int64_t st
 
 START_TEST(cold_burst_of_short_requests_needs_fewer_instances)
 {
-    /* 40 us requests, 1 ms starts: one instance serves 25 while another
-     * starts, so a burst of 64 needs 3 in all, not 8. */
-    struct scale_state s = timed(st(0, 0, 0, 0, 64, 8, 0), 40000, 1000000);
+    /* 10 us requests (40 us of an instance's time), 1 ms starts: one
+     * instance serves 25 while another starts, so a burst of 64 needs 3 in
+     * all, not 8. */
+    struct scale_state s = timed(st(0, 0, 0, 0, 64, 8, 0), 10000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 3);
     /* The first one, already starting, counts; so do the others. */
-    s = timed(st(1, 0, 1, 0, 64, 8, 0), 40000, 1000000);
+    s = timed(st(1, 0, 1, 0, 64, 8, 0), 10000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 2);
-    s = timed(st(3, 0, 3, 0, 64, 8, 0), 40000, 1000000);
+    s = timed(st(3, 0, 3, 0, 64, 8, 0), 10000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 0);
     /* Once one is ready (steady load), the queue alone decides. */
-    s = timed(st(3, 0, 0, 0, 64, 8, 0), 40000, 1000000);
+    s = timed(st(3, 0, 0, 0, 64, 8, 0), 10000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 5);
     /* min_instances still wins. */
-    s = timed(st(0, 0, 0, 0, 64, 8, 5), 40000, 1000000);
+    s = timed(st(0, 0, 0, 0, 64, 8, 5), 10000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 5);
 }
 END_TEST
@@ -120,8 +121,8 @@ START_TEST(long_or_unknown_requests_spawn_for_the_whole_queue)
     /* 50 ms requests, 1 ms starts: every queued request wants its own. */
     struct scale_state s = timed(st(0, 0, 0, 0, 64, 8, 0), 50000000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 8);
-    /* Requests about as long as a start: the same. */
-    s = timed(s, 600000, 1000000);
+    /* Requests a quarter of a start or longer: the same. */
+    s = timed(s, 250000, 1000000);
     ck_assert_int_eq(scale_spawn_count(&s), 8);
     /* Nothing known yet (never served, never started): one per connection. */
     s = timed(s, 0, 1000000);
