@@ -526,6 +526,11 @@ static void server_release(struct server *pc)
     pc->too_large = false;
     pc->cur_stmt = NULL;
     pc->sized = NULL;
+    /* The guard is for the EXEC only: left in place, notices or
+     * notifications reaching the idle session would pass it, and every
+     * later read (its close included) would be refused. */
+    if (pc->whole && pc->rx_armed && pc->pg)
+        rxcount_reset(PQsocket(pc->pg), 0);
     pc->whole = false;
     server_idle(pc);
 }
@@ -617,6 +622,10 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
         server_trip(pc);
         return;
     }
+    /* Nobody reads a session's LISTEN notifications: libpq would keep
+     * every one of them until the session ends. */
+    for (PGnotify *n; (n = PQnotifies(pc->pg)) != NULL;)
+        PQfreemem(n);
     if (pc->state != PC_BUSY) {
         /* An idle connection spoke: a notice, or the server going away. */
         PGresult *r;

@@ -248,6 +248,36 @@ def test_round_robin_between_functions_on_one_connection(stack, build, users_db)
     assert took < 0.9, f"the victim's query waited {took:.2f}s behind the hog's queue"
 
 
+def _cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_notifications_after_a_whole_read_do_not_wedge_the_session(stack, build, users_db):
+    """A session that LISTENs, reads a result whole, then gets 420 KB of
+    notifications while idle: the guard of the whole read must not outlive
+    it (it would refuse every later read of that socket and spin the pool),
+    and the next queries are answered."""
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 1})
+    ok = (200, {"rows": 3, "count": 3, "sum": 6})
+    exec_ok(ngx, "dbfn", "LISTEN fngate_flood")
+    for _ in range(4):
+        assert get(ngx, "/fn/dbfn/count?n=3")[:2] == ok
+    assert _pool_counter(ngx, "fngate_pool_whole_reads_total") >= 1
+    users_db.psql("SELECT pg_notify('fngate_flood', g || repeat('x', 7000)) "
+                  "FROM generate_series(1, 60) AS g")
+    pool = gw.pool_pid()
+    time.sleep(0.3)
+    cpu0 = _cpu_s(pool)
+    time.sleep(1.0)
+    spent = _cpu_s(pool) - cpu0
+    assert spent < 0.3, f"the idle pool used {spent:.2f} s of CPU in 1 s"
+    for _ in range(3):
+        assert get(ngx, "/fn/dbfn/count?n=3")[:2] == ok
+
+
 def test_session_resets_are_counted(stack, build, users_db):
     """fngate_pool_session_resets_total counts every DISCARD ALL: on
     pool_size 1, each switch between two functions resets the session, and
