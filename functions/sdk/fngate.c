@@ -1168,16 +1168,35 @@ static char *fn_put_uint(char *p, size_t v)
     return p;
 }
 
+/* The request id every response carries as X-Request-Id (as Lambda sends
+ * x-amzn-RequestId), so that a client, and nginx's access log through
+ * $upstream_http_x_request_id, can name the request the function logged.
+ * NULL when the handler set an X-Request-Id of its own, or the id a front
+ * end sent would not make a valid header value (or is too long for one). */
+static const char *fn_res_request_id(const fn_res *res)
+{
+    const char *id = fn_current ? fn_current->request_id : NULL;
+
+    if (!id || !*id || strlen(id) > 128 || !fn_field_value(id))
+        return NULL;
+    for (size_t i = 0; i < res->headers.n; i++) {
+        if (strcasecmp(res->headers.v[i].name, "X-Request-Id") == 0)
+            return NULL;
+    }
+    return id;
+}
+
 int fn_res_write(fn_res *res, FCGX_Request *r)
 {
     char head[1024], *p = head;
     const char *reason = fn_reason(res->status), *ct = fn_res_content_type(res);
-    size_t rlen = strlen(reason), ctlen = strlen(ct);
+    const char *id = fn_res_request_id(res);
+    size_t rlen = strlen(reason), ctlen = strlen(ct), idlen = id ? strlen(id) : 0;
 
     fn_loop_response_started();
     /* One buffer and one FCGX_PutStr, built by hand: snprintf (and
      * libfcgi's own printf) cost more than the rest of the write. */
-    if (ctlen + rlen + 96 > sizeof(head))
+    if (ctlen + rlen + idlen + 112 > sizeof(head))
         return -1;
     memcpy(p, "Status: ", 8);
     p = fn_put_uint(p + 8, (size_t)res->status);
@@ -1192,6 +1211,12 @@ int fn_res_write(fn_res *res, FCGX_Request *r)
     p = fn_put_uint(p + 18, res->body_len);
     memcpy(p, "\r\n", 2);
     p += 2;
+    if (id) {
+        memcpy(p, "X-Request-Id: ", 14);
+        memcpy(p + 14, id, idlen);
+        memcpy(p + 14 + idlen, "\r\n", 2);
+        p += 16 + idlen;
+    }
     if (res->headers.n == 0) {
         memcpy(p, "\r\n", 2);
         p += 2;

@@ -8,6 +8,7 @@
  *     Status: 200 OK
  *     Content-Type: application/json
  *     Content-Length: 17
+ *     X-Request-Id: <32 hex digits>      (here a constant one)
  *
  *     {"hello":"world"}
  *
@@ -18,6 +19,7 @@
 static const char response[] = "Status: 200 OK\r\n"
                                "Content-Type: application/json\r\n"
                                "Content-Length: 17\r\n"
+                               "X-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
                                "\r\n"
                                "{\"hello\":\"world\"}";
 

@@ -6,6 +6,7 @@ a crash (502) only on the error path.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -86,6 +87,7 @@ def test_request_id_is_the_sdk_s_unless_the_server_block_asks_for_nginx_s(
         assert re.fullmatch(r"[0-9a-f]{32}", j["request_id"]), j["request_id"]
         assert j["params"]["FNGATE_REQUEST_ID"] is None
         ids.add(j["request_id"])
+        assert r.headers.get("x-request-id") == j["request_id"], r.headers
     assert len(ids) == 5
     assert "uninitialized" not in ngx.log()
 
@@ -102,3 +104,28 @@ def test_request_id_is_the_sdk_s_unless_the_server_block_asks_for_nginx_s(
         assert j["params"].get("FNGATE_REQUEST_ID") == j["request_id"], j["params"]
         seen.add(j["request_id"])
     assert len(seen) == 3
+
+
+def test_every_response_names_its_request_id(stack, build, run_dir):
+    """X-Request-Id on every response the SDK writes (its own 4xx included):
+    the id in the request log's line for it, so a client (and nginx's access
+    log, with $upstream_http_x_request_id) can name the request."""
+    log = run_dir / "requests.log"
+    _, ngx = stack({"hello": build.handler("hello"), "t": build.testfn},
+                   gateway={"request_log": str(log)})
+    got = []
+    for path, status in (("/fn/hello", 200), ("/fn/hello?name=x", 200), ("/fn/t?noresponse=1", 500),
+                         ("/fn/t?q=%00", 400)):
+        r = ngx.get(path)
+        assert r.status == status, (path, r)
+        rid = r.headers.get("x-request-id", "")
+        assert re.fullmatch(r"[0-9a-f]{32}", rid), (path, r.headers)
+        got.append(rid)
+    assert len(set(got)) == 4
+
+    def logged():
+        return [json.loads(l)["request_id"] for l in log.read_text().splitlines()] \
+            if log.exists() else []
+
+    wait_for(lambda: len(logged()) >= 4, 5, what="4 request-log lines")
+    assert sorted(logged()) == sorted(got)

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -189,16 +190,43 @@ static void read_response(int id)
     out[out_len] = '\0';
 }
 
+/* Every response carries the request's id as X-Request-Id, right after
+ * Content-Length (unless the handler set one): checks it is there and holds
+ * RID, then takes the line out, so that the tests compare the rest. */
+static void take_request_id_line(const char *rid)
+{
+    char want[300];
+    char *cl = strstr(out, "Content-Length: "), *eol = cl ? strstr(cl, "\r\n") : NULL;
+    size_t n;
+
+    snprintf(want, sizeof(want), "X-Request-Id: %s\r\n", rid);
+    n = strlen(want);
+    ck_assert_msg(eol && strncmp(eol + 2, want, n) == 0, "no %s in %s", want, out);
+    memmove(eol + 2, eol + 2 + n, out_len - (size_t)(eol + 2 + n - out) + 1);
+    out_len -= n;
+}
+
 /* Writes the response the way fn_serve does and returns what nginx got. */
 static const char *respond_id(int id)
 {
+    char rid[256];
+    bool own = false;
+
     /* fn_serve never writes without a response (it makes a 500 first). */
     ck_assert(fn_responded(res));
+    snprintf(rid, sizeof(rid), "%s", fn_request_id(req));
+    for (size_t i = 0; i < fn_res_header_count(res); i++) {
+        const char *n, *v;
+        if (fn_res_header_at(res, i, &n, &v) == 0 && strcasecmp(n, "X-Request-Id") == 0)
+            own = true;
+    }
     ck_assert_int_eq(fn_res_write(res, &rq), 0);
     fn_res_reset(res);
     fn_req_end(req);
     FCGX_Finish_r(&rq);
     read_response(id);
+    if (!own)
+        take_request_id_line(rid);
     return out;
 }
 
@@ -1185,6 +1213,20 @@ START_TEST(log_without_request_id)
 }
 END_TEST
 
+/* A handler's own X-Request-Id replaces the SDK's: one header, its value. */
+START_TEST(request_id_header_set_by_handler)
+{
+    const char *o;
+
+    begin_ok(std_params, "hello world");
+    ck_assert_int_eq(fn_set_header(res, "x-request-id", "mine"), 0);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    o = respond();
+    ck_assert_ptr_null(strstr(o, "X-Request-Id"));
+    ck_assert_ptr_nonnull(strstr(o, "\r\nx-request-id: mine\r\n"));
+}
+END_TEST
+
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1263,6 +1305,7 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, arrival_forms);
     tcase_add_test(tc, params_first_wins);
     tcase_add_test(tc, request_id_made_when_absent);
+    tcase_add_test(tc, request_id_header_set_by_handler);
     suite_add_tcase(s, tc);
 
     tc = tcase("body");
