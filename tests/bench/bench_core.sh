@@ -53,25 +53,19 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/lib.sh"
 ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 
-QUICK=0
-BUILD=1
-KEEP=0
 DIAG=0
 WARM_ONLY=0
 ONLY=""
 want_only=0
 for arg in "$@"; do
     if [ "$want_only" = 1 ]; then ONLY=$arg; want_only=0; continue; fi
+    common_arg "$arg" && continue
     case "$arg" in
         --only) want_only=1 ;;
         --only=*) ONLY=${arg#--only=} ;;
-        --quick) QUICK=1 ;;
-        --no-build) BUILD=0 ;;
-        --keep) KEEP=1 ;;
         --diag) DIAG=1 ;;
         --warm-only) WARM_ONLY=1; ONLY=warm ;;
-        -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        *) echo "bench_core.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+        *) bad_arg "$arg" ;;
     esac
 done
 [ "$want_only" = 1 ] && { echo "bench_core.sh: --only needs a list (try --help)" >&2; exit 2; }
@@ -106,36 +100,13 @@ BURST_ROUNDS=5
 [ "$QUICK" = 1 ] && BURST_ROUNDS=3
 T_RSS_MB=8                  # fngate RSS with 100 idle functions, at most
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench_core.sh: %s\n' "$*" >&2; exit 1; }
-
 # --- dependencies -------------------------------------------------------------
 
-missing_pkgs=()
-need_cmd() { command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2"); }
-need_cmd wrk wrk
-need_cmd nginx nginx
-need_cmd php-fpm8.2 php8.2-fpm
-need_cmd spawn-fcgi spawn-fcgi
-need_cmd cc gcc
-need_cmd curl curl
-need_cmd make make
-need_cmd pgrep procps
-need_cmd awk mawk
-[ -f /usr/include/fcgiapp.h ] || missing_pkgs+=(libfcgi-dev)
-if [ "${#missing_pkgs[@]}" -gt 0 ]; then
-    say "bench_core.sh: missing tools; install them with:"
-    say "    apt-get install -y ${missing_pkgs[*]}"
-    exit 1
-fi
+need_stack_tools
+need_report
 PHP_FPM=$(command -v php-fpm8.2)
 NGINX=$(command -v nginx)
-OPCACHE=0
-if "$PHP_FPM" -m 2>/dev/null | grep -i '^Zend OPcache$' >/dev/null; then
-    OPCACHE=1
-else
-    say "note: PHP opcache is not available (apt-get install -y php8.2-opcache); php runs without it"
-fi
+php_opcache
 
 IS_ROOT=0
 [ "$(id -u)" = 0 ] && IS_ROOT=1
@@ -148,57 +119,28 @@ mkdir -p "$RES" || die "cannot create $RES"
 
 FNGATE="$ROOT/gateway/fngate"
 HELLO="$ROOT/functions/hello/handler"
-if [ "$BUILD" = 1 ]; then
-    [ -f "$ROOT/Makefile" ] || die "no Makefile in $ROOT: run ./bootstrap check (or autoreconf -i && ./configure) first"
-    say "building: make -C $ROOT -j2"
-    if ! make -C "$ROOT" -j2 >"$RES/make.log" 2>&1; then
-        tail -20 "$RES/make.log" >&2
-        die "make failed (full log: $RES/make.log); --no-build benchmarks the binaries already built"
-    fi
-fi
+build_tree
 [ -x "$FNGATE" ] || die "$FNGATE is missing: build the project first"
 [ -x "$HELLO" ] || die "$HELLO is missing: build the project first"
 
 # --- run directory and cleanup ------------------------------------------------
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/fngate-bench.XXXXXX") || die "mktemp failed"
-chmod 755 "$RUN"
-# nobody must reach the sockets and binaries: every directory above the run
-# directory has to be traversable by others (this script changes none of them).
-d=$(dirname "$RUN")
-while [ "$d" != / ]; do
-    perm=$(stat -c %A "$d")
-    case "$perm" in
-        *x|*t) ;;
-        *) die "$d is not traversable by other users ($perm); set TMPDIR to a directory that is" ;;
-    esac
-    d=$(dirname "$d")
-done
+make_run_dir fngate-bench
 
 NGINX_PID=""
 FNGATE_PID=""
 TRACE_PID=""
 IDLE_PID=""
-PHP_PID=""
-WRK_PID=""
 BARE_PIDS=""
-CLEANED=0
 
 cleanup() {
-    [ "$CLEANED" = 1 ] && return
-    CLEANED=1
-    trap '' INT TERM
-    local php_children="" p
-    [ -n "$WRK_PID" ] && { kill -TERM "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null; }
+    local p
+    cleanup_once || return
     stop_pid "$NGINX_PID" 5
     stop_pid "$FNGATE_PID" 15
     stop_pid "$IDLE_PID" 15
     stop_pid "$TRACE_PID" 15
-    if [ -n "$PHP_PID" ]; then
-        php_children=$(pgrep -P "$PHP_PID" 2>/dev/null)
-        stop_pid "$PHP_PID" 5
-        for p in $php_children; do kill -KILL "$p" 2>/dev/null; done
-    fi
+    stop_php
     for p in $BARE_PIDS $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
     # keep the logs next to the results
     [ -f "$RUN/fngate.log" ] && cp "$RUN/fngate.log" "$RES/fngate.log"
@@ -206,15 +148,9 @@ cleanup() {
     [ -f "$RUN/fngate-trace.log" ] && cp "$RUN/fngate-trace.log" "$RES/fngate-trace.log"
     [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$RES/nginx-error.log"
     [ -f "$RUN/php/php-fpm.log" ] && cp "$RUN/php/php-fpm.log" "$RES/php-fpm.log"
-    if [ "$KEEP" = 1 ]; then
-        say "run directory kept: $RUN"
-    else
-        rm -rf "$RUN"
-    fi
+    remove_run_dir
 }
-trap cleanup EXIT
-trap 'say "interrupted; stopping everything this script started" >&2; cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+trap_cleanup
 
 # --- helpers ------------------------------------------------------------------
 
@@ -287,6 +223,7 @@ for ((i = 0; i < IDLE_FNS; i++)); do
         || cp "$RUN/functions/hello/handler" "$RUN/idle/functions/$n/handler"
 done
 
+# shellcheck disable=SC2034 # RUN_USER is for lib.sh's nginx_conf_head
 if [ "$IS_ROOT" = 1 ]; then RUN_USER=nobody; RUN_GROUP=nogroup; else RUN_USER=$(id -un); RUN_GROUP=$(id -gn); fi
 
 # fngate: hello for throughput, hellocold (idle_timeout = 100ms) for cold start
@@ -362,14 +299,9 @@ EOF
 # php-fpm: one master, a pool for throughput and a pool for cold start
 php_user=""
 [ "$IS_ROOT" = 1 ] && php_user=$'user = nobody\ngroup = nogroup'
-cat >"$RUN/php/php-fpm.conf" <<EOF
-; written by tests/bench/bench_core.sh
-[global]
-pid = $RUN/php/php-fpm.pid
-error_log = $RUN/php/php-fpm.log
-log_level = notice
-daemonize = no
-
+{
+    php_conf_head
+    cat <<EOF
 [bench]
 $php_user
 listen = $RUN/php/php.sock
@@ -388,49 +320,16 @@ pm.max_children = $MAX_INST
 pm.process_idle_timeout = 1s
 pm.max_requests = 0
 EOF
+} >"$RUN/php/php-fpm.conf"
 
 # nginx: fngate.inc for /fn/, plus /bare and /php
-cat >"$RUN/nginx/fastcgi_params.bench" <<'EOF'
-fastcgi_param QUERY_STRING $query_string;
-fastcgi_param REQUEST_METHOD $request_method;
-fastcgi_param CONTENT_TYPE $content_type;
-fastcgi_param CONTENT_LENGTH $content_length;
-fastcgi_param REQUEST_URI $request_uri;
-fastcgi_param DOCUMENT_URI $document_uri;
-fastcgi_param DOCUMENT_ROOT $document_root;
-fastcgi_param SERVER_PROTOCOL $server_protocol;
-fastcgi_param REQUEST_SCHEME $scheme;
-fastcgi_param HTTPS $https if_not_empty;
-fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-fastcgi_param SERVER_SOFTWARE nginx/$nginx_version;
-fastcgi_param REMOTE_ADDR $remote_addr;
-fastcgi_param REMOTE_PORT $remote_port;
-fastcgi_param SERVER_ADDR $server_addr;
-fastcgi_param SERVER_PORT $server_port;
-fastcgi_param SERVER_NAME $server_name;
-fastcgi_param HTTP_PROXY "";
-EOF
+fastcgi_params_bench >"$RUN/nginx/fastcgi_params.bench"
 
 PORT=$(free_port) || die "no free TCP port found"
-cat >"$RUN/nginx/nginx.conf" <<EOF
-# written by tests/bench/bench_core.sh
-user $RUN_USER $RUN_GROUP;
-worker_processes 2;
-# as nginx/nginx.conf and the README recommend for fngate.inc's one regex
-pcre_jit on;
-pid nginx.pid;
-error_log stderr notice;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    server_tokens off;
-    client_body_temp_path client_body_temp;
-    fastcgi_temp_path fastcgi_temp;
-    proxy_temp_path proxy_temp;
-    uwsgi_temp_path uwsgi_temp;
-    scgi_temp_path scgi_temp;
-    keepalive_timeout 65s;
-
+{
+    nginx_conf_head "# as nginx/nginx.conf and the README recommend for fngate.inc's one regex" \
+        "pcre_jit on;"
+    cat <<EOF
     server {
         listen 127.0.0.1:$PORT;
         server_name localhost;
@@ -475,6 +374,7 @@ http {
     }
 }
 EOF
+} >"$RUN/nginx/nginx.conf"
 
 find "$RUN" -type d -exec chmod 755 {} +
 find "$RUN" -type f -exec chmod go+r {} +
@@ -483,13 +383,7 @@ cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/php
 
 # --- machine ------------------------------------------------------------------
 
-CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-[ -n "$CPU_MODEL" ] || CPU_MODEL=unknown
-MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)"
-[ -f /etc/debian_version ] && MACHINE="$MACHINE, Debian $(cat /etc/debian_version)"
-DATE=$(date '+%Y-%m-%d %H:%M:%S %Z')
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-BUSY_START=$(cpu_busy 2)
+machine_info
 VERSIONS="$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$PHP_FPM" -v 2>/dev/null | head -1 | awk '{print "php-fpm " $2}'), opcache $([ "$OPCACHE" = 1 ] && echo on || echo off), $(wrk -v 2>&1 | head -1 | awk '{print "wrk " $2}')"
 say ""
 say "fngate core benchmark, $DATE"
@@ -557,25 +451,9 @@ spawn-fcgi "${spawn_args[@]}" -- "$RUN/bare/bare_hello" >"$RES/spawn-fcgi.log" 2
 BARE_PIDS=$(cat "$RUN/bare/spawn-fcgi.pid" 2>/dev/null)
 [ "$(wc -w <<<"$BARE_PIDS")" = "$MAX_INST" ] || say "warning: spawn-fcgi reported $(wc -w <<<"$BARE_PIDS") children, not $MAX_INST"
 
-php_args=(-F -y "$RUN/php/php-fpm.conf")
-[ "$OPCACHE" = 1 ] && php_args+=(-d opcache.enable=1)
-[ "$IS_ROOT" = 1 ] && php_args+=(-R)
-"$PHP_FPM" -t "${php_args[@]}" >"$RES/php-fpm-test.log" 2>&1 \
-    || { cat "$RES/php-fpm-test.log" >&2; die "php-fpm refuses the configuration"; }
-"$PHP_FPM" "${php_args[@]}" >>"$RUN/php/php-fpm.log" 2>&1 &
-PHP_PID=$!
-php_ready() { kill -0 "$PHP_PID" 2>/dev/null || return 0; [ -S "$RUN/php/php.sock" ] && [ -S "$RUN/php/php-cold.sock" ]; }
-wait_until 10 php_ready
-kill -0 "$PHP_PID" 2>/dev/null || { cat "$RUN/php/php-fpm.log" >&2; die "php-fpm exited at start"; }
+start_php "$RUN/php/php.sock" "$RUN/php/php-cold.sock"
 
-"$NGINX" -p "$RUN/nginx/" -c "$RUN/nginx/nginx.conf" -e stderr -g 'daemon off;' >"$RUN/nginx/error.log" 2>&1 &
-NGINX_PID=$!
-nginx_ready() {
-    kill -0 "$NGINX_PID" 2>/dev/null || return 0
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = 200 ]
-}
-wait_until 10 nginx_ready
-kill -0 "$NGINX_PID" 2>/dev/null || { cat "$RUN/nginx/error.log" >&2; die "nginx exited at start"; }
+start_nginx
 
 # every back end answers 200 {"hello":"world"}
 for path in /fn/hello /fn/hellocold /bare /php /php-cold /fn-direct; do
@@ -812,22 +690,7 @@ fi # breakdown
 # --- stop, and check that fngate stops cleanly ------------------------------
 
 stop_pid "$NGINX_PID" 5; NGINX_PID=""
-FNGATE_RC=""
-if kill -0 "$FNGATE_PID" 2>/dev/null; then
-    kill -TERM "$FNGATE_PID"
-    for ((i = 0; i < 300; i++)); do kill -0 "$FNGATE_PID" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$FNGATE_PID" 2>/dev/null; then
-        kill -KILL "$FNGATE_PID"; FNGATE_RC="killed (did not stop within 15 s)"
-        wait "$FNGATE_PID" 2>/dev/null
-    else
-        wait "$FNGATE_PID"; FNGATE_RC=$?
-    fi
-else
-    wait "$FNGATE_PID"; FNGATE_RC="had already exited with $?"
-fi
-FNGATE_PID=""
-LEFTOVER=$(pids_under_run | grep -vxF -f <(printf '%s\n' $BARE_PIDS) | wc -l)
-FNGATE_ERRLINES=$(grep -ciE ' (warn|error) ' "$RUN/fngate.log")
+stop_fngate
 
 # --- summary ------------------------------------------------------------------
 

@@ -48,21 +48,15 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/lib.sh"
 ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 
-QUICK=0
-BUILD=1
-KEEP=0
 PARTS=list,pk,reset
 want_only=0
 for arg in "$@"; do
     if [ "$want_only" = 1 ]; then PARTS=$arg; want_only=0; continue; fi
+    common_arg "$arg" && continue
     case "$arg" in
-        --quick) QUICK=1 ;;
         --only) want_only=1 ;;
         --only=*) PARTS=${arg#--only=} ;;
-        --no-build) BUILD=0 ;;
-        --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        *) echo "bench_db.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+        *) bad_arg "$arg" ;;
     esac
 done
 [ "$want_only" = 1 ] && { echo "bench_db.sh: --only needs a list of parts (list,pk,reset)" >&2; exit 2; }
@@ -91,55 +85,33 @@ T_LIST_BARE=2               # users list: fngate/bare req/s, at least
 T_PK_BARE=1.05              # pk lookup: fngate/bare req/s, at least (issue 7; issue 3 had 0.8)
 T_PK_PHP=1                  # pk lookup: fngate/php req/s, above ("ahead of")
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench_db.sh: %s\n' "$*" >&2; exit 1; }
-
 # --- dependencies -------------------------------------------------------------
 
-missing_pkgs=()
-need_cmd() { command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2"); }
-need_cmd wrk wrk
-need_cmd nginx nginx
-need_cmd php-fpm8.2 php8.2-fpm
-need_cmd spawn-fcgi spawn-fcgi
-need_cmd cc gcc
-need_cmd curl curl
-need_cmd make make
-need_cmd pgrep procps
-need_cmd awk mawk
+need_stack_tools
 need_cmd python3 python3
 need_cmd psql postgresql-client-15
 need_cmd setpriv util-linux
-[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || missing_pkgs+=(pgbouncer)
-[ -x "$PG_BINDIR/initdb" ] && [ -x "$PG_BINDIR/pg_ctl" ] || missing_pkgs+=(postgresql-15)
-[ -f /usr/include/fcgiapp.h ] || missing_pkgs+=(libfcgi-dev)
-[ -f /usr/include/jansson.h ] || missing_pkgs+=(libjansson-dev)
-[ -f /usr/include/postgresql/libpq-fe.h ] || missing_pkgs+=(libpq-dev)
+[ -x /usr/sbin/pgbouncer ] || need_cmd pgbouncer pgbouncer
+[ -x "$PG_BINDIR/initdb" ] && [ -x "$PG_BINDIR/pg_ctl" ] || MISSING_PKGS+=(postgresql-15)
+need_file /usr/include/jansson.h libjansson-dev
+need_file /usr/include/postgresql/libpq-fe.h libpq-dev
 # (php's module list is read whole before grep: with pipefail, grep -q quitting
 # early could make php die of SIGPIPE and the test fail)
 PHP_MODULES=$(php-fpm8.2 -m 2>/dev/null || true)
 if command -v php-fpm8.2 >/dev/null 2>&1 && ! grep -qx pdo_pgsql <<<"$PHP_MODULES"; then
-    missing_pkgs+=(php8.2-pgsql)
+    MISSING_PKGS+=(php8.2-pgsql)
 fi
-if [ "${#missing_pkgs[@]}" -gt 0 ]; then
-    say "bench_db.sh: missing tools; install them with:"
-    say "    apt-get install -y ${missing_pkgs[*]}"
-    exit 1
-fi
+need_report
 PHP_FPM=$(command -v php-fpm8.2)
 NGINX=$(command -v nginx)
 PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 PSQL=$PG_BINDIR/psql
 [ -x "$PSQL" ] || PSQL=$(command -v psql)
-OPCACHE=0
-if grep -qi '^Zend OPcache$' <<<"$PHP_MODULES"; then
-    OPCACHE=1
-else
-    say "note: PHP opcache is not available (apt-get install -y php8.2-opcache); php runs without it"
-fi
+php_opcache
 
 IS_ROOT=0
 [ "$(id -u)" = 0 ] && IS_ROOT=1
+# shellcheck disable=SC2034 # RUN_USER is for lib.sh's nginx_conf_head
 if [ "$IS_ROOT" = 1 ]; then
     RUN_USER=nobody; RUN_GROUP=nogroup
     AS_SERVER=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
@@ -160,33 +132,14 @@ mkdir -p "$RES" || die "cannot create $RES"
 
 FNGATE="$ROOT/gateway/fngate"
 USERS="$ROOT/functions/users/handler"
-if [ "$BUILD" = 1 ]; then
-    [ -f "$ROOT/Makefile" ] || die "no Makefile in $ROOT: run ./bootstrap check (or autoreconf -i && ./configure) first"
-    say "building: make -C $ROOT -j2"
-    if ! make -C "$ROOT" -j2 >"$RES/make.log" 2>&1; then
-        tail -20 "$RES/make.log" >&2
-        die "make failed (full log: $RES/make.log); --no-build benchmarks the binaries already built"
-    fi
-fi
+build_tree
 [ -x "$FNGATE" ] || die "$FNGATE is missing: build the project first"
 [ -x "$USERS" ] || die "$USERS is missing: build the project first"
 head -c 4096 "$USERS" | grep -q libtool && die "$USERS is a libtool wrapper script: build with shared libraries disabled"
 
 # --- run directory and cleanup ------------------------------------------------
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/fngate-benchdb.XXXXXX") || die "mktemp failed"
-chmod 755 "$RUN"
-# nobody must reach the sockets and binaries: every directory above the run
-# directory has to be traversable by others (this script changes none of them).
-d=$(dirname "$RUN")
-while [ "$d" != / ]; do
-    perm=$(stat -c %A "$d")
-    case "$perm" in
-        *x|*t) ;;
-        *) rmdir "$RUN"; die "$d is not traversable by other users ($perm); set TMPDIR to a directory that is" ;;
-    esac
-    d=$(dirname "$d")
-done
+make_run_dir fngate-benchdb
 # Postgres' socket path must fit in sun_path (107 bytes).
 [ "${#RUN}" -le 70 ] || { rmdir "$RUN"; die "run directory path too long for a unix socket: $RUN (set TMPDIR=/tmp)"; }
 
@@ -199,29 +152,19 @@ PGB_PID=""
 NGINX_PID=""
 FNGATE_PID=""
 FNGATE2_PID=""
-PHP_PID=""
-WRK_PID=""
 WATCH_PID=""
 BARE_PIDS=""
-CLEANED=0
 
 pg_ctl_as() { (cd "$PGDIR" && "${AS_SERVER[@]}" "$PG_BINDIR/pg_ctl" "$@"); }
 
 cleanup() {
-    [ "$CLEANED" = 1 ] && return
-    CLEANED=1
-    trap '' INT TERM
-    local php_children="" p
-    [ -n "$WRK_PID" ] && { kill -TERM "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null; }
+    local p
+    cleanup_once || return
     stop_pid "$WATCH_PID" 5
     stop_pid "$NGINX_PID" 5
     stop_pid "$FNGATE_PID" 15
     stop_pid "$FNGATE2_PID" 15
-    if [ -n "$PHP_PID" ]; then
-        php_children=$(pgrep -P "$PHP_PID" 2>/dev/null)
-        stop_pid "$PHP_PID" 5
-        for p in $php_children; do kill -KILL "$p" 2>/dev/null; done
-    fi
+    stop_php
     for p in $BARE_PIDS $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
     stop_pid "$PGB_PID" 5
     if [ "$PG_STARTED" = 1 ] && [ -f "$PGDIR/data/postmaster.pid" ]; then
@@ -236,15 +179,9 @@ cleanup() {
     [ -f "$PGDIR/setup.log" ] && cp "$PGDIR/setup.log" "$RES/postgres-setup.log"
     [ -f "$PGBDIR/pgbouncer.log" ] && cp "$PGBDIR/pgbouncer.log" "$RES/pgbouncer.log"
     [ -f "$RUN/bare/bare.log" ] && cp "$RUN/bare/bare.log" "$RES/bare.log"
-    if [ "$KEEP" = 1 ]; then
-        say "run directory kept: $RUN"
-    else
-        rm -rf "$RUN"
-    fi
+    remove_run_dir
 }
-trap cleanup EXIT
-trap 'say "interrupted; stopping everything this script started" >&2; cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+trap_cleanup
 
 # --- helpers ------------------------------------------------------------------
 
@@ -373,14 +310,9 @@ printf '"postgres" ""\n' >"$PGBDIR/userlist.txt"
 # start a comment in php-fpm.conf).
 php_user=""
 [ "$IS_ROOT" = 1 ] && php_user=$'user = nobody\ngroup = nogroup'
-cat >"$RUN/php/php-fpm.conf" <<EOF
-; written by tests/bench/bench_db.sh
-[global]
-pid = $RUN/php/php-fpm.pid
-error_log = $RUN/php/php-fpm.log
-log_level = notice
-daemonize = no
-
+{
+    php_conf_head
+    cat <<EOF
 [php]
 $php_user
 listen = $RUN/php/php.sock
@@ -401,56 +333,28 @@ pm.max_requests = 0
 env[BENCH_PG_DSN] = "pgsql:host=$PGBDIR port=$PGB_PORT dbname=postgres user=postgres application_name=phpb"
 env[BENCH_PG_EMULATE] = 1
 EOF
+} >"$RUN/php/php-fpm.conf"
 
 # nginx: fngate.inc for /fn/, plus /bare/, /php/ and /phpb/ with the same
 # FastCGI buffers as fngate.inc (the list is ~58 KB: with nginx's default
 # 8 x 4k buffers it would go through a temp file for those three only)
-cat >"$RUN/nginx/fastcgi_params.bench" <<'EOF'
-fastcgi_param QUERY_STRING $query_string;
-fastcgi_param REQUEST_METHOD $request_method;
-fastcgi_param CONTENT_TYPE $content_type;
-fastcgi_param CONTENT_LENGTH $content_length;
+{
+    fastcgi_params_bench
+    cat <<'EOF'
 fastcgi_param PATH_INFO $bench_path;
-fastcgi_param REQUEST_URI $request_uri;
-fastcgi_param DOCUMENT_URI $document_uri;
-fastcgi_param DOCUMENT_ROOT $document_root;
-fastcgi_param SERVER_PROTOCOL $server_protocol;
-fastcgi_param REQUEST_SCHEME $scheme;
-fastcgi_param HTTPS $https if_not_empty;
-fastcgi_param GATEWAY_INTERFACE CGI/1.1;
-fastcgi_param SERVER_SOFTWARE nginx/$nginx_version;
-fastcgi_param REMOTE_ADDR $remote_addr;
-fastcgi_param REMOTE_PORT $remote_port;
-fastcgi_param SERVER_ADDR $server_addr;
-fastcgi_param SERVER_PORT $server_port;
-fastcgi_param SERVER_NAME $server_name;
-fastcgi_param HTTP_PROXY "";
 fastcgi_buffer_size 16k;
 fastcgi_buffers 16 16k;
 fastcgi_busy_buffers_size 32k;
 fastcgi_next_upstream off;
 EOF
+} >"$RUN/nginx/fastcgi_params.bench"
 
 PORT=$(free_port) || die "no free TCP port found"
 PORT2=$(free_port) || die "no free TCP port found"
 [ "$PORT2" = "$PORT" ] && { PORT2=$(free_port) || die "no free TCP port found"; }
-cat >"$RUN/nginx/nginx.conf" <<EOF
-# written by tests/bench/bench_db.sh
-user $RUN_USER $RUN_GROUP;
-worker_processes 2;
-pid nginx.pid;
-error_log stderr notice;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    server_tokens off;
-    client_body_temp_path client_body_temp;
-    fastcgi_temp_path fastcgi_temp;
-    proxy_temp_path proxy_temp;
-    uwsgi_temp_path uwsgi_temp;
-    scgi_temp_path scgi_temp;
-    keepalive_timeout 65s;
-
+{
+    nginx_conf_head
+    cat <<EOF
     server {
         listen 127.0.0.1:$PORT;
         server_name localhost;
@@ -488,6 +392,7 @@ http {
     }
 }
 EOF
+} >"$RUN/nginx/nginx.conf"
 
 # Everything but Postgres' data directory (initdb makes that 0700) is
 # readable by nobody; Postgres' and PgBouncer's directories belong to it.
@@ -499,13 +404,7 @@ cp "$RUN/fngate.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$PGBDIR/p
 
 # --- machine ------------------------------------------------------------------
 
-CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-[ -n "$CPU_MODEL" ] || CPU_MODEL=unknown
-MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)"
-[ -f /etc/debian_version ] && MACHINE="$MACHINE, Debian $(cat /etc/debian_version)"
-DATE=$(date '+%Y-%m-%d %H:%M:%S %Z')
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-BUSY_START=$(cpu_busy 2)
+machine_info
 OTHER_BENCH=$(pgrep -f 'bench_core\.sh' 2>/dev/null | wc -l)
 JANSSON_V=$(dpkg-query -W -f '${Version}' libjansson4 2>/dev/null || echo '?')
 LIBPQ_V=$(dpkg-query -W -f '${Version}' libpq5 2>/dev/null || echo '?')
@@ -579,25 +478,9 @@ spawn-fcgi "${spawn_args[@]}" -- "$RUN/bare/bare_users" "$PG_DSN application_nam
 BARE_PIDS=$(cat "$RUN/bare/spawn-fcgi.pid" 2>/dev/null)
 [ "$(wc -w <<<"$BARE_PIDS")" = "$PROCS" ] || say "warning: spawn-fcgi reported $(wc -w <<<"$BARE_PIDS") children, not $PROCS"
 
-php_args=(-F -y "$RUN/php/php-fpm.conf")
-[ "$OPCACHE" = 1 ] && php_args+=(-d opcache.enable=1)
-[ "$IS_ROOT" = 1 ] && php_args+=(-R)
-"$PHP_FPM" -t "${php_args[@]}" >"$RES/php-fpm-test.log" 2>&1 \
-    || { cat "$RES/php-fpm-test.log" >&2; die "php-fpm refuses the configuration"; }
-"$PHP_FPM" "${php_args[@]}" >>"$RUN/php/php-fpm.log" 2>&1 &
-PHP_PID=$!
-php_ready() { kill -0 "$PHP_PID" 2>/dev/null || return 0; [ -S "$RUN/php/php.sock" ] && [ -S "$RUN/php/phpb.sock" ]; }
-wait_until 10 php_ready
-kill -0 "$PHP_PID" 2>/dev/null || { cat "$RUN/php/php-fpm.log" >&2; die "php-fpm exited at start"; }
+start_php "$RUN/php/php.sock" "$RUN/php/phpb.sock"
 
-"$NGINX" -p "$RUN/nginx/" -c "$RUN/nginx/nginx.conf" -e stderr -g 'daemon off;' >"$RUN/nginx/error.log" 2>&1 &
-NGINX_PID=$!
-nginx_ready() {
-    kill -0 "$NGINX_PID" 2>/dev/null || return 0
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = 200 ]
-}
-wait_until 10 nginx_ready
-kill -0 "$NGINX_PID" 2>/dev/null || { cat "$RUN/nginx/error.log" >&2; die "nginx exited at start"; }
+start_nginx
 
 # --- every endpoint returns the same rows -------------------------------------
 
@@ -811,22 +694,7 @@ ALL_OTHER=$(max_conns other "$T_FIRST" "$T_LAST")
 # --- stop, and check that fngate stops cleanly ------------------------------
 
 stop_pid "$NGINX_PID" 5; NGINX_PID=""
-FNGATE_RC=""
-if kill -0 "$FNGATE_PID" 2>/dev/null; then
-    kill -TERM "$FNGATE_PID"
-    for ((i = 0; i < 300; i++)); do kill -0 "$FNGATE_PID" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$FNGATE_PID" 2>/dev/null; then
-        kill -KILL "$FNGATE_PID"; FNGATE_RC="killed (did not stop within 15 s)"
-        wait "$FNGATE_PID" 2>/dev/null
-    else
-        wait "$FNGATE_PID"; FNGATE_RC=$?
-    fi
-else
-    wait "$FNGATE_PID"; FNGATE_RC="had already exited with $?"
-fi
-FNGATE_PID=""
-LEFTOVER=$(pids_under_run | grep -vxF -f <(printf '%s\n' $BARE_PIDS) | wc -l)
-FNGATE_ERRLINES=$(grep -ciE ' (warn|error) ' "$RUN/fngate.log")
+stop_fngate
 PG_FNGATE_AFTER=$(pg -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fngate'" 2>/dev/null || echo '?')
 
 # --- summary ------------------------------------------------------------------

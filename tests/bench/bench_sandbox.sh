@@ -28,17 +28,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/lib.sh"
 ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 
-QUICK=0
-BUILD=1
-KEEP=0
 for arg in "$@"; do
-    case "$arg" in
-        --quick) QUICK=1 ;;
-        --no-build) BUILD=0 ;;
-        --keep) KEEP=1 ;;
-        -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        *) echo "bench_sandbox.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
+    common_arg "$arg" || bad_arg "$arg"
 done
 if [ "$QUICK" = 1 ]; then COLD_N=5; RUN_S=3; else COLD_N=15; RUN_S=8; fi
 WARM_S=2
@@ -47,25 +38,21 @@ WRK_C=32
 T_COLD_MS=0.1   # added to a cold start, at most
 T_WARM=0.97     # sandboxed/unsandboxed warm req/s, at least (noise on a shared machine)
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench_sandbox.sh: %s\n' "$*" >&2; exit 1; }
-
-for t in wrk nginx curl awk; do
-    command -v "$t" >/dev/null 2>&1 || die "missing $t (apt-get install -y $t)"
-done
+need_cmd wrk wrk
+need_cmd nginx nginx
+need_cmd curl curl
+need_cmd awk mawk
+need_report
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 RES="$BENCH_DIR/results/$STAMP-sandbox"
 mkdir -p "$RES" || die "cannot create $RES"
 FNGATE="$ROOT/gateway/fngate"
 HELLO="$ROOT/functions/hello/handler"
-if [ "$BUILD" = 1 ]; then
-    make -C "$ROOT" -j2 >"$RES/make.log" 2>&1 || die "make failed: $RES/make.log"
-fi
+build_tree
 [ -x "$FNGATE" ] && [ -x "$HELLO" ] || die "build the project first"
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/fngate-bench-sbx.XXXXXX") || die "mktemp failed"
-chmod 755 "$RUN"
+make_run_dir fngate-bench-sbx
 FNGATE_PID=""
 NGINX_PID=""
 WRK_PID=""
@@ -74,7 +61,7 @@ cleanup() {
     stop_pid "$NGINX_PID" 10
     stop_pid "$FNGATE_PID" 15
     for p in $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
-    if [ "$KEEP" = 1 ]; then say "run directory kept: $RUN"; else rm -rf "$RUN"; fi
+    remove_run_dir
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -1,6 +1,121 @@
-# Helpers shared by bench_core.sh and bench_db.sh, sourced after each sets
-# RUN, RES, PORT, WRK_T and WRK_C and defines say().  Bash, like them.
+# Helpers shared by the benchmarks (bench_core.sh, bench_db.sh,
+# bench_sandbox.sh), sourced first thing: the preamble they all have (say and
+# die, --quick/--no-build/--keep/--help, the missing-tools report, the build,
+# the run directory) and the helpers of the runs, which use what each script
+# sets afterwards (RUN, RES, ROOT, PORT, WRK_T, WRK_C, IS_ROOT, PHP_FPM,
+# NGINX).  One copy, so that a fix to the preamble reaches every benchmark.
+# Bash, like them.
 # shellcheck shell=bash
+# The variables set here are read by the scripts that source this file:
+# shellcheck disable=SC2034
+
+BENCH_NAME=${0##*/}
+
+say() { printf '%s\n' "$*"; }
+die() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; exit 1; }
+
+# --- arguments -------------------------------------------------------------------
+
+QUICK=0
+BUILD=1
+KEEP=0
+
+# common_arg ARG: the arguments every benchmark takes (--quick, --no-build,
+# --keep, --help, which prints the script's header); 1 for any other.
+common_arg() {
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --no-build) BUILD=0 ;;
+        --keep) KEEP=1 ;;
+        -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# bad_arg ARG: the error for an argument no one took.
+bad_arg() {
+    echo "$BENCH_NAME: unknown argument: $1 (try --help)" >&2
+    exit 2
+}
+
+# --- dependencies ----------------------------------------------------------------
+
+MISSING_PKGS=()
+# need_cmd CMD PKG: PKG is needed unless CMD is on the PATH.
+need_cmd() { command -v "$1" >/dev/null 2>&1 || MISSING_PKGS+=("$2"); }
+# need_file FILE PKG: PKG is needed unless FILE exists.
+need_file() { [ -e "$1" ] || MISSING_PKGS+=("$2"); }
+# need_report: with anything missing, the apt-get line that installs it, and
+# exit 1.  The benchmarks never install anything themselves.
+need_report() {
+    [ "${#MISSING_PKGS[@]}" -gt 0 ] || return 0
+    say "$BENCH_NAME: missing tools; install them with:"
+    say "    apt-get install -y ${MISSING_PKGS[*]}"
+    exit 1
+}
+
+# need_stack_tools: what the yardstick stacks (nginx, spawn-fcgi and libfcgi,
+# php-fpm, wrk) and their set-up need.
+need_stack_tools() {
+    need_cmd wrk wrk
+    need_cmd nginx nginx
+    need_cmd php-fpm8.2 php8.2-fpm
+    need_cmd spawn-fcgi spawn-fcgi
+    need_cmd cc gcc
+    need_cmd curl curl
+    need_cmd make make
+    need_cmd pgrep procps
+    need_cmd awk mawk
+    need_file /usr/include/fcgiapp.h libfcgi-dev
+}
+
+# php_opcache: OPCACHE=1 when $PHP_FPM has opcache, else 0 and a note.  (The
+# module list is read whole before grep: with pipefail, grep -q quitting
+# early could make php die of SIGPIPE.)
+php_opcache() {
+    local mods
+    mods=$("$PHP_FPM" -m 2>/dev/null || true)
+    OPCACHE=0
+    if grep -qi '^Zend OPcache$' <<<"$mods"; then
+        OPCACHE=1
+    else
+        say "note: PHP opcache is not available (apt-get install -y php8.2-opcache); php runs without it"
+    fi
+}
+
+# --- build and run directory -----------------------------------------------------
+
+# build_tree: make -C $ROOT -j2 (its log in $RES/make.log), unless --no-build.
+build_tree() {
+    [ "$BUILD" = 1 ] || return 0
+    [ -f "$ROOT/Makefile" ] || die "no Makefile in $ROOT: run ./bootstrap check (or autoreconf -i && ./configure) first"
+    say "building: make -C $ROOT -j2"
+    if ! make -C "$ROOT" -j2 >"$RES/make.log" 2>&1; then
+        tail -20 "$RES/make.log" >&2
+        die "make failed (full log: $RES/make.log); --no-build benchmarks the binaries already built"
+    fi
+}
+
+# make_run_dir PREFIX: RUN, a new mode 0755 directory $TMPDIR/PREFIX.XXXXXX.
+# nobody must reach the sockets and binaries in it, so every directory above
+# it has to be traversable by others (none of them is changed).
+make_run_dir() {
+    local d perm
+    RUN=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || die "mktemp failed"
+    chmod 755 "$RUN"
+    d=$(dirname "$RUN")
+    while [ "$d" != / ]; do
+        perm=$(stat -c %A "$d")
+        case "$perm" in
+            *x | *t) ;;
+            *)
+                rmdir "$RUN"
+                die "$d is not traversable by other users ($perm); set TMPDIR to a directory that is"
+                ;;
+        esac
+        d=$(dirname "$d")
+    done
+}
 
 # stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL.  PID is a
 # child of this shell, so it is reaped too.
@@ -126,4 +241,180 @@ verdict() { # verdict VALUE OP LIMIT
         if (v == "nan" || v == "") { print "MISS"; exit }
         ok = (op == ">=") ? (v + 0 >= l + 0) : (op == ">") ? (v + 0 > l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 == l + 0)
         print ok ? "PASS" : "MISS" }'
+}
+
+# --- cleanup -----------------------------------------------------------------------
+
+CLEANED=0
+WRK_PID=""
+PHP_PID=""
+# cleanup_once: 1 when the script's cleanup has run already; else marks it
+# run, ignores further Ctrl-C and stops a wrk still running.
+cleanup_once() {
+    [ "$CLEANED" = 1 ] && return 1
+    CLEANED=1
+    trap '' INT TERM
+    [ -n "$WRK_PID" ] && { kill -TERM "$WRK_PID" 2>/dev/null; wait "$WRK_PID" 2>/dev/null; }
+    return 0
+}
+
+# trap_cleanup: the script's cleanup runs on exit, Ctrl-C and SIGTERM.
+trap_cleanup() {
+    trap cleanup EXIT
+    trap 'say "interrupted; stopping everything this script started" >&2; cleanup; exit 130' INT
+    trap 'cleanup; exit 143' TERM
+}
+
+# remove_run_dir: RUN goes, unless --keep.
+remove_run_dir() {
+    if [ "$KEEP" = 1 ]; then
+        say "run directory kept: $RUN"
+    else
+        rm -rf "$RUN"
+    fi
+}
+
+# stop_php: php-fpm (PHP_PID) and any worker it leaves behind.
+stop_php() {
+    local children p
+    [ -n "$PHP_PID" ] || return 0
+    children=$(pgrep -P "$PHP_PID" 2>/dev/null)
+    stop_pid "$PHP_PID" 5
+    for p in $children; do kill -KILL "$p" 2>/dev/null; done
+}
+
+# --- the stack ---------------------------------------------------------------------
+
+# fastcgi_params_bench: the FastCGI parameters nginx sends the yardsticks'
+# back ends (what Debian's fastcgi_params sends, spelled out), on stdout.
+fastcgi_params_bench() {
+    cat <<'PARAMS'
+fastcgi_param QUERY_STRING $query_string;
+fastcgi_param REQUEST_METHOD $request_method;
+fastcgi_param CONTENT_TYPE $content_type;
+fastcgi_param CONTENT_LENGTH $content_length;
+fastcgi_param REQUEST_URI $request_uri;
+fastcgi_param DOCUMENT_URI $document_uri;
+fastcgi_param DOCUMENT_ROOT $document_root;
+fastcgi_param SERVER_PROTOCOL $server_protocol;
+fastcgi_param REQUEST_SCHEME $scheme;
+fastcgi_param HTTPS $https if_not_empty;
+fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+fastcgi_param SERVER_SOFTWARE nginx/$nginx_version;
+fastcgi_param REMOTE_ADDR $remote_addr;
+fastcgi_param REMOTE_PORT $remote_port;
+fastcgi_param SERVER_ADDR $server_addr;
+fastcgi_param SERVER_PORT $server_port;
+fastcgi_param SERVER_NAME $server_name;
+fastcgi_param HTTP_PROXY "";
+PARAMS
+}
+
+# nginx_conf_head [DIRECTIVE...]: nginx.conf up to its first server block
+# (2 workers as $RUN_USER, no access log, temp paths in the prefix, and each
+# DIRECTIVE in the main context), on stdout; the script's server blocks and
+# the closing brace follow.
+nginx_conf_head() {
+    local d
+    printf '%s\n' "# written by tests/bench/$BENCH_NAME" "user $RUN_USER $RUN_GROUP;" "worker_processes 2;"
+    for d in "$@"; do printf '%s\n' "$d"; done
+    cat <<HEAD
+pid nginx.pid;
+error_log stderr notice;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server_tokens off;
+    client_body_temp_path client_body_temp;
+    fastcgi_temp_path fastcgi_temp;
+    proxy_temp_path proxy_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;
+    keepalive_timeout 65s;
+
+HEAD
+}
+
+# php_conf_head: php-fpm.conf's [global] section (in the foreground, its pid
+# and log in $RUN/php), on stdout; the script's pools follow.
+php_conf_head() {
+    cat <<HEAD
+; written by tests/bench/$BENCH_NAME
+[global]
+pid = $RUN/php/php-fpm.pid
+error_log = $RUN/php/php-fpm.log
+log_level = notice
+daemonize = no
+
+HEAD
+}
+
+# machine_info: MACHINE, DATE, LOAD_START and BUSY_START (CPUs busy over
+# 2 s) for the report's header.
+machine_info() {
+    local cpu
+    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    MACHINE="$(nproc) CPUs, ${cpu:-unknown}, Linux $(uname -r)"
+    [ -f /etc/debian_version ] && MACHINE="$MACHINE, Debian $(cat /etc/debian_version)"
+    DATE=$(date '+%Y-%m-%d %H:%M:%S %Z')
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    BUSY_START=$(cpu_busy 2)
+}
+
+# start_php SOCKET...: php-fpm on $RUN/php/php-fpm.conf (opcache when there
+# is one, -R as root) as PHP_PID, once each SOCKET exists.
+start_php() {
+    local args=(-F -y "$RUN/php/php-fpm.conf")
+    [ "$OPCACHE" = 1 ] && args+=(-d opcache.enable=1)
+    [ "$IS_ROOT" = 1 ] && args+=(-R)
+    "$PHP_FPM" -t "${args[@]}" >"$RES/php-fpm-test.log" 2>&1 \
+        || { cat "$RES/php-fpm-test.log" >&2; die "php-fpm refuses the configuration"; }
+    "$PHP_FPM" "${args[@]}" >>"$RUN/php/php-fpm.log" 2>&1 &
+    PHP_PID=$!
+    PHP_SOCKETS=("$@")
+    wait_until 10 php_ready
+    kill -0 "$PHP_PID" 2>/dev/null || { cat "$RUN/php/php-fpm.log" >&2; die "php-fpm exited at start"; }
+}
+php_ready() {
+    local s
+    kill -0 "$PHP_PID" 2>/dev/null || return 0
+    for s in "${PHP_SOCKETS[@]}"; do [ -S "$s" ] || return 1; done
+}
+
+# start_nginx: nginx on $RUN/nginx/nginx.conf as NGINX_PID, once
+# 127.0.0.1:$PORT/healthz answers.
+start_nginx() {
+    "$NGINX" -p "$RUN/nginx/" -c "$RUN/nginx/nginx.conf" -e stderr -g 'daemon off;' >"$RUN/nginx/error.log" 2>&1 &
+    NGINX_PID=$!
+    wait_until 10 nginx_ready
+    kill -0 "$NGINX_PID" 2>/dev/null || { cat "$RUN/nginx/error.log" >&2; die "nginx exited at start"; }
+}
+nginx_ready() {
+    kill -0 "$NGINX_PID" 2>/dev/null || return 0
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = 200 ]
+}
+
+# stop_fngate: stops FNGATE_PID as an operator would (SIGTERM, 15 s) and
+# sets FNGATE_RC (its exit status, or what happened instead), LEFTOVER
+# (processes still running from $RUN, the yardstick's BARE_PIDS aside) and
+# FNGATE_ERRLINES (warn and error lines in its log).
+stop_fngate() {
+    local i
+    FNGATE_RC=""
+    if kill -0 "$FNGATE_PID" 2>/dev/null; then
+        kill -TERM "$FNGATE_PID"
+        for ((i = 0; i < 300; i++)); do kill -0 "$FNGATE_PID" 2>/dev/null || break; sleep 0.05; done
+        if kill -0 "$FNGATE_PID" 2>/dev/null; then
+            kill -KILL "$FNGATE_PID"; FNGATE_RC="killed (did not stop within 15 s)"
+            wait "$FNGATE_PID" 2>/dev/null
+        else
+            wait "$FNGATE_PID"; FNGATE_RC=$?
+        fi
+    else
+        wait "$FNGATE_PID"; FNGATE_RC="had already exited with $?"
+    fi
+    FNGATE_PID=""
+    # shellcheck disable=SC2086 # BARE_PIDS is a list
+    LEFTOVER=$(pids_under_run | grep -vxF -f <(printf '%s\n' $BARE_PIDS) | wc -l)
+    FNGATE_ERRLINES=$(grep -ciE ' (warn|error) ' "$RUN/fngate.log")
 }
