@@ -5,7 +5,7 @@ query before the first one's answer was read, and garbage), for unread
 answers and when it restarts; each time, the instance holding that channel
 must leave instead of answering its next request 503 with SQLSTATE 08006.
 One instance at most, so the request after the close reaches the same
-instance unless it left.  About 3 s.
+instance unless it left.  About 3 s for the four tests.
 """
 
 from __future__ import annotations

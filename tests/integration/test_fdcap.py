@@ -5,7 +5,7 @@ supervisor a descriptor until it is answered or its deadline passes; a
 client that connects and never sends a request could otherwise hold
 RLIMIT_NOFILE of them, and then the supervisor can start no instance and
 answer nothing.  The supervisor holds at most a quarter of its
-RLIMIT_NOFILE: past that it closes the oldest unanswered.  About 3 s.
+RLIMIT_NOFILE: past that it closes the oldest unanswered.  Under a second.
 """
 
 from __future__ import annotations
