@@ -102,6 +102,12 @@ void rxcount_reset(int fd, size_t limit)
     atomic_store_explicit(&rxcount_slots[fd].limit, limit, memory_order_relaxed);
 }
 
+void rxcount_ceil(int fd, size_t limit)
+{
+    if (fd >= 0 && fd < RXCOUNT_MAX_FD)
+        atomic_store_explicit(&rxcount_slots[fd].limit, limit, memory_order_relaxed);
+}
+
 size_t rxcount_get(int fd)
 {
     if (fd < 0 || fd >= RXCOUNT_MAX_FD ||

@@ -26,6 +26,8 @@ void rxcount_disarm(int fd);
  * arrived, reads of FD fail with EAGAIN (libpq then stops reading) until
  * the next reset; 0 means none.  FD must be armed. */
 void rxcount_reset(int fd, size_t limit);
+/* Moves FD's ceiling to LIMIT (0: none), keeping its count. */
+void rxcount_ceil(int fd, size_t limit);
 /* Bytes received on FD since it was armed or reset; 0 if not armed. */
 size_t rxcount_get(int fd);
 /* Whether FD's count passed its ceiling. */

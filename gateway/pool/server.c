@@ -62,6 +62,18 @@ static size_t server_whole_guard(const struct pool *p)
     return g < POOL_WHOLE_GUARD_MAX ? g : POOL_WHOLE_GUARD_MAX;
 }
 
+/* What a row may take off the socket past the end of the rows before it,
+ * beyond max_result: single-row mode cannot help with one huge row, which
+ * libpq buffers whole (and copies into a PGresult); a row this large would
+ * render past max_result anyway, so the session is closed before libpq
+ * takes in more of it. */
+#define POOL_ROW_SLACK ((size_t)64 << 10)
+
+static size_t server_row_ceiling(const struct pool *p)
+{
+    return (size_t)p->set.max_result + POOL_ROW_SLACK;
+}
+
 static void server_send_next(struct server *pc);
 static void server_fail_msg(struct server *pc, const char *prefix);
 
@@ -225,7 +237,7 @@ static void server_rx_start(struct server *pc, struct stmt *st)
                 !stmt_bigset_has(&pc->client->fq->big, st) &&
                 PQtransactionStatus(pc->pg) == PQTRANS_IDLE;
     if (pc->rx_armed)
-        rxcount_reset(PQsocket(pc->pg), pc->whole ? guard : 0);
+        rxcount_reset(PQsocket(pc->pg), pc->whole ? guard : server_row_ceiling(pc->pool));
     if (pc->whole)
         FN_SB_STORE(pc->pool->stats->whole_reads, FN_SB_LOAD(pc->pool->stats->whole_reads) + 1);
 }
@@ -265,6 +277,39 @@ static void server_trip(struct server *pc)
                      "the connection was closed mid-result: a statement that changes data may "
                      "or may not have taken effect",
                      "run it again: the pool now reads it row by row, up to max_result", NULL);
+    }
+    dispatch_run(p);
+}
+
+/* A row read row by row passed max_result on the wire, and libpq would
+ * buffer it whole: the session is closed and the query answered FG002.
+ * Inside a transaction the drop itself answers, and takes the channel. */
+static void server_outgrow(struct server *pc)
+{
+    struct pool *p = pc->pool;
+    struct client *c = pc->client;
+    char msg[160];
+
+    log_warnx("[fn %s pid %d] a row of its result passed max_result (%lld bytes) on the wire: "
+              "connection %d closed",
+              c->hello.fn, c->hello.pid, (long long)p->set.max_result, pc->idx);
+    if (pc->pinned) {
+        server_drop(pc, "a row of its result passed max_result");
+        dispatch_run(p);
+        return;
+    }
+    pc->client = NULL;
+    c->conn = NULL;
+    server_drop(pc, "a row of its result passed max_result");
+    if (c->dead) {
+        client_close(c, NULL);
+    } else {
+        snprintf(msg, sizeof(msg), "a row of the result exceeds max_result (%lld bytes)",
+                 (long long)p->set.max_result);
+        client_error(c, POOL_ERR_TOO_LARGE, msg,
+                     "the connection was closed mid-result: a statement that changes data may "
+                     "or may not have taken effect",
+                     "select fewer or smaller columns, or raise max_result", NULL);
     }
     dispatch_run(p);
 }
@@ -529,7 +574,7 @@ static void server_release(struct server *pc)
     /* The guard is for the EXEC only: left in place, notices or
      * notifications reaching the idle session would pass it, and every
      * later read (its close included) would be refused. */
-    if (pc->whole && pc->rx_armed && pc->pg)
+    if (pc->rx_armed && pc->pg)
         rxcount_reset(PQsocket(pc->pg), 0);
     pc->whole = false;
     server_idle(pc);
@@ -618,8 +663,11 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
         dispatch_run(pc->pool);
         return;
     }
-    if (pc->whole && rxcount_over(PQsocket(pc->pg))) {
-        server_trip(pc);
+    if (pc->state == PC_BUSY && rxcount_over(PQsocket(pc->pg))) {
+        if (pc->whole)
+            server_trip(pc);
+        else
+            server_outgrow(pc);
         return;
     }
     /* Nobody reads a session's LISTEN notifications: libpq would keep
@@ -678,8 +726,15 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
         }
         PQclear(r);
     }
-    if (pc->state == PC_BUSY && PQstatus(pc->pg) == CONNECTION_BAD)
+    if (pc->state == PC_BUSY && PQstatus(pc->pg) == CONNECTION_BAD) {
         server_fail_msg(pc, "connection lost");
+        return;
+    }
+    /* Every whole row is handed over: what libpq holds now is at most the
+     * start of the next one, which may take one more ceiling's worth. */
+    if (pc->state == PC_BUSY && !pc->whole && pc->rx_armed)
+        rxcount_ceil(PQsocket(pc->pg),
+                     rxcount_get(PQsocket(pc->pg)) + server_row_ceiling(pc->pool));
 }
 
 static void server_ready(struct server *pc)

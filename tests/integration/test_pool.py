@@ -541,3 +541,28 @@ def test_small_statement_turning_huge_is_cut_off_while_read_whole(stack, build, 
     assert (status, body) == (503, {"error": "the result is too large", "sqlstate": "FG002"}), body
     assert _pool_counter(ngx, "fngate_pool_whole_cutoffs_total") == 1
     assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+
+
+def test_one_row_larger_than_max_result_is_not_buffered_whole(stack, build, users_db):
+    """A hostile function asks for one 200 MB row with max_result = 4M.
+    Single-row mode cannot help with one row: libpq buffers a DataRow
+    message whole (and copies it into a PGresult), so the pool used to take
+    400 MB for it.  The byte guard cuts the session off once a row passes
+    max_result: FG002, the pool's RSS near its bound, the next query fine."""
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 1, "max_result": "4M"})
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+    pool = gw.pool_pid()
+    base = _rss_kb(pool)
+    sql = "SELECT repeat('x', 200000000) AS x"
+    (status, body, _), peak, elapsed = _peak_rss_while(
+        pool, (ngx, "/fn/dbfn/sql?sql=" + sql_arg(sql)), timeout=60)
+    bound = base + 1 * 4 * 1024 + 8 * 1024
+    print(f"\npool RSS {base} kB at start, {peak} kB at peak (bound {bound} kB); "
+          f"{status} after {elapsed:.2f} s")
+    assert status in (422, 503) and body.get("sqlstate") == "FG002", (status, body)
+    if _is_asan(pool):
+        print("RSS bound not checked under ASan (its quarantine holds freed memory)")
+    else:
+        assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})

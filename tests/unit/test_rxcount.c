@@ -105,6 +105,34 @@ START_TEST(test_rxcount_ceiling)
 }
 END_TEST
 
+START_TEST(test_rxcount_ceil_keeps_the_count)
+{
+    char buf[4096];
+    int a[2];
+
+    pair(a);
+    ck_assert_int_eq(rxcount_arm(a[0]), 0);
+    rxcount_reset(a[0], 100);
+    put(a[1], 300);
+    ck_assert_int_eq(recv(a[0], buf, sizeof(buf), 0), 101);
+    ck_assert(rxcount_over(a[0]));
+    /* a higher ceiling lets the next bytes in, counted on from 101 */
+    rxcount_ceil(a[0], 150);
+    ck_assert(!rxcount_over(a[0]));
+    ck_assert_int_eq(recv(a[0], buf, sizeof(buf), 0), 50);
+    ck_assert_uint_eq(rxcount_get(a[0]), 151);
+    ck_assert(rxcount_over(a[0]));
+    ck_assert_int_eq(recv(a[0], buf, sizeof(buf), 0), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    rxcount_ceil(a[0], 0);
+    ck_assert_int_eq(recv(a[0], buf, sizeof(buf), 0), 149);
+    ck_assert_uint_eq(rxcount_get(a[0]), 300);
+    rxcount_disarm(a[0]);
+    close(a[0]);
+    close(a[1]);
+}
+END_TEST
+
 START_TEST(test_rxcount_range)
 {
     char c;
@@ -131,6 +159,7 @@ static Suite *rxcount_suite(void)
 
     tcase_add_test(tc, test_rxcount_counts_armed_only);
     tcase_add_test(tc, test_rxcount_ceiling);
+    tcase_add_test(tc, test_rxcount_ceil_keeps_the_count);
     tcase_add_test(tc, test_rxcount_range);
     suite_add_tcase(s, tc);
     return s;
