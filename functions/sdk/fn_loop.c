@@ -395,22 +395,6 @@ static void fn_account(fn_req *req, int status, int64_t start, const struct time
         fn_reqlog(req, status, wall, dur, queue, cold);
 }
 
-/* libfcgi ends a connection with a lingering close: shutdown, then poll
- * until the front end closes its side, read, close.  Three syscalls, and a
- * sleep until nginx has read the answer, on every request.  Its point is
- * never to close with unread input queued, which turns the close into a
- * reset that nginx, still sending, reports as 502.  So when the request's
- * input has been read to its end (the empty STDIN record: normally already
- * in libfcgi's buffer, so this reads nothing from the socket), nothing more
- * can arrive and a plain close (FCGX_Detach) loses nothing.  Anything else
- * (a body left unread after a 400, more input than Content-Length said)
- * keeps the lingering close. */
-static void fn_close_plain_if_read(FCGX_Request *r)
-{
-    if (!r->keepConnection && FCGX_GetChar(r->in) == EOF)
-        FCGX_Detach(r);
-}
-
 /* Serves one request on the connection CFD.  Returns CFD when the front end
  * asked to keep the connection (FCGI_KEEP_CONN: nginx's fastcgi_keep_conn,
  * Apache's enablereuse) and it is still usable, else -1 (CFD closed).  The
@@ -454,7 +438,6 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
          * quotes: a few stores, plus the line when request_log is on. */
         fn_account(req, status, start, &wall, fn_now_ns());
         fn_req_end(req);
-        fn_close_plain_if_read(r);
         FCGX_Finish_r(r);
         __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);
         if (r->ipcFd >= 0 && !FN_SB_LOAD(fn_slot->stop_req))
