@@ -844,6 +844,16 @@ bool server_is(const struct server *pc, const char *ident)
     return strcmp(pc->ident, ident) == 0;
 }
 
+/* NOTICEs and WARNINGs are the function's (RAISE NOTICE in its SQL), and
+ * fn_query never hands them over: libpq's default would print each to the
+ * pool's stderr, the gateway's log, where a function could write without
+ * limit and forge the gateway's own lines. */
+static void server_notice(void *arg, const PGresult *r)
+{
+    (void)arg;
+    (void)r;
+}
+
 void server_start(struct server *pc, const char *ident)
 {
     server_ident_free(pc);
@@ -857,6 +867,7 @@ void server_start(struct server *pc, const char *ident)
         server_connect_failed(pc);
         return;
     }
+    PQsetNoticeReceiver(pc->pg, server_notice, NULL);
     server_connect_wait(pc, PGRES_POLLING_WRITING);
 }
 

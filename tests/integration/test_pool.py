@@ -566,3 +566,25 @@ def test_one_row_larger_than_max_result_is_not_buffered_whole(stack, build, user
     else:
         assert peak < bound, f"pool RSS reached {peak} kB (started at {base} kB, bound {bound} kB)"
     assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+
+
+def test_notices_do_not_reach_the_gateway_log(stack, build, users_db):
+    """A function's RAISE NOTICE used to go to the pool's stderr, which is
+    the gateway's log: 20,000 notices wrote 20 MB there in 0.07 s, and a
+    notice with a newline forged a line of the gateway's own.  The pool
+    drops them (fn_query never hands notices to the function either)."""
+    gw, ngx = db_stack(stack, build, users_db.dsn(), functions=("dbfn",),
+                       gateway={"pool_size": 1})
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
+    before = os.path.getsize(gw.log_path)
+    forged = "E'x\\n2026-12-02T00:00:00.000Z warn  fngate: FORGED by a function'"
+    sql = ("DO $$BEGIN RAISE WARNING " + forged.replace("$", "") + "; "
+           "FOR i IN 1..20000 LOOP RAISE NOTICE '%', repeat('n', 1000); END LOOP; END$$")
+    status, body, _ = get(ngx, "/fn/dbfn/exec?sql=" + sql_arg(sql), timeout=60)
+    assert (status, body) == (200, {"tag": "DO", "count": 0}), body
+    grew = os.path.getsize(gw.log_path) - before
+    print(f"\nthe gateway's log grew {grew} bytes")
+    forged_lines = [ln for ln in gw.log().splitlines() if "FORGED" in ln]
+    assert forged_lines == [], forged_lines[:2]
+    assert grew < 16384, f"the gateway's log grew {grew} bytes"
+    assert get(ngx, "/fn/dbfn/count?n=3")[:2] == (200, {"rows": 3, "count": 3, "sum": 6})
