@@ -85,6 +85,7 @@ struct mx_fn {
     uint64_t codes[MX_CODE_MAX + 1]; /* [0]: codes the table had no room for */
     uint64_t log_dropped;
     /* The supervisor's own. */
+    struct reqlog_budget log_budget; /* lines its instances may write */
     uint64_t cold_starts;
     struct mx_hist cold, first;
     uint64_t exits[MX_EXIT_N];
@@ -304,8 +305,8 @@ static void mx_inst_drain(struct mx_inst *mi)
     char *ring = sb_log_ring(mi->sb, &size);
 
     if (ring && mi->fn->mx->rl)
-        reqlog_drain(mi->fn->mx->rl, mi->fn->desc->name, mi->pid, mi->sb->slot, ring, size,
-                     &mi->log_tail);
+        reqlog_drain(mi->fn->mx->rl, &mi->fn->log_budget, mi->fn->desc->name, mi->pid, mi->sb->slot,
+                     ring, size, &mi->log_tail);
 }
 
 static void mx_inst_unlink(struct mx_inst *mi)
@@ -648,7 +649,7 @@ void mx_render_prom(struct mx *mx, struct evbuffer *o)
     mx_prom_head(o, "fngate_request_log_dropped_total", "counter",
                  "Request-log lines dropped because the gateway had not drained the ring.");
     for (size_t i = 0; i < n; i++) {
-        uint64_t d = v[i].fn->log_dropped;
+        uint64_t d = mx_sat_add(v[i].fn->log_dropped, v[i].fn->log_budget.dropped);
         for (struct mx_inst *mi = v[i].fn->insts; mi; mi = mi->next)
             d = mx_sat_add(d, mi->seen.log_dropped);
         evbuffer_add_printf(o, "fngate_request_log_dropped_total{function=\"%s\"} %" PRIu64 "\n",

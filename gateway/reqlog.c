@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REQLOG_LINE_MAX 4096
@@ -147,15 +148,50 @@ static void reqlog_write(struct reqlog *rl, size_t n)
     }
 }
 
-void reqlog_drain(struct reqlog *rl, const char *fn, pid_t pid, struct fn_sb_slot *slot,
-                  const char *ring, size_t size, uint64_t *tail)
+static int64_t reqlog_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void reqlog_refill(struct reqlog_budget *b, int64_t now)
+{
+    if (b->refilled_ns == 0 || now < b->refilled_ns) {
+        b->tokens = REQLOG_LINES_BURST;
+    } else {
+        b->tokens += (double)(now - b->refilled_ns) / 1e9 * REQLOG_LINES_PER_S;
+        if (b->tokens > REQLOG_LINES_BURST)
+            b->tokens = REQLOG_LINES_BURST;
+    }
+    b->refilled_ns = now;
+}
+
+static void reqlog_report(struct reqlog_budget *b, const char *fn, int64_t now)
+{
+    if (!b->unreported || (b->warned_ns && now - b->warned_ns < 1000000000))
+        return;
+    log_warnx("[fn %s] request log over its budget (%d lines/s, burst %d): dropped %llu lines "
+              "(%llu since the start)",
+              fn, REQLOG_LINES_PER_S, REQLOG_LINES_BURST, (unsigned long long)b->unreported,
+              (unsigned long long)b->dropped);
+    b->unreported = 0;
+    b->warned_ns = now;
+}
+
+void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *fn, pid_t pid,
+                  struct fn_sb_slot *slot, const char *ring, size_t size, uint64_t *tail)
 {
     uint64_t head = FN_SB_LOAD(slot->log_head);
     char prefix[128], *chunk;
     size_t n, plen, out = 0, start = 0;
+    int64_t now;
 
-    if (!rl || !ring || size == 0 || head == *tail)
+    if (!rl || !budget || !ring || size == 0 || head == *tail)
         return;
+    now = reqlog_now_ns();
+    reqlog_refill(budget, now);
     if (head < *tail || head - *tail > size) {
         /* Not what the SDK writes: believe nothing of it. */
         *tail = head;
@@ -176,6 +212,13 @@ void reqlog_drain(struct reqlog *rl, const char *fn, pid_t pid, struct fn_sb_slo
         if (chunk[i] != '\n')
             continue;
         len = i - start; /* without the newline */
+        if (budget->tokens < 1) {
+            budget->dropped++;
+            budget->unreported++;
+            start = i + 1;
+            continue;
+        }
+        budget->tokens -= 1;
         if (len >= 3 && len <= REQLOG_LINE_MAX && chunk[start] == '{' && chunk[start + 1] == '"' &&
             chunk[start + len - 1] == '}' && reqlog_line_ok(chunk + start, len)) {
             if (out + plen + len > rl->out_cap / 2) {
@@ -193,6 +236,7 @@ void reqlog_drain(struct reqlog *rl, const char *fn, pid_t pid, struct fn_sb_slo
      * rest, the next drain starts clean. */
     if (out)
         reqlog_write(rl, out);
+    reqlog_report(budget, fn, now);
     *tail = head;
     FN_SB_STORE(slot->log_tail, head);
 }

@@ -29,11 +29,31 @@ void reqlog_free(struct reqlog *rl);
 int reqlog_apply(struct reqlog **rl, const char *path);
 const char *reqlog_path(const struct reqlog *rl);
 
+/* Lines a function may have written per second, and at once.  The SDK
+ * writes one line per request, so this is far above what the gateway
+ * serves on the machines it runs on; a function that writes lines no
+ * request made (its ring is its own memory) is held to it, so it can fill
+ * neither the disk nor the supervisor's time at the rate of its instances. */
+#define REQLOG_LINES_PER_S 50000
+#define REQLOG_LINES_BURST 100000
+
+/* One function's budget of lines (zeroed: full at the first drain).  Owned
+ * by the caller, one per function, shared by its instances. */
+struct reqlog_budget {
+    double tokens;
+    int64_t refilled_ns; /* 0: never */
+    uint64_t dropped;    /* lines over the budget since the start */
+    uint64_t unreported; /* of those, not yet in a warning */
+    int64_t warned_ns;
+};
+
 /* Writes the whole lines in RING (SIZE bytes, after SLOT) from *TAIL to the
  * slot's log_head, each prefixed with FN and PID, and advances *TAIL (the
  * gateway's own copy; the slot's log_tail is only told).  Malformed lines
- * are skipped; a head that makes no sense drops what it claims. */
-void reqlog_drain(struct reqlog *rl, const char *fn, pid_t pid, struct fn_sb_slot *slot,
-                  const char *ring, size_t size, uint64_t *tail);
+ * are skipped; a head that makes no sense drops what it claims.  Each line
+ * costs BUDGET one token before it is looked at; one it cannot pay for is
+ * dropped and counted, with at most one warning a second per function. */
+void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *fn, pid_t pid,
+                  struct fn_sb_slot *slot, const char *ring, size_t size, uint64_t *tail);
 
 #endif

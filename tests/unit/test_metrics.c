@@ -331,13 +331,14 @@ static const char *drain_text(const char *text)
     char *ring = sb_log_ring(s, &size);
     uint64_t tail = 0;
     const char *out;
+    struct reqlog_budget budget = {0};
 
     ck_assert_int_ge(fd, 0);
     close(fd);
     rl = reqlog_open(path, err, sizeof(err));
     ck_assert_ptr_nonnull(rl);
     ring_put(s->slot, ring, size, text);
-    reqlog_drain(rl, "evil", 42, s->slot, ring, size, &tail);
+    reqlog_drain(rl, &budget, "evil", 42, s->slot, ring, size, &tail);
     ck_assert_uint_eq(tail, s->slot->log_head);
     out = slurp(path);
     reqlog_free(rl);
@@ -345,6 +346,64 @@ static const char *drain_text(const char *text)
     unlink(path);
     return out;
 }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Two instances of one function keep their rings full of the smallest line
+ * the gateway keeps: the function's lines are held to its budget, shared by
+ * its instances, and every line over it is counted as dropped. */
+START_TEST(reqlog_holds_a_flooding_function_to_its_budget)
+{
+    char path[] = "/tmp/test_metrics_XXXXXX", err[256];
+    int fd = mkstemp(path);
+    struct reqlog *rl;
+    struct sb *s[2] = {sb_new_log("evil", 65536), sb_new_log("evil", 65536)};
+    uint64_t tail[2] = {0, 0}, put = 0, kept = 0;
+    struct reqlog_budget budget = {0};
+    double t0, t1;
+    char buf[65536];
+    ssize_t n;
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    rl = reqlog_open(path, err, sizeof(err));
+    ck_assert_ptr_nonnull(rl);
+    t0 = now_s();
+    for (int round = 0; round < 12; round++) {
+        for (int i = 0; i < 2; i++) {
+            size_t size;
+            char *ring = sb_log_ring(s[i], &size);
+            while (s[i]->slot->log_head - tail[i] + 8 <= size) {
+                ring_put(s[i]->slot, ring, size, "{\"a\":1}\n");
+                put++;
+            }
+            reqlog_drain(rl, &budget, "evil", 42 + i, s[i]->slot, ring, size, &tail[i]);
+            ck_assert_uint_eq(tail[i], s[i]->slot->log_head);
+        }
+    }
+    t1 = now_s();
+    fd = open(path, O_RDONLY);
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            kept += buf[i] == '\n';
+    }
+    close(fd);
+    ck_assert_uint_eq(put, 12 * 2 * 8192);
+    ck_assert_uint_ge(kept, REQLOG_LINES_BURST);
+    ck_assert_uint_le(kept, REQLOG_LINES_BURST + (uint64_t)((t1 - t0) * REQLOG_LINES_PER_S) + 1);
+    ck_assert_uint_eq(budget.dropped, put - kept);
+    ck_assert_uint_gt(budget.dropped, 0);
+    reqlog_free(rl);
+    sb_free(s[0]);
+    sb_free(s[1]);
+    unlink(path);
+}
+END_TEST
 
 START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
 {
@@ -355,6 +414,7 @@ START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
     size_t size;
     char *ring = sb_log_ring(s, &size);
     uint64_t tail = 0;
+    struct reqlog_budget budget = {0};
 
     ck_assert_int_ge(fd, 0);
     close(fd);
@@ -362,17 +422,17 @@ START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
     ck_assert_ptr_nonnull(rl);
     ck_assert_uint_eq(size, 64);
     ring_put(s->slot, ring, size, "{\"status\":200}\n{\"status\":201}\n");
-    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    reqlog_drain(rl, &budget, "hello", 42, s->slot, ring, size, &tail);
     ck_assert_uint_eq(tail, s->slot->log_head);
     ck_assert_uint_eq(s->slot->log_tail, tail);
     /* Wraps around the ring end; forged and malformed lines are dropped. */
     ring_put(s->slot, ring, size, "not json\n{\"status\":202}\n{}\n");
-    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    reqlog_drain(rl, &budget, "hello", 42, s->slot, ring, size, &tail);
     ring_put(s->slot, ring, size, "{\"status\":203}\n"); /* across the ring's end */
-    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    reqlog_drain(rl, &budget, "hello", 42, s->slot, ring, size, &tail);
     /* A head that claims more than the ring holds is not believed. */
     s->slot->log_head += 1000;
-    reqlog_drain(rl, "hello", 42, s->slot, ring, size, &tail);
+    reqlog_drain(rl, &budget, "hello", 42, s->slot, ring, size, &tail);
     ck_assert_uint_eq(tail, s->slot->log_head);
     ck_assert_str_eq(slurp(path), "{\"function\":\"hello\",\"pid\":42,\"status\":200}\n"
                                   "{\"function\":\"hello\",\"pid\":42,\"status\":201}\n"
@@ -532,6 +592,7 @@ int main(void)
     tcase_add_test(tc, rejections_and_json);
     tcase_add_test(tc, quantiles);
     tcase_add_test(tc, reqlog_drains_whole_lines_with_trusted_fields_first);
+    tcase_add_test(tc, reqlog_holds_a_flooding_function_to_its_budget);
     tcase_add_test(tc, reqlog_drops_lines_forging_the_trusted_fields);
     tcase_add_test(tc, reqlog_writes_only_valid_json);
     tcase_add_test(tc, reqlog_apply_reports_the_path);
