@@ -53,10 +53,18 @@ def test_demo_two_sigints_leave_nothing_behind(run_dir):
     before = demo_leftovers()
     port = free_port()
     log = open(run_dir / "demo.log", "wb")
-    # A process group of its own, as a terminal's foreground job has.
+    # A process group of its own, as a terminal's foreground job has, and
+    # SIGINT/SIGQUIT at their defaults as a terminal gives them: when the
+    # suite itself runs as a background job of a script (`cmd &`), both are
+    # ignored, and a shell cannot trap a signal ignored when it started.
+    def as_a_terminal_job():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
     demo = subprocess.Popen([str(REPO / "bootstrap"), "demo"], cwd=REPO, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "PORT": str(port)}, start_new_session=True)
+                            env={**os.environ, "PORT": str(port)}, start_new_session=True,
+                            preexec_fn=as_a_terminal_job)
     try:
         def up():
             if demo.poll() is not None:
