@@ -1,6 +1,6 @@
 /*
  * Unit tests for the SDK's request and response layer (functions/sdk/
- * fngate.c) through its internal interface (fn_loop.h).  Each test plays
+ * fn_req.c, fn_res.c, fn_json.c) through its internal interface (fn_loop.h).  Each test plays
  * nginx over a socketpair: it writes a FastCGI request, built by
  * gateway/fcgireq.c as nginx would send it, into one end, hands the other
  * end to libfcgi the way fn_loop.c's fn_serve does (ipcFd set,

@@ -1,37 +1,27 @@
 /*
- * The request and response side of libfngate.  A request's params, arguments
- * and headers are parsed once into arrays owned by the fn_req and reused from
- * one request to the next; the response is built in memory and written in one
- * go when the handler returns, which is what lets the accept loop answer 500
- * for a handler that forgot to respond and 504 for one that ran too long.
+ * The request side of libfngate: a request's FastCGI params are scanned once
+ * for the few the SDK reads, its body is read into a buffer reused from one
+ * request to the next, and its arguments and headers are parsed into arrays
+ * owned by the fn_req on first use.  Also the request ids the SDK makes and
+ * the run of a handler on a request.
  */
 #include "config.h"
 
-#include "fngate.h"
+#include "fn_req.h"
 #include "fn_loop.h"
+#include "fn_pairs.h"
+#include "fngate.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-struct fn_pair {
-    char *name;
-    char *value;
-};
-
-struct fn_pairs {
-    struct fn_pair *v;
-    size_t n, cap;
-};
 
 /* The parameters the SDK itself reads, picked out of the request's params in
  * one pass (fn_req_scan): a FCGX_GetParam per name would walk the whole list
@@ -62,15 +52,6 @@ struct fn_req {
     bool trace_parsed;
 };
 
-struct fn_res {
-    int status; /* 0: no response yet */
-    char *content_type;
-    struct fn_pairs headers;
-    char *body_base; /* owned allocation; the body starts body_off into it */
-    size_t body_off;
-    size_t body_len;
-};
-
 static const char *fn_empty = "";
 static int64_t fn_request_timeout_ms;
 /* The request in progress, for fn_log's request id (one at a time). */
@@ -88,44 +69,10 @@ void fn_req_set_timeout(int64_t ms)
     fn_request_timeout_ms = ms > 0 ? ms : 0;
 }
 
-/* ------------------------------------------------------------------------ */
-
-static int fn_pairs_add(struct fn_pairs *p, char *name, char *value)
+const char *fn_req_current_id(void)
 {
-    if (p->n == p->cap) {
-        size_t ncap = p->cap ? p->cap * 2 : 16;
-        struct fn_pair *nv = realloc(p->v, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        p->v = nv;
-        p->cap = ncap;
-    }
-    p->v[p->n].name = name;
-    p->v[p->n].value = value;
-    p->n++;
-    return 0;
+    return fn_current ? fn_current->request_id : NULL;
 }
-
-static void fn_pairs_clear(struct fn_pairs *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        free(p->v[i].name);
-        free(p->v[i].value);
-    }
-    p->n = 0;
-}
-
-static void fn_pairs_free(struct fn_pairs *p)
-{
-    fn_pairs_clear(p);
-    free(p->v);
-    p->v = NULL;
-    p->cap = 0;
-}
-
-/* ------------------------------------------------------------------------
- * Request
- */
 
 fn_req *fn_req_new(void)
 {
@@ -486,8 +433,6 @@ static int fn_req_body_room(fn_req *req, fn_res *res, size_t want)
     return 0;
 }
 
-/* What one FCGX_GetStr or FCGX_PutStr moves at most: they count in int. */
-#define FN_IO_CHUNK (1 << 20)
 /* The body buffer starts at most this big and doubles as data arrives. */
 #define FN_BODY_FIRST (64 * 1024)
 
@@ -866,204 +811,6 @@ json_t *fn_body_json(fn_req *req, fn_res *res)
     return req->json;
 }
 
-/* ------------------------------------------------------------------------
- * Response
- */
-
-fn_res *fn_res_new(void)
-{
-    return calloc(1, sizeof(fn_res));
-}
-
-void fn_res_reset(fn_res *res)
-{
-    res->status = 0;
-    free(res->content_type);
-    res->content_type = NULL;
-    fn_pairs_clear(&res->headers);
-    free(res->body_base);
-    res->body_base = NULL;
-    res->body_off = 0;
-    res->body_len = 0;
-}
-
-void fn_res_free(fn_res *res)
-{
-    if (!res)
-        return;
-    fn_res_reset(res);
-    fn_pairs_free(&res->headers);
-    free(res);
-}
-
-static bool fn_header_ok(const char *s)
-{
-    return s && !strpbrk(s, "\r\n");
-}
-
-/* RFC 9110 token: 1*tchar. */
-static bool fn_token(const char *s)
-{
-    if (!s || !*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", c)))
-            return false;
-    }
-    return true;
-}
-
-/* A field value: visible characters, spaces and tabs (no CR, LF or other
- * control character). */
-static bool fn_field_value(const char *s)
-{
-    if (!s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-int fn_set_header(fn_res *res, const char *name, const char *value)
-{
-    char *n, *v;
-
-    if (!fn_token(name)) {
-        /* Not echoed: it may hold the CR or LF that would split the log line. */
-        fn_log("fn_set_header: a header name that is not an HTTP token: not set");
-        errno = EINVAL;
-        return -1;
-    }
-    /* The SDK writes these from the response itself; a second one would
-     * contradict it (or, for Status, be taken for the status line). */
-    if (strcasecmp(name, "Status") == 0 || strcasecmp(name, "Content-Length") == 0) {
-        fn_log("fn_set_header: %s is set by the SDK from the response: not set", name);
-        errno = EINVAL;
-        return -1;
-    }
-    if (!fn_field_value(value)) {
-        fn_log("fn_set_header: the value of %s has a control character: not set", name);
-        errno = EINVAL;
-        return -1;
-    }
-    n = strdup(name);
-    v = strdup(value);
-    if (!n || !v || fn_pairs_add(&res->headers, n, v) < 0) {
-        free(n);
-        free(v);
-        return -1;
-    }
-    return 0;
-}
-
-int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
-                size_t len)
-{
-    char *ct = strdup(content_type ? content_type : "application/octet-stream");
-
-    if (!ct || !fn_header_ok(ct) || status < 100 || status > 999) {
-        free(ct);
-        free(base);
-        return -1;
-    }
-    free(res->content_type);
-    free(res->body_base);
-    res->content_type = ct;
-    res->body_base = base;
-    res->body_off = off;
-    res->body_len = len;
-    res->status = status;
-    return 0;
-}
-
-/* Takes ownership of BODY (malloc'ed). */
-static int fn_send_owned(fn_res *res, int status, const char *content_type, char *body, size_t len)
-{
-    return fn_res_take(res, status, content_type, body, 0, len);
-}
-
-int fn_send(fn_res *res, int status, const char *content_type, const void *body, size_t len)
-{
-    char *copy = malloc(len ? len : 1);
-
-    if (!copy)
-        return -1;
-    if (len)
-        memcpy(copy, body, len);
-    return fn_send_owned(res, status, content_type, copy, len);
-}
-
-int fn_send_text(fn_res *res, int status, const char *text)
-{
-    return fn_send(res, status, "text/plain; charset=utf-8", text, strlen(text));
-}
-
-int fn_send_json(fn_res *res, int status, const json_t *json)
-{
-    char small[2048], *s;
-    size_t len = json ? json_dumpb(json, small, sizeof(small), JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-
-    /* Most responses fit the stack buffer: one exact allocation instead of
-     * json_dumps's growing buffer and its copy. */
-    if (len > 0 && len <= sizeof(small)) {
-        s = malloc(len);
-        if (!s)
-            return fn_error(res, 500, "out of memory");
-        memcpy(s, small, len);
-        return fn_send_owned(res, status, "application/json", s, len);
-    }
-    s = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    if (!s)
-        return fn_error(res, 500, "response is not serialisable JSON");
-    return fn_send_owned(res, status, "application/json", s, strlen(s));
-}
-
-int fn_send_json_new(fn_res *res, int status, json_t *json)
-{
-    int rc = fn_send_json(res, status, json);
-    json_decref(json);
-    return rc;
-}
-
-int fn_send_jsonf(fn_res *res, int status, const char *fmt, ...)
-{
-    json_error_t e;
-    json_t *j;
-    va_list ap;
-
-    va_start(ap, fmt);
-    j = json_vpack_ex(&e, 0, fmt, ap);
-    va_end(ap);
-    if (!j)
-        return fn_error(res, 500, "json_pack: %s", e.text);
-    return fn_send_json_new(res, status, j);
-}
-
-int fn_error(fn_res *res, int status, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    json_t *j;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    j = json_pack("{s:s}", "error", msg);
-    if (!j)
-        return -1;
-    return fn_send_json_new(res, status, j);
-}
-
-int fn_responded(const fn_res *res)
-{
-    return res->status != 0;
-}
-
 int fn_req_run(fn_req *req, fn_res *res, fn_handler handler)
 {
     int rc = handler(req, res);
@@ -1074,194 +821,4 @@ int fn_req_run(fn_req *req, fn_res *res, fn_handler handler)
         fn_error(res, 500, "the function returned without a response");
     }
     return rc;
-}
-
-int fn_res_status(const fn_res *res)
-{
-    return res->status;
-}
-
-const char *fn_res_content_type(const fn_res *res)
-{
-    return res->content_type ? res->content_type : fn_empty;
-}
-
-const char *fn_res_body(const fn_res *res, size_t *len)
-{
-    if (len)
-        *len = res->body_len;
-    return res->body_base ? res->body_base + res->body_off : fn_empty;
-}
-
-size_t fn_res_header_count(const fn_res *res)
-{
-    return res->headers.n;
-}
-
-int fn_res_header_at(const fn_res *res, size_t i, const char **name, const char **value)
-{
-    if (i >= res->headers.n)
-        return -1;
-    *name = res->headers.v[i].name;
-    *value = res->headers.v[i].value;
-    return 0;
-}
-
-static const char *fn_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "";
-    }
-}
-
-/* Appends the decimal digits of V at P; returns the end. */
-static char *fn_put_uint(char *p, size_t v)
-{
-    char digits[24];
-    size_t n = 0;
-
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = digits[--n];
-    return p;
-}
-
-/* The request id every response carries as X-Request-Id (as Lambda sends
- * x-amzn-RequestId), so that a client, and nginx's access log through
- * $upstream_http_x_request_id, can name the request the function logged.
- * NULL when the handler set an X-Request-Id of its own, or the id a front
- * end sent would not make a valid header value (or is too long for one). */
-static const char *fn_res_request_id(const fn_res *res)
-{
-    const char *id = fn_current ? fn_current->request_id : NULL;
-
-    if (!id || !*id || strlen(id) > 128 || !fn_field_value(id))
-        return NULL;
-    for (size_t i = 0; i < res->headers.n; i++) {
-        if (strcasecmp(res->headers.v[i].name, "X-Request-Id") == 0)
-            return NULL;
-    }
-    return id;
-}
-
-int fn_res_write(fn_res *res, FCGX_Request *r)
-{
-    char head[1024], *p = head;
-    const char *reason = fn_reason(res->status), *ct = fn_res_content_type(res);
-    const char *id = fn_res_request_id(res);
-    size_t rlen = strlen(reason), ctlen = strlen(ct), idlen = id ? strlen(id) : 0;
-
-    fn_loop_response_started();
-    /* One buffer and one FCGX_PutStr, built by hand: snprintf (and
-     * libfcgi's own printf) cost more than the rest of the write. */
-    if (ctlen + rlen + idlen + 112 > sizeof(head))
-        return -1;
-    memcpy(p, "Status: ", 8);
-    p = fn_put_uint(p + 8, (size_t)res->status);
-    *p++ = ' ';
-    memcpy(p, reason, rlen);
-    p += rlen;
-    memcpy(p, "\r\nContent-Type: ", 16);
-    p += 16;
-    memcpy(p, ct, ctlen);
-    p += ctlen;
-    memcpy(p, "\r\nContent-Length: ", 18);
-    p = fn_put_uint(p + 18, res->body_len);
-    memcpy(p, "\r\n", 2);
-    p += 2;
-    if (id) {
-        memcpy(p, "X-Request-Id: ", 14);
-        memcpy(p + 14, id, idlen);
-        memcpy(p + 14 + idlen, "\r\n", 2);
-        p += 16 + idlen;
-    }
-    if (res->headers.n == 0) {
-        memcpy(p, "\r\n", 2);
-        p += 2;
-    }
-    FCGX_PutStr(head, (int)(p - head), r->out);
-    for (size_t i = 0; i < res->headers.n; i++) {
-        FCGX_PutS(res->headers.v[i].name, r->out);
-        FCGX_PutStr(": ", 2, r->out);
-        FCGX_PutS(res->headers.v[i].value, r->out);
-        FCGX_PutStr("\r\n", 2, r->out);
-    }
-    if (res->headers.n)
-        FCGX_PutStr("\r\n", 2, r->out);
-    for (size_t done = 0; done < res->body_len;) {
-        size_t left = res->body_len - done;
-        int chunk = left < FN_IO_CHUNK ? (int)left : FN_IO_CHUNK;
-        if (FCGX_PutStr(res->body_base + res->body_off + done, chunk, r->out) < 0)
-            return -1;
-        done += (size_t)chunk;
-    }
-    return FCGX_GetError(r->out) ? -1 : 0;
-}
-
-void fn_log(const char *fmt, ...)
-{
-    char line[2048];
-    va_list ap;
-    size_t off = 0;
-    int n;
-
-    /* Inside a request the line names it, so an operator can find every
-     * line of one request in the gateway log and nginx's access log. */
-    if (fn_current && *fn_current->request_id) {
-        n = snprintf(line, 128, "[req %.100s] ", fn_current->request_id);
-        if (n > 0)
-            off = (size_t)n;
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(line + off, sizeof(line) - 1 - off, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    n += (int)off;
-    if ((size_t)n > sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    (void)!write(STDERR_FILENO, line, (size_t)n);
 }

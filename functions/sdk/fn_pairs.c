@@ -1,0 +1,42 @@
+/*
+ * Name/value pair lists (fn_pairs.h): the arrays behind a request's
+ * arguments and headers and a response's headers.
+ */
+#include "config.h"
+
+#include "fn_pairs.h"
+
+#include <stdlib.h>
+
+int fn_pairs_add(struct fn_pairs *p, char *name, char *value)
+{
+    if (p->n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 16;
+        struct fn_pair *nv = realloc(p->v, ncap * sizeof(*nv));
+        if (!nv)
+            return -1;
+        p->v = nv;
+        p->cap = ncap;
+    }
+    p->v[p->n].name = name;
+    p->v[p->n].value = value;
+    p->n++;
+    return 0;
+}
+
+void fn_pairs_clear(struct fn_pairs *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->v[i].name);
+        free(p->v[i].value);
+    }
+    p->n = 0;
+}
+
+void fn_pairs_free(struct fn_pairs *p)
+{
+    fn_pairs_clear(p);
+    free(p->v);
+    p->v = NULL;
+    p->cap = 0;
+}
