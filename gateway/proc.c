@@ -5,24 +5,25 @@
  * only makes system calls on data prepared beforehand (no malloc, no stdio,
  * no libevent), with every signal blocked until its dispositions are reset,
  * so no handler of the supervisor can run in the borrowed address space.
+ * What the child does to itself before the exec is childsetup.c's, shared
+ * with spare processes.
  */
 #include "config.h"
 
 #include "proc.h"
 
+#include "childsetup.h"
 #include "log.h"
 #include "sandbox.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,92 +49,19 @@ static void proc_signals_scan(void)
     }
 }
 
-/* The descriptors the child arranges, collected before the vfork. */
-struct proc_fds {
-    int src[5]; /* what goes to fds 0..4, -1 for /dev/null */
-    int devnull;
-};
-
-static void proc_child_fail(const char *what) __attribute__((noreturn));
-static void proc_child_fail(const char *what)
-{
-    const char *prefix = "fngate: cannot start instance: ";
-    const char *err = strerror(errno);
-    (void)!write(2, prefix, strlen(prefix));
-    (void)!write(2, what, strlen(what));
-    (void)!write(2, ": ", 2);
-    (void)!write(2, err, strlen(err));
-    (void)!write(2, "\n", 1);
-    _exit(126);
-}
-
-/* Runs in the vfork child; never returns. */
-static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds, pid_t parent)
+/* Runs in the vfork child; never returns.  CS was filled before the vfork:
+ * nothing here allocates. */
+static void proc_child(const struct proc_spec *spec, const struct childsetup *cs)
     __attribute__((noreturn, noinline));
-static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds, pid_t parent)
+static void proc_child(const struct proc_spec *spec, const struct childsetup *cs)
 {
-    int moved[5];
-    sigset_t none;
-    struct rlimit rl;
-    const char *what;
+    const char *what = "set-up";
+    int rc = childsetup_apply(cs, &what);
 
-    /* First, while the ruleset's descriptor is still open here. */
-    if (spec->sandbox && sandbox_child_enter(spec->ruleset_fd, &what) < 0)
-        proc_child_fail(what);
-    /* Lift every source above the target range first so that no dup2 below
-     * overwrites a source that is still needed. */
-    for (int i = 0; i < 5; i++) {
-        int src = fds->src[i] >= 0 ? fds->src[i] : fds->devnull;
-        moved[i] = fcntl(src, F_DUPFD, 10);
-        if (moved[i] < 0)
-            _exit(126);
-    }
-    for (int i = 0; i < 5; i++) {
-        if (dup2(moved[i], i) < 0)
-            _exit(126);
-    }
-    /* Nothing else: not the moved copies, nor any descriptor without
-     * CLOEXEC that whoever started the gateway left open. */
-    close_range(5, ~0U, 0);
-
-    for (int i = 0; i < proc_nsigs; i++)
-        signal(proc_sigs[i], SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    /* Its own session: a Ctrl-C at the gateway's terminal must reach the
-     * gateway only, which then stops instances between requests. */
-    setsid();
-
-    if (spec->memory_limit > 0) {
-        rl.rlim_cur = rl.rlim_max = (rlim_t)spec->memory_limit;
-        if (setrlimit(RLIMIT_AS, &rl) < 0)
-            proc_child_fail("memory_limit");
-    }
-    if (spec->open_files > 0) {
-        rl.rlim_cur = rl.rlim_max = (rlim_t)spec->open_files;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            proc_child_fail("open_files");
-    }
-    if (spec->drop_privileges) {
-        if (setgroups(1, &spec->gid) < 0)
-            proc_child_fail("setgroups");
-        if (setgid(spec->gid) < 0)
-            proc_child_fail("setgid");
-        if (setuid(spec->uid) < 0)
-            proc_child_fail("setuid");
-        if (setuid(0) == 0)
-            proc_child_fail("privileges still held after setuid");
-    }
-    /* After the credential change, which clears it: an instance whose
-     * gateway died stops between requests instead of holding the socket. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent)
+    if (rc == -2)
         _exit(0);
-    if (spec->cwd && chdir(spec->cwd) < 0)
-        proc_child_fail("chdir");
-    if (spec->sandbox && sandbox_child_seal(&what) < 0)
-        proc_child_fail(what);
+    if (rc < 0)
+        childsetup_fail(what, 126);
     if (spec->execve_ns) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -153,9 +81,33 @@ static void proc_child(const struct proc_spec *spec, const struct proc_fds *fds,
     _exit(127);
 }
 
+static void proc_setup_fill(const struct proc_spec *spec, int out_fd, pid_t parent,
+                            struct childsetup *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->src[0] = spec->listen_fd;
+    cs->src[1] = out_fd;
+    cs->src[2] = out_fd;
+    cs->src[3] = spec->db_fd;
+    cs->src[4] = spec->sb_fd;
+    cs->devnull = proc_devnull;
+    cs->sigs = proc_sigs;
+    cs->nsigs = proc_nsigs;
+    cs->memory_limit = spec->memory_limit;
+    cs->open_files = spec->open_files;
+    cs->drop_privileges = spec->drop_privileges;
+    cs->uid = spec->uid;
+    cs->gid = spec->gid;
+    cs->sandbox = spec->sandbox;
+    cs->ruleset_fd = spec->ruleset_fd;
+    cs->bpf = sandbox_filter();
+    cs->cwd = spec->cwd;
+    cs->parent = parent;
+}
+
 pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
 {
-    struct proc_fds fds;
+    struct childsetup cs;
     int pipefd[2] = {-1, -1};
     sigset_t all, old;
     pid_t pid, parent = getpid();
@@ -168,22 +120,17 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
         log_warn("open /dev/null");
         return -1;
     }
-    fds.devnull = proc_devnull;
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         log_warn("pipe2");
         return -1;
     }
-    fds.src[0] = spec->listen_fd;
-    fds.src[1] = pipefd[1];
-    fds.src[2] = pipefd[1];
-    fds.src[3] = spec->db_fd;
-    fds.src[4] = spec->sb_fd;
+    proc_setup_fill(spec, pipefd[1], parent, &cs);
 
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
     pid = vfork();
     if (pid == 0)
-        proc_child(spec, &fds, parent);
+        proc_child(spec, &cs);
     sigprocmask(SIG_SETMASK, &old, NULL);
 
     close(pipefd[1]);

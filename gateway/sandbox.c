@@ -34,6 +34,7 @@
 
 #include "sandbox.h"
 
+#include "childsetup.h"
 #include "fn.h"
 #include "ident.h"
 #include "log.h"
@@ -459,21 +460,15 @@ bool sandbox_fn_on(const struct sandbox_fn *sb)
 
 int sandbox_child_enter(int ruleset_fd, const char **what)
 {
-    *what = "no_new_privs";
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return -1;
-    if (ruleset_fd >= 0) {
-        *what = "landlock_restrict_self";
-        if (syscall(SYS_landlock_restrict_self, ruleset_fd, 0) < 0)
-            return -1;
-    }
-    return 0;
+    return childsetup_enter(ruleset_fd, what);
 }
 
 int sandbox_child_seal(const char **what)
 {
-    *what = "seccomp";
-    if (!sbx_bpf)
-        return 0;
-    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sbx_prog);
+    return childsetup_seal(sandbox_filter(), what);
+}
+
+const struct sock_fprog *sandbox_filter(void)
+{
+    return sbx_bpf ? &sbx_prog : NULL;
 }

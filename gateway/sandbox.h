@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 struct fn_desc;
+struct sock_fprog;
 struct ident;
 
 /* One function's prepared sandbox: its Landlock ruleset (built once, applied
@@ -48,5 +49,9 @@ bool sandbox_fn_on(const struct sandbox_fn *sb);
  * step. */
 int sandbox_child_enter(int ruleset_fd, const char **what);
 int sandbox_child_seal(const char **what);
+/* The seccomp program every instance loads (childsetup_seal), NULL when the
+ * kernel has no seccomp.  Owned by this module; a spare gets a copy of it
+ * in its assignment, so both ways of starting load the same filter. */
+const struct sock_fprog *sandbox_filter(void);
 
 #endif
