@@ -3,9 +3,15 @@
  * supervisor never maps libpq; the database URL goes to it as the first
  * message on the control socket, never in an argv or environment, and it
  * inherits no descriptor but that socket, so it holds no function's
- * listening socket.  Channels handed over while the pool is down wait in a
- * queue and go to the next pool process; the instances holding them simply
- * block in their first query until then (bounded by their request_timeout).
+ * listening socket.  Channels go to a pool process only once it has said it
+ * is ready (one byte on the control socket), so a pool that cannot be
+ * exec'd or dies at start takes no channel with it and no instance has to
+ * be replaced.  Until then they wait in a queue, and while there is no pool
+ * (it died, cannot start, or has not said ready within a second) the
+ * supervisor stands in for it on each queued channel: it reads each query
+ * frame and answers FG005 at once, so a query fails promptly instead of
+ * waiting for request_timeout, and the instance keeps its channel for the
+ * pool that comes back.
  */
 #include "config.h"
 
@@ -29,12 +35,29 @@
 #include <unistd.h>
 
 #define POOLCTL_BACKOFF_MAX_MS 5000
+/* How long a starting pool may take to say it is ready before queries are
+ * answered FG005 (a start takes a few milliseconds). */
+#define POOLCTL_READY_GRACE_MS 1000
+/* What the stand-in answers, and the most it reads per channel and turn. */
+#define POOLCTL_DOWN_STATE "FG005"
+#define POOLCTL_DOWN_MSG "the database pool is not running"
+#define POOLCTL_DOWN_READ 16384
+
+struct poolctl;
 
 struct poolctl_pending {
     struct poolctl_pending *next;
+    struct poolctl *pc;
     int fd;
     struct pool_hello hello;
     char *conninfo; /* owned: hello.conninfo_len bytes, or NULL */
+    /* The stand-in's reading of the channel (poolctl_down_cb): the frame in
+     * progress, which must be read to its end before the channel can go to
+     * a pool (the pool would take its tail for a new frame). */
+    struct event *ev; /* armed while the stand-in reads this channel */
+    uint8_t hdr[4];
+    int hdr_got;        /* header bytes of the current frame read so far */
+    uint64_t body_left; /* body bytes of the current frame still to skip */
 };
 
 struct poolctl {
@@ -46,7 +69,11 @@ struct poolctl {
     int stats_fd; /* borrowed: the statistics memfd, fd 4 in the pool */
     int64_t started_ns;
     int failures;
-    struct ident id; /* who the pool runs as: never root */
+    bool ready;             /* the running pool said it is ready: channels go to it */
+    bool down;              /* no pool to hand channels to: the stand-in answers */
+    struct event *ctl_ev;   /* the control socket's ready byte (and EOF) */
+    struct event *grace_ev; /* a starting pool's time to say ready */
+    struct ident id;        /* who the pool runs as: never root */
     struct event *restart_ev;
     struct event *write_ev; /* armed while hand-overs wait for socket space */
     struct poolctl_pending *pending, *pending_tail;
@@ -97,17 +124,30 @@ static void poolctl_write_cb(evutil_socket_t fd, short what, void *arg)
     poolctl_flush(arg);
 }
 
-/* Sends what is queued; stops at the first failure (the pool is down or
- * its socket is full) and keeps the rest. */
+static bool poolctl_midframe(const struct poolctl_pending *p)
+{
+    return p->hdr_got > 0 || p->body_left > 0;
+}
+
+/* Sends what is queued to a ready pool; stops at the first failure (the
+ * pool is gone or its socket is full) and keeps the rest.  A channel the
+ * stand-in is in the middle of a frame of waits for that frame's end. */
 static void poolctl_flush(struct poolctl *pc)
 {
-    while (pc->pending && pc->pid > 0 && pc->ctl_fd >= 0) {
-        struct poolctl_pending *p = pc->pending;
+    struct poolctl_pending **pp = &pc->pending, *prev = NULL;
+
+    while (*pp && pc->ready && pc->pid > 0 && pc->ctl_fd >= 0) {
+        struct poolctl_pending *p = *pp;
         char cbuf[CMSG_SPACE(sizeof(int))];
         struct iovec iov[2] = {{&p->hello, sizeof(p->hello)}, {p->conninfo, p->hello.conninfo_len}};
         struct msghdr msg;
         struct cmsghdr *cm;
 
+        if (p->fd >= 0 && poolctl_midframe(p)) {
+            prev = p;
+            pp = &p->next;
+            continue;
+        }
         memset(&msg, 0, sizeof(msg));
         memset(cbuf, 0, sizeof(cbuf));
         msg.msg_iov = iov;
@@ -136,19 +176,22 @@ static void poolctl_flush(struct poolctl *pc)
             }
             return;
         }
-        if (p->fd >= 0)
-            close(p->fd);
-        pc->pending = p->next;
-        if (!pc->pending)
-            pc->pending_tail = NULL;
+        *pp = p->next;
+        if (pc->pending_tail == p)
+            pc->pending_tail = prev;
         poolctl_pending_free(p);
     }
 }
 
+/* Frees P, closing its channel (if any) on this side. */
 static void poolctl_pending_free(struct poolctl_pending *p)
 {
     if (!p)
         return;
+    if (p->ev)
+        event_free(p->ev); /* before its descriptor closes */
+    if (p->fd >= 0)
+        close(p->fd);
     if (p->conninfo) {
         explicit_bzero(p->conninfo, p->hello.conninfo_len);
         free(p->conninfo);
@@ -156,14 +199,194 @@ static void poolctl_pending_free(struct poolctl_pending *p)
     free(p);
 }
 
+/* Drops queued channel P: its instance sees end-of-file and leaves. */
+static void poolctl_drop(struct poolctl *pc, struct poolctl_pending *p, const char *why)
+{
+    struct poolctl_pending **pp, *prev = NULL;
+
+    for (pp = &pc->pending; *pp && *pp != p; prev = *pp, pp = &(*pp)->next)
+        ;
+    if (!*pp)
+        return;
+    *pp = p->next;
+    if (pc->pending_tail == p)
+        pc->pending_tail = prev;
+    log_warnx("[fn %s pid %d] database channel closed while the pool is down: %s", p->hello.fn,
+              (int)p->hello.pid, why);
+    poolctl_pending_free(p);
+}
+
+/* The stand-in's answer to one query frame: an 'E' frame (fn_frame.h) of
+ * sqlstate, message and three empty fields, sent whole or not at all (an
+ * instance has one query in flight; one that does not read its answers
+ * loses its channel). */
+static int poolctl_down_answer(int fd)
+{
+    static const char *const fields[5] = {POOLCTL_DOWN_STATE, POOLCTL_DOWN_MSG, "", "", ""};
+    uint8_t buf[128];
+    size_t len = 5;
+    ssize_t n;
+
+    buf[4] = 'E';
+    for (int i = 0; i < 5; i++) {
+        uint32_t flen = (uint32_t)strlen(fields[i]);
+        buf[len] = (uint8_t)(flen >> 24);
+        buf[len + 1] = (uint8_t)(flen >> 16);
+        buf[len + 2] = (uint8_t)(flen >> 8);
+        buf[len + 3] = (uint8_t)flen;
+        memcpy(buf + len + 4, fields[i], flen);
+        len += 4 + flen;
+    }
+    buf[0] = 0;
+    buf[1] = 0;
+    buf[2] = (uint8_t)((len - 4) >> 8);
+    buf[3] = (uint8_t)(len - 4);
+    do
+        n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+static void poolctl_down_arm(struct poolctl *pc, struct poolctl_pending *p);
+
+/* A queued channel is readable while the stand-in watches it: its frames
+ * are skipped (at most POOLCTL_DOWN_READ bytes a turn; the event is level
+ * triggered) and each complete one is answered FG005. */
+static void poolctl_down_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct poolctl_pending *p = arg;
+    struct poolctl *pc = p->pc;
+    static uint8_t buf[POOLCTL_DOWN_READ];
+    ssize_t n;
+    (void)what;
+
+    do
+        n = recv((int)fd, buf, sizeof(buf), MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        /* Its instance (and every copy of fd 3) is gone; the reap drops it
+         * too, but nothing is left to read here. */
+        event_del(p->ev);
+        return;
+    }
+    for (size_t off = 0; off < (size_t)n;) {
+        if (p->body_left > 0) {
+            size_t take = (size_t)n - off;
+            if (take > p->body_left)
+                take = (size_t)p->body_left;
+            p->body_left -= take;
+            off += take;
+        } else {
+            p->hdr[p->hdr_got++] = buf[off++];
+            if (p->hdr_got < 4)
+                continue;
+            p->hdr_got = 0;
+            p->body_left = (uint64_t)p->hdr[0] << 24 | (uint64_t)p->hdr[1] << 16 |
+                           (uint64_t)p->hdr[2] << 8 | p->hdr[3];
+            if (p->body_left == 0 || p->body_left > (uint64_t)pc->set.max_query) {
+                poolctl_drop(pc, p, "a frame of a size no query has");
+                return;
+            }
+        }
+        if (p->hdr_got == 0 && p->body_left == 0 && poolctl_down_answer((int)fd) < 0) {
+            poolctl_drop(pc, p, "its answers are not read");
+            return;
+        }
+    }
+    if (!pc->down && !poolctl_midframe(p)) {
+        /* The pool came back while this frame was read: it goes there now. */
+        event_del(p->ev);
+        poolctl_flush(pc);
+    }
+}
+
+/* Arms or disarms the stand-in on P as the pool's state asks: it reads
+ * while there is no pool to hand P to, and to the end of a frame it began. */
+static void poolctl_down_arm(struct poolctl *pc, struct poolctl_pending *p)
+{
+    if (p->fd < 0)
+        return;
+    if (!pc->down && !poolctl_midframe(p)) {
+        if (p->ev)
+            event_del(p->ev);
+        return;
+    }
+    if (!p->ev)
+        p->ev = event_new(pc->base, p->fd, EV_READ | EV_PERSIST, poolctl_down_cb, p);
+    if (p->ev)
+        event_add(p->ev, NULL);
+}
+
+/* The pool is gone or not there yet (DOWN), or there to take channels. */
+static void poolctl_set_down(struct poolctl *pc, bool down)
+{
+    if (pc->down == down)
+        return;
+    pc->down = down;
+    if (down)
+        log_warnx("pool: not running: queries are answered %s until it is back",
+                  POOLCTL_DOWN_STATE);
+    for (struct poolctl_pending *p = pc->pending; p; p = p->next)
+        poolctl_down_arm(pc, p);
+}
+
 static void poolctl_queue(struct poolctl *pc, struct poolctl_pending *p)
 {
+    p->pc = pc;
     if (pc->pending_tail)
         pc->pending_tail->next = p;
     else
         pc->pending = p;
     pc->pending_tail = p;
     poolctl_flush(pc);
+    /* Not sent: it waits, and while there is no pool the stand-in serves it. */
+    if (pc->down && p->fd >= 0) {
+        for (struct poolctl_pending *q = pc->pending; q; q = q->next) {
+            if (q == p) {
+                poolctl_down_arm(pc, p);
+                break;
+            }
+        }
+    }
+}
+
+/* The control socket: the pool's one ready byte, or its end. */
+static void poolctl_ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct poolctl *pc = arg;
+    char c;
+    ssize_t n;
+    (void)what;
+
+    do
+        n = recv((int)fd, &c, 1, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n == 1 && c == POOL_READY && !pc->ready) {
+        pc->ready = true;
+        evtimer_del(pc->grace_ev);
+        poolctl_set_down(pc, false);
+        poolctl_flush(pc);
+        return;
+    }
+    /* End of file (its exit is reaped soon) or a byte it never sends. */
+    event_del(pc->ctl_ev);
+}
+
+/* A starting pool that has not said ready in time: stand in for it. */
+static void poolctl_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct poolctl *pc = arg;
+    (void)fd;
+    (void)what;
+    if (!pc->ready) {
+        log_warnx("pool process %d has not said it is ready after %d ms", (int)pc->pid,
+                  POOLCTL_READY_GRACE_MS);
+        poolctl_set_down(pc, true);
+    }
 }
 
 /* fngate-pool lives next to the fngate binary (in the build tree and once
@@ -280,9 +503,21 @@ static int poolctl_start(struct poolctl *pc)
     close(sv[1]);
     pc->ctl_fd = sv[0];
     pc->pid = pid;
+    pc->ready = false;
     pc->started_ns = poolctl_now_ns();
     log_info("pool process %d started (uid %d)", (int)pid, (int)pc->id.uid);
-    poolctl_flush(pc);
+    /* Channels go to it once it says ready; queries sent meanwhile wait in
+     * their channels (not read by the stand-in) for up to the grace. */
+    if (pc->ctl_ev)
+        event_free(pc->ctl_ev);
+    pc->ctl_ev = event_new(pc->base, pc->ctl_fd, EV_READ | EV_PERSIST, poolctl_ctl_cb, pc);
+    if (pc->ctl_ev)
+        event_add(pc->ctl_ev, NULL);
+    {
+        struct timeval tv = {POOLCTL_READY_GRACE_MS / 1000, (POOLCTL_READY_GRACE_MS % 1000) * 1000};
+        evtimer_add(pc->grace_ev, &tv);
+    }
+    poolctl_set_down(pc, false);
     return 0;
 }
 
@@ -312,7 +547,9 @@ struct poolctl *poolctl_new(struct event_base *base, const struct conf *c, int s
     poolctl_settings(&pc->set, c);
     pc->conninfo = strdup(c->gw.database_url);
     pc->restart_ev = evtimer_new(base, poolctl_restart_cb, pc);
-    if (!pc->conninfo || !pc->restart_ev) {
+    pc->grace_ev = evtimer_new(base, poolctl_grace_cb, pc);
+    pc->down = true; /* until a pool process runs */
+    if (!pc->conninfo || !pc->restart_ev || !pc->grace_ev) {
         poolctl_free(pc);
         return NULL;
     }
@@ -338,6 +575,8 @@ void poolctl_free(struct poolctl *pc)
         return;
     if (pc->write_ev)
         event_free(pc->write_ev); /* before its descriptor closes */
+    if (pc->ctl_ev)
+        event_free(pc->ctl_ev);
     if (pc->pid > 0) {
         /* Closing the control socket is the stop signal; SIGTERM too, in
          * case the pool is busy. Reap it here: the supervisor is exiting
@@ -359,12 +598,12 @@ void poolctl_free(struct poolctl *pc)
     while (pc->pending) {
         struct poolctl_pending *p = pc->pending;
         pc->pending = p->next;
-        if (p->fd >= 0)
-            close(p->fd);
         poolctl_pending_free(p);
     }
     if (pc->restart_ev)
         event_free(pc->restart_ev);
+    if (pc->grace_ev)
+        event_free(pc->grace_ev);
     if (pc->conninfo) {
         /* The password is in there: do not leave it in freed memory. */
         explicit_bzero(pc->conninfo, strlen(pc->conninfo));
@@ -434,7 +673,6 @@ static void poolctl_forget(struct poolctl *pc, pid_t pid)
             *pp = p->next;
             if (pc->pending_tail == p)
                 pc->pending_tail = prev;
-            close(p->fd);
             poolctl_pending_free(p);
             return;
         }
@@ -457,12 +695,15 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
     int64_t delay = 0;
     struct timeval tv;
 
+    bool had_channels;
+
     if (!pc)
         return false;
     if (pid != pc->pid) {
         poolctl_forget(pc, pid);
         return false;
     }
+    had_channels = pc->ready;
     up = (double)(poolctl_now_ns() - pc->started_ns) / 1e9;
     if (up > 10)
         pc->failures = 0;
@@ -481,16 +722,24 @@ bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status)
         log_warnx("pool process %d exited with status %d after %.3fs: restarting in %lld ms",
                   (int)pid, WEXITSTATUS(status), up, (long long)delay);
     pc->pid = 0;
+    pc->ready = false;
+    evtimer_del(pc->grace_ev);
     if (pc->write_ev) {
         event_free(pc->write_ev);
         pc->write_ev = NULL;
     }
+    if (pc->ctl_ev) {
+        event_free(pc->ctl_ev);
+        pc->ctl_ev = NULL;
+    }
     close(pc->ctl_fd);
     pc->ctl_fd = -1;
+    poolctl_set_down(pc, true);
     tv.tv_sec = delay / 1000;
     tv.tv_usec = (delay % 1000) * 1000;
     evtimer_add(pc->restart_ev, &tv);
-    return true;
+    /* A pool that never said ready took no channel: nothing to replace. */
+    return had_channels;
 }
 
 /* Whether process PID is exiting: the kernel marks it (PF_EXITING in
@@ -523,8 +772,8 @@ bool poolctl_lost(const struct poolctl *pc)
     char c;
     ssize_t n;
 
-    if (!pc || pc->pid <= 0 || pc->ctl_fd < 0)
-        return false; /* none, or its end already handled */
+    if (!pc || pc->pid <= 0 || pc->ctl_fd < 0 || !pc->ready)
+        return false; /* none, its end already handled, or it held no channel */
     n = recv(pc->ctl_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
         return true;

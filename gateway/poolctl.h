@@ -1,7 +1,8 @@
 /*
  * The supervisor's handle on the pool process: starts it (a fork of the
  * gateway with its own event loop), restarts it with backoff when it dies,
- * and hands each new instance's channel to it over the control socket.
+ * and hands each new instance's channel to it over the control socket;
+ * answers the queries on the channels it holds while there is no pool.
  */
 #ifndef FNGATE_POOLCTL_H
 #define FNGATE_POOLCTL_H
@@ -35,11 +36,13 @@ int poolctl_channel(struct poolctl *pc, int *instance_fd, int *pool_fd);
 void poolctl_handoff(struct poolctl *pc, int pool_fd, const char *fn, pid_t pid,
                      const struct fn_settings *set);
 
-/* Called for every reaped child: true if PID was the pool process (then it
- * is restarted after a backoff, and the caller must retire every instance,
- * whose channels died with it).  For any other child the pool is told to
- * close the channel of that pid, so no copy of an fd 3 outlives its
- * instance. */
+/* Called for every reaped child.  If PID was the pool process it is
+ * restarted after a backoff, and the result is true if it had taken
+ * channels (it had said ready): then the caller must retire every instance,
+ * whose channels died with it.  Until a new pool is ready, the queries on
+ * queued channels are answered FG005 by the supervisor.  For any other
+ * child the pool is told to close the channel of that pid, so no copy of an
+ * fd 3 outlives its instance. */
 bool poolctl_reaped(struct poolctl *pc, pid_t pid, int status);
 /* True when PID is the running pool process. */
 bool poolctl_is(const struct poolctl *pc, pid_t pid);

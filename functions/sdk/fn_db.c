@@ -515,6 +515,7 @@ static const char *fn_db_generic(const char *sqlstate)
         {"FG002", "the result is too large"},
         {"FG003", "bad database request"},
         {"FG004", "no database is configured"},
+        {"FG005", "the database pool is not running"},
     };
 
     if (strncmp(sqlstate, "08", 2) != 0 && strncmp(sqlstate, "FG", 2) != 0)

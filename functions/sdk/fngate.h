@@ -123,8 +123,9 @@ typedef struct fn_rows fn_rows;
 /* Why the last fn_query of this request failed.  SQLSTATE is Postgres'
  * (23505 unique violation, 42P01 undefined table, ...) or one of fngate's:
  * FG001 pool timeout, FG002 result over max_result, FG003 bad request,
- * FG004 no database configured, 08001 database unreachable, 08006 connection
- * lost.  Strings are "" when absent; POSITION is 0 when absent. */
+ * FG004 no database configured, FG005 the gateway's pool process is not
+ * running, 08001 database unreachable, 08006 connection lost.  Strings are "" when absent; POSITION
+ * is 0 when absent. */
 typedef struct fn_db_err {
     const char *sqlstate;
     const char *message;

@@ -177,6 +177,13 @@ int pool_main(const struct pool_settings *set, int ctl_fd)
     log_info("started: pool_size %d, min_pool %d, db_wait_timeout %lld ms", p.set.pool_size,
              p.set.min_pool, (long long)p.set.db_wait_timeout_ms);
     pool_tick(-1, 0, &p);
+    {
+        char ready = POOL_READY;
+        if (send(ctl_fd, &ready, 1, MSG_NOSIGNAL) != 1) {
+            log_warn("control socket: saying ready");
+            goto out;
+        }
+    }
     rc = event_base_dispatch(p.base) < 0 ? 1 : 0;
 out:
     while (p.clients) {

@@ -57,6 +57,11 @@ struct pool_hello {
 };
 
 #define POOL_HELLO_VERSION 3
+
+/* The pool's one message to the supervisor, once its loop is set up: from
+ * then on channels are handed to it (before, a pool that cannot start
+ * would take them down with it). */
+#define POOL_READY 'R'
 #define POOL_HELLO_CHANNEL 0
 #define POOL_HELLO_REAPED 1
 
@@ -67,8 +72,10 @@ struct pool_hello {
 #define POOL_ERR_TIMEOUT "FG001"   /* waited longer than db_wait_timeout */
 #define POOL_ERR_TOO_LARGE "FG002" /* result over max_result */
 #define POOL_ERR_REQUEST "FG003"   /* malformed request */
-#define POOL_ERR_CONNECT "08001"   /* cannot reach the database */
-#define POOL_ERR_LOST "08006"      /* connection lost during the query */
+/* FG004 (no database configured) is the SDK's; FG005 (no pool process
+ * running) the supervisor's, which answers for the pool while it is down. */
+#define POOL_ERR_CONNECT "08001" /* cannot reach the database */
+#define POOL_ERR_LOST "08006"    /* connection lost during the query */
 
 /* Runs the pool until the control socket CTL_FD closes.  Returns the exit
  * code.  (fngate-pool's main reads the settings and calls it.) */
