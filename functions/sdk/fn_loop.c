@@ -395,6 +395,34 @@ static void fn_account(fn_req *req, int status, int64_t start, const struct time
         fn_reqlog(req, status, wall, dur, queue, cold);
 }
 
+/* The most of a request's unread stdin read to keep its connection. */
+#define FN_KEPT_DRAIN (64 * 1024)
+
+/* Reads the rest of the request's stdin, up to its end record, before the
+ * connection is kept for a next request.  A front end may send that record
+ * in a write of its own after the parameters (Apache does), so a handler
+ * that answers from the parameters leaves it unread: it then wakes the
+ * idle instance as if it were the next request, libfcgi finds no
+ * FCGI_BEGIN_REQUEST in it and closes the connection, racing the front
+ * end's reuse of it (Apache: 503 "Failed to read FastCGI header").  A
+ * longer rest than FN_KEPT_DRAIN is not read: the connection is closed. */
+static void fn_kept_drain(FCGX_Request *r)
+{
+    char scratch[4096];
+    long total = 0;
+    int n;
+
+    while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), r->in)) > 0) {
+        total += n;
+        if (total > FN_KEPT_DRAIN) {
+            r->keepConnection = 0;
+            return;
+        }
+    }
+    if (FCGX_GetError(r->in) != 0)
+        r->keepConnection = 0;
+}
+
 /* Serves one request on the connection CFD.  Returns CFD when the front end
  * asked to keep the connection (FCGI_KEEP_CONN: nginx's fastcgi_keep_conn,
  * Apache's enablereuse) and it is still usable, else -1 (CFD closed).  The
@@ -438,6 +466,8 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
          * quotes: a few stores, plus the line when request_log is on. */
         fn_account(req, status, start, &wall, fn_now_ns());
         fn_req_end(req);
+        if (r->keepConnection)
+            fn_kept_drain(r);
         FCGX_Finish_r(r);
         __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);
         if (r->ipcFd >= 0 && !FN_SB_LOAD(fn_slot->stop_req))

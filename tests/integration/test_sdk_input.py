@@ -80,6 +80,14 @@ def fcgi(path, params: dict, body: bytes, timeout=10.0):
         out += _rec(5, body)
     out += _rec(5)
     s.sendall(out)
+    try:
+        return _response(s)
+    finally:
+        s.close()
+
+
+def _response(s):
+    """(status, body) of the response read from S up to END_REQUEST."""
     data = b""
     stdout = b""
     while True:
@@ -95,11 +103,9 @@ def fcgi(path, params: dict, body: bytes, timeout=10.0):
                 stdout += data[8:8 + clen]
             data = data[8 + clen + plen:]
             if rtype == 3:
-                s.close()
                 head, _, payload = stdout.partition(b"\r\n\r\n")
                 status = int(head.split(b"\r\n")[0].split()[1])
                 return status, payload
-    s.close()
     raise AssertionError(f"no END_REQUEST; got {stdout!r}")
 
 
