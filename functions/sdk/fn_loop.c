@@ -56,6 +56,10 @@ static volatile sig_atomic_t fn_conn_fd = -1;
 static volatile sig_atomic_t fn_conn_reqid;
 /* Aligned 64-bit words: single loads and stores on every target we build. */
 static volatile int64_t fn_req_start_ns;
+/* The request in hand once its parameters are read, and when it was
+ * accepted: what the timeout handler logs. */
+static fn_req *volatile fn_cur_req;
+static struct timespec fn_req_wall;
 static int64_t fn_req_timeout_ns;
 
 static struct fn_sb_slot fn_local_slot;
@@ -103,14 +107,18 @@ static unsigned char *fn_rec(unsigned char *p, int type, int reqid, size_t len)
 }
 
 static void fn_slot_count_timeout(void);
+static void fn_reqlog_timeout(void);
 
 static void fn_on_timeout(int sig)
 {
-    static const char body[] = "Status: 504 Gateway Timeout\r\n"
+    static const char head[] = "Status: 504 Gateway Timeout\r\n"
                                "Content-Type: application/json\r\n"
-                               "Content-Length: 53\r\n\r\n"
-                               "{\"error\":\"the function exceeded its request_timeout\"}";
-    unsigned char buf[sizeof(body) + 64], *p = buf;
+                               "Content-Length: 53\r\n";
+    static const char body[] = "\r\n{\"error\":\"the function exceeded its request_timeout\"}";
+    unsigned char buf[sizeof(head) + sizeof(body) + 128 + 64], *p = buf;
+    /* The X-Request-Id every other response carries (at most 128 bytes). */
+    const char *id = fn_cur_req ? fn_res_id_value() : NULL;
+    size_t idlen = id ? strlen(id) : 0;
     int fd = fn_conn_fd;
     (void)sig;
 
@@ -119,15 +127,26 @@ static void fn_on_timeout(int sig)
         return;
     }
     if (!fn_resp_started && fd >= 0) {
-        p = fn_rec(p, 6 /* FCGI_STDOUT */, fn_conn_reqid, sizeof(body) - 1);
+        p = fn_rec(p, 6 /* FCGI_STDOUT */, fn_conn_reqid,
+                   sizeof(head) - 1 + (id ? 16 + idlen : 0) + sizeof(body) - 1);
+        memcpy(p, head, sizeof(head) - 1);
+        p += sizeof(head) - 1;
+        if (id) {
+            memcpy(p, "X-Request-Id: ", 14);
+            memcpy(p + 14, id, idlen);
+            memcpy(p + 14 + idlen, "\r\n", 2);
+            p += 16 + idlen;
+        }
         memcpy(p, body, sizeof(body) - 1);
         p += sizeof(body) - 1;
         p = fn_rec(p, 6, fn_conn_reqid, 0);
         p = fn_rec(p, 3 /* FCGI_END_REQUEST */, fn_conn_reqid, 8);
         memset(p, 0, 8); /* appStatus 0, FCGI_REQUEST_COMPLETE */
         p += 8;
-        if (write(fd, buf, (size_t)(p - buf)) == p - buf)
+        if (write(fd, buf, (size_t)(p - buf)) == p - buf) {
             fn_slot_count_timeout(); /* the client has its 504: count it */
+            fn_reqlog_timeout();
+        }
     }
     (void)!write(2, "fngate: request timeout: answered 504, exiting\n", 47);
     _exit(FN_EXIT_TIMEOUT);
@@ -312,47 +331,101 @@ static size_t fn_json_esc(char *out, size_t cap, const char *s)
     return n;
 }
 
+/* V in decimal, at least WIDTH digits, at P; returns the end. */
+static char *fn_put_dec(char *p, uint64_t v, int width)
+{
+    char digits[20];
+    int n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width)
+        digits[n++] = '0';
+    while (n)
+        *p++ = digits[--n];
+    return p;
+}
+
+/* NS as milliseconds with three decimals ("12.345"); returns the end. */
+static char *fn_put_ms(char *p, int64_t ns)
+{
+    p = fn_put_dec(p, (uint64_t)(ns / 1000000), 1);
+    *p++ = '.';
+    return fn_put_dec(p, (uint64_t)(ns / 1000 % 1000), 3);
+}
+
+/* WALL as "2026-12-02T03:04:05.678" (UTC), by hand: gmtime_r and strftime
+ * are not async-signal-safe, and the timeout handler logs too. */
+static char *fn_put_time(char *p, const struct timespec *wall)
+{
+    /* Days since 1970-01-01 to a civil date (the proleptic Gregorian
+     * calendar, in eras of 400 years starting on March 1st). */
+    int64_t days = wall->tv_sec / 86400, sod = wall->tv_sec % 86400;
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    uint64_t doe = (uint64_t)(z - era * 146097);
+    uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    uint64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
+
+    p = fn_put_dec(p, (uint64_t)y, 4);
+    *p++ = '-';
+    p = fn_put_dec(p, m, 2);
+    *p++ = '-';
+    p = fn_put_dec(p, d, 2);
+    *p++ = 'T';
+    p = fn_put_dec(p, (uint64_t)(sod / 3600), 2);
+    *p++ = ':';
+    p = fn_put_dec(p, (uint64_t)(sod / 60 % 60), 2);
+    *p++ = ':';
+    p = fn_put_dec(p, (uint64_t)(sod % 60), 2);
+    *p++ = '.';
+    return fn_put_dec(p, (uint64_t)(wall->tv_nsec / 1000000), 3);
+}
+
+#define FN_PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
 /* One request-log line into the ring, or a drop when the gateway has not
  * kept up: never a wait or a syscall on the request path.  The gateway adds
- * the function's name and the pid itself (it does not take them from us). */
+ * the function's name and the pid itself (it does not take them from us).
+ * Async-signal-safe (no stdio, no allocation): the timeout handler logs the
+ * 504 it wrote with it. */
 static void fn_reqlog(fn_req *req, int status, const struct timespec *wall, int64_t dur_ns,
                       int64_t queue_ns, bool cold)
 {
-    char line[2048], tbuf[32], qbuf[32];
+    char line[2048], *p = line;
     const char *trace = fn_trace_id(req);
     uint64_t head = fn_slot->log_head, tail = FN_SB_LOAD(fn_slot->log_tail), off;
-    struct tm tm;
-    size_t n = 0;
-    int k;
+    size_t n;
 
-    gmtime_r(&wall->tv_sec, &tm);
-    strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+    p = FN_PUT(p, "{\"time\":\"");
+    p = fn_put_time(p, wall);
+    p = FN_PUT(p, "Z\",\"method\":\"");
+    p += fn_json_esc(p, 64, fn_method(req));
+    p = FN_PUT(p, "\",\"path\":\"");
+    p += fn_json_esc(p, 1024, fn_path(req));
+    p = FN_PUT(p, "\",\"status\":");
+    p = fn_put_dec(p, (uint64_t)(status > 0 ? status : 0), 1);
+    p = FN_PUT(p, ",\"duration_ms\":");
+    p = fn_put_ms(p, dur_ns);
+    p = FN_PUT(p, ",\"queue_ms\":");
     if (queue_ns >= 0)
-        snprintf(qbuf, sizeof(qbuf), "%lld.%03lld", (long long)(queue_ns / 1000000),
-                 (long long)(queue_ns / 1000 % 1000));
+        p = fn_put_ms(p, queue_ns);
     else
-        strcpy(qbuf, "null");
-    k = snprintf(line, sizeof(line), "{\"time\":\"%s.%03ldZ\",\"method\":\"", tbuf,
-                 wall->tv_nsec / 1000000);
-    n = (size_t)k;
-    n += fn_json_esc(line + n, 64, fn_method(req));
-    memcpy(line + n, "\",\"path\":\"", 10);
-    n += 10;
-    n += fn_json_esc(line + n, 1024, fn_path(req));
-    k = snprintf(line + n, sizeof(line) - n,
-                 "\",\"status\":%d,\"duration_ms\":%lld.%03lld,\"queue_ms\":%s,\"cold\":%s,"
-                 "\"request_id\":\"",
-                 status, (long long)(dur_ns / 1000000), (long long)(dur_ns / 1000 % 1000), qbuf,
-                 cold ? "true" : "false");
-    if (k < 0 || (size_t)k >= sizeof(line) - n)
-        return;
-    n += (size_t)k;
-    n += fn_json_esc(line + n, 128, fn_request_id(req));
-    k = snprintf(line + n, sizeof(line) - n,
-                 trace ? "\",\"trace_id\":\"%s\"}\n" : "\",\"trace_id\":null}\n", trace);
-    if (k < 0 || (size_t)k >= sizeof(line) - n)
-        return;
-    n += (size_t)k;
+        p = FN_PUT(p, "null");
+    p = cold ? FN_PUT(p, ",\"cold\":true") : FN_PUT(p, ",\"cold\":false");
+    p = FN_PUT(p, ",\"request_id\":\"");
+    p += fn_json_esc(p, 128, fn_request_id(req));
+    if (trace) {
+        p = FN_PUT(p, "\",\"trace_id\":\"");
+        p += fn_json_esc(p, 64, trace);
+        p = FN_PUT(p, "\"}\n");
+    } else {
+        p = FN_PUT(p, "\",\"trace_id\":null}\n");
+    }
+    n = (size_t)(p - line);
 
     if (tail > head || head - tail + n > fn_log_size) {
         FN_SB_BUMP(fn_slot->log_dropped, 1);
@@ -369,17 +442,37 @@ static void fn_reqlog(fn_req *req, int status, const struct timespec *wall, int6
     FN_SB_STORE(fn_slot->log_head, head + n);
 }
 
+/* How long the request waited between nginx and the accept, or -1 when the
+ * front end did not say when it arrived. */
+static int64_t fn_queue_ns(const fn_req *req, const struct timespec *wall)
+{
+    int64_t arrival = fn_req_arrival_ms(req), queue;
+
+    if (arrival < 0)
+        return -1;
+    queue = ((int64_t)wall->tv_sec * 1000 + wall->tv_nsec / 1000000 - arrival) * 1000000;
+    return queue < 0 ? 0 : queue;
+}
+
+/* The request-log line of the 504 the timeout handler wrote (the handler
+ * never returned, so fn_account never runs for it). */
+static void fn_reqlog_timeout(void)
+{
+    fn_req *req = fn_cur_req;
+
+    if (fn_log_ring && req)
+        fn_reqlog(req, 504, &fn_req_wall, fn_now_ns() - fn_req_start_ns,
+                  fn_queue_ns(req, &fn_req_wall), !fn_first_done);
+}
+
 /* Counts one finished request in the slot (and logs it when asked). */
 static void fn_account(fn_req *req, int status, int64_t start, const struct timespec *wall,
                        int64_t now)
 {
-    int64_t dur = now - start, arrival = fn_req_arrival_ms(req), queue = -1;
+    int64_t dur = now - start, queue = fn_queue_ns(req, wall);
     bool cold = !fn_first_done;
 
-    if (arrival >= 0) {
-        queue = ((int64_t)wall->tv_sec * 1000 + wall->tv_nsec / 1000000 - arrival) * 1000000;
-        if (queue < 0)
-            queue = 0;
+    if (queue >= 0) {
         FN_SB_BUMP(fn_slot->queue_hist[fn_sb_hist_bucket(queue)], 1);
         FN_SB_BUMP(fn_slot->queue_sum_ns, (uint64_t)queue);
         FN_SB_BUMP(fn_slot->queue_n, 1);
@@ -452,7 +545,9 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
         struct timespec wall;
         fn_conn_reqid = r->requestId;
         clock_gettime(CLOCK_REALTIME, &wall);
+        fn_req_wall = wall;
         rc = fn_req_begin(req, res, r, lim);
+        fn_cur_req = req;
         if (rc == 0 && fn_queue_expired(req, res, lim))
             FN_SB_BUMP(fn_slot->queue_timeouts, 1);
         else if (rc == 0)
@@ -465,6 +560,7 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
         /* Before the finish, which frees the parameters the log line
          * quotes: a few stores, plus the line when request_log is on. */
         fn_account(req, status, start, &wall, fn_now_ns());
+        fn_cur_req = NULL;
         fn_req_end(req);
         if (r->keepConnection)
             fn_kept_drain(r);

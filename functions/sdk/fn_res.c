@@ -265,11 +265,20 @@ static char *fn_put_uint(char *p, size_t v)
  * $upstream_http_x_request_id, can name the request the function logged.
  * NULL when the handler set an X-Request-Id of its own, or the id a front
  * end sent would not make a valid header value (or is too long for one). */
-static const char *fn_res_request_id(const fn_res *res)
+const char *fn_res_id_value(void)
 {
     const char *id = fn_req_current_id();
 
     if (!id || !*id || strlen(id) > 128 || !fn_field_value(id))
+        return NULL;
+    return id;
+}
+
+static const char *fn_res_request_id(const fn_res *res)
+{
+    const char *id = fn_res_id_value();
+
+    if (!id)
         return NULL;
     for (size_t i = 0; i < res->headers.n; i++) {
         if (strcasecmp(res->headers.v[i].name, "X-Request-Id") == 0)

@@ -27,6 +27,10 @@ const char *fn_res_body(const fn_res *res, size_t *len);
 /* Response headers the handler set, in order. */
 size_t fn_res_header_count(const fn_res *res);
 int fn_res_header_at(const fn_res *res, size_t i, const char **name, const char **value);
+/* The current request's id as an X-Request-Id value, or NULL when it would
+ * not make a valid one.  No allocation and no lock: the timeout handler
+ * calls it. */
+const char *fn_res_id_value(void);
 /* Writes RES to the request's stdout; returns 0 or -1. */
 int fn_res_write(fn_res *res, FCGX_Request *r);
 

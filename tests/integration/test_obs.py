@@ -7,6 +7,7 @@ needs one the machine does not have skips with one line saying so.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -501,6 +502,33 @@ def test_request_timeout_counts_its_504_and_a_timeout_exit(stack, build):
     assert metric(s, "fngate_requests_total", function="t", code="504") == 1
     assert metric(s, "fngate_requests_total", function="t", code="200") == 1
     assert metric(s, "fngate_request_duration_seconds_count", function="t") == 2
+
+
+def test_request_timeout_504_carries_the_logged_request_id(stack, build, run_dir):
+    """The 504 the SDK's timeout handler writes carries X-Request-Id like
+    every other response, and the request log has its line with that id
+    (the handler never returns, so the line comes from the signal handler).
+    """
+    log = run_dir / "requests.log"
+    gw, ngx = stack({"t": build.testfn}, gateway={"request_log": str(log)},
+                    sections={"t": {"request_timeout": "300ms"}})
+    r = ngx.get("/fn/t/slow?hang=1", timeout=30)
+    assert r.status == 504, r
+    assert r.json() == {"error": "the function exceeded its request_timeout"}
+    rid = r.headers.get("x-request-id")
+    assert rid and re.fullmatch(r"[0-9a-f]{32}", rid), r.headers
+
+    def lines():
+        return [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+
+    wait_for(lambda: lines(), 10, what="the timed-out request's log line")
+    (line,) = lines()
+    assert (line["function"], line["path"], line["status"], line["request_id"]) == (
+        "t", "/slow", 504, rid), line
+    assert line["duration_ms"] >= 250 and line["cold"] is True, line
+    logged = datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    logged = logged.replace(tzinfo=datetime.timezone.utc).timestamp()
+    assert abs(logged - time.time()) < 60, line
 
 
 def test_status_socket_follows_a_reloaded_socket_mode(stack, build):
