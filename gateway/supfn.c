@@ -198,13 +198,14 @@ int supfn_scale_q(struct sup_fn *f, int64_t now)
         f->stuck_since_ns = 0;
     }
     n = scale_spawn_count(&st);
+    int64_t at = n > 0 ? sup_now_ns() : 0; /* the burst trace's clock, not NOW */
     for (int i = 0; i < n; i++) {
         if (inst_spawn(f, now) < 0)
             break;
     }
     if (n > 0)
-        log_debug("[fn %s] queue %d, idle %d, starting %d: spawned %d", f->desc.name, q, st.idle,
-                  st.starting, n);
+        log_debug("[fn %s] queue %d, idle %d, starting %d: spawned %d (at %lld ns)", f->desc.name,
+                  q, st.idle, st.starting, n, (long long)at);
     return q;
 }
 

@@ -33,8 +33,10 @@
 #       (spawn_floor.c: vfork+exec of a trivial static program, fork of a
 #       started process as a template/zygote design would, one queue query)
 #   (e) cold burst: 64 simultaneous requests to a function with no process,
-#       max_instances 8 / max_children 8: slowest cold minus slowest warm,
-#       fngate vs php-fpm ondemand (burst.py)
+#       max_instances 8 / max_children 8: slowest cold minus the median
+#       slowest of 3 warm bursts once the process count holds, per round,
+#       fngate vs php-fpm ondemand (burst.py), 20 rounds (10 with --quick);
+#       and where a cold burst's time goes (burstrace.py, a debug fngate)
 #   (f) queue_timeout: how late after the 500 ms deadline the 503 comes
 #   (g) overload: 200 callers of a max_instances 1, queue_size 4 function:
 #       the share of rejected requests that are 503 (never 502)
@@ -98,8 +100,12 @@ T_THROUGHPUT=0.97           # fngate/bare req/s, at least
 T_COLD=0.45                 # fngate/php cold-start median, at most
 T_LATE_MS=50                # queue_timeout's 503 after the deadline, at most
 BURST_N=64
-BURST_ROUNDS=5
-[ "$QUICK" = 1 ] && BURST_ROUNDS=3
+BURST_ROUNDS=20             # (e): each is a cold and BURST_WARM warm bursts per back end
+[ "$QUICK" = 1 ] && BURST_ROUNDS=10
+BURST_WARM=3
+BURST_SETTLE=6
+BURST_GAP_MS=150
+BURST_TRACE=3               # (e)'s traced cold bursts
 T_RSS_MB=8                  # fngate RSS with 100 idle functions, at most
 
 # --- dependencies -------------------------------------------------------------
@@ -132,6 +138,7 @@ make_run_dir fngate-bench
 NGINX_PID=""
 FNGATE_PID=""
 TRACE_PID=""
+BTRACE_PID=""
 IDLE_PID=""
 BARE_PIDS=""
 
@@ -142,6 +149,7 @@ cleanup() {
     stop_pid "$FNGATE_PID" 15
     stop_pid "$IDLE_PID" 15
     stop_pid "$TRACE_PID" 15
+    stop_pid "$BTRACE_PID" 15
     stop_php
     for p in $BARE_PIDS $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
     # keep the logs next to the results
@@ -192,10 +200,13 @@ median() {
 
 # --- stage everything ---------------------------------------------------------
 
-mkdir -p "$RUN/functions/hello" "$RUN/functions/hellocold" "$RUN/sock" \
+mkdir -p "$RUN/functions/hello" "$RUN/functions/hellocold" "$RUN/functions/helloburst" "$RUN/sock" \
          "$RUN/bare" "$RUN/php" "$RUN/nginx" "$RUN/idle/functions" "$RUN/idle/sock"
 cp "$HELLO" "$RUN/functions/hello/handler"
 cp "$HELLO" "$RUN/functions/hellocold/handler"
+cp "$HELLO" "$RUN/functions/helloburst/handler"
+mkdir -p "$RUN/btrace/functions/helloburst" "$RUN/btrace/sock"
+cp "$HELLO" "$RUN/btrace/functions/helloburst/handler"
 TESTFN="$ROOT/tests/integration/testfn"
 HAVE_TESTFN=0
 if [ -x "$TESTFN" ]; then
@@ -252,6 +263,12 @@ idle_timeout = 10s
 max_instances = $MAX_INST
 idle_timeout = 100ms
 
+; (e): as long as php-fpm's process_idle_timeout, so the warm bursts find
+; every instance the cold burst started
+[helloburst]
+max_instances = $MAX_INST
+idle_timeout = 1s
+
 [slow]
 max_instances = 1
 queue_timeout = 500ms
@@ -279,6 +296,23 @@ idle_timeout = 100ms
 
 [tracenosb]
 sandbox = off
+EOF
+
+# (e)'s trace: the measured fngate's settings for helloburst, debug log
+cat >"$RUN/fngate-btrace.conf" <<EOF
+; written by tests/bench/bench_core.sh
+[gateway]
+functions_dir = $RUN/btrace/functions
+socket_dir = $RUN/btrace/sock
+socket_mode = 0660
+socket_group = $RUN_GROUP
+log_level = debug
+
+[helloburst]
+max_instances = $MAX_INST
+min_instances = 0
+idle_timeout = 1s
+request_timeout = 30s
 EOF
 
 # fngate with 100 idle functions
@@ -356,13 +390,19 @@ PORT=$(free_port) || die "no free TCP port found"
             fastcgi_param SCRIPT_FILENAME $RUN/php/hello.php;
             fastcgi_pass unix:$RUN/php/php-cold.sock;
         }
-        # --diag: fngate's hello socket without fngate.inc (plain location, the
-        # same parameters as /bare)
         location = /php-burst {
             include fastcgi_params.bench;
             fastcgi_param SCRIPT_NAME /php-burst;
             fastcgi_param SCRIPT_FILENAME $RUN/php/hello.php;
             fastcgi_pass unix:$RUN/php/php-cold.sock;
+        }
+        # --diag: fngate's hello socket without fngate.inc (plain location, the
+        # same parameters as /bare)
+        # (e)'s trace: the debug fngate's helloburst
+        location = /btrace {
+            include fastcgi_params.bench;
+            fastcgi_param SCRIPT_NAME /fn/helloburst;
+            fastcgi_pass unix:$RUN/btrace/sock/fn/helloburst.sock;
         }
         location = /fn-direct {
             include fastcgi_params.bench;
@@ -380,8 +420,8 @@ EOF
 
 find "$RUN" -type d -exec chmod 755 {} +
 find "$RUN" -type f -exec chmod go+r {} +
-chmod 755 "$RUN/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/trace/functions"/*/handler "$RUN/bare/bare_hello"
-cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RES/"
+chmod 755 "$RUN/functions"/*/handler "$RUN/btrace/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/trace/functions"/*/handler "$RUN/bare/bare_hello"
+cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/fngate-btrace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RES/"
 
 # --- machine ------------------------------------------------------------------
 
@@ -458,7 +498,7 @@ start_php "$RUN/php/php.sock" "$RUN/php/php-cold.sock"
 start_nginx
 
 # every back end answers 200 {"hello":"world"}
-for path in /fn/hello /fn/hellocold /bare /php /php-cold /fn-direct; do
+for path in /fn/hello /fn/hellocold /fn/helloburst /bare /php /php-cold /fn-direct; do
     out=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT$path")
     [ "$out" = '{"hello":"world"} 200' ] || die "GET $path answered: $out (expected {\"hello\":\"world\"} 200)"
 done
@@ -590,36 +630,81 @@ fi # cold
 
 # --- (e) cold burst -----------------------------------------------------------
 
-F_BEX=nan; P_BEX=nan; BURST_WINS=0/0; BURST_FAIL=0
+# Per round and back end: both back ends without a process, then one
+# burst.py call sends the cold burst and, BURST_GAP_MS after each answer,
+# BURST_WARM warm ones over the same connections (both back ends keep their
+# processes 1 s idle, so the warm bursts find all the cold one started).
+# excess = slowest of the cold burst - the median of the warm bursts'
+# slowest; the order of the back ends alternates from round to round.
+F_BEX=nan; P_BEX=nan; BURST_WINS=0/0; BURST_FAIL=0; BURST_RUN=nan
 : >"$RES/burst.txt"
 if part burst; then
 say ""
 say "== (e) cold burst: $BURST_N simultaneous requests, no process before, max_instances/max_children $MAX_INST; $BURST_ROUNDS rounds =="
-say "   excess = slowest request of the cold burst - slowest of the same burst warm (right after)"
+say "   fngate /fn/helloburst (idle_timeout = 1s) vs php-fpm /php-burst (ondemand, process_idle_timeout = 1s)"
+say "   excess = slowest request of the cold burst - median slowest of $BURST_WARM warm bursts, sent ${BURST_GAP_MS} ms apart"
+say "   once the back end's process count holds (up to $BURST_SETTLE settling bursts first: both start more while every process is busy)"
 : >"$RES/burst.txt"
-printf '%s\n' "# round backend cold_slowest_ms warm_slowest_ms excess_ms cold_codes warm_codes" >>"$RES/burst.txt"
-BURST_FAIL=0
+printf '%s\n' "# round backend cold_slowest_ms warm_slowest_ms(median) excess_ms cold_codes warm_codes procs_after_cold procs_after_warm warm_slowest_each settle_bursts" >>"$RES/burst.txt"
+fngate_burst_cold() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/helloburst/handler")" = 0 ]; }
+burst_cold() { fngate_burst_cold && php_cold; }
 for ((round = 1; round <= BURST_ROUNDS; round++)); do
     if [ $((round % 2)) = 1 ]; then order="fngate php"; else order="php fngate"; fi
     for b in $order; do
-        wait_until 15 both_cold || { say "warning: burst round $round: not cold"; BURST_FAIL=$((BURST_FAIL + 1)); continue; }
+        wait_until 15 burst_cold || { say "warning: burst round $round: not cold"; BURST_FAIL=$((BURST_FAIL + 1)); continue; }
         sleep 0.3
-        if [ "$b" = fngate ]; then path=/fn/hellocold; else path=/php-burst; fi
-        read -r _ cslow _ ccodes < <(python3 "$BENCH_DIR/burst.py" "$PORT" "$path" "$BURST_N")
-        read -r _ wslow _ wcodes < <(python3 "$BENCH_DIR/burst.py" "$PORT" "$path" "$BURST_N")
-        [ "$ccodes" = "200:$BURST_N" ] && [ "$wcodes" = "200:$BURST_N" ] || BURST_FAIL=$((BURST_FAIL + 1))
-        ex=$(awk -v c="$cslow" -v w="$wslow" 'BEGIN { printf "%.2f", c - w }')
-        printf '%d %s %s %s %s %s %s\n' "$round" "$b" "$cslow" "$wslow" "$ex" "$ccodes" "$wcodes" >>"$RES/burst.txt"
+        if [ "$b" = fngate ]; then
+            path=/fn/helloburst; kids="$FNGATE_PID:$RUN/functions/helloburst/handler"
+        else
+            path=/php-burst; kids="$PHP_PID"
+        fi
+        python3 "$BENCH_DIR/burst.py" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" --children "$kids" \
+            "$PORT" "$path" "$BURST_N" >"$RUN/burst.out" 2>>"$RES/burst-errors.txt"
+        awk -v r="$round" -v b="$b" -v n="$BURST_N" '
+            $1 == "cold" { c = $2; cc = $4; pc = $5 }
+            $1 == "settle" { ns++; if ($4 != "200:" n) wbad = $4 }
+            $1 == "warm" { w[++k] = $2; each = each sep $2; sep = ","; if ($4 != "200:" n) wbad = $4; pw = $5 }
+            END {
+                if (c == "" || k == 0) { printf "%d %s nan nan nan failed failed 0 0 - 0\n", r, b; exit }
+                # median of the warm slowest
+                for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (w[j] < w[i]) { t = w[i]; w[i] = w[j]; w[j] = t }
+                m = (k % 2) ? w[(k + 1) / 2] : (w[k / 2] + w[k / 2 + 1]) / 2
+                printf "%d %s %s %.2f %.2f %s %s %s %s %s %d\n", r, b, c, m, c - m, cc, wbad ? wbad : "200:" n, pc, pw, each, ns
+            }' "$RUN/burst.out" >>"$RES/burst.txt"
+        tail -1 "$RES/burst.txt" | awk -v n="$BURST_N" '$6 != "200:" n || $7 != "200:" n { exit 1 }' || BURST_FAIL=$((BURST_FAIL + 1))
     done
 done
 bcol() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/burst.txt"; }
 F_BEX=$(bcol fngate 5 | median); P_BEX=$(bcol php 5 | median)
 brange() { bcol "$1" "$2" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
 BURST_WINS=$(awk '$1 !~ /^#/ { ex[$1 "," $2] = $5; r[$1] = 1 } END { w = 0; n = 0; for (k in r) { if ((k ",fngate") in ex && (k ",php") in ex) { n++; if (ex[k ",fngate"] + 0 < ex[k ",php"] + 0) w++ } } printf "%d/%d", w, n }' "$RES/burst.txt")
-printf '%-8s %18s %18s %16s\n' backend "cold slowest ms" "warm slowest ms" "excess ms"
-printf '%-8s %18s %18s %16s\n' fngate "$(brange fngate 3)" "$(brange fngate 4)" "$(brange fngate 5)"
-printf '%-8s %18s %18s %16s\n' php "$(brange php 3)" "$(brange php 4)" "$(brange php 5)"
-say "median excess: fngate $F_BEX ms, php-fpm $P_BEX ms; rounds where fngate's is the smaller: $BURST_WINS; failed rounds (not all 200): $BURST_FAIL"
+BURST_RUN=$(awk -v f="$F_BEX" -v p="$P_BEX" 'BEGIN { if (f == "nan" || p == "nan") print "nan"; else print (f + 0 < p + 0) ? "yes" : "no" }')
+printf '   %-5s %-7s %9s %9s %9s %11s %7s  %s\n' round backend "cold ms" "warm ms" "excess" "procs c->w" settle "warm slowest of each"
+awk '$1 !~ /^#/ { printf "   %-5s %-7s %9s %9s %9s %11s %7s  %s%s\n", $1, $2, $3, $4, $5, $8 "->" $9, $11, $10, ($6 != $7 || $6 !~ /^200:/) ? "  codes " $6 " " $7 : "" }' "$RES/burst.txt"
+printf '   %-13s %18s %18s %16s\n' backend "cold slowest ms" "warm slowest ms" "excess ms"
+printf '   %-13s %18s %18s %16s\n' fngate "$(brange fngate 3)" "$(brange fngate 4)" "$(brange fngate 5)"
+printf '   %-13s %18s %18s %16s\n' php "$(brange php 3)" "$(brange php 4)" "$(brange php 5)"
+say "median excess: fngate $F_BEX ms, php-fpm $P_BEX ms (fngate's the smaller: $BURST_RUN); rounds where fngate's is the smaller: $BURST_WINS; failed rounds (not all 200): $BURST_FAIL"
+# Where the time goes: the same cold burst against an fngate with a debug
+# log (its trace lines), BURST_TRACE times, after the measured rounds.
+say "   where a cold burst's time goes (ms after the first write; a debug fngate, helloburst, $BURST_TRACE bursts):"
+"$FNGATE" serve -c "$RUN/fngate-btrace.conf" >"$RUN/fngate-btrace.log" 2>&1 &
+BTRACE_PID=$!
+btrace_ready() { kill -0 "$BTRACE_PID" 2>/dev/null || return 0; [ -S "$RUN/btrace/sock/fn/helloburst.sock" ]; }
+btrace_cold() { [ "$(children_with_exe "$BTRACE_PID" "$RUN/btrace/functions/helloburst/handler")" = 0 ] && burst_cold; }
+wait_until 10 btrace_ready
+: >"$RES/bursttrace.txt"
+for ((i = 1; i <= BURST_TRACE; i++)); do
+    wait_until 15 btrace_cold || { say "warning: burst trace $i: not cold"; continue; }
+    sleep 0.3
+    python3 "$BENCH_DIR/burst.py" --warm 1 --timeline "$RUN/btrace-$i.txt" "$PORT" /btrace "$BURST_N" >>"$RES/bursttrace-codes.txt" 2>&1
+    sleep 0.1
+    { echo "# burst $i"; python3 "$BENCH_DIR/burstrace.py" "$RUN/btrace-$i.txt" "$RUN/fngate-btrace.log" helloburst; } >>"$RES/bursttrace.txt" 2>&1
+done
+stop_pid "$BTRACE_PID" 15
+BTRACE_PID=""
+cp "$RUN/fngate-btrace.log" "$RES/fngate-btrace.log" 2>/dev/null
+sed 's/^/   /' "$RES/bursttrace.txt"
 fi # burst
 
 # --- (f) queue_timeout at the deadline, (g) overload ----------------------------
@@ -754,11 +839,12 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
     printf '  %-44s %8s  %s\n' "idle processes == 1" "$IDLE_PROCS" "$V_PROCS"
-    printf '  %-44s %8s  %s\n' "cold-burst excess fngate < php-fpm (rounds)" "$BURST_WINS" "$(part burst && awk -v w="$BURST_WINS" 'BEGIN { split(w, a, "/"); print (a[2] > 0 && a[1] == a[2]) ? "PASS" : "MISS" }' || echo SKIP)"
+    printf '  %-44s %8s  %s\n' "cold-burst median excess fngate < php-fpm" "$F_BEX<$P_BEX" "$(part burst && { [ "$BURST_RUN" = yes ] && [ "$BURST_FAIL" = 0 ] && echo PASS || echo MISS; } || echo SKIP)"
+    printf '  %-44s %8s  %s\n' "  rounds where fngate's excess is the smaller" "$BURST_WINS" "$(part burst && echo reported || echo SKIP)"
     printf '  %-44s %8s  %s\n' "queue_timeout 503 worst lateness <= $T_LATE_MS ms" "$LATE_MAX" "$(pverdict deadline "$LATE_MAX" "<=" "$T_LATE_MS")"
     printf '  %-44s %8s  %s\n' "overload: 503 share of rejected == 100%" "$OVER_SHARE" "$(pverdict overload "$OVER_SHARE" "==" 100.0)"
     say ""
-    say "cold burst ($BURST_N at once, $MAX_INST processes max): median excess fngate $F_BEX ms, php-fpm $P_BEX ms"
+    say "cold burst ($BURST_N at once, $MAX_INST processes max, $BURST_ROUNDS rounds): median excess fngate $F_BEX ms, php-fpm $P_BEX ms; failed rounds $BURST_FAIL"
     say "cold-start breakdown (us; wake prep spawn serve total, vfork of spawn, and spawn = child + exec + sdk):"
     say "  sandbox on  $(grep '^median' "$RES/coldtrace-tracesb.txt" 2>/dev/null | sed 's/^median *//')"
     say "  sandbox off $(grep '^median' "$RES/coldtrace-tracenosb.txt" 2>/dev/null | sed 's/^median *//')"
