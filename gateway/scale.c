@@ -26,10 +26,15 @@ int scale_spawn_count(const struct scale_state *s)
     /* An unknown queue length still means someone is waiting. */
     queued = s->queued < 0 ? 1 : s->queued;
     uncovered = queued - s->idle - s->starting;
-    if (s->idle == 0 && s->live == s->starting && s->svc_ns > 0 &&
+    if ((s->burst || (s->idle == 0 && s->live == s->starting)) && s->svc_ns > 0 &&
         s->start_ns / (s->svc_ns * SCALE_BUSY_FACTOR) > 1) {
         /* Each instance there now, even a busy or starting one, serves
-         * about this many of the queued requests before a new one could. */
+         * about this many of the queued requests before a new one could.
+         * That holds for the whole cold burst, not only until its first
+         * instance is ready: a busy first instance and a long queue are
+         * what a burst looks like the moment that one starts serving, and
+         * taking that for steady load started all of max_instances, most
+         * of them ready after the burst was served (bench_core.sh (e)). */
         int64_t per = s->start_ns / (s->svc_ns * SCALE_BUSY_FACTOR);
         int64_t need = ((int64_t)queued + per - 1) / per;
         if (need - s->live < uncovered)

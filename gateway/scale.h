@@ -18,7 +18,11 @@ struct scale_state {
     int queued;   /* connections in the accept queue (-1: unknown, at least one) */
     int max_instances;
     int min_instances;
-    bool backoff;     /* a crash backoff delay is running */
+    bool backoff; /* a crash backoff delay is running */
+    /* A cold burst is being served: the function had no instance when the
+     * first of the queued connections arrived, and the queue has not been
+     * empty since. */
+    bool burst;
     int64_t svc_ns;   /* its mean request duration so far (0: unknown) */
     int64_t start_ns; /* how long its instances take to become ready (0: unknown) */
 };
@@ -27,15 +31,16 @@ struct scale_state {
  * connection no idle or starting instance will take, never making the number
  * of existing instances (live plus stopping) exceed max_instances.  A
  * draining function passes min_instances 0: it still serves what is queued.
- * A cold burst (no instance ready yet) of a function whose request and
- * start-up times are known, a request much shorter than a start (counted
- * as four times what the slots report: the FastCGI exchange and the close
- * around the handler, and the burst still arriving), gets no more than
- * drain the queue within one start-up: an instance started later
+ * A cold burst (BURST, or no instance ready yet) of a function whose
+ * request and start-up times are known, a request much shorter than a start
+ * (counted as four times what the slots report: the FastCGI exchange and
+ * the close around the handler, and the burst still arriving), gets no more
+ * than drain the queue within one start-up: an instance started later
  * would find nothing left to serve, and on a machine with few cores its
  * start only takes CPU from the instance (and the web server) serving the
- * burst.  Under steady load (an instance is ready) the queue alone decides,
- * so throughput never waits for the estimate. */
+ * burst.  Otherwise (steady load: the queue emptied once since the cold
+ * start, and an instance is ready) the queue alone decides, so throughput
+ * never waits for the estimate. */
 int scale_spawn_count(const struct scale_state *s);
 
 /* Delay before the next spawn after CRASHES consecutive crashes: none for

@@ -156,6 +156,7 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
     }
     st->svc_ns = served_n ? (int64_t)(served_ns / (double)served_n) : 0;
     st->start_ns = f->start_ns;
+    st->burst = f->burst;
 }
 
 /* Spawns what the queue and min_instances call for.  Returns the queue
@@ -186,6 +187,8 @@ int supfn_scale_q(struct sup_fn *f, int64_t now)
         q = sock_queue_len(f->listen_fd);
     }
     st.queued = q;
+    if (q == 0)
+        f->burst = st.burst = false;
     /* Idle instances take a waiting connection within microseconds.  A
      * queue that outlives a tick with idle instances around means a wakeup
      * was lost: do not count on them. */
@@ -357,6 +360,8 @@ static void supfn_readable(evutil_socket_t fd, short what, void *arg)
      * trip is then off the critical path); the scale step below adds what
      * the rest of a burst needs. */
     supfn_snapshot(f, now, &st);
+    if (st.live == 0)
+        f->burst = true;
     if (st.live == 0 && !st.backoff && st.stopping < st.max_instances)
         inst_spawn(f, now);
     /* Stamps the arrivals now, not a tick later: queue_timeout counts from here. */

@@ -116,6 +116,32 @@ START_TEST(cold_burst_of_short_requests_needs_fewer_instances)
 }
 END_TEST
 
+START_TEST(cold_burst_keeps_its_estimate_once_an_instance_serves)
+{
+    /* Seen in bench_core.sh (e): the first instance of a cold burst of 64
+     * ready and busy, 51 still queued; taken for steady load, that started
+     * all 7 others, most of them ready after the burst was served. */
+    struct scale_state s = timed(st(1, 0, 0, 0, 51, 8, 0), 10000, 1000000);
+    s.burst = true;
+    ck_assert_int_eq(scale_spawn_count(&s), 2);
+    /* Three serving (busy or idle) drain 51 within a start: none more. */
+    s = timed(st(3, 0, 0, 1, 51, 8, 0), 10000, 1000000);
+    s.burst = true;
+    ck_assert_int_eq(scale_spawn_count(&s), 0);
+    /* A queue that outgrows them still gets more, up to max_instances. */
+    s = timed(st(3, 0, 0, 0, 500, 8, 0), 10000, 1000000);
+    s.burst = true;
+    ck_assert_int_eq(scale_spawn_count(&s), 5);
+    /* Long requests: the queue decides, burst or not. */
+    s = timed(st(1, 0, 0, 0, 51, 8, 0), 50000000, 1000000);
+    s.burst = true;
+    ck_assert_int_eq(scale_spawn_count(&s), 7);
+    /* Once the queue has emptied (no burst), the queue alone decides. */
+    s = timed(st(1, 0, 0, 0, 51, 8, 0), 10000, 1000000);
+    ck_assert_int_eq(scale_spawn_count(&s), 7);
+}
+END_TEST
+
 START_TEST(long_or_unknown_requests_spawn_for_the_whole_queue)
 {
     /* 50 ms requests, 1 ms starts: every queued request wants its own. */
@@ -186,6 +212,7 @@ static Suite *scale_suite(void)
     tcase_add_test(spawn, cold_start_spawns_one_per_waiting_connection);
     tcase_add_test(spawn, burst_is_capped_by_max_instances);
     tcase_add_test(spawn, cold_burst_of_short_requests_needs_fewer_instances);
+    tcase_add_test(spawn, cold_burst_keeps_its_estimate_once_an_instance_serves);
     tcase_add_test(spawn, long_or_unknown_requests_spawn_for_the_whole_queue);
     tcase_add_test(spawn, stopping_instances_count_against_the_cap);
     tcase_add_test(spawn, idle_and_starting_instances_cover_the_queue);
