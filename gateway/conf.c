@@ -253,6 +253,7 @@ static struct conf *conf_load_impl(const char *path, char *err, size_t errlen,
     c->gw.stop_timeout_ms = 10 * CONF_MS_PER_S;
     c->gw.prepared_statements = true;
     c->gw.watch = true;
+    c->gw.spare_processes = 1;
     if (c->path == NULL || c->gw.functions_dir == NULL || c->gw.socket_dir == NULL) {
         confread_err(err, errlen, path, 0, "out of memory");
         goto fail;

@@ -46,6 +46,7 @@ struct gw_settings {
     bool watch;                 /* inotify on functions_dir; default on */
     char *request_log;          /* NULL = off; a path, or "stderr" */
     int64_t slow_query_ms;      /* the pool logs queries slower than this; 0 = off */
+    int spare_processes;        /* generic exec'd instances kept ready; default 1, 0 = off */
 };
 
 /* One key = value line kept raw (already validated) so sections can be

@@ -65,6 +65,7 @@ const struct conf_key confkey_gw[] = {
     {"watch", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(watch)},
     {"request_log", CONF_V_LOGPATH, 0, 0, 0, NULL, GW_OFF(request_log)},
     {"slow_query", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(slow_query_ms)},
+    {"spare_processes", CONF_V_INT, 0, 64, 0, "0..64", GW_OFF(spare_processes)},
 };
 
 #define CONF_NKEYS(t) (sizeof(t) / sizeof((t)[0]))

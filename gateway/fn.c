@@ -25,6 +25,7 @@ void fn_desc_clear(struct fn_desc *d)
     free(d->name);
     free(d->dir);
     free(d->handler);
+    free(d->handler_so);
     free(d->disabled);
     fnconf_clear(&d->set);
     memset(d, 0, sizeof(*d));
@@ -61,7 +62,40 @@ const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name)
 bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->so_ino == b->so_ino && a->so_mtime.tv_sec == b->so_mtime.tv_sec &&
+           a->so_mtime.tv_nsec == b->so_mtime.tv_nsec;
+}
+
+/* handler.so next to the handler (whose stat is HST): used when it is a
+ * regular file at least as new as the handler, so that a rebuilt handler
+ * with a stale shared object beside it runs as built.  Returns -1 only when
+ * out of memory. */
+static int fn_desc_so(const struct conf *c, const char *name, const struct stat *hst,
+                      struct fn_desc *d)
+{
+    char path[4096];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s/handler.so", c->gw.functions_dir, name);
+    if (stat(path, &st) < 0)
+        return 0;
+    if (!S_ISREG(st.st_mode)) {
+        log_warnx("[fn %s] %s is not a regular file: every instance is an exec of the handler",
+                  name, path);
+        return 0;
+    }
+    if (st.st_mtim.tv_sec < hst->st_mtim.tv_sec ||
+        (st.st_mtim.tv_sec == hst->st_mtim.tv_sec && st.st_mtim.tv_nsec < hst->st_mtim.tv_nsec)) {
+        log_warnx("[fn %s] %s is older than the handler: not used (rebuild it)", name, path);
+        return 0;
+    }
+    d->handler_so = strdup(path);
+    if (!d->handler_so)
+        return -1;
+    d->so_ino = st.st_ino;
+    d->so_mtime = st.st_mtim;
+    return 0;
 }
 
 /* Fills D for NAME; returns 1 if it is a function, 0 if skipped (logged),
@@ -108,6 +142,10 @@ found:
     d->ino = st.st_ino;
     d->size = st.st_size;
     d->mtime = st.st_mtim;
+    if (!reason[0] && fn_desc_so(c, name, &st, d) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     snprintf(path, sizeof(path), "%s/%s/function.conf", c->gw.functions_dir, name);
     if (!reason[0] && fnconf_load(c, name, path, &d->set, reason, sizeof(reason)) == 0)
         return 1;

@@ -19,6 +19,10 @@ struct fn_desc {
     char *name;
     char *dir;
     char *handler;
+    /* handler.so next to it, when there is one at least as new as the
+     * handler: spare processes dlopen() it instead of exec'ing the handler
+     * (NULL: every instance is an exec). */
+    char *handler_so;
     struct fn_settings set;
     /* NULL, or why the function cannot run ("file:line: reason", "path:
      * reason"): it keeps its socket and every request is answered 503 with
@@ -32,6 +36,8 @@ struct fn_desc {
     ino_t ino;
     off_t size;
     struct timespec mtime;
+    ino_t so_ino; /* the same for handler.so; 0 without one */
+    struct timespec so_mtime;
 };
 
 struct fn_list {

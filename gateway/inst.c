@@ -13,6 +13,7 @@
 #include "inst.h"
 #include "supfn.h"
 
+#include "assign.h"
 #include "backlog.h"
 #include "conf.h"
 #include "ctl.h"
@@ -33,6 +34,7 @@
 #include "sb.h"
 #include "scale.h"
 #include "sock.h"
+#include "spare.h"
 #include "watch.h"
 #include "status.h"
 
@@ -87,6 +89,47 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
     inst_signal(in, SIGTERM);
 }
 
+/* A cold start through a spare process, when F has a handler.so and a
+ * spare waits: SPEC's descriptors, identity, limits and sandbox go to it
+ * in one message.  Returns its pid with *LOG_FD its log pipe, or -1 for
+ * the exec path (nothing to take, or the hand-over failed: logged, and the
+ * spare is killed and its exit logged when reaped). */
+static pid_t inst_from_spare(struct sup_fn *f, const struct proc_spec *spec, int *log_fd)
+{
+    struct spare_pool *pool = f->sup->spares;
+    struct spare *sp;
+    struct assign a;
+    pid_t pid;
+
+    if (!f->desc.handler_so || f->so_broken || !(sp = spare_pool_take(pool)))
+        return -1;
+    memset(&a, 0, sizeof(a));
+    a.so_path = f->desc.handler_so;
+    a.cwd = spec->cwd;
+    a.envp = spec->envp;
+    a.listen_fd = spec->listen_fd;
+    a.db_fd = spec->db_fd;
+    a.sb_fd = spec->sb_fd;
+    a.ruleset_fd = spec->sandbox ? spec->ruleset_fd : -1;
+    a.memory_limit = spec->memory_limit;
+    a.open_files = spec->open_files;
+    a.drop_privileges = spec->drop_privileges;
+    a.uid = spec->uid;
+    a.gid = spec->gid;
+    a.sandbox = spec->sandbox;
+    a.bpf = spec->sandbox ? sandbox_filter() : NULL;
+    if (spare_assign(pool, sp, &a) < 0) {
+        log_warn("[fn %s pid %d] cannot hand the cold start to the spare: exec instead",
+                 f->desc.name, (int)sp->pid);
+        spare_free(pool, sp, false);
+        return -1;
+    }
+    pid = sp->pid;
+    *log_fd = sp->log_fd;
+    spare_free(pool, sp, true);
+    return pid;
+}
+
 int inst_spawn(struct sup_fn *f, int64_t now)
 {
     struct sup *s = f->sup;
@@ -122,7 +165,11 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
     spec.execve_ns = &in->exec_ns[1];
     in->exec_ns[0] = sup_now_ns();
-    in->pid = proc_spawn(&spec, &log_fd);
+    in->pid = inst_from_spare(f, &spec, &log_fd);
+    if (in->pid > 0)
+        in->spare = true;
+    else
+        in->pid = proc_spawn(&spec, &log_fd);
     in->exec_ns[2] = sup_now_ns();
     sb_close_fd(in->sb);
     if (db_fd >= 0)
@@ -140,7 +187,8 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
-    log_debug("[fn %s pid %d] spawned (generation %u)", f->desc.name, (int)in->pid, f->gen);
+    log_debug("[fn %s pid %d] spawned (generation %u%s)", f->desc.name, (int)in->pid, f->gen,
+              in->spare ? ", spare process" : "");
     sup_tick_ensure(s);
     return 0;
 fail:
@@ -189,6 +237,16 @@ void inst_exited(struct inst *in, int status, int64_t now)
     else
         snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(status));
     extra[0] = '\0';
+    /* A spare that could not load the function's handler.so (it said why
+     * on its stderr, just logged): its other cold starts exec the handler
+     * until a reload brings a new one. */
+    if (in->spare && !asked && WIFEXITED(status) && WEXITSTATUS(status) == 127 && served == 0 &&
+        !f->so_broken) {
+        f->so_broken = true;
+        log_warnx("[fn %s] %s cannot be loaded by a spare process: cold starts exec the handler "
+                  "until it changes",
+                  f->desc.name, f->desc.handler_so);
+    }
     if (crash) {
         f->crashes = served ? 1 : f->crashes + 1;
         int64_t delay = scale_backoff_ms(f->crashes);

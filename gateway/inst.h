@@ -38,6 +38,7 @@ struct inst {
     int64_t kill_ns;    /* SIGKILL sent */
     enum inst_why why;
     bool ready_logged;
+    bool spare; /* started through a spare process, not an exec */
 };
 
 /* Starts one instance of F.  Returns 0, or -1 (logged). */

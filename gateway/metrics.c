@@ -103,6 +103,8 @@ struct mx {
     struct reqlog *rl;
     const struct poolstat *pool;
     uint64_t reloads;
+    int spares_ready, spares_wanted; /* spare processes (spare.c) */
+    uint64_t spares_assigned, spares_failed;
     double start_time; /* wall clock, seconds */
 };
 
@@ -172,6 +174,16 @@ void mx_set_pool(struct mx *mx, const struct poolstat *ps)
 {
     if (mx)
         mx->pool = ps;
+}
+
+void mx_set_spares(struct mx *mx, int ready, int wanted, uint64_t assigned, uint64_t failed)
+{
+    if (!mx)
+        return;
+    mx->spares_ready = ready;
+    mx->spares_wanted = wanted;
+    mx->spares_assigned = assigned;
+    mx->spares_failed = failed;
 }
 
 void mx_reloaded(struct mx *mx)
@@ -570,6 +582,16 @@ void mx_render_prom(struct mx *mx, struct evbuffer *o)
     evbuffer_add_printf(o, "fngate_start_time_seconds %.3f\n", mx->start_time);
     mx_prom_head(o, "fngate_reloads_total", "counter", "Configuration reloads applied.");
     evbuffer_add_printf(o, "fngate_reloads_total %" PRIu64 "\n", mx->reloads);
+    mx_prom_head(o, "fngate_spare_processes", "gauge",
+                 "Spare processes waiting for a cold start, and how many are kept.");
+    evbuffer_add_printf(o, "fngate_spare_processes{state=\"ready\"} %d\n", mx->spares_ready);
+    evbuffer_add_printf(o, "fngate_spare_processes{state=\"wanted\"} %d\n", mx->spares_wanted);
+    mx_prom_head(o, "fngate_spare_assignments_total", "counter",
+                 "Cold starts handed to a spare process, by whether the hand-over worked.");
+    evbuffer_add_printf(o, "fngate_spare_assignments_total{result=\"ok\"} %" PRIu64 "\n",
+                        mx->spares_assigned);
+    evbuffer_add_printf(o, "fngate_spare_assignments_total{result=\"failed\"} %" PRIu64 "\n",
+                        mx->spares_failed);
 
     mx_prom_head(o, "fngate_requests_total", "counter",
                  "Requests answered, by function and HTTP status.");
@@ -820,9 +842,11 @@ void mx_render_json(struct mx *mx, struct evbuffer *o)
     clock_gettime(CLOCK_REALTIME, &ts);
     evbuffer_add_printf(o,
                         "{\"version\":\"%s\",\"pid\":%d,\"start_time\":%.3f,\"time\":%.3f,"
-                        "\"reloads\":%" PRIu64 ",\"functions\":[",
+                        "\"reloads\":%" PRIu64 ",\"spares\":{\"ready\":%d,\"wanted\":%d,"
+                        "\"assigned\":%" PRIu64 ",\"failed\":%" PRIu64 "},\"functions\":[",
                         PACKAGE_VERSION, (int)getpid(), mx->start_time,
-                        (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, mx->reloads);
+                        (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, mx->reloads, mx->spares_ready,
+                        mx->spares_wanted, mx->spares_assigned, mx->spares_failed);
     for (size_t i = 0; i < n; i++) {
         if (i)
             evbuffer_add(o, ",", 1);
@@ -868,5 +892,7 @@ void mx_render_table(struct mx *mx, struct evbuffer *o)
             v[i].queue_len, v[i].rate, p50, p99, v[i].fn->cold_starts, c50, v[i].errors,
             mx_cannot_start(&v[i]) ? "  cannot start" : "");
     }
+    evbuffer_add_printf(o, "spare processes: %d ready of %d\n", mx->spares_ready,
+                        mx->spares_wanted);
     free(v);
 }

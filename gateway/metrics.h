@@ -49,6 +49,8 @@ void mx_free(struct mx *mx);
 /* The request log the drain writes to (NULL: off).  Borrowed. */
 void mx_set_reqlog(struct mx *mx, struct reqlog *rl);
 void mx_reloaded(struct mx *mx);
+/* The spare processes' figures (spare.c calls it on every change). */
+void mx_set_spares(struct mx *mx, int ready, int wanted, uint64_t assigned, uint64_t failed);
 /* Where the pool's statistics are (NULL: no pool).  Borrowed. */
 struct poolstat;
 void mx_set_pool(struct mx *mx, const struct poolstat *ps);

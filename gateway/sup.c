@@ -44,6 +44,7 @@
 #include "sb.h"
 #include "scale.h"
 #include "sock.h"
+#include "spare.h"
 #include "watch.h"
 #include "status.h"
 
@@ -225,7 +226,7 @@ static void sup_retire_all(struct sup *s, const char *why)
 static bool sup_pid_known(pid_t pid, void *arg)
 {
     struct sup *s = arg;
-    return sup_find_pid(s, pid) || poolctl_is(s->pool, pid);
+    return sup_find_pid(s, pid) || poolctl_is(s->pool, pid) || spare_pool_has(s->spares, pid);
 }
 
 static void sup_reap(struct sup *s)
@@ -236,6 +237,8 @@ static void sup_reap(struct sup *s)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct inst *in = sup_find_pid(s, pid);
+        if (!in && spare_pool_reaped(s->spares, pid, status, sup_now_ns()))
+            continue;
         if (poolctl_reaped(s->pool, pid, status)) {
             /* Every channel died with the pool: new instances get new ones. */
             sup_retire_all(s, "the pool process was replaced");
@@ -304,6 +307,7 @@ static void sup_reload(struct sup *s, const char *why)
     /* From here the new configuration is accepted. */
     conf_free(s->conf);
     s->conf = c;
+    spare_pool_set(s->spares, c->gw.spare_processes);
     s->drop = drop;
     s->uid = uid;
     s->gid = gid;
@@ -405,6 +409,7 @@ static void sup_stop(struct sup *s, int sig)
     log_info("SIG%s: stopping: no new connections, finishing queued and running requests",
              sup_sig_name(sig));
     s->state = SUP_STOPPING;
+    spare_pool_stop(s->spares);
     s->stop_ns = sup_now_ns();
     probe_draining(s->conf->gw.socket_dir);
     watch_free(s->watch);
@@ -455,6 +460,8 @@ static void sup_free(struct sup *s)
         s->fns = f->next;
         supfn_free(f);
     }
+    spare_pool_free(s->spares);
+    s->spares = NULL;
     mx_free(s->mx);
     reqlog_free(s->reqlog);
     poolstat_free(s->poolstat);
@@ -530,6 +537,7 @@ int sup_run(const char *conf_path)
     if (!s.mx || reqlog_apply(&s.reqlog, s.conf->gw.request_log) < 0)
         goto out;
     mx_set_reqlog(s.mx, s.reqlog);
+    s.spares = spare_pool_new(s.base, s.mx, s.conf->gw.spare_processes, NULL);
     s.poolstat = poolstat_new();
     poolstat_set_slow(s.poolstat, s.conf->gw.slow_query_ms);
     s.status = status_new(s.base, s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, s.mx,
@@ -575,6 +583,9 @@ int sup_run(const char *conf_path)
              s.drop ? ", each function its own uid" : "");
     for (struct sup_fn *f = s.fns; f; f = f->next)
         supfn_scale(f, sup_now_ns());
+    /* After the functions' own first instances (min_instances): those are
+     * execs, not a reason to wait for a spare. */
+    spare_pool_fill(s.spares);
     sup_tick_ensure(&s);
     if (event_base_dispatch(s.base) < 0) {
         log_error("event loop failed");

@@ -23,6 +23,7 @@ struct mx;
 struct poolctl;
 struct poolstat;
 struct reqlog;
+struct spare_pool;
 struct status;
 struct sup_fn;
 struct watch;
@@ -41,6 +42,7 @@ struct sup {
     struct reqlog *reqlog;     /* owned: NULL when request_log is off */
     struct watch *watch;       /* owned: NULL when watch = off */
     struct poolstat *poolstat; /* owned: the pool's statistics memfd */
+    struct spare_pool *spares; /* owned: spare processes (NULL: none) */
     struct event *ev_tick;
     struct event *ev_sig[4];
     bool drop;

@@ -248,12 +248,22 @@ void supfn_police(struct sup_fn *f, int64_t now)
             in->ready_logged = true;
             if (ready > 0 && ready < (int64_t)10 * 1000000000)
                 f->start_ns = ready;
-            log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
-                      "execve %lld main %lld ready %lld)",
-                      f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,
-                      (long long)in->exec_ns[0], (long long)in->exec_ns[2],
-                      (long long)in->exec_ns[1], (long long)FN_SB_LOAD(sl->main_ns),
-                      (long long)FN_SB_LOAD(sl->ready_ns));
+            if (in->spare)
+                log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld assign %lld %lld "
+                          "received %lld setup %lld dlopen %lld main %lld ready %lld)",
+                          f->desc.name, (int)in->pid, (double)ready / 1e6,
+                          (long long)in->spawned_ns, (long long)in->exec_ns[0],
+                          (long long)in->exec_ns[2], (long long)FN_SB_LOAD(sl->spare_ns[0]),
+                          (long long)FN_SB_LOAD(sl->spare_ns[1]),
+                          (long long)FN_SB_LOAD(sl->spare_ns[2]),
+                          (long long)FN_SB_LOAD(sl->main_ns), (long long)FN_SB_LOAD(sl->ready_ns));
+            else
+                log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
+                          "execve %lld main %lld ready %lld)",
+                          f->desc.name, (int)in->pid, (double)ready / 1e6,
+                          (long long)in->spawned_ns, (long long)in->exec_ns[0],
+                          (long long)in->exec_ns[2], (long long)in->exec_ns[1],
+                          (long long)FN_SB_LOAD(sl->main_ns), (long long)FN_SB_LOAD(sl->ready_ns));
         }
         if (FN_SB_LOAD(sl->requests) > 0)
             f->crashes = 0;
@@ -491,6 +501,7 @@ void supfn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *why, int6
     fn_desc_clear(&f->desc);
     f->desc = *d;
     memset(d, 0, sizeof(*d));
+    f->so_broken = false;
     f->argv[0] = f->desc.handler;
     if (!f->desc.disabled && supfn_ident(f, err, sizeof(err)) < 0)
         log_warnx("[fn %s] %s: keeping its previous identity and sandbox", f->desc.name, err);

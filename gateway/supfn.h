@@ -27,7 +27,8 @@ struct sup_fn {
     struct sup *sup;
     struct fn_desc desc; /* owned: name, folder, handler, settings, identity */
     unsigned gen;
-    char **envp; /* owned, NULL-terminated */
+    bool so_broken; /* a spare could not load its handler.so: exec until it changes */
+    char **envp;    /* owned, NULL-terminated */
     char *argv[2];
     char *sock_path; /* owned */
     int listen_fd;

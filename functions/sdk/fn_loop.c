@@ -618,6 +618,43 @@ static void fn_kept_watch(int epfd, int *kept)
     }
 }
 
+/* The part of fn_main's set-up that does not depend on the function: a
+ * spare process (fn_spare.c) does it while it waits for an assignment. */
+static bool fn_prepared;
+/* A spare's trace: its assignment received, its set-up done, the function's
+ * shared object loaded (0 in an exec'd instance). */
+static int64_t fn_spare_ns[3];
+
+int fn_loop_prepare(void)
+{
+    /* One getrandom instead of jansson's own open/read/close of
+     * /dev/urandom on the first object: it is on the cold-start path.
+     * The seed must stay unpredictable (request bodies are parsed into
+     * hash tables); a spare is exec'd fresh, so no two instances share
+     * it. */
+    unsigned char seed[20];
+    uint32_t js;
+    if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed)) {
+        memcpy(&js, seed, sizeof(js));
+        if (js)
+            json_object_seed(js);
+        fn_req_seed_ids(seed + 4); /* the request ids, from the same call */
+    }
+    if (FCGX_Init() != 0) {
+        fprintf(stderr, "fngate: FCGX_Init failed\n");
+        return -1;
+    }
+    fn_prepared = true;
+    return 0;
+}
+
+void fn_loop_spare_trace(int64_t assigned_ns, int64_t setup_ns, int64_t loaded_ns)
+{
+    fn_spare_ns[0] = assigned_ns;
+    fn_spare_ns[1] = setup_ns;
+    fn_spare_ns[2] = loaded_ns;
+}
+
 int fn_main(int argc, char **argv, fn_handler handler)
 {
     struct fn_limits lim;
@@ -659,22 +696,12 @@ int fn_main(int argc, char **argv, fn_handler handler)
     }
     fn_sb_attach();
     FN_SB_STORE(fn_slot->main_ns, main_ns);
-    {
-        /* One getrandom instead of jansson's own open/read/close of
-         * /dev/urandom on the first object: it is on the cold-start path.
-         * The seed must stay unpredictable (request bodies are parsed into
-         * hash tables). */
-        unsigned char seed[20];
-        uint32_t js;
-        if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed)) {
-            memcpy(&js, seed, sizeof(js));
-            if (js)
-                json_object_seed(js);
-            fn_req_seed_ids(seed + 4); /* the request ids, from the same call */
-        }
-    }
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&r, -1, 0) != 0) {
-        fprintf(stderr, "fngate: FCGX_Init failed\n");
+    for (int i = 0; i < 3; i++)
+        FN_SB_STORE(fn_slot->spare_ns[i], fn_spare_ns[i]);
+    if (!fn_prepared && fn_loop_prepare() < 0)
+        return 1;
+    if (FCGX_InitRequest(&r, -1, 0) != 0) {
+        fprintf(stderr, "fngate: FCGX_InitRequest failed\n");
         return 1;
     }
     /* Non-blocking accept on the shared socket: an instance woken for a

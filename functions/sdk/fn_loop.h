@@ -25,6 +25,13 @@ struct fn_limits {
 
 /* Makes the instance leave after the request in hand. */
 void fn_loop_request_stop(void);
+/* fn_main's function-independent set-up (FCGX_Init, the random seeds),
+ * which a spare process does ahead, before its assignment; fn_main does it
+ * itself when nobody did.  0, or -1 with the reason on stderr. */
+int fn_loop_prepare(void);
+/* A spare's cold-start trace (CLOCK_MONOTONIC ns), stored in the slot by
+ * fn_main: assignment received, set-up done, shared object loaded. */
+void fn_loop_spare_trace(int64_t assigned_ns, int64_t setup_ns, int64_t loaded_ns);
 /* Sets the "response started" flag the timeout handler reads. */
 void fn_loop_response_started(void);
 /* Ends a request's database state (fn_db.c); NULL is a no-op. */

@@ -88,6 +88,10 @@ struct fn_sb_slot {
      * kernel's exec with libc's start and the SDK's for the debug trace.
      * A hint like every other field. */
     int64_t main_ns;
+    /* A spare's steps before main (fn_spare.c): its assignment received,
+     * its set-up done, the function's shared object loaded; 0 in an
+     * exec'd instance.  Hints too. */
+    int64_t spare_ns[3];
 };
 
 #define FN_SB_LOAD(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)

@@ -40,7 +40,15 @@ typedef struct fn_res fn_res;
 typedef int (*fn_handler)(fn_req *req, fn_res *res);
 
 int fn_main(int argc, char **argv, fn_handler handler);
+/* The handler of a function built as a shared object too (handler.so next
+ * to handler, compiled with -fPIC): what fngate's spare process looks up
+ * after it has taken on the function's identity and sandbox. */
+fn_handler fn_spare_entry(void);
 #define FN_MAIN(handler)                                                                           \
+    fn_handler fn_spare_entry(void)                                                                \
+    {                                                                                              \
+        return handler;                                                                            \
+    }                                                                                              \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         return fn_main(argc, argv, handler);                                                       \

@@ -134,6 +134,17 @@ class Build:
     def handler(self, name: str) -> Path:
         return self._binary(f"functions/{name}/handler", "run make")
 
+    def handler_so(self, name: str) -> Path:
+        """functions/NAME/handler.so, the shared-object build spares load."""
+        p = self.dir / f"functions/{name}/handler.so"
+        if not p.is_file():
+            raise HarnessError(f"{p} is not built: run make")
+        return p
+
+    @property
+    def spare(self) -> Path:
+        return self._binary("gateway/fngate-spare", "run make")
+
     @property
     def testfn(self) -> Path:
         return self._binary("tests/integration/testfn", "run make check (it is a check program)")
@@ -175,6 +186,15 @@ def proc_state(pid: int):
         return None
     # comm may hold spaces and parentheses: the state follows the last ')'.
     return stat[stat.rfind(")") + 2:].split(" ", 1)[0]
+
+
+def _maps(pid: int) -> list[str]:
+    """/proc/PID/maps lines ([] when unreadable or gone)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return [line.rstrip("\n") for line in f]
+    except OSError:
+        return []
 
 
 def proc_alive(pid: int) -> bool:
@@ -282,10 +302,13 @@ class Gateway:
     run_as: (uid, gid, [supplementary gids]) to start fngate as that user
         instead of as this process (root only): the shared-hosting case; the
         socket folder is handed to it
+    shared_objects: {name: path of a handler.so to copy in next to the
+        handler}: cold starts of that function go through a spare process
     """
 
     def __init__(self, run_dir, build: Build, functions: dict, gateway=None, defaults=None,
-                 sections=None, env=None, start=True, start_timeout=5.0, run_as=None):
+                 sections=None, env=None, start=True, start_timeout=5.0, run_as=None,
+                 shared_objects=None):
         self.build = build
         self.run = make_dir(Path(run_dir))
         self.functions_dir = make_dir(self.run / "functions")
@@ -305,6 +328,8 @@ class Gateway:
         self._logf = None
         for name, binary in self.functions.items():
             self.stage(name, binary)
+        for name, so in (shared_objects or {}).items():
+            self.stage_so(name, so)
         self.write_config()
         if start:
             self.start(timeout=start_timeout)
@@ -324,6 +349,32 @@ class Gateway:
         shutil.copyfile(binary, dst)
         os.chmod(dst, 0o755)
         return dst
+
+    def so_path(self, name: str) -> Path:
+        return self.functions_dir / name / "handler.so"
+
+    def stage_so(self, name: str, so) -> Path:
+        """Copies SO to <run>/functions/<name>/handler.so (after the handler:
+        fngate ignores a handler.so older than its handler)."""
+        dst = self.so_path(name)
+        shutil.copyfile(so, dst)
+        os.chmod(dst, 0o644)
+        return dst
+
+    def spares(self) -> list[int]:
+        """Pids of fngate's children running fngate-spare that have not
+        loaded any function's handler.so: the waiting spare processes."""
+        if not self.running():
+            return []
+        prefix = os.path.realpath(self.functions_dir) + os.sep
+        found = []
+        for pid in proc_children(self.pid):
+            exe = proc_exe(pid)
+            if not exe or os.path.basename(exe) != "fngate-spare" or not proc_alive(pid):
+                continue
+            if not any(prefix in m for m in _maps(pid)):
+                found.append(pid)
+        return sorted(found)
 
     def replace_handler(self, name: str, new_binary) -> Path:
         """Atomically replaces a function's handler: copy next to it, rename over."""
@@ -467,12 +518,17 @@ class Gateway:
         if not self.running():
             return []
         want = self._handler_exe(name)
+        so = os.path.realpath(self.so_path(name))
         pids = []
         for pid in proc_children(self.pid):
             if not proc_alive(pid):
                 continue
-            if proc_exe(pid) == want:
+            exe = proc_exe(pid)
+            if exe == want:
                 pids.append(pid)
+            elif exe and os.path.basename(exe) == "fngate-spare" and any(
+                    m.endswith(" " + so) for m in _maps(pid)):
+                pids.append(pid)  # a spare process that took on NAME
         return sorted(pids)
 
     def all_instances(self) -> dict[str, list[int]]:

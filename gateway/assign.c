@@ -1,0 +1,283 @@
+/*
+ * The assignment's wire format (assign.h): a fixed header, then the seccomp
+ * program's instructions, the shared object's path, the folder, and the
+ * environment's strings, each NUL-terminated.  One message, so a spare
+ * either has all of its assignment or none of it; its length and every
+ * count are checked against the bytes that arrived before anything is used.
+ */
+#include "config.h"
+
+#include "assign.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ASSIGN_MAGIC 0x31736766u /* "fgs1" */
+#define ASSIGN_MAXFDS 4
+
+struct assign_head {
+    uint32_t magic;
+    uint32_t nfds;
+    uint8_t has_db, has_ruleset, drop, sandbox;
+    uint32_t uid, gid;
+    int64_t memory_limit, open_files;
+    uint32_t bpf_len; /* instructions */
+    uint32_t nenv;
+    uint32_t so_len, cwd_len, env_len; /* bytes with their NULs; cwd_len 0: none */
+};
+
+/* What assign_recv hands out: the public part first. */
+struct assign_owned {
+    struct assign a;
+    int fds[ASSIGN_MAXFDS];
+    int nfds;
+    struct sock_fprog prog;
+    char **env; /* into buf */
+    char *buf;  /* the message */
+};
+
+int assign_send(int sock, const struct assign *a)
+{
+    struct assign_head h;
+    struct iovec iov[6];
+    struct msghdr mh;
+    union {
+        char buf[CMSG_SPACE(ASSIGN_MAXFDS * sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    struct cmsghdr *c;
+    int fds[ASSIGN_MAXFDS], nfds = 0, niov = 0;
+    size_t env_len = 0, total;
+    char *env = NULL;
+    int rc = -1;
+
+    memset(&h, 0, sizeof(h));
+    h.magic = ASSIGN_MAGIC;
+    fds[nfds++] = a->listen_fd;
+    fds[nfds++] = a->sb_fd;
+    if (a->db_fd >= 0) {
+        h.has_db = 1;
+        fds[nfds++] = a->db_fd;
+    }
+    if (a->ruleset_fd >= 0) {
+        h.has_ruleset = 1;
+        fds[nfds++] = a->ruleset_fd;
+    }
+    h.nfds = (uint32_t)nfds;
+    h.drop = a->drop_privileges;
+    h.sandbox = a->sandbox;
+    h.uid = (uint32_t)a->uid;
+    h.gid = (uint32_t)a->gid;
+    h.memory_limit = a->memory_limit;
+    h.open_files = a->open_files;
+    h.bpf_len = a->bpf ? a->bpf->len : 0;
+    h.so_len = (uint32_t)strlen(a->so_path) + 1;
+    h.cwd_len = a->cwd ? (uint32_t)strlen(a->cwd) + 1 : 0;
+    for (char *const *e = a->envp; e && *e; e++) {
+        env_len += strlen(*e) + 1;
+        h.nenv++;
+    }
+    total = sizeof(h) + h.bpf_len * sizeof(struct sock_filter) + h.so_len + h.cwd_len + env_len;
+    if (total > ASSIGN_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    h.env_len = (uint32_t)env_len;
+    env = malloc(env_len ? env_len : 1);
+    if (!env)
+        return -1;
+    env_len = 0;
+    for (char *const *e = a->envp; e && *e; e++) {
+        size_t n = strlen(*e) + 1;
+        memcpy(env + env_len, *e, n);
+        env_len += n;
+    }
+
+    iov[niov].iov_base = &h;
+    iov[niov++].iov_len = sizeof(h);
+    if (h.bpf_len) {
+        iov[niov].iov_base = a->bpf->filter;
+        iov[niov++].iov_len = h.bpf_len * sizeof(struct sock_filter);
+    }
+    iov[niov].iov_base = (void *)a->so_path;
+    iov[niov++].iov_len = h.so_len;
+    if (h.cwd_len) {
+        iov[niov].iov_base = (void *)a->cwd;
+        iov[niov++].iov_len = h.cwd_len;
+    }
+    iov[niov].iov_base = env;
+    iov[niov++].iov_len = env_len;
+
+    memset(&mh, 0, sizeof(mh));
+    memset(&cm, 0, sizeof(cm));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)niov;
+    mh.msg_control = cm.buf;
+    mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+    c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        goto out;
+    if ((size_t)n != total) {
+        errno = EMSGSIZE;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(env);
+    return rc;
+}
+
+void assign_free(struct assign *a)
+{
+    struct assign_owned *o = (struct assign_owned *)a;
+
+    if (!o)
+        return;
+    for (int i = 0; i < o->nfds; i++)
+        close(o->fds[i]);
+    free(o->env);
+    free(o->buf);
+    free(o);
+}
+
+/* Takes LEN bytes at *P out of the END-bounded message. */
+static char *assign_take(char **p, const char *end, size_t len)
+{
+    char *at = *p;
+    if ((size_t)(end - at) < len)
+        return NULL;
+    *p += len;
+    return at;
+}
+
+/* A string of LEN bytes (its NUL the last) at *P. */
+static const char *assign_string(char **p, const char *end, uint32_t len)
+{
+    char *s = len ? assign_take(p, end, len) : NULL;
+    if (!s || s[len - 1] != '\0' || strlen(s) != len - 1)
+        return NULL;
+    return s;
+}
+
+struct assign *assign_recv(int sock, char *err, size_t errlen)
+{
+    struct assign_owned *o = calloc(1, sizeof(*o));
+    struct assign_head h;
+    struct iovec iov;
+    struct msghdr mh;
+    union {
+        char buf[CMSG_SPACE(ASSIGN_MAXFDS * sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    char *p, *end, *bpf;
+    ssize_t n;
+    int k = 0;
+
+    err[0] = '\0';
+    if (!o || !(o->buf = malloc(ASSIGN_MAX))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    iov.iov_base = o->buf;
+    iov.iov_len = ASSIGN_MAX;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cm.buf;
+    mh.msg_controllen = sizeof(cm.buf);
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        goto fail; /* closed: nothing to say */
+    if (n < 0) {
+        snprintf(err, errlen, "recvmsg: %s", strerror(errno));
+        goto fail;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < got; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof(int));
+            if (o->nfds < ASSIGN_MAXFDS)
+                o->fds[o->nfds++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(h)) {
+        snprintf(err, errlen, "assignment truncated (%zd bytes)", n);
+        goto fail;
+    }
+    memcpy(&h, o->buf, sizeof(h));
+    p = o->buf + sizeof(h);
+    end = o->buf + n;
+    if (h.magic != ASSIGN_MAGIC || h.nfds != (uint32_t)o->nfds ||
+        h.nfds != 2u + h.has_db + h.has_ruleset || h.bpf_len > 4096 || h.nenv > 65536) {
+        snprintf(err, errlen, "assignment malformed (%d descriptors)", o->nfds);
+        goto fail;
+    }
+    bpf = h.bpf_len ? assign_take(&p, end, h.bpf_len * sizeof(struct sock_filter)) : NULL;
+    o->a.so_path = assign_string(&p, end, h.so_len);
+    o->a.cwd = h.cwd_len ? assign_string(&p, end, h.cwd_len) : NULL;
+    if ((h.bpf_len && !bpf) || !o->a.so_path || (h.cwd_len && !o->a.cwd) ||
+        (size_t)(end - p) != h.env_len) {
+        snprintf(err, errlen, "assignment malformed (lengths)");
+        goto fail;
+    }
+    o->env = calloc((size_t)h.nenv + 1, sizeof(char *));
+    if (!o->env) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < h.nenv; i++) {
+        char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul) {
+            snprintf(err, errlen, "assignment malformed (environment)");
+            goto fail;
+        }
+        o->env[i] = p;
+        p = nul + 1;
+    }
+    if (p != end) {
+        snprintf(err, errlen, "assignment malformed (environment)");
+        goto fail;
+    }
+    if (bpf) {
+        /* In place: BUF is malloc'd and the header's size a multiple of 8,
+         * so the instructions are aligned. */
+        o->prog.len = (unsigned short)h.bpf_len;
+        o->prog.filter = (struct sock_filter *)(void *)bpf;
+        o->a.bpf = &o->prog;
+    }
+    o->a.envp = o->env;
+    o->a.listen_fd = o->fds[k++];
+    o->a.sb_fd = o->fds[k++];
+    o->a.db_fd = h.has_db ? o->fds[k++] : -1;
+    o->a.ruleset_fd = h.has_ruleset ? o->fds[k++] : -1;
+    o->a.memory_limit = h.memory_limit;
+    o->a.open_files = (long)h.open_files;
+    o->a.drop_privileges = h.drop;
+    o->a.uid = (uid_t)h.uid;
+    o->a.gid = (gid_t)h.gid;
+    o->a.sandbox = h.sandbox;
+    return &o->a;
+fail:
+    assign_free(o ? &o->a : NULL);
+    return NULL;
+}
