@@ -29,6 +29,7 @@ RUN (make distclean >/dev/null 2>&1 || true) \
  && make install-strip DESTDIR=/out \
  && for f in hello echo users; do \
         install -D -s -m 0755 "functions/$f/handler" "/out/srv/fngate/functions/$f/handler"; \
+        install -s -m 0644 "functions/$f/handler.so" "/out/srv/fngate/functions/$f/handler.so"; \
     done \
  && install -m 0644 functions/users/schema.sql /out/srv/fngate/functions/users/schema.sql \
  && install -D -m 0755 nginx/container-entrypoint.sh /out/usr/local/bin/fngate-container \

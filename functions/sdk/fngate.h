@@ -40,11 +40,12 @@ typedef struct fn_res fn_res;
 typedef int (*fn_handler)(fn_req *req, fn_res *res);
 
 int fn_main(int argc, char **argv, fn_handler handler);
-/* The handler of a function built as a shared object too (handler.so next
- * to handler, compiled with -fPIC): what fngate's spare process looks up
- * after it has taken on the function's identity and sandbox. */
-fn_handler fn_spare_entry(void);
+/* FN_MAIN also defines fn_spare_entry(), which returns the handler: what
+ * fngate's spare process looks up in a function built as a shared object
+ * too (handler.so next to handler, compiled with -fPIC), after it has taken
+ * on the function's identity and sandbox. */
 #define FN_MAIN(handler)                                                                           \
+    fn_handler fn_spare_entry(void);                                                               \
     fn_handler fn_spare_entry(void)                                                                \
     {                                                                                              \
         return handler;                                                                            \

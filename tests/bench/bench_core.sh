@@ -27,9 +27,11 @@
 #       process, fngate vs php-fpm ondemand, plus the warm (second) request
 #   (c) idle cost: RSS of an fngate with 100 functions and no instance
 #   (d) cold-start breakdown (issue 11): connect -> supervisor wake-up ->
-#       proc_spawn called -> (vfork, child set-up incl. the sandbox, execve,
-#       SDK start) -> ready in accept() -> response, from the supervisor's debug trace and the client's
-#       clock (coldtrace.py), sandbox on and off; and the floors under it
+#       the start -> ready in accept() -> response, from the supervisor's
+#       debug trace and the client's clock (coldtrace.py), through a spare
+#       process (the assignment, the spare's set-up incl. the sandbox, the
+#       dlopen of handler.so, the SDK's start) and through the exec (vfork,
+#       child set-up, execve, SDK start), sandbox on and off; and the floors under it
 #       (spawn_floor.c: vfork+exec of a trivial static program, fork of a
 #       started process as a template/zygote design would, one queue query)
 #   (e) cold burst: 64 simultaneous requests to a function with no process,
@@ -127,6 +129,7 @@ mkdir -p "$RES" || die "cannot create $RES"
 
 FNGATE="$ROOT/gateway/fngate"
 HELLO="$ROOT/functions/hello/handler"
+HELLO_SO="$ROOT/functions/hello/handler.so"   # the shared-object build spare processes load
 build_tree
 [ -x "$FNGATE" ] || die "$FNGATE is missing: build the project first"
 [ -x "$HELLO" ] || die "$HELLO is missing: build the project first"
@@ -164,7 +167,7 @@ trap_cleanup
 
 # --- helpers ------------------------------------------------------------------
 
-fngate_cold() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/hellocold/handler")" = 0 ]; }
+fngate_cold() { [ "$(fn_instances "$FNGATE_PID" hellocold "$RUN/functions/hellocold/handler")" = 0 ]; }
 php_cold() { [ -z "$(pgrep -P "$PHP_PID")" ]; }   # no worker at all, in any pool
 both_cold() { fngate_cold && php_cold; }
 
@@ -207,6 +210,10 @@ cp "$HELLO" "$RUN/functions/hellocold/handler"
 cp "$HELLO" "$RUN/functions/helloburst/handler"
 mkdir -p "$RUN/btrace/functions/helloburst" "$RUN/btrace/sock"
 cp "$HELLO" "$RUN/btrace/functions/helloburst/handler"
+# The default configuration: spare_processes = 1 and a handler.so, so a cold
+# start goes through a spare process (copied after the handler: fngate
+# ignores a handler.so older than its handler).
+cp "$HELLO_SO" "$RUN/functions/hellocold/handler.so"
 TESTFN="$ROOT/tests/integration/testfn"
 HAVE_TESTFN=0
 if [ -x "$TESTFN" ]; then
@@ -217,9 +224,16 @@ if [ -x "$TESTFN" ]; then
 else
     say "note: $TESTFN is not built (make check builds it): (f) and (g) are skipped"
 fi
-mkdir -p "$RUN/trace/functions/tracesb" "$RUN/trace/functions/tracenosb" "$RUN/trace/sock"
-cp "$HELLO" "$RUN/trace/functions/tracesb/handler"
-cp "$HELLO" "$RUN/trace/functions/tracenosb/handler"
+# The breakdown: the same function through a spare process (tracesb,
+# tracenosb: with a handler.so) and through the exec (execsb, execnosb).
+TRACE_FNS="tracesb tracenosb execsb execnosb"
+for fn in $TRACE_FNS; do
+    mkdir -p "$RUN/trace/functions/$fn"
+    cp "$HELLO" "$RUN/trace/functions/$fn/handler"
+done
+cp "$HELLO_SO" "$RUN/trace/functions/tracesb/handler.so"
+cp "$HELLO_SO" "$RUN/trace/functions/tracenosb/handler.so"
+mkdir -p "$RUN/trace/sock"
 printf 'int main(void) { return 0; }\n' >"$RUN/trivial.c"
 cc -O2 -static -o "$RUN/trivial" "$RUN/trivial.c" >>"$RES/cc.log" 2>&1 \
     && cc -O2 -Wall -o "$RUN/spawn_floor" "$BENCH_DIR/spawn_floor.c" >>"$RES/cc.log" 2>&1 \
@@ -295,6 +309,9 @@ max_instances = $MAX_INST
 idle_timeout = 100ms
 
 [tracenosb]
+sandbox = off
+
+[execnosb]
 sandbox = off
 EOF
 
@@ -438,7 +455,7 @@ say "run directory: $RUN    results: $RES"
 
 # --warm-only (--only warm) skips everything but (a); its summary is printed
 # right after it.
-IDLE_RSS_MB=nan; IDLE_RSS_KB=nan; IDLE_ANON_KB=nan; IDLE_FILE_KB=nan; IDLE_PSS_KB=nan; IDLE_PROCS=nan
+IDLE_SPARES=nan; IDLE_SPARE_KB=nan; IDLE_RSS_MB=nan; IDLE_RSS_KB=nan; IDLE_ANON_KB=nan; IDLE_FILE_KB=nan; IDLE_PSS_KB=nan; IDLE_PROCS=nan
 if part idle; then
 say ""
 say "== (c) idle cost: fngate with $IDLE_FNS functions, 0 instances =="
@@ -458,7 +475,17 @@ IDLE_HWM_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$IDLE_PID/status")
 IDLE_PSS_KB=$(awk '/^Pss:/ { print $2 }' "/proc/$IDLE_PID/smaps_rollup" 2>/dev/null)
 IDLE_FDS=$(ls "/proc/$IDLE_PID/fd" 2>/dev/null | wc -l)
 IDLE_CHILDREN=$(pgrep -P "$IDLE_PID" | wc -l)
-IDLE_PROCS=$((1 + IDLE_CHILDREN))
+# The gateway-wide spare processes (spare_processes, default 1) are counted
+# apart: they belong to no function, and "no process while idle" is per
+# function.
+IDLE_SPARES=0; IDLE_SPARE_KB=0
+for c in $(pgrep -P "$IDLE_PID"); do
+    if [ "$(basename "$(readlink "/proc/$c/exe" 2>/dev/null)")" = fngate-spare ]; then
+        IDLE_SPARES=$((IDLE_SPARES + 1))
+        IDLE_SPARE_KB=$((IDLE_SPARE_KB + $(awk '/^Pss:/ { print $2 }' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0)))
+    fi
+done
+IDLE_PROCS=$((1 + IDLE_CHILDREN - IDLE_SPARES))
 IDLE_ANON_KB=$(awk '/^RssAnon:/ { print $2 }' "/proc/$IDLE_PID/status")
 IDLE_FILE_KB=$(awk '/^RssFile:/ { print $2 }' "/proc/$IDLE_PID/status")
 IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -466,7 +493,7 @@ IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
     say "pid $IDLE_PID  VmRSS $IDLE_RSS_KB kB  VmHWM $IDLE_HWM_KB kB  Pss ${IDLE_PSS_KB:-?} kB  fds $IDLE_FDS  processes $IDLE_PROCS"
     grep -E '^(VmPeak|VmSize|VmHWM|VmRSS|RssAnon|RssFile|RssShmem|Threads)' "/proc/$IDLE_PID/status"
 } >"$RES/idle.txt"
-say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS"
+say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS, plus $IDLE_SPARES spare process(es), Pss $IDLE_SPARE_KB kB"
 stop_pid "$IDLE_PID" 15
 IDLE_PID=""
 fi # idle
@@ -581,7 +608,8 @@ F_COLD=nan; F_WARM=nan; P_COLD=nan; P_WARM=nan; COLD_RATIO=nan; COLD_FAIL=0
 if part cold; then
 say ""
 say "== (b) cold start: first request to a function with no process, $COLD_N rounds (+1 discarded) =="
-say "   fngate /fn/hellocold (idle_timeout = 100ms) vs php-fpm /php-cold (ondemand, process_idle_timeout = 1s)"
+say "   fngate /fn/hellocold (idle_timeout = 100ms; the default configuration: a handler.so and spare_processes = 1)"
+say "   vs php-fpm /php-cold (ondemand, process_idle_timeout = 1s)"
 : >"$RES/cold.txt"
 printf '%s\n' "# round backend cold_ms warm_ms cold_status warm_status" >>"$RES/cold.txt"
 COLD_FAIL=0
@@ -601,7 +629,7 @@ for ((round = 0; round <= COLD_N; round++)); do
     if [ $((round % 2)) = 0 ]; then order="fngate php"; else order="php fngate"; fi
     for b in $order; do
         if ! wait_until 15 both_cold; then
-            say "warning: round $round: instances did not go away within 15 s (fngate $(children_with_exe "$FNGATE_PID" "$RUN/functions/hellocold/handler"), php workers $(pgrep -P "$PHP_PID" | wc -l))"
+            say "warning: round $round: instances did not go away within 15 s (fngate $(fn_instances "$FNGATE_PID" hellocold "$RUN/functions/hellocold/handler"), php workers $(pgrep -P "$PHP_PID" | wc -l))"
             COLD_FAIL=$((COLD_FAIL + 1))
             continue
         fi
@@ -748,30 +776,37 @@ fi
 # --- (d) cold-start breakdown -----------------------------------------------------
 
 FLOORS="skipped"
-: >"$RES/coldtrace-tracesb.txt"
-: >"$RES/coldtrace-tracenosb.txt"
+for fn in $TRACE_FNS; do : >"$RES/coldtrace-$fn.txt"; done
 if part breakdown; then
 say ""
 say "== (d) cold-start breakdown: one FastCGI request straight to the socket (no nginx), medians of $COLD_N, microseconds =="
 "$FNGATE" serve -c "$RUN/fngate-trace.conf" >"$RUN/fngate-trace.log" 2>&1 &
 TRACE_PID=$!
-trace_ready() { kill -0 "$TRACE_PID" 2>/dev/null || return 0; [ -S "$RUN/trace/sock/fn/tracenosb.sock" ]; }
+trace_ready() { kill -0 "$TRACE_PID" 2>/dev/null || return 0; [ -S "$RUN/trace/sock/fn/execnosb.sock" ]; }
 wait_until 10 trace_ready
-for fn in tracesb tracenosb; do
+for fn in $TRACE_FNS; do
     python3 "$BENCH_DIR/coldtrace.py" "$RUN/trace/sock/fn/$fn.sock" "$RUN/fngate-trace.log" "$COLD_N" >"$RES/coldtrace-$fn.txt" 2>&1
 done
 stop_pid "$TRACE_PID" 15
 TRACE_PID=""
-printf '   %-22s %s\n' "" "$(head -1 "$RES/coldtrace-tracesb.txt" | sed 's/^round //')"
-printf '   %-22s %s\n' "sandbox on (default)" "$(grep '^median' "$RES/coldtrace-tracesb.txt" | sed 's/^median //')"
-printf '   %-22s %s\n' "sandbox off" "$(grep '^median' "$RES/coldtrace-tracenosb.txt" | sed 's/^median //')"
+for fn in $TRACE_FNS; do
+    case $fn in
+        tracesb) label="spare, sandbox on" ;;
+        tracenosb) label="spare, sandbox off" ;;
+        execsb) label="exec, sandbox on" ;;
+        execnosb) label="exec, sandbox off" ;;
+    esac
+    printf '   %-22s %s\n' "" "$(grep '^round' "$RES/coldtrace-$fn.txt" | sed 's/^round //')"
+    printf '   %-22s %s\n' "$label" "$(grep '^median' "$RES/coldtrace-$fn.txt" | sed 's/^median //')"
+done
 if [ -x "$RUN/spawn_floor" ]; then
     "$RUN/spawn_floor" "$RUN/functions/hello/handler" "$RUN/trivial" 200 >"$RES/floors.txt" 2>&1
     FLOORS=$(awk '{ printf "%s%s %s us", sep, $1, $2; sep = ", " }' "$RES/floors.txt")
     say "   floors (medians of 200): $FLOORS"
 fi
-python3 "$BENCH_DIR/coldtrace.py" --table "$RES/coldtrace-tracesb.txt" "$RES/coldtrace-tracenosb.txt" \
-    >"$RES/breakdown.md" 2>&1
+python3 "$BENCH_DIR/coldtrace.py" --table "spare, sandbox on (default)=$RES/coldtrace-tracesb.txt" \
+    "exec, sandbox on=$RES/coldtrace-execsb.txt" "spare, sandbox off=$RES/coldtrace-tracenosb.txt" \
+    "exec, sandbox off=$RES/coldtrace-execnosb.txt" >"$RES/breakdown.md" 2>&1
 fi # breakdown
 
 # --- stop, and check that fngate stops cleanly ------------------------------
@@ -832,22 +867,26 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     say ""
     say "idle cost: fngate with $IDLE_FNS functions, 0 instances, after 1 s"
     say "  VmRSS $IDLE_RSS_MB MB ($IDLE_RSS_KB kB: anonymous $IDLE_ANON_KB kB, file-backed $IDLE_FILE_KB kB; Pss ${IDLE_PSS_KB:-?} kB), processes $IDLE_PROCS"
+    say "  plus ${IDLE_SPARES:-?} gateway-wide spare process(es) (spare_processes), Pss ${IDLE_SPARE_KB:-?} kB"
     say ""
     say "targets"
     printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR"
     printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(pverdict warm "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
-    printf '  %-44s %8s  %s\n' "idle processes == 1" "$IDLE_PROCS" "$V_PROCS"
+    printf '  %-44s %8s  %s\n' "idle processes == 1 (spares apart)" "$IDLE_PROCS" "$V_PROCS"
     printf '  %-44s %8s  %s\n' "cold-burst median excess fngate < php-fpm" "$F_BEX<$P_BEX" "$(part burst && { [ "$BURST_RUN" = yes ] && [ "$BURST_FAIL" = 0 ] && echo PASS || echo MISS; } || echo SKIP)"
     printf '  %-44s %8s  %s\n' "  rounds where fngate's excess is the smaller" "$BURST_WINS" "$(part burst && echo reported || echo SKIP)"
     printf '  %-44s %8s  %s\n' "queue_timeout 503 worst lateness <= $T_LATE_MS ms" "$LATE_MAX" "$(pverdict deadline "$LATE_MAX" "<=" "$T_LATE_MS")"
     printf '  %-44s %8s  %s\n' "overload: 503 share of rejected == 100%" "$OVER_SHARE" "$(pverdict overload "$OVER_SHARE" "==" 100.0)"
     say ""
     say "cold burst ($BURST_N at once, $MAX_INST processes max, $BURST_ROUNDS rounds): median excess fngate $F_BEX ms, php-fpm $P_BEX ms; failed rounds $BURST_FAIL"
-    say "cold-start breakdown (us; wake prep spawn serve total, vfork of spawn, and spawn = child + exec + sdk):"
-    say "  sandbox on  $(grep '^median' "$RES/coldtrace-tracesb.txt" 2>/dev/null | sed 's/^median *//')"
-    say "  sandbox off $(grep '^median' "$RES/coldtrace-tracenosb.txt" 2>/dev/null | sed 's/^median *//')"
+    say "cold-start breakdown (us; wake prep spawn serve total; exec: vfork, spawn = child + exec + sdk;"
+    say "spare: spawn = assign + setup + dlopen + sdk):"
+    say "  spare, sandbox on   $(grep '^median' "$RES/coldtrace-tracesb.txt" 2>/dev/null | sed 's/^median *//')"
+    say "  spare, sandbox off  $(grep '^median' "$RES/coldtrace-tracenosb.txt" 2>/dev/null | sed 's/^median *//')"
+    say "  exec, sandbox on    $(grep '^median' "$RES/coldtrace-execsb.txt" 2>/dev/null | sed 's/^median *//')"
+    say "  exec, sandbox off   $(grep '^median' "$RES/coldtrace-execnosb.txt" 2>/dev/null | sed 's/^median *//')"
     say "  floors      $FLOORS"
     if [ -s "$RES/breakdown.md" ]; then
         say "  as a table for the README (medians, microseconds; $DATE, load $LOAD_START):"

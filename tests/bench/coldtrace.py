@@ -2,7 +2,7 @@
 """coldtrace.py: where a cold start's time goes (issue 11 point 2).
 
     coldtrace.py SOCKET LOGFILE ROUNDS [IDLE_S]
-    coldtrace.py --table SANDBOX_ON_OUTPUT SANDBOX_OFF_OUTPUT
+    coldtrace.py --table LABEL=OUTPUT [LABEL=OUTPUT ...]
 
 Run by bench_core.sh against a function with idle_timeout = 100ms on an
 fngate started with log_level = debug.  Each round waits until the function
@@ -12,6 +12,11 @@ pairs the client's CLOCK_MONOTONIC timestamps with the supervisor's trace
 line for that instance:
 
     [fn F pid P] ready in X ms (trace ns: woke W spawn A B execve E main M ready R)
+
+or, for an instance that was a spare process (a function with a handler.so):
+
+    [fn F pid P] ready in X ms (trace ns: woke W assign A B received C setup S
+        dlopen D main M ready R)
 
 Prints one line per round and the medians, in microseconds:
   wake     connect -> supervisor's callback (epoll wake-up, libevent)
@@ -33,9 +38,17 @@ Prints one line per round and the medians, in microseconds:
   serve    ready -> the whole response back at the client (accept, the
            request, the handler, the answer)
   total    connect -> response
+and, through a spare process, instead of vfork, child and exec:
+  assign   of spawn, the supervisor starts the hand-over -> the spare's
+           recvmsg returns (the sendmsg, and the spare's wake-up)
+  setup    of spawn, the spare's set-up: Landlock + no_new_privs, fds,
+           signals, limits, uid, chdir, seccomp (gateway/childsetup.c, the
+           same code as the exec path's child)
+  dlopen   of spawn, loading and relocating the function's handler.so
+  sdk      of spawn, the handler.so loaded -> ready: the SDK's start
 
-With --table it turns two such outputs (the same function with the sandbox
-on and off) into the Markdown table the README carries.
+With --table it turns such outputs (the same function started several ways)
+into the Markdown table the README carries, one column each.
 """
 
 import os
@@ -48,6 +61,9 @@ import time
 
 READY = re.compile(r"\[fn (\S+) pid (\d+)\] ready in [0-9.]+ ms \(trace ns: woke (\d+) "
                    r"spawn (\d+) (\d+) execve (\d+) main (\d+) ready (\d+)\)")
+READY_SPARE = re.compile(r"\[fn (\S+) pid (\d+)\] ready in [0-9.]+ ms \(trace ns: woke (\d+) "
+                         r"assign (\d+) (\d+) received (\d+) setup (\d+) dlopen (\d+) "
+                         r"main (\d+) ready (\d+)\)")
 
 
 def record(rtype, content, rid=1):
@@ -99,10 +115,15 @@ def one(path):
 
 STAGES = [
     ("wake", "the connection arrives -> the supervisor's callback runs (epoll, libevent)"),
-    ("prep", "the supervisor prepares the spawn (scoreboard slot, pipes, pool channel)"),
-    ("child", "vfork and the child's set-up: descriptors, signals, session, limits, uid, sandbox"),
-    ("exec", "execve -> main(): the kernel loads the static handler, the C library starts"),
-    ("sdk", "main() -> ready in accept(): the SDK's start (slot, FastCGI, signals, epoll)"),
+    ("prep", "the supervisor prepares the start (scoreboard slot, pipes, pool channel)"),
+    ("child", "exec: vfork and the child's set-up: descriptors, signals, session, limits, uid, "
+              "sandbox"),
+    ("exec", "exec: execve -> main(): the kernel loads the static handler, the C library starts"),
+    ("assign", "spare: the assignment's sendmsg -> the waiting spare's recvmsg returns"),
+    ("setup", "spare: the same set-up as the exec's child (descriptors, limits, uid, sandbox)"),
+    ("dlopen", "spare: dlopen() of the function's handler.so"),
+    ("sdk", "main() -> ready in accept(): the SDK's start (slot, signals, epoll; a spare did "
+            "FastCGI and the seeds ahead)"),
     ("serve", "ready -> the whole response back (accept, request, handler, answer)"),
     ("total", "the connection arrives -> the response is back"),
 ]
@@ -121,19 +142,19 @@ def medians(path):
     return dict(zip(head, med))
 
 
-def table(on_path, off_path):
-    """Markdown table of the two runs' medians (sandbox on, sandbox off)."""
-    on, off = medians(on_path), medians(off_path)
-    print("| stage | what happens | sandbox on (default), us | sandbox off, us |")
-    print("|---|---|---:|---:|")
+def table(columns):
+    """Markdown table of several runs' medians: COLUMNS is [(label, path)]."""
+    meds = [medians(path) for _, path in columns]
+    print("| stage | what happens | " + " | ".join(f"{label}, us" for label, _ in columns) + " |")
+    print("|---|---|" + "---:|" * len(columns))
     for key, what in STAGES:
         name = f"**{key}**" if key == "total" else key
-        print(f"| {name} | {what} | {on.get(key, '?')} | {off.get(key, '?')} |")
+        print(f"| {name} | {what} | " + " | ".join(m.get(key, "-") for m in meds) + " |")
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--table":
-        table(sys.argv[2], sys.argv[3])
+    if len(sys.argv) >= 3 and sys.argv[1] == "--table":
+        table([tuple(a.split("=", 1)) for a in sys.argv[2:]])
         return
     path, logf, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
     idle_s = float(sys.argv[4]) if len(sys.argv) > 4 else 0.1
@@ -153,8 +174,10 @@ def main():
         t0, t2, ok = one(path)
         line = None
         for _ in range(100):
-            ms = [m for m in READY.finditer(open(logf, errors="replace").read())
-                  if m.group(1) == fn]
+            text = open(logf, errors="replace").read()
+            ms = sorted([m for m in READY.finditer(text) if m.group(1) == fn] +
+                        [m for m in READY_SPARE.finditer(text) if m.group(1) == fn],
+                        key=lambda m: m.start())
             if len(ms) > seen:
                 line = ms[seen]
                 seen = len(ms)
@@ -163,13 +186,24 @@ def main():
         if line is None or not ok:
             print(f"round {r}: no trace line or no answer", file=sys.stderr)
             continue
-        w, a, b, ex, mn, rd = (int(line.group(i)) for i in (3, 4, 5, 6, 7, 8))
-        row = dict(wake=w - t0, prep=a - w, spawn=rd - a, serve=t2 - rd, total=t2 - t0,
-                   vfork=b - a, child=ex - a, exec=mn - ex, sdk=rd - mn)
+        if line.re is READY_SPARE:
+            w, a, b, rc, su, dl, mn, rd = (int(line.group(i)) for i in range(3, 11))
+            row = dict(wake=w - t0, prep=a - w, spawn=rd - a, serve=t2 - rd, total=t2 - t0,
+                       assign=rc - a, setup=su - rc, dlopen=dl - su, sdk=rd - dl)
+        else:
+            w, a, b, ex, mn, rd = (int(line.group(i)) for i in (3, 4, 5, 6, 7, 8))
+            row = dict(wake=w - t0, prep=a - w, spawn=rd - a, serve=t2 - rd, total=t2 - t0,
+                       vfork=b - a, child=ex - a, exec=mn - ex, sdk=rd - mn)
         if r == 0:
             continue  # warm-up round
         rows.append(row)
-    keys = ["wake", "prep", "spawn", "serve", "total", "vfork", "child", "exec", "sdk"]
+    # A run is one way of starting (the function has a handler.so or not);
+    # should both show up, the columns are those of the first round.
+    if rows and "assign" in rows[0]:
+        keys = ["wake", "prep", "spawn", "serve", "total", "assign", "setup", "dlopen", "sdk"]
+    else:
+        keys = ["wake", "prep", "spawn", "serve", "total", "vfork", "child", "exec", "sdk"]
+    rows = [r for r in rows if all(k in r for k in keys)]
     print("round " + " ".join(f"{k:>7}" for k in keys) + "   (microseconds)")
     for i, row in enumerate(rows, 1):
         print(f"{i:5d} " + " ".join(f"{row[k] / 1000:7.0f}" for k in keys))

@@ -180,6 +180,22 @@ children_with_exe() {
     printf '%s\n' "$n"
 }
 
+# fn_instances PARENT NAME HANDLER: instances of function NAME among PARENT's
+# children: those running HANDLER (exec'd), plus the spare processes that
+# took NAME on (fngate-spare, its comm set to the function's name).
+fn_instances() {
+    local parent=$1 name=$2 exe=$3 c n=0 e
+    for c in $(pgrep -P "$parent" 2>/dev/null); do
+        e=$(readlink "/proc/$c/exe" 2>/dev/null)
+        if [ "$e" = "$exe" ]; then
+            n=$((n + 1))
+        elif [ "${e##*/}" = fngate-spare ] && [ "$(cat "/proc/$c/comm" 2>/dev/null)" = "${name:0:15}" ]; then
+            n=$((n + 1))
+        fi
+    done
+    printf '%s\n' "$n"
+}
+
 # Worker processes of php-fpm pool POOL (children of the master).
 php_workers() {
     local pool=$1 c n=0

@@ -117,6 +117,8 @@ def deploy(gw, fdir, name):
     dst = make_dir(gw.functions_dir / name)
     shutil.copyfile(fdir / "handler", dst / "handler")
     os.chmod(dst / "handler", 0o755)
+    if (fdir / "handler.so").exists():
+        shutil.copyfile(fdir / "handler.so", dst / "handler.so")
 
 
 def test_new_built_function_deploys_and_serves(installed, run_dir, stack, build):
@@ -131,6 +133,7 @@ def test_new_built_function_deploys_and_serves(installed, run_dir, stack, build)
     assert (fdir / "handler").read_bytes()[:4] == b"\x7fELF"
     ldd = subprocess.run(["ldd", str(fdir / "handler")], capture_output=True, text=True)
     assert "not a dynamic executable" in ldd.stdout + ldd.stderr
+    assert (fdir / "handler.so").read_bytes()[:4] == b"\x7fELF", "make built no handler.so"
 
     gw, ngx = stack(functions={"hello": build.handler("hello")})
     assert ngx.get("/fn/fresh").status == 404
@@ -139,6 +142,10 @@ def test_new_built_function_deploys_and_serves(installed, run_dir, stack, build)
     wait_for(lambda: ngx.get("/fn/fresh?name=ada").status == 200, 5, 0.1,
              "the copied function to be served without a reload")
     assert ngx.get_json("/fn/fresh?name=ada") == (200, {"hello": "ada"})
+    # Its cold start went through a spare process that loaded the handler.so.
+    inst = gw.instances("fresh")
+    assert len(inst) == 1 and os.path.basename(os.readlink(f"/proc/{inst[0]}/exe")) == \
+        "fngate-spare", inst
     r = subprocess.run([str(build.fngate), "invoke", "-c", str(gw.conf_path), "fresh"],
                        capture_output=True, text=True)
     assert (r.returncode, json.loads(r.stdout)) == (0, {"hello": "world"})
