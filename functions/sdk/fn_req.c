@@ -273,46 +273,58 @@ static const char *fn_req_find_path(fn_req *req)
     return dec;
 }
 
-/* The params fn_req_scan picks out, and where each goes. */
-#define FN_KNOWN(name, field)                                                                      \
-    {                                                                                              \
-        name, sizeof(name) - 1, offsetof(struct fn_known, field)                                   \
+/* Takes param E for the FIELD of K when it is NAME=... and FIELD is still
+ * unset (the first of two params with one name wins, as with
+ * FCGX_GetParam). */
+#define FN_KNOWN(field, name)                                                                      \
+    if (!k->field && strncmp(e, name "=", sizeof(name)) == 0) {                                    \
+        k->field = e + sizeof(name);                                                               \
+        continue;                                                                                  \
     }
-static const struct {
-    const char *name;
-    size_t len, off;
-} fn_known_params[] = {
-    FN_KNOWN("REQUEST_METHOD", method),        FN_KNOWN("QUERY_STRING", query),
-    FN_KNOWN("CONTENT_TYPE", content_type),    FN_KNOWN("CONTENT_LENGTH", content_length),
-    FN_KNOWN("FNGATE_REQUEST_ID", request_id), FN_KNOWN("FNGATE_PATH", fn_path),
-    FN_KNOWN("PATH_INFO", path_info),          FN_KNOWN("REQUEST_URI", request_uri),
-    FN_KNOWN("SCRIPT_NAME", script_name),      FN_KNOWN("FNGATE_FUNCTION", function),
-    FN_KNOWN("FNGATE_ARRIVAL", arrival),       FN_KNOWN("HTTP_TRACEPARENT", traceparent),
-};
 
-/* Picks the params the SDK reads out of ENVP in one pass: one strchr per
- * param, and a length test rules out most names at once.  The first of two
- * params with one name wins, as with FCGX_GetParam. */
+/* Picks the params the SDK reads out of ENVP in one pass.  The first letter
+ * leaves at most four names to compare, and a compare of a param that is
+ * not one of them mostly stops at its first bytes: most of a request's
+ * params (HTTP_*, SERVER_*, REMOTE_*) cost a switch. */
 static void fn_req_scan(struct fn_known *k, char **envp)
 {
     memset(k, 0, sizeof(*k));
     for (char **ep = envp; ep && *ep; ep++) {
-        const char *e = *ep, *eq = strchr(e, '=');
-        size_t n;
+        const char *e = *ep;
 
-        if (!eq)
-            continue;
-        n = (size_t)(eq - e);
-        for (size_t i = 0; i < sizeof(fn_known_params) / sizeof(fn_known_params[0]); i++) {
-            const char **slot = (const char **)((char *)k + fn_known_params[i].off);
-            if (fn_known_params[i].len == n && e[0] == fn_known_params[i].name[0] && !*slot &&
-                memcmp(e, fn_known_params[i].name, n) == 0) {
-                *slot = eq + 1;
-                break;
-            }
+        switch (e[0]) {
+        case 'C':
+            FN_KNOWN(content_type, "CONTENT_TYPE");
+            FN_KNOWN(content_length, "CONTENT_LENGTH");
+            break;
+        case 'F':
+            FN_KNOWN(fn_path, "FNGATE_PATH");
+            FN_KNOWN(arrival, "FNGATE_ARRIVAL");
+            FN_KNOWN(request_id, "FNGATE_REQUEST_ID");
+            FN_KNOWN(function, "FNGATE_FUNCTION");
+            break;
+        case 'H':
+            FN_KNOWN(traceparent, "HTTP_TRACEPARENT");
+            break;
+        case 'P':
+            FN_KNOWN(path_info, "PATH_INFO");
+            break;
+        case 'Q':
+            FN_KNOWN(query, "QUERY_STRING");
+            break;
+        case 'R':
+            FN_KNOWN(method, "REQUEST_METHOD");
+            FN_KNOWN(request_uri, "REQUEST_URI");
+            break;
+        case 'S':
+            FN_KNOWN(script_name, "SCRIPT_NAME");
+            break;
+        default:
+            break;
         }
     }
 }
+#undef FN_KNOWN
 
 /* $msec is "<seconds>.<milliseconds>": read as integers (strtod, and the
  * double it makes, cost more than the rest of the request's bookkeeping).

@@ -20,8 +20,9 @@
 #include <strings.h>
 
 struct fn_res {
-    int status; /* 0: no response yet */
-    char *content_type;
+    int status;         /* 0: no response yet */
+    char *content_type; /* ct_buf, or owned when it does not fit; NULL: none */
+    char ct_buf[64];    /* the usual content types: no allocation per response */
     struct fn_pairs headers;
     char *body_base; /* owned allocation; the body starts body_off into it */
     size_t body_off;
@@ -35,11 +36,17 @@ fn_res *fn_res_new(void)
     return calloc(1, sizeof(fn_res));
 }
 
+static void fn_res_ct_free(fn_res *res)
+{
+    if (res->content_type != res->ct_buf)
+        free(res->content_type);
+    res->content_type = NULL;
+}
+
 void fn_res_reset(fn_res *res)
 {
     res->status = 0;
-    free(res->content_type);
-    res->content_type = NULL;
+    fn_res_ct_free(res);
     fn_pairs_clear(&res->headers);
     free(res->body_base);
     res->body_base = NULL;
@@ -124,16 +131,23 @@ int fn_set_header(fn_res *res, const char *name, const char *value)
 int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
                 size_t len)
 {
-    char *ct = strdup(content_type ? content_type : "application/octet-stream");
+    const char *ct = content_type ? content_type : "application/octet-stream";
+    size_t ctlen = strlen(ct);
+    char *own = NULL;
 
-    if (!ct || !fn_header_ok(ct) || status < 100 || status > 999) {
-        free(ct);
+    if (!fn_header_ok(ct) || status < 100 || status > 999 ||
+        (ctlen >= sizeof(res->ct_buf) && !(own = strdup(ct)))) {
         free(base);
         return -1;
     }
-    free(res->content_type);
+    fn_res_ct_free(res);
+    if (own) {
+        res->content_type = own;
+    } else {
+        memcpy(res->ct_buf, ct, ctlen + 1);
+        res->content_type = res->ct_buf;
+    }
     free(res->body_base);
-    res->content_type = ct;
     res->body_base = base;
     res->body_off = off;
     res->body_len = len;

@@ -328,6 +328,41 @@ START_TEST(test_bad_status)
 }
 END_TEST
 
+/* fn_res keeps short content types inline and longer ones on the heap:
+ * either way the last one set is the one sent. */
+START_TEST(test_content_type)
+{
+    char longct[300];
+    fn_res *res = fn_res_new();
+
+    memset(longct, 'x', sizeof(longct));
+    memcpy(longct, "application/", 12);
+    longct[sizeof(longct) - 1] = '\0';
+    ck_assert_int_eq(fn_send(res, 200, longct, "a", 1), 0);
+    ck_assert_str_eq(fn_res_content_type(res), longct);
+    ck_assert_int_eq(fn_send_jsonf(res, 201, "{s:i}", "n", 1), 0);
+    ck_assert_str_eq(fn_res_content_type(res), "application/json");
+    ck_assert_int_eq(fn_send(res, 202, longct, "b", 1), 0);
+    ck_assert_str_eq(fn_res_content_type(res), longct);
+    longct[100] = '\n';
+    ck_assert_int_eq(fn_send(res, 200, longct, "c", 1), -1);
+    ck_assert_int_eq(fn_send(res, 200, "text/plain\r\nX: y", "c", 1), -1);
+    ck_assert_int_eq(fn_res_status(res), 202);
+    {
+        size_t len;
+        const char *b = fn_res_body(res, &len);
+        ck_assert_uint_eq(len, 1);
+        ck_assert_int_eq(b[0], 'b');
+    }
+    fn_res_reset(res);
+    ck_assert_str_eq(fn_res_content_type(res), "");
+    ck_assert_int_eq(fn_send(res, 200, NULL, "d", 1), 0);
+    ck_assert_str_eq(fn_res_content_type(res), "application/octet-stream");
+    fn_res_free(res);
+    fn_res_free(NULL);
+}
+END_TEST
+
 static Suite *fnjson_suite(void)
 {
     Suite *s = suite_create("fn_json");
@@ -347,6 +382,7 @@ static Suite *fnjson_suite(void)
     tc = tcase_create("error");
     tcase_add_test(tc, test_error);
     tcase_add_test(tc, test_bad_status);
+    tcase_add_test(tc, test_content_type);
     suite_add_tcase(s, tc);
     return s;
 }
