@@ -3,7 +3,8 @@
 #
 #     tests/bench/bench_core.sh [--quick] [--no-build] [--keep]
 #
-#   --quick     3 s wrk runs instead of 10 s, 5 cold-start rounds instead of 15
+#   --quick     6 warm rounds of 3 s wrk runs instead of 10 of 5 s, 5 cold-start
+#               rounds instead of 15
 #   --no-build  skip `make`; use the binaries already built in the tree
 #   --keep      keep the temporary run directory (configs, sockets, logs)
 #   --warm-only only (a), the warm throughput (and --diag's /fn-direct): one
@@ -22,7 +23,10 @@
 #   /bare       bare_hello.c, plain libfcgi, spawn-fcgi -F 8   (the speed limit)
 #   /php        hello.php on php-fpm, pm = ondemand, max_children = 8
 # and it measures
-#   (a) warm throughput: wrk -t2 -c32 -d10s --latency, A B C A B C, best of two
+#   (a) warm throughput: wrk -t2 -c32 -d5s --latency (3 s with --quick) after a
+#       1 s warm-up, in 10 rounds (6) whose order reverses every other round
+#       (A B C D, D C B A, ...); the fngate/bare ratios printed are the median
+#       and range of the per-round ratios, fngate and bare measured seconds apart
 #   (b) cold start: median time of the first request to a function with no
 #       process, fngate vs php-fpm ondemand, plus the warm (second) request
 #   (c) idle cost: RSS of an fngate with 100 functions and no instance
@@ -91,7 +95,8 @@ part() {
 }
 
 WARM_S=3                    # warm-up before every measured wrk run
-if [ "$QUICK" = 1 ]; then RUN_S=3; COLD_N=5; else RUN_S=10; COLD_N=15; fi
+# (a) runs W_ROUNDS rounds of every target, RUN_S seconds each
+if [ "$QUICK" = 1 ]; then RUN_S=3; COLD_N=5; W_ROUNDS=6; else RUN_S=5; COLD_N=15; W_ROUNDS=10; fi
 WRK_T=2
 WRK_C=32
 MAX_INST=8
@@ -534,21 +539,32 @@ say "all endpoints answer 200 {\"hello\":\"world\"}"
 # --- (a) warm throughput ------------------------------------------------------
 
 say ""
-say "== (a) warm throughput: wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency after a ${WARM_S}s warm-up; A B C A B C =="
+say "== (a) warm throughput: $W_ROUNDS rounds of wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency, each after a 1 s warm-up =="
 NAMES=(fngate bare php)
 [ "$DIAG" = 1 ] && NAMES+=(direct)
+say "   order reversed every other round ($(IFS=' '; echo "${NAMES[*]}") / the reverse), so that drift hits fngate and bare alike;"
+say "   the ratios are the medians (and ranges) of the per-round ratios: fngate and bare measured seconds apart"
 declare -A PATHS=([fngate]=/fn/hello [bare]=/bare [php]=/php [direct]=/fn-direct)
-declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU
+declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU MED_RPS MED_CPU
+declare -A ROUND_RPS ROUND_CPU
 for name in fngate bare php direct; do
     BEST_RPS[$name]=""; BEST_P50[$name]=""; BEST_P99[$name]=""; TOT_NON2XX[$name]=0; TOT_ERRS[$name]=0
-    RUNS_RPS[$name]=""; RUNS_CPU[$name]=""
+    RUNS_RPS[$name]=""; RUNS_CPU[$name]=""; MED_RPS[$name]=nan; MED_CPU[$name]=nan
 done
+R_THR=""; R_CPU=""; R_DTHR=""; R_DCPU=""; R_PHP=""
 part warm || { say "   skipped (--only)"; NAMES=(); }
-printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors processes
-for round in 1 2; do
-    for name in "${NAMES[@]+"${NAMES[@]}"}"; do
+for name in "${NAMES[@]+"${NAMES[@]}"}"; do
+    run_wrk "${PATHS[$name]}" "$WARM_S" "$RES/wrk-$name-warmup.txt"
+done
+printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s %8s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors "CPU us" processes
+for ((round = 1; round <= W_ROUNDS; round++)); do
+    order=("${NAMES[@]+"${NAMES[@]}"}")
+    if [ $((round % 2)) = 0 ]; then
+        order=(); for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do order+=("${NAMES[$i]}"); done
+    fi
+    for name in "${order[@]+"${order[@]}"}"; do
         path=${PATHS[$name]}
-        run_wrk "$path" "$WARM_S" "$RES/wrk-$name-warmup$round.txt"
+        run_wrk "$path" 1 "$RES/wrk-$name-pre$round.txt"
         pids=$(target_pids "$name")
         # shellcheck disable=SC2086
         t0=$(cpu_ticks $pids)
@@ -561,14 +577,15 @@ for round in 1 2; do
             php) procs="$(php_workers bench) workers" ;;
         esac
         read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$RES/wrk-$name-run$round.txt")
-        read -r _ _ _ _ wnon2xx werrs < <(parse_wrk "$RES/wrk-$name-warmup$round.txt")
-        printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s  %s\n' "round$round" "" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$procs"
+        read -r _ _ _ _ wnon2xx werrs < <(parse_wrk "$RES/wrk-$name-pre$round.txt")
+        cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "nan" }')
+        printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s %8s  %s\n' "round$round" "" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$cpu_us" "$procs"
         TOT_NON2XX[$name]=$(( ${TOT_NON2XX[$name]:-0} + non2xx + wnon2xx ))
         TOT_ERRS[$name]=$(( ${TOT_ERRS[$name]:-0} + errs + werrs ))
         RUNS_RPS[$name]="${RUNS_RPS[$name]:-} $rps"
-        cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "nan" }')
         RUNS_CPU[$name]="${RUNS_CPU[$name]:-} $cpu_us"
-        printf '%s %s %s\n' "$round" "$name" "$cpu_us" >>"$RES/cpu.txt"
+        ROUND_RPS[$name]=$rps; ROUND_CPU[$name]=$cpu_us
+        printf '%s %s %s %s\n' "$round" "$name" "$rps" "$cpu_us" >>"$RES/cpu.txt"
         if [ "$rps" -gt "${BEST_RPS[$name]:-0}" ]; then
             BEST_RPS[$name]=$rps; BEST_P50[$name]=$p50; BEST_P99[$name]=$p99
         fi
@@ -577,25 +594,57 @@ for round in 1 2; do
             die "fngate died during the throughput run"
         fi
     done
+    # this round's ratios: req/s over bare's, and bare's CPU per request over theirs
+    R_THR+=" $(ratio "${ROUND_RPS[fngate]}" "${ROUND_RPS[bare]}")"
+    R_CPU+=" $(ratio "${ROUND_CPU[bare]}" "${ROUND_CPU[fngate]}")"
+    R_PHP+=" $(ratio "${ROUND_RPS[php]}" "${ROUND_RPS[bare]}")"
+    if [ "$DIAG" = 1 ]; then
+        R_DTHR+=" $(ratio "${ROUND_RPS[direct]}" "${ROUND_RPS[bare]}")"
+        R_DCPU+=" $(ratio "${ROUND_CPU[bare]}" "${ROUND_CPU[direct]}")"
+    fi
 done
+# mrange LIST: "median (min-max)" of the numbers in LIST
+mrange() {
+    printf '%s\n' $1 | awk '$1 != "nan"' | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan (no rounds)"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f (%.2f-%.2f)\n", m, v[1], v[NR] }'
+}
+for name in "${NAMES[@]+"${NAMES[@]}"}"; do
+    MED_RPS[$name]=$(printf '%s\n' ${RUNS_RPS[$name]} | median)
+    MED_CPU[$name]=$(printf '%s\n' ${RUNS_CPU[$name]} | median)
+done
+THR_RATIO=nan; CPU_RATIO=nan; PHP_RATIO=nan; THR_RANGE=nan; CPU_RANGE=nan; PHP_RANGE=nan
+if part warm; then
+    THR_RANGE=$(mrange "$R_THR"); THR_RATIO=${THR_RANGE%% *}
+    CPU_RANGE=$(mrange "$R_CPU"); CPU_RATIO=${CPU_RANGE%% *}
+    PHP_RANGE=$(mrange "$R_PHP"); PHP_RATIO=${PHP_RANGE%% *}
+    say "per-round fngate/bare req/s:${R_THR}   bare/fngate CPU:${R_CPU}"
+    [ "$DIAG" = 1 ] && say "per-round direct/bare req/s:${R_DTHR}   bare/direct CPU:${R_DCPU}"
+    {
+        say "fngate/bare req/s, median (range) of $W_ROUNDS rounds: $THR_RANGE"
+        say "bare/fngate CPU per request:                         $CPU_RANGE"
+        [ "$DIAG" = 1 ] && say "direct/bare req/s: $(mrange "$R_DTHR");  bare/direct CPU: $(mrange "$R_DCPU")"
+        say "php/bare req/s: $PHP_RANGE"
+    } | tee "$RES/warm-ratios.txt"
+fi
 
 if [ "$WARM_ONLY" = 1 ]; then
-    lo_cpu() { printf '%s\n' ${RUNS_CPU[$1]:-nan} | sort -g | head -1; }
     {
         say ""
         say "==================== fngate core benchmark: warm-only summary ===================="
         say "date      $DATE; load average $LOAD_START before, $(cut -d' ' -f1-3 /proc/loadavg) after"
         say "machine   $MACHINE"
-        say "mode      $([ "$QUICK" = 1 ] && echo QUICK || echo full): wrk -t$WRK_T -c$WRK_C -d${RUN_S}s, better of two interleaved runs"
+        say "mode      $([ "$QUICK" = 1 ] && echo QUICK || echo full): $W_ROUNDS interleaved rounds of wrk -t$WRK_T -c$WRK_C -d${RUN_S}s"
         for name in "${NAMES[@]}"; do
-            printf '  %-10s %9s req/s  vs bare %6s   CPU/request %7s us (runs:%s)\n' "$name" "${BEST_RPS[$name]}" \
-                "$(ratio "${BEST_RPS[$name]}" "${BEST_RPS[bare]}")" "$(lo_cpu "$name")" "${RUNS_CPU[$name]}"
+            printf '  %-10s median %9s req/s   CPU/request %7s us (runs:%s)\n' "$name" "${MED_RPS[$name]}" \
+                "${MED_CPU[$name]}" "${RUNS_CPU[$name]}"
         done
-        printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")" \
-            "$(verdict "$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")" ">=" "$T_THROUGHPUT")"
-        printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$(ratio "$(lo_cpu bare)" "$(lo_cpu fngate)")" \
-            "$(verdict "$(ratio "$(lo_cpu bare)" "$(lo_cpu fngate)")" ">=" "$T_THROUGHPUT")"
-        [ "$DIAG" = 1 ] && say "  bare/direct CPU = $(ratio "$(lo_cpu bare)" "$(lo_cpu direct)")"
+        printf '  %-44s %s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RANGE" \
+            "$(verdict "$THR_RATIO" ">=" "$T_THROUGHPUT")"
+        printf '  %-44s %s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RANGE" \
+            "$(verdict "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
+        [ "$DIAG" = 1 ] && say "  direct/bare req/s $(mrange "$R_DTHR"), bare/direct CPU $(mrange "$R_DCPU")"
         say "raw       $RES"
     } | tee "$RES/summary.txt"
     exit 0
@@ -818,9 +867,6 @@ stop_fngate
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_END=$(cpu_busy 2)
-THR_RATIO=$(ratio "${BEST_RPS[fngate]}" "${BEST_RPS[bare]}")
-CPU_RATIO=$(ratio "$(printf '%s\n' ${RUNS_CPU[bare]} | sort -g | head -1)" "$(printf '%s\n' ${RUNS_CPU[fngate]} | sort -g | head -1)")
-PHP_RATIO=$(ratio "${BEST_RPS[php]}" "${BEST_RPS[bare]}")
 # pverdict PART VALUE OP LIMIT: verdict, or SKIP when PART did not run
 pverdict() { if part "$1"; then shift; verdict "$@"; else echo SKIP; fi; }
 V_THR=$(pverdict warm "$THR_RATIO" ">=" "$T_THROUGHPUT")
@@ -840,7 +886,8 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     say "mode      $([ "$QUICK" = 1 ] && echo "QUICK (${RUN_S}s runs, $COLD_N cold rounds): indicative only" || echo "full (${RUN_S}s runs, $COLD_N cold rounds)")"
     say ""
     say "warm throughput: nginx (2 workers) -> FastCGI over unix sockets, $MAX_INST processes each,"
-    say "wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency, better of two interleaved runs (A B C A B C)"
+    say "$W_ROUNDS rounds of wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency, order reversed every other round;"
+    say "req/s the median of the rounds, p50/p99 of the best round; 'vs bare' the median of the per-round ratios"
     printf '  %-22s %9s %8s %8s %9s  %s\n' "" "req/s" "p50 ms" "p99 ms" "vs bare" "runs req/s; non-2xx, socket errors"
     for name in "${NAMES[@]}"; do
         case "$name" in
@@ -849,16 +896,20 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
             php) label="php-fpm ondemand /php" ;;
             direct) label="(diag) /fn-direct" ;;
         esac
-        printf '  %-22s %9s %8s %8s %9s  %s\n' "$label" "${BEST_RPS[$name]}" "${BEST_P50[$name]}" "${BEST_P99[$name]}" \
-            "$(ratio "${BEST_RPS[$name]}" "${BEST_RPS[bare]}")" "${RUNS_RPS[$name]# }; ${TOT_NON2XX[$name]}, ${TOT_ERRS[$name]}"
+        case "$name" in
+            fngate) vs=$THR_RATIO ;; bare) vs=1.00 ;; php) vs=$PHP_RATIO ;;
+            direct) vs=$(mrange "$R_DTHR"); vs=${vs%% *} ;;
+        esac
+        printf '  %-22s %9s %8s %8s %9s  %s\n' "$label" "${MED_RPS[$name]}" "${BEST_P50[$name]}" "${BEST_P99[$name]}" \
+            "$vs" "${RUNS_RPS[$name]# }; ${TOT_NON2XX[$name]}, ${TOT_ERRS[$name]}"
     done
     say "CPU per request (nginx workers + the back end's processes, /proc utime+stime; steadier than req/s"
-    say "on a shared machine), lower of the two runs, and bare's CPU over fngate's (>= $T_THROUGHPUT: as cheap):"
+    say "on a shared machine), median of the rounds, and bare's CPU over fngate's (>= $T_THROUGHPUT: as cheap):"
     for name in "${NAMES[@]}"; do
-        lo=$(printf '%s\n' ${RUNS_CPU[$name]} | sort -g | head -1)
-        printf '  %-22s %7s us   runs:%s\n' "$name" "$lo" "${RUNS_CPU[$name]}"
+        printf '  %-22s %7s us   runs:%s\n' "$name" "${MED_CPU[$name]}" "${RUNS_CPU[$name]}"
     done
-    say "  bare/fngate CPU = $CPU_RATIO    bare/direct CPU = $(ratio "$(printf '%s\n' ${RUNS_CPU[bare]} | sort -g | head -1)" "$(printf '%s\n' ${RUNS_CPU[direct]:-nan} | sort -g | head -1)")"
+    say "  bare/fngate CPU = ${CPU_RANGE:-nan} (median, range of the per-round ratios)"
+    [ "$DIAG" = 1 ] && say "  bare/direct CPU = $(mrange "$R_DCPU")"
     say ""
     say "cold start: first request after every process went away, median of $COLD_N (curl time_total)"
     printf '  %-26s %9s %9s   %-15s %s\n' "" "cold ms" "warm ms" "cold min-max" "warm min-max"
@@ -870,8 +921,8 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     say "  plus ${IDLE_SPARES:-?} gateway-wide spare process(es) (spare_processes), Pss ${IDLE_SPARE_KB:-?} kB"
     say ""
     say "targets"
-    printf '  %-44s %8s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR"
-    printf '  %-44s %8s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(pverdict warm "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
+    printf '  %-44s %8s  %s  range %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR" "${THR_RANGE#* }"
+    printf '  %-44s %8s  %s  range %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(pverdict warm "$CPU_RATIO" ">=" "$T_THROUGHPUT")" "${CPU_RANGE#* }"
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
     printf '  %-44s %8s  %s\n' "idle processes == 1 (spares apart)" "$IDLE_PROCS" "$V_PROCS"
