@@ -1,8 +1,12 @@
 /*
- * Server connections.  libpq pipeline mode is not used: with the statement
- * cache, a query is one round trip on a warm connection either way, and
- * pipelining several instances' queries on one connection would let one
- * slow query hold up the others behind it.  When the database cannot be
+ * Server connections.  libpq pipeline mode is used for one thing: a session
+ * passed to another function sends its reset (DISCARD ALL), the function's
+ * statement_timeout and the query in one round trip, with one Sync at the
+ * end, so a failed reset aborts the query unrun (it never runs on a session
+ * that still holds the other function's settings).  Otherwise, with the
+ * statement cache, a query is one round trip on a warm connection either
+ * way, and pipelining several instances' queries on one connection would
+ * let one slow query hold up the others behind it.  When the database cannot be
  * reached the failure is recorded for dispatch, which fails the queue fast
  * with the reason rather than making everyone wait for db_wait_timeout.
  *
@@ -76,6 +80,7 @@ static size_t server_row_ceiling(const struct pool *p)
 
 static void server_send_next(struct server *pc);
 static void server_fail_msg(struct server *pc, const char *prefix);
+static void server_rx_start(struct server *pc, struct stmt *st);
 
 static void server_connect_cb(evutil_socket_t fd, short what, void *arg);
 static void server_ident_free(struct server *pc);
@@ -141,6 +146,7 @@ void server_drop(struct server *pc, const char *why)
     pc->op = OP_NONE;
     pc->cancelled = false;
     pc->need_reset = false;
+    pc->piped = false;
     pc->owner[0] = '\0';
     pc->timed_out = 0;
     if (pc->tev)
@@ -205,9 +211,8 @@ static void server_write_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     server_flush(arg);
 }
-/* The EXEC was just sent: its rows come one PGresult each (libpq would
- * otherwise buffer the whole result before max_result could be checked). */
-static int server_exec_begin(struct server *pc)
+/* The EXEC was just sent: the buffers its rows are rendered into. */
+static int server_exec_prepare(struct server *pc)
 {
     if (!pc->rows && !(pc->rows = pgjson_rows_new())) {
         server_drop(pc, "out of memory");
@@ -218,11 +223,82 @@ static int server_exec_begin(struct server *pc)
     pc->json.max = (size_t)pc->pool->set.max_result;
     pc->nrows = 0;
     pc->too_large = false;
-    /* Fails only if results have started to come, which cannot be yet: the
-     * result is then read whole, and rendered the same way. */
+    return 0;
+}
+
+/* The EXEC is the query whose results come next: its rows come one PGresult
+ * each (libpq would otherwise buffer the whole result before max_result
+ * could be checked).  Fails only if its results have started to come, which
+ * cannot be yet: the result is then read whole, and rendered the same way. */
+static void server_exec_rows(struct server *pc)
+{
     if (!pc->whole)
         PQsetSingleRowMode(pc->pg);
+}
+
+static int server_exec_begin(struct server *pc)
+{
+    if (server_exec_prepare(pc) < 0)
+        return -1;
+    server_exec_rows(pc);
     return 0;
+}
+
+/* The query in hand is another function's than the session's last: its
+ * reset, its statement_timeout (a reset session has the server's) and the
+ * query itself go in one pipeline, one round trip instead of two or three.
+ * What the reset leaves (no statements, the server's statement_timeout) is
+ * taken as done now; if it fails the session is closed, and the rest of the
+ * pipeline, aborted by the server before the Sync, never ran.  False if
+ * the connection cannot enter pipeline mode (the caller resets the slow
+ * way). */
+static bool server_send_piped(struct server *pc)
+{
+    struct client *c = pc->client;
+    int64_t want = c->hello.statement_timeout_ms;
+    struct stmt *st = NULL;
+    int ok;
+
+    if (!PQenterPipelineMode(pc->pg))
+        return false;
+    FN_SB_STORE(pc->pool->stats->resets, FN_SB_LOAD(pc->pool->stats->resets) + 1);
+    pc->piped = true;
+    pc->op = OP_RESET;
+    ok = PQsendQueryParams(pc->pg, POOL_RESET_SQL, 0, NULL, NULL, NULL, NULL, 0);
+    stmt_clear(&pc->stmts);
+    pc->dealloc[0] = '\0';
+    pc->timeout_cur = 0;
+    pc->need_reset = false;
+    pc->pipe_set = want > 0;
+    if (ok && want > 0) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SET statement_timeout = %lld", (long long)want);
+        ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+    }
+    if (ok && pc->pool->set.prepared) {
+        FN_SB_STORE(pc->pool->stats->prepared_misses,
+                    FN_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+        if (!(st = stmt_add(&pc->stmts, c->sql))) {
+            server_drop(pc, "out of memory");
+            return true;
+        }
+    }
+    if (ok) {
+        /* Unnamed, as any statement's first use in a session. */
+        pc->cur_stmt = NULL;
+        server_rx_start(pc, st);
+        ok = PQsendQueryParams(pc->pg, c->sql, c->nparams, NULL, c->values, NULL, NULL, 0);
+    }
+    if (ok)
+        ok = PQpipelineSync(pc->pg);
+    if (!ok) {
+        server_fail_msg(pc, "cannot send the query");
+        return true;
+    }
+    if (server_exec_prepare(pc) < 0)
+        return true;
+    server_flush(pc);
+    return true;
 }
 
 /* Before the EXEC of ST (NULL: no statement cache) goes out: how it will be
@@ -337,6 +413,8 @@ static void server_send_next(struct server *pc)
     int64_t want = c->hello.statement_timeout_ms;
     int ok;
 
+    if (pc->op == OP_NONE && pc->need_reset && server_send_piped(pc))
+        return;
     if (pc->op == OP_NONE && pc->need_reset) {
         pc->op = OP_RESET;
         FN_SB_STORE(pc->pool->stats->resets, FN_SB_LOAD(pc->pool->stats->resets) + 1);
@@ -580,11 +658,58 @@ static void server_release(struct server *pc)
     server_idle(pc);
 }
 
+/* One statement of a pipelined query is complete: the next one's results
+ * come without sending anything.  An error after the reset is the query's
+ * answer: the server skips the rest up to the Sync. */
+static void server_piped_done(struct server *pc)
+{
+    switch (pc->op) {
+    case OP_RESET:
+        if (pc->error) {
+            server_fail_msg(pc, "the session reset failed");
+            dispatch_run(pc->pool);
+            return;
+        }
+        pc->op = pc->pipe_set ? OP_SET : OP_EXEC;
+        break;
+    case OP_SET:
+        if (!pc->error)
+            pc->timeout_cur = pc->client->hello.statement_timeout_ms;
+        pc->op = OP_EXEC;
+        break;
+    case OP_EXEC:
+        pc->op = OP_SYNC;
+        return;
+    default:
+        return;
+    }
+    if (pc->op == OP_EXEC && !pc->error)
+        server_exec_rows(pc);
+}
+
+/* The pipeline's Sync came back: the pipelined query is over. */
+static void server_piped_end(struct server *pc)
+{
+    pc->piped = false;
+    if (!PQexitPipelineMode(pc->pg)) {
+        server_fail_msg(pc, "cannot leave pipeline mode");
+        dispatch_run(pc->pool);
+        return;
+    }
+    if (pc->sized && pc->result && !pc->error)
+        stmt_note(pc->sized, rxcount_get(PQsocket(pc->pg)));
+    server_release(pc);
+}
+
 /* One operation's results are complete (PQgetResult gave NULL). */
 static void server_op_done(struct server *pc)
 {
     struct client *c = pc->client;
 
+    if (pc->piped) {
+        server_piped_done(pc);
+        return;
+    }
     switch (pc->op) {
     case OP_SET:
         if (pc->error) {
@@ -646,6 +771,7 @@ static void server_op_done(struct server *pc)
         pc->need_reset = false;
         break;
     case OP_NONE:
+    case OP_SYNC:
         return;
     }
     server_send_next(pc);
@@ -709,6 +835,13 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
         case PGRES_BAD_RESPONSE:
             if (!pc->error) {
                 pc->error = r;
+                continue;
+            }
+            break;
+        case PGRES_PIPELINE_SYNC:
+            if (pc->piped && pc->op == OP_SYNC) {
+                PQclear(r);
+                server_piped_end(pc);
                 continue;
             }
             break;

@@ -69,8 +69,9 @@ struct client {
 
 /* PC_PINNED: idle inside one client's transaction, for that client only. */
 enum server_state { PC_FREE, PC_CONNECTING, PC_IDLE, PC_BUSY, PC_PINNED };
-/* In the order a query runs them; each is optional but EXEC. */
-enum server_op { OP_NONE, OP_RESET, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC };
+/* In the order a query runs them; each is optional but EXEC.  OP_SYNC: a
+ * pipelined query's results are in, its pipeline's end is awaited. */
+enum server_op { OP_NONE, OP_RESET, OP_SET, OP_DEALLOC, OP_PREPARE, OP_EXEC, OP_SYNC };
 
 struct server {
     struct pool *pool;
@@ -85,6 +86,8 @@ struct server {
     bool retried;
     char owner[72];        /* the function whose queries the session last ran */
     bool need_reset;       /* the query in hand is another function's: reset first */
+    bool piped;            /* the reset, its SET and the query went as one pipeline */
+    bool pipe_set;         /* that pipeline holds a SET statement_timeout */
     struct event *tev;     /* the pool's own statement_timeout for the query in hand */
     int timed_out;         /* 1: cancelled for statement_timeout, 2: dropped */
     size_t errmark;        /* PQerrorMessage's length before the current read */

@@ -92,6 +92,38 @@ def test_do_block_cannot_escape_statement_timeout(stack, build, users_db):
              what="dbfn to answer again after its timeouts")
 
 
+def test_statement_timeout_holds_on_the_first_query_after_a_switch(stack, build, users_db):
+    """The reset, the function's statement_timeout and its query go to the
+    server in one round trip when the session switches functions: the
+    timeout is in force for that very query, and gone for the next
+    function's, whose own setting is the server's."""
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("slow", "dbfn"),
+                      gateway={"pool_size": 1}, sections={"dbfn": {"statement_timeout": "300ms"}})
+    for round_ in range(2):
+        status, body, _ = get(ngx, "/fn/slow/sleep?s=0.6")
+        assert status == 200, f"round {round_}: slow's pg_sleep(0.6) after dbfn's: {status} {body}"
+        t0 = time.monotonic()
+        status, body, _ = get(ngx, "/fn/dbfn/sleep?s=1.5")
+        took = time.monotonic() - t0
+        assert_db_error(status, body, 503, "57014")
+        assert took < 1.3, f"round {round_}: pg_sleep(1.5) under 300ms took {took:.2f}s"
+
+
+def test_errors_after_a_switch_leave_the_session_usable(stack, build, users_db):
+    """A query that fails on the server, as the first after a switch (in the
+    same round trip as the reset), gets its own error, and the session
+    serves the next function's query."""
+    _, ngx = db_stack(stack, build, users_db.dsn(), functions=("fa", "fb"),
+                      gateway={"pool_size": 1})
+    bad = "/fn/fb/sql?sql=" + sql_arg("SELECT * FROM no_such_table")
+    for round_ in range(3):
+        status, body, _ = get(ngx, "/fn/fa/count?n=3")
+        assert (status, body) == (200, {"rows": 3, "count": 3, "sum": 6}), (round_, status, body)
+        status, body, _ = get(ngx, bad)
+        assert status == 422 and body["sqlstate"] == "42P01", (round_, status, body)
+        assert 'relation "no_such_table" does not exist' in body["error"], body
+
+
 # --- errors and recovery -----------------------------------------------------------
 
 
