@@ -780,10 +780,12 @@ static void server_op_done(struct server *pc)
 static void server_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *pc = arg;
+    long rows_before = pc->nrows;
     (void)fd;
     (void)what;
 
     server_mark(pc);
+    pc->noticed = false;
     if (!PQconsumeInput(pc->pg)) {
         server_fail_msg(pc, "connection lost");
         dispatch_run(pc->pool);
@@ -864,8 +866,12 @@ static void server_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Every whole row is handed over: what libpq holds now is at most the
-     * start of the next one, which may take one more ceiling's worth. */
-    if (pc->state == PC_BUSY && !pc->whole && pc->rx_armed)
+     * start of the next one, which may take one more ceiling's worth.  Only
+     * if a row (or a notice) did end in this read: else the row in progress
+     * is the one the ceiling is for, and raising it on every read of a
+     * slowly arriving huge row would let libpq buffer all of it. */
+    if (pc->state == PC_BUSY && !pc->whole && pc->rx_armed &&
+        (pc->nrows > rows_before || pc->noticed))
         rxcount_ceil(PQsocket(pc->pg),
                      rxcount_get(PQsocket(pc->pg)) + server_row_ceiling(pc->pool));
 }
@@ -983,8 +989,10 @@ bool server_is(const struct server *pc, const char *ident)
  * limit and forge the gateway's own lines. */
 static void server_notice(void *arg, const PGresult *r)
 {
-    (void)arg;
+    struct server *pc = arg;
     (void)r;
+    /* A whole message was read: what libpq holds is after it. */
+    pc->noticed = true;
 }
 
 void server_start(struct server *pc, const char *ident)
@@ -1000,7 +1008,7 @@ void server_start(struct server *pc, const char *ident)
         server_connect_failed(pc);
         return;
     }
-    PQsetNoticeReceiver(pc->pg, server_notice, NULL);
+    PQsetNoticeReceiver(pc->pg, server_notice, pc);
     server_connect_wait(pc, PGRES_POLLING_WRITING);
 }
 

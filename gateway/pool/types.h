@@ -113,6 +113,7 @@ struct server {
      * size and to cut a whole read off at the guard. */
     bool rx_armed;      /* the socket's bytes are counted */
     bool whole;         /* the EXEC in hand is read whole */
+    bool noticed;       /* a notice was parsed in this read (server_notice) */
     struct stmt *sized; /* its statement (in stmts), whose size it teaches */
 };
 
