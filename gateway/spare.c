@@ -6,8 +6,9 @@
  * only after taking on the function's identity and sandbox.  Replacements
  * are spawned from a timer SPARE_REFILL_MS after a take, so the exec's CPU
  * (about 1 ms on two cores) does not compete with the cold start that took
- * the spare; a spare that dies before its assignment is replaced under a
- * backoff, so a broken fngate-spare cannot spawn in a loop.
+ * the spare, and held while the supervisor says a cold burst is in service;
+ * a spare that dies before its assignment is replaced under a backoff, so a
+ * broken fngate-spare cannot spawn in a loop.
  */
 #include "config.h"
 
@@ -34,6 +35,8 @@
 
 #define SPARE_REFILL_MS 10
 #define SPARE_BACKOFF_MAX_MS 5000
+#define SPARE_HOLD_STEP_MS 5
+#define SPARE_HOLD_MAX_MS 200
 
 struct spare_pool {
     struct event_base *base;
@@ -44,7 +47,10 @@ struct spare_pool {
     int n_ready;
     struct spare *dying; /* killed or let go, not yet reaped */
     struct event *refill_ev;
-    int64_t backoff_ms; /* 0: none */
+    bool (*hold)(void *arg);
+    void *hold_arg;
+    int64_t held_since_ns; /* 0: not held */
+    int64_t backoff_ms;    /* 0: none */
     uint64_t assigned, failed;
     char path[PATH_MAX]; /* fngate-spare; "" when there is none */
     bool fixed;          /* PATH given by the caller */
@@ -174,9 +180,31 @@ void spare_pool_fill(struct spare_pool *sp)
 
 static void spare_refill_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct spare_pool *sp = arg;
     (void)fd;
     (void)what;
-    spare_pool_fill(arg);
+    /* Held at most SPARE_HOLD_MAX_MS: a function under steady load may keep
+     * its burst flag, and other functions' cold starts want a spare. */
+    if (sp->hold && sp->hold(sp->hold_arg)) {
+        int64_t now = spare_now_ns();
+        if (!sp->held_since_ns)
+            sp->held_since_ns = now;
+        if (now - sp->held_since_ns < (int64_t)SPARE_HOLD_MAX_MS * 1000000) {
+            struct timeval tv = {0, SPARE_HOLD_STEP_MS * 1000};
+            evtimer_add(sp->refill_ev, &tv);
+            return;
+        }
+    }
+    sp->held_since_ns = 0;
+    spare_pool_fill(sp);
+}
+
+void spare_pool_set_hold(struct spare_pool *sp, bool (*hold)(void *arg), void *arg)
+{
+    if (!sp)
+        return;
+    sp->hold = hold;
+    sp->hold_arg = arg;
 }
 
 /* Spawns the missing spares after DELAY_MS unless a refill is due already. */

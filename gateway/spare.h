@@ -47,6 +47,10 @@ void spare_pool_free(struct spare_pool *sp);
 void spare_pool_set(struct spare_pool *sp, int want);
 /* Spawns what is missing, now.  For start-up and tests. */
 void spare_pool_fill(struct spare_pool *sp);
+/* While HOLD(ARG) is true a due replacement waits (looked at again every
+ * few milliseconds): the supervisor holds it during a cold burst, whose
+ * instances need the CPU a spare's exec would take. */
+void spare_pool_set_hold(struct spare_pool *sp, bool (*hold)(void *arg), void *arg);
 /* Lets every waiting spare go and spawns no more (the gateway stops). */
 void spare_pool_stop(struct spare_pool *sp);
 

@@ -223,6 +223,18 @@ static void sup_retire_all(struct sup *s, const char *why)
 }
 
 /* Whether PID is one of the gateway's own children. */
+/* A replacement spare waits while a cold burst is served: its exec would
+ * take CPU from the burst's instances. */
+static bool sup_spares_hold(void *arg)
+{
+    struct sup *s = arg;
+    for (struct sup_fn *f = s->fns; f; f = f->next) {
+        if (f->burst)
+            return true;
+    }
+    return false;
+}
+
 static bool sup_pid_known(pid_t pid, void *arg)
 {
     struct sup *s = arg;
@@ -538,6 +550,7 @@ int sup_run(const char *conf_path)
         goto out;
     mx_set_reqlog(s.mx, s.reqlog);
     s.spares = spare_pool_new(s.base, s.mx, s.conf->gw.spare_processes, NULL);
+    spare_pool_set_hold(s.spares, sup_spares_hold, &s);
     s.poolstat = poolstat_new();
     poolstat_set_slow(s.poolstat, s.conf->gw.slow_query_ms);
     s.status = status_new(s.base, s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, s.mx,

@@ -173,3 +173,20 @@ def test_a_handler_so_that_cannot_load_falls_back_to_exec(stack, build, tmp_path
     inst = gw.instances("bad")
     assert len(inst) == 1
     assert os.path.realpath(f"/proc/{inst[0]}/exe") == os.path.realpath(gw.handler_path("bad"))
+
+
+def test_a_spare_instance_queries_through_the_pool(stack, build, users_db):
+    """The pool channel goes to the spare in its assignment (fd 3), and the
+    pool's hand-over names the spare's pid as the instance's."""
+    gw, ngx = stack({"users": build.handler("users")},
+                    shared_objects={"users": build.handler_so("users")},
+                    gateway={"database_url": users_db.dsn()})
+    wait_for(lambda: len(gw.spares()) == 1, 5, what="one spare process")
+    spare = gw.spares()[0]
+    r = ngx.get("/fn/users/2", timeout=10)
+    assert r.status == 200, r
+    body = json.loads(r.body)
+    assert body["id"] == 2 and body["email"] == "user2@example.com"
+    assert gw.instances("users") == [spare]
+    r = ngx.get("/fn/users", timeout=10)
+    assert r.status == 200 and len(json.loads(r.body)) == 500

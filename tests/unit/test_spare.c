@@ -193,6 +193,39 @@ START_TEST(set_lets_extra_ones_go)
 }
 END_TEST
 
+static bool held = true;
+static bool hold_cb(void *arg)
+{
+    (void)arg;
+    return held;
+}
+
+START_TEST(a_replacement_waits_while_held)
+{
+    struct spare_pool *sp = spare_pool_new(base, NULL, 1, spare_path);
+    struct spare *s;
+    int status;
+    pid_t pid;
+
+    spare_pool_set_hold(sp, hold_cb, NULL);
+    spare_pool_fill(sp); /* start-up is not held */
+    ck_assert_int_eq(spare_pool_ready(sp), 1);
+    s = spare_pool_take(sp);
+    pid = s->pid;
+    spare_free(sp, s, false);
+    ck_assert(reap(sp, pid, &status));
+    held = true;
+    run_for(60);
+    ck_assert_int_eq(spare_pool_ready(sp), 0);
+    held = false;
+    run_for(30);
+    ck_assert_int_eq(spare_pool_ready(sp), 1);
+    spare_pool_free(sp);
+    while (waitpid(-1, &status, 0) > 0)
+        ;
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("spare");
@@ -206,6 +239,7 @@ int main(void)
     tcase_add_test(tc, a_spare_killed_while_waiting_is_replaced);
     tcase_add_test(tc, a_spare_that_dies_at_once_backs_off);
     tcase_add_test(tc, set_lets_extra_ones_go);
+    tcase_add_test(tc, a_replacement_waits_while_held);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
