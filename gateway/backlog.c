@@ -231,7 +231,7 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
                  "{\"error\":\"no instance free: waited %lld ms in the queue (queue_timeout "
                  "%lld ms)\"}",
                  (long long)(waited / 1000000 + hold_ms), (long long)queue_timeout_ms);
-        refuse_conn(base, fd, msg, BACKLOG_RETRY_AFTER_S, hold_ms);
+        refuse_conn(base, fd, b->name, msg, BACKLOG_RETRY_AFTER_S, hold_ms);
         b->rejected[BACKLOG_QUEUE_TIMEOUT]++;
     }
     timed_out = taken;
@@ -243,7 +243,7 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
         int fd = backlog_accept(listen_fd);
         if (fd < 0)
             break;
-        refuse_conn(base, fd, msg, BACKLOG_RETRY_AFTER_S, 0);
+        refuse_conn(base, fd, b->name, msg, BACKLOG_RETRY_AFTER_S, 0);
         b->rejected[BACKLOG_OVERLOAD]++;
     }
     fcntl(listen_fd, F_SETFL, flags);

@@ -12,12 +12,15 @@
  *
  * Each refused connection holds a supervisor descriptor until answered or
  * its deadline, and a hostile client can open them faster than deadlines
- * pass.  So they are counted, and past a cap (a quarter of RLIMIT_NOFILE,
- * leaving the rest for instances, sockets and the pool) the oldest is
- * closed unanswered: a slow client is the one that has waited longest,
- * while a real front end's request is read and answered within a loop
- * iteration.  The supervisor closes the descriptor itself, at once, so
- * the count is what it holds.
+ * pass.  So they are counted, per function and in all, and past a cap the
+ * oldest is closed unanswered: a slow client is the one that has waited
+ * longest, while a real front end's request is read and answered within a
+ * loop iteration.  A function holds at most half the gateway's cap (a
+ * quarter of RLIMIT_NOFILE, leaving the rest for instances, sockets and the
+ * pool), and past its own cap a function loses its own oldest: one
+ * function's flood never closes another's answers.  At the gateway's cap
+ * the function holding the most gives up its oldest.  The supervisor closes
+ * the descriptor itself, at once, so the count is what it holds.
  */
 #include "config.h"
 
@@ -48,9 +51,12 @@
 #define REFUSE_CAP_MAX 65536
 #define REFUSE_LOG_EVERY_S 1
 
+struct refuse_fn;
+
 /* One refused connection; frees itself once answered or failed. */
 struct refuse_conn {
-    struct refuse_conn *prev, *next; /* refuse_all, oldest first */
+    struct refuse_conn *prev, *next; /* its function's, oldest first */
+    struct refuse_fn *fn;            /* the function it came for */
     int fd;                          /* owned: closed by refuse_conn_free */
     struct bufferevent *bev;
     struct event *hold;     /* owned; pending while the answer must wait */
@@ -62,23 +68,78 @@ struct refuse_conn {
     unsigned reqid;
 };
 
-/* Every refused connection held, oldest first (the supervisor is one
- * thread). */
-static struct {
+/* The refused connections held for one function; exists while it holds
+ * any (freed with its last). */
+struct refuse_fn {
+    struct refuse_fn *next; /* refuse_fns */
     struct refuse_conn *head, *tail;
     int n;
     uint64_t shed, shed_logged;
     time_t logged;
+    char name[]; /* the function's */
+};
+
+/* Every function holding refused connections, and how many they hold in
+ * all (the supervisor is one thread). */
+static struct refuse_fn *refuse_fns;
+static int refuse_total;
+static struct {
+    uint64_t shed, shed_logged;
+    time_t logged;
 } refuse_all;
+
+static struct refuse_fn *refuse_fn_find(const char *name)
+{
+    for (struct refuse_fn *f = refuse_fns; f; f = f->next) {
+        if (strcmp(f->name, name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+/* NAME's entry, new if it holds nothing yet; NULL if out of memory. */
+static struct refuse_fn *refuse_fn_get(const char *name)
+{
+    struct refuse_fn *f = refuse_fn_find(name);
+    size_t len = strlen(name);
+
+    if (f)
+        return f;
+    f = calloc(1, sizeof(*f) + len + 1);
+    if (!f)
+        return NULL;
+    memcpy(f->name, name, len + 1);
+    f->next = refuse_fns;
+    refuse_fns = f;
+    return f;
+}
+
+static void refuse_fn_free(struct refuse_fn *f)
+{
+    if (!f)
+        return;
+    for (struct refuse_fn **pf = &refuse_fns; *pf; pf = &(*pf)->next) {
+        if (*pf == f) {
+            *pf = f->next;
+            break;
+        }
+    }
+    free(f);
+}
 
 static void refuse_conn_free(struct refuse_conn *rc)
 {
+    struct refuse_fn *f;
+
     if (!rc)
         return;
-    if (rc->prev || refuse_all.head == rc) {
-        *(rc->prev ? &rc->prev->next : &refuse_all.head) = rc->next;
-        *(rc->next ? &rc->next->prev : &refuse_all.tail) = rc->prev;
-        refuse_all.n--;
+    if ((f = rc->fn)) {
+        *(rc->prev ? &rc->prev->next : &f->head) = rc->next;
+        *(rc->next ? &rc->next->prev : &f->tail) = rc->prev;
+        f->n--;
+        refuse_total--;
+        if (f->n == 0)
+            refuse_fn_free(f);
     }
     if (rc->hold)
         event_free(rc->hold);
@@ -105,26 +166,50 @@ int refuse_cap(void)
     return cap < REFUSE_CAP_MIN ? REFUSE_CAP_MIN : cap > REFUSE_CAP_MAX ? REFUSE_CAP_MAX : (int)cap;
 }
 
-int refuse_budget(void)
+int refuse_fn_cap(void)
 {
     return refuse_cap() / 2;
 }
 
-/* Makes room for one more under the cap by closing the oldest. */
-static void refuse_make_room(void)
+int refuse_budget(void)
 {
-    int cap = refuse_cap();
-    time_t now;
+    return refuse_fn_cap() / 2;
+}
 
-    while (refuse_all.n >= cap && refuse_all.head) {
-        refuse_conn_free(refuse_all.head);
+/* Makes room for one more connection of function NAME: past its own cap it
+ * loses its own oldest; at the gateway's, the function holding the most
+ * loses its oldest.  Logged at most once a second per function. */
+static void refuse_make_room(const char *name)
+{
+    struct refuse_fn *f = refuse_fn_find(name);
+    int cap = refuse_cap(), fn_cap = refuse_fn_cap();
+    time_t now = time(NULL);
+
+    /* A function's cap is at least 4: this never frees F itself. */
+    while (f && f->n >= fn_cap) {
+        refuse_conn_free(f->head);
+        f->shed++;
+    }
+    if (f && f->shed != f->shed_logged && now - f->logged >= REFUSE_LOG_EVERY_S) {
+        log_warnx("[fn %s] refused connections: holding %d, a function's cap (half of the "
+                  "gateway's %d): closed %llu of its oldest unanswered",
+                  f->name, fn_cap, cap, (unsigned long long)(f->shed - f->shed_logged));
+        f->shed_logged = f->shed;
+        f->logged = now;
+    }
+    while (refuse_total >= cap && refuse_fns) {
+        struct refuse_fn *most = refuse_fns;
+        for (struct refuse_fn *g = refuse_fns->next; g; g = g->next) {
+            if (g->n > most->n)
+                most = g;
+        }
+        refuse_conn_free(most->head);
         refuse_all.shed++;
     }
-    now = time(NULL);
     if (refuse_all.shed != refuse_all.shed_logged &&
         now - refuse_all.logged >= REFUSE_LOG_EVERY_S) {
         log_warnx("refused connections: holding %d, the cap (a quarter of RLIMIT_NOFILE): "
-                  "closed %llu of the oldest unanswered",
+                  "closed %llu of the oldest unanswered of the functions holding the most",
                   cap, (unsigned long long)(refuse_all.shed - refuse_all.shed_logged));
         refuse_all.shed_logged = refuse_all.shed;
         refuse_all.logged = now;
@@ -205,25 +290,29 @@ static void refuse_event_cb(struct bufferevent *bev, short what, void *arg)
     refuse_conn_free(arg); /* EOF, error or timeout before an answer */
 }
 
-int refuse_conn(struct event_base *base, int fd, const char *message, int retry_after,
-                int64_t hold_ms)
+int refuse_conn(struct event_base *base, int fd, const char *name, const char *message,
+                int retry_after, int64_t hold_ms)
 {
     struct timeval tmo = {REFUSE_TIMEOUT_S, 0};
     struct refuse_conn *rc;
+    struct refuse_fn *f;
 
-    refuse_make_room();
+    refuse_make_room(name);
     rc = calloc(1, sizeof(*rc));
-    if (!rc) {
+    if (!rc || !(f = refuse_fn_get(name))) {
+        free(rc);
         close(fd);
         return -1;
     }
     /* Ours, not the bufferevent's: libevent would close it later, from
      * the loop, after the number may have gone to the next connection. */
     rc->fd = fd;
-    rc->prev = refuse_all.tail;
-    *(rc->prev ? &rc->prev->next : &refuse_all.head) = rc;
-    refuse_all.tail = rc;
-    refuse_all.n++;
+    rc->fn = f;
+    rc->prev = f->tail;
+    *(rc->prev ? &rc->prev->next : &f->head) = rc;
+    f->tail = rc;
+    f->n++;
+    refuse_total++;
     if (hold_ms < 0)
         hold_ms = 0;
     /* Nothing more arrives while the answer is held: the idle timeout must
@@ -254,7 +343,7 @@ fail:
     return -1;
 }
 
-int refuse_queued(struct event_base *base, int listen_fd, const char *message)
+int refuse_queued(struct event_base *base, int listen_fd, const char *name, const char *message)
 {
     int flags = fcntl(listen_fd, F_GETFL);
     int n = 0, budget = refuse_budget();
@@ -274,7 +363,7 @@ int refuse_queued(struct event_base *base, int listen_fd, const char *message)
                 continue;
             break; /* EAGAIN: the queue is empty */
         }
-        if (refuse_conn(base, fd, message, 0, 0) == 0)
+        if (refuse_conn(base, fd, name, message, 0, 0) == 0)
             n++;
     }
     fcntl(listen_fd, F_SETFL, flags);
@@ -296,5 +385,5 @@ int refuse_disabled(struct event_base *base, int listen_fd, const char *name, co
             msg[n++] = (char)*p;
     }
     snprintf(msg + n, sizeof(msg) - n, "\"}");
-    return refuse_queued(base, listen_fd, msg);
+    return refuse_queued(base, listen_fd, name, msg);
 }

@@ -140,7 +140,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                 supfn_arm(f);
             if (s->state == SUP_STOPPING && q > 0 && !f->drained && sup_drain_over(f, now)) {
                 /* Served long enough: answer what is still queued. */
-                int n = refuse_queued(s->base, f->listen_fd,
+                int n = refuse_queued(s->base, f->listen_fd, f->desc.name,
                                       "{\"error\":\"the gateway is shutting down\"}");
                 mx_fn_rejected(f->mx, MX_REJ_SHUTDOWN, n);
                 log_warnx("[fn %s] still %d queued after the drain limit: answered 503 to %d",

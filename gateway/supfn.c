@@ -178,7 +178,7 @@ int supfn_scale_q(struct sup_fn *f, int64_t now)
         snprintf(msg, sizeof(msg),
                  "{\"error\":\"function %s cannot start: %s\",\"function\":\"%s\"}", f->desc.name,
                  f->last_exit, f->desc.name);
-        refused = refuse_queued(f->sup->base, f->listen_fd, msg);
+        refused = refuse_queued(f->sup->base, f->listen_fd, f->desc.name, msg);
         mx_fn_rejected(f->mx, MX_REJ_CANNOT_START, refused);
         if (refused > 0)
             log_warnx("[fn %s] %d crashes in a row without serving (last: %s): answered 503 to "

@@ -88,6 +88,13 @@ def fcgi(path, params: dict, body: bytes, timeout=10.0):
 
 def _response(s):
     """(status, body) of the response read from S up to END_REQUEST."""
+    status, _, payload = _response_head(s)
+    return status, payload
+
+
+def _response_head(s):
+    """(status, header block, body) of the response read from S up to
+    END_REQUEST."""
     data = b""
     stdout = b""
     while True:
@@ -105,7 +112,7 @@ def _response(s):
             if rtype == 3:
                 head, _, payload = stdout.partition(b"\r\n\r\n")
                 status = int(head.split(b"\r\n")[0].split()[1])
-                return status, payload
+                return status, head.decode(), payload
     raise AssertionError(f"no END_REQUEST; got {stdout!r}")
 
 

@@ -316,7 +316,7 @@ START_TEST(refuse_holds_the_answer)
     s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     ck_assert_int_ge(s, 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ck_assert_int_eq(refuse_conn(base, s, "{\"error\":\"x\"}", 7, 200), 0);
+    ck_assert_int_eq(refuse_conn(base, s, "t", "{\"error\":\"x\"}", 7, 200), 0);
     for (int i = 0; i < 5; i++)
         event_base_loop(base, EVLOOP_NONBLOCK);
     ck_assert(!answered(c));
@@ -351,7 +351,7 @@ START_TEST(refuse_lets_a_slow_client_go)
     s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     ck_assert_int_ge(s, 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ck_assert_int_eq(refuse_conn(base, s, "{\"error\":\"x\"}", 0, 0), 0);
+    ck_assert_int_eq(refuse_conn(base, s, "t", "{\"error\":\"x\"}", 0, 0), 0);
     /* Zero bytes: a record header that never completes, a byte at a time
      * every half second. */
     while (!closed && ms < 10000) {

@@ -67,7 +67,7 @@ START_TEST(alloc_failure_closes_the_fd_once)
         ck_assert_ptr_nonnull(base);
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
         fail_in = k;
-        rc = refuse_conn(base, sv[0], "{\"error\":\"x\"}", 1, 100);
+        rc = refuse_conn(base, sv[0], "a", "{\"error\":\"x\"}", 1, 100);
         fail_in = -1;
         if (rc == 0) {
             succeeded++;
@@ -112,8 +112,9 @@ static int peer_state(int fd)
 }
 
 /* A client that connects and sends nothing costs the supervisor a
- * descriptor until the deadline: past the cap (a quarter of RLIMIT_NOFILE)
- * the oldest are closed, so the supervisor never holds more. */
+ * descriptor until the deadline: past a function's cap (half the gateway's,
+ * a quarter of RLIMIT_NOFILE) its oldest are closed, so the supervisor never
+ * holds more. */
 START_TEST(refused_connections_are_capped)
 {
     struct rlimit rl = {200, 200};
@@ -126,17 +127,97 @@ START_TEST(refused_connections_are_capped)
     for (int i = 0; i < 100; i++) {
         int sv[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-        ck_assert_int_eq(refuse_conn(base, sv[0], "{\"error\":\"x\"}", 1, 0), 0);
+        ck_assert_int_eq(refuse_conn(base, sv[0], "a", "{\"error\":\"x\"}", 1, 0), 0);
         peers[i] = sv[1];
         loop_once(base);
     }
-    /* Cap 50: the 50 oldest were closed unanswered, the 50 newest wait
-     * (this process holds the client ends too: 100 + 50 + a few < 200). */
+    /* Cap 50, 25 for a function: the 75 oldest were closed unanswered, the
+     * 25 newest wait (this process holds the client ends too). */
+    ck_assert_int_eq(refuse_cap(), 50);
+    ck_assert_int_eq(refuse_fn_cap(), 25);
     for (int i = 0; i < 100; i++)
-        ck_assert_msg(peer_state(peers[i]) == (i < 50 ? 1 : 0), "connection %d: state %d", i,
+        ck_assert_msg(peer_state(peers[i]) == (i < 75 ? 1 : 0), "connection %d: state %d", i,
                       peer_state(peers[i]));
     for (int i = 0; i < 100; i++)
         close(peers[i]);
+    loop_once(base);
+    event_base_free(base);
+}
+END_TEST
+
+/* One function's flood closes only its own: B's connections, older than
+ * all of A's, still wait for their requests. */
+START_TEST(a_flood_closes_only_its_own_function)
+{
+    struct rlimit rl = {200, 200};
+    struct event_base *base;
+    int a[100], b[10];
+
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    for (int i = 0; i < 110; i++) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        ck_assert_int_eq(refuse_conn(base, sv[0], i < 10 ? "b" : "a", "{\"error\":\"x\"}", 1, 0),
+                         0);
+        *(i < 10 ? &b[i] : &a[i - 10]) = sv[1];
+        loop_once(base);
+    }
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(peer_state(b[i]) == 0, "b's connection %d: state %d", i, peer_state(b[i]));
+    for (int i = 0; i < 100; i++)
+        ck_assert_msg(peer_state(a[i]) == (i < 75 ? 1 : 0), "a's connection %d: state %d", i,
+                      peer_state(a[i]));
+    for (int i = 0; i < 100; i++)
+        close(a[i]);
+    for (int i = 0; i < 10; i++)
+        close(b[i]);
+    loop_once(base);
+    event_base_free(base);
+}
+END_TEST
+
+/* Many functions under their own caps still meet the gateway's: at it, the
+ * function holding the most gives up its oldest, so all keep a share. */
+START_TEST(many_functions_share_the_gateways_cap)
+{
+    struct rlimit rl = {300, 300};
+    struct event_base *base;
+    int peers[10][12];
+    char name[8];
+    int held = 0;
+
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    for (int i = 0; i < 12; i++) {
+        for (int f = 0; f < 10; f++) {
+            int sv[2];
+            snprintf(name, sizeof(name), "f%d", f);
+            ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+            ck_assert_int_eq(refuse_conn(base, sv[0], name, "{\"error\":\"x\"}", 1, 0), 0);
+            peers[f][i] = sv[1];
+        }
+        loop_once(base);
+    }
+    /* Cap 75 for the gateway; each function keeps 7 or 8, its newest. */
+    for (int f = 0; f < 10; f++) {
+        int kept = 0;
+        for (int i = 0; i < 12; i++) {
+            int st = peer_state(peers[f][i]);
+            ck_assert_int_ne(st, -1);
+            kept += st == 0;
+        }
+        ck_assert_msg(kept >= 7 && kept <= 8, "function f%d kept %d", f, kept);
+        for (int i = 0; i < 12 - kept; i++)
+            ck_assert_int_eq(peer_state(peers[f][i]), 1);
+        held += kept;
+    }
+    ck_assert_int_eq(held, 75);
+    for (int f = 0; f < 10; f++)
+        for (int i = 0; i < 12; i++)
+            close(peers[f][i]);
     loop_once(base);
     event_base_free(base);
 }
@@ -162,7 +243,7 @@ START_TEST(answered_connections_give_their_room_back)
         ssize_t n;
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         ck_assert_int_eq(write(sv[1], req, sizeof(req)), (ssize_t)sizeof(req));
-        ck_assert_int_eq(refuse_conn(base, sv[0], "{\"error\":\"x\"}", 1, 0), 0);
+        ck_assert_int_eq(refuse_conn(base, sv[0], "a", "{\"error\":\"x\"}", 1, 0), 0);
         loop_once(base);
         n = read(sv[1], buf, sizeof(buf) - 1);
         ck_assert_int_gt(n, 8);
@@ -185,6 +266,8 @@ static Suite *refuse_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("cap");
     tcase_add_test(tc, refused_connections_are_capped);
+    tcase_add_test(tc, a_flood_closes_only_its_own_function);
+    tcase_add_test(tc, many_functions_share_the_gateways_cap);
     tcase_add_test(tc, answered_connections_give_their_room_back);
     suite_add_tcase(s, tc);
     return s;
