@@ -2,10 +2,7 @@
 # warm_instr.sh: instructions per warm hello request, counted by valgrind's
 # callgrind, which a shared machine's noise cannot move (issue 11 point 1).
 #
-#     tests/bench/warm_instr.sh [--no-build] [--keep] [-n N] [--strace]
-#
-#   --strace  count system calls (strace -c) instead of instructions: the
-#             calls of each kind per request, the same way
+#     tests/bench/warm_instr.sh [--no-build] [--keep] [-n N]
 #
 # One nginx (one process: master_process off, under callgrind) in front of
 #   /fn/hello   fngate's hello through the shipped nginx/fngate.inc
@@ -27,14 +24,12 @@ source "$BENCH_DIR/lib.sh"
 ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 
 N=2000
-STRACE=0
 want_n=0
 for arg in "$@"; do
     if [ "$want_n" = 1 ]; then N=$arg; want_n=0; continue; fi
     common_arg "$arg" && continue
     case "$arg" in
         -n) want_n=1 ;;
-        --strace) STRACE=1 ;;
         *) bad_arg "$arg" ;;
     esac
 done
@@ -70,13 +65,7 @@ cp "$HELLO" "$RUN/hello"
 cc -O2 -Wall -o "$RUN/bare/bare_hello" "$BENCH_DIR/bare_hello.c" -lfcgi || die "cannot build bare_hello.c"
 VG="$(command -v valgrind) --tool=callgrind --dump-instr=no --compress-strings=no --vgdb=no"
 # tool FILE: the command prefix that counts into FILE (%p: the pid)
-tool() {
-    if [ "$STRACE" = 1 ]; then
-        printf '%s -f -c -U calls,name -o %s' "$(command -v strace)" "${1%.%p}"
-    else
-        printf '%s --callgrind-out-file=%s' "$VG" "$1"
-    fi
-}
+tool() { printf '%s --callgrind-out-file=%s' "$VG" "$1"; }
 cat >"$RUN/functions/hello/handler" <<WRAP
 #!/bin/sh
 exec $(tool "$CG/instance.out.%p") $RUN/hello "\$@" 2>>$CG/instance.err
@@ -185,11 +174,7 @@ ir() {
     local f
     f=$(ls "$1"* 2>/dev/null | head -1)
     [ -n "$f" ] || { echo nan; return; }
-    if [ "$STRACE" = 1 ]; then
-        awk '$NF == "total" { print $1; exit }' "$f"
-    else
-        awk '/^(summary|totals):/ { print $2; exit }' "$f"
-    fi
+    awk '/^(summary|totals):/ { print $2; exit }' "$f"
 }
 # run PATH COUNT: "nginx back-end" instructions of a stack that served COUNT
 # requests to PATH (plus one to /healthz)
@@ -205,21 +190,12 @@ run() {
 }
 
 W=100
-what=instructions; [ "$STRACE" = 1 ] && what="system calls"
-printf '%-10s %12s %12s   (%s per request: %d requests minus %d, one stack each)\n' path nginx back-end "$what" "$((W + N))" "$W"
+printf '%-10s %12s %12s   (instructions per request: %d requests minus %d, one stack each)\n' path nginx back-end "$((W + N))" "$W"
 for path in ${WARM_INSTR_PATHS:-/fn/hello /fn-direct /bare}; do
     run "$path" "$W"
     read -r ng0 be0 <"$RUN/ir"
     run "$path" "$((W + N))"
     read -r ng1 be1 <"$RUN/ir"
     awk -v a="$ng0" -v b="$ng1" -v c="$be0" -v d="$be1" -v n="$N" -v p="$path" \
-        'BEGIN { printf "%-10s %12.2f %12.2f\n", p, (b - a) / n, (d - c) / n }'
-    if [ "$STRACE" = 1 ]; then
-        # the calls of each kind, per request, of the larger run
-        for f in "$CG/run${path//\//-}-$((W + N))"/*.out*; do
-            printf '   %s:' "$(basename "${f%%.out*}")"
-            awk -v n="$((W + N))" '$1 ~ /^[0-9]+$/ && $NF != "total" { printf " %s %.2f", $2, $1 / n }' "$f"
-            echo
-        done
-    fi
+        'BEGIN { printf "%-10s %12.0f %12.0f\n", p, (b - a) / n, (d - c) / n }'
 done
