@@ -47,6 +47,11 @@ int scale_spawn_count(const struct scale_state *s)
     return want < room ? want : room;
 }
 
+bool scale_burst_over(const struct scale_state *s)
+{
+    return s->queued == 0 && s->idle > 0;
+}
+
 int64_t scale_backoff_ms(int crashes)
 {
     int64_t ms = 50;

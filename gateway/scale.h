@@ -20,8 +20,8 @@ struct scale_state {
     int min_instances;
     bool backoff; /* a crash backoff delay is running */
     /* A cold burst is being served: the function had no instance when the
-     * first of the queued connections arrived, and the queue has not been
-     * empty since. */
+     * first of the queued connections arrived, and scale_burst_over has not
+     * been true since. */
     bool burst;
     int64_t svc_ns;   /* its mean request duration so far (0: unknown) */
     int64_t start_ns; /* how long its instances take to become ready (0: unknown) */
@@ -42,6 +42,13 @@ struct scale_state {
  * start, and an instance is ready) the queue alone decides, so throughput
  * never waits for the estimate. */
 int scale_spawn_count(const struct scale_state *s);
+
+/* Whether a cold burst has been served: nothing queued and an instance
+ * idle.  An empty queue alone is not enough: between two of nginx's
+ * connects the queue of a burst still arriving is often empty for a moment
+ * while every instance is busy, and ending the burst there handed the rest
+ * of it to the queue rule, which started all of max_instances. */
+bool scale_burst_over(const struct scale_state *s);
 
 /* Delay before the next spawn after CRASHES consecutive crashes: none for
  * the first (one bad request must not hold up the next), then 50 ms doubling

@@ -187,7 +187,7 @@ int supfn_scale_q(struct sup_fn *f, int64_t now)
         q = sock_queue_len(f->listen_fd);
     }
     st.queued = q;
-    if (q == 0)
+    if (scale_burst_over(&st))
         f->burst = st.burst = false;
     /* Idle instances take a waiting connection within microseconds.  A
      * queue that outlives a tick with idle instances around means a wakeup
@@ -207,8 +207,11 @@ int supfn_scale_q(struct sup_fn *f, int64_t now)
             break;
     }
     if (n > 0)
-        log_debug("[fn %s] queue %d, idle %d, starting %d: spawned %d (at %lld ns)", f->desc.name,
-                  q, st.idle, st.starting, n, (long long)at);
+        log_debug(
+            "[fn %s] queue %d, idle %d, starting %d: spawned %d (at %lld ns; request %lld ns, "
+            "start %lld ns, burst %d)",
+            f->desc.name, q, st.idle, st.starting, n, (long long)at, (long long)st.svc_ns,
+            (long long)st.start_ns, (int)st.burst);
     return q;
 }
 

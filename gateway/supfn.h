@@ -48,7 +48,7 @@ struct sup_fn {
     char last_exit[160];     /* how the last crash ended, for the 503 */
     int64_t stuck_since_ns;  /* queue non-empty with idle instances since */
     bool burst;              /* a cold burst in service (scale.h): set at a cold
-                              * start, cleared when the queue is seen empty */
+                              * start, cleared once scale_burst_over */
     struct backlog *backlog; /* owned: the queue police */
     /* Scaling hints from its instances' slots (claims, clamped; a lie
      * only mis-sizes this function): what the instances gone served and

@@ -774,7 +774,11 @@ wait_until 10 btrace_ready
 for ((i = 1; i <= BURST_TRACE; i++)); do
     wait_until 15 btrace_cold || { say "warning: burst trace $i: not cold"; continue; }
     sleep 0.3
-    python3 "$BENCH_DIR/burst.py" --warm 1 --timeline "$RUN/btrace-$i.txt" "$PORT" /btrace "$BURST_N" >>"$RES/bursttrace-codes.txt" 2>&1
+    # the measured rounds' settling and warm bursts too: the same history
+    # (request and start-up times) for the next cold burst's estimate
+    python3 "$BENCH_DIR/burst.py" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" \
+        --children "$BTRACE_PID:$RUN/btrace/functions/helloburst/handler" --timeline "$RUN/btrace-$i.txt" \
+        "$PORT" /btrace "$BURST_N" >>"$RES/bursttrace-codes.txt" 2>&1
     sleep 0.1
     { echo "# burst $i"; python3 "$BENCH_DIR/burstrace.py" "$RUN/btrace-$i.txt" "$RUN/fngate-btrace.log" helloburst; } >>"$RES/bursttrace.txt" 2>&1
 done

@@ -9,7 +9,9 @@ Both use CLOCK_MONOTONIC, so every event is printed in ms after the burst's
 first write:
 
   wake     the supervisor's callback for the first connection
-  scale    each scaling step: what it saw (queue, idle, starting) and spawned
+  scale    each scaling step: what it saw (queue, idle, starting, the mean
+           request and the last start-up time, whether in a cold burst)
+           and how many it spawned
   spawn    each instance: proc_spawn called -> returned (the supervisor is
            blocked in between), the child's execve, main(), ready in accept()
   answers  the requests' ends: first, median, last (the slowest)
@@ -25,7 +27,7 @@ import sys
 READY = re.compile(r"\[fn (\S+) pid (\d+)\] ready in [0-9.]+ ms \(trace ns: woke (\d+) "
                    r"spawn (\d+) (\d+) execve (\d+) main (\d+) ready (\d+)\)")
 SCALE = re.compile(r"\[fn (\S+)\] queue (-?\d+), idle (\d+), starting (\d+): spawned (\d+) "
-                   r"\(at (\d+) ns\)")
+                   r"\(at (\d+) ns; request (\d+) ns, start (\d+) ns, burst (\d)\)")
 
 
 def main():
@@ -52,8 +54,9 @@ def main():
     insts.sort(key=lambda i: i[2])
     if insts:
         print(f"wake      {ms(min(i[1] for i in insts)):8.3f}")
-    for q, idle, starting, n, at in steps:
-        print(f"scale     {ms(at):8.3f}  queue {q}, idle {idle}, starting {starting}: spawned {n}")
+    for q, idle, starting, n, at, svc, start, burst in steps:
+        print(f"scale     {ms(at):8.3f}  queue {q}, idle {idle}, starting {starting}: spawned {n}"
+              f" (request {svc / 1e3:.0f} us, start {start / 1e3:.0f} us{', burst' if burst else ''})")
     print("          pid       spawn called  returned    execve      main     ready")
     blocked = 0
     for pid, woke, s0, s1, ex, mn, rd in insts:

@@ -142,6 +142,24 @@ START_TEST(cold_burst_keeps_its_estimate_once_an_instance_serves)
 }
 END_TEST
 
+START_TEST(cold_burst_ends_when_served_not_at_a_lull)
+{
+    /* Every instance busy and the queue empty for a moment between two of
+     * nginx's connects: the burst is still arriving. */
+    struct scale_state s = st(2, 0, 0, 0, 0, 8, 0);
+    ck_assert(!scale_burst_over(&s));
+    /* Still queued, even with an instance idle: not over either. */
+    s = st(2, 0, 0, 1, 3, 8, 0);
+    ck_assert(!scale_burst_over(&s));
+    /* An unknown queue length is someone waiting. */
+    s = st(2, 0, 0, 1, -1, 8, 0);
+    ck_assert(!scale_burst_over(&s));
+    /* Nothing queued and an instance with nothing to do: served. */
+    s = st(2, 0, 0, 1, 0, 8, 0);
+    ck_assert(scale_burst_over(&s));
+}
+END_TEST
+
 START_TEST(long_or_unknown_requests_spawn_for_the_whole_queue)
 {
     /* 50 ms requests, 1 ms starts: every queued request wants its own. */
@@ -213,6 +231,7 @@ static Suite *scale_suite(void)
     tcase_add_test(spawn, burst_is_capped_by_max_instances);
     tcase_add_test(spawn, cold_burst_of_short_requests_needs_fewer_instances);
     tcase_add_test(spawn, cold_burst_keeps_its_estimate_once_an_instance_serves);
+    tcase_add_test(spawn, cold_burst_ends_when_served_not_at_a_lull);
     tcase_add_test(spawn, long_or_unknown_requests_spawn_for_the_whole_queue);
     tcase_add_test(spawn, stopping_instances_count_against_the_cap);
     tcase_add_test(spawn, idle_and_starting_instances_cover_the_queue);
