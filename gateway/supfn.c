@@ -155,7 +155,9 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
             st->starting++;
     }
     st->svc_ns = served_n ? (int64_t)(served_ns / (double)served_n) : 0;
-    st->start_ns = f->start_ns;
+    /* A cold burst's later instances are exec'd (one spare at most is
+     * waiting, and its replacement waits for the burst to end). */
+    st->start_ns = f->exec_start_ns ? f->exec_start_ns : f->start_ns;
     st->burst = f->burst;
 }
 
@@ -249,8 +251,11 @@ void supfn_police(struct sup_fn *f, int64_t now)
 
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
-            if (ready > 0 && ready < (int64_t)10 * 1000000000)
+            if (ready > 0 && ready < (int64_t)10 * 1000000000) {
                 f->start_ns = ready;
+                if (!in->spare)
+                    f->exec_start_ns = ready;
+            }
             if (in->spare)
                 log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld assign %lld %lld "
                           "received %lld setup %lld dlopen %lld main %lld ready %lld)",

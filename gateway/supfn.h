@@ -56,6 +56,11 @@ struct sup_fn {
     double served_ns;
     uint64_t served_n;
     int64_t start_ns;
+    /* The same for the last instance that was exec'd, not handed to a
+     * spare: after a burst's first instance takes the spare, the rest are
+     * exec'd, and sizing them by a spare's 0.2 ms start asked for all of
+     * max_instances. */
+    int64_t exec_start_ns;
 };
 
 /* Takes ownership of *D (zeroing it) and opens the function's socket. */

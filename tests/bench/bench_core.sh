@@ -219,6 +219,8 @@ cp "$HELLO" "$RUN/btrace/functions/helloburst/handler"
 # start goes through a spare process (copied after the handler: fngate
 # ignores a handler.so older than its handler).
 cp "$HELLO_SO" "$RUN/functions/hellocold/handler.so"
+cp "$HELLO_SO" "$RUN/functions/helloburst/handler.so"
+cp "$HELLO_SO" "$RUN/btrace/functions/helloburst/handler.so"
 TESTFN="$ROOT/tests/integration/testfn"
 HAVE_TESTFN=0
 if [ -x "$TESTFN" ]; then
@@ -718,12 +720,13 @@ F_BEX=nan; P_BEX=nan; BURST_WINS=0/0; BURST_FAIL=0; BURST_RUN=nan
 if part burst; then
 say ""
 say "== (e) cold burst: $BURST_N simultaneous requests, no process before, max_instances/max_children $MAX_INST; $BURST_ROUNDS rounds =="
-say "   fngate /fn/helloburst (idle_timeout = 1s) vs php-fpm /php-burst (ondemand, process_idle_timeout = 1s)"
+say "   fngate /fn/helloburst (idle_timeout = 1s; the default configuration: a handler.so, spare_processes = 1)"
+say "   vs php-fpm /php-burst (ondemand, process_idle_timeout = 1s)"
 say "   excess = slowest request of the cold burst - median slowest of $BURST_WARM warm bursts, sent ${BURST_GAP_MS} ms apart"
 say "   once the back end's process count holds (up to $BURST_SETTLE settling bursts first: both start more while every process is busy)"
 : >"$RES/burst.txt"
 printf '%s\n' "# round backend cold_slowest_ms warm_slowest_ms(median) excess_ms cold_codes warm_codes procs_after_cold procs_after_warm warm_slowest_each settle_bursts" >>"$RES/burst.txt"
-fngate_burst_cold() { [ "$(children_with_exe "$FNGATE_PID" "$RUN/functions/helloburst/handler")" = 0 ]; }
+fngate_burst_cold() { [ "$(fn_instances "$FNGATE_PID" helloburst "$RUN/functions/helloburst/handler")" = 0 ]; }
 burst_cold() { fngate_burst_cold && php_cold; }
 for ((round = 1; round <= BURST_ROUNDS; round++)); do
     if [ $((round % 2)) = 1 ]; then order="fngate php"; else order="php fngate"; fi
@@ -731,7 +734,7 @@ for ((round = 1; round <= BURST_ROUNDS; round++)); do
         wait_until 15 burst_cold || { say "warning: burst round $round: not cold"; BURST_FAIL=$((BURST_FAIL + 1)); continue; }
         sleep 0.3
         if [ "$b" = fngate ]; then
-            path=/fn/helloburst; kids="$FNGATE_PID:$RUN/functions/helloburst/handler"
+            path=/fn/helloburst; kids="$FNGATE_PID:$RUN/functions/helloburst/handler:helloburst"
         else
             path=/php-burst; kids="$PHP_PID"
         fi
@@ -768,7 +771,7 @@ say "   where a cold burst's time goes (ms after the first write; a debug fngate
 "$FNGATE" serve -c "$RUN/fngate-btrace.conf" >"$RUN/fngate-btrace.log" 2>&1 &
 BTRACE_PID=$!
 btrace_ready() { kill -0 "$BTRACE_PID" 2>/dev/null || return 0; [ -S "$RUN/btrace/sock/fn/helloburst.sock" ]; }
-btrace_cold() { [ "$(children_with_exe "$BTRACE_PID" "$RUN/btrace/functions/helloburst/handler")" = 0 ] && burst_cold; }
+btrace_cold() { [ "$(fn_instances "$BTRACE_PID" helloburst "$RUN/btrace/functions/helloburst/handler")" = 0 ] && burst_cold; }
 wait_until 10 btrace_ready
 : >"$RES/bursttrace.txt"
 for ((i = 1; i <= BURST_TRACE; i++)); do
@@ -777,7 +780,7 @@ for ((i = 1; i <= BURST_TRACE; i++)); do
     # the measured rounds' settling and warm bursts too: the same history
     # (request and start-up times) for the next cold burst's estimate
     python3 "$BENCH_DIR/burst.py" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" \
-        --children "$BTRACE_PID:$RUN/btrace/functions/helloburst/handler" --timeline "$RUN/btrace-$i.txt" \
+        --children "$BTRACE_PID:$RUN/btrace/functions/helloburst/handler:helloburst" --timeline "$RUN/btrace-$i.txt" \
         "$PORT" /btrace "$BURST_N" >>"$RES/bursttrace-codes.txt" 2>&1
     sleep 0.1
     { echo "# burst $i"; python3 "$BENCH_DIR/burstrace.py" "$RUN/btrace-$i.txt" "$RUN/fngate-btrace.log" helloburst; } >>"$RES/bursttrace.txt" 2>&1

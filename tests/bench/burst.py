@@ -2,7 +2,7 @@
 """burst.py: N requests sent at the same moment through nginx (issue 11).
 
     burst.py PORT PATH N            -> "ok SLOWEST_MS MEDIAN_MS CODES"
-    burst.py --warm K [--settle M] [--gap MS] [--children PID[:EXE]]
+    burst.py --warm K [--settle M] [--gap MS] [--children PID[:EXE[:NAME]]]
              [--timeline FILE] PORT PATH N
         -> "cold SLOWEST_MS MEDIAN_MS CODES [PROCS]", up to M lines
            "settle ...", then K lines "warm ..."
@@ -25,8 +25,9 @@ every one busy, and a reference that pays for starts is not warm.  One
 process and the same connections throughout, so no burst is timed across
 a Python start or a connection set-up, and GAP stays well inside both back
 ends' idle timeouts (1 s in bench_core.sh), so nothing is reaped between.
---children PID[:EXE] appends to each line how many children PID has once
-that burst is answered (only those running EXE, if given).
+--children PID[:EXE[:NAME]] appends to each line how many children PID has
+once that burst is answered (only those running EXE, if given, and fngate's
+spare processes serving function NAME).
 --timeline FILE writes each request of the cold burst as "start_ns end_ns
 status" (CLOCK_MONOTONIC, the supervisor's trace clock), for burstrace.py.
 """
@@ -83,8 +84,11 @@ async def burst(conns, req):
 
 
 def children(spec):
-    """How many children the process of SPEC ("PID" or "PID:EXE") has."""
-    pid, _, exe = spec.partition(":")
+    """How many children the process of SPEC ("PID", "PID:EXE" or
+    "PID:EXE:NAME") has: all, those running EXE, or those plus the fngate
+    spare processes that took function NAME on (comm = the name)."""
+    pid, _, rest = spec.partition(":")
+    exe, _, name = rest.partition(":")
     n = 0
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -92,8 +96,15 @@ def children(spec):
         try:
             with open(f"/proc/{d}/stat") as f:
                 ppid = f.read().rpartition(")")[2].split()[1]
-            if ppid != pid or (exe and os.readlink(f"/proc/{d}/exe") != exe):
+            if ppid != pid:
                 continue
+            if exe:
+                e = os.readlink(f"/proc/{d}/exe")
+                if e != exe:
+                    with open(f"/proc/{d}/comm") as f:
+                        comm = f.read().strip()
+                    if not name or os.path.basename(e) != "fngate-spare" or comm != name[:15]:
+                        continue
         except OSError:
             continue
         n += 1

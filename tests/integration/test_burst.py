@@ -6,8 +6,9 @@ status, uptime and requests.  The second burst comes after the first one's
 instances were reaped, when the supervisor knows the function's request and
 start-up times (the estimate of gateway/scale.c); the first knows nothing.
 
-Timing is never asserted (tests/bench/bench_core.sh (e) measures it).
-About 3 s.
+Once with instances exec'd, once with a handler.so (the first instance is
+the gateway's spare process).  Timing is never asserted
+(tests/bench/bench_core.sh (e) measures it).  About 2 s.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from fngate_harness import Sampler, wait_for
 
@@ -42,9 +45,13 @@ def cold_burst(ngx):
         return list(pool.map(one, range(N)))
 
 
-def test_cold_burst_of_64_with_max_instances_8(stack, build):
+@pytest.mark.parametrize("start", ["exec", "spare"])
+def test_cold_burst_of_64_with_max_instances_8(stack, build, start):
+    # spare: hello has a handler.so, so the burst's first instance is the
+    # gateway's waiting spare process and the others are exec'd
+    so = {"shared_objects": {"hello": build.handler_so("hello")}} if start == "spare" else {}
     gw, ngx = stack({"hello": build.handler("hello")},
-                    sections={"hello": {"max_instances": CAP, "idle_timeout": "300ms"}})
+                    sections={"hello": {"max_instances": CAP, "idle_timeout": "300ms"}}, **so)
     seen = set()
     for burst in (1, 2):
         wait_for(lambda: gw.instances("hello") == [], 5.0, interval=0.02,
