@@ -33,6 +33,11 @@
 
 extern char **environ;
 
+/* The assignment, kept for the process's life: its strings are the
+ * environment.  Not static: a store to a static that is never read may be
+ * dropped, and a leak checker must see the assignment reachable. */
+struct assign *fn_spare_assignment;
+
 static int64_t fn_spare_now(void)
 {
     struct timespec ts;
@@ -60,7 +65,7 @@ int main(int argc, char **argv)
     if (devnull < 0 || fn_loop_prepare() < 0)
         return 127;
 
-    a = assign_recv(3, err, sizeof(err));
+    a = fn_spare_assignment = assign_recv(3, err, sizeof(err));
     t_assigned = fn_spare_now();
     if (!a) {
         if (!err[0])
@@ -94,7 +99,8 @@ int main(int argc, char **argv)
     /* The credential change reset it. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* A is never freed: its strings are the environment from now on (its
-     * descriptors were closed by the set-up, all but 0..4). */
+     * descriptors were closed by the set-up, all but 0..4; nothing closes
+     * them again). */
     environ = (char **)a->envp;
     {
         /* ps and top show the function, not "fngate-spare". */
