@@ -19,6 +19,12 @@
  *   ?attack=write&path=F       create F for writing
  *   ?attack=bind               bind a TCP socket on 127.0.0.1
  *   ?attack=self               its own state: dumpable, CLOEXEC of fds 0 and 3
+ *   ?attack=alloc&mb=N         malloc and touch N MiB (memory_limit)
+ *   ?attack=nofile             open /dev/null until refused (open_files):
+ *                              how many it got, and the errno
+ *   ?attack=creds              its uid, gid, groups, capabilities,
+ *                              no_new_privs and seccomp mode as
+ *                              /proc/self/status says them
  *
  * The answer is {"attack": ..., "errno": E, "error": "strerror"} with E = 0
  * when the attempt succeeded; extra fields where an attack has more to say.
@@ -46,6 +52,31 @@ static long arg_long(fn_req *req, const char *name, long dflt)
 {
     const char *v = fn_arg(req, name);
     return v && *v ? strtol(v, NULL, 10) : dflt;
+}
+
+/* The lines of /proc/self/status that say what a process may do. */
+static int attack_creds(fn_res *res)
+{
+    static const char *const keys[] = {"Uid:",    "Gid:",    "Groups:", "CapInh:",     "CapPrm:",
+                                       "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:"};
+    json_t *out = json_object();
+    char line[512];
+    FILE *f = fopen("/proc/self/status", "re");
+
+    while (f && fgets(line, sizeof(line), f)) {
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            size_t n = strlen(keys[i]);
+            if (strncmp(line, keys[i], n) == 0) {
+                char *v = line + n;
+                v += strspn(v, " \t");
+                v[strcspn(v, "\n")] = '\0';
+                json_object_set_new(out, keys[i], json_string(v));
+            }
+        }
+    }
+    if (f)
+        fclose(f);
+    return fn_send_json_new(res, 200, out);
 }
 
 static int answer(fn_res *res, const char *attack, int rc, int err)
@@ -192,6 +223,33 @@ static int handle(fn_req *req, fn_res *res)
         close(s);
         return answer(res, attack, rc, e);
     }
+    if (strcmp(attack, "alloc") == 0) {
+        size_t n = (size_t)arg_long(req, "mb", 1) << 20;
+        char *p = malloc(n);
+        int e = errno;
+        if (p) {
+            memset(p, 1, n);
+            free(p);
+        }
+        return answer(res, attack, p ? 0 : -1, e);
+    }
+    if (strcmp(attack, "nofile") == 0) {
+        int got = 0, e = 0, fds[4096];
+        while (got < 4096) {
+            int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (f < 0) {
+                e = errno;
+                break;
+            }
+            fds[got++] = f;
+        }
+        for (int i = 0; i < got; i++)
+            close(fds[i]);
+        return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:i}", "attack", attack, "errno", e,
+                             "error", e ? strerror(e) : "", "opened", got);
+    }
+    if (strcmp(attack, "creds") == 0)
+        return attack_creds(res);
     if (strcmp(attack, "self") == 0) {
         return fn_send_jsonf(res, 200, "{s:s, s:i, s:b, s:b, s:s}", "attack", attack, "dumpable",
                              prctl(PR_GET_DUMPABLE), "cloexec0",

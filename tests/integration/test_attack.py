@@ -74,17 +74,23 @@ class Victims:
         assert proc_alive(self.v2), f"v2 died after {after}"
 
 
-def run_suite(stack, build, users_db, run_as=None):
+def run_suite(stack, build, users_db, run_as=None, shared_objects=None, gateway=None,
+              started=None):
+    """SHARED_OBJECTS, GATEWAY: more for the stack (test_spare_attack.py
+    runs every function spare-born); STARTED(gw, ngx) runs before the
+    first request."""
     abi = landlock_abi()
     root = run_as is None and os.geteuid() == 0
     gw, ngx = stack(
         {"v1": build.testfn, "v2": build.dbfn, "evil": build.hostile,
          "evil2": build.hostile},
-        gateway={"database_url": users_db.dsn(), "stop_timeout": "1s"},
+        gateway={"database_url": users_db.dsn(), "stop_timeout": "1s", **(gateway or {})},
         sections={"evil": {"idle_timeout": "1s"},
                   "evil2": {"idle_timeout": "1s", "sandbox": "off"},
                   "v1": {"idle_timeout": "60s"}, "v2": {"idle_timeout": "60s"}},
-        run_as=run_as)
+        run_as=run_as, shared_objects=shared_objects)
+    if started:
+        started(gw, ngx)
     skipped = []
     # What the gateway found in force (its start-up line).
     seccomp = "seccomp filter" in gw.log()
