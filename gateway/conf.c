@@ -254,6 +254,8 @@ static struct conf *conf_load_impl(const char *path, char *err, size_t errlen,
     c->gw.prepared_statements = true;
     c->gw.watch = true;
     c->gw.spare_processes = 1;
+    c->gw.request_log_rate = 50000; /* reqlog.h's REQLOG_LINES_PER_S */
+    c->gw.request_log_burst = 100000;
     if (c->path == NULL || c->gw.functions_dir == NULL || c->gw.socket_dir == NULL) {
         confread_err(err, errlen, path, 0, "out of memory");
         goto fail;

@@ -47,6 +47,8 @@ struct gw_settings {
     char *request_log;          /* NULL = off; a path, or "stderr" */
     int64_t slow_query_ms;      /* the pool logs queries slower than this; 0 = off */
     int spare_processes;        /* generic exec'd instances kept ready; default 1, 0 = off */
+    long request_log_rate;      /* a function's request-log lines per second; default 50000 */
+    long request_log_burst;     /* and at once; default 100000 */
 };
 
 /* One key = value line kept raw (already validated) so sections can be

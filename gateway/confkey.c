@@ -64,6 +64,8 @@ const struct conf_key confkey_gw[] = {
     {"prepared_statements", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(prepared_statements)},
     {"watch", CONF_V_BOOL, 0, 0, 0, NULL, GW_OFF(watch)},
     {"request_log", CONF_V_LOGPATH, 0, 0, 0, NULL, GW_OFF(request_log)},
+    {"request_log_rate", CONF_V_LONG, 1, 10000000, 0, "1..10000000", GW_OFF(request_log_rate)},
+    {"request_log_burst", CONF_V_LONG, 1, 100000000, 0, "1..100000000", GW_OFF(request_log_burst)},
     {"slow_query", CONF_V_DURATION, 0, -1, 0, NULL, GW_OFF(slow_query_ms)},
     {"spare_processes", CONF_V_INT, 0, 64, 0, "0..64", GW_OFF(spare_processes)},
 };

@@ -34,6 +34,7 @@ struct reqlog {
     bool own_fd;
     char *out; /* one drain's output, REQLOG_RING_BYTES * 2 */
     size_t out_cap;
+    long rate, burst; /* each function's budget: lines per second, at once */
 };
 
 struct reqlog *reqlog_open(const char *path, char *err, size_t errlen)
@@ -45,6 +46,8 @@ struct reqlog *reqlog_open(const char *path, char *err, size_t errlen)
         goto fail;
     }
     rl->fd = -1;
+    rl->rate = REQLOG_LINES_PER_S;
+    rl->burst = REQLOG_LINES_BURST;
     if (strcmp(path, "stderr") == 0) {
         rl->fd = STDERR_FILENO;
     } else {
@@ -97,6 +100,10 @@ int reqlog_apply(struct reqlog **rl, const char *path)
     }
     if (!*rl || strcmp((*rl)->path, path) != 0)
         log_info("request_log: %s", path);
+    if (*rl) {
+        n->rate = (*rl)->rate;
+        n->burst = (*rl)->burst;
+    }
     reqlog_free(*rl);
     *rl = n;
     return 0;
@@ -105,6 +112,14 @@ int reqlog_apply(struct reqlog **rl, const char *path)
 const char *reqlog_path(const struct reqlog *rl)
 {
     return rl ? rl->path : NULL;
+}
+
+void reqlog_set_budget(struct reqlog *rl, long rate, long burst)
+{
+    if (!rl)
+        return;
+    rl->rate = rate > 0 ? rate : REQLOG_LINES_PER_S;
+    rl->burst = burst > 0 ? burst : REQLOG_LINES_BURST;
 }
 
 /* Whether LINE (LEN bytes, '{' to '}') may follow the gateway's fields: no
@@ -156,25 +171,26 @@ static int64_t reqlog_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void reqlog_refill(struct reqlog_budget *b, int64_t now)
+static void reqlog_refill(const struct reqlog *rl, struct reqlog_budget *b, int64_t now)
 {
     if (b->refilled_ns == 0 || now < b->refilled_ns) {
-        b->tokens = REQLOG_LINES_BURST;
+        b->tokens = (double)rl->burst;
     } else {
-        b->tokens += (double)(now - b->refilled_ns) / 1e9 * REQLOG_LINES_PER_S;
-        if (b->tokens > REQLOG_LINES_BURST)
-            b->tokens = REQLOG_LINES_BURST;
+        b->tokens += (double)(now - b->refilled_ns) / 1e9 * (double)rl->rate;
+        if (b->tokens > (double)rl->burst)
+            b->tokens = (double)rl->burst;
     }
     b->refilled_ns = now;
 }
 
-static void reqlog_report(struct reqlog_budget *b, const char *fn, int64_t now)
+static void reqlog_report(const struct reqlog *rl, struct reqlog_budget *b, const char *fn,
+                          int64_t now)
 {
     if (!b->unreported || (b->warned_ns && now - b->warned_ns < 1000000000))
         return;
-    log_warnx("[fn %s] request log over its budget (%d lines/s, burst %d): dropped %llu lines "
-              "(%llu since the start)",
-              fn, REQLOG_LINES_PER_S, REQLOG_LINES_BURST, (unsigned long long)b->unreported,
+    log_warnx("[fn %s] request log over its budget (request_log_rate %ld lines/s, "
+              "request_log_burst %ld): dropped %llu lines (%llu since the start)",
+              fn, rl->rate, rl->burst, (unsigned long long)b->unreported,
               (unsigned long long)b->dropped);
     b->unreported = 0;
     b->warned_ns = now;
@@ -191,7 +207,7 @@ void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *f
     if (!rl || !budget || !ring || size == 0 || head == *tail)
         return;
     now = reqlog_now_ns();
-    reqlog_refill(budget, now);
+    reqlog_refill(rl, budget, now);
     if (head < *tail || head - *tail > size) {
         /* Not what the SDK writes: believe nothing of it. */
         *tail = head;
@@ -236,7 +252,7 @@ void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *f
      * rest, the next drain starts clean. */
     if (out)
         reqlog_write(rl, out);
-    reqlog_report(budget, fn, now);
+    reqlog_report(rl, budget, fn, now);
     *tail = head;
     FN_SB_STORE(slot->log_tail, head);
 }

@@ -28,12 +28,16 @@ void reqlog_free(struct reqlog *rl);
  * was. */
 int reqlog_apply(struct reqlog **rl, const char *path);
 const char *reqlog_path(const struct reqlog *rl);
+/* Sets the lines per second (RATE) and at once (BURST) each function's
+ * budget allows from now on; RL NULL: nothing. */
+void reqlog_set_budget(struct reqlog *rl, long rate, long burst);
 
-/* Lines a function may have written per second, and at once.  The SDK
- * writes one line per request, so this is far above what the gateway
- * serves on the machines it runs on; a function that writes lines no
- * request made (its ring is its own memory) is held to it, so it can fill
- * neither the disk nor the supervisor's time at the rate of its instances. */
+/* Lines a function may have written per second, and at once, unless
+ * request_log_rate and request_log_burst say otherwise.  The SDK writes one
+ * line per request, so this is far above what the gateway serves on the
+ * machines it runs on; a function that writes lines no request made (its
+ * ring is its own memory) is held to it, so it can fill neither the disk
+ * nor the supervisor's time at the rate of its instances. */
 #define REQLOG_LINES_PER_S 50000
 #define REQLOG_LINES_BURST 100000
 

@@ -329,6 +329,7 @@ static void sup_reload(struct sup *s, const char *why)
         log_warnx("%s", err);
     log_set_level(c->gw.log_level);
     reqlog_apply(&s->reqlog, c->gw.request_log);
+    reqlog_set_budget(s->reqlog, c->gw.request_log_rate, c->gw.request_log_burst);
     mx_set_reqlog(s->mx, s->reqlog);
     mx_reloaded(s->mx);
     poolstat_set_slow(s->poolstat, c->gw.slow_query_ms);
@@ -548,6 +549,7 @@ int sup_run(const char *conf_path)
     s.mx = mx_new();
     if (!s.mx || reqlog_apply(&s.reqlog, s.conf->gw.request_log) < 0)
         goto out;
+    reqlog_set_budget(s.reqlog, s.conf->gw.request_log_rate, s.conf->gw.request_log_burst);
     mx_set_reqlog(s.mx, s.reqlog);
     s.spares = spare_pool_new(s.base, s.mx, s.conf->gw.spare_processes, NULL);
     spare_pool_set_hold(s.spares, sup_spares_hold, &s);

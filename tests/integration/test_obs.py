@@ -334,6 +334,55 @@ def test_request_log_has_a_line_per_request_with_the_trace_id(stack, build, run_
     assert sum(1 for l in got if l["cold"]) == len({(l["function"], l["pid"]) for l in got})
 
 
+def test_a_function_flooding_the_request_log_costs_only_its_own_lines(stack, build, run_dir):
+    """Two instances of a function keep their request-log rings full of
+    lines no request made, as fast as the gateway drains them.  Another
+    function meanwhile is served without delay (a generous bound) and every
+    one of its lines is logged; the flooder is held to request_log_rate and
+    request_log_burst, and what it lost shows in
+    fngate_request_log_dropped_total."""
+    log = run_dir / "requests.log"
+    gw, ngx = stack({"t": build.testfn, "v": build.testfn},
+                    gateway={"request_log": str(log), "request_log_rate": "1000",
+                             "request_log_burst": "2000"},
+                    sections={"t": {"max_instances": 2, "request_timeout": "4s"}})
+    assert ngx.get("/fn/v?sleep=0").status == 200
+    ids = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        t0 = time.monotonic()
+        floods = [pool.submit(ngx.get, "/fn/t?forge=logflood", None, 30) for _ in range(2)]
+        wait_for(lambda: len(gw.instances("t")) == 2, 10, what="two flooding instances")
+        time.sleep(0.3)
+        for _ in range(20):
+            r = ngx.get("/fn/v?sleep=0", timeout=10)
+            assert r.status == 200, r
+            assert r.elapsed < 1.0, f"v took {r.elapsed:.3f}s during the flood"
+            ids.append(r.headers["x-request-id"])
+            time.sleep(0.05)
+        assert [f.result(timeout=30).status for f in floods] == [504, 504]
+        elapsed = time.monotonic() - t0
+
+    def lines():
+        return [json.loads(l) for l in log.read_text().splitlines()]
+
+    wait_for(lambda: sum(l["function"] == "v" for l in lines()) >= 21, 5,
+             what="v's 21 request-log lines")
+    got = lines()
+    v = [l for l in got if l["function"] == "v"]
+    assert len(v) == 21 and [l["request_id"] for l in v[1:]] == ids, v
+    assert all(l["status"] == 200 for l in v), v
+    flood = [l for l in got if l["function"] == "t" and l == {"function": "t", "pid": l["pid"],
+                                                              "a": 1}]
+    # Each instance wrote far more than 10,000 lines; the budget let through
+    # its burst and its rate, for both instances together.
+    assert 2000 <= len(flood) <= 2000 + 1000 * (elapsed + 1), (len(flood), elapsed)
+    s = scrape(ngx)
+    assert metric(s, "fngate_request_log_dropped_total", function="t") > 10000
+    assert metric(s, "fngate_request_log_dropped_total", function="v") == 0
+    gw.wait_log(lambda ln: "[fn t] request log over its budget (request_log_rate 1000 lines/s, "
+                "request_log_burst 2000): dropped " in ln, what="the warning about t's budget")
+
+
 def test_request_log_off_by_default_and_to_stderr(stack, build):
     gw, ngx = stack({"hello": build.handler("hello")})
     assert ngx.get("/fn/hello").status == 200

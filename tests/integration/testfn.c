@@ -17,8 +17,9 @@
  *   ?forge=MODE      hang while forging its own scoreboard slot every
  *                    millisecond: "fresh" (busy, just started), "flip" (idle
  *                    and busy in turn, the request counter climbing),
- *                    "minstart" (busy since INT64_MIN, counter climbing) or
- *                    "garbage" (nonsense state and extreme timestamps)
+ *                    "minstart" (busy since INT64_MIN, counter climbing),
+ *                    "garbage" (nonsense state and extreme timestamps) or
+ *                    "logflood" (its request-log ring kept full of lines)
  *   ?req=1           what the SDK saw: method, path, name, request id, query,
  *                    args, headers, the FastCGI parameters nginx sends, every
  *                    "tag" argument (fn_arg_all), fn_deadline_ms and the body
@@ -33,6 +34,8 @@
 #include <unistd.h>
 
 #include <fngate.h>
+
+#include "../../functions/sdk/fn_sb.h"
 
 extern char **environ;
 
@@ -60,8 +63,32 @@ static volatile struct forged_slot *find_slot(void)
     return (volatile struct forged_slot *)lo;
 }
 
+/* ?forge=logflood: keeps its request-log ring full of the smallest lines
+ * the gateway keeps ({"a":1}), as fast as the gateway drains them. */
+static int logflood(fn_res *res)
+{
+    struct fn_sb_slot *sl = (struct fn_sb_slot *)find_slot();
+    char *ring = (char *)sl + sizeof(*sl);
+    uint64_t size = 65536; /* REQLOG_RING_BYTES */
+    struct timespec ts = {0, 200000};
+
+    if (!sl)
+        return fn_error(res, 500, "no scoreboard slot mapped");
+    for (;;) {
+        uint64_t head = FN_SB_LOAD(sl->log_head), tail = FN_SB_LOAD(sl->log_tail);
+        while (head - tail + 8 <= size) {
+            memcpy(ring + head % size, "{\"a\":1}\n", 8);
+            head += 8;
+        }
+        FN_SB_STORE(sl->log_head, head);
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int forge(fn_res *res, const char *mode)
 {
+    if (strcmp(mode, "logflood") == 0)
+        return logflood(res);
     volatile struct forged_slot *sl = find_slot();
     struct timespec ts = {0, 1000000};
     uint64_t i = 0;

@@ -60,6 +60,8 @@ START_TEST(gateway_defaults)
     ck_assert_int_eq(c->gw.dynamic_uid_max, 65519);
     ck_assert_int_eq(c->gw.log_level, LOG_LVL_INFO);
     ck_assert_int_eq(c->gw.stop_timeout_ms, 10000);
+    ck_assert_int_eq(c->gw.request_log_rate, 50000);
+    ck_assert_int_eq(c->gw.request_log_burst, 100000);
     ck_assert_ptr_null(c->defaults);
     ck_assert_uint_eq(c->n_defaults, 0);
     ck_assert_uint_eq(c->n_sections, 0);
@@ -87,7 +89,9 @@ START_TEST(gateway_all_keys)
                                      "user = fn\n"
                                      "group = fngrp\n"
                                      "log_level = debug\n"
-                                     "stop_timeout = 2m\n");
+                                     "stop_timeout = 2m\n"
+                                     "request_log_rate = 10\n"
+                                     "request_log_burst = 20\n");
 
     ck_assert_str_eq(c->gw.functions_dir, "/srv/fn");
     ck_assert_str_eq(c->gw.socket_dir, "/run/fn");
@@ -102,6 +106,8 @@ START_TEST(gateway_all_keys)
     ck_assert_str_eq(c->gw.group, "fngrp");
     ck_assert_int_eq(c->gw.log_level, LOG_LVL_DEBUG);
     ck_assert_int_eq(c->gw.stop_timeout_ms, 120000);
+    ck_assert_int_eq(c->gw.request_log_rate, 10);
+    ck_assert_int_eq(c->gw.request_log_burst, 20);
     conf_free(c);
 }
 END_TEST
@@ -167,6 +173,10 @@ START_TEST(gateway_bad_values)
         {"[gateway]\npool_size = 99999999999999999999\n",
          "fngate.conf:2: pool_size: '99999999999999999999' is out of range (1..1000)"},
         {"[gateway]\nmin_pool = -1\n", "fngate.conf:2: min_pool: '-1' is out of range (0..1000)"},
+        {"[gateway]\nrequest_log_rate = 0\n",
+         "fngate.conf:2: request_log_rate: '0' is out of range (1..10000000)"},
+        {"[gateway]\nrequest_log_burst = lots\n",
+         "fngate.conf:2: request_log_burst: 'lots' is not an integer"},
         {"[gateway]\nmin_pool = 1001\n",
          "fngate.conf:2: min_pool: '1001' is out of range (0..1000)"},
         {"[gateway]\nmin_pool = 1.5\n", "fngate.conf:2: min_pool: '1.5' is not an integer"},
