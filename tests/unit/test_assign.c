@@ -9,6 +9,8 @@
 #include "assign.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -205,8 +207,6 @@ int main(void)
 {
     Suite *s = suite_create("assign");
     TCase *tc = tcase_create("assign");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, an_assignment_arrives_whole);
@@ -216,9 +216,5 @@ int main(void)
     tcase_add_test(tc, a_cut_message_is_refused);
     tcase_add_test(tc, a_huge_environment_is_refused_before_sending);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

@@ -12,6 +12,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include "testutil.h"
 
 #include <errno.h>
@@ -425,13 +427,4 @@ static Suite *backlog_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(backlog_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(backlog_suite)

@@ -9,6 +9,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,17 +77,11 @@ int main(void)
 {
     Suite *s = suite_create("ceiling");
     TCase *tc = tcase_create("ceiling");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, kinds);
     tcase_add_test(tc, numbers);
     tcase_add_test(tc, protections);
     tcase_add_test(tc, paths);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

@@ -8,6 +8,8 @@
 #include "childsetup.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -201,8 +203,6 @@ int main(void)
 {
     Suite *s = suite_create("childsetup");
     TCase *tc = tcase_create("childsetup");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, fds_land_on_0_to_4_and_nothing_else);
     tcase_add_test(tc, limits_signals_and_session);
@@ -210,9 +210,5 @@ int main(void)
     tcase_add_test(tc, a_gone_gateway_is_reported);
     tcase_add_test(tc, root_is_gone_after_the_uid_change);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

@@ -12,6 +12,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,15 +89,9 @@ int main(void)
 {
     Suite *s = suite_create("clash");
     TCase *tc = tcase_create("clash");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, own_definitions_win);
     tcase_add_test(tc, public_api_is_the_sdks);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

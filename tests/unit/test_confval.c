@@ -9,6 +9,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -213,13 +215,4 @@ static Suite *confval_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(confval_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(confval_suite)

@@ -13,6 +13,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -194,13 +196,4 @@ static Suite *ctl_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(ctl_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(ctl_suite)

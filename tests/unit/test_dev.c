@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <stdlib.h>
 
 START_TEST(source_names)
@@ -50,15 +52,9 @@ int main(void)
 {
     Suite *s = suite_create("dev");
     TCase *tc = tcase_create("dev");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, source_names);
     tcase_add_test(tc, request_lines);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,17 +110,11 @@ int main(void)
 {
     Suite *s = suite_create("fcgireq");
     TCase *tc = tcase_create("fcgireq");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, small_request_bytes);
     tcase_add_test(tc, no_keep_conn_no_params_no_body);
     tcase_add_test(tc, long_value_length);
     tcase_add_test(tc, large_body_is_split);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

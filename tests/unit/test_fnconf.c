@@ -13,6 +13,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -902,13 +904,4 @@ static Suite *fnconf_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(fnconf_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(fnconf_suite)

@@ -14,6 +14,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,13 +389,4 @@ static Suite *fnjson_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(fnjson_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(fnjson_suite)

@@ -10,6 +10,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -1473,13 +1475,4 @@ static Suite *frame_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(frame_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(frame_suite)

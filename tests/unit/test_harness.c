@@ -14,6 +14,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,8 +240,6 @@ int main(void)
     TCase *tc = tcase_create("harness");
     TCase *db = tcase_create("database");
     char pool[PATH_MAX];
-    SRunner *sr;
-    int failed;
 
     /* The build's pool unless the caller chose one. */
     if (!getenv("FNGATE_POOL") && realpath("gateway/fngate-pool", pool))
@@ -257,9 +257,5 @@ int main(void)
     tcase_set_timeout(db, 60);
     tcase_add_test(db, query_through_a_real_pool);
     suite_add_tcase(s, db);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

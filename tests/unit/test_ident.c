@@ -10,6 +10,8 @@
 #include "ident.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,8 +165,6 @@ int main(void)
 {
     Suite *s = suite_create("ident");
     TCase *tc = tcase_create("ident");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, without_root_everything_is_the_caller);
     tcase_add_test(tc, dynamic_uids_stable_and_distinct);
@@ -172,9 +172,5 @@ int main(void)
     tcase_add_test(tc, explicit_user_and_refusals);
     tcase_add_test(tc, full_range);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

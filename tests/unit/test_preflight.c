@@ -16,6 +16,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,13 +373,4 @@ static Suite *preflight_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(preflight_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(preflight_suite)

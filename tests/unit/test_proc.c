@@ -15,6 +15,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include "testutil.h"
 
 #include <errno.h>
@@ -815,13 +817,4 @@ static Suite *proc_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(proc_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(proc_suite)

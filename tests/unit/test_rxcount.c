@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,13 +167,4 @@ static Suite *rxcount_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(rxcount_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+CHECK_MAIN(rxcount_suite)

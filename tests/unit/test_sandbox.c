@@ -13,6 +13,8 @@
 #include "testutil.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -178,16 +180,10 @@ int main(void)
 {
     Suite *s = suite_create("sandbox");
     TCase *tc = tcase_create("sandbox");
-    SRunner *sr;
-    int failed;
 
     tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
     tcase_add_test(tc, filter_denies_with_eperm);
     tcase_add_test(tc, landlock_confines_the_filesystem);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

@@ -9,6 +9,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -188,13 +190,4 @@ static Suite *sb_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(sb_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(sb_suite)

@@ -6,6 +6,8 @@
 #include "config.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 
 #include "scale.h"
@@ -246,13 +248,4 @@ static Suite *scale_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(scale_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(scale_suite)

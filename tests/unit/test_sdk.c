@@ -17,6 +17,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1376,13 +1378,4 @@ static Suite *sdk_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(sdk_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(sdk_suite)

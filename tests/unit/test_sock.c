@@ -11,6 +11,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include "testutil.h"
 
 #include <errno.h>
@@ -718,13 +720,4 @@ static Suite *sock_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(sock_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(sock_suite)

@@ -11,6 +11,8 @@
 #include "spare.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <errno.h>
 #include <event2/event.h>
 #include <limits.h>
@@ -230,8 +232,6 @@ int main(void)
 {
     Suite *s = suite_create("spare");
     TCase *tc = tcase_create("spare");
-    SRunner *sr;
-    int failed;
 
     log_set_level(LOG_LVL_ERROR);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -241,9 +241,5 @@ int main(void)
     tcase_add_test(tc, set_lets_extra_ones_go);
     tcase_add_test(tc, a_replacement_waits_while_held);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_main_run(s);
 }

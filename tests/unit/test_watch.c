@@ -12,6 +12,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,13 +271,4 @@ static Suite *watch_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(watch_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(watch_suite)
