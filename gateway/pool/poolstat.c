@@ -117,6 +117,13 @@ static void poolstat_head(struct evbuffer *o, const char *name, const char *type
     evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A counter with no labels: its HELP and TYPE lines, and its value. */
+static void poolstat_counter(struct evbuffer *o, const char *name, const char *help, uint64_t value)
+{
+    poolstat_head(o, name, "counter", help);
+    evbuffer_add_printf(o, "%s %" PRIu64 "\n", name, value);
+}
+
 void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
 {
     const struct poolstat_shm *sh = ps->sh;
@@ -170,35 +177,26 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
                                 name, FN_SB_LOAD(f->err_other));
     }
     (void)errors;
-    poolstat_head(o, "fngate_pool_prepared_hits_total", "counter",
-                  "Queries run from a statement already prepared on their connection.");
-    evbuffer_add_printf(o, "fngate_pool_prepared_hits_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->prepared_hits));
-    poolstat_head(o, "fngate_pool_prepared_misses_total", "counter",
-                  "Queries that had to be prepared first.");
-    evbuffer_add_printf(o, "fngate_pool_prepared_misses_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->prepared_misses));
-    poolstat_head(o, "fngate_pool_whole_reads_total", "counter",
-                  "Results read whole, their statement's results having stayed small.");
-    evbuffer_add_printf(o, "fngate_pool_whole_reads_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->whole_reads));
-    poolstat_head(o, "fngate_pool_whole_cutoffs_total", "counter",
-                  "Whole reads cut off at the guard: the query got FG002, its statement is "
-                  "read row by row since.");
-    evbuffer_add_printf(o, "fngate_pool_whole_cutoffs_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->whole_cutoffs));
-    poolstat_head(o, "fngate_pool_session_resets_total", "counter",
-                  "Server sessions reset (DISCARD ALL) to pass from one function to another.");
-    evbuffer_add_printf(o, "fngate_pool_session_resets_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->resets));
-    poolstat_head(o, "fngate_pool_rendered_bytes_total", "counter",
-                  "Bytes of JSON the pool rendered from results.");
-    evbuffer_add_printf(o, "fngate_pool_rendered_bytes_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->bytes_rendered));
-    poolstat_head(o, "fngate_pool_slow_queries_total", "counter",
-                  "Queries slower than slow_query.");
-    evbuffer_add_printf(o, "fngate_pool_slow_queries_total %" PRIu64 "\n",
-                        FN_SB_LOAD(sh->slow_queries));
+    poolstat_counter(o, "fngate_pool_prepared_hits_total",
+                     "Queries run from a statement already prepared on their connection.",
+                     FN_SB_LOAD(sh->prepared_hits));
+    poolstat_counter(o, "fngate_pool_prepared_misses_total",
+                     "Queries that had to be prepared first.", FN_SB_LOAD(sh->prepared_misses));
+    poolstat_counter(o, "fngate_pool_whole_reads_total",
+                     "Results read whole, their statement's results having stayed small.",
+                     FN_SB_LOAD(sh->whole_reads));
+    poolstat_counter(o, "fngate_pool_whole_cutoffs_total",
+                     "Whole reads cut off at the guard: the query got FG002, its statement is "
+                     "read row by row since.",
+                     FN_SB_LOAD(sh->whole_cutoffs));
+    poolstat_counter(o, "fngate_pool_session_resets_total",
+                     "Server sessions reset (DISCARD ALL) to pass from one function to another.",
+                     FN_SB_LOAD(sh->resets));
+    poolstat_counter(o, "fngate_pool_rendered_bytes_total",
+                     "Bytes of JSON the pool rendered from results.",
+                     FN_SB_LOAD(sh->bytes_rendered));
+    poolstat_counter(o, "fngate_pool_slow_queries_total", "Queries slower than slow_query.",
+                     FN_SB_LOAD(sh->slow_queries));
 }
 
 void poolstat_render_json(const struct poolstat *ps, struct evbuffer *o)
