@@ -286,3 +286,31 @@ def test_a_spare_killed_after_its_assignment_was_sent_costs_nothing(stack, build
     gw.wait_log(lambda ln: f"pid {spare}] killed by signal 9" in ln,
                 what="the killed spare's exit line")
     assert gw.running()
+
+
+# --- an assignment too big to send -------------------------------------------
+
+
+def test_an_environment_too_big_for_an_assignment_costs_no_spare(stack, build):
+    """A function whose environment exceeds an assignment (128 KiB) execs,
+    and leaves the waiting spare to the next function: it used to take the
+    spare, fail to send (EMSGSIZE), and kill it."""
+    env = {f"env.K{i:04d}": "v" * 150 for i in range(1000)}  # ~160 KiB
+    gw, ngx = stack({"big": build.testfn, "hello": build.handler("hello")},
+                    shared_objects={"big": so(build, "testfn"),
+                                    "hello": build.handler_so("hello")},
+                    sections={"big": env})
+    wait_for(lambda: len(gw.spares()) == 1, 10, what="one spare process")
+    spare = gw.spares()[0]
+    r = ngx.get("/fn/big", timeout=15)
+    assert r.status == 200, (r.status, r.body)
+    assert r.json()["env"]["K0999"] == "v" * 150
+    big = gw.instances("big")
+    assert len(big) == 1 and not spare_born(big[0]), big
+    assert gw.spares() == [spare] and proc_alive(spare), "the spare was spent on an exec"
+    assert "cannot hand the cold start to the spare" not in gw.log()
+    st = json.loads(ngx.get("/_fngate/status").body)["spares"]
+    assert st["failed"] == 0 and st["assigned"] == 0, st
+    # The next function's cold start still has it.
+    assert ngx.get_json("/fn/hello") == (200, {"hello": "world"})
+    assert gw.instances("hello") == [spare]
