@@ -41,6 +41,19 @@ struct assign_owned {
     char *buf;  /* the message */
 };
 
+size_t assign_size(const struct assign *a)
+{
+    size_t n = sizeof(struct assign_head) + strlen(a->so_path) + 1;
+
+    if (a->bpf)
+        n += a->bpf->len * sizeof(struct sock_filter);
+    if (a->cwd)
+        n += strlen(a->cwd) + 1;
+    for (char *const *e = a->envp; e && *e; e++)
+        n += strlen(*e) + 1;
+    return n;
+}
+
 int assign_send(int sock, const struct assign *a)
 {
     struct assign_head h;

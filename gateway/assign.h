@@ -39,6 +39,9 @@ struct assign {
 /* The largest assignment: a bigger environment is refused before sending. */
 #define ASSIGN_MAX (128 * 1024)
 
+/* The bytes A takes on the wire: more than ASSIGN_MAX cannot be sent. */
+size_t assign_size(const struct assign *a);
+
 /* Sends A on SOCK in one sendmsg.  The descriptors stay the caller's.
  * Returns 0, or -1 with errno set (EMSGSIZE: too big). */
 int assign_send(int sock, const struct assign *a);

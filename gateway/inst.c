@@ -101,7 +101,7 @@ static pid_t inst_from_spare(struct sup_fn *f, const struct proc_spec *spec, int
     struct assign a;
     pid_t pid;
 
-    if (!f->desc.handler_so || f->so_broken || !(sp = spare_pool_take(pool)))
+    if (!f->desc.handler_so || f->so_broken || !spare_pool_ready(pool))
         return -1;
     memset(&a, 0, sizeof(a));
     a.so_path = f->desc.handler_so;
@@ -118,6 +118,14 @@ static pid_t inst_from_spare(struct sup_fn *f, const struct proc_spec *spec, int
     a.gid = spec->gid;
     a.sandbox = spec->sandbox;
     a.bpf = spec->sandbox ? sandbox_filter() : NULL;
+    /* Checked before the take: an environment too big to send must not
+     * cost the spare another function's cold start would use. */
+    if (assign_size(&a) > ASSIGN_MAX) {
+        log_debug("[fn %s] environment too big for a spare's assignment: exec", f->desc.name);
+        return -1;
+    }
+    if (!(sp = spare_pool_take(pool)))
+        return -1;
     if (spare_assign(pool, sp, &a) < 0) {
         log_warn("[fn %s pid %d] cannot hand the cold start to the spare: exec instead",
                  f->desc.name, (int)sp->pid);
