@@ -8,6 +8,10 @@
 #               three); so one run of a figure fits a short quiet window
 #   --no-build  skip `make`; use the binaries already built in the tree
 #   --keep      keep the temporary run directory (configs, sockets, logs)
+#   --cpu       also print where the CPU goes: each process group's CPU time
+#               (/proc/PID/schedstat, ns) over every measured run, per request:
+#               nginx's workers, the back end's processes (fngate: instances,
+#               pool, supervisor), its Postgres backends
 #
 # One throwaway Postgres 15 (unix socket, fsync off) with functions/users/schema.sql
 # (1,000 users, 500 active), one PgBouncer (transaction mode) in front of it, and
@@ -50,10 +54,12 @@ ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 
 PARTS=list,pk,reset
 want_only=0
+CPU=0
 for arg in "$@"; do
     if [ "$want_only" = 1 ]; then PARTS=$arg; want_only=0; continue; fi
     common_arg "$arg" && continue
     case "$arg" in
+        --cpu) CPU=1 ;;
         --only) want_only=1 ;;
         --only=*) PARTS=${arg#--only=} ;;
         *) bad_arg "$arg" ;;
@@ -581,6 +587,61 @@ max_conns() {
 }
 pgstat_samples() { awk -v s="$1" -v e="$2" 'NF == 6 && $1 >= s && $1 <= e { n++ } END { print n + 0 }' "$RUN/pgstat.txt"; }
 
+# --- where the CPU goes (--cpu) ---------------------------------------------------
+
+# cpu_ns PID...: the CPU time the processes have used so far, in ns
+cpu_ns() {
+    local p t sum=0
+    for p in "$@"; do
+        read -r t _ 2>/dev/null <"/proc/$p/schedstat" || continue
+        sum=$((sum + t))
+    done
+    printf '%s\n' "$sum"
+}
+
+# cpu_groups NAME: "group pid pid ..." lines for back end NAME's processes
+cpu_groups() {
+    local c e inst="" pool="" workers=""
+    printf 'nginx %s\n' "$(pgrep -P "$NGINX_PID" 2>/dev/null | tr '\n' ' ')"
+    case "$1" in
+        fngate)
+            for c in $(pgrep -P "$FNGATE_PID" 2>/dev/null); do
+                e=$(readlink "/proc/$c/exe" 2>/dev/null)
+                if [ "${e##*/}" = fngate-pool ]; then pool="$pool $c"; else inst="$inst $c"; fi
+            done
+            printf 'instances %s\npool %s\nsupervisor %s\n' "$inst" "$pool" "$FNGATE_PID" ;;
+        bare) printf 'bare %s\n' "$(tr '\n' ' ' <<<"$BARE_PIDS")" ;;
+        php|phpb)
+            for c in $(pgrep -P "$PHP_PID" 2>/dev/null); do
+                tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline" | grep -q "pool $1\b" && workers="$workers $c"
+            done
+            printf 'php-fpm %s\n' "$workers" ;;
+    esac
+    printf 'postgres %s\n' "$(pg -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = '$1'" 2>/dev/null)"
+}
+
+# cpu_snap NAME FILE: each group's CPU time now ("group ns"), pids kept for cpu_delta
+cpu_snap() {
+    cpu_groups "$1" >"$2.pids"
+    while read -r g pids; do
+        # shellcheck disable=SC2086
+        printf '%s %s\n' "$g" "$(cpu_ns $pids)"
+    done <"$2.pids" >"$2"
+}
+
+# cpu_delta NAME BEFORE REQUESTS KEY: appends "KEY group us_per_request" lines to
+# $RES/cpu.txt for the same processes as the snapshot BEFORE
+cpu_delta() {
+    local g pids t0 t1
+    while read -r g pids; do
+        t0=$(awk -v g="$g" '$1 == g { print $2 }' "$2")
+        # shellcheck disable=SC2086
+        t1=$(cpu_ns $pids)
+        awk -v k="$4" -v g="$g" -v a="$t0" -v b="$t1" -v n="$3" \
+            'BEGIN { if (n > 0) printf "%s %s %.1f\n", k, g, (b - a) / n / 1000 }' >>"$RES/cpu.txt"
+    done <"$2.pids"
+}
+
 # --- throughput -----------------------------------------------------------------
 
 say ""
@@ -604,6 +665,7 @@ for kind in "${KINDS[@]}"; do
                 wrk -t"$WRK_T" -c"$WRK_C" -d"${WARM_S}s" -s "$RUN/ids.lua" "http://127.0.0.1:$PORT$path" "${PREFIX[$name]}/" \
                     >"$RES/wrk-$key-warmup$round.txt" 2>&1 &
                 WRK_PID=$!; wait "$WRK_PID"; WRK_PID=""
+                [ "$CPU" = 1 ] && cpu_snap "$name" "$RUN/cpu-before"
                 t1=$(now)
                 wrk -t"$WRK_T" -c"$WRK_C" -d"${RUN_S}s" --latency -s "$RUN/ids.lua" "http://127.0.0.1:$PORT$path" "${PREFIX[$name]}/" \
                     >"$RES/wrk-$key-run$round.txt" 2>&1 &
@@ -612,6 +674,7 @@ for kind in "${KINDS[@]}"; do
             else
                 t0=$(now)
                 run_wrk "$path" "$WARM_S" "$RES/wrk-$key-warmup$round.txt"
+                [ "$CPU" = 1 ] && cpu_snap "$name" "$RUN/cpu-before"
                 t1=$(now)
                 run_wrk "$path" "$RUN_S" "$RES/wrk-$key-run$round.txt" --latency
                 t2=$(now)
@@ -624,6 +687,7 @@ for kind in "${KINDS[@]}"; do
                 php|phpb) procs="$(php_workers "$name") workers" ;;
             esac
             read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$RES/wrk-$key-run$round.txt")
+            [ "$CPU" = 1 ] && cpu_delta "$name" "$RUN/cpu-before" "$reqs" "$key"
             read -r _ _ _ _ wnon2xx werrs < <(parse_wrk "$RES/wrk-$key-warmup$round.txt")
             conns=$(max_conns "$name" "$t0" "$t2")
             printf '%-5s %-7s %-7s %10s %9s %9s %9s %7s %7s %9s  %s\n' "$kind" "round$round" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$conns" "$procs" \
@@ -756,6 +820,18 @@ FNGATE_BAD=$(( ${TOT_NON2XX[list-fngate]:-0} + ${TOT_ERRS[list-fngate]:-0} + ${T
         printf '  %-31s %8s %7s  %s\n' "ua alone (no resets)" "${RESET_RPS[one]}" "${RESET_P50[one]}" "${RESET_RUNS[one]# }"
         printf '  %-31s %8s %7s  %s\n' "ua/ub alternating (DISCARD ALL)" "${RESET_RPS[both]}" "${RESET_P50[both]}" "${RESET_RUNS[both]# }"
         say "  alternating / alone: $RESET_RATIO (Postgres connections of that fngate at the end: $RESET_CONNS, pool_size 2)"
+    fi
+    if [ "$CPU" = 1 ] && [ -s "$RES/cpu.txt" ]; then
+        say ""
+        say "CPU per request (us, /proc/PID/schedstat over the measured runs, the lower of the two rounds)"
+        for kind in "${KINDS[@]}"; do
+            for name in "${NAMES[@]}"; do
+                awk -v k="$kind-$name" '$1 == k { if (!($2 in m) || $3 < m[$2]) m[$2] = $3; if (!($2 in o)) o[$2] = ++n; g[o[$2]] = $2 }
+                    END { line = sprintf("  %-12s", k); t = 0
+                          for (i = 1; i <= n; i++) { line = line sprintf(" %s %.1f", g[i], m[g[i]]); t += m[g[i]] }
+                          print line sprintf("  total %.1f", t) }' "$RES/cpu.txt"
+            done
+        done
     fi
     say ""
     say "targets (issues 3 and 7)$([ "$PARTS" != list,pk,reset ] && echo "; parts run: $PARTS")"
