@@ -55,9 +55,10 @@
 #include <event2/event.h>
 
 static const char *const inst_why_names[] = {
-    "", "idle", "retired", "drain", "request timeout", "did not stop"};
+    "", "idle", "retired", "drain", "request timeout", "did not stop", "did not start"};
 static const enum mx_exit inst_why_exit[] = {MX_EXIT_NONE, MX_EXIT_IDLE,    MX_EXIT_RELOAD,
-                                             MX_EXIT_STOP, MX_EXIT_TIMEOUT, MX_EXIT_STOP};
+                                             MX_EXIT_STOP, MX_EXIT_TIMEOUT, MX_EXIT_STOP,
+                                             MX_EXIT_CRASH};
 
 void inst_free(struct inst *in)
 {
@@ -94,6 +95,8 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
  * in one message.  Returns its pid with *LOG_FD its log pipe, or -1 for
  * the exec path (nothing to take, or the hand-over failed: logged, and the
  * spare is killed and its exit logged when reaped). */
+#define INST_SPARE_MIN_MEMORY ((int64_t)16 << 20)
+
 static pid_t inst_from_spare(struct sup_fn *f, const struct proc_spec *spec, int *log_fd)
 {
     struct spare_pool *pool = f->sup->spares;
@@ -102,6 +105,11 @@ static pid_t inst_from_spare(struct sup_fn *f, const struct proc_spec *spec, int
     pid_t pid;
 
     if (!f->desc.handler_so || f->so_broken || !spare_pool_ready(pool))
+        return -1;
+    /* A waiting spare already maps about 3 MB (the SDK and the C library,
+     * dynamically linked), and the .so's own libraries come on top: a tight
+     * memory_limit is for the static handler (about 1.2 MB), not a spare. */
+    if (spec->memory_limit > 0 && spec->memory_limit < INST_SPARE_MIN_MEMORY)
         return -1;
     memset(&a, 0, sizeof(a));
     a.so_path = f->desc.handler_so;
@@ -227,7 +235,9 @@ void inst_exited(struct inst *in, int status, int64_t now)
     char what[96], extra[160];
     double up = (double)(now - in->spawned_ns) / 1e9;
     uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
-    bool asked = in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns;
+    /* A start the police killed was not asked to leave: it failed. */
+    bool asked =
+        (in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns) && in->why != WHY_START;
     /* Leaving unasked counts as a crash when it was abnormal, or when the
      * instance served nothing at all (a program that exits at once would
      * otherwise be respawned in a tight loop). */
@@ -246,10 +256,10 @@ void inst_exited(struct inst *in, int status, int64_t now)
         snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(status));
     extra[0] = '\0';
     /* A spare that could not load the function's handler.so (it said why
-     * on its stderr, just logged): its other cold starts exec the handler
-     * until a reload brings a new one. */
-    if (in->spare && !asked && WIFEXITED(status) && WEXITSTATUS(status) == 127 && served == 0 &&
-        !f->so_broken) {
+     * on its stderr, just logged) or never got ready: its other cold starts
+     * exec the handler until a reload brings a new one. */
+    if (in->spare && !asked && served == 0 && !f->so_broken &&
+        ((WIFEXITED(status) && WEXITSTATUS(status) == 127) || in->why == WHY_START)) {
         f->so_broken = true;
         log_warnx("[fn %s] %s cannot be loaded by a spare process: cold starts exec the handler "
                   "until it changes",

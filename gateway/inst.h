@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 /* Why an instance was asked to stop; shown in its exit log line. */
-enum inst_why { WHY_NONE, WHY_IDLE, WHY_RETIRED, WHY_DRAIN, WHY_TIMEOUT, WHY_STUCK };
+enum inst_why { WHY_NONE, WHY_IDLE, WHY_RETIRED, WHY_DRAIN, WHY_TIMEOUT, WHY_STUCK, WHY_START };
 
 struct sup_fn;
 

@@ -432,6 +432,16 @@ static void police_inst_judge(struct police_view *v, const struct police_limits 
         v->verdict = POLICE_TIMEOUT;
         return;
     }
+    /* A spare-born start that never gets to accept() (a spare stopped by a
+     * process of the same uid before its assignment, a handler.so whose
+     * constructor hangs) would otherwise hold the function's cold start
+     * forever.  Only for instances sure to mark their slot: a handler
+     * that does not use libfngate never does. */
+    if (v->reports_ready && lim->start_timeout_ms > 0 && !v->term_ns &&
+        !FN_SB_LOAD(v->slot->ready_ns) && (now - v->spawned_ns) / MS > lim->start_timeout_ms) {
+        v->verdict = POLICE_KILL_START;
+        return;
+    }
     if (v->term_ns) {
         /* A request in hand may finish; a claim of one buys at most a
          * request_timeout (30 s when there is none). */

@@ -43,6 +43,7 @@ enum police_verdict {
     POLICE_CHECK,        /* SIGUSR2: it may hold one (its fd table cannot be read) */
     POLICE_KILL_TIMEOUT, /* SIGKILL: did not leave after a timeout or a check */
     POLICE_KILL_STUCK,   /* SIGKILL: still running after SIGTERM and the stop grace */
+    POLICE_KILL_START,   /* SIGKILL: reports_ready, but not ready start_timeout after its spawn */
 };
 
 /* The supervisor's observations of one instance, kept across ticks. */
@@ -64,6 +65,7 @@ struct police_view {
     int64_t term_ns;             /* SIGTERM sent (0: not) */
     int64_t timeout_ns;          /* SIGUSR1 sent (0: not) */
     int64_t kill_ns;             /* SIGKILL sent (0: not) */
+    bool reports_ready;          /* runs the SDK for sure (a spare's): it marks its slot ready */
     enum police_verdict verdict; /* out */
     int64_t idle_ms;             /* out: how long seen idle, -1 when not idle */
 };
@@ -72,6 +74,7 @@ struct police_limits {
     int64_t request_timeout_ms; /* 0: none */
     int64_t stop_timeout_ms;    /* SIGTERM -> SIGKILL grace */
     int64_t kill_after_ms;      /* SIGUSR1 or SIGUSR2 -> SIGKILL grace */
+    int64_t start_timeout_ms;   /* spawn -> ready in accept() when reports_ready; 0: none */
 };
 
 /* Starts watching the connections of the socket at SOCK_PATH (copied).

@@ -57,6 +57,9 @@
 /* An instance still STARTING after this long is taken for a program that
  * does not use libfngate (it never writes its slot): counted as busy. */
 #define SUPFN_STARTING_MAX_MS 2000
+/* A spare-born instance not ready after this long is killed (police.c):
+ * a cold start is about a millisecond; Lambda allows an init 10 s. */
+#define SUPFN_START_TIMEOUT_MS 10000
 /* After this many crashes in a row without serving a request, what is
  * queued for a function with no live instance is answered 503 by the
  * supervisor instead of waiting for nginx's read timeout. */
@@ -227,7 +230,7 @@ void supfn_police(struct sup_fn *f, int64_t now)
 {
     const struct fn_settings *set = &f->desc.set;
     struct police_limits lim = {set->request_timeout_ms, f->sup->conf->gw.stop_timeout_ms,
-                                SUPFN_TIMEOUT_KILL_MS};
+                                SUPFN_TIMEOUT_KILL_MS, SUPFN_START_TIMEOUT_MS};
     struct police_view *views[4096];
     int64_t ages[4096];
     struct inst *idle[4096];
@@ -241,7 +244,8 @@ void supfn_police(struct sup_fn *f, int64_t now)
                                       .spawned_ns = in->spawned_ns,
                                       .term_ns = in->term_ns,
                                       .timeout_ns = in->timeout_ns,
-                                      .kill_ns = in->kill_ns};
+                                      .kill_ns = in->kill_ns,
+                                      .reports_ready = in->spare};
         views[n++] = &in->pv;
     }
     police_fn_judge(f->pol, views, n, &lim, now);
@@ -289,6 +293,13 @@ void supfn_police(struct sup_fn *f, int64_t now)
                 mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
             }
             inst_signal(in, in->pv.verdict == POLICE_TIMEOUT ? SIGUSR1 : SIGUSR2);
+            continue;
+        case POLICE_KILL_START:
+            log_warnx("[fn %s pid %d] not ready %lld ms after its start: SIGKILL", f->desc.name,
+                      (int)in->pid, (long long)((now - in->spawned_ns) / 1000000));
+            in->why = WHY_START;
+            in->kill_ns = now;
+            inst_signal(in, SIGKILL);
             continue;
         case POLICE_KILL_TIMEOUT:
         case POLICE_KILL_STUCK:

@@ -30,7 +30,7 @@
 #define MS ((int64_t)1000000)
 #define T0 ((int64_t)1000 * 1000 * MS) /* an arbitrary "now" */
 
-static const struct police_limits lim = {1000, 2000, 1000};
+static const struct police_limits lim = {1000, 2000, 1000, 5000};
 
 struct one {
     struct fn_sb_slot slot;
@@ -148,6 +148,40 @@ START_TEST(stop_grace_bounded_whatever_the_slot_says)
     }
     o.slot.requests++;
     ck_assert_int_eq(judge1(&o, T0 + 3001 * MS), POLICE_KILL_STUCK);
+}
+END_TEST
+
+START_TEST(a_spare_born_start_that_never_gets_ready_is_killed)
+{
+    struct one o;
+
+    /* Sure to mark its slot (a spare's), never ready: start_timeout after
+     * its spawn, SIGKILL. */
+    one_init(&o, 1);
+    o.v.reports_ready = true;
+    o.v.spawned_ns = T0;
+    ck_assert_int_eq(judge1(&o, T0 + 5000 * MS), POLICE_NONE);
+    ck_assert_int_eq(judge1(&o, T0 + 5001 * MS), POLICE_KILL_START);
+
+    /* Ready in time: never. */
+    one_init(&o, 1);
+    o.v.reports_ready = true;
+    o.v.spawned_ns = T0;
+    o.slot.ready_ns = T0 + MS;
+    o.slot.state = FN_SB_IDLE;
+    ck_assert_int_eq(judge1(&o, T0 + 60000 * MS), POLICE_NONE);
+
+    /* A handler that may not use libfngate never marks its slot: never. */
+    one_init(&o, 1);
+    o.v.spawned_ns = T0;
+    ck_assert_int_eq(judge1(&o, T0 + 60000 * MS), POLICE_NONE);
+
+    /* Being stopped already: the stop grace decides, not this. */
+    one_init(&o, 1);
+    o.v.reports_ready = true;
+    o.v.spawned_ns = T0;
+    o.v.term_ns = T0 + 4000 * MS;
+    ck_assert_int_eq(judge1(&o, T0 + 5001 * MS), POLICE_NONE);
 }
 END_TEST
 
@@ -378,7 +412,7 @@ START_TEST(holder_busy_since_before_the_question_spared)
     /* A kept connection older than request_timeout carrying a slow but
      * young request: asked, not killed; the clock-based timeout still
      * applies to that request. */
-    static const struct police_limits lim5 = {3000, 2000, 1000};
+    static const struct police_limits lim5 = {3000, 2000, 1000, 0};
     int lfd = listener();
     struct police_fn *pf = police_fn_new(sock_path);
     struct one a;
@@ -484,6 +518,7 @@ static Suite *police_suite(void)
     tcase_add_test(tc, idle_age_is_the_supervisors);
     tcase_add_test(tc, stop_grace_bounded_whatever_the_slot_says);
     tcase_add_test(tc, timeout_then_kill);
+    tcase_add_test(tc, a_spare_born_start_that_never_gets_ready_is_killed);
     tcase_add_test(tc, free_null_is_noop);
     suite_add_tcase(s, tc);
 
