@@ -554,7 +554,7 @@ for name in fngate bare php direct; do
     RUNS_RPS[$name]=""; RUNS_CPU[$name]=""; MED_RPS[$name]=nan; MED_CPU[$name]=nan
 done
 R_THR=""; R_CPU=""; R_DTHR=""; R_DCPU=""; R_PHP=""
-part warm || { say "   skipped (--only)"; NAMES=(); }
+part warm || { say "   skipped (--only)"; NAMES=(); W_ROUNDS=0; }
 for name in "${NAMES[@]+"${NAMES[@]}"}"; do
     run_wrk "${PATHS[$name]}" "$WARM_S" "$RES/wrk-$name-warmup.txt"
 done
@@ -605,6 +605,10 @@ for ((round = 1; round <= W_ROUNDS; round++)); do
         R_DCPU+=" $(ratio "${ROUND_CPU[bare]}" "${ROUND_CPU[direct]}")"
     fi
 done
+# med/range BACKEND COL: median and min-max of column COL of cold.txt's rows
+# for BACKEND (part (b); the summary uses them too, also when (b) is skipped)
+med() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/cold.txt" 2>/dev/null | median; }
+range() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/cold.txt" 2>/dev/null | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 # mrange LIST: "median (min-max)" of the numbers in LIST
 mrange() {
     printf '%s\n' $1 | awk '$1 != "nan"' | sort -g | awk '{ v[NR] = $1 } END {
@@ -696,8 +700,6 @@ for ((round = 0; round <= COLD_N; round++)); do
         fi
     done
 done
-med() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/cold.txt" | median; }
-range() { awk -v b="$1" -v col="$2" '$1 !~ /^#/ && $2 == b { print $col }' "$RES/cold.txt" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 F_COLD=$(med fngate 3); F_WARM=$(med fngate 4)
 P_COLD=$(med php 3); P_WARM=$(med php 4)
 COLD_RATIO=$(ratio "$F_COLD" "$P_COLD")
