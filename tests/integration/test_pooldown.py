@@ -113,3 +113,22 @@ def test_queries_fail_fast_while_the_pool_is_down_and_recover(stack, build, user
     assert gw.instances("dbfn") == pid, "the instance was replaced while the pool was down"
     build.pool_there(True)
     wait_for(served, 8.0, interval=0.05, what="a query served once the pool is back")
+
+
+def test_garbage_on_the_channel_while_the_pool_is_down_costs_only_its_sender(stack, build,
+                                                                             users_db):
+    # While no pool runs, the supervisor itself reads the instances' frames
+    # to answer FG005: a hostile function's garbage (a 2 GiB length) must
+    # close that function's channel only, with the supervisor up and every
+    # other function still answered FG005 at once.
+    gw, ngx = stack({"dbfn": build.real.dbfn, "hostile": build.real.hostile},
+                    gateway={"database_url": users_db.dsn()}, defaults={"max_instances": 1})
+    wait_for(lambda: "cannot exec" in gw.log(), 5.0, what="the pool's failed exec in the log")
+    assert_pool_down(ngx, "before the garbage")
+    status, body, _ = get(ngx, "/fn/hostile?attack=garbage", timeout=10.0)
+    assert status == 200, (status, body)
+    assert body["errno"] == 0 and body["query_ok"] is False, body
+    assert body["sqlstate"] == "08006", body  # its channel is closed
+    assert gw.running()
+    for i in range(3):
+        assert_pool_down(ngx, f"after the garbage, query {i + 1}")
