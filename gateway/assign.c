@@ -9,6 +9,8 @@
 
 #include "assign.h"
 
+#include "childsetup.h"
+
 #include <errno.h>
 #include <linux/filter.h>
 #include <stdio.h>
@@ -17,23 +19,36 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ASSIGN_MAGIC 0x31736766u /* "fgs1" */
+#define ASSIGN_MAGIC 0x32736766u /* "fgs2" */
 #define ASSIGN_MAXFDS 4
 
 struct assign_head {
     uint32_t magic;
     uint32_t nfds;
-    uint8_t has_db, has_ruleset, drop, sandbox;
+    uint8_t fds; /* bit I: assign_fd_at[I] is among the descriptors, in order */
+    uint8_t drop, sandbox, pad;
     uint32_t uid, gid;
     int64_t memory_limit, open_files;
     uint32_t bpf_len; /* instructions */
     uint32_t nenv;
     uint32_t so_len, cwd_len, env_len; /* bytes with their NULs; cwd_len 0: none */
 };
+/* The instructions follow the header in a malloc'd buffer: aligned. */
+_Static_assert(sizeof(struct assign_head) % 8 == 0, "assign_head keeps the program aligned");
+
+/* The descriptors a childsetup sends, in the order they travel. */
+static const size_t assign_fd_at[ASSIGN_MAXFDS] = {
+    offsetof(struct childsetup, listen_fd),
+    offsetof(struct childsetup, db_fd),
+    offsetof(struct childsetup, sb_fd),
+    offsetof(struct childsetup, ruleset_fd),
+};
+#define ASSIGN_FD(cs, i) (*(int *)(void *)((char *)(cs) + assign_fd_at[i]))
+#define ASSIGN_FD_OF(cs, i) (*(const int *)(const void *)((const char *)(cs) + assign_fd_at[i]))
 
 /* What assign_recv hands out: the public part first. */
 struct assign_owned {
-    struct assign a;
+    struct childsetup cs;
     int fds[ASSIGN_MAXFDS];
     int nfds;
     struct sock_fprog prog;
@@ -41,20 +56,20 @@ struct assign_owned {
     char *buf;  /* the message */
 };
 
-size_t assign_size(const struct assign *a)
+size_t assign_size(const struct childsetup *cs)
 {
-    size_t n = sizeof(struct assign_head) + strlen(a->so_path) + 1;
+    size_t n = sizeof(struct assign_head) + (cs->so_path ? strlen(cs->so_path) + 1 : 0);
 
-    if (a->bpf)
-        n += a->bpf->len * sizeof(struct sock_filter);
-    if (a->cwd)
-        n += strlen(a->cwd) + 1;
-    for (char *const *e = a->envp; e && *e; e++)
+    if (cs->bpf)
+        n += cs->bpf->len * sizeof(struct sock_filter);
+    if (cs->cwd)
+        n += strlen(cs->cwd) + 1;
+    for (char *const *e = cs->envp; e && *e; e++)
         n += strlen(*e) + 1;
     return n;
 }
 
-int assign_send(int sock, const struct assign *a)
+int assign_send(int sock, const struct childsetup *cs)
 {
     struct assign_head h;
     struct iovec iov[6];
@@ -69,34 +84,34 @@ int assign_send(int sock, const struct assign *a)
     char *env = NULL;
     int rc = -1;
 
+    if (!cs->so_path) {
+        errno = EINVAL;
+        return -1;
+    }
     memset(&h, 0, sizeof(h));
     h.magic = ASSIGN_MAGIC;
-    fds[nfds++] = a->listen_fd;
-    fds[nfds++] = a->sb_fd;
-    if (a->db_fd >= 0) {
-        h.has_db = 1;
-        fds[nfds++] = a->db_fd;
-    }
-    if (a->ruleset_fd >= 0) {
-        h.has_ruleset = 1;
-        fds[nfds++] = a->ruleset_fd;
+    for (int i = 0; i < ASSIGN_MAXFDS; i++) {
+        if (ASSIGN_FD_OF(cs, i) >= 0) {
+            h.fds |= (uint8_t)(1u << i);
+            fds[nfds++] = ASSIGN_FD_OF(cs, i);
+        }
     }
     h.nfds = (uint32_t)nfds;
-    h.drop = a->drop_privileges;
-    h.sandbox = a->sandbox;
-    h.uid = (uint32_t)a->uid;
-    h.gid = (uint32_t)a->gid;
-    h.memory_limit = a->memory_limit;
-    h.open_files = a->open_files;
-    h.bpf_len = a->bpf ? a->bpf->len : 0;
-    h.so_len = (uint32_t)strlen(a->so_path) + 1;
-    h.cwd_len = a->cwd ? (uint32_t)strlen(a->cwd) + 1 : 0;
-    for (char *const *e = a->envp; e && *e; e++) {
+    h.drop = cs->drop_privileges;
+    h.sandbox = cs->sandbox;
+    h.uid = (uint32_t)cs->uid;
+    h.gid = (uint32_t)cs->gid;
+    h.memory_limit = cs->memory_limit;
+    h.open_files = cs->open_files;
+    h.bpf_len = cs->bpf ? cs->bpf->len : 0;
+    h.so_len = (uint32_t)strlen(cs->so_path) + 1;
+    h.cwd_len = cs->cwd ? (uint32_t)strlen(cs->cwd) + 1 : 0;
+    for (char *const *e = cs->envp; e && *e; e++) {
         env_len += strlen(*e) + 1;
         h.nenv++;
     }
     total = sizeof(h) + h.bpf_len * sizeof(struct sock_filter) + h.so_len + h.cwd_len + env_len;
-    if (total > ASSIGN_MAX) {
+    if (total > ASSIGN_MAX || h.bpf_len > ASSIGN_MAX_BPF) {
         errno = EMSGSIZE;
         return -1;
     }
@@ -105,7 +120,7 @@ int assign_send(int sock, const struct assign *a)
     if (!env)
         return -1;
     env_len = 0;
-    for (char *const *e = a->envp; e && *e; e++) {
+    for (char *const *e = cs->envp; e && *e; e++) {
         size_t n = strlen(*e) + 1;
         memcpy(env + env_len, *e, n);
         env_len += n;
@@ -114,13 +129,13 @@ int assign_send(int sock, const struct assign *a)
     iov[niov].iov_base = &h;
     iov[niov++].iov_len = sizeof(h);
     if (h.bpf_len) {
-        iov[niov].iov_base = a->bpf->filter;
+        iov[niov].iov_base = cs->bpf->filter;
         iov[niov++].iov_len = h.bpf_len * sizeof(struct sock_filter);
     }
-    iov[niov].iov_base = (void *)a->so_path;
+    iov[niov].iov_base = (void *)cs->so_path;
     iov[niov++].iov_len = h.so_len;
     if (h.cwd_len) {
-        iov[niov].iov_base = (void *)a->cwd;
+        iov[niov].iov_base = (void *)cs->cwd;
         iov[niov++].iov_len = h.cwd_len;
     }
     iov[niov].iov_base = env;
@@ -130,13 +145,15 @@ int assign_send(int sock, const struct assign *a)
     memset(&cm, 0, sizeof(cm));
     mh.msg_iov = iov;
     mh.msg_iovlen = (size_t)niov;
-    mh.msg_control = cm.buf;
-    mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-    c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    if (nfds) {
+        mh.msg_control = cm.buf;
+        mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
     ssize_t n;
     do
         n = sendmsg(sock, &mh, MSG_NOSIGNAL);
@@ -153,9 +170,9 @@ out:
     return rc;
 }
 
-void assign_free(struct assign *a)
+void assign_free(struct childsetup *cs)
 {
-    struct assign_owned *o = (struct assign_owned *)a;
+    struct assign_owned *o = (struct assign_owned *)cs;
 
     if (!o)
         return;
@@ -185,7 +202,16 @@ static const char *assign_string(char **p, const char *end, uint32_t len)
     return s;
 }
 
-struct assign *assign_recv(int sock, char *err, size_t errlen)
+/* How many bits of MASK are set. */
+static uint32_t assign_bits(unsigned mask)
+{
+    uint32_t n = 0;
+    for (; mask; mask >>= 1)
+        n += mask & 1u;
+    return n;
+}
+
+struct childsetup *assign_recv(int sock, char *err, size_t errlen)
 {
     struct assign_owned *o = calloc(1, sizeof(*o));
     struct assign_head h;
@@ -204,6 +230,7 @@ struct assign *assign_recv(int sock, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    childsetup_init(&o->cs);
     iov.iov_base = o->buf;
     iov.iov_len = ASSIGN_MAX;
     memset(&mh, 0, sizeof(mh));
@@ -240,15 +267,15 @@ struct assign *assign_recv(int sock, char *err, size_t errlen)
     memcpy(&h, o->buf, sizeof(h));
     p = o->buf + sizeof(h);
     end = o->buf + n;
-    if (h.magic != ASSIGN_MAGIC || h.nfds != (uint32_t)o->nfds ||
-        h.nfds != 2u + h.has_db + h.has_ruleset || h.bpf_len > 4096 || h.nenv > 65536) {
+    if (h.magic != ASSIGN_MAGIC || h.nfds != (uint32_t)o->nfds || h.fds >> ASSIGN_MAXFDS ||
+        h.nfds != assign_bits(h.fds) || h.bpf_len > ASSIGN_MAX_BPF || h.nenv > h.env_len) {
         snprintf(err, errlen, "assignment malformed (%d descriptors)", o->nfds);
         goto fail;
     }
     bpf = h.bpf_len ? assign_take(&p, end, h.bpf_len * sizeof(struct sock_filter)) : NULL;
-    o->a.so_path = assign_string(&p, end, h.so_len);
-    o->a.cwd = h.cwd_len ? assign_string(&p, end, h.cwd_len) : NULL;
-    if ((h.bpf_len && !bpf) || !o->a.so_path || (h.cwd_len && !o->a.cwd) ||
+    o->cs.so_path = assign_string(&p, end, h.so_len);
+    o->cs.cwd = h.cwd_len ? assign_string(&p, end, h.cwd_len) : NULL;
+    if ((h.bpf_len && !bpf) || !o->cs.so_path || (h.cwd_len && !o->cs.cwd) ||
         (size_t)(end - p) != h.env_len) {
         snprintf(err, errlen, "assignment malformed (lengths)");
         goto fail;
@@ -272,25 +299,23 @@ struct assign *assign_recv(int sock, char *err, size_t errlen)
         goto fail;
     }
     if (bpf) {
-        /* In place: BUF is malloc'd and the header's size a multiple of 8,
-         * so the instructions are aligned. */
         o->prog.len = (unsigned short)h.bpf_len;
         o->prog.filter = (struct sock_filter *)(void *)bpf;
-        o->a.bpf = &o->prog;
+        o->cs.bpf = &o->prog;
     }
-    o->a.envp = o->env;
-    o->a.listen_fd = o->fds[k++];
-    o->a.sb_fd = o->fds[k++];
-    o->a.db_fd = h.has_db ? o->fds[k++] : -1;
-    o->a.ruleset_fd = h.has_ruleset ? o->fds[k++] : -1;
-    o->a.memory_limit = h.memory_limit;
-    o->a.open_files = (long)h.open_files;
-    o->a.drop_privileges = h.drop;
-    o->a.uid = (uid_t)h.uid;
-    o->a.gid = (gid_t)h.gid;
-    o->a.sandbox = h.sandbox;
-    return &o->a;
+    o->cs.envp = o->env;
+    for (int i = 0; i < ASSIGN_MAXFDS; i++) {
+        if (h.fds & (1u << i))
+            ASSIGN_FD(&o->cs, i) = o->fds[k++];
+    }
+    o->cs.memory_limit = h.memory_limit;
+    o->cs.open_files = (long)h.open_files;
+    o->cs.drop_privileges = h.drop;
+    o->cs.uid = (uid_t)h.uid;
+    o->cs.gid = (gid_t)h.gid;
+    o->cs.sandbox = h.sandbox;
+    return &o->cs;
 fail:
-    assign_free(o ? &o->a : NULL);
+    assign_free(o ? &o->cs : NULL);
     return NULL;
 }

@@ -53,8 +53,16 @@ int childsetup_seal(const struct sock_fprog *bpf, const char **what)
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, bpf);
 }
 
+void childsetup_init(struct childsetup *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->listen_fd = cs->db_fd = cs->sb_fd = cs->ruleset_fd = -1;
+    cs->log_fd = cs->devnull = -1;
+}
+
 int childsetup_apply(const struct childsetup *cs, const char **what)
 {
+    const int src[5] = {cs->listen_fd, cs->log_fd, cs->log_fd, cs->db_fd, cs->sb_fd};
     int moved[5];
     sigset_t none;
     struct rlimit rl;
@@ -66,8 +74,7 @@ int childsetup_apply(const struct childsetup *cs, const char **what)
      * overwrites a source that is still needed. */
     *what = "descriptors";
     for (int i = 0; i < 5; i++) {
-        int src = cs->src[i] >= 0 ? cs->src[i] : cs->devnull;
-        moved[i] = fcntl(src, F_DUPFD, 10);
+        moved[i] = fcntl(src[i] >= 0 ? src[i] : cs->devnull, F_DUPFD, 10);
         if (moved[i] < 0)
             return -1;
     }

@@ -1,13 +1,19 @@
 /*
- * The set-up an instance makes on itself before the function's code runs,
- * in this order: no_new_privs and its Landlock domain, its descriptors on
- * 0..4 and nothing else, default signals and an empty mask, its own
- * session, resource limits, the function's uid (and the check that root is
- * gone), PR_SET_PDEATHSIG again after the uid change, its folder, and the
- * seccomp filter last.  One copy of it serves both ways an instance starts:
- * proc.c's vfork child before the execve of a static handler, and a spare
- * process (functions/sdk/fn_spare.c) before it dlopen()s the function's
- * shared object.  Async-signal-safe: no allocation, no stdio.
+ * An instance's set-up: the one description of what a handler process is
+ * made into before the function's code runs (its program, folder and
+ * environment, descriptors, limits, identity and sandbox), and the code
+ * that makes it so.  The exec path fills it (inst.c, spare.c) and proc.c's
+ * vfork child applies it before the execve of a static handler; assign.c
+ * sends it to a waiting spare as a whole, and the spare process
+ * (functions/sdk/fn_spare.c) applies what it received with the same
+ * function before it dlopen()s the function's shared object.  The order,
+ * and why: no_new_privs and the Landlock domain first, while the ruleset's
+ * descriptor is still open; its descriptors on 0..4 and nothing else;
+ * default signals and an empty mask; its own session; resource limits; the
+ * function's uid (and the check that root is gone); PR_SET_PDEATHSIG again
+ * after the uid change, which clears it; its folder; the seccomp filter
+ * last, so that nothing above needs a system call it denies.
+ * Async-signal-safe: no allocation, no stdio.
  */
 #ifndef FNGATE_CHILDSETUP_H
 #define FNGATE_CHILDSETUP_H
@@ -18,23 +24,41 @@
 
 struct sock_fprog;
 
+/* Every pointer is borrowed: from the supervisor's function for the exec
+ * path, from the assignment (assign_recv) in a spare. */
 struct childsetup {
-    int src[5];  /* what goes to fds 0..4; -1 for DEVNULL */
-    int devnull; /* an open /dev/null */
-    /* Signals to reset to SIG_DFL (the rest are default already). */
-    const int *sigs;
-    int nsigs;
+    /* The description: the part a spare receives (assign.c), but for the
+     * exec path's program and arguments. */
+    const char *path;     /* the handler the exec path execve()s; not sent */
+    char *const *argv;    /* its arguments; not sent */
+    const char *so_path;  /* its shared object, which a spare dlopen()s */
+    const char *cwd;      /* its folder; NULL: stay */
+    char *const *envp;    /* its whole environment, NULL-terminated */
+    int listen_fd;        /* becomes fd 0; -1: /dev/null */
+    int db_fd;            /* becomes fd 3 (the pool channel); -1: /dev/null */
+    int sb_fd;            /* becomes fd 4 (the scoreboard); -1: /dev/null */
+    int ruleset_fd;       /* a Landlock ruleset to enter; -1 for none */
     int64_t memory_limit; /* RLIMIT_AS bytes, 0 = unlimited */
     long open_files;      /* RLIMIT_NOFILE, 0 = inherited */
     bool drop_privileges; /* setgroups/setgid/setuid to uid/gid */
     uid_t uid;
     gid_t gid;
     bool sandbox;                 /* no_new_privs, Landlock, seccomp */
-    int ruleset_fd;               /* a Landlock ruleset to enter; -1 for none */
     const struct sock_fprog *bpf; /* the seccomp program; NULL for none */
-    const char *cwd;              /* NULL: stay */
-    pid_t parent;                 /* the gateway: gone means exit 0 */
+
+    /* The applying process's own, never sent: proc_spawn fills them for
+     * its vfork child, the spare for itself. */
+    int log_fd;      /* becomes fds 1 and 2; -1: /dev/null */
+    int devnull;     /* an open /dev/null */
+    const int *sigs; /* signals to reset to SIG_DFL (the rest are default) */
+    int nsigs;
+    pid_t parent;       /* the gateway: gone means exit 0 */
+    int64_t *execve_ns; /* exec path: CLOCK_MONOTONIC just before the
+                           execve (the cold-start trace); NULL: none */
 };
+
+/* CS with nothing given: every descriptor -1, no limits, no sandbox. */
+void childsetup_init(struct childsetup *cs);
 
 /* Applies CS to the calling process.  Returns 0, or -1 with errno set and
  * *WHAT naming the step that failed; returns -2 when the gateway is gone

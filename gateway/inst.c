@@ -15,6 +15,7 @@
 
 #include "assign.h"
 #include "backlog.h"
+#include "childsetup.h"
 #include "conf.h"
 #include "ctl.h"
 #include "fn.h"
@@ -91,50 +92,35 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
 }
 
 /* A cold start through a spare process, when F has a handler.so and a
- * spare waits: SPEC's descriptors, identity, limits and sandbox go to it
- * in one message.  Returns its pid with *LOG_FD its log pipe, or -1 for
- * the exec path (nothing to take, or the hand-over failed: logged, and the
- * spare is killed and its exit logged when reaped). */
+ * spare waits: the set-up CS describes (its descriptors, identity, limits
+ * and sandbox) goes to it in one message.  Returns its pid with *LOG_FD its
+ * log pipe, or -1 for the exec path (nothing to take, or the hand-over
+ * failed: logged, and the spare is killed and its exit logged when
+ * reaped). */
 #define INST_SPARE_MIN_MEMORY ((int64_t)16 << 20)
 
-static pid_t inst_from_spare(struct sup_fn *f, const struct proc_spec *spec, int *log_fd)
+static pid_t inst_from_spare(struct sup_fn *f, const struct childsetup *cs, int *log_fd)
 {
     struct spare_pool *pool = f->sup->spares;
     struct spare *sp;
-    struct assign a;
     pid_t pid;
 
-    if (!f->desc.handler_so || f->so_broken || !spare_pool_ready(pool))
+    if (!cs->so_path || f->so_broken || !spare_pool_ready(pool))
         return -1;
     /* A waiting spare already maps about 3 MB (the SDK and the C library,
      * dynamically linked), and the .so's own libraries come on top: a tight
      * memory_limit is for the static handler (about 1.2 MB), not a spare. */
-    if (spec->memory_limit > 0 && spec->memory_limit < INST_SPARE_MIN_MEMORY)
+    if (cs->memory_limit > 0 && cs->memory_limit < INST_SPARE_MIN_MEMORY)
         return -1;
-    memset(&a, 0, sizeof(a));
-    a.so_path = f->desc.handler_so;
-    a.cwd = spec->cwd;
-    a.envp = spec->envp;
-    a.listen_fd = spec->listen_fd;
-    a.db_fd = spec->db_fd;
-    a.sb_fd = spec->sb_fd;
-    a.ruleset_fd = spec->sandbox ? spec->ruleset_fd : -1;
-    a.memory_limit = spec->memory_limit;
-    a.open_files = spec->open_files;
-    a.drop_privileges = spec->drop_privileges;
-    a.uid = spec->uid;
-    a.gid = spec->gid;
-    a.sandbox = spec->sandbox;
-    a.bpf = spec->sandbox ? sandbox_filter() : NULL;
     /* Checked before the take: an environment too big to send must not
      * cost the spare another function's cold start would use. */
-    if (assign_size(&a) > ASSIGN_MAX) {
+    if (assign_size(cs) > ASSIGN_MAX) {
         log_debug("[fn %s] environment too big for a spare's assignment: exec", f->desc.name);
         return -1;
     }
     if (!(sp = spare_pool_take(pool)))
         return -1;
-    if (spare_assign(pool, sp, &a) < 0) {
+    if (spare_assign(pool, sp, cs) < 0) {
         log_warn("[fn %s pid %d] cannot hand the cold start to the spare: exec instead",
                  f->desc.name, (int)sp->pid);
         spare_free(pool, sp, false);
@@ -150,7 +136,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
 {
     struct sup *s = f->sup;
     struct inst *in = calloc(1, sizeof(*in));
-    struct proc_spec spec;
+    struct childsetup cs;
     int log_fd = -1, db_fd = -1, pool_fd = -1;
 
     if (!in) {
@@ -162,30 +148,33 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     in->sb = sb_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
     if (!in->sb)
         goto fail;
-    memset(&spec, 0, sizeof(spec));
-    spec.path = f->desc.handler;
-    spec.cwd = f->desc.dir;
-    spec.argv = f->argv;
-    spec.envp = f->envp;
-    spec.listen_fd = f->listen_fd;
     if (s->pool && poolctl_channel(s->pool, &db_fd, &pool_fd) < 0)
         goto fail;
-    spec.db_fd = db_fd;
-    spec.sb_fd = in->sb->fd;
-    spec.memory_limit = f->desc.set.memory_limit;
-    spec.open_files = f->desc.set.open_files;
-    spec.drop_privileges = f->id.drop;
-    spec.uid = f->id.uid;
-    spec.gid = f->id.gid;
-    spec.sandbox = sandbox_fn_on(f->sbx);
-    spec.ruleset_fd = sandbox_fn_ruleset(f->sbx);
-    spec.execve_ns = &in->exec_ns[1];
+    /* The one description of the instance, for both ways of starting it. */
+    childsetup_init(&cs);
+    cs.path = f->desc.handler;
+    cs.argv = f->argv;
+    cs.so_path = f->desc.handler_so;
+    cs.cwd = f->desc.dir;
+    cs.envp = f->envp;
+    cs.listen_fd = f->listen_fd;
+    cs.db_fd = db_fd;
+    cs.sb_fd = in->sb->fd;
+    cs.memory_limit = f->desc.set.memory_limit;
+    cs.open_files = f->desc.set.open_files;
+    cs.drop_privileges = f->id.drop;
+    cs.uid = f->id.uid;
+    cs.gid = f->id.gid;
+    cs.sandbox = sandbox_fn_on(f->sbx);
+    cs.ruleset_fd = sandbox_fn_ruleset(f->sbx);
+    cs.bpf = cs.sandbox ? sandbox_filter() : NULL;
+    cs.execve_ns = &in->exec_ns[1];
     in->exec_ns[0] = sup_now_ns();
-    in->pid = inst_from_spare(f, &spec, &log_fd);
+    in->pid = inst_from_spare(f, &cs, &log_fd);
     if (in->pid > 0)
         in->spare = true;
     else
-        in->pid = proc_spawn(&spec, &log_fd);
+        in->pid = proc_spawn(&cs, &log_fd);
     in->exec_ns[2] = sup_now_ns();
     sb_close_fd(in->sb);
     if (db_fd >= 0)
@@ -199,7 +188,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
         poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, &f->desc.set);
     in->spawned_ns = now;
     in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
-    in->mx = mx_inst_new(f->mx, in->pid, spec.drop_privileges ? spec.uid : getuid(), in->sb, now);
+    in->mx = mx_inst_new(f->mx, in->pid, cs.drop_privileges ? cs.uid : getuid(), in->sb, now);
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;

@@ -14,7 +14,6 @@
 
 #include "childsetup.h"
 #include "log.h"
-#include "sandbox.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,9 +50,8 @@ static void proc_signals_scan(void)
 
 /* Runs in the vfork child; never returns.  CS was filled before the vfork:
  * nothing here allocates. */
-static void proc_child(const struct proc_spec *spec, const struct childsetup *cs)
-    __attribute__((noreturn, noinline));
-static void proc_child(const struct proc_spec *spec, const struct childsetup *cs)
+static void proc_child(const struct childsetup *cs) __attribute__((noreturn, noinline));
+static void proc_child(const struct childsetup *cs)
 {
     const char *what = "set-up";
     int rc = childsetup_apply(cs, &what);
@@ -62,18 +60,18 @@ static void proc_child(const struct proc_spec *spec, const struct childsetup *cs
         _exit(0);
     if (rc < 0)
         childsetup_fail(what, 126);
-    if (spec->execve_ns) {
+    if (cs->execve_ns) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        *spec->execve_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        *cs->execve_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     }
-    execve(spec->path, spec->argv, spec->envp);
+    execve(cs->path, cs->argv, cs->envp);
     errno = errno ? errno : ENOEXEC;
     {
         const char *prefix = "fngate: cannot exec ";
         const char *err = strerror(errno);
         (void)!write(2, prefix, strlen(prefix));
-        (void)!write(2, spec->path, strlen(spec->path));
+        (void)!write(2, cs->path, strlen(cs->path));
         (void)!write(2, ": ", 2);
         (void)!write(2, err, strlen(err));
         (void)!write(2, "\n", 1);
@@ -81,36 +79,12 @@ static void proc_child(const struct proc_spec *spec, const struct childsetup *cs
     _exit(127);
 }
 
-static void proc_setup_fill(const struct proc_spec *spec, int out_fd, pid_t parent,
-                            struct childsetup *cs)
+pid_t proc_spawn(const struct childsetup *spec, int *log_fd)
 {
-    memset(cs, 0, sizeof(*cs));
-    cs->src[0] = spec->listen_fd;
-    cs->src[1] = out_fd;
-    cs->src[2] = out_fd;
-    cs->src[3] = spec->db_fd;
-    cs->src[4] = spec->sb_fd;
-    cs->devnull = proc_devnull;
-    cs->sigs = proc_sigs;
-    cs->nsigs = proc_nsigs;
-    cs->memory_limit = spec->memory_limit;
-    cs->open_files = spec->open_files;
-    cs->drop_privileges = spec->drop_privileges;
-    cs->uid = spec->uid;
-    cs->gid = spec->gid;
-    cs->sandbox = spec->sandbox;
-    cs->ruleset_fd = spec->ruleset_fd;
-    cs->bpf = sandbox_filter();
-    cs->cwd = spec->cwd;
-    cs->parent = parent;
-}
-
-pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
-{
-    struct childsetup cs;
+    struct childsetup cs = *spec; /* the child's own part is ours to fill */
     int pipefd[2] = {-1, -1};
     sigset_t all, old;
-    pid_t pid, parent = getpid();
+    pid_t pid;
 
     if (proc_nsigs < 0)
         proc_signals_scan();
@@ -124,13 +98,17 @@ pid_t proc_spawn(const struct proc_spec *spec, int *log_fd)
         log_warn("pipe2");
         return -1;
     }
-    proc_setup_fill(spec, pipefd[1], parent, &cs);
+    cs.log_fd = pipefd[1];
+    cs.devnull = proc_devnull;
+    cs.sigs = proc_sigs;
+    cs.nsigs = proc_nsigs;
+    cs.parent = getpid();
 
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
     pid = vfork();
     if (pid == 0)
-        proc_child(spec, &cs);
+        proc_child(&cs);
     sigprocmask(SIG_SETMASK, &old, NULL);
 
     close(pipefd[1]);

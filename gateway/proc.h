@@ -11,33 +11,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct proc_spec {
-    const char *path;     /* the handler */
-    const char *cwd;      /* its folder */
-    char *const *argv;    /* borrowed */
-    char *const *envp;    /* borrowed */
-    int listen_fd;        /* becomes fd 0 */
-    int db_fd;            /* becomes fd 3; -1 for none */
-    int sb_fd;            /* becomes fd 4 */
-    int64_t memory_limit; /* RLIMIT_AS bytes, 0 = unlimited */
-    long open_files;      /* RLIMIT_NOFILE */
-    bool drop_privileges; /* setgroups/setgid/setuid to uid/gid */
-    uid_t uid;
-    gid_t gid;
-    bool sandbox;   /* no_new_privs and the seccomp filter (gateway/sandbox.c) */
-    int ruleset_fd; /* a Landlock ruleset to enter; -1 for none */
-    /* Where the child stores CLOCK_MONOTONIC just before its execve (the
-     * vfork child shares our memory): the cold-start trace.  May be NULL. */
-    int64_t *execve_ns;
-};
+struct childsetup;
 
-/* Starts the instance.  On success returns its pid and stores in *LOG_FD the
- * non-blocking read end of its stdout/stderr pipe (owned by the caller).
+/* Starts the instance CS describes (childsetup.h): CS->path with CS->argv,
+ * after CS's set-up; its own part (log_fd, devnull, sigs, parent) is
+ * proc_spawn's to fill, whatever CS holds there.  On success returns its pid
+ * and stores in *LOG_FD the non-blocking read end of its stdout/stderr pipe
+ * (owned by the caller).
  * Returns -1 on failure (logged); failures after the fork (exec, setuid)
  * show up as an exit status of 126/127 with the reason on the log pipe.
  * The first call records which signals the gateway handles or ignores (the
  * child resets those): install signal handlers before it. */
-pid_t proc_spawn(const struct proc_spec *spec, int *log_fd);
+pid_t proc_spawn(const struct childsetup *cs, int *log_fd);
 
 /* Descendants.  An instance is its process group's leader and the sandbox
  * keeps its descendants in that group (setsid/setpgid are denied), so

@@ -15,6 +15,7 @@
 #include "spare.h"
 
 #include "assign.h"
+#include "childsetup.h"
 #include "instio.h"
 #include "log.h"
 #include "metrics.h"
@@ -126,7 +127,7 @@ static void spare_let_go(struct spare_pool *sp, struct spare *s, bool kill_it)
 static int spare_spawn(struct spare_pool *sp)
 {
     char *argv[] = {"fngate-spare", NULL}, *envp[] = {NULL};
-    struct proc_spec spec;
+    struct childsetup cs;
     struct spare *s;
     int pair[2];
 
@@ -141,18 +142,15 @@ static int spare_spawn(struct spare_pool *sp)
         close(pair[1]);
         return -1;
     }
-    memset(&spec, 0, sizeof(spec));
-    spec.path = sp->path;
-    spec.cwd = "/";
-    spec.argv = argv;
-    spec.envp = envp;
-    spec.listen_fd = -1;
-    spec.db_fd = pair[1]; /* its fd 3 */
-    spec.sb_fd = -1;
-    spec.ruleset_fd = -1;
+    childsetup_init(&cs);
+    cs.path = sp->path;
+    cs.argv = argv;
+    cs.cwd = "/";
+    cs.envp = envp;
+    cs.db_fd = pair[1]; /* its fd 3 */
     s->sock = pair[0];
     s->log_fd = -1;
-    s->pid = proc_spawn(&spec, &s->log_fd);
+    s->pid = proc_spawn(&cs, &s->log_fd);
     close(pair[1]);
     if (s->pid < 0) {
         close(s->sock);
@@ -302,9 +300,9 @@ struct spare *spare_pool_take(struct spare_pool *sp)
     return s;
 }
 
-int spare_assign(struct spare_pool *sp, struct spare *s, const struct assign *a)
+int spare_assign(struct spare_pool *sp, struct spare *s, const struct childsetup *cs)
 {
-    int rc = assign_send(s->sock, a);
+    int rc = assign_send(s->sock, cs);
     if (rc == 0) {
         sp->assigned++;
         sp->backoff_ms = 0;

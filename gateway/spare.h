@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct assign;
+struct childsetup;
 struct event_base;
 struct mx;
 
@@ -57,9 +57,9 @@ void spare_pool_stop(struct spare_pool *sp);
 /* A ready spare, or NULL when none waits.  A replacement is spawned
  * later, not now: the caller is in a cold start. */
 struct spare *spare_pool_take(struct spare_pool *sp);
-/* Sends A to S in one sendmsg.  0, or -1 with errno (the spare is then
- * useless: spare_free kills it, and its exit is logged when reaped). */
-int spare_assign(struct spare_pool *sp, struct spare *s, const struct assign *a);
+/* Sends the instance's set-up CS to S in one sendmsg (assign_send).  0, or -1 with errno (the spare
+ * is then useless: spare_free kills it, and its exit is logged when reaped). */
+int spare_assign(struct spare_pool *sp, struct spare *s, const struct childsetup *cs);
 /* After a successful spare_assign: the instance has the pid and the log
  * pipe, this forgets them.  After a failed one: SIGKILLs it and keeps its
  * pid to log its exit.  spare_free(sp, NULL) is a no-op. */

@@ -3,9 +3,10 @@
  * before any function needs it, so that a cold start skips the exec.  It
  * has done fn_main's function-independent set-up (libfcgi, the random
  * seeds) and waits on fd 3, its socket to the supervisor, for one
- * assignment (gateway/assign.h).  Then, in this order, it becomes that
- * function's instance: the very set-up proc.c's vfork child makes
- * (gateway/childsetup.c: Landlock and no_new_privs, fds 0..4 and nothing
+ * assignment (gateway/assign.h): the instance's set-up description, the
+ * very struct childsetup the exec path fills.  Then, in this order, it
+ * becomes that function's instance: the set-up proc.c's vfork child makes,
+ * through the same function (gateway/childsetup.c: Landlock and no_new_privs, fds 0..4 and nothing
  * else, which closes the supervisor's socket, signals, limits, the
  * function's uid, PR_SET_PDEATHSIG, its folder, the seccomp program the
  * supervisor sent), non-dumpable, the function's environment, and only
@@ -36,7 +37,7 @@ extern char **environ;
 /* The assignment, kept for the process's life: its strings are the
  * environment.  Not static: a store to a static that is never read may be
  * dropped, and a leak checker must see the assignment reachable. */
-struct assign *fn_spare_assignment;
+struct childsetup *fn_spare_assignment;
 
 static int64_t fn_spare_now(void)
 {
@@ -47,8 +48,7 @@ static int64_t fn_spare_now(void)
 
 int main(int argc, char **argv)
 {
-    struct childsetup cs;
-    struct assign *a;
+    struct childsetup *a;
     const char *what = "set-up";
     char err[160];
     int64_t t_assigned, t_setup, t_loaded;
@@ -74,24 +74,13 @@ int main(int argc, char **argv)
         return 127;
     }
 
-    memset(&cs, 0, sizeof(cs));
-    cs.src[0] = a->listen_fd;
-    cs.src[1] = 1; /* the pipe into the gateway's log, since the spare began */
-    cs.src[2] = 2;
-    cs.src[3] = a->db_fd;
-    cs.src[4] = a->sb_fd;
-    cs.devnull = devnull;
-    cs.memory_limit = a->memory_limit;
-    cs.open_files = a->open_files;
-    cs.drop_privileges = a->drop_privileges;
-    cs.uid = a->uid;
-    cs.gid = a->gid;
-    cs.sandbox = a->sandbox;
-    cs.ruleset_fd = a->ruleset_fd;
-    cs.bpf = a->bpf;
-    cs.cwd = a->cwd;
-    cs.parent = parent;
-    rc = childsetup_apply(&cs, &what);
+    /* The set-up's own part: its stdout and stderr are the pipe into the
+     * gateway's log since the spare began (proc_spawn put it on both), and
+     * its dispositions are the exec's defaults, none to reset. */
+    a->log_fd = 1;
+    a->devnull = devnull;
+    a->parent = parent;
+    rc = childsetup_apply(a, &what);
     if (rc == -2)
         return 0;
     if (rc < 0)
