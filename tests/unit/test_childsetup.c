@@ -24,11 +24,8 @@
 static struct childsetup base(int devnull)
 {
     struct childsetup cs;
-    memset(&cs, 0, sizeof(cs));
-    for (int i = 0; i < 5; i++)
-        cs.src[i] = -1;
+    childsetup_init(&cs);
     cs.devnull = devnull;
-    cs.ruleset_fd = -1;
     cs.parent = getpid();
     return cs;
 }
@@ -62,9 +59,8 @@ static int fds_body(struct childsetup *cs)
     if (pipe(p) < 0)
         return 90;
     stray = dup(p[0]); /* no CLOEXEC: must still be closed */
-    cs->src[1] = p[1];
-    cs->src[2] = p[1];
-    cs->src[4] = p[0];
+    cs->log_fd = p[1];
+    cs->sb_fd = p[0];
     if (fstat(cs->devnull, &nul) < 0 || childsetup_apply(cs, &what) != 0)
         return 1;
     if (fstat(0, &st) < 0 || st.st_rdev != nul.st_rdev || !S_ISCHR(st.st_mode))
@@ -91,6 +87,101 @@ START_TEST(fds_land_on_0_to_4_and_nothing_else)
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     struct childsetup cs = base(devnull);
     ck_assert_int_eq(in_child(&cs, fds_body), 0);
+    close(devnull);
+}
+END_TEST
+
+/* Identity of a file: the descriptors are closed by the set-up. */
+struct fileid {
+    dev_t dev;
+    ino_t ino;
+};
+
+static struct fileid fileid_of(int fd)
+{
+    struct stat st;
+    struct fileid id = {0, 0};
+    if (fstat(fd, &st) == 0) {
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+    }
+    return id;
+}
+
+static bool is_file(int fd, struct fileid id)
+{
+    struct fileid now = fileid_of(fd);
+    return now.ino && now.dev == id.dev && now.ino == id.ino;
+}
+
+static int named_body(struct childsetup *cs)
+{
+    struct fileid listen, db, sb, out;
+    const char *what;
+    int p[2];
+
+    if (pipe(p) < 0)
+        return 90;
+    /* Above 10, where the set-up lifts its own copies, and in an order
+     * unlike the targets'. */
+    cs->sb_fd = fcntl(open("/", O_RDONLY), F_DUPFD, 20);
+    cs->db_fd = fcntl(open("/tmp", O_RDONLY), F_DUPFD, 21);
+    cs->listen_fd = fcntl(open("/dev/zero", O_RDONLY), F_DUPFD, 22);
+    cs->log_fd = p[1];
+    listen = fileid_of(cs->listen_fd);
+    db = fileid_of(cs->db_fd);
+    sb = fileid_of(cs->sb_fd);
+    out = fileid_of(p[1]);
+    if (childsetup_apply(cs, &what) != 0)
+        return 1;
+    if (!is_file(0, listen))
+        return 2;
+    if (!is_file(1, out) || !is_file(2, out))
+        return 3;
+    if (!is_file(3, db))
+        return 4;
+    if (!is_file(4, sb))
+        return 5;
+    if (fcntl(20, F_GETFD) >= 0 || fcntl(21, F_GETFD) >= 0 || fcntl(22, F_GETFD) >= 0)
+        return 6;
+    return 0;
+}
+
+START_TEST(each_named_descriptor_lands_on_its_number)
+{
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    struct childsetup cs = base(devnull);
+    ck_assert_int_eq(in_child(&cs, named_body), 0);
+    close(devnull);
+}
+END_TEST
+
+static int init_body(struct childsetup *cs)
+{
+    struct stat nul, st;
+    const char *what;
+
+    if (fstat(cs->devnull, &nul) < 0 || childsetup_apply(cs, &what) != 0)
+        return 1;
+    for (int fd = 0; fd < 5; fd++) {
+        if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != nul.st_rdev)
+            return 2 + fd;
+    }
+    return 0;
+}
+
+START_TEST(nothing_given_is_dev_null_on_0_to_4)
+{
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    struct childsetup cs = base(devnull);
+
+    ck_assert_int_eq(cs.listen_fd, -1);
+    ck_assert_int_eq(cs.db_fd, -1);
+    ck_assert_int_eq(cs.sb_fd, -1);
+    ck_assert_int_eq(cs.ruleset_fd, -1);
+    ck_assert_int_eq(cs.log_fd, -1);
+    ck_assert(!cs.sandbox && !cs.drop_privileges && !cs.bpf && !cs.cwd);
+    ck_assert_int_eq(in_child(&cs, init_body), 0);
     close(devnull);
 }
 END_TEST
@@ -205,6 +296,8 @@ int main(void)
     TCase *tc = tcase_create("childsetup");
 
     tcase_add_test(tc, fds_land_on_0_to_4_and_nothing_else);
+    tcase_add_test(tc, each_named_descriptor_lands_on_its_number);
+    tcase_add_test(tc, nothing_given_is_dev_null_on_0_to_4);
     tcase_add_test(tc, limits_signals_and_session);
     tcase_add_test(tc, a_failed_step_is_named_with_its_errno);
     tcase_add_test(tc, a_gone_gateway_is_reported);

@@ -11,6 +11,8 @@
 #include "config.h"
 
 #include "proc.h"
+
+#include "childsetup.h"
 #include "sb.h"
 
 #include <check.h>
@@ -161,15 +163,15 @@ static char *const child_env[] = {
 };
 
 /* The spec the tests start from: proc_child with everything given. */
-static struct proc_spec base_spec(void)
+static struct childsetup base_spec(void)
 {
     static char *argv[3];
-    struct proc_spec s;
+    struct childsetup s;
 
     argv[0] = child_path;
     argv[1] = "report";
     argv[2] = NULL;
-    memset(&s, 0, sizeof(s));
+    childsetup_init(&s);
     s.path = child_path;
     s.cwd = testutil_dir;
     s.argv = argv;
@@ -192,7 +194,7 @@ struct run {
 
 static const char *ident(int fd, const char *type);
 
-static void run_child(const struct proc_spec *spec, struct run *r)
+static void run_child(const struct childsetup *spec, struct run *r)
 {
     int log_fd = -1, fl;
     size_t n = 0;
@@ -219,7 +221,7 @@ static void run_child(const struct proc_spec *spec, struct run *r)
 }
 
 /* run_child, and the child must have exited 0 with a complete report. */
-static void run_ok(const struct proc_spec *spec, struct run *r)
+static void run_ok(const struct childsetup *spec, struct run *r)
 {
     run_child(spec, r);
     ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0,
@@ -274,7 +276,7 @@ static int count_fds(void)
 
 START_TEST(fds_arranged)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
 
     run_ok(&spec, &r);
@@ -296,7 +298,7 @@ START_TEST(fds_usable_by_instance)
 {
     /* What the instance writes to fd 3 reaches the pool's end of the pair,
      * and what it stores through fd 4 shows in the supervisor's slot. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char buf[8] = "";
 
@@ -313,7 +315,7 @@ END_TEST
 
 START_TEST(fds_no_db)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -331,7 +333,7 @@ START_TEST(fds_sources_in_target_range)
     /* Sources that already sit on 0..4, crossed over: the listening socket
      * on fd 4, the database channel on fd 1 and the memfd on fd 0.  Each
      * must still land where it goes, whatever order the dup2s run in. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char want0[128], want3[128], want4[128];
     int saved[5], l, d, m;
@@ -380,7 +382,7 @@ START_TEST(fds_inherited_without_cloexec)
      * shell, a CI runner, a service manager) must not reach instances:
      * they get 0..4 and nothing else.  An instance holding a pipe's write
      * end keeps whoever reads that pipe from ever seeing EOF. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     int stray = fcntl(db_pair[1], F_DUPFD, 20); /* no CLOEXEC */
 
@@ -395,7 +397,7 @@ START_TEST(parent_side_clean)
 {
     /* The supervisor keeps only the log pipe's read end, and its signal
      * mask comes back as it was. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     sigset_t before, after, mask;
     int n0, log_fd = -1, status;
     pid_t pid;
@@ -430,7 +432,7 @@ END_TEST
 
 START_TEST(env_exact)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char want[PATH_MAX + 64];
     size_t n = 0;
@@ -457,7 +459,7 @@ END_TEST
 START_TEST(env_empty)
 {
     static char *const none[] = {NULL};
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
 
     spec.envp = none;
@@ -470,7 +472,7 @@ END_TEST
 
 START_TEST(limits_set)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
 
     spec.memory_limit = (int64_t)512 << 20;
@@ -502,7 +504,7 @@ static const char *limit_str(int res)
 
 START_TEST(limits_zero_inherits)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char as[64];
 
@@ -517,7 +519,7 @@ START_TEST(limits_above_hard_refused)
 {
     /* An ordinary user cannot raise a hard limit: the instance never runs
      * and the reason is on the log pipe. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct rlimit rl;
     struct run r;
     char want[256];
@@ -541,7 +543,7 @@ END_TEST
 
 START_TEST(own_session)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char pid[32];
 
@@ -559,7 +561,7 @@ START_TEST(signals_reset)
 {
     /* Whatever the supervisor blocks or ignores, the instance starts with
      * nothing blocked and nothing ignored. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     sigset_t mask;
 
@@ -582,7 +584,7 @@ END_TEST
 
 START_TEST(exec_missing)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char want[256];
 
@@ -597,7 +599,7 @@ END_TEST
 
 START_TEST(exec_not_executable)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char path[PATH_MAX + 16], want[PATH_MAX + 128];
     int fd;
@@ -618,7 +620,7 @@ END_TEST
 
 START_TEST(chdir_missing)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
     char want[256];
 
@@ -635,7 +637,7 @@ END_TEST
 
 START_TEST(drop_to_nobody)
 {
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
 
     spec.drop_privileges = true;
@@ -661,7 +663,7 @@ END_TEST
 START_TEST(drop_with_limits)
 {
     /* Limits are set while still root, before the uid change. */
-    struct proc_spec spec = base_spec();
+    struct childsetup spec = base_spec();
     struct run r;
 
     spec.drop_privileges = true;

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "assign.h"
+#include "childsetup.h"
 #include "log.h"
 #include "spare.h"
 
@@ -15,6 +16,7 @@
 #include "check_main.h"
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -195,6 +197,63 @@ START_TEST(set_lets_extra_ones_go)
 }
 END_TEST
 
+/* Hands CS to a real spare and returns what it wrote on its log pipe until
+ * it exited, and its status. */
+static int assign_and_wait(const struct childsetup *cs, char *out, size_t outlen)
+{
+    struct spare_pool *sp = spare_pool_new(base, NULL, 1, spare_path);
+    struct spare *s;
+    size_t n = 0;
+    ssize_t got;
+    int status, fl;
+    pid_t pid;
+
+    spare_pool_fill(sp);
+    s = spare_pool_take(sp);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(spare_assign(sp, s, cs), 0);
+    pid = s->pid;
+    fl = fcntl(s->log_fd, F_GETFL);
+    fcntl(s->log_fd, F_SETFL, fl & ~O_NONBLOCK);
+    while (n + 1 < outlen && (got = read(s->log_fd, out + n, outlen - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(s->log_fd);
+    spare_free(sp, s, true);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    spare_pool_free(sp);
+    while (waitpid(-1, &fl, 0) > 0)
+        ;
+    return status;
+}
+
+START_TEST(an_assigned_spare_applies_the_set_up_it_was_sent)
+{
+    /* The spare's set-up is childsetup_apply on what arrived: a folder that
+     * does not exist fails it at that step, with the exec path's words. */
+    char *env[] = {"FNGATE_FUNCTION=t", NULL};
+    char out[1024];
+    struct childsetup cs;
+    int status;
+
+    childsetup_init(&cs);
+    cs.so_path = "/nonexistent/fngate-test/handler.so";
+    cs.cwd = "/nonexistent/fngate-test";
+    cs.envp = env;
+    status = assign_and_wait(&cs, out, sizeof(out));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 126, "status 0x%x: %s", status, out);
+    ck_assert_str_eq(out, "fngate: cannot start instance: chdir: No such file or directory\n");
+
+    /* Set up, then its shared object is missing: 127, and why. */
+    cs.cwd = "/";
+    status = assign_and_wait(&cs, out, sizeof(out));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 127, "status 0x%x: %s", status, out);
+    ck_assert_str_eq(out, "fngate: cannot load /nonexistent/fngate-test/handler.so: "
+                          "/nonexistent/fngate-test/handler.so: cannot open shared object "
+                          "file: No such file or directory\n");
+}
+END_TEST
+
 static bool held = true;
 static bool hold_cb(void *arg)
 {
@@ -240,6 +299,7 @@ int main(void)
     tcase_add_test(tc, a_spare_that_dies_at_once_backs_off);
     tcase_add_test(tc, set_lets_extra_ones_go);
     tcase_add_test(tc, a_replacement_waits_while_held);
+    tcase_add_test(tc, an_assigned_spare_applies_the_set_up_it_was_sent);
     suite_add_tcase(s, tc);
     return check_main_run(s);
 }
