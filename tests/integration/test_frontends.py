@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import shutil
 import socket
 import struct
@@ -420,3 +421,60 @@ def test_kept_connection_with_a_long_unread_stdin_is_closed(gateway_factory, bui
             pass  # closed with the rest of the stdin unread
     finally:
         s.close()
+
+
+def _kept_request(s, path):
+    """A request on the kept connection S, as a front end sends it once its
+    check that S is still open passed: (status, JSON body), or what Apache
+    makes of a connection closed under it."""
+    try:
+        s.sendall(_fcgi_head(path) + _rec(5))
+        return _fcgi_response(s)
+    except (BrokenPipeError, ConnectionResetError) as e:
+        return 503, {"error": f"the kept connection was closed under the request: {e!r}"}
+    except AssertionError as e:  # end of file before END_REQUEST
+        return 503, {"error": f"the kept connection was closed under the request: {e}"}
+
+
+@pytest.mark.parametrize("max_instances", [1, 4])
+def test_a_kept_connection_stays_open_when_a_new_one_arrives(gateway_factory, build,
+                                                             max_instances):
+    """Apache's mod_proxy_fcgi (enablereuse=on) checks that a pooled
+    connection is still open, then sends its request on it.  An instance
+    holding that connection idle must not close it because a new connection
+    arrived meanwhile (from another Apache process, or a thread whose pool
+    had none free): the request sent in that moment is lost, and Apache
+    answers 503 "Failed to read FastCGI header" (it never retries one).
+
+    The bug: an instance holding a kept connection closed it when a new
+    connection arrived on the listening socket, unless a request had already
+    reached it; under concurrent Apache traffic a request sent in the
+    microseconds after that check got a reset.  Here the request on the
+    kept connection goes once the instance has decided, and always failed."""
+    gw = gateway_factory({"testfn": build.testfn},
+                         defaults={"max_instances": max_instances, "idle_timeout": "30s"})
+    kept = socket.socket(socket.AF_UNIX)
+    kept.settimeout(10)
+    kept.connect(str(gw.sock_path("testfn")))
+    new = socket.socket(socket.AF_UNIX)
+    new.settimeout(10)
+    try:
+        status, seen = _kept_request(kept, "/first")
+        assert (status, seen["path"]) == (200, "/first")
+        first = seen["pid"]
+        time.sleep(0.1)  # the instance is back waiting, holding the connection
+        assert not select.select([kept], [], [], 0)[0]  # the front end's check: open
+        new.connect(str(gw.sock_path("testfn")))
+        new.sendall(_fcgi_head("/new") + _rec(5))
+        time.sleep(0.2)  # the instance has seen the new connection and decided
+        status, seen = _kept_request(kept, "/kept")
+        assert (status, seen.get("path"), seen.get("error")) == (200, "/kept", None)
+        assert seen["pid"] == first
+        status, seen = _fcgi_response(new)
+        assert (status, seen["path"]) == (200, "/new")
+        # Both connections are still kept: each serves a next request.
+        assert _kept_request(kept, "/kept2")[0] == 200
+        assert _kept_request(new, "/new2")[0] == 200
+    finally:
+        kept.close()
+        new.close()
