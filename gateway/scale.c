@@ -49,7 +49,7 @@ int scale_spawn_count(const struct scale_state *s)
 
 bool scale_burst_over(const struct scale_state *s)
 {
-    return s->queued == 0 && s->idle > 0;
+    return s->queued == 0 && (s->idle > 0 || s->kept > 0);
 }
 
 int64_t scale_backoff_ms(int crashes)

@@ -15,7 +15,11 @@ struct scale_state {
     int stopping; /* instances asked to stop that still exist (any generation) */
     int starting; /* live ones not yet accepting */
     int idle;     /* live ones waiting for a connection */
-    int queued;   /* connections in the accept queue (-1: unknown, at least one) */
+    /* Live ones waiting for a next request on a front end's kept
+     * connection: not in IDLE, since they leave new connections to others
+     * (functions/sdk/fn_loop.c). */
+    int kept;
+    int queued; /* connections in the accept queue (-1: unknown, at least one) */
     int max_instances;
     int min_instances;
     bool backoff; /* a crash backoff delay is running */
@@ -44,10 +48,10 @@ struct scale_state {
 int scale_spawn_count(const struct scale_state *s);
 
 /* Whether a cold burst has been served: nothing queued and an instance
- * idle.  An empty queue alone is not enough: between two of nginx's
- * connects the queue of a burst still arriving is often empty for a moment
- * while every instance is busy, and ending the burst there handed the rest
- * of it to the queue rule, which started all of max_instances. */
+ * idle (holding kept connections or not).  An empty queue alone is not enough: between two of
+ * nginx's connects the queue of a burst still arriving is often empty for a moment while every
+ * instance is busy, and ending the burst there handed the rest of it to the queue rule, which
+ * started all of max_instances. */
 bool scale_burst_over(const struct scale_state *s);
 
 /* Delay before the next spawn after CRASHES consecutive crashes: none for

@@ -151,7 +151,11 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
         }
         st->live++;
         state = FN_SB_LOAD(in->sb->slot->state);
-        if (state == FN_SB_IDLE)
+        /* One holding kept connections takes a new one only when nobody
+         * else has for a while (fn_loop.c): it is not free for it. */
+        if (state == FN_SB_IDLE && FN_SB_LOAD(in->sb->slot->kept))
+            st->kept++;
+        else if (state == FN_SB_IDLE)
             st->idle++;
         else if (state == FN_SB_STARTING &&
                  now - in->spawned_ns < (int64_t)SUPFN_STARTING_MAX_MS * 1000000)

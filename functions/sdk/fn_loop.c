@@ -582,14 +582,91 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
     return kept;
 }
 
-/* Stops watching and closes the kept connection *KEPT, if any. */
-static void fn_kept_close(int epfd, int *kept)
+/*
+ * Kept connections.  Only the front end can close an idle kept connection
+ * without a race: it knows it will not send on it.  An instance closing
+ * one loses the request the front end may be sending in that moment (after
+ * its own check that the connection is open), and Apache answers that
+ * with 503, never a retry.  So an instance closes a kept connection only
+ * when the front end did, or when it stops (README: Apache's ttl), and it
+ * holds as many as it was given, serving whichever is readable.
+ *
+ * A request on one of them waits while the instance serves another, where
+ * neither the supervisor's scaling (the listening socket's backlog) nor
+ * its queue_timeout can see it.  So an instance holding any leaves new
+ * connections to instances that hold none: its slot says how many it
+ * holds, and the supervisor does not count it as idle, so a new connection
+ * gets an instance of its own up to max_instances, and the front end's
+ * connections spread one per instance.  Only one that waited
+ * FN_KEPT_DEFER_MS (max_instances reached, or a start that failed) is
+ * taken by an instance already holding some.
+ */
+#define FN_KEPT_MAX 32
+#define FN_KEPT_DEFER_MS 10
+
+/* The idle kept connections, watched in the loop's epoll set. */
+static int fn_kept_fd[FN_KEPT_MAX];
+static int fn_kept_n;
+
+/* How fd 0 is watched: exclusively while no connection is kept (one
+ * instance woken per connection), for a wake-up only while some are
+ * (the connection is another's first), not at all while a wait is timed
+ * or FN_KEPT_MAX are held. */
+enum fn_listen { FN_LISTEN_EXCL, FN_LISTEN_SHARED, FN_LISTEN_OFF };
+static enum fn_listen fn_listen_mode = FN_LISTEN_EXCL;
+
+static void fn_listen_set(int epfd, enum fn_listen mode)
 {
-    if (*kept < 0)
+    struct epoll_event ev;
+
+    if (mode == fn_listen_mode)
         return;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, *kept, NULL);
-    close(*kept);
-    *kept = -1;
+    if (fn_listen_mode != FN_LISTEN_OFF)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL);
+    fn_listen_mode = FN_LISTEN_OFF;
+    if (mode == FN_LISTEN_OFF)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | (mode == FN_LISTEN_EXCL ? EPOLLEXCLUSIVE : 0);
+    ev.data.fd = 0;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) == 0)
+        fn_listen_mode = mode;
+    else
+        fprintf(stderr, "fngate: epoll: watching the listening socket: %s\n", strerror(errno));
+}
+
+/* Watches FD (just returned by fn_serve, -1: none) for a next request. */
+static void fn_kept_add(int epfd, int fd)
+{
+    struct epoll_event ev;
+
+    if (fd < 0)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    if (fn_kept_n == FN_KEPT_MAX ||
+        (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST)) {
+        close(fd);
+        return;
+    }
+    fn_kept_fd[fn_kept_n++] = fd;
+    FN_SB_STORE(fn_slot->kept, (uint32_t)fn_kept_n);
+}
+
+/* Stops watching kept connection FD, which the caller then serves;
+ * false when FD is not one. */
+static bool fn_kept_take(int epfd, int fd)
+{
+    for (int i = 0; i < fn_kept_n; i++) {
+        if (fn_kept_fd[i] != fd)
+            continue;
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+        fn_kept_fd[i] = fn_kept_fd[--fn_kept_n];
+        FN_SB_STORE(fn_slot->kept, (uint32_t)fn_kept_n);
+        return true;
+    }
+    return false;
 }
 
 /* True when the kept connection FD already holds bytes of a next request:
@@ -599,23 +676,6 @@ static bool fn_kept_pending(int fd)
 {
     char c;
     return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-}
-
-/* Makes *KEPT (just returned by fn_serve) the connection watched for a
- * next request; closes it if it cannot be watched. */
-static void fn_kept_watch(int epfd, int *kept)
-{
-    struct epoll_event ev;
-
-    if (*kept < 0)
-        return;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.fd = *kept;
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, *kept, &ev) < 0 && errno != EEXIST) {
-        close(*kept);
-        *kept = -1;
-    }
 }
 
 /* The part of fn_main's set-up that does not depend on the function: a
@@ -665,7 +725,9 @@ int fn_main(int argc, char **argv, fn_handler handler)
     fn_res *res = NULL;
     int epfd = -1, rc = 1, kept = -1, dbfd;
     long served = 0;
-    bool recycled = false, broke = false, quiet = false;
+    bool recycled = false, broke = false, quiet = false, take_new = false;
+    /* When a new connection left to others is taken after all (0: none). */
+    int64_t defer_ns = 0;
     int flags;
     int64_t main_ns = fn_now_ns();
     (void)argc;
@@ -742,8 +804,8 @@ int fn_main(int argc, char **argv, fn_handler handler)
     }
     rc = 0;
     while (!fn_stop && !FN_SB_LOAD(fn_slot->stop_req)) {
-        struct epoll_event evs[3];
-        int cfd, nev;
+        struct epoll_event evs[FN_KEPT_MAX + 2];
+        int cfd, nev, wait_ms = -1;
         /* Before taking a request, not after: one that would only fail
          * with 08006 is left to an instance with a live channel.  Skipped
          * right after a wait that found the channel quiet. */
@@ -752,29 +814,30 @@ int fn_main(int argc, char **argv, fn_handler handler)
             break;
         }
         quiet = false;
-        cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+        if (fn_kept_n == 0)
+            defer_ns = 0;
+        /* Holding kept connections, a new one is another's first (see
+         * Kept connections above). */
+        cfd = fn_kept_n == 0 || take_new ? accept4(0, NULL, NULL, SOCK_CLOEXEC) : -1;
+        take_new = false;
         if (cfd >= 0) {
-            /* A new connection wins over an idle kept one: the front end
-             * opens another when it finds the kept one closed.  Unless a
-             * request already arrived on the kept one: that goes first. */
-            if (kept >= 0 && fn_kept_pending(kept)) {
-                int k = kept;
-                epoll_ctl(epfd, EPOLL_CTL_DEL, k, NULL);
-                kept = fn_serve(k, &r, req, res, handler, &lim);
-                served++;
-            }
-            fn_kept_close(epfd, &kept);
-            kept = fn_serve(cfd, &r, req, res, handler, &lim);
+            fn_kept_add(epfd, fn_serve(cfd, &r, req, res, handler, &lim));
             if (lim.max_requests > 0 && ++served >= lim.max_requests) {
                 recycled = true;
                 break;
             }
-            fn_kept_watch(epfd, &kept);
             continue;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (fn_kept_n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+            fn_listen_set(epfd, fn_kept_n == 0                         ? FN_LISTEN_EXCL
+                                : defer_ns || fn_kept_n == FN_KEPT_MAX ? FN_LISTEN_OFF
+                                                                       : FN_LISTEN_SHARED);
+            if (defer_ns) {
+                int64_t now = fn_now_ns();
+                wait_ms = now >= defer_ns ? 0 : (int)((defer_ns - now + 999999) / 1000000);
+            }
             /* The only wait, and the only place SIGTERM is let in. */
-            nev = epoll_pwait(epfd, evs, 3, -1, &waitmask);
+            nev = epoll_pwait(epfd, evs, FN_KEPT_MAX + 2, wait_ms, &waitmask);
             if (nev < 0 && errno != EINTR) {
                 fprintf(stderr, "fngate: epoll_pwait: %s\n", strerror(errno));
                 rc = 1;
@@ -787,22 +850,30 @@ int fn_main(int argc, char **argv, fn_handler handler)
             }
             if (broke)
                 break;
-            for (int i = 0; i < nev && kept >= 0; i++) {
-                if (evs[i].data.fd != kept || fn_stop)
+            for (int i = 0; i < nev && !fn_stop; i++) {
+                cfd = evs[i].data.fd;
+                if (cfd == 0 && fn_kept_n > 0 && !defer_ns) {
+                    /* Left to others for FN_KEPT_DEFER_MS. */
+                    defer_ns = fn_now_ns() + (int64_t)FN_KEPT_DEFER_MS * 1000000;
+                    fn_listen_set(epfd, FN_LISTEN_OFF);
+                }
+                if (cfd == 0 || cfd == dbfd || !fn_kept_take(epfd, cfd))
                     continue;
-                /* The next request on the kept connection (or its close). */
-                epoll_ctl(epfd, EPOLL_CTL_DEL, kept, NULL);
-                cfd = kept;
+                /* The next request on a kept connection (or its close). */
                 quiet = false;
-                kept = fn_serve(cfd, &r, req, res, handler, &lim);
+                fn_kept_add(epfd, fn_serve(cfd, &r, req, res, handler, &lim));
                 if (lim.max_requests > 0 && ++served >= lim.max_requests) {
                     recycled = true;
                     break;
                 }
-                fn_kept_watch(epfd, &kept);
             }
             if (recycled)
                 break;
+            if (defer_ns && fn_now_ns() >= defer_ns) {
+                /* Nobody else took it: this instance does. */
+                defer_ns = 0;
+                take_new = true;
+            }
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -816,14 +887,16 @@ int fn_main(int argc, char **argv, fn_handler handler)
         rc = 1;
         break;
     }
-    /* Told to stop (or recycled) while a request was already sent on the
+    /* Told to stop (or recycled) while a request was already sent on a
      * kept connection: serve it rather than drop it. */
-    if (rc == 0 && kept >= 0 && fn_kept_pending(kept)) {
-        int k = kept;
-        epoll_ctl(epfd, EPOLL_CTL_DEL, k, NULL);
-        kept = fn_serve(k, &r, req, res, handler, &lim);
+    while (fn_kept_n > 0) {
+        int k = fn_kept_fd[fn_kept_n - 1];
+        fn_kept_take(epfd, k);
+        if (rc == 0 && fn_kept_pending(k))
+            k = fn_serve(k, &r, req, res, handler, &lim);
+        if (k >= 0)
+            close(k);
     }
-    fn_kept_close(epfd, &kept);
     /* A query that broke the channel mid-request stopped the loop too. */
     if (rc == 0 && !broke && !fn_db_channel_ok())
         broke = true;

@@ -92,6 +92,11 @@ struct fn_sb_slot {
      * its set-up done, the function's shared object loaded; 0 in an
      * exec'd instance.  Hints too. */
     int64_t spare_ns[3];
+    /* Idle kept connections the instance holds (fn_loop.c): an idle
+     * instance holding any leaves new connections to others, so the
+     * supervisor does not count it as free for one.  A hint. */
+    uint32_t kept;
+    uint32_t kept_pad_;
 };
 
 #define FN_SB_LOAD(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)

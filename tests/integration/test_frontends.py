@@ -472,6 +472,13 @@ def test_a_kept_connection_stays_open_when_a_new_one_arrives(gateway_factory, bu
         assert seen["pid"] == first
         status, seen = _fcgi_response(new)
         assert (status, seen["path"]) == (200, "/new")
+        # An instance holding a kept connection is not free for a new one:
+        # the supervisor started another for it (the first takes it only
+        # when none can be started).
+        if max_instances == 1:
+            assert seen["pid"] == first
+        else:
+            assert len(gw.instances("testfn")) == 2
         # Both connections are still kept: each serves a next request.
         assert _kept_request(kept, "/kept2")[0] == 200
         assert _kept_request(new, "/new2")[0] == 200

@@ -162,6 +162,22 @@ START_TEST(cold_burst_ends_when_served_not_at_a_lull)
 }
 END_TEST
 
+START_TEST(an_instance_holding_kept_connections_is_not_free_for_a_new_one)
+{
+    /* The one instance idle but holding a front end's kept connection: a
+     * new connection gets an instance of its own, not a place behind the
+     * requests that may arrive on the kept one. */
+    struct scale_state s = st(1, 0, 0, 0, 1, 8, 0);
+    s.kept = 1;
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
+    /* And a cold burst it served is over, or its estimate would keep
+     * counting on that instance for the new connection. */
+    s.queued = 0;
+    s.burst = true;
+    ck_assert(scale_burst_over(&s));
+}
+END_TEST
+
 START_TEST(long_or_unknown_requests_spawn_for_the_whole_queue)
 {
     /* 50 ms requests, 1 ms starts: every queued request wants its own. */
@@ -234,6 +250,7 @@ static Suite *scale_suite(void)
     tcase_add_test(spawn, cold_burst_of_short_requests_needs_fewer_instances);
     tcase_add_test(spawn, cold_burst_keeps_its_estimate_once_an_instance_serves);
     tcase_add_test(spawn, cold_burst_ends_when_served_not_at_a_lull);
+    tcase_add_test(spawn, an_instance_holding_kept_connections_is_not_free_for_a_new_one);
     tcase_add_test(spawn, long_or_unknown_requests_spawn_for_the_whole_queue);
     tcase_add_test(spawn, stopping_instances_count_against_the_cap);
     tcase_add_test(spawn, idle_and_starting_instances_cover_the_queue);
