@@ -14,6 +14,7 @@ served correctly, also after an idle instance went away under it.
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import os
@@ -22,6 +23,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -169,6 +171,7 @@ class Apache(FrontEnd):
     """mod_proxy_fcgi to the function's unix socket, the Apache 2.4 way."""
 
     name = "apache"
+    children = 1
 
     def write_config(self):
         user, group = run_user()
@@ -189,10 +192,10 @@ LogLevel warn
 {f'User {user}' if user else ''}
 {f'Group {group}' if group else ''}
 {loads}
-StartServers 1
-ServerLimit 1
+StartServers {self.children}
+ServerLimit {self.children}
 ThreadsPerChild 4
-MaxRequestWorkers 4
+MaxRequestWorkers {4 * self.children}
 <Location "/ping">
     SetHandler none
 </Location>
@@ -202,6 +205,13 @@ ProxyPass "/fn/testfn" "unix:{self.sock}|fcgi://localhost/fn/testfn"{reuse}
 
     def command(self):
         return [APACHE, "-f", str(self.dir / "httpd.conf"), "-DFOREGROUND"]
+
+
+class ApacheTwo(Apache):
+    """Two Apache processes, each with its own pool of connections."""
+
+    name = "apache-two"
+    children = 2
 
 
 class Lighttpd(FrontEnd):
@@ -239,6 +249,7 @@ FRONTENDS = {
     "nginx": (StockNginx, "/usr/sbin/nginx", "nginx"),
     "nginx-plain": (PlainNginx, "/usr/sbin/nginx", "nginx"),
     "apache": (Apache, APACHE, "apache2"),
+    "apache-two": (ApacheTwo, APACHE, "apache2"),
     "lighttpd": (Lighttpd, LIGHTTPD, "lighttpd"),
 }
 
@@ -334,6 +345,31 @@ def test_kept_connections_served(frontend, kind):
         status, seen = fe.get_json(f"/fn/testfn/again{i}?req=1")
         assert (status, seen["path"]) == (200, f"/again{i}"), fe.log()
         assert seen["pid"] not in pids
+
+
+def test_concurrent_clients_through_apache_pooled_connections(frontend):
+    """Many clients at once through two Apache processes that reuse their
+    connections (enablereuse=on), each process with its own pool: new
+    connections keep arriving at instances that hold kept ones, and every
+    client gets its 200 (no 503 "Failed to read FastCGI header")."""
+    gw, fe = frontend("apache-two", keep=True, defaults={"idle_timeout": "30s"})
+    statuses = []
+
+    def client(k):
+        for i in range(60):
+            try:
+                status, _ = fe.request("GET", f"/fn/testfn/{k}/{i}?req=1")
+            except OSError as e:
+                status = repr(e)
+            statuses.append(status)
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(12)]
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    counts = collections.Counter(statuses)
+    assert counts == {200: 12 * 60}, (counts, fe.log())
 
 
 def test_kept_connection_gives_way_to_a_new_one(frontend):
