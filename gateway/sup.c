@@ -427,16 +427,8 @@ static void sup_stop(struct sup *s, int sig)
     probe_draining(s->conf->gw.socket_dir);
     watch_free(s->watch);
     s->watch = NULL;
-    for (struct sup_fn *f = s->fns; f; f = f->next) {
-        if (!f->removed) {
-            f->removed = true;
-            if (f->ev_listen)
-                event_del(f->ev_listen);
-            f->armed = false;
-            if (f->sock_path)
-                unlink(f->sock_path);
-        }
-    }
+    for (struct sup_fn *f = s->fns; f; f = f->next)
+        supfn_remove(f);
     sup_tick_ensure(s);
 }
 
