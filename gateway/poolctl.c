@@ -20,6 +20,7 @@
 #include "ident.h"
 #include "log.h"
 #include "pool/pool.h"
+#include "pool/poolwire.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,30 +139,12 @@ static void poolctl_flush(struct poolctl *pc)
 
     while (*pp && pc->ready && pc->pid > 0 && pc->ctl_fd >= 0) {
         struct poolctl_pending *p = *pp;
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov[2] = {{&p->hello, sizeof(p->hello)}, {p->conninfo, p->hello.conninfo_len}};
-        struct msghdr msg;
-        struct cmsghdr *cm;
-
         if (p->fd >= 0 && poolctl_midframe(p)) {
             prev = p;
             pp = &p->next;
             continue;
         }
-        memset(&msg, 0, sizeof(msg));
-        memset(cbuf, 0, sizeof(cbuf));
-        msg.msg_iov = iov;
-        msg.msg_iovlen = p->conninfo ? 2 : 1;
-        if (p->fd >= 0) {
-            msg.msg_control = cbuf;
-            msg.msg_controllen = sizeof(cbuf);
-            cm = CMSG_FIRSTHDR(&msg);
-            cm->cmsg_level = SOL_SOCKET;
-            cm->cmsg_type = SCM_RIGHTS;
-            cm->cmsg_len = CMSG_LEN(sizeof(int));
-            memcpy(CMSG_DATA(cm), &p->fd, sizeof(int));
-        }
-        if (sendmsg(pc->ctl_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (poolwire_send_hello(pc->ctl_fd, &p->hello, p->conninfo, p->fd, MSG_DONTWAIT) < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -412,31 +395,11 @@ static int poolctl_path(char *out, size_t len)
 /* The settings message, sent first on a new control socket. */
 static int poolctl_send_settings(struct poolctl *pc, int fd)
 {
-    static char buf[sizeof(struct pool_wire) + POOL_CONNINFO_MAX];
-    struct pool_wire w;
-    size_t len = strlen(pc->set.conninfo);
-    ssize_t n;
-
-    if (len > POOL_CONNINFO_MAX) {
-        log_warnx("database_url is longer than %d bytes", POOL_CONNINFO_MAX);
-        return -1;
-    }
-    memset(&w, 0, sizeof(w));
-    w.version = POOL_WIRE_VERSION;
-    w.pool_size = pc->set.pool_size;
-    w.min_pool = pc->set.min_pool;
-    w.stmt_cache = pc->set.stmt_cache;
-    w.db_wait_timeout_ms = pc->set.db_wait_timeout_ms;
-    w.max_result = pc->set.max_result;
-    w.max_query = pc->set.max_query;
-    w.prepared = pc->set.prepared;
-    w.conninfo_len = (uint32_t)len;
-    memcpy(buf, &w, sizeof(w));
-    memcpy(buf + sizeof(w), pc->set.conninfo, len);
-    n = send(fd, buf, sizeof(w) + len, MSG_NOSIGNAL);
-    explicit_bzero(buf, sizeof(buf));
-    if (n != (ssize_t)(sizeof(w) + len)) {
-        log_warn("pool: sending its settings");
+    if (poolwire_send_settings(fd, &pc->set) < 0) {
+        if (errno == ENAMETOOLONG)
+            log_warnx("database_url is longer than %d bytes", POOL_CONNINFO_MAX);
+        else
+            log_warn("pool: sending its settings");
         return -1;
     }
     return 0;

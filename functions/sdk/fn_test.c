@@ -14,6 +14,7 @@
 
 #include "fn_loop.h"
 #include "pool/pool.h"
+#include "pool/poolwire.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -61,55 +62,33 @@ static void fn_test_pool_stop(void)
 
 static int fn_test_send_settings(int fd, const char *url)
 {
-    static char buf[sizeof(struct pool_wire) + POOL_CONNINFO_MAX];
-    struct pool_wire w;
-    size_t len = strlen(url);
-    ssize_t n;
+    struct pool_settings set;
 
-    if (len > POOL_CONNINFO_MAX) {
-        fn_log("fngate_test: DATABASE_URL is longer than %d bytes", POOL_CONNINFO_MAX);
+    memset(&set, 0, sizeof(set));
+    set.conninfo = url;
+    set.pool_size = 2;
+    set.min_pool = 0;
+    set.stmt_cache = 64;
+    set.db_wait_timeout_ms = 5000;
+    set.max_result = 64 << 20;
+    set.prepared = true;
+    if (poolwire_send_settings(fd, &set) < 0) {
+        if (errno == ENAMETOOLONG)
+            fn_log("fngate_test: DATABASE_URL is longer than %d bytes", POOL_CONNINFO_MAX);
         return -1;
     }
-    memset(&w, 0, sizeof(w));
-    w.version = POOL_WIRE_VERSION;
-    w.pool_size = 2;
-    w.min_pool = 0;
-    w.stmt_cache = 64;
-    w.db_wait_timeout_ms = 5000;
-    w.max_result = 64 << 20;
-    w.prepared = 1;
-    w.conninfo_len = (uint32_t)len;
-    memcpy(buf, &w, sizeof(w));
-    memcpy(buf + sizeof(w), url, len);
-    n = send(fd, buf, sizeof(w) + len, MSG_NOSIGNAL);
-    explicit_bzero(buf, sizeof(buf));
-    return n == (ssize_t)(sizeof(w) + len) ? 0 : -1;
+    return 0;
 }
 
 static int fn_test_send_channel(int ctl, int chan, const char *name)
 {
     struct pool_hello hello;
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {&hello, sizeof(hello)};
-    struct msghdr msg;
-    struct cmsghdr *cm;
 
     memset(&hello, 0, sizeof(hello));
     hello.version = POOL_HELLO_VERSION;
     hello.pid = (int32_t)getpid();
     snprintf(hello.fn, sizeof(hello.fn), "%s", name);
-    memset(&msg, 0, sizeof(msg));
-    memset(cbuf, 0, sizeof(cbuf));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof(cbuf);
-    cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &chan, sizeof(int));
-    return sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+    return poolwire_send_hello(ctl, &hello, NULL, chan, 0);
 }
 
 /* fngate-pool where make install put it, else the first on $PATH (an

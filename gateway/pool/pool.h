@@ -22,22 +22,9 @@ struct pool_settings {
     int stmt_cache;    /* statements kept per connection (LRU) */
 };
 
-/* The first message on the control socket: the settings, then CONNINFO_LEN
- * bytes of connection string (never argv or the environment, where other
- * users could read the password). */
-struct pool_wire {
-    uint32_t version;
-    int32_t pool_size;
-    int32_t min_pool;
-    int32_t stmt_cache;
-    int64_t db_wait_timeout_ms;
-    int64_t max_result;
-    int64_t max_query;
-    uint32_t prepared;
-    uint32_t conninfo_len;
-};
-
-#define POOL_WIRE_VERSION 2
+/* The first message on the control socket carries the settings and the
+ * connection string (never argv or the environment, where other users
+ * could read the password): poolwire.h. */
 #define POOL_CONNINFO_MAX 8192
 
 /* A message on the control socket after the settings: a channel hand-over

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "pool.h"
+#include "poolwire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,12 +24,9 @@
 
 int main(void)
 {
-    static char buf[sizeof(struct pool_wire) + POOL_CONNINFO_MAX + 1];
-    struct pool_wire w;
+    static char buf[POOLWIRE_SETTINGS_MAX];
     struct pool_settings set;
     struct stat st;
-    char *conninfo;
-    ssize_t n;
     int rc;
 
     log_set_proc("fngate pool");
@@ -39,30 +37,11 @@ int main(void)
         fprintf(stderr, "fngate-pool: started by fngate only (no control socket on fd 3)\n");
         return 2;
     }
-    do
-        n = recv(POOL_CTL_FD, buf, sizeof(buf) - 1, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < (ssize_t)sizeof(w)) {
-        log_error("no settings on the control socket");
+    if (poolwire_recv_settings(POOL_CTL_FD, buf, sizeof(buf), &set) < 0) {
+        log_error(errno == ENOMSG ? "no settings on the control socket"
+                                  : "malformed settings on the control socket");
         return 2;
     }
-    memcpy(&w, buf, sizeof(w));
-    if (w.version != POOL_WIRE_VERSION || w.conninfo_len > POOL_CONNINFO_MAX ||
-        (size_t)n != sizeof(w) + w.conninfo_len || w.pool_size < 1) {
-        log_error("malformed settings on the control socket");
-        return 2;
-    }
-    conninfo = buf + sizeof(w);
-    conninfo[w.conninfo_len] = '\0';
-    memset(&set, 0, sizeof(set));
-    set.conninfo = conninfo;
-    set.pool_size = w.pool_size;
-    set.min_pool = w.min_pool;
-    set.stmt_cache = w.stmt_cache;
-    set.db_wait_timeout_ms = w.db_wait_timeout_ms;
-    set.max_result = w.max_result;
-    set.max_query = w.max_query;
-    set.prepared = w.prepared != 0;
     rc = pool_main(&set, POOL_CTL_FD);
     explicit_bzero(buf, sizeof(buf));
     return rc;
