@@ -25,6 +25,20 @@
  *   ?attack=creds              its uid, gid, groups, capabilities,
  *                              no_new_privs and seccomp mode as
  *                              /proc/self/status says them
+ *   ?attack=signal&how=H&pid=P&sig=S
+ *                              one signal by way H: kill(P), tkill(P),
+ *                              tgkill(P, P), sigqueue (rt_sigqueueinfo(P)),
+ *                              tgsigqueue (rt_tgsigqueueinfo(P, P)), pidfd
+ *                              (pidfd_open(P) + pidfd_send_signal) or
+ *                              procfd (open /proc/P + pidfd_send_signal);
+ *                              P may be 0, -1 or -PGID; pid=self is getpid()
+ *   ?attack=linger             fork a child that ignores SIGTERM, keeps
+ *                              every descriptor (fd 0: the listening
+ *                              socket) and sleeps forever; answers its pid
+ *   ?attack=noterm             the instance ignores SIGTERM from now on and
+ *                              clears its PR_SET_PDEATHSIG (answers that
+ *                              prctl's errno): a gateway's death is no
+ *                              signal to it
  *
  * The answer is {"attack": ..., "errno": E, "error": "strerror"} with E = 0
  * when the attempt succeeded; extra fields where an attack has more to say.
@@ -123,6 +137,74 @@ static int attack_escape(fn_res *res)
     return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:i, s:i}", "attack", "escape", "errno",
                          report[0], "error", report[0] > 0 ? strerror(report[0]) : "", "grandchild",
                          report[1], "pid", (int)getpid());
+}
+
+/* One signal to PID by way HOW: what the kernel (or the seccomp filter)
+ * answers.  SIGCONT and SIGSTOP are what an attacker would use to freeze
+ * another function; the test picks the signal. */
+static int attack_signal(fn_req *req, fn_res *res)
+{
+    const char *how = fn_arg(req, "how");
+    const char *p = fn_arg(req, "pid");
+    pid_t pid = p && strcmp(p, "self") == 0 ? getpid() : (pid_t)arg_long(req, "pid", 0);
+    int sig = (int)arg_long(req, "sig", SIGCONT);
+    siginfo_t si;
+    long rc = -1;
+    int e = EINVAL, fd;
+
+    memset(&si, 0, sizeof(si));
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE; /* what sigqueue(3) sends: allowed to another process */
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    if (!how)
+        how = "kill";
+    errno = 0;
+    if (strcmp(how, "kill") == 0)
+        rc = kill(pid, sig);
+    else if (strcmp(how, "tkill") == 0)
+        rc = syscall(SYS_tkill, pid, sig);
+    else if (strcmp(how, "tgkill") == 0)
+        rc = syscall(SYS_tgkill, pid, pid, sig);
+    else if (strcmp(how, "sigqueue") == 0)
+        rc = syscall(SYS_rt_sigqueueinfo, pid, sig, &si);
+    else if (strcmp(how, "tgsigqueue") == 0)
+        rc = syscall(SYS_rt_tgsigqueueinfo, pid, pid, sig, &si);
+    else if (strcmp(how, "pidfd") == 0 || strcmp(how, "procfd") == 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+        fd = how[1] == 'i' ? (int)syscall(SYS_pidfd_open, pid, 0)
+                           : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:s}", "attack", "signal", "errno",
+                                 errno, "error", strerror(errno), "step", "open");
+        rc = syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+        e = errno;
+        close(fd);
+        errno = e;
+    } else
+        return fn_error(res, 400, "unknown way '%s'", how);
+    e = errno;
+    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:s}", "attack", "signal", "errno",
+                         rc < 0 ? e : 0, "error", rc < 0 ? strerror(e) : "", "step", "send");
+}
+
+/* A child that outlives whatever stops its parent: SIGTERM ignored, every
+ * descriptor kept (the listening socket on fd 0 included). */
+static int attack_linger(fn_res *res)
+{
+    pid_t child = fork();
+
+    if (child == 0) {
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        prctl(PR_SET_PDEATHSIG, 0);
+        for (;;)
+            pause();
+    }
+    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:i, s:i}", "attack", "linger", "errno",
+                         child < 0 ? errno : 0, "error", child < 0 ? strerror(errno) : "", "child",
+                         (int)child, "pid", (int)getpid());
 }
 
 static int attack_garbage(fn_req *req, fn_res *res)
@@ -250,6 +332,15 @@ static int handle(fn_req *req, fn_res *res)
     }
     if (strcmp(attack, "creds") == 0)
         return attack_creds(res);
+    if (strcmp(attack, "signal") == 0)
+        return attack_signal(req, res);
+    if (strcmp(attack, "linger") == 0)
+        return attack_linger(res);
+    if (strcmp(attack, "noterm") == 0) {
+        signal(SIGTERM, SIG_IGN);
+        rc = prctl(PR_SET_PDEATHSIG, 0);
+        return answer(res, attack, rc, errno);
+    }
     if (strcmp(attack, "self") == 0) {
         return fn_send_jsonf(res, 200, "{s:s, s:i, s:b, s:b, s:s}", "attack", attack, "dumpable",
                              prctl(PR_GET_DUMPABLE), "cloexec0",
