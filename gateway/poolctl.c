@@ -411,7 +411,7 @@ static int poolctl_start(struct poolctl *pc)
     char *const argv[] = {"fngate-pool", NULL};
     char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
     int sv[2];
-    pid_t pid;
+    pid_t pid, parent;
 
     if (poolctl_path(path, sizeof(path)) < 0) {
         log_warnx("pool: cannot locate fngate-pool next to fngate");
@@ -427,6 +427,7 @@ static int poolctl_start(struct poolctl *pc)
         close(sv[1]);
         return -1;
     }
+    parent = getpid();
     pid = fork();
     if (pid < 0) {
         log_warn("pool: fork");
@@ -455,6 +456,10 @@ static int poolctl_start(struct poolctl *pc)
             _exit(126);
         }
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        /* A gateway that died before the prctl sent no signal: its pool
+         * would hold Postgres connections for nobody. */
+        if (getppid() != parent)
+            _exit(0);
         /* A session of its own: a Ctrl-C at fngate's terminal is the
          * supervisor's to handle (a drain that still needs the pool), not a
          * signal that kills the pool under it. */
