@@ -14,6 +14,7 @@
 
 #include "childsetup.h"
 #include "log.h"
+#include "warden.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -117,6 +118,8 @@ pid_t proc_spawn(const struct childsetup *spec, int *log_fd)
         close(pipefd[0]);
         return -1;
     }
+    /* Its own group (the child's setsid): the warden kills it if we die. */
+    warden_add(pid);
     fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
     *log_fd = pipefd[0];
     return pid;

@@ -45,6 +45,7 @@
 #include "scale.h"
 #include "sock.h"
 #include "spare.h"
+#include "warden.h"
 #include "watch.h"
 #include "status.h"
 
@@ -238,7 +239,8 @@ static bool sup_spares_hold(void *arg)
 static bool sup_pid_known(pid_t pid, void *arg)
 {
     struct sup *s = arg;
-    return sup_find_pid(s, pid) || poolctl_is(s->pool, pid) || spare_pool_has(s->spares, pid);
+    return sup_find_pid(s, pid) || poolctl_is(s->pool, pid) || spare_pool_has(s->spares, pid) ||
+           warden_is(pid);
 }
 
 static void sup_reap(struct sup *s)
@@ -249,6 +251,11 @@ static void sup_reap(struct sup *s)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct inst *in = sup_find_pid(s, pid);
+        /* Its group is killed below if need be; the warden has nothing of
+         * it to kill any more. */
+        warden_forget(pid);
+        if (warden_reaped(pid, status))
+            continue;
         if (!in && spare_pool_reaped(s->spares, pid, status, sup_now_ns()))
             continue;
         if (poolctl_reaped(s->pool, pid, status)) {
@@ -456,6 +463,7 @@ static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void sup_free(struct sup *s)
 {
+    warden_stop();
     watch_free(s->watch);
     status_free(s->status);
     poolctl_free(s->pool);
@@ -531,6 +539,9 @@ int sup_run(const char *conf_path)
     if (probe_write(s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, err, sizeof(err)) <
         0)
         log_warnx("%s", err);
+    /* Before any child: every instance and spare from now on dies with us,
+     * however we die. */
+    (void)warden_start();
     signal(SIGPIPE, SIG_IGN);
     s.base = event_base_new();
     if (!s.base) {
@@ -598,6 +609,7 @@ int sup_run(const char *conf_path)
         log_error("event loop failed");
         goto out;
     }
+    warden_stop();
     /* Nothing a function started outlives the gateway; then reap anything
      * still reported (pid 1 duty, and no zombies left). */
     if (proc_orphans_kill(sup_pid_known, &s) > 0)
