@@ -462,7 +462,7 @@ say "run directory: $RUN    results: $RES"
 
 # --warm-only (--only warm) skips everything but (a); its summary is printed
 # right after it.
-IDLE_SPARES=nan; IDLE_SPARE_KB=nan; IDLE_RSS_MB=nan; IDLE_RSS_KB=nan; IDLE_ANON_KB=nan; IDLE_FILE_KB=nan; IDLE_PSS_KB=nan; IDLE_PROCS=nan
+IDLE_SPARES=nan; IDLE_SPARE_KB=nan; IDLE_WARDENS=nan; IDLE_WARDEN_KB=nan; IDLE_RSS_MB=nan; IDLE_RSS_KB=nan; IDLE_ANON_KB=nan; IDLE_FILE_KB=nan; IDLE_PSS_KB=nan; IDLE_PROCS=nan
 if part idle; then
 say ""
 say "== (c) idle cost: fngate with $IDLE_FNS functions, 0 instances =="
@@ -486,13 +486,19 @@ IDLE_CHILDREN=$(pgrep -P "$IDLE_PID" | wc -l)
 # apart: they belong to no function, and "no process while idle" is per
 # function.
 IDLE_SPARES=0; IDLE_SPARE_KB=0
+# So is the warden (a fork of the gateway that kills its instances if it
+# dies): one per gateway, its Pss reported apart.
+IDLE_WARDENS=0; IDLE_WARDEN_KB=0
 for c in $(pgrep -P "$IDLE_PID"); do
     if [ "$(basename "$(readlink "/proc/$c/exe" 2>/dev/null)")" = fngate-spare ]; then
         IDLE_SPARES=$((IDLE_SPARES + 1))
         IDLE_SPARE_KB=$((IDLE_SPARE_KB + $(awk '/^Pss:/ { print $2 }' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0)))
+    elif [ "$(cat "/proc/$c/comm" 2>/dev/null)" = fngate-warden ]; then
+        IDLE_WARDENS=$((IDLE_WARDENS + 1))
+        IDLE_WARDEN_KB=$((IDLE_WARDEN_KB + $(awk '/^Pss:/ { print $2 }' "/proc/$c/smaps_rollup" 2>/dev/null || echo 0)))
     fi
 done
-IDLE_PROCS=$((1 + IDLE_CHILDREN - IDLE_SPARES))
+IDLE_PROCS=$((1 + IDLE_CHILDREN - IDLE_SPARES - IDLE_WARDENS))
 IDLE_ANON_KB=$(awk '/^RssAnon:/ { print $2 }' "/proc/$IDLE_PID/status")
 IDLE_FILE_KB=$(awk '/^RssFile:/ { print $2 }' "/proc/$IDLE_PID/status")
 IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -500,7 +506,7 @@ IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
     say "pid $IDLE_PID  VmRSS $IDLE_RSS_KB kB  VmHWM $IDLE_HWM_KB kB  Pss ${IDLE_PSS_KB:-?} kB  fds $IDLE_FDS  processes $IDLE_PROCS"
     grep -E '^(VmPeak|VmSize|VmHWM|VmRSS|RssAnon|RssFile|RssShmem|Threads)' "/proc/$IDLE_PID/status"
 } >"$RES/idle.txt"
-say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS, plus $IDLE_SPARES spare process(es), Pss $IDLE_SPARE_KB kB"
+say "fngate RSS $IDLE_RSS_MB MB (VmRSS $IDLE_RSS_KB kB, Pss ${IDLE_PSS_KB:-?} kB), $IDLE_FDS open fds, processes: $IDLE_PROCS, plus $IDLE_SPARES spare process(es), Pss $IDLE_SPARE_KB kB, and $IDLE_WARDENS warden, Pss $IDLE_WARDEN_KB kB"
 stop_pid "$IDLE_PID" 15
 IDLE_PID=""
 fi # idle
@@ -928,6 +934,7 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     say "idle cost: fngate with $IDLE_FNS functions, 0 instances, after 1 s"
     say "  VmRSS $IDLE_RSS_MB MB ($IDLE_RSS_KB kB: anonymous $IDLE_ANON_KB kB, file-backed $IDLE_FILE_KB kB; Pss ${IDLE_PSS_KB:-?} kB), processes $IDLE_PROCS"
     say "  plus ${IDLE_SPARES:-?} gateway-wide spare process(es) (spare_processes), Pss ${IDLE_SPARE_KB:-?} kB"
+    say "  and ${IDLE_WARDENS:-?} warden (kills the instances if the gateway dies), Pss ${IDLE_WARDEN_KB:-?} kB"
     say ""
     say "targets"
     printf '  %-44s %8s  %s  range %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR" "${THR_RANGE#* }"
