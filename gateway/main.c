@@ -42,6 +42,7 @@ static void main_usage(FILE *out)
             "       fngate dev [--port N] [--db] [DIR]  build, serve and rebuild DIR's functions\n"
             "       fngate invoke [OPTIONS] NAME[/PATH][?QUERY]  call a function (see -h)\n"
             "       fngate nginx [-c FILE] [--prefix /fn]  the nginx locations for FILE's gateway\n"
+            "       fngate nginx --locations [-c FILE] [-o PATH]  an exact location per function\n"
             "       fngate version\n"
             "FILE defaults to " MAIN_DEFAULT_CONF ".\n");
 }
