@@ -135,14 +135,26 @@ def nginx_factory(request, build, run_dir):
             ngx.stop()
 
 
+@pytest.fixture(params=["exact", "fallback"])
+def route(request):
+    """For the tests of a behaviour fngate.inc documents: once through the
+    exact location `fngate nginx --locations` writes, once through the
+    include's regex fallback (no such file)."""
+    return request.param
+
+
 @pytest.fixture
 def stack(gateway_factory, nginx_factory):
-    """stack(functions={...}, gateway=..., defaults=..., sections=..., env=...)
-    -> (Gateway, Nginx), both started; nginx is stopped first at teardown."""
+    """stack(functions={...}, gateway=..., defaults=..., sections=..., env=...,
+    route="exact") -> (Gateway, Nginx), both started; nginx is stopped first at
+    teardown.  route "exact": nginx has the exact locations `fngate nginx
+    --locations` writes for the functions (what a user following the README
+    gets); "fallback": none, every /fn/ request takes the include's regex."""
 
-    def factory(functions, **kwargs):
+    def factory(functions, route="exact", **kwargs):
         gw = gateway_factory(functions, **kwargs)
-        ngx = nginx_factory(gw.socket_dir)
+        ngx = nginx_factory(gw.socket_dir,
+                            locations_from=gw.conf_path if route == "exact" else None)
         return gw, ngx
 
     return factory

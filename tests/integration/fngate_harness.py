@@ -631,10 +631,16 @@ class Response:
 
 class Nginx:
     """nginx on a free 127.0.0.1 port in front of SOCKET_DIR, run from
-    <run>/nginx with the repository's nginx.conf and fngate.inc."""
+    <run>/nginx with the repository's nginx.conf and fngate.inc.
+
+    locations_from: a gateway's fngate.conf: fngate-functions.conf, the
+        include's exact locations, is made from it with the real command
+        (`fngate nginx --locations -c FILE -o ...`) as the README says;
+        None leaves it out, so that every /fn/ request takes the include's
+        regex fallback."""
 
     def __init__(self, run_dir, socket_dir, build: Build | None = None, port=None,
-                 start=True, start_timeout=5.0):
+                 start=True, start_timeout=5.0, locations_from=None):
         self.build = build or Build.locate()
         self.prefix = make_dir(Path(run_dir) / "nginx")
         self.socket_dir = Path(socket_dir)
@@ -648,8 +654,30 @@ class Nginx:
         shutil.copyfile(self.build.nginx_inc, self.prefix / "fngate.inc")
         for f in (self.conf_path, self.prefix / "fngate.inc"):
             os.chmod(f, 0o644)
+        self.locations_from = locations_from
+        self.locations_path = self.prefix / "fngate-functions.conf"
+        if locations_from is not None:
+            self.write_locations()
         if start:
             self.start(start_timeout)
+
+    def write_locations(self):
+        """(Re)makes fngate-functions.conf from the gateway's functions now."""
+        r = subprocess.run([str(self.build.fngate), "nginx", "--locations", "-c",
+                            str(self.locations_from), "-o", str(self.locations_path)],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise HarnessError(f"fngate nginx --locations: {r.returncode}\n{r.stderr}")
+
+    def reload(self, timeout=5.0):
+        """SIGHUP, then waits until a new generation of workers answers."""
+        old = set(proc_children(self.proc.pid))
+        self.proc.send_signal(signal.SIGHUP)
+
+        def renewed():
+            kids = set(proc_children(self.proc.pid))
+            return bool(kids) and not kids & old
+        wait_for(renewed, timeout, interval=0.05, what="nginx's new workers after SIGHUP")
 
     def start(self, timeout=5.0):
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
