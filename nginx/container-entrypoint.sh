@@ -9,7 +9,8 @@
 # sees it.  SIGTERM (docker stop) drains: nginx first switches to a
 # configuration that answers 503 to new requests and to /healthz (so a load
 # balancer stops sending), fngate then finishes what is queued and running
-# and exits, nginx stops, and the container exits 0.  SIGHUP reloads fngate.
+# and exits, nginx stops, and the container exits 0.  SIGHUP reloads fngate
+# and gives nginx the exact locations of the functions there are then.
 #
 # Environment: HOST (listen address, default 0.0.0.0; [::] for IPv6), PORT
 # (default 8080), FNGATE_CONF (default /etc/fngate/fngate.conf),
@@ -208,6 +209,13 @@ else
     say "running as uid $(id -u): socket_dir $SOCKDIR, no socket_group (configuration copied to $CONF)"
 fi
 cp "$SHARE/fngate.inc" "$RUN/nginx/fngate.inc"
+# fngate.inc's fast path: an exact location per function there is now
+# (README, nginx); one added later is served by the include's regex until a
+# SIGHUP writes the file again and reloads nginx.
+write_locations() {
+    /usr/local/bin/fngate nginx --locations -c "$CONF" -o "$RUN/nginx/fngate-functions.conf"
+}
+write_locations || { say "fngate nginx --locations failed: every function takes the include's regex"; : >"$RUN/nginx/fngate-functions.conf"; }
 echo ok >"$RUN/nginx/healthz.txt"
 # /_fngate/ (status, metrics) answers loopback only; FNGATE_STATUS_ALLOW lets
 # more in, e.g. a Prometheus in the cluster: "10.0.0.0/8 192.168.0.0/16".
@@ -222,7 +230,14 @@ done
 write_nginx serving
 
 trap drain TERM INT
-trap 'alive "$FNGATE_PID" && kill -HUP "$FNGATE_PID"' HUP
+# SIGHUP: fngate reloads, and nginx gets the exact locations of the
+# functions there are now.
+reload() {
+    alive "$FNGATE_PID" && kill -HUP "$FNGATE_PID"
+    [ "$STOPPING" -eq 0 ] && write_locations && alive "$NGINX_PID" && kill -HUP "$NGINX_PID"
+    return 0
+}
+trap reload HUP
 
 # Exit 3: some functions are disabled (they answer 503): the others serve.
 /usr/local/bin/fngate check -c "$CONF" >/dev/null || [ $? -eq 3 ]

@@ -116,6 +116,16 @@ nginx -t 2>&1; systemctl restart nginx""")
         sh(cid, "systemctl reload fngate")
         status, body = get(port, "/fn/hello")
         assert (status, json.loads(body)) == (200, {"packaged": "yes"})
+        # The fast path as README.Debian says: exact locations in nginx's own
+        # folder, which the packaged include picks up; the package writes none.
+        assert sh(cid, "ls /etc/nginx/fngate-functions*.conf 2>/dev/null; true").stdout == ""
+        assert "fngate nginx --locations -o /etc/nginx/fngate-functions.conf" in sh(
+            cid, "cat /usr/share/doc/fngate/README.Debian").stdout
+        sh(cid, "fngate nginx --locations -o /etc/nginx/fngate-functions.conf && "
+                "nginx -t 2>&1 && systemctl reload nginx")
+        assert "location = /fn/hello {" in sh(cid, "cat /etc/nginx/fngate-functions.conf").stdout
+        status, body = get(port, "/fn/hello")
+        assert (status, json.loads(body)) == (200, {"packaged": "yes"})
         # Instances run as the function's own dynamic uid (never root) under the
         # hardened unit; the sockets are www-data's.
         uids = sh(cid, "for p in /proc/[0-9]*; do [ \"$(cat $p/comm)\" = handler ] && "
