@@ -387,7 +387,8 @@ fastcgi_params_bench >"$RUN/nginx/fastcgi_params.bench"
 
 PORT=$(free_port) || die "no free TCP port found"
 {
-    nginx_conf_head "# as nginx/nginx.conf and the README recommend for fngate.inc's one regex" \
+    nginx_conf_head 2 "$RUN_USER $RUN_GROUP" \
+        "# as nginx/nginx.conf and the README recommend for fngate.inc's fallback regex" \
         "pcre_jit on;"
     cat <<EOF
     server {
@@ -441,11 +442,14 @@ PORT=$(free_port) || die "no free TCP port found"
 }
 EOF
 } >"$RUN/nginx/nginx.conf"
+# fngate.inc's exact locations for $RUN/functions, as the README has users
+# make them (the fallback regex serves the rest)
+fngate_locations "$FNGATE" "$RUN/fngate.conf" "$RUN/nginx"
 
 find "$RUN" -type d -exec chmod 755 {} +
 find "$RUN" -type f -exec chmod go+r {} +
 chmod 755 "$RUN/functions"/*/handler "$RUN/btrace/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/trace/functions"/*/handler "$RUN/bare/bare_hello"
-cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/fngate-btrace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RES/"
+cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/fngate-btrace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RUN/nginx/fngate-functions.conf" "$RES/"
 
 # --- machine ------------------------------------------------------------------
 

@@ -359,7 +359,7 @@ PORT=$(free_port) || die "no free TCP port found"
 PORT2=$(free_port) || die "no free TCP port found"
 [ "$PORT2" = "$PORT" ] && { PORT2=$(free_port) || die "no free TCP port found"; }
 {
-    nginx_conf_head
+    nginx_conf_head 2 "$RUN_USER $RUN_GROUP"
     cat <<EOF
     server {
         listen 127.0.0.1:$PORT;
@@ -399,6 +399,10 @@ PORT2=$(free_port) || die "no free TCP port found"
 }
 EOF
 } >"$RUN/nginx/nginx.conf"
+# fngate.inc's exact locations, as the README has users make them, for the
+# first gateway (both server blocks include the one file: the second
+# gateway's functions, other names, take the include's fallback regex)
+fngate_locations "$FNGATE" "$RUN/fngate.conf" "$RUN/nginx"
 
 # Everything but Postgres' data directory (initdb makes that 0700) is
 # readable by nobody; Postgres' and PgBouncer's directories belong to it.

@@ -327,13 +327,17 @@ fastcgi_param HTTP_PROXY "";
 PARAMS
 }
 
-# nginx_conf_head [DIRECTIVE...]: nginx.conf up to its first server block
-# (2 workers as $RUN_USER, no access log, temp paths in the prefix, and each
-# DIRECTIVE in the main context), on stdout; the script's server blocks and
-# the closing brace follow.
+# nginx_conf_head WORKERS USER [DIRECTIVE...]: nginx.conf up to its first
+# server block (WORKERS worker processes, `user USER;` unless USER is empty,
+# no access log, temp paths in the prefix, and each DIRECTIVE in the main
+# context), on stdout; the script's http directives, server blocks and the
+# closing brace follow.
 nginx_conf_head() {
-    local d
-    printf '%s\n' "# written by tests/bench/$BENCH_NAME" "user $RUN_USER $RUN_GROUP;" "worker_processes 2;"
+    local d workers=$1 user=$2
+    shift 2
+    printf '%s\n' "# written by tests/bench/$BENCH_NAME"
+    [ -n "$user" ] && printf 'user %s;\n' "$user"
+    printf 'worker_processes %s;\n' "$workers"
     for d in "$@"; do printf '%s\n' "$d"; done
     cat <<HEAD
 pid nginx.pid;
@@ -350,6 +354,17 @@ http {
     keepalive_timeout 65s;
 
 HEAD
+}
+
+# fngate_locations FNGATE CONF NGINX_DIR [FILE]: the exact locations
+# fngate.inc picks up, NGINX_DIR/FILE (default fngate-functions.conf; any
+# fngate-functions*.conf), made from CONF's functions by the command the
+# README has users run, so that a bench measures what they get.  Every
+# server block including fngate.inc gets every such file: a second gateway
+# behind the same nginx needs a file of its own and names of its own.
+fngate_locations() {
+    "$1" nginx --locations -c "$2" -o "$3/${4:-fngate-functions.conf}" \
+        || die "fngate nginx --locations -c $2 failed"
 }
 
 # php_conf_head: php-fpm.conf's [global] section (in the foreground, its pid

@@ -5,7 +5,10 @@
 #     tests/bench/warm_instr.sh [--no-build] [--keep] [-n N]
 #
 # One nginx (one process: master_process off, under callgrind) in front of
-#   /fn/hello   fngate's hello through the shipped nginx/fngate.inc
+#   /fn/hello   fngate's hello through the shipped nginx/fngate.inc and the
+#               exact location `fngate nginx --locations` writes for it
+#   /fn/hello/  the same through the include's regex fallback (what a
+#               function added since the file was written costs)
 #   /fn-direct  the same instance behind a plain location (the bare
 #               program's parameters)
 #   /bare       bare_hello.c on spawn-fcgi (one child, under callgrind)
@@ -88,23 +91,10 @@ CONF
 PORT=$(free_port) || die "no free port"
 fastcgi_params_bench >"$RUN/nginx/fastcgi_params.bench"
 cp "$ROOT/nginx/fngate.inc" "$RUN/nginx/fngate.inc"
-cat >"$RUN/nginx/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pcre_jit on;
-pid nginx.pid;
-error_log stderr notice;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    server_tokens off;
-    client_body_temp_path client_body_temp;
-    fastcgi_temp_path fastcgi_temp;
-    proxy_temp_path proxy_temp;
-    uwsgi_temp_path uwsgi_temp;
-    scgi_temp_path scgi_temp;
-    keepalive_timeout 65s;
+# the head bench_core.sh and bench_db.sh use, one process (under callgrind)
+{
+    nginx_conf_head 1 "" "master_process off;" "daemon off;" "pcre_jit on;"
+    cat <<CONF
     keepalive_requests 100000;
     server {
         listen 127.0.0.1:$PORT;
@@ -124,6 +114,9 @@ http {
     }
 }
 CONF
+} >"$RUN/nginx/nginx.conf"
+# fngate.inc's exact location for hello, made as the README says
+fngate_locations "$FNGATE" "$RUN/fngate.conf" "$RUN/nginx"
 
 # stack_up / stack_down: fngate (its hello instance under callgrind), the
 # bare program and nginx, all under callgrind; down stops them so that each
@@ -191,7 +184,7 @@ run() {
 
 W=100
 printf '%-10s %12s %12s   (instructions per request: %d requests minus %d, one stack each)\n' path nginx back-end "$((W + N))" "$W"
-for path in ${WARM_INSTR_PATHS:-/fn/hello /fn-direct /bare}; do
+for path in ${WARM_INSTR_PATHS:-/fn/hello /fn/hello/ /fn-direct /bare}; do
     run "$path" "$W"
     read -r ng0 be0 <"$RUN/ir"
     run "$path" "$((W + N))"
