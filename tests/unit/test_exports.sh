@@ -24,3 +24,20 @@ for internal in fn_buf_init fn_frame_parse fn_loop_request_stop fn_req_new fn_re
     fi
 done
 echo "PASS: $(printf '%s\n' "$got" | wc -l) public symbols, no internals exported"
+
+# fngate-spare exports the SDK to the handler.so it dlopen()s, and nothing
+# else: a non-fn_ name in its dynamic symbol table (its own assign_ or
+# childsetup_ code, an internal linked into the SDK) would be what a
+# function's own symbol of that name resolves to once loaded by a spare.
+spare=gateway/fngate-spare
+[ -x "$spare" ] || { echo "FAIL: $spare not built"; exit 1; }
+leaked=$(nm -D --defined-only "$spare" | awk 'NF == 3 { print $3 }' |
+    grep -v '@' | grep -v '^fn_' |
+    grep -v -e '^__' -e '^_[A-Z]' | # reserved: the C library's, the linker's, a sanitizer's
+    grep -vx -e data_start -e _edata -e _end -e _start || true)
+if [ -n "$leaked" ]; then
+    echo "FAIL: $spare exports non-SDK names to every function's shared object:"
+    printf '%s\n' "$leaked"
+    exit 1
+fi
+echo "PASS: $spare exports only fn_ names"
