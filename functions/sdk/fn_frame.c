@@ -588,6 +588,18 @@ int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *e
     fn_buf_reset(into);
     if (fn_buf_reserve(into, FN_FRAME_READ_CHUNK) < 0 || into->cap - 1 < FN_FRAME_HDR)
         return fn_frame_read_one(fd, into, max_payload, err, errlen);
+    /* Waiting in poll, not in read: a reader blocked in read() on a unix
+     * stream socket is woken by every write-space wake-up of that socket,
+     * and the pool's read of the query just sent makes one, so the
+     * instance would wake for nothing and sleep again on most queries (a
+     * context switch here and an extra wake-up charged to the pool).  A
+     * poll waiter is woken only for the events it asked for. */
+    if (fd < 0) {
+        errno = EBADF; /* poll would skip it and wait for ever */
+        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+    }
+    if (fn_frame_wait(fd, POLLIN) < 0)
+        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     /* The header and, for most answers, the whole payload in one read. */
     room = into->cap - 1;
     k = fn_frame_read_some(fd, into->data, FN_FRAME_HDR, room);

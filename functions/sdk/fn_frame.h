@@ -157,7 +157,9 @@ int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err
  * per request (the database channel): the header and, for answers up to
  * 16 KB, the payload come in one read instead of two.  Bytes after the
  * frame are an error ("... one answer expected"): they would belong to an
- * answer nobody asked for. */
+ * answer nobody asked for.  It waits for the answer in poll(), never
+ * blocked in read(), which the peer's read of the question would wake for
+ * nothing (fn_frame.c says why). */
 int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen);
 
 #endif

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fn_buf.h"
@@ -1176,6 +1177,65 @@ START_TEST(test_read_reply)
 }
 END_TEST
 
+/* The pool's side of one query: reads it, waits, then answers with a
+ * 20-byte frame (or closes without answering if ANSWER is 0). */
+static pid_t late_peer(int fd, int answer)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct fn_buf b;
+        char q[64];
+        struct timespec t = {0, 50 * 1000 * 1000};
+        if (read(fd, q, sizeof(q)) <= 0)
+            _exit(1);
+        nanosleep(&t, NULL);
+        fn_buf_init(&b, 0);
+        reply_frame(&b, 20);
+        if (answer && fn_frame_write_all(fd, b.data, b.len) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    return pid;
+}
+
+/* The reader waits in poll for the answer, not in read: the peer's read of
+ * the query wakes a read() waiter for nothing.  Whatever it waits in, a
+ * late answer comes out whole and a peer that leaves unanswered is "channel
+ * closed", never a hang. */
+START_TEST(test_read_reply_late)
+{
+    struct fn_buf in;
+    char err[128];
+    int sv[2], st;
+    pid_t pid;
+
+    fn_buf_init(&in, 0);
+    for (int answer = 1; answer >= 0; answer--) {
+        make_pair(sv);
+        pid = late_peer(sv[1], answer);
+        close(sv[1]);
+        ck_assert_int_eq(fn_frame_write_all(sv[0], "\0\0\0\1Q", 5), 0);
+        if (answer) {
+            ck_assert_msg(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)) == 0, "%s", err);
+            ck_assert_uint_eq(in.len, 20);
+            ck_assert_int_eq(in.data[0], 'R');
+        } else {
+            ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+            ck_assert_str_eq(err, "channel closed");
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        close(sv[0]);
+    }
+    /* no channel at all: an error at once (poll would wait for ever on -1) */
+    ck_assert_int_eq(fn_frame_read_reply(-1, &in, 4096, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "channel read: Bad file descriptor");
+    fn_buf_free(&in);
+}
+END_TEST
+
 START_TEST(test_read_one_errors)
 {
     struct fn_buf in;
@@ -1467,6 +1527,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_read_one_errors);
     tcase_add_test(tc, test_read_one_partial);
     tcase_add_test(tc, test_read_reply);
+    tcase_add_test(tc, test_read_reply_late);
     tcase_add_test(tc, test_blocking_eintr);
     tcase_add_test(tc, test_write_all_nonblocking);
     tcase_add_test(tc, test_write_all_closed_peer);
