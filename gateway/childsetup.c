@@ -47,10 +47,41 @@ int childsetup_enter(int ruleset_fd, const char **what)
 
 int childsetup_seal(const struct sock_fprog *bpf, const char **what)
 {
+    struct sock_filter copy[CHILDSETUP_BPF_MAX];
+    struct sock_fprog mine;
+    bool patch = false;
+    pid_t self;
+
     *what = "seccomp";
     if (!bpf)
         return 0;
-    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, bpf);
+    for (unsigned i = 0; i < bpf->len && !patch; i++)
+        patch = bpf->filter[i].code == (BPF_JMP | BPF_JEQ | BPF_K) &&
+                (bpf->filter[i].k == CHILDSETUP_BPF_SELF ||
+                 bpf->filter[i].k == CHILDSETUP_BPF_NEG_SELF);
+    if (!patch)
+        return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, bpf);
+    /* The shared program stays as it is (the exec path's is the
+     * supervisor's own memory, borrowed by vfork): the caller's pid goes
+     * into a copy.  getpid() here is the pid the instance is known by, so
+     * a descendant it forks keeps the instance's number, not its own. */
+    if (bpf->len > CHILDSETUP_BPF_MAX) {
+        errno = E2BIG;
+        return -1;
+    }
+    self = getpid();
+    memcpy(copy, bpf->filter, bpf->len * sizeof(copy[0]));
+    for (unsigned i = 0; i < bpf->len; i++) {
+        if (copy[i].code != (BPF_JMP | BPF_JEQ | BPF_K))
+            continue;
+        if (copy[i].k == CHILDSETUP_BPF_SELF)
+            copy[i].k = (uint32_t)self;
+        else if (copy[i].k == CHILDSETUP_BPF_NEG_SELF)
+            copy[i].k = (uint32_t)-self;
+    }
+    mine.len = bpf->len;
+    mine.filter = copy;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &mine);
 }
 
 void childsetup_init(struct childsetup *cs)

@@ -71,6 +71,16 @@ int childsetup_apply(const struct childsetup *cs, const char **what);
 int childsetup_enter(int ruleset_fd, const char **what);
 int childsetup_seal(const struct sock_fprog *bpf, const char **what);
 
+/* Placeholders a seccomp program may hold as the K of a BPF_JEQ
+ * (sandbox.c's signal rules: a signal only to the instance itself):
+ * childsetup_seal loads a copy where they read the caller's own pid and
+ * its negation (its own process group).  Neither can be a pid, nor minus
+ * one (pid_max is at most 2^22). */
+#define CHILDSETUP_BPF_SELF 0x7fff5e1fU
+#define CHILDSETUP_BPF_NEG_SELF 0x80005e1fU
+/* The longest program childsetup_seal patches (a copy on its stack). */
+#define CHILDSETUP_BPF_MAX 1024
+
 /* Writes "fngate: cannot start instance: WHAT: strerror(errno)" to fd 2 and
  * _exit(CODE)s. */
 void childsetup_fail(const char *what, int code) __attribute__((noreturn));

@@ -23,6 +23,21 @@
  * system call number when it is loaded, so the list stays short and is
  * compiled as a binary tree (about 30 us per spawn, measured).
  *
+ * Signals where Landlock cannot scope them (ABI < 6) and every function
+ * shares the gateway's uid (no root): the filter starts with a few rules of
+ * its own, written here in BPF because they compare against the calling
+ * instance's pid, which childsetup_seal writes into its copy of the
+ * program (the placeholders CHILDSETUP_BPF_SELF/NEG_SELF).  kill, tkill,
+ * tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo may only aim at the
+ * instance itself, 0 or minus its pid (its own process group, which holds
+ * everything it forked); pidfd_open only at itself; pidfd_send_signal not
+ * at all (a /proc/<pid> folder is a pidfd too, and seccomp cannot see
+ * where a descriptor points).  Everything else answers EPERM: another
+ * function's instances, the waiting spare, the supervisor, the warden, the
+ * pool, and kill(-1, ...).  The comparison is on the low 32 bits, the pid_t
+ * the kernel reads.  Only the rules' loads of the argument keep these five
+ * system calls out of the kernel's always-allowed cache.
+ *
  * Landlock: its own folder, the system's libraries and /etc read-only (and
  * executable), /proc read-only (ptrace rules still guard other processes'
  * entries), the usual character devices, and read-write only in its private
@@ -46,6 +61,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +125,8 @@ struct sandbox_fn {
 /* What the kernel offers, probed once. */
 static int sbx_ll_abi = -1; /* -1: not probed; 0: no Landlock */
 static bool sbx_seccomp_ok;
+/* The signal rules are in the program (see the top of this file). */
+static bool sbx_signals;
 /* The compiled filter; the child passes it to seccomp(2) as is. */
 static struct sock_filter *sbx_bpf;
 static struct sock_fprog sbx_prog;
@@ -224,6 +242,67 @@ out:
     return rc;
 }
 
+/* Where the low 32 bits of a system call's first argument are. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SBX_ARG0_LO offsetof(struct seccomp_data, args[0])
+#else
+#define SBX_ARG0_LO (offsetof(struct seccomp_data, args[0]) + 4)
+#endif
+
+/* Puts the signal rules in front of the compiled program.  The rules end
+ * in the program's first instruction, which checks the architecture
+ * itself: a foreign system call number that looks like kill here can only
+ * get EPERM earlier than the KILL_PROCESS it would get there. */
+static int sbx_prepend_signals(void)
+{
+    enum { MAIN = 15 }; /* the index where the compiled program starts */
+    const struct sock_filter pre[MAIN] = {
+        /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_kill, 7, 0),
+        /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tkill, 6, 0),
+        /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 5, 0),
+        /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 4, 0),
+        /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_tgsigqueueinfo, 3, 0),
+        /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 5, 0),
+        /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_send_signal, 6, 0),
+        /* 8 */ BPF_STMT(BPF_JMP | BPF_JA, MAIN - 9),
+        /* 9: its own process group */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG0_LO),
+        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, MAIN - 11, 0),
+        /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_NEG_SELF, MAIN - 12, 0),
+        /* 12: itself */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG0_LO),
+        /* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_SELF, MAIN - 14, 0),
+        /* 14 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+    };
+    struct sock_filter *all;
+    size_t n = MAIN + sbx_prog.len;
+
+    /* The placeholders must mean nothing else in the compiled part. */
+    for (unsigned i = 0; i < sbx_prog.len; i++) {
+        if (sbx_bpf[i].k == CHILDSETUP_BPF_SELF || sbx_bpf[i].k == CHILDSETUP_BPF_NEG_SELF) {
+            log_error("sandbox: the seccomp program uses 0x%x, the signal rules' placeholder",
+                      sbx_bpf[i].k);
+            return -1;
+        }
+    }
+    if (n > CHILDSETUP_BPF_MAX) {
+        log_error("sandbox: the seccomp program has %zu instructions, more than %d", n,
+                  CHILDSETUP_BPF_MAX);
+        return -1;
+    }
+    all = malloc(n * sizeof(*all));
+    if (!all)
+        return -1;
+    memcpy(all, pre, sizeof(pre));
+    memcpy(all + MAIN, sbx_bpf, sbx_prog.len * sizeof(*all));
+    free(sbx_bpf);
+    sbx_bpf = all;
+    sbx_prog.len = (unsigned short)n;
+    sbx_prog.filter = sbx_bpf;
+    return 0;
+}
+
 int sandbox_init(void)
 {
     struct utsname u;
@@ -235,11 +314,28 @@ int sandbox_init(void)
         return 0;
     abi = syscall(SYS_landlock_create_ruleset, NULL, 0, SBX_LL_CREATE_VERSION);
     sbx_ll_abi = abi > 0 ? (int)abi : 0;
+    {
+        /* Test-only: the integration tests run the sandbox as an older
+         * kernel's (Debian 12's 6.1 has ABI 2) on a newer one.  Never
+         * raises the ABI. */
+        const char *cap = getenv("FNGATE_TEST_LANDLOCK_ABI");
+        if (cap && *cap && atoi(cap) >= 0 && atoi(cap) < sbx_ll_abi) {
+            log_warnx("sandbox: FNGATE_TEST_LANDLOCK_ABI=%s (a test setting): Landlock used "
+                      "as ABI %d, not the kernel's %d",
+                      cap, atoi(cap), sbx_ll_abi);
+            sbx_ll_abi = atoi(cap);
+        }
+    }
     sbx_seccomp_ok = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
     if (sbx_seccomp_ok && sbx_build_seccomp() < 0) {
         log_error("sandbox: cannot build the seccomp filter");
         return -1;
     }
+    /* As root every function has a uid of its own, which the kernel's own
+     * signal check already keeps apart (and the waiting spare is root). */
+    sbx_signals = sbx_seccomp_ok && sbx_ll_abi < 6 && geteuid() != 0;
+    if (sbx_signals && sbx_prepend_signals() < 0)
+        return -1;
     if (uname(&u) < 0)
         snprintf(u.release, sizeof(u.release), "?");
     if (sbx_ll_abi == 0)
@@ -249,6 +345,8 @@ int sandbox_init(void)
         snprintf(ll, sizeof(ll), "Landlock ABI %d: filesystem%s%s", sbx_ll_abi,
                  sbx_ll_abi >= 4 ? ", no TCP bind" : " (TCP bind needs ABI 4)",
                  sbx_ll_abi >= 6 ? ", signals and abstract sockets scoped"
+                 : sbx_signals   ? " (signal scoping needs ABI 6: seccomp lets an instance "
+                                   "signal only itself and its own process group)"
                                  : " (signal scoping needs ABI 6)");
 #ifdef FNGATE_SANITIZERS
     const char *san = " (sanitizer build: ptrace left to the kernel's checks)";

@@ -3,7 +3,9 @@
  * a seccomp filter (gateway/sandbox.c lists what it denies), and a Landlock
  * domain where the kernel has Landlock (read its own folder and the system's
  * libraries, write only a private temporary folder, no TCP bind; signals and
- * abstract unix sockets scoped to the instance from ABI 6).  Each instance
+ * abstract unix sockets scoped to the instance from ABI 6; below it, and
+ * without root, the seccomp filter lets an instance signal only itself and
+ * its own process group).  Each instance
  * gets a Landlock domain of its own, so instances cannot ptrace, signal or
  * read /proc of one another even when they share a uid.  Non-dumpable is set
  * by the SDK after exec (execve resets it); the gateway and the pool make

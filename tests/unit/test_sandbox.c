@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,66 @@ START_TEST(filter_denies_with_eperm)
 {
     ck_assert_int_eq(sandbox_init(), 0);
     ck_assert_int_eq(in_sandbox(-1, filter_body), 0);
+}
+END_TEST
+
+/* The signal rules (no root, Landlock below ABI 6): kill & co. only at
+ * the instance itself, 0 or minus its pid.  Signal 0 asks the kernel's
+ * permission and sends nothing. */
+static int signals_body(void)
+{
+    pid_t self = getpid(), parent = getppid();
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    si.si_code = SI_QUEUE;
+    if (kill(self, 0) < 0 || kill(0, 0) < 0 || syscall(SYS_tgkill, self, self, 0) < 0)
+        return 1;
+    if (!denied(kill(parent, 0), EPERM) || !denied(kill(-1, 0), EPERM) ||
+        !denied(kill(-parent, 0), EPERM))
+        return 2;
+    if (!denied(syscall(SYS_tkill, parent, 0), EPERM) ||
+        !denied(syscall(SYS_tgkill, parent, parent, 0), EPERM))
+        return 3;
+    if (!denied(syscall(SYS_rt_sigqueueinfo, parent, 0, &si), EPERM) ||
+        !denied(syscall(SYS_rt_tgsigqueueinfo, parent, parent, 0, &si), EPERM))
+        return 4;
+    if (!denied(syscall(SYS_pidfd_open, parent, 0), EPERM) ||
+        !denied(syscall(SYS_pidfd_send_signal, 0, 0, NULL, 0), EPERM))
+        return 5;
+    /* The kernel's pid_t is the low half of the register: what the rules
+     * compare, whatever the upper half holds. */
+    if (!denied(syscall(SYS_kill, (long)((1UL << 32) | (unsigned)parent), 0), EPERM) ||
+        syscall(SYS_kill, (long)((1UL << 32) | (unsigned)self), 0) < 0)
+        return 6;
+    /* A child it forks keeps the instance's number: it may signal the
+     * instance, not itself by pid (its group, 0, still works). */
+    pid_t k = fork();
+    if (k == 0)
+        _exit(kill(self, 0) == 0 && kill(0, 0) == 0 && denied(kill(getpid(), 0), EPERM) ? 0 : 1);
+    int st;
+    if (k < 0 || waitpid(k, &st, 0) != k || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return 7;
+    return 0;
+}
+
+START_TEST(signals_only_at_itself_below_landlock_6)
+{
+    /* What the gateway does without root on a kernel whose Landlock cannot
+     * scope signals (the test knob): in a child that is not root. */
+    pid_t pid = fork();
+    int status;
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+            _exit(101);
+        setenv("FNGATE_TEST_LANDLOCK_ABI", "5", 1);
+        if (sandbox_init() < 0)
+            _exit(102);
+        _exit(in_sandbox(-1, signals_body));
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 }
 END_TEST
 
@@ -184,6 +245,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
     tcase_add_test(tc, filter_denies_with_eperm);
     tcase_add_test(tc, landlock_confines_the_filesystem);
+    tcase_add_test(tc, signals_only_at_itself_below_landlock_6);
     suite_add_tcase(s, tc);
     return check_main_run(s);
 }
