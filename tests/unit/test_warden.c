@@ -20,22 +20,35 @@
 #include <unistd.h>
 
 /* A group of two (a leader and its child), as an instance and what it
- * forked; returns the leader. */
+ * forked; returns the leader once the group exists (proc_spawn's vfork
+ * child has called setsid by the time warden_add runs, too). */
 static pid_t victim_group(void)
 {
-    pid_t pid = fork();
+    int p[2];
+    char c = 0;
+    pid_t pid;
+
+    if (pipe(p) < 0)
+        return -1;
+    pid = fork();
     if (pid == 0) {
         setsid();
-        close_range(3, ~0U, 0);
         if (fork() == 0) {
+            close_range(0, ~0U, 0);
             signal(SIGTERM, SIG_IGN);
             for (;;)
                 pause();
         }
+        (void)!write(p[1], &c, 1);
+        close_range(0, ~0U, 0);
         signal(SIGTERM, SIG_IGN);
         for (;;)
             pause();
     }
+    close(p[1]);
+    if (pid < 0 || read(p[0], &c, 1) != 1)
+        pid = -1;
+    close(p[0]);
     return pid;
 }
 
