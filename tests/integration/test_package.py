@@ -118,7 +118,7 @@ nginx -t 2>&1; systemctl restart nginx""")
         assert (status, json.loads(body)) == (200, {"packaged": "yes"})
         # The fast path as README.Debian says: exact locations in nginx's own
         # folder, which the packaged include picks up; the package writes none.
-        assert sh(cid, "ls /etc/nginx/fngate-functions*.conf 2>/dev/null; true").stdout == ""
+        assert sh(cid, "ls /etc/nginx/fngate-functions*.conf 2>/dev/null || true").stdout == ""
         assert "fngate nginx --locations -o /etc/nginx/fngate-functions.conf" in sh(
             cid, "cat /usr/share/doc/fngate/README.Debian").stdout
         sh(cid, "fngate nginx --locations -o /etc/nginx/fngate-functions.conf && "
