@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "fcgireq.h"
 #include "fn.h"
+#include "fn_uri.h"
 #include "sock.h"
 
 #include <ctype.h>
@@ -95,34 +96,6 @@ static int invoke_put(struct invoke_buf *b, const void *d, size_t n)
     return 0;
 }
 
-static int invoke_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The path as nginx's $uri would have it: %XX decoded (not %00). */
-static char *invoke_path_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = invoke_hex((unsigned char)s[i + 1])) >= 0 &&
-            (lo = invoke_hex((unsigned char)s[i + 2])) >= 0 && (hi || lo)) {
-            *o++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static int invoke_read_file(const char *path, struct invoke_buf *into)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
@@ -194,7 +167,7 @@ static int invoke_build(struct fcgireq **out, const struct invoke_opts *o, const
                         const struct invoke_buf *body)
 {
     struct fcgireq *r = fcgireq_new(1, false);
-    char *path = invoke_path_decode(path_raw, path_len);
+    char *path = fn_uri_decode_path(path_raw, path_len);
     char *uri = NULL, *script = NULL, clen[32], arrival[32], reqid[33];
     const char *ctype = NULL;
     unsigned char rnd[16];

@@ -10,6 +10,7 @@
 #include "fn_req.h"
 #include "fn_loop.h"
 #include "fn_pairs.h"
+#include "fn_uri.h"
 #include "fngate.h"
 
 #include <ctype.h>
@@ -90,61 +91,6 @@ void fn_req_free(fn_req *req)
     free(req);
 }
 
-static int fn_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Decodes %XX and '+' of the N bytes at S into a new string. */
-static char *fn_url_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '+') {
-            *o++ = ' ';
-        } else if (s[i] == '%' && i + 2 < n && (hi = fn_hex((unsigned char)s[i + 1])) >= 0 &&
-                   (lo = fn_hex((unsigned char)s[i + 2])) >= 0) {
-            *o++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* Decodes the %XX of a URL path's N bytes at S (no '+' to space, and %00
- * stays as it is: a path is a C string) into a new string. */
-static char *fn_path_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = fn_hex((unsigned char)s[i + 1])) >= 0 &&
-            (lo = fn_hex((unsigned char)s[i + 2])) >= 0 && (hi || lo)) {
-            *o++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 static int fn_parse_query(fn_req *req, const char *q)
 {
     while (*q) {
@@ -153,8 +99,8 @@ static int fn_parse_query(fn_req *req, const char *q)
         const char *eq = memchr(q, '=', len);
         size_t nlen = eq ? (size_t)(eq - q) : len;
         if (len > 0) {
-            char *name = fn_url_decode(q, nlen);
-            char *value = eq ? fn_url_decode(eq + 1, len - nlen - 1) : strdup("");
+            char *name = fn_uri_decode_query(q, nlen);
+            char *value = eq ? fn_uri_decode_query(eq + 1, len - nlen - 1) : strdup("");
             if (!name || !value || fn_pairs_add(&req->args, name, value) < 0) {
                 free(name);
                 free(value);
@@ -246,7 +192,7 @@ static const char *fn_req_find_path(fn_req *req)
     if (!uri)
         return fn_empty;
     ulen = strcspn(uri, "?#");
-    dec = fn_path_decode(uri, ulen);
+    dec = fn_uri_decode_path(uri, ulen);
     if (!dec)
         return fn_empty;
     if (script && *script) {
