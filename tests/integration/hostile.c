@@ -39,6 +39,22 @@
  *                              clears its PR_SET_PDEATHSIG (answers that
  *                              prctl's errno): a gateway's death is no
  *                              signal to it
+ *   ?attack=prlimit&pid=P      prlimit64(P, RLIMIT_MSGQUEUE, 12345/12345):
+ *                              another process's limits (RLIMIT_CPU or
+ *                              RLIMIT_NOFILE there would kill or cripple it)
+ *   ?attack=nice&pid=P&who=W   setpriority(W = process|pgrp|user, P, 7)
+ *   ?attack=sched&pid=P        sched_setscheduler(P, SCHED_IDLE)
+ *   ?attack=affinity&pid=P     sched_setaffinity(P, CPU 0 only)
+ *   ?attack=ioprio&pid=P       ioprio_set(IOPRIO_WHO_PROCESS, P, idle class)
+ *   ?attack=setown&pid=P&sig=S a pipe with O_ASYNC, F_SETSIG S and F_SETOWN
+ *                              P, then a write to it: the kernel's SIGIO
+ *                              path sends S to P (answers F_SETOWN's errno)
+ *   ?attack=state              everything a process inherits: its open
+ *                              descriptors (target, flags, CLOEXEC), the
+ *                              environment, cwd, umask, every rlimit,
+ *                              signal mask and dispositions, the status
+ *                              lines of credentials and sandbox, dumpable,
+ *                              pdeathsig, nice, oom_score_adj, cgroup
  *
  * The answer is {"attack": ..., "errno": E, "error": "strerror"} with E = 0
  * when the attempt succeeded; extra fields where an attack has more to say.
@@ -53,14 +69,20 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <fngate.h>
+
+extern char **environ;
 
 static long arg_long(fn_req *req, const char *name, long dflt)
 {
@@ -68,17 +90,15 @@ static long arg_long(fn_req *req, const char *name, long dflt)
     return v && *v ? strtol(v, NULL, 10) : dflt;
 }
 
-/* The lines of /proc/self/status that say what a process may do. */
-static int attack_creds(fn_res *res)
+/* The lines KEYS (N of them) of /proc/self/status, as {key: value}. */
+static json_t *status_lines(const char *const *keys, size_t nkeys)
 {
-    static const char *const keys[] = {"Uid:",    "Gid:",    "Groups:", "CapInh:",     "CapPrm:",
-                                       "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:"};
     json_t *out = json_object();
     char line[512];
     FILE *f = fopen("/proc/self/status", "re");
 
     while (f && fgets(line, sizeof(line), f)) {
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        for (size_t i = 0; i < nkeys; i++) {
             size_t n = strlen(keys[i]);
             if (strncmp(line, keys[i], n) == 0) {
                 char *v = line + n;
@@ -90,6 +110,110 @@ static int attack_creds(fn_res *res)
     }
     if (f)
         fclose(f);
+    return out;
+}
+
+/* The lines of /proc/self/status that say what a process may do. */
+static int attack_creds(fn_res *res)
+{
+    static const char *const keys[] = {"Uid:",    "Gid:",    "Groups:", "CapInh:",     "CapPrm:",
+                                       "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:"};
+    return fn_send_json_new(res, 200, status_lines(keys, sizeof(keys) / sizeof(keys[0])));
+}
+
+/* One file's text, whitespace-trimmed (empty when unreadable). */
+static json_t *state_file(const char *path)
+{
+    char buf[4096];
+    size_t n = 0;
+    FILE *f = fopen(path, "re");
+
+    if (f) {
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
+/* What a process inherits from whoever made it: the spare-born instance
+ * must get exactly what the exec-born one gets. */
+static int attack_state(fn_res *res)
+{
+    static const char *const keys[] = {"Uid:",
+                                       "Gid:",
+                                       "Groups:",
+                                       "CapInh:",
+                                       "CapPrm:",
+                                       "CapEff:",
+                                       "CapBnd:",
+                                       "CapAmb:",
+                                       "NoNewPrivs:",
+                                       "Seccomp:",
+                                       "Seccomp_filters:",
+                                       "SigBlk:",
+                                       "SigIgn:",
+                                       "SigCgt:",
+                                       "Speculation_Store_Bypass:",
+                                       "NSpid:",
+                                       "NSpgid:",
+                                       "NSsid:"};
+    json_t *out = json_object(), *fds = json_object(), *env = json_object();
+    json_t *st = status_lines(keys, sizeof(keys) / sizeof(keys[0]));
+    char line[512], path[64], target[4096];
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    mode_t um = umask(0);
+    int sig = 0;
+
+    umask(um);
+    while (d && (de = readdir(d)) != NULL) {
+        int fd = atoi(de->d_name);
+        ssize_t n;
+        if (de->d_name[0] == '.' || fd == dirfd(d))
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        /* a socket's or pipe's inode differs between any two processes */
+        if (strncmp(target, "socket:", 7) == 0)
+            strcpy(target, "socket");
+        else if (strncmp(target, "pipe:", 5) == 0)
+            strcpy(target, "pipe");
+        else if (strncmp(target, "anon_inode:", 11) == 0)
+            target[strcspn(target, "]") + 1] = '\0';
+        snprintf(line, sizeof(line), "%s cloexec=%d flags=%o", target,
+                 (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0, (unsigned)fcntl(fd, F_GETFL));
+        json_object_set_new(fds, de->d_name, json_string(line));
+    }
+    if (d)
+        closedir(d);
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        snprintf(line, sizeof(line), "%.*s", (int)(eq - *e), *e);
+        json_object_set_new(env, line, json_string(eq + 1));
+    }
+    prctl(PR_GET_PDEATHSIG, &sig);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    json_object_set_new(out, "fds", fds);
+    json_object_set_new(out, "env", env);
+    json_object_set_new(out, "status", st);
+    json_object_set_new(out, "cwd", json_string(getcwd(target, sizeof(target)) ? target : ""));
+    json_object_set_new(out, "umask", json_integer(um));
+    json_object_set_new(out, "limits", state_file("/proc/self/limits"));
+    json_object_set_new(out, "cgroup", state_file("/proc/self/cgroup"));
+    json_object_set_new(out, "oom_score_adj", state_file("/proc/self/oom_score_adj"));
+    json_object_set_new(out, "dumpable", json_integer(prctl(PR_GET_DUMPABLE)));
+    json_object_set_new(out, "pdeathsig", json_integer(sig));
+    json_object_set_new(out, "nice", json_integer(nice));
+    json_object_set_new(out, "sid_is_pid", json_boolean(getsid(0) == getpid()));
+    json_object_set_new(out, "pgid_is_pid", json_boolean(getpgrp() == getpid()));
+    json_object_set_new(out, "pid", json_integer(getpid()));
     return fn_send_json_new(res, 200, out);
 }
 
@@ -98,6 +222,51 @@ static int answer(fn_res *res, const char *attack, int rc, int err)
     int e = rc < 0 ? err : 0;
     return fn_send_jsonf(res, 200, "{s:s, s:i, s:s}", "attack", attack, "errno", e, "error",
                          e ? strerror(e) : "");
+}
+
+/* Reaching another process without a signal or ptrace: what the kernel
+ * allows between processes of one uid (the no-root case). */
+static int attack_owner(fn_req *req, fn_res *res, const char *attack)
+{
+    pid_t pid = (pid_t)arg_long(req, "pid", 0);
+    int rc = -1, e = EINVAL;
+
+    if (strcmp(attack, "prlimit") == 0) {
+        struct rlimit rl = {12345, 12345};
+        rc = (int)syscall(SYS_prlimit64, pid, RLIMIT_MSGQUEUE, &rl, NULL);
+    } else if (strcmp(attack, "nice") == 0) {
+        const char *w = fn_arg(req, "who");
+        int which = w && strcmp(w, "user") == 0   ? PRIO_USER
+                    : w && strcmp(w, "pgrp") == 0 ? PRIO_PGRP
+                                                  : PRIO_PROCESS;
+        rc = setpriority(which, (id_t)pid, 7);
+    } else if (strcmp(attack, "sched") == 0) {
+        struct sched_param sp = {0};
+        rc = (int)syscall(SYS_sched_setscheduler, pid, SCHED_IDLE, &sp);
+    } else if (strcmp(attack, "affinity") == 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        rc = (int)syscall(SYS_sched_setaffinity, pid, sizeof(set), &set);
+    } else if (strcmp(attack, "ioprio") == 0) {
+        /* IOPRIO_WHO_PROCESS, class IDLE (3) << 13 */
+        rc = (int)syscall(SYS_ioprio_set, 1, pid, 3 << 13);
+    } else if (strcmp(attack, "setown") == 0) {
+        int p[2];
+        if (pipe(p) < 0)
+            return answer(res, attack, -1, errno);
+        rc = fcntl(p[0], F_SETSIG, (int)arg_long(req, "sig", SIGCONT));
+        if (rc == 0)
+            rc = fcntl(p[0], F_SETOWN, pid);
+        e = errno;
+        if (rc == 0 && fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK) == 0)
+            (void)!write(p[1], "x", 1);
+        close(p[0]);
+        close(p[1]);
+        return answer(res, attack, rc, e);
+    }
+    e = errno;
+    return answer(res, attack, rc, e);
 }
 
 /* The child (not a group leader, so setsid is its to try) leaves the
@@ -341,6 +510,12 @@ static int handle(fn_req *req, fn_res *res)
         rc = prctl(PR_SET_PDEATHSIG, 0);
         return answer(res, attack, rc, errno);
     }
+    if (strcmp(attack, "state") == 0)
+        return attack_state(res);
+    if (strcmp(attack, "prlimit") == 0 || strcmp(attack, "nice") == 0 ||
+        strcmp(attack, "sched") == 0 || strcmp(attack, "affinity") == 0 ||
+        strcmp(attack, "ioprio") == 0 || strcmp(attack, "setown") == 0)
+        return attack_owner(req, res, attack);
     if (strcmp(attack, "self") == 0) {
         return fn_send_jsonf(res, 200, "{s:s, s:i, s:b, s:b, s:s}", "attack", attack, "dumpable",
                              prctl(PR_GET_DUMPABLE), "cloexec0",

@@ -668,6 +668,52 @@ START_TEST(merge_fnconf_errors)
     ck_assert_int_eq(
         fnconf_load(c, "hello", "fn/function.conf/x", &s, conffix_err, sizeof(conffix_err)), -1);
     ck_assert_str_eq(conffix_err, "fn/function.conf/x: cannot open: Not a directory");
+
+    /* A function author's file the supervisor must not wait on or read
+     * without end: a FIFO (open blocks), /dev/zero (one endless line), a
+     * sparse file, and one line past the 64 KiB bound; each is refused at
+     * once, the function alone disabled by the caller. */
+    ck_assert_int_eq(mkfifo("fn/fifo.conf", 0644), 0);
+    ck_assert_int_eq(fnconf_load(c, "hello", "fn/fifo.conf", &s, conffix_err, sizeof(conffix_err)),
+                     -1);
+    ck_assert_str_eq(conffix_err, "fn/fifo.conf: cannot open: not a regular file");
+    ck_assert_int_eq(symlink("/dev/zero", "fn/zero.conf"), 0);
+    ck_assert_int_eq(fnconf_load(c, "hello", "fn/zero.conf", &s, conffix_err, sizeof(conffix_err)),
+                     -1);
+    ck_assert_str_eq(conffix_err, "fn/zero.conf: cannot open: not a regular file");
+    FILE *f = fopen("fn/huge.conf", "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ftruncate(fileno(f), (off_t)1 << 40), 0);
+    fclose(f);
+    ck_assert_int_eq(fnconf_load(c, "hello", "fn/huge.conf", &s, conffix_err, sizeof(conffix_err)),
+                     -1);
+    ck_assert_str_eq(conffix_err, "fn/huge.conf: cannot open: larger than 65536 bytes");
+    {
+        /* comment lines of 64 bytes: 65537 bytes, one past the bound */
+        static char big[65536 + 2];
+        for (size_t i = 0; i < sizeof(big) - 1; i++)
+            big[i] = i % 64 == 63 ? '\n' : '#';
+        big[sizeof(big) - 2] = '\n';
+        conffix_write("fn/function.conf", big);
+        ck_assert_int_eq(
+            fnconf_load(c, "hello", "fn/function.conf", &s, conffix_err, sizeof(conffix_err)), -1);
+        ck_assert_str_eq(conffix_err, "fn/function.conf: cannot open: larger than 65536 bytes");
+        /* At the bound, and empty: read as before. */
+        big[65536] = '\0';
+        big[65535] = '\n';
+        conffix_write("fn/function.conf", big);
+        fn_ok(c, "hello", "fn/function.conf", &s);
+        ck_assert_int_eq(s.max_instances, 4);
+        fnconf_clear(&s);
+        conffix_write("fn/function.conf", "");
+        fn_ok(c, "hello", "fn/function.conf", &s);
+        ck_assert_int_eq(s.max_instances, 4);
+        fnconf_clear(&s);
+        conffix_write("fn/function.conf", "idle_timeout = 5s");
+        fn_ok(c, "hello", "fn/function.conf", &s);
+        ck_assert_int_eq(s.idle_timeout_ms, 5000);
+        fnconf_clear(&s);
+    }
     conf_free(c);
 }
 END_TEST
