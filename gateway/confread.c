@@ -17,6 +17,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -447,18 +448,105 @@ static int confread_handler(void *user, const char *section, const char *key, co
 }
 #endif
 
+/* A function.conf is its author's file, read by the supervisor at start and
+ * on every reload: a FIFO would block the open (and the whole supervisor)
+ * until someone writes, /dev/zero is one endless line, and a sparse or
+ * growing file is as long as its author likes.  So it is opened without
+ * blocking, must be a regular file, and is read whole, at most
+ * CONFREAD_FNFILE_MAX bytes, into *DATA (the caller frees it after the
+ * stream).  NULL with errno set, and *WHY when strerror would not say it. */
+#define CONFREAD_FNFILE_MAX 65536
+static FILE *confread_open_fnfile(const char *path, char **data, const char **why)
+{
+    struct stat st;
+    size_t n = 0;
+    ssize_t got;
+    FILE *f;
+    char self[64];
+    /* O_PATH first: opening a device can act (a watchdog's open arms it),
+     * so nothing is opened for reading before it is known to be a file. */
+    int pfd = open(path, O_PATH | O_CLOEXEC), fd = -1, e;
+
+    *data = NULL;
+    *why = NULL;
+    if (pfd < 0)
+        return NULL;
+    if (fstat(pfd, &st) < 0)
+        goto fail;
+    if (S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        *why = "not a regular file";
+        goto fail;
+    }
+    if (st.st_size > CONFREAD_FNFILE_MAX) {
+        errno = EFBIG;
+        *why = "larger than 65536 bytes";
+        goto fail;
+    }
+    /* The very file looked at, not what PATH names by now. */
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+    fd = open(self, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        goto fail;
+    *data = malloc(CONFREAD_FNFILE_MAX + 1);
+    if (!*data)
+        goto fail;
+    while (n <= CONFREAD_FNFILE_MAX &&
+           (got = read(fd, *data + n, CONFREAD_FNFILE_MAX + 1 - n)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            goto fail;
+        n += (size_t)got;
+    }
+    if (n > CONFREAD_FNFILE_MAX) {
+        errno = EFBIG;
+        *why = "larger than 65536 bytes";
+        goto fail;
+    }
+    close(fd);
+    close(pfd);
+    /* An empty file: fmemopen refuses a zero size. */
+    f = fmemopen(n ? *data : (char *)"", n ? n : 1, "r");
+    if (f && n == 0)
+        fgetc(f); /* the one byte of "" read: at EOF */
+    if (!f) {
+        free(*data);
+        *data = NULL;
+    }
+    return f;
+fail:
+    e = errno;
+    if (fd >= 0)
+        close(fd);
+    close(pfd);
+    free(*data);
+    *data = NULL;
+    errno = e;
+    return NULL;
+}
+
 /* Runs inih over P->path.  Returns 0, -1 with the error written, or 1 when
  * the file does not exist and MISSING_OK. */
 int confread_file(struct conf_parser *p, bool missing_ok)
 {
     struct stat st;
+    char *data = NULL;
+    const char *why = NULL;
     int r;
 
-    p->fp = fopen(p->path, "r");
+    if (p->fnfile)
+        p->fp = confread_open_fnfile(p->path, &data, &why);
+    else
+        p->fp = fopen(p->path, "r");
     if (p->fp == NULL) {
         if (missing_ok && errno == ENOENT)
             return 1;
-        confread_err(p->err, p->errlen, p->path, 0, "cannot open: %s", strerror(errno));
+        confread_err(p->err, p->errlen, p->path, 0, "cannot open: %s", why ? why : strerror(errno));
         return -1;
     }
     /* fopen happily opens a directory; say so instead of "cannot read". */
@@ -491,5 +579,6 @@ out:
         p->report(p->report_arg, p->err); /* cannot open, out of memory */
     fclose(p->fp);
     p->fp = NULL;
+    free(data);
     return r;
 }
