@@ -97,7 +97,9 @@ def test_hostile_function_folder_names_write_no_nginx_configuration(gateway_fact
 
     text = locations(build, gw.conf_path).stdout
     got = blocks(text)
-    assert sorted(got) == ["hello", "linked"], text
+    # A looping link is a function that answers why (disabled), as for any
+    # handler the gateway cannot stat.
+    assert sorted(got) == ["hello", "linked", "loop"], text
     # The body is the name-independent include body: the two differ only
     # by the name.
     assert [ln.replace("linked", "hello") for ln in got["linked"]] == got["hello"]
@@ -112,6 +114,8 @@ def test_hostile_function_folder_names_write_no_nginx_configuration(gateway_fact
     for uri in ("/fn/UP", "/fn/-dash", "/fn/a%20b", "/fn/a%24b", "/fn/" + "a" * 65):
         assert ngx.get_json(uri) == (404, {"error": "not found"}), uri
     assert ngx.get_json("/fn/dangling") == (404, {"error": "no such function: dangling"})
+    status, body = ngx.get_json("/fn/loop")
+    assert status == 503 and body["error"].startswith("function loop is disabled: "), body
 
 
 @pytest.mark.parametrize("uri,want", [
