@@ -549,3 +549,27 @@ def test_without_root_a_function_cannot_reach_another_process_s_limits_or_schedu
                             "want EPERM")
     assert ngx.get("/fn/v1?sleep=0").status == 200
     assert not failures, "\n".join(failures)
+
+
+# --- the SDK's connection end (inst4's cuts): an answer before the body ----
+
+
+def test_an_answer_before_a_big_body_is_read_reaches_the_client_not_a_502(stack, build):
+    """A client posts 3 MB to a function that answers without reading it:
+    once refused by max_body (the SDK's 413, sent before the body is
+    read), once answered by a handler that never reads its body.  The
+    instance closes with most of stdin unread while nginx may still be
+    sending it: every client gets the function's answer, never nginx's
+    502, ten times over, and the instance goes on serving."""
+    gw, ngx = stack({"small": build.testfn, "any": build.testfn},
+                    sections={"small": {"max_body": "1M"}, "any": {"max_body": "0"}})
+    body = b"x" * (3 << 20)
+    for i in range(10):
+        r = ngx.post("/fn/small?sleep=0", body, timeout=30)
+        assert (r.status, r.json()) == (413, {
+            "error": f"request body of {len(body)} bytes exceeds max_body (1048576 bytes)"}), \
+            (i, r.status, r.body)
+        r = ngx.post("/fn/any?sleep=0", body, timeout=30)
+        assert r.status == 200, (i, r.status, r.body)
+    assert ngx.get("/fn/small?sleep=0").status == 200
+    assert len(gw.instances("small")) == 1
