@@ -110,6 +110,30 @@ def test_image_has_healthcheck_and_runs_the_examples(image, container):
     assert f"listening on 127.0.0.1:{c.port}" in c.logs()
 
 
+def test_nginx_gets_exact_locations_at_start_and_on_sighup(container):
+    """The entrypoint writes fngate-functions.conf (`fngate nginx --locations`)
+    before its nginx starts; a function added later is served at once by the
+    include's regex, and SIGHUP gives it its own exact location."""
+    c = container()
+    c.wait_healthy()
+    loc = "/run/fngate-container/nginx/fngate-functions.conf"
+    text = c.sh(f"cat {loc}").stdout
+    for fn in ("hello", "echo", "users"):
+        assert f"location = /fn/{fn} {{" in text, text[:500]
+    assert "fastcgi_pass unix:/run/fngate/fn/hello.sock;" in text
+    c.sh("mkdir /srv/fngate/functions/late && "
+         "cp /srv/fngate/functions/hello/handler /srv/fngate/functions/late/handler")
+    wait_for(lambda: get(c.port, "/fn/late")[0] == 200, 10, interval=0.2,
+             what="late served by the regex fallback")
+    assert "/fn/late" not in c.sh(f"cat {loc}").stdout
+    podman("kill", "--signal", "HUP", c.id)
+    wait_for(lambda: "location = /fn/late {" in c.sh(f"cat {loc}").stdout, 10, interval=0.2,
+             what="late's exact location after SIGHUP")
+    status, body = get(c.port, "/fn/late")
+    assert (status, json.loads(body)) == (200, {"hello": "world"})
+    assert c.state()["Running"], c.logs()
+
+
 @pytest.mark.parametrize("victim", ["nginx", "fngate"])
 def test_container_exits_nonzero_when_nginx_or_fngate_dies(container, victim):
     c = container()
