@@ -510,10 +510,23 @@ def test_without_root_a_function_cannot_reach_another_process_s_limits_or_schedu
     these but the last (ABI 6).  Each attempt on each other process must
     answer EPERM and leave the target as it was (setown: the signal must
     not arrive)."""
-    run_as = ((HOSTING_UID, HOSTING_UID, [grp.getgrnam("nogroup").gr_gid])
-              if os.geteuid() == 0 else None)
     if os.geteuid() != 0:
         pytest.skip("needs root to look at and restore the targets")
+    _owner_attack(stack, build, users_db, attack, extra,
+                  (HOSTING_UID, HOSTING_UID, [grp.getgrnam("nogroup").gr_gid]))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: fngate as root gives functions uids")
+@pytest.mark.parametrize("attack", ["prlimit", "nice", "sched", "affinity", "ioprio", "setown"])
+def test_as_root_no_function_reaches_another_process_s_limits_or_scheduling(
+        stack, build, users_db, attack):
+    """fngate as root: every function its own uid, the spare, warden and
+    supervisor root, the pool its own: the kernel's uid checks refuse the
+    same attempts (EPERM) and nothing changes."""
+    _owner_attack(stack, build, users_db, attack, {"signal_only": attack == "setown"}, None)
+
+
+def _owner_attack(stack, build, users_db, attack, extra, run_as):
     env = dict(os.environ, FNGATE_TEST_LANDLOCK_ABI=extra["abi"]) if "abi" in extra else None
     gw, ngx = stack({"v1": build.testfn, "evil": build.hostile},
                     gateway={"database_url": users_db.dsn(), "spare_processes": 1},
