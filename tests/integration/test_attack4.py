@@ -586,3 +586,34 @@ def test_an_answer_before_a_big_body_is_read_reaches_the_client_not_a_502(stack,
         assert r.status == 200, (i, r.status, r.body)
     assert ngx.get("/fn/small?sleep=0").status == 200
     assert len(gw.instances("small")) == 1
+
+
+def test_idle_kept_connections_older_than_request_timeout_are_no_overdue_requests(stack, build):
+    """A front end's kept connections idle for many request_timeouts: the
+    police asks who holds them, finds the instance waiting for a next
+    request and spares it; each connection then serves its next request
+    from the same instance (no 504, no kill), and the function's
+    request_timeout still ends a real overdue request on one of them."""
+    gw, ngx = stack({"tf": build.testfn},
+                    sections={"tf": {"max_instances": "1", "request_timeout": "300ms",
+                                     "idle_timeout": "60s"}})
+    held = _kept(gw.sock_path("tf"), 4)
+    try:
+        (pid,) = gw.instances("tf")
+        time.sleep(2.0)  # more than 6 request_timeouts, idle
+        for i, s in enumerate(held):
+            s.sendall(_head(f"/again{i}"))
+            status, _, payload = _response_head(s)
+            assert status == 200 and json.loads(payload)["path"] == f"/again{i}", (i, payload)
+        assert gw.instances("tf") == [pid] and "exceeded its request_timeout" not in gw.log()
+        params = {"REQUEST_METHOD": "GET", "QUERY_STRING": "hang=1", "SCRIPT_NAME": "/fn/tf"}
+        pairs = b"".join(_pair(k.encode(), v.encode()) for k, v in params.items())
+        held[0].sendall(_rec(1, struct.pack(">HB5x", 1, 1)) + _rec(4, pairs) + _rec(4) + _rec(5))
+        status, _, payload = _response_head(held[0])
+        assert (status, json.loads(payload)) == (
+            504, {"error": "the function exceeded its request_timeout"})
+        gw.wait_log(lambda ln: f"[fn tf pid {pid}] exited with status 3 after " in ln,
+                    timeout=10, what="the timed-out instance's exit line")
+    finally:
+        for s in held:
+            s.close()
