@@ -617,3 +617,23 @@ def test_idle_kept_connections_older_than_request_timeout_are_no_overdue_request
     finally:
         for s in held:
             s.close()
+
+
+def test_a_client_that_hangs_up_mid_answer_costs_the_instance_nothing(stack, build):
+    """Ten HTTP clients ask for 8 MB and hang up after the first bytes:
+    the instance notices a closed connection, not a crash; the same
+    instance answers the next request, and another function throughout."""
+    gw, ngx = stack({"tf": build.testfn, "other": build.testfn},
+                    sections={"tf": {"max_instances": "1"}})
+    pid = ngx.get_json("/fn/tf?sleep=0")[1]["pid"]
+    for _ in range(10):
+        c = socket.create_connection(("127.0.0.1", ngx.port), timeout=10)
+        c.sendall(b"GET /fn/tf?big=8388608 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.recv(100).startswith(b"HTTP/1.1 200")
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()  # a reset, mid-body
+        assert ngx.get("/fn/other?sleep=0").status == 200
+    wait_for(lambda: ngx.get_json("/fn/tf?sleep=0", timeout=10)[1].get("pid") == pid, 10,
+             what="the same instance answering after the hang-ups")
+    assert gw.instances("tf") == [pid]
+    assert f"[fn tf pid {pid}] exited" not in gw.log()
