@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "fcgireq.h"
+#include "fn_frame.h"
 #include "fn_loop.h"
 #include "fngate.h"
 #include "testutil.h"
@@ -23,6 +24,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1287,6 +1289,60 @@ START_TEST(channel_none_passes)
 }
 END_TEST
 
+/* What the pool receives for integer parameters (decimal, exact at both
+ * ends of int64) and what the function reads back as the command tag (a C
+ * string, cut at 63 bytes or at a NUL), with the answer queued ahead. */
+static void queue_answer(int fd, const char *tag, size_t taglen)
+{
+    struct fn_buf b;
+
+    fn_buf_init(&b, 0);
+    fn_frame_begin(&b, FN_FRAME_RESULT);
+    fn_frame_add(&b, tag, taglen);
+    fn_frame_add(&b, "1", 1);
+    fn_frame_add(&b, "[{}]", 4);
+    ck_assert_int_eq(fn_frame_end(&b), 0);
+    ck_assert_int_eq(write(fd, b.data, b.len), (ssize_t)b.len);
+    fn_buf_free(&b);
+}
+
+START_TEST(query_int_params_and_tag)
+{
+    static const char *const params[] = {"REQUEST_METHOD=GET", NULL};
+    static const char *const want[] = {"0", "7", "-1", "9223372036854775807",
+                                       "-9223372036854775808"};
+    static struct fn_frame_view v;
+    char tag[80], got[256], err[128];
+    int pair[2];
+    ssize_t n;
+    fn_rows *rows;
+
+    channel_pair(pair);
+    begin_ok(params, NULL);
+    memset(tag, 'T', sizeof(tag));
+    queue_answer(pair[1], tag, 70);
+    rows = fn_query(req, "SELECT $1, $2, $3, $4, $5", "[IIIII]", (json_int_t)0, (json_int_t)7,
+                    (json_int_t)-1, (json_int_t)INT64_MAX, (json_int_t)INT64_MIN);
+    ck_assert_ptr_nonnull(rows);
+    ck_assert_uint_eq(strlen(fn_rows_tag(rows)), 63);
+    n = read(pair[1], got, sizeof(got));
+    ck_assert_int_gt(n, 4);
+    ck_assert_int_eq(fn_frame_parse(got + 4, (size_t)n - 4, &v, err, sizeof(err)), 0);
+    ck_assert_uint_ge(v.n_fields, 6);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(v.field[i + 1].p[0], FN_FRAME_P_INT);
+        ck_assert_uint_eq(v.field[i + 1].len - 1, strlen(want[i]));
+        ck_assert_int_eq(memcmp(v.field[i + 1].p + 1, want[i], strlen(want[i])), 0);
+    }
+    queue_answer(pair[1], "INSERT 0 1\0junk", 15);
+    rows = fn_query(req, "INSERT INTO t VALUES (1)", NULL);
+    ck_assert_ptr_nonnull(rows);
+    ck_assert_str_eq(fn_rows_tag(rows), "INSERT 0 1");
+    ck_assert_int_eq(fn_rows_count(rows), 1);
+    close(pair[1]);
+}
+END_TEST
+
 static Suite *sdk_suite(void)
 {
     Suite *s = suite_create("sdk");
@@ -1373,6 +1429,7 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, channel_live_passes);
     tcase_add_test(tc, channel_unasked_bytes_fail);
     tcase_add_test(tc, channel_none_passes);
+    tcase_add_test(tc, query_int_params_and_tag);
     suite_add_tcase(s, tc);
 
     return s;
