@@ -175,6 +175,15 @@ START_TEST(an_instance_holding_kept_connections_is_not_free_for_a_new_one)
     s.queued = 0;
     s.burst = true;
     ck_assert(scale_burst_over(&s));
+    /* Still in a burst (a tick has not ended it yet) with a connection
+     * queued: the estimate must not count on the instance holding kept
+     * connections either (redteam4: one holding all 32 it may hold takes
+     * none, and the queued request waited for its queue_timeout 503 with
+     * max_instances not reached). */
+    s = timed(st(1, 0, 0, 0, 1, 2, 0), 10000, 1000000);
+    s.kept = 1;
+    s.burst = true;
+    ck_assert_int_eq(scale_spawn_count(&s), 1);
 }
 END_TEST
 
