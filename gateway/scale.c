@@ -37,8 +37,11 @@ int scale_spawn_count(const struct scale_state *s)
          * of them ready after the burst was served (bench_core.sh (e)). */
         int64_t per = s->start_ns / (s->svc_ns * SCALE_BUSY_FACTOR);
         int64_t need = ((int64_t)queued + per - 1) / per;
-        if (need - s->live < uncovered)
-            uncovered = (int)(need - s->live);
+        /* Not one holding kept connections: it leaves new connections to
+         * others (and takes none once it holds all it may). */
+        int serving = s->live - s->kept;
+        if (need - serving < uncovered)
+            uncovered = (int)(need - serving);
     }
     if (uncovered > want)
         want = uncovered;
