@@ -24,10 +24,11 @@
  * compiled as a binary tree (about 30 us per spawn, measured).
  *
  * Signals where Landlock cannot scope them (ABI < 6) and every function
- * shares the gateway's uid (no root): the filter starts with a few rules of
+ * shares the gateway's uid (no root): the filter ends with a few rules of
  * its own, written here in BPF because they compare against the calling
  * instance's pid, which childsetup_seal writes into its copy of the
- * program (the placeholders CHILDSETUP_BPF_SELF/NEG_SELF).  kill, tkill,
+ * program (the placeholders CHILDSETUP_BPF_SELF/NEG_SELF); libseccomp's
+ * tree leads to them for those system calls only.  kill, tkill,
  * tgkill, rt_sigqueueinfo and rt_tgsigqueueinfo may only aim at the
  * instance itself, 0 or minus its pid (its own process group, which holds
  * everything it forked); pidfd_open only at itself; pidfd_send_signal not
@@ -35,8 +36,7 @@
  * where a descriptor points).  Everything else answers EPERM: another
  * function's instances, the waiting spare, the supervisor, the warden, the
  * pool, and kill(-1, ...).  The comparison is on the low 32 bits, the pid_t
- * the kernel reads.  Only the rules' loads of the argument keep these five
- * system calls out of the kernel's always-allowed cache.
+ * the kernel reads.  No other system call runs a further instruction.
  *
  * Landlock: its own folder, the system's libraries and /etc read-only (and
  * executable), /proc read-only (ptrace rules still guard other processes'
@@ -127,6 +127,11 @@ static int sbx_ll_abi = -1; /* -1: not probed; 0: no Landlock */
 static bool sbx_seccomp_ok;
 /* The signal rules are in the program (see the top of this file). */
 static bool sbx_signals;
+/* What libseccomp's program returns for the signal rules' system calls
+ * before sbx_signals_link points them at the rules (SECCOMP_RET_TRACE
+ * data, never left in a loaded program). */
+#define SBX_MARK_GROUP 0x5e1f
+#define SBX_MARK_SELF 0x5e20
 /* The compiled filter; the child passes it to seccomp(2) as is. */
 static struct sock_filter *sbx_bpf;
 static struct sock_fprog sbx_prog;
@@ -218,6 +223,21 @@ static int sbx_build_seccomp(void)
                              SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i])) < 0)
             goto out;
     }
+    /* The signal rules' system calls end in markers that sbx_signals_link
+     * turns into jumps to the rules (libseccomp cannot compare an argument
+     * against three values): its own binary tree finds them, so no other
+     * system call runs one more instruction. */
+    if (sbx_signals) {
+        static const int group[] = {SCMP_SYS(kill), SCMP_SYS(tkill), SCMP_SYS(tgkill),
+                                    SCMP_SYS(rt_sigqueueinfo), SCMP_SYS(rt_tgsigqueueinfo)};
+        for (size_t i = 0; i < sizeof(group) / sizeof(group[0]); i++) {
+            if (seccomp_rule_add(ctx, SCMP_ACT_TRACE(SBX_MARK_GROUP), group[i], 0) < 0)
+                goto out;
+        }
+        if (seccomp_rule_add(ctx, SCMP_ACT_TRACE(SBX_MARK_SELF), SCMP_SYS(pidfd_open), 0) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_send_signal), 0) < 0)
+            goto out;
+    }
     fd = memfd_create("fngate-seccomp", MFD_CLOEXEC);
     if (fd < 0 || seccomp_export_bpf(ctx, fd) < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 ||
         st.st_size % (off_t)sizeof(struct sock_filter) != 0)
@@ -249,43 +269,30 @@ out:
 #define SBX_ARG0_LO (offsetof(struct seccomp_data, args[0]) + 4)
 #endif
 
-/* Puts the signal rules in front of the compiled program.  The rules end
- * in the program's first instruction, which checks the architecture
- * itself: a foreign system call number that looks like kill here can only
- * get EPERM earlier than the KILL_PROCESS it would get there. */
-static int sbx_prepend_signals(void)
+/* Appends the signal rules to the compiled program and points its
+ * markers at them: a marker's RET becomes a forward jump. */
+static int sbx_signals_link(void)
 {
-    enum { MAIN = 15 }; /* the index where the compiled program starts */
-    const struct sock_filter pre[MAIN] = {
-        /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_kill, 7, 0),
-        /* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tkill, 6, 0),
-        /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 5, 0),
-        /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 4, 0),
-        /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_tgsigqueueinfo, 3, 0),
-        /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 5, 0),
-        /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_send_signal, 6, 0),
-        /* 8 */ BPF_STMT(BPF_JMP | BPF_JA, MAIN - 9),
-        /* 9: its own process group */
+    enum { N = 7 };
+    const unsigned group = sbx_prog.len, self = group + 3;
+    const struct sock_filter rules[N] = {
+        /* +0, the group kind: 0 or minus itself (its own process group) */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG0_LO),
-        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, MAIN - 11, 0),
-        /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_NEG_SELF, MAIN - 12, 0),
-        /* 12: itself */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_NEG_SELF, 3, 0),
+        /* +3, both kinds: itself */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG0_LO),
-        /* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_SELF, MAIN - 14, 0),
-        /* 14 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_SELF, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        /* +6 */
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
+    const uint32_t mark_group = SECCOMP_RET_TRACE | SBX_MARK_GROUP;
+    const uint32_t mark_self = SECCOMP_RET_TRACE | SBX_MARK_SELF;
     struct sock_filter *all;
-    size_t n = MAIN + sbx_prog.len;
+    size_t n = sbx_prog.len + N;
+    int marks = 0;
 
-    /* The placeholders must mean nothing else in the compiled part. */
-    for (unsigned i = 0; i < sbx_prog.len; i++) {
-        if (sbx_bpf[i].k == CHILDSETUP_BPF_SELF || sbx_bpf[i].k == CHILDSETUP_BPF_NEG_SELF) {
-            log_error("sandbox: the seccomp program uses 0x%x, the signal rules' placeholder",
-                      sbx_bpf[i].k);
-            return -1;
-        }
-    }
     if (n > CHILDSETUP_BPF_MAX) {
         log_error("sandbox: the seccomp program has %zu instructions, more than %d", n,
                   CHILDSETUP_BPF_MAX);
@@ -294,8 +301,28 @@ static int sbx_prepend_signals(void)
     all = malloc(n * sizeof(*all));
     if (!all)
         return -1;
-    memcpy(all, pre, sizeof(pre));
-    memcpy(all + MAIN, sbx_bpf, sbx_prog.len * sizeof(*all));
+    memcpy(all, sbx_bpf, sbx_prog.len * sizeof(*all));
+    memcpy(all + sbx_prog.len, rules, sizeof(rules));
+    for (unsigned i = 0; i < sbx_prog.len; i++) {
+        struct sock_filter *f = &all[i];
+        /* The placeholders must mean nothing else in the compiled part. */
+        if (f->k == CHILDSETUP_BPF_SELF || f->k == CHILDSETUP_BPF_NEG_SELF) {
+            log_error("sandbox: the seccomp program uses 0x%x, a signal rule's placeholder", f->k);
+            free(all);
+            return -1;
+        }
+        if (f->code != (BPF_RET | BPF_K) || (f->k != mark_group && f->k != mark_self))
+            continue;
+        f->code = BPF_JMP | BPF_JA;
+        f->k = (f->k == mark_group ? group : self) - (i + 1);
+        f->jt = f->jf = 0;
+        marks++;
+    }
+    if (marks == 0) {
+        log_error("sandbox: the signal rules' markers are not in the seccomp program");
+        free(all);
+        return -1;
+    }
     free(sbx_bpf);
     sbx_bpf = all;
     sbx_prog.len = (unsigned short)n;
@@ -327,15 +354,13 @@ int sandbox_init(void)
         }
     }
     sbx_seccomp_ok = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
-    if (sbx_seccomp_ok && sbx_build_seccomp() < 0) {
-        log_error("sandbox: cannot build the seccomp filter");
-        return -1;
-    }
     /* As root every function has a uid of its own, which the kernel's own
      * signal check already keeps apart (and the waiting spare is root). */
     sbx_signals = sbx_seccomp_ok && sbx_ll_abi < 6 && geteuid() != 0;
-    if (sbx_signals && sbx_prepend_signals() < 0)
+    if (sbx_seccomp_ok && (sbx_build_seccomp() < 0 || (sbx_signals && sbx_signals_link() < 0))) {
+        log_error("sandbox: cannot build the seccomp filter");
         return -1;
+    }
     if (uname(&u) < 0)
         snprintf(u.release, sizeof(u.release), "?");
     if (sbx_ll_abi == 0)

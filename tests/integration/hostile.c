@@ -31,7 +31,8 @@
  *                              tgsigqueue (rt_tgsigqueueinfo(P, P)), pidfd
  *                              (pidfd_open(P) + pidfd_send_signal) or
  *                              procfd (open /proc/P + pidfd_send_signal);
- *                              P may be 0, -1 or -PGID; pid=self is getpid()
+ *                              P may be 0, -1 or -PGID; pid=self is getpid(),
+ *                              pid=-self its own process group
  *   ?attack=linger             fork a child that ignores SIGTERM, keeps
  *                              every descriptor (fd 0: the listening
  *                              socket) and sleeps forever; answers its pid
@@ -315,7 +316,9 @@ static int attack_signal(fn_req *req, fn_res *res)
 {
     const char *how = fn_arg(req, "how");
     const char *p = fn_arg(req, "pid");
-    pid_t pid = p && strcmp(p, "self") == 0 ? getpid() : (pid_t)arg_long(req, "pid", 0);
+    pid_t pid = p && strcmp(p, "self") == 0    ? getpid()
+                : p && strcmp(p, "-self") == 0 ? -getpid()
+                                               : (pid_t)arg_long(req, "pid", 0);
     int sig = (int)arg_long(req, "sig", SIGCONT);
     siginfo_t si;
     long rc = -1;
