@@ -6,11 +6,11 @@
  * assignment (gateway/assign.h): the instance's set-up description, the
  * very struct childsetup the exec path fills.  Then, in this order, it
  * becomes that function's instance: the set-up proc.c's vfork child makes,
- * through the same function (gateway/childsetup.c: Landlock and no_new_privs, fds 0..4 and nothing
- * else, which closes the supervisor's socket, signals, limits, the
- * function's uid, PR_SET_PDEATHSIG, its folder, the seccomp program the
- * supervisor sent), non-dumpable, the function's environment, and only
- * then dlopen()s the function's handler.so, so that the shared object's
+ * through the same childsetup_apply (gateway/childsetup.c: Landlock and
+ * no_new_privs, fds 0..4 and nothing else, which closes the supervisor's
+ * socket, signals, limits, the function's uid, PR_SET_PDEATHSIG, its
+ * folder, the seccomp program the supervisor sent), non-dumpable, the
+ * function's environment, and only then dlopen()s the function's handler.so, so that the shared object's
  * constructors run confined and unprivileged.  Each spare is its own exec:
  * no address-space layout, stack canary or memory is shared between
  * instances, unlike a zygote's forks.  A failed assignment writes its
