@@ -83,8 +83,12 @@ def test_attacks_fail_without_root_spare_born(stack, build, users_db):
 
 def waiting_spare_attacks(stack, build, run_as):
     """A spare-born hostile function against the spare waiting next to it."""
+    # One evil instance for the whole test: under load a second one would
+    # take a listed spare (a spare counts as waiting until its handler.so is
+    # mapped), and the attack could then land on that very process.
     gw, ngx = stack({"evil": build.hostile}, shared_objects={"evil": so(build, "hostile-exec")},
-                    gateway={"spare_processes": 2}, run_as=run_as)
+                    gateway={"spare_processes": 2}, run_as=run_as,
+                    sections={"evil": {"max_instances": 1, "idle_timeout": "60s"}})
     wait_for(lambda: len(gw.spares()) == 2, 10, what="two spare processes")
     me = attack(ngx, attack="self")
     assert me["dumpable"] == 0, me
