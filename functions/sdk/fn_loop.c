@@ -488,18 +488,20 @@ static void fn_account(fn_req *req, int status, int64_t start, const struct time
         fn_reqlog(req, status, wall, dur, queue, cold);
 }
 
-/* The most of a request's unread stdin read to keep its connection. */
-#define FN_KEPT_DRAIN (64 * 1024)
+/* The most of a request's unread stdin read before its connection is kept
+ * or closed. */
+#define FN_STDIN_DRAIN (64 * 1024)
 
-/* Reads the rest of the request's stdin, up to its end record, before the
- * connection is kept for a next request.  A front end may send that record
- * in a write of its own after the parameters (Apache does), so a handler
- * that answers from the parameters leaves it unread: it then wakes the
- * idle instance as if it were the next request, libfcgi finds no
- * FCGI_BEGIN_REQUEST in it and closes the connection, racing the front
- * end's reuse of it (Apache: 503 "Failed to read FastCGI header").  A
- * longer rest than FN_KEPT_DRAIN is not read: the connection is closed. */
-static void fn_kept_drain(FCGX_Request *r)
+/* Reads the rest of the request's stdin, up to its end record; false when
+ * more than FN_STDIN_DRAIN bytes were left, or the read failed.  A front
+ * end may send that record in a write of its own after the parameters
+ * (Apache does), so a handler that answers from the parameters leaves it
+ * unread.  On a kept connection it would then wake the idle instance as if
+ * it were the next request, libfcgi would find no FCGI_BEGIN_REQUEST in it
+ * and close the connection, racing the front end's reuse of it (Apache: 503
+ * "Failed to read FastCGI header").  On a closed one it is what decides
+ * how to close (fn_conn_end). */
+static bool fn_stdin_drain(FCGX_Request *r)
 {
     char scratch[4096];
     long total = 0;
@@ -507,13 +509,41 @@ static void fn_kept_drain(FCGX_Request *r)
 
     while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), r->in)) > 0) {
         total += n;
-        if (total > FN_KEPT_DRAIN) {
-            r->keepConnection = 0;
-            return;
-        }
+        if (total > FN_STDIN_DRAIN)
+            return false;
     }
-    if (FCGX_GetError(r->in) != 0)
-        r->keepConnection = 0;
+    return FCGX_GetError(r->in) == 0;
+}
+
+/* Ends the request on its connection, before FCGX_Finish_r.
+ *
+ * A kept connection's stdin is read to its end before the response goes
+ * out: the front end sends its next request on the connection only after
+ * the response, and a read after that could take the next request's first
+ * bytes into libfcgi's buffer, which the finish frees.  One whose stdin
+ * could not be read to its end is closed.
+ *
+ * A connection that is not kept gets its response first, in the one write
+ * libfcgi makes of it and its end records (closing the streams twice is
+ * harmless), so that nothing below waits with it unsent.  Then its stdin
+ * is read to its end: with nothing left unread, it is closed at once.
+ * libfcgi's own close would shut down our side and then wait, up to 2 s,
+ * for the front end to close its own before the instance takes another
+ * connection (a poll and two more system calls per request even when
+ * nginx closes at once).  Only with stdin left unread does libfcgi close
+ * that slow way, which reads what is left so that the close is not a reset
+ * the front end could take for a failure before it read our answer. */
+static void fn_conn_end(FCGX_Request *r)
+{
+    if (r->keepConnection) {
+        if (!fn_stdin_drain(r))
+            r->keepConnection = 0;
+        return;
+    }
+    FCGX_FClose(r->err);
+    FCGX_FClose(r->out);
+    if (fn_stdin_drain(r))
+        FCGX_Detach(r);
 }
 
 /* Serves one request on the connection CFD.  Returns CFD when the front end
@@ -562,8 +592,7 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
         fn_account(req, status, start, &wall, fn_now_ns());
         fn_cur_req = NULL;
         fn_req_end(req);
-        if (r->keepConnection)
-            fn_kept_drain(r);
+        fn_conn_end(r);
         FCGX_Finish_r(r);
         __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);
         if (r->ipcFd >= 0 && !FN_SB_LOAD(fn_slot->stop_req))
