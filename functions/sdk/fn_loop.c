@@ -767,6 +767,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     lim.max_requests = fn_env_long("FNGATE_MAX_REQUESTS", 0);
     fn_req_timeout_ns = (int64_t)fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0) * 1000000;
     fn_req_set_timeout(fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0));
+    fn_req_set_function(getenv("FNGATE_FUNCTION"));
 
     /* execve made the instance dumpable again: without this, anything
      * sharing its uid could ptrace it or read its /proc/<pid>/environ, mem

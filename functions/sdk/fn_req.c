@@ -50,11 +50,16 @@ struct fn_req {
     struct fn_dbreq *db; /* owned: rows and the last error (fn_db.c) */
     char trace_id[33];   /* from traceparent; parsed on first use */
     char id_buf[33];     /* the request id the SDK made, when the front end sent none */
+    bool id_made;        /* request_id is id_buf */
     bool trace_parsed;
 };
 
 static const char *fn_empty = "";
 static int64_t fn_request_timeout_ms;
+/* $FNGATE_FUNCTION as fn_main found it (fn_req_set_function); until then
+ * it is read each time (the in-memory test harness changes it). */
+static const char *fn_env_function;
+static bool fn_env_function_set;
 /* The request in progress, for fn_log's request id (one at a time). */
 static const fn_req *fn_current;
 
@@ -70,9 +75,26 @@ void fn_req_set_timeout(int64_t ms)
     fn_request_timeout_ms = ms > 0 ? ms : 0;
 }
 
+void fn_req_set_function(const char *name)
+{
+    fn_env_function = name;
+    fn_env_function_set = true;
+}
+
+/* The function's name from the environment, or NULL. */
+static const char *fn_req_env_function(void)
+{
+    return fn_env_function_set ? fn_env_function : getenv("FNGATE_FUNCTION");
+}
+
 const char *fn_req_current_id(void)
 {
     return fn_current ? fn_current->request_id : NULL;
+}
+
+bool fn_req_current_id_made(void)
+{
+    return fn_current && fn_current->id_made;
 }
 
 fn_req *fn_req_new(void)
@@ -204,7 +226,7 @@ static const char *fn_req_find_path(fn_req *req)
     }
     name = req->known.function;
     if (!name)
-        name = getenv("FNGATE_FUNCTION");
+        name = fn_req_env_function();
     if ((slen == 0 || dec[slen] == '\0') && name && *name && strncmp(dec, "/fn/", 4) == 0) {
         size_t nlen = strlen(name);
         if (strncmp(dec + 4, name, nlen) == 0 && (dec[4 + nlen] == '\0' || dec[4 + nlen] == '/'))
@@ -221,9 +243,13 @@ static const char *fn_req_find_path(fn_req *req)
 
 /* Takes param E for the FIELD of K when it is NAME=... and FIELD is still
  * unset (the first of two params with one name wins, as with
- * FCGX_GetParam). */
+ * FCGX_GetParam).  E's second byte is compared first (its first is NAME's:
+ * E is at least that long), which turns away most params for nothing;
+ * then a memcmp of a constant length, a few word compares inline (a
+ * strncmp call per name cost more), within E's length, measured once. */
 #define FN_KNOWN(field, name)                                                                      \
-    if (!k->field && strncmp(e, name "=", sizeof(name)) == 0) {                                    \
+    if (!k->field && e[1] == name[1] && (len ? len : (len = strlen(e))) >= sizeof(name) &&         \
+        memcmp(e, name "=", sizeof(name)) == 0) {                                                  \
         k->field = e + sizeof(name);                                                               \
         continue;                                                                                  \
     }
@@ -237,6 +263,7 @@ static void fn_req_scan(struct fn_known *k, char **envp)
     memset(k, 0, sizeof(*k));
     for (char **ep = envp; ep && *ep; ep++) {
         const char *e = *ep;
+        size_t len = 0; /* strlen(e), once a name needs it */
 
         switch (e[0]) {
         case 'C':
@@ -304,14 +331,34 @@ static int64_t fn_arrival_parse(const char *a)
  * not: nginx's $request_id costs a RAND_bytes per request, about a quarter
  * of what the include costs nginx).  A random 64-bit prefix per instance,
  * then a counter through splitmix64's finaliser: a bijection, so ids never
- * repeat within an instance, and look random across them. */
-static uint64_t fn_id_prefix, fn_id_key, fn_id_next;
+ * repeat within an instance, and look random across them.  The prefix's 16
+ * hex digits are written once, at the seed. */
+static uint64_t fn_id_key, fn_id_next;
+static char fn_id_prefix_hex[16];
 static bool fn_id_seeded;
+
+/* The two hex digits of V at P. */
+static void fn_hex_byte(char *p, unsigned v)
+{
+    static const char hexd[] = "0123456789abcdef";
+    p[0] = hexd[v >> 4];
+    p[1] = hexd[v & 15];
+}
+
+/* V's 16 hex digits at P, most significant first. */
+static void fn_hex64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        fn_hex_byte(p + 2 * i, (unsigned)(v & 0xff));
+}
 
 void fn_req_seed_ids(const unsigned char seed[16])
 {
-    memcpy(&fn_id_prefix, seed, 8);
+    uint64_t prefix;
+
+    memcpy(&prefix, seed, 8);
     memcpy(&fn_id_key, seed + 8, 8);
+    fn_hex64(fn_id_prefix_hex, prefix);
     fn_id_seeded = true;
 }
 
@@ -325,9 +372,6 @@ static uint64_t fn_mix64(uint64_t z)
 /* Puts a fresh 32-hex-digit id into BUF. */
 static void fn_req_new_id(char *buf)
 {
-    static const char hexd[] = "0123456789abcdef";
-    uint64_t v[2];
-
     if (!fn_id_seeded) {
         /* Not started by fn_main (the in-memory test harness): seed here. */
         unsigned char seed[16];
@@ -341,12 +385,8 @@ static void fn_req_new_id(char *buf)
         }
         fn_req_seed_ids(seed);
     }
-    v[0] = fn_id_prefix;
-    v[1] = fn_mix64(fn_id_key + fn_id_next++);
-    for (int w = 0; w < 2; w++) {
-        for (int i = 0; i < 16; i++)
-            buf[w * 16 + i] = hexd[(v[w] >> (60 - 4 * i)) & 15];
-    }
+    memcpy(buf, fn_id_prefix_hex, 16);
+    fn_hex64(buf + 16, fn_mix64(fn_id_key + fn_id_next++));
     buf[32] = '\0';
 }
 
@@ -362,10 +402,11 @@ static void fn_req_params(fn_req *req, char **envp)
     req->path = fn_req_find_path(req);
     req->name = k->function;
     if (!req->name)
-        req->name = getenv("FNGATE_FUNCTION");
+        req->name = fn_req_env_function();
     if (!req->name)
         req->name = fn_empty;
-    if (k->request_id && *k->request_id) {
+    req->id_made = !(k->request_id && *k->request_id);
+    if (!req->id_made) {
         req->request_id = k->request_id;
     } else {
         fn_req_new_id(req->id_buf);

@@ -7,6 +7,7 @@
 #define FN_REQ_H
 
 #include <fcgiapp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ void fn_req_end(fn_req *req);
 int fn_req_run(fn_req *req, fn_res *res, fn_handler handler);
 /* The instance's request_timeout in ms (0: none), for fn_deadline_ms. */
 void fn_req_set_timeout(int64_t ms);
+/* The function's name from the environment, once for all requests (fn_main:
+ * getenv per request cost more than the rest of the name's handling).
+ * NAME is borrowed for the process's life; NULL when there is none. */
+void fn_req_set_function(const char *name);
 /* Seeds the request ids the SDK makes (16 random bytes). */
 void fn_req_seed_ids(const unsigned char seed[16]);
 /* The arrival time nginx recorded ($msec), in ms since the epoch, or -1. */
@@ -38,6 +43,9 @@ int64_t fn_req_arrival_ms(const fn_req *req);
 /* The id of the request in progress (for fn_log and X-Request-Id), or NULL
  * between requests.  Borrowed: valid until fn_req_end. */
 const char *fn_req_current_id(void);
+/* True when that id is one the SDK made (32 hex digits: a valid header
+ * value), false for one the front end sent, or between requests. */
+bool fn_req_current_id_made(void);
 
 /* The database state of a request (fn_db.c): a slot in fn_req that
  * fn_req_end clears through fn_db_request_end. */

@@ -283,6 +283,8 @@ const char *fn_res_id_value(void)
 {
     const char *id = fn_req_current_id();
 
+    if (fn_req_current_id_made())
+        return id;
     if (!id || !*id || strlen(id) > 128 || !fn_field_value(id))
         return NULL;
     return id;

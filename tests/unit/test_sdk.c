@@ -1231,6 +1231,128 @@ START_TEST(request_id_header_set_by_handler)
 }
 END_TEST
 
+/* Writes the response and returns what nginx got, X-Request-Id included. */
+static const char *respond_whole(void)
+{
+    ck_assert_int_eq(fn_res_write(res, &rq), 0);
+    fn_res_reset(res);
+    fn_req_end(req);
+    FCGX_Finish_r(&rq);
+    read_response(1);
+    return out;
+}
+
+/* An id the front end sent becomes X-Request-Id only as a valid header
+ * value of at most 128 bytes (a tab is one; a control character or a longer
+ * id is left out, never written); an id the SDK made always does. */
+START_TEST(request_id_header_only_when_valid)
+{
+    static const char *const ctl[] = {"FNGATE_REQUEST_ID=bad\001id", NULL};
+    static const char *const tab[] = {"FNGATE_REQUEST_ID=a\tb", NULL};
+    static const char *const none[] = {"REQUEST_METHOD=GET", NULL};
+    char at_max[20 + 128 + 1], too_long[20 + 129 + 1], want[160];
+    const char *const max_env[] = {at_max, NULL}, *const long_env[] = {too_long, NULL};
+    const char *o;
+
+    snprintf(at_max, sizeof(at_max), "FNGATE_REQUEST_ID=%0128d", 7);
+    snprintf(too_long, sizeof(too_long), "FNGATE_REQUEST_ID=%0129d", 7);
+    begin_ok(ctl, NULL);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    ck_assert_ptr_null(strstr(respond_whole(), "X-Request-Id"));
+    begin_ok(long_env, NULL);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    ck_assert_ptr_null(strstr(respond_whole(), "X-Request-Id"));
+    begin_ok(max_env, NULL);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    snprintf(want, sizeof(want), "\r\nX-Request-Id: %s\r\n", at_max + 18);
+    ck_assert_ptr_nonnull(strstr(respond_whole(), want));
+    begin_ok(tab, NULL);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    ck_assert_ptr_nonnull(strstr(respond_whole(), "\r\nX-Request-Id: a\tb\r\n"));
+    begin_ok(none, NULL);
+    snprintf(want, sizeof(want), "\r\nX-Request-Id: %s\r\n", fn_request_id(req));
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    o = respond_whole();
+    ck_assert_ptr_nonnull(strstr(o, want));
+}
+END_TEST
+
+/* The ids one instance makes share their first 16 hex digits (its random
+ * prefix) and differ in the last 16 (its counter, mixed). */
+START_TEST(request_ids_share_the_instance_prefix)
+{
+    static const char *const none[] = {"REQUEST_METHOD=GET", NULL};
+    char first[33];
+
+    begin_ok(none, NULL);
+    memcpy(first, fn_request_id(req), 33);
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    for (int i = 0; i < 20; i++) {
+        const char *id;
+        begin_ok(none, NULL);
+        id = fn_request_id(req);
+        ck_assert_int_eq(strncmp(id, first, 16), 0);
+        ck_assert_int_ne(strncmp(id + 16, first + 16, 16), 0);
+        ck_assert_int_eq(strspn(id, "0123456789abcdef"), 32);
+        ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+        respond();
+    }
+}
+END_TEST
+
+/* A param shorter than a name it starts like, or one letter long, is
+ * another param, and is never read past its end (ASan would say). */
+START_TEST(params_short_names)
+{
+    static const char *const env[] = {"R=x",
+                                      "RE=x",
+                                      "REQUEST_METHO=PUT",
+                                      "C=",
+                                      "CONTENT_TYP=a",
+                                      "F=",
+                                      "FNGATE_PATH_=/no",
+                                      "H=",
+                                      "HTTP_TRACEPARENT_=x",
+                                      "Q=",
+                                      "S=",
+                                      "P=",
+                                      "REQUEST_METHOD=GET",
+                                      NULL};
+
+    begin_ok(env, NULL);
+    ck_assert_str_eq(fn_method(req), "GET");
+    ck_assert_str_eq(fn_query_string(req), "");
+    ck_assert_str_eq(fn_path(req), "");
+    ck_assert_ptr_null(fn_trace_id(req));
+    ck_assert_int_eq(strlen(fn_request_id(req)), 32);
+}
+END_TEST
+
+/* fn_main reads $FNGATE_FUNCTION once: a later change of the environment
+ * does not rename the function; a front end's FNGATE_FUNCTION still wins. */
+START_TEST(function_name_read_once)
+{
+    static const char *const none[] = {"REQUEST_METHOD=GET", NULL};
+    static const char *const sent[] = {"FNGATE_FUNCTION=fromparam", NULL};
+
+    setenv("FNGATE_FUNCTION", "atstart", 1);
+    fn_req_set_function(getenv("FNGATE_FUNCTION"));
+    setenv("FNGATE_FUNCTION", "later", 1);
+    begin_ok(none, NULL);
+    ck_assert_str_eq(fn_name(req), "atstart");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    begin_ok(sent, NULL);
+    ck_assert_str_eq(fn_name(req), "fromparam");
+    ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
+    respond();
+    fn_req_set_function(NULL);
+    begin_ok(none, NULL);
+    ck_assert_str_eq(fn_name(req), "");
+}
+END_TEST
+
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1364,6 +1486,10 @@ static Suite *sdk_suite(void)
     tcase_add_test(tc, params_first_wins);
     tcase_add_test(tc, request_id_made_when_absent);
     tcase_add_test(tc, request_id_header_set_by_handler);
+    tcase_add_test(tc, request_id_header_only_when_valid);
+    tcase_add_test(tc, request_ids_share_the_instance_prefix);
+    tcase_add_test(tc, params_short_names);
+    tcase_add_test(tc, function_name_read_once);
     suite_add_tcase(s, tc);
 
     tc = tcase("body");
