@@ -9,11 +9,17 @@
 #               exact location `fngate nginx --locations` writes for it
 #   /fn/hello/  the same through the include's regex fallback (what a
 #               function added since the file was written costs)
+#   /fn/hellospare  the same hello with its handler.so (its exact location
+#               too), so that its instance is spare-born: gateway/fngate-spare
+#               (dynamically linked) takes the function on and dlopen()s
+#               handler.so
 #   /fn-direct  the same instance behind a plain location (the bare
 #               program's parameters)
 #   /bare       bare_hello.c on spawn-fcgi (one child, under callgrind)
 # with fngate's one hello instance under callgrind too (a wrapper handler,
-# sandbox off, since the sandbox would refuse valgrind's own system calls).
+# sandbox off, since the sandbox would refuse valgrind's own system calls),
+# and its spare processes likewise (a wrapper fngate-spare next to a copy
+# of fngate, which runs the fngate-spare next to it).
 # For each path, two fresh stacks: one serves 100 requests, the other 100 + N
 # (one keep-alive client); the difference of each process's instructions
 # over N is the cost of one warm request, start-up and shutdown cancelled.  Prints
@@ -43,9 +49,11 @@ need_report
 NGINX=$(command -v nginx)
 FNGATE="$ROOT/gateway/fngate"
 HELLO="$ROOT/functions/hello/handler"
+HELLO_SO="$ROOT/functions/hello/handler.so"
+SPARE="$ROOT/gateway/fngate-spare"
 RES=$(mktemp -d)
 build_tree
-[ -x "$FNGATE" ] && [ -x "$HELLO" ] || die "build the project first"
+[ -x "$FNGATE" ] && [ -x "$HELLO" ] && [ -f "$HELLO_SO" ] && [ -x "$SPARE" ] || die "build the project first"
 
 make_run_dir fngate-instr
 NGINX_PID=""; FNGATE_PID=""; BARE_PID=""
@@ -62,9 +70,17 @@ cleanup() {
 trap_cleanup
 
 CG="$RUN/cg"
-mkdir -p "$RUN/functions/hello" "$RUN/sock" "$RUN/bare" "$RUN/nginx" "$CG"
+mkdir -p "$RUN/functions/hello" "$RUN/functions/hellospare" "$RUN/bin" "$RUN/sock" "$RUN/bare" \
+    "$RUN/nginx" "$CG"
 chmod 1777 "$CG"
 cp "$HELLO" "$RUN/hello"
+# hellospare: a handler (never run: the spare takes every cold start) and its
+# handler.so, copied after it (fngate ignores a handler.so older than its
+# handler).
+cp "$HELLO" "$RUN/functions/hellospare/handler"
+cp "$HELLO_SO" "$RUN/functions/hellospare/handler.so"
+cp "$FNGATE" "$RUN/bin/fngate"
+FNGATE="$RUN/bin/fngate"
 cc -O2 -Wall -o "$RUN/bare/bare_hello" "$BENCH_DIR/bare_hello.c" -lfcgi || die "cannot build bare_hello.c"
 VG="$(command -v valgrind) --tool=callgrind --dump-instr=no --compress-strings=no --vgdb=no"
 # tool FILE: the command prefix that counts into FILE (%p: the pid)
@@ -73,7 +89,13 @@ cat >"$RUN/functions/hello/handler" <<WRAP
 #!/bin/sh
 exec $(tool "$CG/instance.out.%p") $RUN/hello "\$@" 2>>$CG/instance.err
 WRAP
-chmod 755 "$RUN/functions/hello/handler" "$RUN/hello" "$RUN/bare/bare_hello"
+# fngate runs the fngate-spare next to it: this one, under callgrind (a
+# spare is exec'd with an empty environment).
+cat >"$RUN/bin/fngate-spare" <<WRAP
+#!/bin/sh
+exec $(tool "$CG/spare.out.%p") $SPARE "\$@" 2>>$CG/spare.err
+WRAP
+chmod 755 "$RUN/functions/hello/handler" "$RUN/hello" "$RUN/bare/bare_hello" "$RUN/bin/fngate-spare"
 cat >"$RUN/fngate.conf" <<CONF
 [gateway]
 functions_dir = $RUN/functions
@@ -87,6 +109,18 @@ max_instances = 1
 min_instances = 1
 idle_timeout = 600s
 request_timeout = 60s
+
+; its one instance starts with the first request, through the spare;
+; valgrind takes no setrlimit(RLIMIT_NOFILE) but one to the hard limit it
+; leaves its process (ours minus the 12 descriptors it keeps for itself)
+[hellospare]
+sandbox = off
+max_instances = 1
+min_instances = 0
+idle_timeout = 600s
+request_timeout = 60s
+open_files = $(($(ulimit -Hn) - 12))
+$([ "$(id -u)" = 0 ] && printf 'user = nobody\ngroup = nogroup')
 CONF
 PORT=$(free_port) || die "no free port"
 fastcgi_params_bench >"$RUN/nginx/fastcgi_params.bench"
@@ -134,6 +168,12 @@ stack_up() {
     NGINX_PID=$!
     wait_until 60 nginx_ready || { cat "$RUN/nginx/error.log" >&2; die "nginx did not start"; }
     wait_until 60 test -S "$RUN/sock/fn/hello.sock" || die "no hello socket"
+    # A spare's out file is made as it starts, as root, and written as it
+    # exits, as the function's user when it took hellospare on.
+    if [ "$(id -u)" = 0 ]; then
+        wait_until 60 sh -c "ls $CG/spare.out.* >/dev/null 2>&1" || die "no spare process"
+        chown nobody:nogroup "$CG"/spare.out.*
+    fi
 }
 stack_down() {
     stop_pid "$NGINX_PID" 30; NGINX_PID=""
@@ -162,12 +202,16 @@ for i in range(n):
 PY
 }
 # ir PREFIX: the instructions callgrind counted in the process whose out
-# file starts with PREFIX (exactly one)
+# file starts with PREFIX; of several (the spares: the one that took the
+# function on, and its replacement that waited), the most
 ir() {
-    local f
-    f=$(ls "$1"* 2>/dev/null | head -1)
-    [ -n "$f" ] || { echo nan; return; }
-    awk '/^(summary|totals):/ { print $2; exit }' "$f"
+    local f n max=""
+    for f in "$1"*; do
+        [ -f "$f" ] || continue
+        n=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+        [ -z "$max" ] || [ "${n:-0}" -gt "$max" ] && max=$n
+    done
+    echo "${max:-nan}"
 }
 # run PATH COUNT: "nginx back-end" instructions of a stack that served COUNT
 # requests to PATH (plus one to /healthz)
@@ -176,7 +220,7 @@ run() {
     stack_up
     drive "$1" "$2" || die "$1 failed"
     stack_down
-    case $1 in /bare) back=$CG/bare.out ;; *) back=$CG/instance.out ;; esac
+    case $1 in /bare) back=$CG/bare.out ;; /fn/hellospare) back=$CG/spare.out ;; *) back=$CG/instance.out ;; esac
     printf '%s %s\n' "$(ir "$CG/nginx.out")" "$(ir "$back")" >"$RUN/ir"
     # kept (--keep) for callgrind_annotate
     mkdir -p "$CG/run${1//\//-}-$2" && mv "$CG"/*.out.* "$CG/run${1//\//-}-$2/"
@@ -184,7 +228,7 @@ run() {
 
 W=100
 printf '%-10s %12s %12s   (instructions per request: %d requests minus %d, one stack each)\n' path nginx back-end "$((W + N))" "$W"
-for path in ${WARM_INSTR_PATHS:-/fn/hello /fn/hello/ /fn-direct /bare}; do
+for path in ${WARM_INSTR_PATHS:-/fn/hello /fn/hello/ /fn/hellospare /fn-direct /bare}; do
     run "$path" "$W"
     read -r ng0 be0 <"$RUN/ir"
     run "$path" "$((W + N))"
