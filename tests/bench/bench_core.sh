@@ -20,6 +20,11 @@
 #
 # One nginx (2 workers, no access log) in front of three FastCGI back ends:
 #   /fn/hello   fngate's hello function (max_instances = 8)
+#   /fn/hellospare  (a) only: the same hello with its handler.so on a second
+#               fngate with spare_processes = 8, so that every instance is
+#               spare-born (fngate-spare, dynamically linked, dlopen()s
+#               handler.so), through the same include and its own generated
+#               exact location
 #   /bare       bare_hello.c, plain libfcgi, spawn-fcgi -F 8   (the speed limit)
 #   /php        hello.php on php-fpm, pm = ondemand, max_children = 8
 # and it measures
@@ -148,6 +153,7 @@ FNGATE_PID=""
 TRACE_PID=""
 BTRACE_PID=""
 IDLE_PID=""
+SPARE_GW_PID=""
 BARE_PIDS=""
 
 cleanup() {
@@ -155,6 +161,7 @@ cleanup() {
     cleanup_once || return
     stop_pid "$NGINX_PID" 5
     stop_pid "$FNGATE_PID" 15
+    stop_pid "$SPARE_GW_PID" 15
     stop_pid "$IDLE_PID" 15
     stop_pid "$TRACE_PID" 15
     stop_pid "$BTRACE_PID" 15
@@ -162,6 +169,7 @@ cleanup() {
     for p in $BARE_PIDS $(pids_under_run); do kill -KILL "$p" 2>/dev/null; done
     # keep the logs next to the results
     [ -f "$RUN/fngate.log" ] && cp "$RUN/fngate.log" "$RES/fngate.log"
+    [ -f "$RUN/fngate-spare.log" ] && cp "$RUN/fngate-spare.log" "$RES/fngate-spare.log"
     [ -f "$RUN/fngate-idle.log" ] && cp "$RUN/fngate-idle.log" "$RES/fngate-idle.log"
     [ -f "$RUN/fngate-trace.log" ] && cp "$RUN/fngate-trace.log" "$RES/fngate-trace.log"
     [ -f "$RUN/nginx/error.log" ] && cp "$RUN/nginx/error.log" "$RES/nginx-error.log"
@@ -192,12 +200,23 @@ target_pids() {
     local extra=""
     case "$1" in
         fngate|direct) extra="$FNGATE_PID $(pgrep -P "$FNGATE_PID" 2>/dev/null)" ;;
+        spare) extra="$SPARE_GW_PID $(pgrep -P "$SPARE_GW_PID" 2>/dev/null)" ;;
         bare) extra="$BARE_PIDS" ;;
         php) extra="$PHP_PID $(pgrep -P "$PHP_PID" 2>/dev/null)" ;;
     esac
     printf '%s\n' "$NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null) $extra"
 }
 CLK_TCK=$(getconf CLK_TCK)
+# Instances of hellospare the second gateway has that are spare-born:
+# fngate-spare processes that took its name on.
+spare_born() {
+    local c n=0
+    for c in $(pgrep -P "$SPARE_GW_PID" 2>/dev/null); do
+        [ "$(basename "$(readlink "/proc/$c/exe" 2>/dev/null)")" = fngate-spare ] \
+            && [ "$(cat "/proc/$c/comm" 2>/dev/null)" = hellospare ] && n=$((n + 1))
+    done
+    printf '%s\n' "$n"
+}
 
 # median of the numbers on stdin
 median() {
@@ -221,6 +240,10 @@ cp "$HELLO" "$RUN/btrace/functions/helloburst/handler"
 cp "$HELLO_SO" "$RUN/functions/hellocold/handler.so"
 cp "$HELLO_SO" "$RUN/functions/helloburst/handler.so"
 cp "$HELLO_SO" "$RUN/btrace/functions/helloburst/handler.so"
+# (a)'s spare-born hello: a second fngate whose every instance is spare-born
+mkdir -p "$RUN/spare/functions/hellospare" "$RUN/spare/sock"
+cp "$HELLO" "$RUN/spare/functions/hellospare/handler"
+cp "$HELLO_SO" "$RUN/spare/functions/hellospare/handler.so"
 TESTFN="$ROOT/tests/integration/testfn"
 HAVE_TESTFN=0
 if [ -x "$TESTFN" ]; then
@@ -297,6 +320,25 @@ queue_timeout = 500ms
 [over]
 max_instances = 1
 queue_size = 4
+EOF
+
+# (a)'s second fngate: as many spares as instances, so that all of
+# hellospare's are spare-born (the first gateway keeps the default 1)
+cat >"$RUN/fngate-spare.conf" <<EOF
+; written by tests/bench/bench_core.sh
+[gateway]
+functions_dir = $RUN/spare/functions
+socket_dir = $RUN/spare/sock
+socket_mode = 0660
+socket_group = $RUN_GROUP
+log_level = info
+spare_processes = $MAX_INST
+
+[hellospare]
+max_instances = $MAX_INST
+min_instances = 0
+idle_timeout = 10s
+request_timeout = 30s
 EOF
 
 # fngate for the cold-start trace: debug log, the same function with and
@@ -445,11 +487,13 @@ EOF
 # fngate.inc's exact locations for $RUN/functions, as the README has users
 # make them (the fallback regex serves the rest)
 fngate_locations "$FNGATE" "$RUN/fngate.conf" "$RUN/nginx"
+# and the second gateway's, in a file of its own (the include takes both)
+fngate_locations "$FNGATE" "$RUN/fngate-spare.conf" "$RUN/nginx" fngate-functions-spare.conf
 
 find "$RUN" -type d -exec chmod 755 {} +
 find "$RUN" -type f -exec chmod go+r {} +
-chmod 755 "$RUN/functions"/*/handler "$RUN/btrace/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/trace/functions"/*/handler "$RUN/bare/bare_hello"
-cp "$RUN/fngate.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/fngate-btrace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RUN/nginx/fngate-functions.conf" "$RES/"
+chmod 755 "$RUN/functions"/*/handler "$RUN/spare/functions"/*/handler "$RUN/btrace/functions"/*/handler "$RUN/idle/functions"/*/handler "$RUN/trace/functions"/*/handler "$RUN/bare/bare_hello"
+cp "$RUN/fngate.conf" "$RUN/fngate-spare.conf" "$RUN/fngate-idle.conf" "$RUN/fngate-trace.conf" "$RUN/fngate-btrace.conf" "$RUN/php/php-fpm.conf" "$RUN/nginx/nginx.conf" "$RUN/nginx/fngate-functions.conf" "$RES/"
 
 # --- machine ------------------------------------------------------------------
 
@@ -530,6 +574,13 @@ wait_until 10 fngate_ready
 kill -0 "$FNGATE_PID" 2>/dev/null || { cat "$RUN/fngate.log" >&2; die "fngate exited at start"; }
 [ -S "$RUN/sock/fn/hello.sock" ] || { cat "$RUN/fngate.log" >&2; die "fngate made no socket for hello"; }
 
+if part warm; then
+    "$FNGATE" serve -c "$RUN/fngate-spare.conf" >"$RUN/fngate-spare.log" 2>&1 &
+    SPARE_GW_PID=$!
+    wait_until 10 sh -c "[ -S '$RUN/spare/sock/fn/hellospare.sock' ] || ! kill -0 $SPARE_GW_PID"
+    [ -S "$RUN/spare/sock/fn/hellospare.sock" ] || { cat "$RUN/fngate-spare.log" >&2; die "the second fngate made no socket for hellospare"; }
+fi
+
 spawn_args=(-s "$RUN/bare/bare.sock" -M 0666 -F "$MAX_INST" -P "$RUN/bare/spawn-fcgi.pid")
 [ "$IS_ROOT" = 1 ] && spawn_args+=(-u nobody -g nogroup)
 spawn-fcgi "${spawn_args[@]}" -- "$RUN/bare/bare_hello" >"$RES/spawn-fcgi.log" 2>&1 \
@@ -542,7 +593,8 @@ start_php "$RUN/php/php.sock" "$RUN/php/php-cold.sock"
 start_nginx
 
 # every back end answers 200 {"hello":"world"}
-for path in /fn/hello /fn/hellocold /fn/helloburst /bare /php /php-cold /fn-direct; do
+for path in /fn/hello /fn/hellocold /fn/helloburst /bare /php /php-cold /fn-direct \
+    $([ -n "$SPARE_GW_PID" ] && echo /fn/hellospare); do
     out=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT$path")
     [ "$out" = '{"hello":"world"} 200' ] || die "GET $path answered: $out (expected {\"hello\":\"world\"} 200)"
 done
@@ -552,18 +604,18 @@ say "all endpoints answer 200 {\"hello\":\"world\"}"
 
 say ""
 say "== (a) warm throughput: $W_ROUNDS rounds of wrk -t$WRK_T -c$WRK_C -d${RUN_S}s --latency, each after a 1 s warm-up =="
-NAMES=(fngate bare php)
+NAMES=(fngate spare bare php)
 [ "$DIAG" = 1 ] && NAMES+=(direct)
 say "   order reversed every other round ($(IFS=' '; echo "${NAMES[*]}") / the reverse), so that drift hits fngate and bare alike;"
 say "   the ratios are the medians (and ranges) of the per-round ratios: fngate and bare measured seconds apart"
-declare -A PATHS=([fngate]=/fn/hello [bare]=/bare [php]=/php [direct]=/fn-direct)
+declare -A PATHS=([fngate]=/fn/hello [spare]=/fn/hellospare [bare]=/bare [php]=/php [direct]=/fn-direct)
 declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU MED_RPS MED_CPU
 declare -A ROUND_RPS ROUND_CPU
-for name in fngate bare php direct; do
+for name in fngate spare bare php direct; do
     BEST_RPS[$name]=""; BEST_P50[$name]=""; BEST_P99[$name]=""; TOT_NON2XX[$name]=0; TOT_ERRS[$name]=0
     RUNS_RPS[$name]=""; RUNS_CPU[$name]=""; MED_RPS[$name]=nan; MED_CPU[$name]=nan
 done
-R_THR=""; R_CPU=""; R_DTHR=""; R_DCPU=""; R_PHP=""
+R_THR=""; R_CPU=""; R_DTHR=""; R_DCPU=""; R_PHP=""; R_STHR=""; R_SCPU=""; R_SVF=""
 part warm || { say "   skipped (--only)"; NAMES=(); W_ROUNDS=0; }
 for name in "${NAMES[@]+"${NAMES[@]}"}"; do
     run_wrk "${PATHS[$name]}" "$WARM_S" "$RES/wrk-$name-warmup.txt"
@@ -585,6 +637,7 @@ for ((round = 1; round <= W_ROUNDS; round++)); do
         t1=$(cpu_ticks $pids)
         case "$name" in
             fngate|direct) procs="$(children_with_exe "$FNGATE_PID" "$RUN/functions/hello/handler") instances" ;;
+            spare) procs="$(spare_born) spare-born, $(children_with_exe "$SPARE_GW_PID" "$RUN/spare/functions/hellospare/handler") exec'd instances" ;;
             bare) procs="$(for p in $BARE_PIDS; do kill -0 "$p" 2>/dev/null && echo "$p"; done | wc -l) children" ;;
             php) procs="$(php_workers bench) workers" ;;
         esac
@@ -610,6 +663,9 @@ for ((round = 1; round <= W_ROUNDS; round++)); do
     R_THR+=" $(ratio "${ROUND_RPS[fngate]}" "${ROUND_RPS[bare]}")"
     R_CPU+=" $(ratio "${ROUND_CPU[bare]}" "${ROUND_CPU[fngate]}")"
     R_PHP+=" $(ratio "${ROUND_RPS[php]}" "${ROUND_RPS[bare]}")"
+    R_STHR+=" $(ratio "${ROUND_RPS[spare]}" "${ROUND_RPS[bare]}")"
+    R_SCPU+=" $(ratio "${ROUND_CPU[bare]}" "${ROUND_CPU[spare]}")"
+    R_SVF+=" $(ratio "${ROUND_RPS[spare]}" "${ROUND_RPS[fngate]}")"
     if [ "$DIAG" = 1 ]; then
         R_DTHR+=" $(ratio "${ROUND_RPS[direct]}" "${ROUND_RPS[bare]}")"
         R_DCPU+=" $(ratio "${ROUND_CPU[bare]}" "${ROUND_CPU[direct]}")"
@@ -637,10 +693,12 @@ if part warm; then
     PHP_RANGE=$(mrange "$R_PHP"); PHP_RATIO=${PHP_RANGE%% *}
     say "per-round fngate/bare req/s:${R_THR}   bare/fngate CPU:${R_CPU}"
     [ "$DIAG" = 1 ] && say "per-round direct/bare req/s:${R_DTHR}   bare/direct CPU:${R_DCPU}"
+    say "per-round spare-born/bare req/s:${R_STHR}   bare/spare-born CPU:${R_SCPU}"
     {
         say "fngate/bare req/s, median (range) of $W_ROUNDS rounds: $THR_RANGE"
         say "bare/fngate CPU per request:                         $CPU_RANGE"
         [ "$DIAG" = 1 ] && say "direct/bare req/s: $(mrange "$R_DTHR");  bare/direct CPU: $(mrange "$R_DCPU")"
+        say "spare-born/bare req/s: $(mrange "$R_STHR");  bare/spare-born CPU: $(mrange "$R_SCPU");  spare-born/exec'd req/s: $(mrange "$R_SVF")"
         say "php/bare req/s: $PHP_RANGE"
     } | tee "$RES/warm-ratios.txt"
 fi
@@ -661,6 +719,7 @@ if [ "$WARM_ONLY" = 1 ]; then
         printf '  %-44s %s  %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RANGE" \
             "$(verdict "$CPU_RATIO" ">=" "$T_THROUGHPUT")"
         [ "$DIAG" = 1 ] && say "  direct/bare req/s $(mrange "$R_DTHR"), bare/direct CPU $(mrange "$R_DCPU")"
+        say "  spare-born/bare req/s $(mrange "$R_STHR"), bare/spare-born CPU $(mrange "$R_SCPU"), spare-born/exec'd req/s $(mrange "$R_SVF") (reported)"
         say "raw       $RES"
     } | tee "$RES/summary.txt"
     exit 0
@@ -943,6 +1002,8 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     say "targets"
     printf '  %-44s %8s  %s  range %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RATIO" "$V_THR" "${THR_RANGE#* }"
     printf '  %-44s %8s  %s  range %s\n' "warm CPU per request bare/fngate >= $T_THROUGHPUT" "$CPU_RATIO" "$(pverdict warm "$CPU_RATIO" ">=" "$T_THROUGHPUT")" "${CPU_RANGE#* }"
+    SPARE_RANGE=$(mrange "$R_STHR")
+    printf '  %-44s %8s  %s  range %s\n' "warm throughput spare-born/bare" "${SPARE_RANGE%% *}" "$(part warm && echo reported || echo SKIP)" "${SPARE_RANGE#* }"
     printf '  %-44s %8s  %s\n' "cold start median fngate/php <= $T_COLD" "$COLD_RATIO" "$V_COLD"
     printf '  %-44s %8s  %s\n' "idle RSS, $IDLE_FNS functions <= $T_RSS_MB MB" "$IDLE_RSS_MB" "$V_RSS"
     printf '  %-44s %8s  %s\n' "idle processes == 1 (spares apart)" "$IDLE_PROCS" "$V_PROCS"
