@@ -35,8 +35,13 @@
  * at all (a /proc/<pid> folder is a pidfd too, and seccomp cannot see
  * where a descriptor points).  Everything else answers EPERM: another
  * function's instances, the waiting spare, the supervisor, the warden, the
- * pool, and kill(-1, ...).  The comparison is on the low 32 bits, the pid_t
- * the kernel reads.  No other system call runs a further instruction.
+ * pool, and kill(-1, ...).  fcntl F_SETOWN (SIGIO is a signal too) may name
+ * only the same three; F_SETOWN_EX, FIOSETOWN and SIOCSPGRP are refused.
+ * The comparison is on the low 32 bits, the pid_t the kernel reads.  No
+ * other system call runs a further instruction.  On every kernel, since
+ * Landlock scopes none of them, prlimit64, sched_set*, setpriority,
+ * ioprio_set and the page-migration calls may aim only at the instance
+ * itself (pid 0).
  *
  * Landlock: its own folder, the system's libraries and /etc read-only (and
  * executable), /proc read-only (ptrace rules still guard other processes'
@@ -69,6 +74,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -132,6 +138,9 @@ static bool sbx_signals;
  * data, never left in a loaded program). */
 #define SBX_MARK_GROUP 0x5e1f
 #define SBX_MARK_SELF 0x5e20
+#define SBX_MARK_OWNER 0x5e21
+/* <linux/ioprio.h>'s IOPRIO_WHO_PROCESS (glibc has no header for it). */
+#define SBX_IOPRIO_WHO_PROCESS 1
 /* The compiled filter; the child passes it to seccomp(2) as is. */
 static struct sock_filter *sbx_bpf;
 static struct sock_fprog sbx_prog;
@@ -223,6 +232,38 @@ static int sbx_build_seccomp(void)
                              SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i])) < 0)
             goto out;
     }
+    /* Another process's limits, priority, scheduling and memory placement:
+     * the kernel lets any process of a uid change them (RLIMIT_CPU or
+     * SCHED_IDLE on the supervisor, say), and Landlock scopes none of it.
+     * Without root every function, the spare, the supervisor, the warden
+     * and the pool share one uid, so an instance may aim these only at
+     * itself: pid 0 (what setrlimit, nice and sched_setaffinity(0, ...)
+     * pass; its own pid given as a number is refused too, as is a thread
+     * of its own). */
+    {
+        static const int self_only[] = {SCMP_SYS(prlimit64),         SCMP_SYS(sched_setscheduler),
+                                        SCMP_SYS(sched_setparam),    SCMP_SYS(sched_setattr),
+                                        SCMP_SYS(sched_setaffinity), SCMP_SYS(migrate_pages),
+                                        SCMP_SYS(move_pages)};
+        for (size_t i = 0; i < sizeof(self_only) / sizeof(self_only[0]); i++) {
+            if (self_only[i] < 0)
+                continue;
+            if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), self_only[i], 1,
+                                 SCMP_A0(SCMP_CMP_NE, 0)) < 0)
+                goto out;
+        }
+        /* setpriority(PRIO_PROCESS, 0, ...) and ioprio_set(IOPRIO_WHO_PROCESS,
+         * 0, ...) only: no other process, group or user. */
+        if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setpriority), 1,
+                             SCMP_A0(SCMP_CMP_NE, PRIO_PROCESS)) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setpriority), 1,
+                             SCMP_A1(SCMP_CMP_NE, 0)) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioprio_set), 1,
+                             SCMP_A0(SCMP_CMP_NE, SBX_IOPRIO_WHO_PROCESS)) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioprio_set), 1,
+                             SCMP_A1(SCMP_CMP_NE, 0)) < 0)
+            goto out;
+    }
     /* The signal rules' system calls end in markers that sbx_signals_link
      * turns into jumps to the rules (libseccomp cannot compare an argument
      * against three values): its own binary tree finds them, so no other
@@ -236,6 +277,18 @@ static int sbx_build_seccomp(void)
         }
         if (seccomp_rule_add(ctx, SCMP_ACT_TRACE(SBX_MARK_SELF), SCMP_SYS(pidfd_open), 0) < 0 ||
             seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(pidfd_send_signal), 0) < 0)
+            goto out;
+        /* SIGIO is a signal too: a descriptor's owner gets any signal
+         * F_SETSIG names.  F_SETOWN only at itself or its own group (or 0,
+         * no owner); F_SETOWN_EX, FIOSETOWN and SIOCSPGRP not at all. */
+        if (seccomp_rule_add(ctx, SCMP_ACT_TRACE(SBX_MARK_OWNER), SCMP_SYS(fcntl), 1,
+                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, F_SETOWN)) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
+                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, F_SETOWN_EX)) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, FIOSETOWN)) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                             SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, SIOCSPGRP)) < 0)
             goto out;
     }
     fd = memfd_create("fngate-seccomp", MFD_CLOEXEC);
@@ -265,16 +318,18 @@ out:
 /* Where the low 32 bits of a system call's first argument are. */
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define SBX_ARG0_LO offsetof(struct seccomp_data, args[0])
+#define SBX_ARG2_LO offsetof(struct seccomp_data, args[2])
 #else
 #define SBX_ARG0_LO (offsetof(struct seccomp_data, args[0]) + 4)
+#define SBX_ARG2_LO (offsetof(struct seccomp_data, args[2]) + 4)
 #endif
 
 /* Appends the signal rules to the compiled program and points its
  * markers at them: a marker's RET becomes a forward jump. */
 static int sbx_signals_link(void)
 {
-    enum { N = 7 };
-    const unsigned group = sbx_prog.len, self = group + 3;
+    enum { N = 13 };
+    const unsigned group = sbx_prog.len, self = group + 3, owner = group + 7;
     const struct sock_filter rules[N] = {
         /* +0, the group kind: 0 or minus itself (its own process group) */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG0_LO),
@@ -286,9 +341,18 @@ static int sbx_signals_link(void)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
         /* +6 */
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* +7, fcntl F_SETOWN: its third argument 0, itself or minus itself */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG2_LO),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_NEG_SELF, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHILDSETUP_BPF_SELF, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        /* +12 */
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     const uint32_t mark_group = SECCOMP_RET_TRACE | SBX_MARK_GROUP;
     const uint32_t mark_self = SECCOMP_RET_TRACE | SBX_MARK_SELF;
+    const uint32_t mark_owner = SECCOMP_RET_TRACE | SBX_MARK_OWNER;
     struct sock_filter *all;
     size_t n = sbx_prog.len + N;
     int marks = 0;
@@ -311,10 +375,11 @@ static int sbx_signals_link(void)
             free(all);
             return -1;
         }
-        if (f->code != (BPF_RET | BPF_K) || (f->k != mark_group && f->k != mark_self))
+        if (f->code != (BPF_RET | BPF_K) ||
+            (f->k != mark_group && f->k != mark_self && f->k != mark_owner))
             continue;
         f->code = BPF_JMP | BPF_JA;
-        f->k = (f->k == mark_group ? group : self) - (i + 1);
+        f->k = (f->k == mark_group ? group : f->k == mark_self ? self : owner) - (i + 1);
         f->jt = f->jf = 0;
         marks++;
     }

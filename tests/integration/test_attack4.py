@@ -472,28 +472,17 @@ def _restore(pid, before):
         pass
 
 
-_HOLE = pytest.mark.xfail(strict=True, reason=(
-    "redteam4 FINDING for orphan4 (sandbox.c): without root the seccomp filter lets a function "
-    "change the supervisor's, the pool's, the warden's, the spare's and other instances' "
-    "rlimits, nice value, scheduling class, affinity and I/O priority; Landlock scopes none"))
-_SIGIO = pytest.mark.xfail(landlock_abi() < 6, strict=True, reason=(
-    "below Landlock ABI 6 nothing stops F_SETOWN + F_SETSIG from sending any signal to "
-    "another process of the uid (redteam4 FINDING for orphan4)"))
 OWNER_ATTACKS = [
-    pytest.param("prlimit", {}, marks=_HOLE, id="prlimit"),
-    pytest.param("nice", {}, marks=_HOLE, id="nice"),
-    pytest.param("nice", {"who": "user", "pid0": True}, marks=_HOLE, id="nice-user"),
-    pytest.param("sched", {}, marks=_HOLE, id="sched"),
-    pytest.param("affinity", {}, marks=_HOLE, id="affinity"),
-    pytest.param("ioprio", {}, marks=_HOLE, id="ioprio"),
-    pytest.param("setown", {"signal_only": True}, marks=_SIGIO, id="setown"),
+    pytest.param("prlimit", {}, id="prlimit"),
+    pytest.param("nice", {}, id="nice"),
+    pytest.param("nice", {"who": "user", "pid0": True}, id="nice-user"),
+    pytest.param("sched", {}, id="sched"),
+    pytest.param("affinity", {}, id="affinity"),
+    pytest.param("ioprio", {}, id="ioprio"),
+    pytest.param("setown", {"signal_only": True}, id="setown"),
     # The same on this kernel with the sandbox told to act as ABI 5's
     # (orphan4's test knob): the seccomp signal rules alone.
-    pytest.param("setown", {"signal_only": True, "abi": "5"}, id="setown-abi5",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "redteam4 FINDING for orphan4: below Landlock ABI 6 the seccomp signal "
-                     "rules leave fcntl F_SETOWN/F_SETSIG: any signal reaches another process "
-                     "of the uid by the SIGIO path"))),
+    pytest.param("setown", {"signal_only": True, "abi": "5"}, id="setown-abi5"),
 ]
 
 
