@@ -542,8 +542,15 @@ static void fn_conn_end(FCGX_Request *r)
     }
     FCGX_FClose(r->err);
     FCGX_FClose(r->out);
-    if (fn_stdin_drain(r))
+    if (fn_stdin_drain(r)) {
+        /* The end of the answer for the front end even when another
+         * process holds the connection too (a child the function forked
+         * inherits it): nginx waits for end of file, not END_REQUEST, on a
+         * connection it does not keep.  No wait follows, unlike libfcgi's
+         * close. */
+        shutdown(r->ipcFd, SHUT_WR);
         FCGX_Detach(r);
+    }
 }
 
 /* Serves one request on the connection CFD.  Returns CFD when the front end
