@@ -10,12 +10,11 @@
  * no_new_privs, fds 0..4 and nothing else, which closes the supervisor's
  * socket, signals, limits, the function's uid, PR_SET_PDEATHSIG, its
  * folder, the seccomp program the supervisor sent), non-dumpable, the
- * function's environment, and only then dlopen()s the function's handler.so, so that the shared object's
- * constructors run confined and unprivileged.  Each spare is its own exec:
- * no address-space layout, stack canary or memory is shared between
- * instances, unlike a zygote's forks.  A failed assignment writes its
- * reason to stderr (the instance log) and exits 127; a supervisor that
- * closes the socket gets a silent exit 0.
+ * function's environment, and only then dlopen()s the function's handler.so, so that the shared
+ * object's constructors run confined and unprivileged.  Each spare is its own exec: no
+ * address-space layout, stack canary or memory is shared between instances, unlike a zygote's
+ * forks.  A failed assignment writes its reason to stderr (the instance log) and exits 127; a
+ * supervisor that closes the socket gets a silent exit 0.
  */
 #include "config.h"
 
