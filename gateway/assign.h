@@ -15,14 +15,15 @@
 #ifndef FNGATE_ASSIGN_H
 #define FNGATE_ASSIGN_H
 
+#include "childsetup.h"
+
 #include <stddef.h>
 
-struct childsetup;
 
 /* The largest assignment: a bigger environment is refused before sending. */
 #define ASSIGN_MAX (128 * 1024)
-/* The most seccomp instructions one carries (the kernel's BPF_MAXINSNS). */
-#define ASSIGN_MAX_BPF 4096
+/* The most seccomp instructions one carries: what a spare can load. */
+#define ASSIGN_MAX_BPF CHILDSETUP_BPF_MAX
 
 /* The bytes CS takes on the wire: more than ASSIGN_MAX cannot be sent. */
 size_t assign_size(const struct childsetup *cs);

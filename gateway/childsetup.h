@@ -78,8 +78,10 @@ int childsetup_seal(const struct sock_fprog *bpf, const char **what);
  * one (pid_max is at most 2^22). */
 #define CHILDSETUP_BPF_SELF 0x7fff5e1fU
 #define CHILDSETUP_BPF_NEG_SELF 0x80005e1fU
-/* The longest program childsetup_seal patches (a copy on its stack). */
-#define CHILDSETUP_BPF_MAX 1024
+/* The longest seccomp program an instance loads: the kernel's BPF_MAXINSNS.
+ * childsetup_seal patches a copy of that size on its stack (32 KiB), and an
+ * assignment carries no more (assign.h), so what can be sent can be loaded. */
+#define CHILDSETUP_BPF_MAX 4096
 
 /* Writes "fngate: cannot start instance: WHAT: strerror(errno)" to fd 2 and
  * _exit(CODE)s. */
