@@ -19,7 +19,6 @@
 
 #include <stddef.h>
 
-
 /* The largest assignment: a bigger environment is refused before sending. */
 #define ASSIGN_MAX (128 * 1024)
 /* The most seccomp instructions one carries: what a spare can load. */
