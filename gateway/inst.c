@@ -18,7 +18,7 @@
 #include "childsetup.h"
 #include "conf.h"
 #include "ctl.h"
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 #include "instio.h"
 #include "log.h"

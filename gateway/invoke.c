@@ -14,7 +14,7 @@
 
 #include "conf.h"
 #include "fcgireq.h"
-#include "fn.h"
+#include "discover.h"
 #include "fn_uri.h"
 #include "sock.h"
 
@@ -486,8 +486,8 @@ int invoke_main(int argc, char **argv, const char *default_conf)
     struct fcgireq *req = NULL;
     char err[CONF_ERR_MAX], name[128], *sock = NULL;
     struct conf *c = NULL;
-    struct fn_list *l = NULL;
-    const struct fn_desc *fn;
+    struct discover_list *l = NULL;
+    const struct discover_fn *fn;
     const char *path, *query;
     size_t path_len;
     int64_t wait_ms = INVOKE_WAIT_MS;
@@ -510,12 +510,12 @@ int invoke_main(int argc, char **argv, const char *default_conf)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     if (!l) {
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    fn = fn_list_find(l, name);
+    fn = discover_list_find(l, name);
     if (!fn) {
         fprintf(stderr, "fngate invoke: no function '%s' in %s (%zu function%s:", name,
                 c->gw.functions_dir, l->n, l->n == 1 ? "" : "s");
@@ -550,7 +550,7 @@ out:
     free(body.p);
     fcgireq_free(req);
     free(out.p);
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
     return rc;
 }

@@ -10,7 +10,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "dev.h"
-#include "fn.h"
+#include "discover.h"
 #include "invoke.h"
 #include "log.h"
 #include "statcmd.h"
@@ -59,7 +59,7 @@ static void main_check_report(void *arg, const char *problem)
 static int main_check(const char *path)
 {
     char err[CONF_ERR_MAX];
-    struct fn_list *l = NULL;
+    struct discover_list *l = NULL;
     size_t ok = 0;
     int problems = 0, disabled = 0;
     struct conf *c = conf_load_report(path, main_check_report, &problems);
@@ -71,7 +71,7 @@ static int main_check(const char *path)
     }
     preflight_gateway(c, main_check_report, &problems);
     /* An unreadable functions_dir was just reported. */
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     if (l && preflight_functions(c, l) < 0)
         main_check_report(&problems, "out of memory");
     for (size_t i = 0; l && i < l->n; i++) {
@@ -99,7 +99,7 @@ static int main_check(const char *path)
                l->fns[i].name, s->max_instances, s->min_instances, (long long)s->idle_timeout_ms,
                (long long)s->request_timeout_ms);
     }
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
     return problems ? 1 : disabled ? 3 : 0;
 }

@@ -76,7 +76,7 @@ struct mx_inst {
 struct mx_fn {
     struct mx_fn *next;
     struct mx *mx;
-    const struct fn_desc *desc; /* borrowed */
+    const struct discover_fn *desc; /* borrowed */
     int listen_fd;
     struct mx_inst *insts;
     /* Folded from exited instances. */
@@ -192,7 +192,7 @@ void mx_reloaded(struct mx *mx)
         mx->reloads++;
 }
 
-struct mx_fn *mx_fn_new(struct mx *mx, const struct fn_desc *desc, int listen_fd)
+struct mx_fn *mx_fn_new(struct mx *mx, const struct discover_fn *desc, int listen_fd)
 {
     struct mx_fn *fm;
 

@@ -15,7 +15,7 @@
 
 #include <event2/buffer.h>
 
-#include "fn.h"
+#include "discover.h"
 #include "sb.h"
 
 /* Why an instance left (fngate_instance_exits_total{reason}). */
@@ -57,7 +57,7 @@ void mx_set_pool(struct mx *mx, const struct poolstat *ps);
 
 /* A function.  DESC and LISTEN_FD are borrowed from the supervisor's
  * function, which outlives the mx_fn (mx_fn_free before it goes). */
-struct mx_fn *mx_fn_new(struct mx *mx, const struct fn_desc *desc, int listen_fd);
+struct mx_fn *mx_fn_new(struct mx *mx, const struct discover_fn *desc, int listen_fd);
 void mx_fn_free(struct mx_fn *fm);
 /* N requests the supervisor answered itself (503s). */
 void mx_fn_rejected(struct mx_fn *fm, enum mx_rej why, int n);

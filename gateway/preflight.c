@@ -208,8 +208,8 @@ int preflight_gateway(const struct conf *c, preflight_report_fn *report, void *a
 /* Who the instances of D run as: gateway/ident.c's answer, as for a spawn.
  * Returns 1 when D runs as the gateway's own user (no drop), 0 with UID/GID
  * and WHO set, -1 with the reason in ERR. */
-static int preflight_fn_ident(const struct conf *c, const struct fn_desc *d, uid_t *uid, gid_t *gid,
-                              char *who, size_t wholen, char *err, size_t errlen)
+static int preflight_fn_ident(const struct conf *c, const struct discover_fn *d, uid_t *uid,
+                              gid_t *gid, char *who, size_t wholen, char *err, size_t errlen)
 {
     struct ident id;
 
@@ -230,7 +230,8 @@ static int preflight_fn_ident(const struct conf *c, const struct fn_desc *d, uid
 
 /* Whether the current process may enter every folder down to D's and run
  * its handler; writes the reason into MSG when not. */
-static int preflight_fn_paths(const struct fn_desc *d, const char *who, char *msg, size_t msglen)
+static int preflight_fn_paths(const struct discover_fn *d, const char *who, char *msg,
+                              size_t msglen)
 {
     char path[PATH_MAX];
 
@@ -258,7 +259,7 @@ static int preflight_fn_paths(const struct fn_desc *d, const char *who, char *ms
 }
 
 /* preflight_fn_paths as UID/GID, in a child that drops to them. */
-static int preflight_fn_paths_as(const struct fn_desc *d, uid_t uid, gid_t gid, const char *who,
+static int preflight_fn_paths_as(const struct discover_fn *d, uid_t uid, gid_t gid, const char *who,
                                  char *msg, size_t msglen)
 {
     int fds[2], status;
@@ -301,12 +302,12 @@ static int preflight_fn_paths_as(const struct fn_desc *d, uid_t uid, gid_t gid, 
     return got > 0 ? -1 : 0;
 }
 
-int preflight_functions(const struct conf *c, struct fn_list *l)
+int preflight_functions(const struct conf *c, struct discover_list *l)
 {
     struct sockaddr_un sa;
 
     for (size_t i = 0; i < l->n; i++) {
-        struct fn_desc *d = &l->fns[i];
+        struct discover_fn *d = &l->fns[i];
         char msg[PREFLIGHT_MSG_MAX] = "", who[64];
         uid_t uid = 0;
         gid_t gid = 0;
@@ -331,7 +332,7 @@ int preflight_functions(const struct conf *c, struct fn_list *l)
         } else {
             r = preflight_fn_paths(d, who, msg, sizeof(msg));
         }
-        if (r < 0 && fn_desc_disable(d, msg) < 0)
+        if (r < 0 && discover_fn_disable(d, msg) < 0)
             return -1;
     }
     return 0;

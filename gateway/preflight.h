@@ -11,7 +11,7 @@
 #define FNGATE_PREFLIGHT_H
 
 #include "conf.h"
-#include "fn.h"
+#include "discover.h"
 
 /* Receives one problem, a whole line without newline ("file:line: reason"
  * or "path: reason"). */
@@ -32,9 +32,9 @@ void preflight_report_join(void *arg, const char *problem);
  * there were (0: serve can start with C). */
 int preflight_gateway(const struct conf *c, preflight_report_fn *report, void *arg);
 
-/* Disables (fn_desc_disable) each function of L whose instances could not
+/* Disables (discover_fn_disable) each function of L whose instances could not
  * run, trying access as the very user they run as.  Returns 0, or -1 when
  * out of memory. */
-int preflight_functions(const struct conf *c, struct fn_list *l);
+int preflight_functions(const struct conf *c, struct discover_list *l);
 
 #endif

@@ -55,7 +55,7 @@
 #include "sandbox.h"
 
 #include "childsetup.h"
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 #include "log.h"
 
@@ -509,7 +509,7 @@ static int sbx_ll_add_list(int ruleset, const char *list, uint64_t access, char 
     return 0;
 }
 
-static int sbx_ruleset(const struct fn_desc *d, const char *tmpdir, char *err, size_t errlen)
+static int sbx_ruleset(const struct discover_fn *d, const char *tmpdir, char *err, size_t errlen)
 {
     /* /run/systemd/resolve: where /etc/resolv.conf points under
      * systemd-resolved; without it DNS would fail in functions. */
@@ -568,7 +568,7 @@ fail:
 }
 
 /* TMP_BASE/NAME, mode 0700, owned by the function's uid when root. */
-static char *sbx_tmpdir(const struct fn_desc *d, const struct ident *id, const char *tmp_base,
+static char *sbx_tmpdir(const struct discover_fn *d, const struct ident *id, const char *tmp_base,
                         char *err, size_t errlen)
 {
     struct stat st;
@@ -593,7 +593,7 @@ static char *sbx_tmpdir(const struct fn_desc *d, const struct ident *id, const c
     return path;
 }
 
-struct sandbox_fn *sandbox_fn_new(const struct fn_desc *d, const struct ident *id,
+struct sandbox_fn *sandbox_fn_new(const struct discover_fn *d, const struct ident *id,
                                   const char *tmp_base, char *err, size_t errlen)
 {
     struct sandbox_fn *sb = calloc(1, sizeof(*sb));

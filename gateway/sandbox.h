@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct fn_desc;
+struct discover_fn;
 struct sock_fprog;
 struct ident;
 
@@ -35,7 +35,7 @@ void sandbox_self(const char *who);
 
 /* Prepares function D's sandbox; TMP_BASE is the folder its private temporary
  * folder goes in (created, owned by ID when root).  Returns NULL with ERR set. */
-struct sandbox_fn *sandbox_fn_new(const struct fn_desc *d, const struct ident *id,
+struct sandbox_fn *sandbox_fn_new(const struct discover_fn *d, const struct ident *id,
                                   const char *tmp_base, char *err, size_t errlen);
 void sandbox_fn_free(struct sandbox_fn *sb);
 /* The private temporary folder (TMPDIR of its instances); NULL when none. */

@@ -22,7 +22,7 @@
 #include "snippet.h"
 
 #include "conf.h"
-#include "fn.h"
+#include "discover.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,7 +65,7 @@ static bool snippet_path_plain(const char *p)
     return true;
 }
 
-/* A function's name as fn.c discovers them: [a-z0-9][a-z0-9_-]{0,63}.  The
+/* A function's name as discover.c finds them: [a-z0-9][a-z0-9_-]{0,63}.  The
  * generator checks again: a name goes into a location path and a socket
  * path. */
 static bool snippet_name_valid(const char *n)
@@ -542,7 +542,7 @@ int snippet_main(int argc, char **argv, const char *default_conf)
     const char *path = default_conf, *prefix = NULL, *output = NULL;
     char err[CONF_ERR_MAX + 256] = "";
     struct conf *c = NULL;
-    struct fn_list *l = NULL;
+    struct discover_list *l = NULL;
     const char **names = NULL;
     bool locations = false;
     int ch, rc = -1;
@@ -584,7 +584,7 @@ int snippet_main(int argc, char **argv, const char *default_conf)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     if (!l)
         goto done;
     names = calloc(l->n + 1, sizeof(*names));
@@ -604,7 +604,7 @@ done:
     if (rc < 0)
         fprintf(stderr, "fngate nginx: %s\n", err[0] ? err : strerror(errno));
     free(names);
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
     return rc < 0 ? 1 : 0;
 }

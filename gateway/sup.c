@@ -27,7 +27,7 @@
 #include "backlog.h"
 #include "conf.h"
 #include "ctl.h"
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 #include "instio.h"
 #include "log.h"
@@ -295,7 +295,7 @@ static void sup_reload(struct sup *s, const char *why)
     char err[sizeof(struct preflight_joined)];
     struct preflight_joined problems = {""};
     struct conf *c;
-    struct fn_list *l = NULL;
+    struct discover_list *l = NULL;
     bool drop;
     uid_t uid;
     gid_t gid, sock_gid;
@@ -319,7 +319,7 @@ static void sup_reload(struct sup *s, const char *why)
     }
     if (sup_resolve_ids(c, &drop, &uid, &gid, &sock_gid, err, sizeof(err)) < 0)
         goto refuse;
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     if (!l || preflight_functions(c, l) < 0)
         goto refuse;
 
@@ -348,17 +348,17 @@ static void sup_reload(struct sup *s, const char *why)
         sup_retire_all(s, "database settings changed");
     }
     for (struct sup_fn *f = s->fns; f; f = f->next) {
-        if (!f->removed && !fn_list_find(l, f->desc.name)) {
+        if (!f->removed && !discover_list_find(l, f->desc.name)) {
             log_info("[fn %s] no longer configured: draining", f->desc.name);
             supfn_remove(f);
             removed++;
         }
     }
     for (size_t i = 0; i < l->n; i++) {
-        struct fn_desc *d = &l->fns[i];
+        struct discover_fn *d = &l->fns[i];
         struct sup_fn *f = supfn_find(s, d->name);
         if (f) {
-            bool same_bin = fn_desc_same_binary(&f->desc, d);
+            bool same_bin = discover_fn_same_binary(&f->desc, d);
             bool same_set = fnconf_equal(&f->desc.set, &d->set) &&
                             !f->desc.disabled == !d->disabled &&
                             (!d->disabled || strcmp(f->desc.disabled, d->disabled) == 0);
@@ -394,7 +394,7 @@ static void sup_reload(struct sup *s, const char *why)
         log_info("[fn %s] added: %s", f->desc.name, f->sock_path);
         supfn_scale(f, now);
     }
-    fn_list_free(l);
+    discover_list_free(l);
     s->watch = watch_update(s->watch, s->base, c, sup_watch_cb, s);
     snprintf(err, sizeof(err), "reloaded: %zu added, %zu changed, %zu removed", added, changed,
              removed);
@@ -406,7 +406,7 @@ refuse:
     log_warnx("reload refused, keeping the running configuration: %s", err);
     ctl_reload_done(s->conf->gw.socket_dir, false, err);
     conf_free(c == s->conf ? NULL : c);
-    fn_list_free(l);
+    discover_list_free(l);
 }
 
 const char *sup_sig_name(int sig)
@@ -501,7 +501,7 @@ int sup_run(const char *conf_path)
     static const int sigs[4] = {SIGCHLD, SIGHUP, SIGTERM, SIGINT};
     struct sup s;
     char err[CONF_ERR_MAX];
-    struct fn_list *l = NULL;
+    struct discover_list *l = NULL;
     size_t n_fns;
     int rc = 1;
 
@@ -526,7 +526,7 @@ int sup_run(const char *conf_path)
         log_error("%s", err);
         goto out;
     }
-    l = fn_discover(s.conf, err, sizeof(err));
+    l = discover_functions(s.conf, err, sizeof(err));
     if (!l || preflight_functions(s.conf, l) < 0) {
         log_error("%s", err);
         goto out;
@@ -594,7 +594,7 @@ int sup_run(const char *conf_path)
         s.fns = f;
     }
     n_fns = l->n;
-    fn_list_free(l);
+    discover_list_free(l);
     l = NULL;
     log_info("fngate %s: %zu function%s from %s, sockets in %s/fn%s", PACKAGE_VERSION, n_fns,
              n_fns == 1 ? "" : "s", s.conf->gw.functions_dir, s.conf->gw.socket_dir,
@@ -619,7 +619,7 @@ int sup_run(const char *conf_path)
     log_info("stopped");
     rc = 0;
 out:
-    fn_list_free(l);
+    discover_list_free(l);
     sup_free(&s);
     return rc;
 }

@@ -15,7 +15,7 @@
 #include "backlog.h"
 #include "conf.h"
 #include "ctl.h"
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 #include "instio.h"
 #include "log.h"
@@ -453,12 +453,12 @@ void supfn_free(struct sup_fn *f)
     backlog_free(f->backlog);
     supfn_env_free(f->envp);
     sandbox_fn_free(f->sbx);
-    fn_desc_clear(&f->desc);
+    discover_fn_clear(&f->desc);
     free(f);
 }
 
 /* Takes ownership of *D (zeroing it) and opens the function's socket. */
-struct sup_fn *supfn_new(struct sup *s, struct fn_desc *d, char *err, size_t errlen)
+struct sup_fn *supfn_new(struct sup *s, struct discover_fn *d, char *err, size_t errlen)
 {
     struct sup_fn *f = calloc(1, sizeof(*f));
 
@@ -515,13 +515,13 @@ struct sup_fn *supfn_find(struct sup *s, const char *name)
 
 /* A new binary or new settings: later spawns use them, and the current
  * instances retire between requests. */
-void supfn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *why, int64_t now)
+void supfn_regenerate(struct sup_fn *f, struct discover_fn *d, const char *why, int64_t now)
 {
     char **envp;
     char err[CONF_ERR_MAX];
     int retired = 0;
 
-    fn_desc_clear(&f->desc);
+    discover_fn_clear(&f->desc);
     f->desc = *d;
     memset(d, 0, sizeof(*d));
     f->so_broken = false;

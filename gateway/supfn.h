@@ -7,7 +7,7 @@
 #ifndef FNGATE_SUPFN_H
 #define FNGATE_SUPFN_H
 
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 
 #include <stdbool.h>
@@ -25,7 +25,7 @@ struct sup;
 struct sup_fn {
     struct sup_fn *next;
     struct sup *sup;
-    struct fn_desc desc; /* owned: name, folder, handler, settings, identity */
+    struct discover_fn desc; /* owned: name, folder, handler, settings, identity */
     unsigned gen;
     bool so_broken; /* a spare could not load its handler.so: exec until it changes */
     char **envp;    /* owned, NULL-terminated */
@@ -64,14 +64,14 @@ struct sup_fn {
 };
 
 /* Takes ownership of *D (zeroing it) and opens the function's socket. */
-struct sup_fn *supfn_new(struct sup *s, struct fn_desc *d, char *err, size_t errlen);
+struct sup_fn *supfn_new(struct sup *s, struct discover_fn *d, char *err, size_t errlen);
 /* Frees F and its instances (not their processes); supfn_free(NULL) is a no-op. */
 void supfn_free(struct sup_fn *f);
 /* The function named NAME that is not being removed, or NULL. */
 struct sup_fn *supfn_find(struct sup *s, const char *name);
 /* A new binary or new settings (takes *D): later spawns use them, and the
  * current instances retire between requests. */
-void supfn_regenerate(struct sup_fn *f, struct fn_desc *d, const char *why, int64_t now);
+void supfn_regenerate(struct sup_fn *f, struct discover_fn *d, const char *why, int64_t now);
 /* Watches the socket again. */
 void supfn_arm(struct sup_fn *f);
 /* Unlinks the socket so no new connection can arrive; what is queued is

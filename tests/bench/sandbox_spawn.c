@@ -12,7 +12,7 @@
  */
 #include "config.h"
 
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 #include "sandbox.h"
 
@@ -64,7 +64,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     int rounds = argc > 2 ? atoi(argv[2]) : 400;
-    struct fn_desc d;
+    struct discover_fn d;
     struct ident id;
     struct sandbox_fn *sb;
     char err[512], dir[4096], *slash, tmp[] = "/tmp/sandbox_spawn.XXXXXX";

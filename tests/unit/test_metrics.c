@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct fn_desc test_desc(const char *name)
+static struct discover_fn test_desc(const char *name)
 {
-    struct fn_desc d;
+    struct discover_fn d;
     memset(&d, 0, sizeof(d));
     d.name = (char *)name;
     d.handler = (char *)"/x/handler";
@@ -80,7 +80,7 @@ static bool has(struct mx *mx, const char *line)
 
 START_TEST(counts_survive_exits)
 {
-    struct fn_desc d = test_desc("hello");
+    struct discover_fn d = test_desc("hello");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
     struct sb *a = sb_new("hello"), *b = sb_new("hello");
@@ -118,7 +118,7 @@ END_TEST
  * which Prometheus reads as a reset. */
 START_TEST(hostile_buckets_never_make_a_cumulative_bucket_smaller)
 {
-    struct fn_desc d = test_desc("evil");
+    struct discover_fn d = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
     struct sb *a = sb_new("evil");
@@ -139,7 +139,7 @@ END_TEST
 
 START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
 {
-    struct fn_desc d = test_desc("evil");
+    struct discover_fn d = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
     struct sb *a = sb_new("evil");
@@ -181,7 +181,7 @@ END_TEST
 
 START_TEST(one_function_cannot_touch_another)
 {
-    struct fn_desc d1 = test_desc("good"), d2 = test_desc("evil");
+    struct discover_fn d1 = test_desc("good"), d2 = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *f1 = mx_fn_new(mx, &d1, -1), *f2 = mx_fn_new(mx, &d2, -1);
     struct sb *a = sb_new("good"), *b = sb_new("evil");
@@ -205,7 +205,7 @@ END_TEST
 
 START_TEST(rejections_and_json)
 {
-    struct fn_desc d = test_desc("t");
+    struct discover_fn d = test_desc("t");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
     char *js, *tab;
@@ -273,7 +273,7 @@ static int64_t mono_ns(void)
  * histogram's count. */
 START_TEST(tick_total_saturates)
 {
-    struct fn_desc d = test_desc("evil");
+    struct discover_fn d = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
     struct sb *a = sb_new("evil");

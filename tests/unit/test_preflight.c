@@ -9,7 +9,7 @@
 
 #include "conf.h"
 #include "dburl.h"
-#include "fn.h"
+#include "discover.h"
 #include "preflight.h"
 
 #include "testutil.h"
@@ -225,8 +225,8 @@ START_TEST(functions_unreachable_are_disabled)
 {
     char body[PATH_MAX * 4], want[PATH_MAX * 4];
     struct conf *c;
-    struct fn_list *l;
-    const struct fn_desc *d;
+    struct discover_list *l;
+    const struct discover_fn *d;
 
     if (geteuid() != 0) {
         fprintf(stderr, "SKIP functions_unreachable_are_disabled: needs root to run the access "
@@ -242,23 +242,23 @@ START_TEST(functions_unreachable_are_disabled)
              "[closed]\nuser = nobody\n[ownonly]\nuser = nobody\n",
              testutil_dir, testutil_dir);
     c = load(body);
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(preflight_functions(c, l), 0);
-    ck_assert_ptr_null(fn_list_find(l, "good")->disabled);
-    d = fn_list_find(l, "closed");
+    ck_assert_ptr_null(discover_list_find(l, "good")->disabled);
+    d = discover_list_find(l, "closed");
     snprintf(want, sizeof(want),
              "%s/functions/closed: instances (user nobody) cannot enter this folder: Permission "
              "denied",
              testutil_dir);
     ck_assert_str_eq(d->disabled, want);
-    d = fn_list_find(l, "ownonly");
+    d = discover_list_find(l, "ownonly");
     snprintf(want, sizeof(want),
              "%s/functions/ownonly/handler: instances (user nobody) cannot execute it: "
              "Permission denied",
              testutil_dir);
     ck_assert_str_eq(d->disabled, want);
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 
     /* A dynamic uid (the default when root) is judged the same way. */
@@ -266,13 +266,13 @@ START_TEST(functions_unreachable_are_disabled)
     snprintf(body, sizeof(body), "functions_dir = %s/functions\nsocket_dir = %s/sock\n",
              testutil_dir, testutil_dir);
     c = load(body);
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     ck_assert_int_eq(preflight_functions(c, l), 0);
-    d = fn_list_find(l, "good");
+    d = discover_list_find(l, "good");
     ck_assert_ptr_nonnull(d->disabled);
     ck_assert_ptr_nonnull(strstr(d->disabled, "/functions/good: instances (dynamic uid "));
     ck_assert_ptr_nonnull(strstr(d->disabled, ") cannot enter this folder: Permission denied"));
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
@@ -281,7 +281,7 @@ START_TEST(functions_socket_path_too_long)
 {
     char body[PATH_MAX * 4], sock[200], want[PATH_MAX];
     struct conf *c;
-    struct fn_list *l;
+    struct discover_list *l;
 
     ck_assert_int_eq(mkdir(tpath("functions"), 0755), 0);
     add_fn("a-rather-long-function-name-for-a-socket-path-0123456789", 0755, 0755);
@@ -290,13 +290,13 @@ START_TEST(functions_socket_path_too_long)
     snprintf(body, sizeof(body), "functions_dir = %s/functions\nsocket_dir = %s\n", testutil_dir,
              sock);
     c = load(body);
-    l = fn_discover(c, err, sizeof(err));
+    l = discover_functions(c, err, sizeof(err));
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(preflight_functions(c, l), 0);
     snprintf(want, sizeof(want), "%s/fn/%s.sock: socket path longer than 107 bytes", sock,
              "a-rather-long-function-name-for-a-socket-path-0123456789");
     ck_assert_str_eq(l->fns[0].disabled, want);
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST

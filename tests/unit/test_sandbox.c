@@ -7,7 +7,7 @@
  */
 #include "config.h"
 
-#include "fn.h"
+#include "discover.h"
 #include "ident.h"
 #include "sandbox.h"
 #include "testutil.h"
@@ -186,7 +186,7 @@ static int landlock_body(void)
 
 START_TEST(landlock_confines_the_filesystem)
 {
-    struct fn_desc d;
+    struct discover_fn d;
     struct ident id;
     struct sandbox_fn *sb;
     char err[512], base[PATH_MAX + 32];

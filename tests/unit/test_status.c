@@ -30,7 +30,7 @@
 static struct event_base *base;
 static struct status *st;
 static struct mx *mx;
-static struct fn_desc desc;
+static struct discover_fn desc;
 static pid_t server_pid;
 
 static void server_up(void)

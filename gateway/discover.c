@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "fn.h"
+#include "discover.h"
 
 #include "log.h"
 
@@ -15,12 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static int fn_desc_cmp(const void *a, const void *b)
+static int discover_fn_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct fn_desc *)a)->name, ((const struct fn_desc *)b)->name);
+    return strcmp(((const struct discover_fn *)a)->name, ((const struct discover_fn *)b)->name);
 }
 
-void fn_desc_clear(struct fn_desc *d)
+void discover_fn_clear(struct discover_fn *d)
 {
     free(d->name);
     free(d->dir);
@@ -31,7 +31,7 @@ void fn_desc_clear(struct fn_desc *d)
     memset(d, 0, sizeof(*d));
 }
 
-int fn_desc_disable(struct fn_desc *d, const char *reason)
+int discover_fn_disable(struct discover_fn *d, const char *reason)
 {
     d->set.min_instances = 0;
     if (d->disabled)
@@ -40,17 +40,17 @@ int fn_desc_disable(struct fn_desc *d, const char *reason)
     return d->disabled ? 0 : -1;
 }
 
-void fn_list_free(struct fn_list *l)
+void discover_list_free(struct discover_list *l)
 {
     if (!l)
         return;
     for (size_t i = 0; i < l->n; i++)
-        fn_desc_clear(&l->fns[i]);
+        discover_fn_clear(&l->fns[i]);
     free(l->fns);
     free(l);
 }
 
-const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name)
+const struct discover_fn *discover_list_find(const struct discover_list *l, const char *name)
 {
     for (size_t i = 0; i < l->n; i++) {
         if (strcmp(l->fns[i].name, name) == 0)
@@ -59,7 +59,7 @@ const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name)
     return NULL;
 }
 
-bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b)
+bool discover_fn_same_binary(const struct discover_fn *a, const struct discover_fn *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
@@ -71,8 +71,8 @@ bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b)
  * regular file at least as new as the handler, so that a rebuilt handler
  * with a stale shared object beside it runs as built.  Returns -1 only when
  * out of memory. */
-static int fn_desc_so(const struct conf *c, const char *name, const struct stat *hst,
-                      struct fn_desc *d)
+static int discover_fn_so(const struct conf *c, const char *name, const struct stat *hst,
+                          struct discover_fn *d)
 {
     char path[4096];
     struct stat st;
@@ -100,8 +100,8 @@ static int fn_desc_so(const struct conf *c, const char *name, const struct stat 
 
 /* Fills D for NAME; returns 1 if it is a function, 0 if skipped (logged),
  * -1 on a configuration error (ERR set). */
-static int fn_desc_load(const struct conf *c, const char *name, struct fn_desc *d, char *err,
-                        size_t errlen)
+static int discover_fn_load(const struct conf *c, const char *name, struct discover_fn *d,
+                            char *err, size_t errlen)
 {
     char path[4096], reason[4096 + CONF_ERR_MAX] = "";
     struct stat st;
@@ -142,7 +142,7 @@ found:
     d->ino = st.st_ino;
     d->size = st.st_size;
     d->mtime = st.st_mtim;
-    if (!reason[0] && fn_desc_so(c, name, &st, d) < 0) {
+    if (!reason[0] && discover_fn_so(c, name, &st, d) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -152,19 +152,19 @@ found:
     /* Disabled: fngate.conf's settings alone, already validated with it. */
     if (fnconf_load(c, name, NULL, &d->set, err, errlen) < 0)
         goto fail;
-    if (fn_desc_disable(d, reason) < 0) {
+    if (discover_fn_disable(d, reason) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     return 1;
 fail:
-    fn_desc_clear(d);
+    discover_fn_clear(d);
     return -1;
 }
 
-struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
+struct discover_list *discover_functions(const struct conf *c, char *err, size_t errlen)
 {
-    struct fn_list *l = calloc(1, sizeof(*l));
+    struct discover_list *l = calloc(1, sizeof(*l));
     size_t cap = 0;
     DIR *dir = NULL;
     struct dirent *de;
@@ -180,23 +180,23 @@ struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
         goto fail;
     }
     while ((de = readdir(dir)) != NULL) {
-        struct fn_desc d;
+        struct discover_fn d;
         int r;
 
         if (de->d_name[0] == '.')
             continue;
         if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN && de->d_type != DT_LNK)
             continue;
-        r = fn_desc_load(c, de->d_name, &d, err, errlen);
+        r = discover_fn_load(c, de->d_name, &d, err, errlen);
         if (r < 0)
             goto fail;
         if (r == 0)
             continue;
         if (l->n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            struct fn_desc *n = realloc(l->fns, ncap * sizeof(*n));
+            struct discover_fn *n = realloc(l->fns, ncap * sizeof(*n));
             if (!n) {
-                fn_desc_clear(&d);
+                discover_fn_clear(&d);
                 snprintf(err, errlen, "out of memory");
                 goto fail;
             }
@@ -208,9 +208,9 @@ struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
     closedir(dir);
     dir = NULL;
     if (l->n > 1)
-        qsort(l->fns, l->n, sizeof(*l->fns), fn_desc_cmp);
+        qsort(l->fns, l->n, sizeof(*l->fns), discover_fn_cmp);
     for (size_t i = 0; i < c->n_sections; i++) {
-        if (!fn_list_find(l, c->sections[i].name))
+        if (!discover_list_find(l, c->sections[i].name))
             log_warnx("%s:%d: section [%s] names no function in %s", c->path, c->sections[i].line,
                       c->sections[i].name, c->gw.functions_dir);
     }
@@ -218,6 +218,6 @@ struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen)
 fail:
     if (dir)
         closedir(dir);
-    fn_list_free(l);
+    discover_list_free(l);
     return NULL;
 }

@@ -1,5 +1,5 @@
 /*
- * Unit tests for gateway/fn.c: which folders of functions_dir become
+ * Unit tests for gateway/discover.c: which folders of functions_dir become
  * functions, in what order, with what settings, why the others are skipped
  * (the log line the operator reads), and how a deployed binary is told from
  * the one already running.  Each test builds its own functions_dir and
@@ -7,7 +7,7 @@
  */
 #include "config.h"
 
-#include "fn.h"
+#include "discover.h"
 
 #include <check.h>
 
@@ -46,7 +46,7 @@ static void setup(void)
 
 static void root_setup(void)
 {
-    testutil_root_make("test_fn");
+    testutil_root_make("test_discover");
 }
 
 static void root_teardown(void)
@@ -107,26 +107,26 @@ static struct conf *load_conf(const char *extra)
     return c;
 }
 
-/* ---- stderr capture (fn.c reports skips with log_warnx) ------------------- */
+/* ---- stderr capture (discover.c reports skips with log_warnx) ------------------- */
 
 static const char *logbuf = ""; /* what the last discover() logged */
 
-/* Runs fn_discover with stderr captured into logbuf. */
-static struct fn_list *discover(const struct conf *c)
+/* Runs discover_functions with stderr captured into logbuf. */
+static struct discover_list *discover(const struct conf *c)
 {
-    struct fn_list *l;
+    struct discover_list *l;
 
     testutil_capture_begin();
-    l = fn_discover(c, errbuf, sizeof(errbuf));
+    l = discover_functions(c, errbuf, sizeof(errbuf));
     logbuf = testutil_capture_end();
     return l;
 }
 
-static struct fn_list *discover_ok(const struct conf *c)
+static struct discover_list *discover_ok(const struct conf *c)
 {
-    struct fn_list *l = discover(c);
+    struct discover_list *l = discover(c);
 
-    ck_assert_msg(l != NULL, "fn_discover: %s", errbuf);
+    ck_assert_msg(l != NULL, "discover_functions: %s", errbuf);
     return l;
 }
 
@@ -144,7 +144,7 @@ static void assert_logged(const char *fmt, ...)
     ck_assert_msg(strstr(logbuf, want) != NULL, "log lacks '%s'; log was:\n%s", msg, logbuf);
 }
 
-static void assert_names(const struct fn_list *l, const char *const *want, size_t n)
+static void assert_names(const struct discover_list *l, const char *const *want, size_t n)
 {
     ck_assert_uint_eq(l->n, n);
     for (size_t i = 0; i < n; i++)
@@ -158,14 +158,14 @@ START_TEST(discover_sorted)
     static const char *const made[] = {"zeta", "alpha", "m-1", "a_b", "0num", "b", "a"};
     static const char *const want[] = {"0num", "a", "a_b", "alpha", "b", "m-1", "zeta"};
     struct conf *c = load_conf("");
-    struct fn_list *l;
+    struct discover_list *l;
 
     for (size_t i = 0; i < N(made); i++)
         add_fn(made[i]);
     l = discover_ok(c);
     assert_names(l, want, N(want));
     for (size_t i = 0; i < l->n; i++) {
-        const struct fn_desc *d = &l->fns[i];
+        const struct discover_fn *d = &l->fns[i];
         struct stat st;
         ck_assert_str_eq(d->dir, fpath("%s", want[i]));
         ck_assert_str_eq(d->handler, fpath("%s/handler", want[i]));
@@ -175,12 +175,12 @@ START_TEST(discover_sorted)
         ck_assert_int_eq(d->mtime.tv_sec, st.st_mtim.tv_sec);
         ck_assert_int_eq(d->mtime.tv_nsec, st.st_mtim.tv_nsec);
         ck_assert_int_eq(d->set.max_instances, 8); /* built-in default */
-        ck_assert_ptr_eq(fn_list_find(l, want[i]), d);
+        ck_assert_ptr_eq(discover_list_find(l, want[i]), d);
     }
-    ck_assert_ptr_null(fn_list_find(l, "nope"));
-    ck_assert_ptr_null(fn_list_find(l, "Alpha"));
+    ck_assert_ptr_null(discover_list_find(l, "nope"));
+    ck_assert_ptr_null(discover_list_find(l, "Alpha"));
     ck_assert_str_eq(logbuf, "");
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
@@ -190,13 +190,13 @@ START_TEST(discover_empty)
     /* Not captured: under UBSan a failure here is a runtime error on
      * stderr (an empty folder means no array to sort), which must show. */
     struct conf *c = load_conf("");
-    struct fn_list *l = fn_discover(c, errbuf, sizeof(errbuf));
+    struct discover_list *l = discover_functions(c, errbuf, sizeof(errbuf));
 
-    ck_assert_msg(l != NULL, "fn_discover: %s", errbuf);
+    ck_assert_msg(l != NULL, "discover_functions: %s", errbuf);
     ck_assert_uint_eq(l->n, 0);
-    ck_assert_ptr_null(fn_list_find(l, "hello"));
-    fn_list_free(l);
-    fn_list_free(NULL);
+    ck_assert_ptr_null(discover_list_find(l, "hello"));
+    discover_list_free(l);
+    discover_list_free(NULL);
     conf_free(c);
 }
 END_TEST
@@ -222,7 +222,7 @@ START_TEST(discover_skips_bad_names)
     char n64[65], n65[66];
     const char *want[3];
     struct conf *c = load_conf("");
-    struct fn_list *l;
+    struct discover_list *l;
 
     memset(n64, 'a', 64);
     n64[64] = '\0';
@@ -249,7 +249,7 @@ START_TEST(discover_skips_bad_names)
                   n65);
     /* Hidden entries are not even mentioned. */
     ck_assert_ptr_null(strstr(logbuf, ".hidden"));
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
@@ -258,7 +258,7 @@ START_TEST(discover_skips_no_handler)
 {
     static const char *const want[] = {"good", "linked"};
     struct conf *c = load_conf("");
-    struct fn_list *l;
+    struct discover_list *l;
 
     add_fn("good");
     /* A folder without handler. */
@@ -292,7 +292,7 @@ START_TEST(discover_skips_no_handler)
                   strerror(ENOENT));
     ck_assert_ptr_null(strstr(logbuf, "README"));
     ck_assert_ptr_null(strstr(logbuf, "'script'"));
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
@@ -302,15 +302,15 @@ START_TEST(discover_symlinked_folder)
     /* Deployments often symlink a release folder into functions_dir. */
     static const char *const want[] = {"current", "real"};
     struct conf *c = load_conf("");
-    struct fn_list *l;
+    struct discover_list *l;
 
     add_fn("real");
     ck_assert_int_eq(symlink(fpath("real"), fpath("current")), 0);
     l = discover_ok(c);
     assert_names(l, want, N(want));
     ck_assert_str_eq(l->fns[0].handler, fpath("current/handler"));
-    ck_assert(fn_desc_same_binary(&l->fns[0], &l->fns[1]));
-    fn_list_free(l);
+    ck_assert(discover_fn_same_binary(&l->fns[0], &l->fns[1]));
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
@@ -319,16 +319,16 @@ START_TEST(discover_settings_layered)
 {
     struct conf *c = load_conf("[defaults]\nidle_timeout = 2s\n"
                                "[hello]\nmax_instances = 3\nenv.GREETING = hi\n");
-    struct fn_list *l;
-    const struct fn_desc *h, *o;
+    struct discover_list *l;
+    const struct discover_fn *h, *o;
 
     add_fn("hello");
     add_fn("other");
     write_file(fpath("hello/function.conf"), "queue_size = 7\nmax_instances = 5\n", 0644);
     l = discover_ok(c);
     ck_assert_uint_eq(l->n, 2);
-    h = fn_list_find(l, "hello");
-    o = fn_list_find(l, "other");
+    h = discover_list_find(l, "hello");
+    o = discover_list_find(l, "other");
     ck_assert_ptr_nonnull(h);
     ck_assert_ptr_nonnull(o);
     ck_assert_int_eq(h->set.max_instances, 3); /* fngate.conf over function.conf */
@@ -342,7 +342,7 @@ START_TEST(discover_settings_layered)
     ck_assert_int_eq(o->set.idle_timeout_ms, 2000);
     ck_assert_uint_eq(o->set.n_env, 0);
     ck_assert_str_eq(logbuf, "");
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
@@ -358,11 +358,11 @@ START_TEST(discover_bad_function_conf)
     /* Only that function is disabled, with the reason; the others load. */
     write_file(fpath("hello/function.conf"), "# shipped\nmax_instances = 0\n", 0644);
     {
-        struct fn_list *l = discover_ok(c);
-        const struct fn_desc *h = fn_list_find(l, "hello");
+        struct discover_list *l = discover_ok(c);
+        const struct discover_fn *h = discover_list_find(l, "hello");
         ck_assert_uint_eq(l->n, 3);
-        ck_assert_ptr_null(fn_list_find(l, "alpha")->disabled);
-        ck_assert_ptr_null(fn_list_find(l, "zeta")->disabled);
+        ck_assert_ptr_null(discover_list_find(l, "alpha")->disabled);
+        ck_assert_ptr_null(discover_list_find(l, "zeta")->disabled);
         snprintf(want, sizeof(want), "%s:2: max_instances: '0' is out of range (1..4096)",
                  fpath("hello/function.conf"));
         ck_assert_ptr_nonnull(h->disabled);
@@ -371,16 +371,16 @@ START_TEST(discover_bad_function_conf)
         ck_assert_int_eq(h->set.max_instances, 8);
         ck_assert_int_eq(h->set.min_instances, 0);
         ck_assert_str_eq(logbuf, "");
-        fn_list_free(l);
+        discover_list_free(l);
     }
 
     write_file(fpath("hello/function.conf"), "[function]\n\nnot_a_key = 1\n", 0644);
     {
-        struct fn_list *l = discover_ok(c);
+        struct discover_list *l = discover_ok(c);
         snprintf(want, sizeof(want), "%s:3: unknown key 'not_a_key' in [function]",
                  fpath("hello/function.conf"));
-        ck_assert_str_eq(fn_list_find(l, "hello")->disabled, want);
-        fn_list_free(l);
+        ck_assert_str_eq(discover_list_find(l, "hello")->disabled, want);
+        discover_list_free(l);
     }
 
     /* A function.conf of a skipped folder is never read. */
@@ -388,9 +388,9 @@ START_TEST(discover_bad_function_conf)
     ck_assert_int_eq(mkdir(fpath("Bad"), 0755), 0);
     write_file(fpath("Bad/function.conf"), "garbage\n", 0644);
     {
-        struct fn_list *l = discover_ok(c);
+        struct discover_list *l = discover_ok(c);
         ck_assert_uint_eq(l->n, 3);
-        fn_list_free(l);
+        discover_list_free(l);
     }
     conf_free(c);
 }
@@ -400,7 +400,7 @@ START_TEST(discover_unknown_section_loads)
 {
     static const char *const want[] = {"hello"};
     struct conf *c = load_conf("[hello]\nmax_instances = 2\n\n[ghost]\nmax_instances = 4\n");
-    struct fn_list *l;
+    struct discover_list *l;
 
     add_fn("hello");
     l = discover_ok(c);
@@ -409,16 +409,16 @@ START_TEST(discover_unknown_section_loads)
     /* [ghost] is the 6th line: two [gateway] lines come first. */
     assert_logged("%s:6: section [ghost] names no function in %s", confpath, fndir);
     ck_assert_ptr_null(strstr(logbuf, "[hello]"));
-    fn_list_free(l);
+    discover_list_free(l);
     conf_free(c);
 }
 END_TEST
 
 /* ---- binary identity ------------------------------------------------------ */
 
-static struct fn_list *discover_hello(const struct conf *c)
+static struct discover_list *discover_hello(const struct conf *c)
 {
-    struct fn_list *l = discover_ok(c);
+    struct discover_list *l = discover_ok(c);
 
     ck_assert_uint_eq(l->n, 1);
     ck_assert_str_eq(l->fns[0].name, "hello");
@@ -428,15 +428,15 @@ static struct fn_list *discover_hello(const struct conf *c)
 START_TEST(same_binary_unchanged)
 {
     struct conf *c = load_conf("");
-    struct fn_list *a, *b;
+    struct discover_list *a, *b;
 
     add_fn("hello");
     a = discover_hello(c);
     b = discover_hello(c);
-    ck_assert(fn_desc_same_binary(&a->fns[0], &b->fns[0]));
-    ck_assert(fn_desc_same_binary(&a->fns[0], &a->fns[0]));
-    fn_list_free(a);
-    fn_list_free(b);
+    ck_assert(discover_fn_same_binary(&a->fns[0], &b->fns[0]));
+    ck_assert(discover_fn_same_binary(&a->fns[0], &a->fns[0]));
+    discover_list_free(a);
+    discover_list_free(b);
     conf_free(c);
 }
 END_TEST
@@ -444,7 +444,7 @@ END_TEST
 START_TEST(same_binary_atomic_replace)
 {
     struct conf *c = load_conf("");
-    struct fn_list *a, *b;
+    struct discover_list *a, *b;
 
     add_fn("hello");
     a = discover_hello(c);
@@ -453,10 +453,10 @@ START_TEST(same_binary_atomic_replace)
     ck_assert_int_eq(rename(fpath("hello/handler.new"), fpath("hello/handler")), 0);
     b = discover_hello(c);
     ck_assert_int_eq(a->fns[0].size, b->fns[0].size);
-    ck_assert(!fn_desc_same_binary(&a->fns[0], &b->fns[0]));
-    ck_assert(!fn_desc_same_binary(&b->fns[0], &a->fns[0]));
-    fn_list_free(a);
-    fn_list_free(b);
+    ck_assert(!discover_fn_same_binary(&a->fns[0], &b->fns[0]));
+    ck_assert(!discover_fn_same_binary(&b->fns[0], &a->fns[0]));
+    discover_list_free(a);
+    discover_list_free(b);
     conf_free(c);
 }
 END_TEST
@@ -464,7 +464,7 @@ END_TEST
 START_TEST(same_binary_in_place_rewrite)
 {
     struct conf *c = load_conf("");
-    struct fn_list *a, *b;
+    struct discover_list *a, *b;
     struct stat st;
 
     add_fn("hello");
@@ -474,11 +474,11 @@ START_TEST(same_binary_in_place_rewrite)
     ck_assert_int_eq(stat(fpath("hello/handler"), &st), 0);
     ck_assert(st.st_ino == a->fns[0].ino);
     b = discover_hello(c);
-    ck_assert(!fn_desc_same_binary(&a->fns[0], &b->fns[0]));
-    fn_list_free(b);
+    ck_assert(!discover_fn_same_binary(&a->fns[0], &b->fns[0]));
+    discover_list_free(b);
 
     /* Same size again but a new mtime: still a new binary. */
-    fn_list_free(a);
+    discover_list_free(a);
     a = discover_hello(c);
     write_file(fpath("hello/handler"), "#!/bin/sh\necho v3\nexit 0\n", 0755);
     {
@@ -488,9 +488,9 @@ START_TEST(same_binary_in_place_rewrite)
     }
     b = discover_hello(c);
     ck_assert_int_eq(a->fns[0].size, b->fns[0].size);
-    ck_assert(!fn_desc_same_binary(&a->fns[0], &b->fns[0]));
-    fn_list_free(a);
-    fn_list_free(b);
+    ck_assert(!discover_fn_same_binary(&a->fns[0], &b->fns[0]));
+    discover_list_free(a);
+    discover_list_free(b);
     conf_free(c);
 }
 END_TEST
@@ -504,9 +504,9 @@ static TCase *tcase(const char *name)
     return tc;
 }
 
-static Suite *fn_suite(void)
+static Suite *discover_suite(void)
 {
-    Suite *s = suite_create("fn");
+    Suite *s = suite_create("discover");
     TCase *tc;
 
     tc = tcase("discover");
@@ -533,4 +533,4 @@ static Suite *fn_suite(void)
     return s;
 }
 
-CHECK_MAIN(fn_suite)
+CHECK_MAIN(discover_suite)

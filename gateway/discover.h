@@ -5,8 +5,8 @@
  * line saying why.  Pure with respect to the running gateway, so `fngate
  * check` and a reload run exactly the same code.
  */
-#ifndef FNGATE_FN_H
-#define FNGATE_FN_H
+#ifndef FNGATE_DISCOVER_H
+#define FNGATE_DISCOVER_H
 
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@
 #include "fnconf.h"
 
 /* One discovered function.  Strings and settings owned by the array. */
-struct fn_desc {
+struct discover_fn {
     char *name;
     char *dir;
     char *handler;
@@ -40,8 +40,8 @@ struct fn_desc {
     struct timespec so_mtime;
 };
 
-struct fn_list {
-    struct fn_desc *fns;
+struct discover_list {
+    struct discover_fn *fns;
     size_t n;
 };
 
@@ -51,15 +51,15 @@ struct fn_list {
  * examined, is listed with DISABLED set (not logged: the caller reports
  * it).  Sections of fngate.conf naming no discovered function are reported
  * with log_warnx. */
-struct fn_list *fn_discover(const struct conf *c, char *err, size_t errlen);
-void fn_list_free(struct fn_list *l);
+struct discover_list *discover_functions(const struct conf *c, char *err, size_t errlen);
+void discover_list_free(struct discover_list *l);
 /* Frees what D owns and zeroes it; D itself is not freed. */
-void fn_desc_clear(struct fn_desc *d);
+void discover_fn_clear(struct discover_fn *d);
 /* Sets D->disabled to a copy of REASON (kept when one is already set) and
  * min_instances to 0.  Returns -1 only when out of memory. */
-int fn_desc_disable(struct fn_desc *d, const char *reason);
-const struct fn_desc *fn_list_find(const struct fn_list *l, const char *name);
+int discover_fn_disable(struct discover_fn *d, const char *reason);
+const struct discover_fn *discover_list_find(const struct discover_list *l, const char *name);
 /* True when A and B are the same handler file (same identity). */
-bool fn_desc_same_binary(const struct fn_desc *a, const struct fn_desc *b);
+bool discover_fn_same_binary(const struct discover_fn *a, const struct discover_fn *b);
 
 #endif
