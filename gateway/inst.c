@@ -32,7 +32,7 @@
 #include "refuse.h"
 #include "reqlog.h"
 #include "sandbox.h"
-#include "sb.h"
+#include "scoreboard.h"
 #include "scale.h"
 #include "sock.h"
 #include "spare.h"
@@ -67,7 +67,7 @@ void inst_free(struct inst *in)
         return;
     instio_free(in->io);
     mx_inst_free(in->mx);
-    sb_free(in->sb);
+    scoreboard_free(in->scoreboard);
     free(in);
 }
 
@@ -87,7 +87,7 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
     mx_inst_stopping(in->mx, inst_why_exit[why]);
     /* The flag is seen between requests even under continuous load, when
      * the instance never waits long enough to take the signal. */
-    FN_SB_STORE(in->sb->slot->stop_req, 1u);
+    FN_SB_STORE(in->scoreboard->slot->stop_req, 1u);
     inst_signal(in, SIGTERM);
 }
 
@@ -145,8 +145,8 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     }
     in->fn = f;
     in->gen = f->gen;
-    in->sb = sb_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
-    if (!in->sb)
+    in->scoreboard = scoreboard_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
+    if (!in->scoreboard)
         goto fail;
     if (s->pool && poolctl_channel(s->pool, &db_fd, &pool_fd) < 0)
         goto fail;
@@ -159,7 +159,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     cs.envp = f->envp;
     cs.listen_fd = f->listen_fd;
     cs.db_fd = db_fd;
-    cs.sb_fd = in->sb->fd;
+    cs.sb_fd = in->scoreboard->fd;
     cs.memory_limit = f->desc.set.memory_limit;
     cs.open_files = f->desc.set.open_files;
     cs.drop_privileges = f->id.drop;
@@ -176,7 +176,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     else
         in->pid = proc_spawn(&cs, &log_fd);
     in->exec_ns[2] = sup_now_ns();
-    sb_close_fd(in->sb);
+    scoreboard_close_fd(in->scoreboard);
     if (db_fd >= 0)
         close(db_fd);
     if (in->pid < 0) {
@@ -188,7 +188,8 @@ int inst_spawn(struct sup_fn *f, int64_t now)
         poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, &f->desc.set);
     in->spawned_ns = now;
     in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
-    in->mx = mx_inst_new(f->mx, in->pid, cs.drop_privileges ? cs.uid : getuid(), in->sb, now);
+    in->mx =
+        mx_inst_new(f->mx, in->pid, cs.drop_privileges ? cs.uid : getuid(), in->scoreboard, now);
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
@@ -203,8 +204,8 @@ fail:
 
 void inst_served(const struct inst *in, double *ns, uint64_t *n)
 {
-    uint64_t reqs = FN_SB_LOAD(in->sb->slot->requests);
-    double dur = (double)FN_SB_LOAD(in->sb->slot->dur_sum_ns);
+    uint64_t reqs = FN_SB_LOAD(in->scoreboard->slot->requests);
+    double dur = (double)FN_SB_LOAD(in->scoreboard->slot->dur_sum_ns);
 
     /* Claims: at most a minute a request, and no more requests than a
      * process could serve in a day, so one lying slot cannot swamp the
@@ -223,7 +224,7 @@ void inst_exited(struct inst *in, int status, int64_t now)
     struct sup_fn *f = in->fn;
     char what[96], extra[160];
     double up = (double)(now - in->spawned_ns) / 1e9;
-    uint64_t served = FN_SB_LOAD(in->sb->slot->requests);
+    uint64_t served = FN_SB_LOAD(in->scoreboard->slot->requests);
     /* A start the police killed was not asked to leave: it failed. */
     bool asked =
         (in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns) && in->why != WHY_START;

@@ -25,10 +25,10 @@ struct inst {
     struct sup_fn *fn; /* owner */
     pid_t pid;
     unsigned gen;
-    struct sb *sb;         /* owned */
-    struct instio *io;     /* owned: its stdout and stderr */
-    struct mx_inst *mx;    /* owned: its figures */
-    struct police_inst pi; /* the supervisor's own observations */
+    struct scoreboard *scoreboard; /* owned */
+    struct instio *io;             /* owned: its stdout and stderr */
+    struct mx_inst *mx;            /* owned: its figures */
+    struct police_inst pi;         /* the supervisor's own observations */
     struct police_view pv;
     int64_t spawned_ns;
     int64_t exec_ns[3]; /* proc_spawn called, the child's execve, proc_spawn returned:

@@ -65,7 +65,7 @@ struct mx_inst {
     struct mx_fn *fn;
     pid_t pid;
     uid_t uid;
-    struct sb *sb; /* borrowed */
+    struct scoreboard *scoreboard; /* borrowed */
     int64_t spawned_ns;
     bool ready_seen, first_seen, stopping;
     enum mx_exit why;
@@ -229,7 +229,7 @@ void mx_fn_rejected(struct mx_fn *fm, enum mx_rej why, int n)
     fm->codes[503] += (uint64_t)n;
 }
 
-struct mx_inst *mx_inst_new(struct mx_fn *fm, pid_t pid, uid_t uid, struct sb *sb,
+struct mx_inst *mx_inst_new(struct mx_fn *fm, pid_t pid, uid_t uid, struct scoreboard *sb,
                             int64_t spawned_ns)
 {
     struct mx_inst *mi;
@@ -239,7 +239,7 @@ struct mx_inst *mx_inst_new(struct mx_fn *fm, pid_t pid, uid_t uid, struct sb *s
     mi->fn = fm;
     mi->pid = pid;
     mi->uid = uid;
-    mi->sb = sb;
+    mi->scoreboard = sb;
     mi->spawned_ns = spawned_ns;
     mi->next = fm->insts;
     fm->insts = mi;
@@ -264,7 +264,7 @@ static void mx_grow(uint64_t *seen, uint64_t v)
 /* Takes the slot's claims into MI->seen, and the cold-start times once. */
 static void mx_inst_sync(struct mx_inst *mi, int64_t now)
 {
-    struct fn_sb_slot *sl = mi->sb->slot;
+    struct fn_sb_slot *sl = mi->scoreboard->slot;
     struct mx_counts *c = &mi->seen;
 
     for (int i = 0; i < FN_SB_HIST; i++) {
@@ -314,11 +314,11 @@ static void mx_inst_sync(struct mx_inst *mi, int64_t now)
 static void mx_inst_drain(struct mx_inst *mi)
 {
     size_t size;
-    char *ring = sb_log_ring(mi->sb, &size);
+    char *ring = scoreboard_log_ring(mi->scoreboard, &size);
 
     if (ring && mi->fn->mx->rl)
-        reqlog_drain(mi->fn->mx->rl, &mi->fn->log_budget, mi->fn->desc->name, mi->pid, mi->sb->slot,
-                     ring, size, &mi->log_tail);
+        reqlog_drain(mi->fn->mx->rl, &mi->fn->log_budget, mi->fn->desc->name, mi->pid,
+                     mi->scoreboard->slot, ring, size, &mi->log_tail);
 }
 
 static void mx_inst_unlink(struct mx_inst *mi)
@@ -446,7 +446,7 @@ static void mx_view(struct mx_fn *fm, int64_t now, struct mx_view *v)
             uint64_t k = mx_code_slot(c->code[i]);
             v->codes[k] = mx_sat_add(v->codes[k], c->code_n[i]);
         }
-        st = FN_SB_LOAD(mi->sb->slot->state);
+        st = FN_SB_LOAD(mi->scoreboard->slot->state);
         if (mi->stopping || st == FN_SB_STOPPING)
             v->states[3]++;
         else if (st == FN_SB_STARTING)
@@ -725,7 +725,7 @@ static void mx_json_hist(struct evbuffer *o, const char *key, const uint64_t *b,
 
 static const char *mx_state_name(const struct mx_inst *mi)
 {
-    uint32_t st = FN_SB_LOAD(mi->sb->slot->state);
+    uint32_t st = FN_SB_LOAD(mi->scoreboard->slot->state);
     if (mi->stopping || st == FN_SB_STOPPING)
         return "draining";
     if (st == FN_SB_STARTING)
@@ -809,7 +809,7 @@ static void mx_json_fn(struct evbuffer *o, const struct mx_view *v, int64_t now)
     evbuffer_add_printf(o, "},\"instance_list\":[");
     first = true;
     for (const struct mx_inst *mi = fm->insts; mi; mi = mi->next) {
-        const struct fn_sb_slot *sl = mi->sb->slot;
+        const struct fn_sb_slot *sl = mi->scoreboard->slot;
         const char *st = mx_state_name(mi);
         uint64_t served = 0;
         for (int i = 0; i < FN_SB_CODES; i++)

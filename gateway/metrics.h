@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 
 #include "discover.h"
-#include "sb.h"
+#include "scoreboard.h"
 
 /* Why an instance left (fngate_instance_exits_total{reason}). */
 enum mx_exit {
@@ -65,7 +65,7 @@ void mx_fn_rejected(struct mx_fn *fm, enum mx_rej why, int n);
 /* An instance just spawned.  SB is borrowed until mx_inst_exited or
  * mx_inst_free.  NULL on allocation failure (the instance then only goes
  * uncounted). */
-struct mx_inst *mx_inst_new(struct mx_fn *fm, pid_t pid, uid_t uid, struct sb *sb,
+struct mx_inst *mx_inst_new(struct mx_fn *fm, pid_t pid, uid_t uid, struct scoreboard *sb,
                             int64_t spawned_ns);
 /* Asked to stop for WHY (the first reason sticks). */
 void mx_inst_stopping(struct mx_inst *mi, enum mx_exit why);

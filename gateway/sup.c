@@ -41,7 +41,7 @@
 #include "refuse.h"
 #include "reqlog.h"
 #include "sandbox.h"
-#include "sb.h"
+#include "scoreboard.h"
 #include "scale.h"
 #include "sock.h"
 #include "spare.h"

@@ -29,7 +29,7 @@
 #include "refuse.h"
 #include "reqlog.h"
 #include "sandbox.h"
-#include "sb.h"
+#include "scoreboard.h"
 #include "scale.h"
 #include "sock.h"
 #include "watch.h"
@@ -150,10 +150,10 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
             continue;
         }
         st->live++;
-        state = FN_SB_LOAD(in->sb->slot->state);
+        state = FN_SB_LOAD(in->scoreboard->slot->state);
         /* One holding kept connections takes a new one only when nobody
          * else has for a while (fn_loop.c): it is not free for it. */
-        if (state == FN_SB_IDLE && FN_SB_LOAD(in->sb->slot->kept))
+        if (state == FN_SB_IDLE && FN_SB_LOAD(in->scoreboard->slot->kept))
             st->kept++;
         else if (state == FN_SB_IDLE)
             st->idle++;
@@ -243,7 +243,7 @@ void supfn_police(struct sup_fn *f, int64_t now)
 
     for (struct inst *in = f->insts; in && n < 4096; in = in->next) {
         in->pv = (struct police_view){.pid = in->pid,
-                                      .slot = in->sb->slot,
+                                      .slot = in->scoreboard->slot,
                                       .pi = &in->pi,
                                       .spawned_ns = in->spawned_ns,
                                       .term_ns = in->term_ns,
@@ -254,7 +254,7 @@ void supfn_police(struct sup_fn *f, int64_t now)
     }
     police_fn_judge(f->pol, views, n, &lim, now);
     for (struct inst *in = f->insts; in; in = in->next) {
-        struct fn_sb_slot *sl = in->sb->slot;
+        struct fn_sb_slot *sl = in->scoreboard->slot;
         int64_t ready = police_ns_between(in->spawned_ns, (int64_t)FN_SB_LOAD(sl->ready_ns));
 
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {

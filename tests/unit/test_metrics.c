@@ -2,7 +2,7 @@
  * Unit tests for gateway/metrics.c and gateway/reqlog.c: folding slots into
  * totals (exact across exits, never backwards, hostile slots harmless), the
  * Prometheus and JSON renderings, quantiles, and the request-log drain.
- * Slots are real scoreboard memfds (sb_new_log), written here the way an
+ * Slots are real scoreboard memfds (scoreboard_new_log), written here the way an
  * instance (or a hostile one) would.
  */
 #include "config.h"
@@ -10,7 +10,7 @@
 #include "fcgirec.h"
 #include "metrics.h"
 #include "reqlog.h"
-#include "sb.h"
+#include "scoreboard.h"
 
 #include <check.h>
 
@@ -83,7 +83,7 @@ START_TEST(counts_survive_exits)
     struct discover_fn d = test_desc("hello");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
-    struct sb *a = sb_new("hello"), *b = sb_new("hello");
+    struct scoreboard *a = scoreboard_new("hello"), *b = scoreboard_new("hello");
     struct mx_inst *ia = mx_inst_new(fm, 100, 1000, a, 1), *ib = mx_inst_new(fm, 101, 1000, b, 1);
 
     for (int i = 0; i < 300; i++)
@@ -93,10 +93,10 @@ START_TEST(counts_survive_exits)
     ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"200\"} 300\n"));
     mx_inst_stopping(ia, MX_EXIT_IDLE);
     mx_inst_exited(ia, false, "exited with status 0", 2);
-    sb_free(a);
+    scoreboard_free(a);
     /* kill -9: a crash, and what it counted stays. */
     mx_inst_exited(ib, true, "killed by signal 9 (SIGKILL)", 3);
-    sb_free(b);
+    scoreboard_free(b);
     ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"200\"} 300\n"));
     ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"404\"} 7\n"));
     ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"hello\"} 307\n"));
@@ -121,7 +121,7 @@ START_TEST(hostile_buckets_never_make_a_cumulative_bucket_smaller)
     struct discover_fn d = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
-    struct sb *a = sb_new("evil");
+    struct scoreboard *a = scoreboard_new("evil");
 
     mx_inst_new(fm, 100, 1000, a, 1);
     a->slot->dur_hist[0] = UINT64_MAX;
@@ -133,7 +133,7 @@ START_TEST(hostile_buckets_never_make_a_cumulative_bucket_smaller)
     ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"evil\"} "
                       "18446744073709551615\n"));
     mx_free(mx);
-    sb_free(a);
+    scoreboard_free(a);
 }
 END_TEST
 
@@ -142,7 +142,7 @@ START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
     struct discover_fn d = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
-    struct sb *a = sb_new("evil");
+    struct scoreboard *a = scoreboard_new("evil");
     struct mx_inst *ia = mx_inst_new(fm, 100, 1000, a, 1);
 
     for (int i = 0; i < 50; i++)
@@ -172,7 +172,7 @@ START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
     ck_assert(has(mx, "fngate_cold_start_duration_seconds_bucket{function=\"evil\",le=\"0.00025\"}"
                       " 1\n"));
     mx_inst_exited(ia, false, NULL, 20);
-    sb_free(a);
+    scoreboard_free(a);
     ck_assert(has(mx, "code=\"200\"} 50\n"));
     ck_assert(has(mx, "fngate_instance_exits_total{function=\"evil\",reason=\"recycle\"} 1\n"));
     mx_free(mx);
@@ -184,7 +184,7 @@ START_TEST(one_function_cannot_touch_another)
     struct discover_fn d1 = test_desc("good"), d2 = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *f1 = mx_fn_new(mx, &d1, -1), *f2 = mx_fn_new(mx, &d2, -1);
-    struct sb *a = sb_new("good"), *b = sb_new("evil");
+    struct scoreboard *a = scoreboard_new("good"), *b = scoreboard_new("evil");
 
     mx_inst_new(f1, 100, 1000, a, 1);
     mx_inst_new(f2, 101, 1000, b, 1);
@@ -197,8 +197,8 @@ START_TEST(one_function_cannot_touch_another)
     ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"good\"} 1\n"));
     mx_fn_free(f1);
     mx_fn_free(f2);
-    sb_free(a);
-    sb_free(b);
+    scoreboard_free(a);
+    scoreboard_free(b);
     mx_free(mx);
 }
 END_TEST
@@ -276,7 +276,7 @@ START_TEST(tick_total_saturates)
     struct discover_fn d = test_desc("evil");
     struct mx *mx = mx_new();
     struct mx_fn *fm = mx_fn_new(mx, &d, -1);
-    struct sb *a = sb_new("evil");
+    struct scoreboard *a = scoreboard_new("evil");
     char *js;
 
     mx_inst_new(fm, 100, 1000, a, 1);
@@ -294,7 +294,7 @@ START_TEST(tick_total_saturates)
     ck_assert_msg(strstr(js, "\"count\":18446744073709551615,") != NULL, "%s", js);
     free(js);
     mx_free(mx);
-    sb_free(a);
+    scoreboard_free(a);
 }
 END_TEST
 
@@ -326,9 +326,9 @@ static const char *drain_text(const char *text)
     char path[] = "/tmp/test_metrics_XXXXXX", err[256];
     int fd = mkstemp(path);
     struct reqlog *rl;
-    struct sb *s = sb_new_log("evil", 4096);
+    struct scoreboard *s = scoreboard_new_log("evil", 4096);
     size_t size;
-    char *ring = sb_log_ring(s, &size);
+    char *ring = scoreboard_log_ring(s, &size);
     uint64_t tail = 0;
     const char *out;
     struct reqlog_budget budget = {0};
@@ -342,7 +342,7 @@ static const char *drain_text(const char *text)
     ck_assert_uint_eq(tail, s->slot->log_head);
     out = slurp(path);
     reqlog_free(rl);
-    sb_free(s);
+    scoreboard_free(s);
     unlink(path);
     return out;
 }
@@ -362,7 +362,8 @@ START_TEST(reqlog_holds_a_flooding_function_to_its_budget)
     char path[] = "/tmp/test_metrics_XXXXXX", err[256];
     int fd = mkstemp(path);
     struct reqlog *rl;
-    struct sb *s[2] = {sb_new_log("evil", 65536), sb_new_log("evil", 65536)};
+    struct scoreboard *s[2] = {scoreboard_new_log("evil", 65536),
+                               scoreboard_new_log("evil", 65536)};
     uint64_t tail[2] = {0, 0}, put = 0, kept = 0;
     struct reqlog_budget budget = {0};
     double t0, t1;
@@ -377,7 +378,7 @@ START_TEST(reqlog_holds_a_flooding_function_to_its_budget)
     for (int round = 0; round < 12; round++) {
         for (int i = 0; i < 2; i++) {
             size_t size;
-            char *ring = sb_log_ring(s[i], &size);
+            char *ring = scoreboard_log_ring(s[i], &size);
             while (s[i]->slot->log_head - tail[i] + 8 <= size) {
                 ring_put(s[i]->slot, ring, size, "{\"a\":1}\n");
                 put++;
@@ -399,8 +400,8 @@ START_TEST(reqlog_holds_a_flooding_function_to_its_budget)
     ck_assert_uint_eq(budget.dropped, put - kept);
     ck_assert_uint_gt(budget.dropped, 0);
     reqlog_free(rl);
-    sb_free(s[0]);
-    sb_free(s[1]);
+    scoreboard_free(s[0]);
+    scoreboard_free(s[1]);
     unlink(path);
 }
 END_TEST
@@ -410,9 +411,9 @@ START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
     char path[] = "/tmp/test_metrics_XXXXXX", err[256];
     int fd = mkstemp(path);
     struct reqlog *rl;
-    struct sb *s = sb_new_log("hello", 64);
+    struct scoreboard *s = scoreboard_new_log("hello", 64);
     size_t size;
-    char *ring = sb_log_ring(s, &size);
+    char *ring = scoreboard_log_ring(s, &size);
     uint64_t tail = 0;
     struct reqlog_budget budget = {0};
 
@@ -439,7 +440,7 @@ START_TEST(reqlog_drains_whole_lines_with_trusted_fields_first)
                                   "{\"function\":\"hello\",\"pid\":42,\"status\":202}\n"
                                   "{\"function\":\"hello\",\"pid\":42,\"status\":203}\n");
     reqlog_free(rl);
-    sb_free(s);
+    scoreboard_free(s);
     unlink(path);
 }
 END_TEST

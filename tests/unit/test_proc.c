@@ -13,7 +13,7 @@
 #include "proc.h"
 
 #include "childsetup.h"
-#include "sb.h"
+#include "scoreboard.h"
 
 #include <check.h>
 
@@ -51,7 +51,7 @@ static char child_path[PATH_MAX];
 /* What every test hands the instance. */
 static int listen_fd = -1;
 static int db_pair[2] = {-1, -1}; /* [0] goes to the instance as fd 3 */
-static struct sb *sb;
+static struct scoreboard *sb;
 
 /* proc_child next to this executable, unless FNGATE_PROC_CHILD says where. */
 static void find_child(void)
@@ -134,7 +134,7 @@ static void setup(void)
     ck_assert_int_eq(bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     ck_assert_int_eq(listen(listen_fd, 16), 0);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, db_pair), 0);
-    sb = sb_new("test");
+    sb = scoreboard_new("test");
     ck_assert_ptr_nonnull(sb);
 }
 
@@ -150,7 +150,7 @@ static void root_teardown(void)
 
 static void teardown(void)
 {
-    sb_free(sb);
+    scoreboard_free(sb);
     sb = NULL;
     close(db_pair[0]);
     close(db_pair[1]);

@@ -6,7 +6,7 @@
  */
 #include "config.h"
 
-#include "sb.h"
+#include "scoreboard.h"
 
 #include "log.h"
 
@@ -15,20 +15,20 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-struct sb *sb_new(const char *fn_name)
+struct scoreboard *scoreboard_new(const char *fn_name)
 {
-    return sb_new_log(fn_name, 0);
+    return scoreboard_new_log(fn_name, 0);
 }
 
-char *sb_log_ring(const struct sb *sb, size_t *size)
+char *scoreboard_log_ring(const struct scoreboard *sb, size_t *size)
 {
     *size = sb->size - sizeof(struct fn_sb_slot);
     return *size ? (char *)sb->slot + sizeof(struct fn_sb_slot) : NULL;
 }
 
-struct sb *sb_new_log(const char *fn_name, size_t log_bytes)
+struct scoreboard *scoreboard_new_log(const char *fn_name, size_t log_bytes)
 {
-    struct sb *sb = calloc(1, sizeof(*sb));
+    struct scoreboard *sb = calloc(1, sizeof(*sb));
     size_t size = sizeof(struct fn_sb_slot) + log_bytes;
 
     if (!sb) {
@@ -55,11 +55,11 @@ struct sb *sb_new_log(const char *fn_name, size_t log_bytes)
     sb->size = size;
     return sb;
 fail:
-    sb_free(sb);
+    scoreboard_free(sb);
     return NULL;
 }
 
-void sb_close_fd(struct sb *sb)
+void scoreboard_close_fd(struct scoreboard *sb)
 {
     if (sb && sb->fd >= 0) {
         close(sb->fd);
@@ -67,12 +67,12 @@ void sb_close_fd(struct sb *sb)
     }
 }
 
-void sb_free(struct sb *sb)
+void scoreboard_free(struct scoreboard *sb)
 {
     if (!sb)
         return;
     if (sb->slot)
         munmap(sb->slot, sb->size);
-    sb_close_fd(sb);
+    scoreboard_close_fd(sb);
     free(sb);
 }

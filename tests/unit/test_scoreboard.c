@@ -1,11 +1,11 @@
 /*
- * Unit tests for gateway/sb.c: the per-instance scoreboard slot.  The
+ * Unit tests for gateway/scoreboard.c: the per-instance scoreboard slot.  The
  * instance's side is simulated by a second mapping of the same memfd, made
  * the way the SDK makes it (mmap of the fd it inherits as FN_SB_FD).
  */
 #include "config.h"
 
-#include "sb.h"
+#include "scoreboard.h"
 
 #include <check.h>
 
@@ -21,7 +21,7 @@
 
 START_TEST(new_is_zeroed_and_starting)
 {
-    struct sb *sb = sb_new("hello");
+    struct scoreboard *sb = scoreboard_new("hello");
     static const struct fn_sb_slot zero;
     struct stat st;
 
@@ -36,21 +36,21 @@ START_TEST(new_is_zeroed_and_starting)
     ck_assert_int_eq(fstat(sb->fd, &st), 0);
     ck_assert_int_eq(st.st_size, (off_t)sizeof(struct fn_sb_slot));
     ck_assert_int_eq(fcntl(sb->fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-    sb_free(sb);
+    scoreboard_free(sb);
 }
 END_TEST
 
 START_TEST(each_instance_own_slot)
 {
-    struct sb *a = sb_new("hello"), *b = sb_new("hello");
+    struct scoreboard *a = scoreboard_new("hello"), *b = scoreboard_new("hello");
 
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_int_ne(a->fd, b->fd);
     FN_SB_STORE(a->slot->state, (uint32_t)FN_SB_BUSY);
     ck_assert_uint_eq(FN_SB_LOAD(b->slot->state), FN_SB_STARTING);
-    sb_free(a);
-    sb_free(b);
+    scoreboard_free(a);
+    scoreboard_free(b);
 }
 END_TEST
 
@@ -65,7 +65,7 @@ static struct fn_sb_slot *map_as_instance(int fd)
 
 START_TEST(instance_writes_are_seen)
 {
-    struct sb *sb = sb_new("hello");
+    struct scoreboard *sb = scoreboard_new("hello");
     struct fn_sb_slot *inst;
 
     ck_assert_ptr_nonnull(sb);
@@ -96,33 +96,33 @@ START_TEST(instance_writes_are_seen)
     ck_assert_uint_eq(FN_SB_LOAD(inst->stop_req), 1);
 
     ck_assert_int_eq(munmap(inst, sizeof(*inst)), 0);
-    sb_free(sb);
+    scoreboard_free(sb);
 }
 END_TEST
 
 START_TEST(mapping_survives_close_fd)
 {
     /* The supervisor closes its fd after the spawn and keeps reading. */
-    struct sb *sb = sb_new("hello");
+    struct scoreboard *sb = scoreboard_new("hello");
     struct fn_sb_slot *inst;
 
     ck_assert_ptr_nonnull(sb);
     inst = map_as_instance(sb->fd);
-    sb_close_fd(sb);
+    scoreboard_close_fd(sb);
     ck_assert_int_eq(sb->fd, -1);
-    sb_close_fd(sb); /* twice is harmless */
+    scoreboard_close_fd(sb); /* twice is harmless */
     ck_assert_int_eq(sb->fd, -1);
     FN_SB_STORE(inst->state, (uint32_t)FN_SB_STOPPING);
     ck_assert_uint_eq(FN_SB_LOAD(sb->slot->state), FN_SB_STOPPING);
     ck_assert_int_eq(munmap(inst, sizeof(*inst)), 0);
-    sb_free(sb);
-    sb_close_fd(NULL);
+    scoreboard_free(sb);
+    scoreboard_close_fd(NULL);
 }
 END_TEST
 
 START_TEST(sealed_against_resize)
 {
-    struct sb *sb = sb_new("hello");
+    struct scoreboard *sb = scoreboard_new("hello");
     struct stat st;
     int seals;
 
@@ -156,20 +156,20 @@ START_TEST(sealed_against_resize)
         ck_assert_int_eq(errno, EPERM);
         close(dup_fd);
     }
-    sb_free(sb);
+    scoreboard_free(sb);
 }
 END_TEST
 
 START_TEST(free_null)
 {
-    sb_free(NULL);
-    sb_close_fd(NULL);
+    scoreboard_free(NULL);
+    scoreboard_close_fd(NULL);
 }
 END_TEST
 
-static Suite *sb_suite(void)
+static Suite *scoreboard_suite(void)
 {
-    Suite *s = suite_create("sb");
+    Suite *s = suite_create("scoreboard");
     TCase *tc;
 
     tc = tcase_create("slot");
@@ -190,4 +190,4 @@ static Suite *sb_suite(void)
     return s;
 }
 
-CHECK_MAIN(sb_suite)
+CHECK_MAIN(scoreboard_suite)

@@ -5,27 +5,27 @@
  * resizing when max_instances changes on reload, and an instance can only
  * ever write its own slot.
  */
-#ifndef FNGATE_SB_H
-#define FNGATE_SB_H
+#ifndef FNGATE_SCOREBOARD_H
+#define FNGATE_SCOREBOARD_H
 
 #include <stddef.h>
 
 #include "fn_sb.h"
 
-struct sb {
+struct scoreboard {
     int fd;                  /* the memfd; closed after the spawn */
     struct fn_sb_slot *slot; /* shared mapping, owned */
     size_t size;             /* of the mapping: the slot plus the log ring */
 };
 
 /* A zeroed slot (state STARTING). Returns NULL on failure (logged). */
-struct sb *sb_new(const char *fn_name);
+struct scoreboard *scoreboard_new(const char *fn_name);
 /* The same followed by a request-log ring of LOG_BYTES (0: none). */
-struct sb *sb_new_log(const char *fn_name, size_t log_bytes);
+struct scoreboard *scoreboard_new_log(const char *fn_name, size_t log_bytes);
 /* The ring after the slot, or NULL. */
-char *sb_log_ring(const struct sb *sb, size_t *size);
-void sb_free(struct sb *sb);
+char *scoreboard_log_ring(const struct scoreboard *sb, size_t *size);
+void scoreboard_free(struct scoreboard *sb);
 /* Closes the memfd once the child holds its own copy. */
-void sb_close_fd(struct sb *sb);
+void scoreboard_close_fd(struct scoreboard *sb);
 
 #endif
