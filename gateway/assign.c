@@ -40,7 +40,7 @@ _Static_assert(sizeof(struct assign_head) % 8 == 0, "assign_head keeps the progr
 static const size_t assign_fd_at[ASSIGN_MAXFDS] = {
     offsetof(struct childsetup, listen_fd),
     offsetof(struct childsetup, db_fd),
-    offsetof(struct childsetup, sb_fd),
+    offsetof(struct childsetup, scoreboard_fd),
     offsetof(struct childsetup, ruleset_fd),
 };
 #define ASSIGN_FD(cs, i) (*(int *)(void *)((char *)(cs) + assign_fd_at[i]))

@@ -87,13 +87,13 @@ int childsetup_seal(const struct sock_fprog *bpf, const char **what)
 void childsetup_init(struct childsetup *cs)
 {
     memset(cs, 0, sizeof(*cs));
-    cs->listen_fd = cs->db_fd = cs->sb_fd = cs->ruleset_fd = -1;
+    cs->listen_fd = cs->db_fd = cs->scoreboard_fd = cs->ruleset_fd = -1;
     cs->log_fd = cs->devnull = -1;
 }
 
 int childsetup_apply(const struct childsetup *cs, const char **what)
 {
-    const int src[5] = {cs->listen_fd, cs->log_fd, cs->log_fd, cs->db_fd, cs->sb_fd};
+    const int src[5] = {cs->listen_fd, cs->log_fd, cs->log_fd, cs->db_fd, cs->scoreboard_fd};
     int moved[5];
     sigset_t none;
     struct rlimit rl;

@@ -36,7 +36,7 @@ struct childsetup {
     char *const *envp;    /* its whole environment, NULL-terminated */
     int listen_fd;        /* becomes fd 0; -1: /dev/null */
     int db_fd;            /* becomes fd 3 (the pool channel); -1: /dev/null */
-    int sb_fd;            /* becomes fd 4 (the scoreboard); -1: /dev/null */
+    int scoreboard_fd;    /* becomes fd 4 (the scoreboard); -1: /dev/null */
     int ruleset_fd;       /* a Landlock ruleset to enter; -1 for none */
     int64_t memory_limit; /* RLIMIT_AS bytes, 0 = unlimited */
     long open_files;      /* RLIMIT_NOFILE, 0 = inherited */

@@ -159,7 +159,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     cs.envp = f->envp;
     cs.listen_fd = f->listen_fd;
     cs.db_fd = db_fd;
-    cs.sb_fd = in->scoreboard->fd;
+    cs.scoreboard_fd = in->scoreboard->fd;
     cs.memory_limit = f->desc.set.memory_limit;
     cs.open_files = f->desc.set.open_files;
     cs.drop_privileges = f->id.drop;

@@ -90,7 +90,7 @@ static void same_setup(const struct childsetup *got, const struct childsetup *se
     ck_assert_ptr_null(got->envp[i]);
     same_fd(got->listen_fd, sent->listen_fd);
     same_fd(got->db_fd, sent->db_fd);
-    same_fd(got->sb_fd, sent->sb_fd);
+    same_fd(got->scoreboard_fd, sent->scoreboard_fd);
     same_fd(got->ruleset_fd, sent->ruleset_fd);
     ck_assert_int_eq(got->memory_limit, sent->memory_limit);
     ck_assert_int_eq(got->open_files, sent->open_files);
@@ -149,7 +149,7 @@ START_TEST(every_field_arrives_whole)
     cs.envp = env;
     cs.listen_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     cs.db_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
-    cs.sb_fd = open("/", O_RDONLY | O_CLOEXEC);
+    cs.scoreboard_fd = open("/", O_RDONLY | O_CLOEXEC);
     cs.ruleset_fd = open("/tmp", O_RDONLY | O_CLOEXEC);
     cs.memory_limit = (int64_t)64 << 20;
     cs.open_files = 256;
@@ -168,7 +168,7 @@ START_TEST(every_field_arrives_whole)
     round_trip(&cs);
     close(cs.listen_fd);
     close(cs.db_fd);
-    close(cs.sb_fd);
+    close(cs.scoreboard_fd);
     close(cs.ruleset_fd);
     ck_assert_int_eq(open_fds(), fds); /* assign_free closed what arrived */
     assign_free(NULL);
@@ -192,7 +192,7 @@ START_TEST(each_descriptor_travels_or_stays_absent)
         cs.envp = env;
         cs.listen_fd = mask & 1 ? files[0] : -1;
         cs.db_fd = mask & 2 ? files[1] : -1;
-        cs.sb_fd = mask & 4 ? files[2] : -1;
+        cs.scoreboard_fd = mask & 4 ? files[2] : -1;
         cs.ruleset_fd = mask & 8 ? files[3] : -1;
         round_trip(&cs);
     }
@@ -424,7 +424,7 @@ static void sample(struct raw *r)
     cs.cwd = "/srv/fn/x";
     cs.envp = env;
     cs.listen_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    cs.sb_fd = cs.listen_fd;
+    cs.scoreboard_fd = cs.listen_fd;
     capture(&cs, r);
     close(cs.listen_fd);
     ck_assert_int_eq(r->nfds, 2);

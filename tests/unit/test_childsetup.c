@@ -60,7 +60,7 @@ static int fds_body(struct childsetup *cs)
         return 90;
     stray = dup(p[0]); /* no CLOEXEC: must still be closed */
     cs->log_fd = p[1];
-    cs->sb_fd = p[0];
+    cs->scoreboard_fd = p[0];
     if (fstat(cs->devnull, &nul) < 0 || childsetup_apply(cs, &what) != 0)
         return 1;
     if (fstat(0, &st) < 0 || st.st_rdev != nul.st_rdev || !S_ISCHR(st.st_mode))
@@ -124,13 +124,13 @@ static int named_body(struct childsetup *cs)
         return 90;
     /* Above 10, where the set-up lifts its own copies, and in an order
      * unlike the targets'. */
-    cs->sb_fd = fcntl(open("/", O_RDONLY), F_DUPFD, 20);
+    cs->scoreboard_fd = fcntl(open("/", O_RDONLY), F_DUPFD, 20);
     cs->db_fd = fcntl(open("/tmp", O_RDONLY), F_DUPFD, 21);
     cs->listen_fd = fcntl(open("/dev/zero", O_RDONLY), F_DUPFD, 22);
     cs->log_fd = p[1];
     listen = fileid_of(cs->listen_fd);
     db = fileid_of(cs->db_fd);
-    sb = fileid_of(cs->sb_fd);
+    sb = fileid_of(cs->scoreboard_fd);
     out = fileid_of(p[1]);
     if (childsetup_apply(cs, &what) != 0)
         return 1;
@@ -177,7 +177,7 @@ START_TEST(nothing_given_is_dev_null_on_0_to_4)
 
     ck_assert_int_eq(cs.listen_fd, -1);
     ck_assert_int_eq(cs.db_fd, -1);
-    ck_assert_int_eq(cs.sb_fd, -1);
+    ck_assert_int_eq(cs.scoreboard_fd, -1);
     ck_assert_int_eq(cs.ruleset_fd, -1);
     ck_assert_int_eq(cs.log_fd, -1);
     ck_assert(!cs.sandbox && !cs.drop_privileges && !cs.bpf && !cs.cwd);

@@ -178,7 +178,7 @@ static struct childsetup base_spec(void)
     s.envp = child_env;
     s.listen_fd = listen_fd;
     s.db_fd = db_pair[0];
-    s.sb_fd = sb->fd;
+    s.scoreboard_fd = sb->fd;
     s.memory_limit = 0;
     s.open_files = 0;
     return s;
@@ -353,7 +353,7 @@ START_TEST(fds_sources_in_target_range)
     ck_assert_int_eq(dup3(m, 0, O_CLOEXEC), 0);
     spec.listen_fd = 4;
     spec.db_fd = 1;
-    spec.sb_fd = 0;
+    spec.scoreboard_fd = 0;
     run_child(&spec, &r);
     for (int fd = 0; fd < 5; fd++) {
         if (saved[fd] >= 0) {
