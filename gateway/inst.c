@@ -165,8 +165,8 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     cs.drop_privileges = f->id.drop;
     cs.uid = f->id.uid;
     cs.gid = f->id.gid;
-    cs.sandbox = sandbox_fn_on(f->sbx);
-    cs.ruleset_fd = sandbox_fn_ruleset(f->sbx);
+    cs.sandbox = sandbox_fn_on(f->sandbox);
+    cs.ruleset_fd = sandbox_fn_ruleset(f->sandbox);
     cs.bpf = cs.sandbox ? sandbox_filter() : NULL;
     cs.execve_ns = &in->exec_ns[1];
     in->exec_ns[0] = sup_now_ns();

@@ -105,13 +105,13 @@
 #define SBX_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define SBX_SCOPE_SIGNAL (1ULL << 1)        /* ABI 6 */
 
-struct sbx_ll_ruleset_attr {
+struct sandbox_ll_ruleset_attr {
     uint64_t handled_access_fs;
     uint64_t handled_access_net;
     uint64_t scoped;
 };
 
-struct sbx_ll_path_beneath {
+struct sandbox_ll_path_beneath {
     uint64_t allowed_access;
     int32_t parent_fd;
 } __attribute__((packed));
@@ -129,12 +129,12 @@ struct sandbox_fn {
 };
 
 /* What the kernel offers, probed once. */
-static int sbx_ll_abi = -1; /* -1: not probed; 0: no Landlock */
-static bool sbx_seccomp_ok;
+static int sandbox_ll_abi = -1; /* -1: not probed; 0: no Landlock */
+static bool sandbox_seccomp_ok;
 /* The signal rules are in the program (see the top of this file). */
-static bool sbx_signals;
+static bool sandbox_signals;
 /* What libseccomp's program returns for the signal rules' system calls
- * before sbx_signals_link points them at the rules (SECCOMP_RET_TRACE
+ * before sandbox_signals_link points them at the rules (SECCOMP_RET_TRACE
  * data, never left in a loaded program). */
 #define SBX_MARK_GROUP 0x5e1f
 #define SBX_MARK_SELF 0x5e20
@@ -142,35 +142,35 @@ static bool sbx_signals;
 /* <linux/ioprio.h>'s IOPRIO_WHO_PROCESS (glibc has no header for it). */
 #define SBX_IOPRIO_WHO_PROCESS 1
 /* The compiled filter; the child passes it to seccomp(2) as is. */
-static struct sock_filter *sbx_bpf;
-static struct sock_fprog sbx_prog;
+static struct sock_filter *sandbox_bpf;
+static struct sock_fprog sandbox_prog;
 
-static uint64_t sbx_fs_handled(void)
+static uint64_t sandbox_fs_handled(void)
 {
     uint64_t fs = (SBX_FS_MAKE_SYM << 1) - 1; /* the 13 rights of ABI 1 */
-    if (sbx_ll_abi >= 2)
+    if (sandbox_ll_abi >= 2)
         fs |= SBX_FS_REFER;
-    if (sbx_ll_abi >= 3)
+    if (sandbox_ll_abi >= 3)
         fs |= SBX_FS_TRUNCATE;
-    if (sbx_ll_abi >= 5)
+    if (sandbox_ll_abi >= 5)
         fs |= SBX_FS_IOCTL_DEV;
     return fs;
 }
 
 /* The rights of a read-write folder under this ABI. */
-static uint64_t sbx_rw(void)
+static uint64_t sandbox_rw(void)
 {
     uint64_t rw = SBX_RW_BASE;
-    if (sbx_ll_abi >= 2)
+    if (sandbox_ll_abi >= 2)
         rw |= SBX_FS_REFER;
-    if (sbx_ll_abi >= 3)
+    if (sandbox_ll_abi >= 3)
         rw |= SBX_FS_TRUNCATE;
     return rw;
 }
 
 /* Compiles the filter and keeps its BPF.  libseccomp 2.5 exports only to a
  * descriptor, hence the memfd. */
-static int sbx_build_seccomp(void)
+static int sandbox_build_seccomp(void)
 {
     static const int deny[] = {
 #ifndef FNGATE_SANITIZERS
@@ -264,11 +264,11 @@ static int sbx_build_seccomp(void)
                              SCMP_A1(SCMP_CMP_NE, 0)) < 0)
             goto out;
     }
-    /* The signal rules' system calls end in markers that sbx_signals_link
+    /* The signal rules' system calls end in markers that sandbox_signals_link
      * turns into jumps to the rules (libseccomp cannot compare an argument
      * against three values): its own binary tree finds them, so no other
      * system call runs one more instruction. */
-    if (sbx_signals) {
+    if (sandbox_signals) {
         static const int group[] = {SCMP_SYS(kill), SCMP_SYS(tkill), SCMP_SYS(tgkill),
                                     SCMP_SYS(rt_sigqueueinfo), SCMP_SYS(rt_tgsigqueueinfo)};
         for (size_t i = 0; i < sizeof(group) / sizeof(group[0]); i++) {
@@ -295,19 +295,19 @@ static int sbx_build_seccomp(void)
     if (fd < 0 || seccomp_export_bpf(ctx, fd) < 0 || fstat(fd, &st) < 0 || st.st_size <= 0 ||
         st.st_size % (off_t)sizeof(struct sock_filter) != 0)
         goto out;
-    sbx_bpf = malloc((size_t)st.st_size);
-    if (!sbx_bpf)
+    sandbox_bpf = malloc((size_t)st.st_size);
+    if (!sandbox_bpf)
         goto out;
-    n = pread(fd, sbx_bpf, (size_t)st.st_size, 0);
+    n = pread(fd, sandbox_bpf, (size_t)st.st_size, 0);
     if (n != st.st_size)
         goto out;
-    sbx_prog.len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
-    sbx_prog.filter = sbx_bpf;
+    sandbox_prog.len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+    sandbox_prog.filter = sandbox_bpf;
     rc = 0;
 out:
     if (rc < 0) {
-        free(sbx_bpf);
-        sbx_bpf = NULL;
+        free(sandbox_bpf);
+        sandbox_bpf = NULL;
     }
     if (fd >= 0)
         close(fd);
@@ -326,10 +326,10 @@ out:
 
 /* Appends the signal rules to the compiled program and points its
  * markers at them: a marker's RET becomes a forward jump. */
-static int sbx_signals_link(void)
+static int sandbox_signals_link(void)
 {
     enum { N = 13 };
-    const unsigned group = sbx_prog.len, self = group + 3, owner = group + 7;
+    const unsigned group = sandbox_prog.len, self = group + 3, owner = group + 7;
     const struct sock_filter rules[N] = {
         /* +0, the group kind: 0 or minus itself (its own process group) */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SBX_ARG0_LO),
@@ -354,7 +354,7 @@ static int sbx_signals_link(void)
     const uint32_t mark_self = SECCOMP_RET_TRACE | SBX_MARK_SELF;
     const uint32_t mark_owner = SECCOMP_RET_TRACE | SBX_MARK_OWNER;
     struct sock_filter *all;
-    size_t n = sbx_prog.len + N;
+    size_t n = sandbox_prog.len + N;
     int marks = 0;
 
     if (n > CHILDSETUP_BPF_MAX) {
@@ -365,9 +365,9 @@ static int sbx_signals_link(void)
     all = malloc(n * sizeof(*all));
     if (!all)
         return -1;
-    memcpy(all, sbx_bpf, sbx_prog.len * sizeof(*all));
-    memcpy(all + sbx_prog.len, rules, sizeof(rules));
-    for (unsigned i = 0; i < sbx_prog.len; i++) {
+    memcpy(all, sandbox_bpf, sandbox_prog.len * sizeof(*all));
+    memcpy(all + sandbox_prog.len, rules, sizeof(rules));
+    for (unsigned i = 0; i < sandbox_prog.len; i++) {
         struct sock_filter *f = &all[i];
         /* The placeholders must mean nothing else in the compiled part. */
         if (f->k == CHILDSETUP_BPF_SELF || f->k == CHILDSETUP_BPF_NEG_SELF) {
@@ -388,10 +388,10 @@ static int sbx_signals_link(void)
         free(all);
         return -1;
     }
-    free(sbx_bpf);
-    sbx_bpf = all;
-    sbx_prog.len = (unsigned short)n;
-    sbx_prog.filter = sbx_bpf;
+    free(sandbox_bpf);
+    sandbox_bpf = all;
+    sandbox_prog.len = (unsigned short)n;
+    sandbox_prog.filter = sandbox_bpf;
     return 0;
 }
 
@@ -402,42 +402,43 @@ int sandbox_init(void)
     long abi;
     char ll[160];
 
-    if (sbx_ll_abi >= 0)
+    if (sandbox_ll_abi >= 0)
         return 0;
     abi = syscall(SYS_landlock_create_ruleset, NULL, 0, SBX_LL_CREATE_VERSION);
-    sbx_ll_abi = abi > 0 ? (int)abi : 0;
+    sandbox_ll_abi = abi > 0 ? (int)abi : 0;
     {
         /* Test-only: the integration tests run the sandbox as an older
          * kernel's (Debian 12's 6.1 has ABI 2) on a newer one.  Never
          * raises the ABI. */
         const char *cap = getenv("FNGATE_TEST_LANDLOCK_ABI");
-        if (cap && *cap && atoi(cap) >= 0 && atoi(cap) < sbx_ll_abi) {
+        if (cap && *cap && atoi(cap) >= 0 && atoi(cap) < sandbox_ll_abi) {
             log_warnx("sandbox: FNGATE_TEST_LANDLOCK_ABI=%s (a test setting): Landlock used "
                       "as ABI %d, not the kernel's %d",
-                      cap, atoi(cap), sbx_ll_abi);
-            sbx_ll_abi = atoi(cap);
+                      cap, atoi(cap), sandbox_ll_abi);
+            sandbox_ll_abi = atoi(cap);
         }
     }
-    sbx_seccomp_ok = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+    sandbox_seccomp_ok = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
     /* As root every function has a uid of its own, which the kernel's own
      * signal check already keeps apart (and the waiting spare is root). */
-    sbx_signals = sbx_seccomp_ok && sbx_ll_abi < 6 && geteuid() != 0;
-    if (sbx_seccomp_ok && (sbx_build_seccomp() < 0 || (sbx_signals && sbx_signals_link() < 0))) {
+    sandbox_signals = sandbox_seccomp_ok && sandbox_ll_abi < 6 && geteuid() != 0;
+    if (sandbox_seccomp_ok &&
+        (sandbox_build_seccomp() < 0 || (sandbox_signals && sandbox_signals_link() < 0))) {
         log_error("sandbox: cannot build the seccomp filter");
         return -1;
     }
     if (uname(&u) < 0)
         snprintf(u.release, sizeof(u.release), "?");
-    if (sbx_ll_abi == 0)
+    if (sandbox_ll_abi == 0)
         snprintf(ll, sizeof(ll), "Landlock: not available (%s): filesystem not confined",
                  abi < 0 && errno == EOPNOTSUPP ? "disabled at boot" : "not in this kernel");
     else
-        snprintf(ll, sizeof(ll), "Landlock ABI %d: filesystem%s%s", sbx_ll_abi,
-                 sbx_ll_abi >= 4 ? ", no TCP bind" : " (TCP bind needs ABI 4)",
-                 sbx_ll_abi >= 6 ? ", signals and abstract sockets scoped"
-                 : sbx_signals   ? " (signal scoping needs ABI 6: seccomp lets an instance "
-                                   "signal only itself and its own process group)"
-                                 : " (signal scoping needs ABI 6)");
+        snprintf(ll, sizeof(ll), "Landlock ABI %d: filesystem%s%s", sandbox_ll_abi,
+                 sandbox_ll_abi >= 4 ? ", no TCP bind" : " (TCP bind needs ABI 4)",
+                 sandbox_ll_abi >= 6 ? ", signals and abstract sockets scoped"
+                 : sandbox_signals   ? " (signal scoping needs ABI 6: seccomp lets an instance "
+                                       "signal only itself and its own process group)"
+                                     : " (signal scoping needs ABI 6)");
 #ifdef FNGATE_SANITIZERS
     const char *san = " (sanitizer build: ptrace left to the kernel's checks)";
 #else
@@ -445,7 +446,7 @@ int sandbox_init(void)
 #endif
     log_info("sandbox: kernel %s; in force for every instance unless its sandbox = off: "
              "no_new_privs, seccomp %s%s, %s; instances of libfngate non-dumpable",
-             u.release, sbx_seccomp_ok ? "filter" : "NOT AVAILABLE", san, ll);
+             u.release, sandbox_seccomp_ok ? "filter" : "NOT AVAILABLE", san, ll);
     return 0;
 }
 
@@ -456,10 +457,10 @@ void sandbox_self(const char *who)
 }
 
 /* Adds a path-beneath rule; a path that does not exist is skipped. */
-static int sbx_ll_add(int ruleset, const char *path, uint64_t access, bool must_exist, char *err,
-                      size_t errlen)
+static int sandbox_ll_add(int ruleset, const char *path, uint64_t access, bool must_exist,
+                          char *err, size_t errlen)
 {
-    struct sbx_ll_path_beneath pb;
+    struct sandbox_ll_path_beneath pb;
     struct stat st;
     int fd = open(path, O_PATH | O_CLOEXEC);
 
@@ -473,7 +474,7 @@ static int sbx_ll_add(int ruleset, const char *path, uint64_t access, bool must_
     if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
         access &= SBX_FS_EXECUTE | SBX_FS_WRITE_FILE | SBX_FS_READ_FILE | SBX_FS_TRUNCATE |
                   SBX_FS_IOCTL_DEV;
-    access &= sbx_fs_handled();
+    access &= sandbox_fs_handled();
     pb.allowed_access = access;
     pb.parent_fd = fd;
     if (syscall(SYS_landlock_add_rule, ruleset, SBX_LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
@@ -486,7 +487,8 @@ static int sbx_ll_add(int ruleset, const char *path, uint64_t access, bool must_
 }
 
 /* Adds each path of the space-separated LIST. */
-static int sbx_ll_add_list(int ruleset, const char *list, uint64_t access, char *err, size_t errlen)
+static int sandbox_ll_add_list(int ruleset, const char *list, uint64_t access, char *err,
+                               size_t errlen)
 {
     char path[4096];
 
@@ -502,14 +504,15 @@ static int sbx_ll_add_list(int ruleset, const char *list, uint64_t access, char 
         }
         memcpy(path, list, n);
         path[n] = '\0';
-        if (sbx_ll_add(ruleset, path, access, true, err, errlen) < 0)
+        if (sandbox_ll_add(ruleset, path, access, true, err, errlen) < 0)
             return -1;
         list += n;
     }
     return 0;
 }
 
-static int sbx_ruleset(const struct discover_fn *d, const char *tmpdir, char *err, size_t errlen)
+static int sandbox_ruleset(const struct discover_fn *d, const char *tmpdir, char *err,
+                           size_t errlen)
 {
     /* /run/systemd/resolve: where /etc/resolv.conf points under
      * systemd-resolved; without it DNS would fail in functions. */
@@ -526,19 +529,19 @@ static int sbx_ruleset(const struct discover_fn *d, const char *tmpdir, char *er
                                      "/run/systemd/resolve"};
     static const char *const dev[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                                       "/dev/urandom"};
-    struct sbx_ll_ruleset_attr attr;
+    struct sandbox_ll_ruleset_attr attr;
     int fd;
 
     memset(&attr, 0, sizeof(attr));
-    attr.handled_access_fs = sbx_fs_handled();
-    if (sbx_ll_abi >= 4)
+    attr.handled_access_fs = sandbox_fs_handled();
+    if (sandbox_ll_abi >= 4)
         attr.handled_access_net = SBX_NET_BIND_TCP;
-    if (sbx_ll_abi >= 6)
+    if (sandbox_ll_abi >= 6)
         attr.scoped = SBX_SCOPE_ABSTRACT_UNIX | SBX_SCOPE_SIGNAL;
     fd = (int)syscall(SYS_landlock_create_ruleset, &attr,
-                      sbx_ll_abi >= 6   ? sizeof(attr)
-                      : sbx_ll_abi >= 4 ? 2 * sizeof(uint64_t)
-                                        : sizeof(uint64_t),
+                      sandbox_ll_abi >= 6   ? sizeof(attr)
+                      : sandbox_ll_abi >= 4 ? 2 * sizeof(uint64_t)
+                                            : sizeof(uint64_t),
                       0);
     if (fd < 0) {
         snprintf(err, errlen, "sandbox: landlock_create_ruleset: %s", strerror(errno));
@@ -549,17 +552,17 @@ static int sbx_ruleset(const struct discover_fn *d, const char *tmpdir, char *er
                              strncmp(ro[i], "/run", 4) == 0
                          ? SBX_FS_READ_FILE | SBX_FS_READ_DIR
                          : SBX_RO;
-        if (sbx_ll_add(fd, ro[i], a, false, err, errlen) < 0)
+        if (sandbox_ll_add(fd, ro[i], a, false, err, errlen) < 0)
             goto fail;
     }
     for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) {
-        if (sbx_ll_add(fd, dev[i], SBX_DEV, false, err, errlen) < 0)
+        if (sandbox_ll_add(fd, dev[i], SBX_DEV, false, err, errlen) < 0)
             goto fail;
     }
-    if (sbx_ll_add(fd, d->dir, SBX_RO, true, err, errlen) < 0 ||
-        (tmpdir && sbx_ll_add(fd, tmpdir, sbx_rw(), true, err, errlen) < 0) ||
-        sbx_ll_add_list(fd, d->set.sandbox_read, SBX_RO, err, errlen) < 0 ||
-        sbx_ll_add_list(fd, d->set.sandbox_write, sbx_rw(), err, errlen) < 0)
+    if (sandbox_ll_add(fd, d->dir, SBX_RO, true, err, errlen) < 0 ||
+        (tmpdir && sandbox_ll_add(fd, tmpdir, sandbox_rw(), true, err, errlen) < 0) ||
+        sandbox_ll_add_list(fd, d->set.sandbox_read, SBX_RO, err, errlen) < 0 ||
+        sandbox_ll_add_list(fd, d->set.sandbox_write, sandbox_rw(), err, errlen) < 0)
         goto fail;
     return fd;
 fail:
@@ -568,8 +571,8 @@ fail:
 }
 
 /* TMP_BASE/NAME, mode 0700, owned by the function's uid when root. */
-static char *sbx_tmpdir(const struct discover_fn *d, const struct ident *id, const char *tmp_base,
-                        char *err, size_t errlen)
+static char *sandbox_tmpdir(const struct discover_fn *d, const struct ident *id,
+                            const char *tmp_base, char *err, size_t errlen)
 {
     struct stat st;
     char *path = NULL;
@@ -596,54 +599,54 @@ static char *sbx_tmpdir(const struct discover_fn *d, const struct ident *id, con
 struct sandbox_fn *sandbox_fn_new(const struct discover_fn *d, const struct ident *id,
                                   const char *tmp_base, char *err, size_t errlen)
 {
-    struct sandbox_fn *sb = calloc(1, sizeof(*sb));
+    struct sandbox_fn *box = calloc(1, sizeof(*box));
 
-    if (!sb) {
+    if (!box) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    sb->ruleset_fd = -1;
-    sb->on = d->set.sandbox;
+    box->ruleset_fd = -1;
+    box->on = d->set.sandbox;
     errno = 0;
-    sb->tmpdir = sbx_tmpdir(d, id, tmp_base, err, errlen);
-    if (!sb->tmpdir)
+    box->tmpdir = sandbox_tmpdir(d, id, tmp_base, err, errlen);
+    if (!box->tmpdir)
         goto fail;
-    if (sb->on && sbx_ll_abi > 0) {
-        sb->ruleset_fd = sbx_ruleset(d, sb->tmpdir, err, errlen);
-        if (sb->ruleset_fd < 0)
+    if (box->on && sandbox_ll_abi > 0) {
+        box->ruleset_fd = sandbox_ruleset(d, box->tmpdir, err, errlen);
+        if (box->ruleset_fd < 0)
             goto fail;
     }
-    if (!sb->on)
+    if (!box->on)
         log_warnx("[fn %s] sandbox = off: its instances run without seccomp or Landlock", d->name);
-    return sb;
+    return box;
 fail:
-    sandbox_fn_free(sb);
+    sandbox_fn_free(box);
     return NULL;
 }
 
-void sandbox_fn_free(struct sandbox_fn *sb)
+void sandbox_fn_free(struct sandbox_fn *box)
 {
-    if (!sb)
+    if (!box)
         return;
-    if (sb->ruleset_fd >= 0)
-        close(sb->ruleset_fd);
-    free(sb->tmpdir);
-    free(sb);
+    if (box->ruleset_fd >= 0)
+        close(box->ruleset_fd);
+    free(box->tmpdir);
+    free(box);
 }
 
-const char *sandbox_fn_tmpdir(const struct sandbox_fn *sb)
+const char *sandbox_fn_tmpdir(const struct sandbox_fn *box)
 {
-    return sb ? sb->tmpdir : NULL;
+    return box ? box->tmpdir : NULL;
 }
 
-int sandbox_fn_ruleset(const struct sandbox_fn *sb)
+int sandbox_fn_ruleset(const struct sandbox_fn *box)
 {
-    return sb && sb->on ? sb->ruleset_fd : -1;
+    return box && box->on ? box->ruleset_fd : -1;
 }
 
-bool sandbox_fn_on(const struct sandbox_fn *sb)
+bool sandbox_fn_on(const struct sandbox_fn *box)
 {
-    return sb && sb->on;
+    return box && box->on;
 }
 
 int sandbox_child_enter(int ruleset_fd, const char **what)
@@ -658,5 +661,5 @@ int sandbox_child_seal(const char **what)
 
 const struct sock_fprog *sandbox_filter(void)
 {
-    return sbx_bpf ? &sbx_prog : NULL;
+    return sandbox_bpf ? &sandbox_prog : NULL;
 }

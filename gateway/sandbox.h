@@ -37,12 +37,12 @@ void sandbox_self(const char *who);
  * folder goes in (created, owned by ID when root).  Returns NULL with ERR set. */
 struct sandbox_fn *sandbox_fn_new(const struct discover_fn *d, const struct ident *id,
                                   const char *tmp_base, char *err, size_t errlen);
-void sandbox_fn_free(struct sandbox_fn *sb);
+void sandbox_fn_free(struct sandbox_fn *box);
 /* The private temporary folder (TMPDIR of its instances); NULL when none. */
-const char *sandbox_fn_tmpdir(const struct sandbox_fn *sb);
+const char *sandbox_fn_tmpdir(const struct sandbox_fn *box);
 /* The Landlock ruleset's descriptor, -1 when Landlock is not in force. */
-int sandbox_fn_ruleset(const struct sandbox_fn *sb);
-bool sandbox_fn_on(const struct sandbox_fn *sb);
+int sandbox_fn_ruleset(const struct sandbox_fn *box);
+bool sandbox_fn_on(const struct sandbox_fn *box);
 
 /* In the child between fork and exec, async-signal-safe (no allocation).
  * sandbox_child_enter sets no_new_privs and enters a new Landlock domain

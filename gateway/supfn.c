@@ -70,17 +70,17 @@
 static int supfn_ident(struct sup_fn *f, char *err, size_t errlen)
 {
     struct ident id;
-    struct sandbox_fn *sbx;
+    struct sandbox_fn *box;
     char tmp_base[4096];
 
     if (ident_function(f->sup->conf, f->desc.name, &f->desc.set, &id, err, errlen) < 0)
         return -1;
     snprintf(tmp_base, sizeof(tmp_base), "%s/tmp", f->sup->conf->gw.socket_dir);
-    sbx = sandbox_fn_new(&f->desc, &id, tmp_base, err, errlen);
-    if (!sbx)
+    box = sandbox_fn_new(&f->desc, &id, tmp_base, err, errlen);
+    if (!box)
         return -1;
-    sandbox_fn_free(f->sbx);
-    f->sbx = sbx;
+    sandbox_fn_free(f->sandbox);
+    f->sandbox = box;
     f->id = id;
     return 0;
 }
@@ -121,8 +121,8 @@ static char **supfn_env_build(const struct sup_fn *f)
     ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
     ENV_ADD("FNGATE_QUEUE_TIMEOUT_MS=%lld", (long long)s->queue_timeout_ms);
     ENV_ADD("FNGATE_REQUEST_TIMEOUT_MS=%lld", (long long)s->request_timeout_ms);
-    if (sandbox_fn_tmpdir(f->sbx))
-        ENV_ADD("TMPDIR=%s", sandbox_fn_tmpdir(f->sbx));
+    if (sandbox_fn_tmpdir(f->sandbox))
+        ENV_ADD("TMPDIR=%s", sandbox_fn_tmpdir(f->sandbox));
     for (size_t i = 0; i < s->n_env; i++)
         ENV_ADD("%s=%s", s->env[i].key, s->env[i].value);
 #undef ENV_ADD
@@ -452,7 +452,7 @@ void supfn_free(struct sup_fn *f)
     free(f->sock_path);
     backlog_free(f->backlog);
     supfn_env_free(f->envp);
-    sandbox_fn_free(f->sbx);
+    sandbox_fn_free(f->sandbox);
     discover_fn_clear(&f->desc);
     free(f);
 }

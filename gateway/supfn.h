@@ -43,13 +43,13 @@ struct sup_fn {
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;
-    struct ident id;         /* who its instances run as */
-    struct sandbox_fn *sbx;  /* owned */
-    char last_exit[160];     /* how the last crash ended, for the 503 */
-    int64_t stuck_since_ns;  /* queue non-empty with idle instances since */
-    bool burst;              /* a cold burst in service (scale.h): set at a cold
-                              * start, cleared once scale_burst_over */
-    struct backlog *backlog; /* owned: the queue police */
+    struct ident id;            /* who its instances run as */
+    struct sandbox_fn *sandbox; /* owned */
+    char last_exit[160];        /* how the last crash ended, for the 503 */
+    int64_t stuck_since_ns;     /* queue non-empty with idle instances since */
+    bool burst;                 /* a cold burst in service (scale.h): set at a cold
+                                 * start, cleared once scale_burst_over */
+    struct backlog *backlog;    /* owned: the queue police */
     /* Scaling hints from its instances' slots (claims, clamped; a lie
      * only mis-sizes this function): what the instances gone served and
      * how long it took them, and how long the last one took to start. */

@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     int rounds = argc > 2 ? atoi(argv[2]) : 400;
     struct discover_fn d;
     struct ident id;
-    struct sandbox_fn *sb;
+    struct sandbox_fn *box;
     char err[512], dir[4096], *slash, tmp[] = "/tmp/sandbox_spawn.XXXXXX";
     double *on, *off, *con, *coff;
 
@@ -84,8 +84,8 @@ int main(int argc, char **argv)
     d.name = (char *)"bench";
     d.dir = dir;
     d.set.sandbox = true;
-    sb = sandbox_fn_new(&d, &id, tmp, err, sizeof(err));
-    if (!sb) {
+    box = sandbox_fn_new(&d, &id, tmp, err, sizeof(err));
+    if (!box) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -97,11 +97,11 @@ int main(int argc, char **argv)
         return 1;
     for (int i = 0; i < rounds; i++) {
         if (i % 2) {
-            on[i] = spawn_once(argv[1], sandbox_fn_ruleset(sb), 1, &con[i]);
+            on[i] = spawn_once(argv[1], sandbox_fn_ruleset(box), 1, &con[i]);
             off[i] = spawn_once(argv[1], -1, 0, &coff[i]);
         } else {
             off[i] = spawn_once(argv[1], -1, 0, &coff[i]);
-            on[i] = spawn_once(argv[1], sandbox_fn_ruleset(sb), 1, &con[i]);
+            on[i] = spawn_once(argv[1], sandbox_fn_ruleset(box), 1, &con[i]);
         }
     }
     qsort(on, (size_t)rounds, sizeof(*on), cmp);
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
            con[rounds / 2] - coff[rounds / 2]);
     free(con);
     free(coff);
-    sandbox_fn_free(sb);
+    sandbox_fn_free(box);
     free(on);
     free(off);
     {

@@ -188,7 +188,7 @@ START_TEST(landlock_confines_the_filesystem)
 {
     struct discover_fn d;
     struct ident id;
-    struct sandbox_fn *sb;
+    struct sandbox_fn *box;
     char err[512], base[PATH_MAX + 32];
     int fd;
 
@@ -211,17 +211,17 @@ START_TEST(landlock_confines_the_filesystem)
     d.name = (char *)"fn";
     d.dir = fn_dir;
     d.set.sandbox = true;
-    sb = sandbox_fn_new(&d, &id, base, err, sizeof(err));
-    ck_assert_msg(sb != NULL, "%s", err);
+    box = sandbox_fn_new(&d, &id, base, err, sizeof(err));
+    ck_assert_msg(box != NULL, "%s", err);
     snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/fn", base);
-    ck_assert_str_eq(sandbox_fn_tmpdir(sb), tmpfile_path);
-    snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/scratch", sandbox_fn_tmpdir(sb));
-    if (sandbox_fn_ruleset(sb) < 0) {
+    ck_assert_str_eq(sandbox_fn_tmpdir(box), tmpfile_path);
+    snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/scratch", sandbox_fn_tmpdir(box));
+    if (sandbox_fn_ruleset(box) < 0) {
         printf("test_sandbox: the kernel has no Landlock: filesystem confinement not tested\n");
     } else {
-        ck_assert_int_eq(in_sandbox(sandbox_fn_ruleset(sb), landlock_body), 0);
+        ck_assert_int_eq(in_sandbox(sandbox_fn_ruleset(box), landlock_body), 0);
     }
-    sandbox_fn_free(sb);
+    sandbox_fn_free(box);
     sandbox_fn_free(NULL);
     testutil_dir_remove();
 }
