@@ -191,7 +191,7 @@ static int64_t backlog_waited_ns(const struct backlog *b, int fd, int64_t now_ns
     return -1;
 }
 
-int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base, int listen_fd,
+int backlog_police(struct backlog *b, struct metrics_fn *fm, struct event_base *base, int listen_fd,
                    int queue_size, int64_t queue_timeout_ms, int64_t now_ns)
 {
     int n_inos = 0, q, expired, taken = 0, flags, excess, timed_out;
@@ -235,7 +235,7 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
         b->rejected[BACKLOG_QUEUE_TIMEOUT]++;
     }
     timed_out = taken;
-    mx_fn_rejected(fm, MX_REJ_QUEUE_TIMEOUT, timed_out);
+    metrics_fn_rejected(fm, METRICS_REJ_QUEUE_TIMEOUT, timed_out);
     snprintf(msg, sizeof(msg),
              "{\"error\":\"function %s is overloaded: its queue is full (queue_size %d)\"}",
              b->name, queue_size);
@@ -247,7 +247,7 @@ int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base,
         b->rejected[BACKLOG_OVERLOAD]++;
     }
     fcntl(listen_fd, F_SETFL, flags);
-    mx_fn_rejected(fm, MX_REJ_OVERLOAD, taken - timed_out);
+    metrics_fn_rejected(fm, METRICS_REJ_OVERLOAD, taken - timed_out);
     /* What was taken came off the head. */
     if (taken > b->n)
         taken = b->n;

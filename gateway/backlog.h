@@ -13,7 +13,7 @@
 
 #include <event2/event.h>
 
-struct mx_fn;
+struct metrics_fn;
 
 enum backlog_reason { BACKLOG_QUEUE_TIMEOUT, BACKLOG_OVERLOAD, BACKLOG_N_REASONS };
 
@@ -37,7 +37,7 @@ int backlog_listen_size(int queue_size);
  * first look that saw it, so call it often (every tick) while the queue is not empty.  Bounded work
  * per call.  Returns the queue length it leaves, -1 when the kernel cannot say (no sock_diag:
  * nothing is policed). */
-int backlog_police(struct backlog *b, struct mx_fn *fm, struct event_base *base, int listen_fd,
+int backlog_police(struct backlog *b, struct metrics_fn *fm, struct event_base *base, int listen_fd,
                    int queue_size, int64_t queue_timeout_ms, int64_t now_ns);
 
 /* Requests answered 503 for REASON since backlog_new (exact, never goes

@@ -57,16 +57,16 @@
 
 static const char *const inst_why_names[] = {
     "", "idle", "retired", "drain", "request timeout", "did not stop", "did not start"};
-static const enum mx_exit inst_why_exit[] = {MX_EXIT_NONE, MX_EXIT_IDLE,    MX_EXIT_RELOAD,
-                                             MX_EXIT_STOP, MX_EXIT_TIMEOUT, MX_EXIT_STOP,
-                                             MX_EXIT_CRASH};
+static const enum metrics_exit inst_why_exit[] = {
+    METRICS_EXIT_NONE,    METRICS_EXIT_IDLE, METRICS_EXIT_RELOAD, METRICS_EXIT_STOP,
+    METRICS_EXIT_TIMEOUT, METRICS_EXIT_STOP, METRICS_EXIT_CRASH};
 
 void inst_free(struct inst *in)
 {
     if (!in)
         return;
     instio_free(in->io);
-    mx_inst_free(in->mx);
+    metrics_inst_free(in->metrics);
     scoreboard_free(in->scoreboard);
     free(in);
 }
@@ -84,7 +84,7 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
         return;
     in->term_ns = now;
     in->why = why;
-    mx_inst_stopping(in->mx, inst_why_exit[why]);
+    metrics_inst_stopping(in->metrics, inst_why_exit[why]);
     /* The flag is seen between requests even under continuous load, when
      * the instance never waits long enough to take the signal. */
     FN_SB_STORE(in->scoreboard->slot->stop_req, 1u);
@@ -188,8 +188,8 @@ int inst_spawn(struct sup_fn *f, int64_t now)
         poolctl_handoff(s->pool, pool_fd, f->desc.name, in->pid, &f->desc.set);
     in->spawned_ns = now;
     in->io = instio_new(s->base, log_fd, f->desc.name, in->pid, NULL);
-    in->mx =
-        mx_inst_new(f->mx, in->pid, cs.drop_privileges ? cs.uid : getuid(), in->scoreboard, now);
+    in->metrics = metrics_inst_new(f->metrics, in->pid, cs.drop_privileges ? cs.uid : getuid(),
+                                   in->scoreboard, now);
     in->next = f->insts;
     f->insts = in;
     f->n_insts++;
@@ -276,9 +276,9 @@ void inst_exited(struct inst *in, int status, int64_t now)
 
     inst_served(in, &f->served_ns, &f->served_n);
     if (in->why == WHY_TIMEOUT) /* also after SIGUSR2, when the SDK timed itself out */
-        mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
-    mx_inst_exited(in->mx, crash, crash ? f->last_exit : what, now);
-    in->mx = NULL;
+        metrics_inst_stopping(in->metrics, METRICS_EXIT_TIMEOUT);
+    metrics_inst_exited(in->metrics, crash, crash ? f->last_exit : what, now);
+    in->metrics = NULL;
     for (struct inst **p = &f->insts; *p; p = &(*p)->next) {
         if (*p == in) {
             *p = in->next;

@@ -27,7 +27,7 @@ struct inst {
     unsigned gen;
     struct scoreboard *scoreboard; /* owned */
     struct instio *io;             /* owned: its stdout and stderr */
-    struct mx_inst *mx;            /* owned: its figures */
+    struct metrics_inst *metrics;  /* owned: its figures */
     struct police_inst pi;         /* the supervisor's own observations */
     struct police_view pv;
     int64_t spawned_ns;

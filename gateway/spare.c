@@ -41,7 +41,7 @@
 
 struct spare_pool {
     struct event_base *base;
-    struct mx *mx;
+    struct metrics *metrics;
     int want;
     bool stopped;
     struct spare *ready; /* waiting for an assignment */
@@ -66,7 +66,8 @@ static int64_t spare_now_ns(void)
 
 static void spare_pool_figures(struct spare_pool *sp)
 {
-    mx_set_spares(sp->mx, sp->n_ready, sp->stopped ? 0 : sp->want, sp->assigned, sp->failed);
+    metrics_set_spares(sp->metrics, sp->n_ready, sp->stopped ? 0 : sp->want, sp->assigned,
+                       sp->failed);
 }
 
 /* fngate-spare next to the fngate binary (the build tree), else in the
@@ -216,7 +217,7 @@ static void spare_refill_later(struct spare_pool *sp, int64_t delay_ms)
     evtimer_add(sp->refill_ev, &tv);
 }
 
-struct spare_pool *spare_pool_new(struct event_base *base, struct mx *mx, int want,
+struct spare_pool *spare_pool_new(struct event_base *base, struct metrics *mx, int want,
                                   const char *path)
 {
     struct spare_pool *sp = calloc(1, sizeof(*sp));
@@ -226,7 +227,7 @@ struct spare_pool *spare_pool_new(struct event_base *base, struct mx *mx, int wa
         return NULL;
     }
     sp->base = base;
-    sp->mx = mx;
+    sp->metrics = mx;
     sp->want = want;
     sp->refill_ev = evtimer_new(base, spare_refill_cb, sp);
     if (!sp->refill_ev) {

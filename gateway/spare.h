@@ -20,7 +20,7 @@
 
 struct childsetup;
 struct event_base;
-struct mx;
+struct metrics;
 
 struct spare_pool;
 
@@ -38,7 +38,7 @@ struct spare {
  * spare_pool_fill) of the program PATH (NULL: fngate-spare next to the
  * running fngate, else the installed one).  Figures go to MX (may be
  * NULL).  Returns NULL when out of memory (logged). */
-struct spare_pool *spare_pool_new(struct event_base *base, struct mx *mx, int want,
+struct spare_pool *spare_pool_new(struct event_base *base, struct metrics *mx, int want,
                                   const char *path);
 /* Closes every waiting spare's socket (each exits 0 and is reaped as
  * usual); spare_pool_free(NULL) is a no-op. */

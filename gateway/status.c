@@ -37,7 +37,7 @@
 
 struct status {
     struct event_base *base;
-    struct mx *mx;
+    struct metrics *metrics;
     char *path; /* owned */
     int fd;
     struct event *ev; /* owned */
@@ -131,13 +131,13 @@ static void status_answer(struct status_conn *c, unsigned reqid)
         status = "405 Method Not Allowed";
         evbuffer_add_printf(body, "{\"error\":\"method not allowed: use GET\"}\n");
     } else if (strcmp(c->uri, "/_fngate/status") == 0) {
-        mx_render_json(c->st->mx, body);
+        metrics_render_json(c->st->metrics, body);
     } else if (strcmp(c->uri, "/_fngate/status.txt") == 0) {
         ctype = "text/plain; charset=utf-8";
-        mx_render_table(c->st->mx, body);
+        metrics_render_table(c->st->metrics, body);
     } else if (strcmp(c->uri, "/_fngate/metrics") == 0) {
         ctype = "text/plain; version=0.0.4; charset=utf-8";
-        mx_render_prom(c->st->mx, body);
+        metrics_render_prom(c->st->metrics, body);
     } else if (strcmp(c->uri, "/_fngate/") == 0 || strcmp(c->uri, "/_fngate/index.html") == 0) {
         ctype = "text/html; charset=utf-8";
         evbuffer_add(body, status_dashboard_html, strlen(status_dashboard_html));
@@ -258,7 +258,7 @@ static void status_accept_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct status *status_new(struct event_base *base, const char *socket_dir, mode_t mode, gid_t gid,
-                          struct mx *mx, char *err, size_t errlen)
+                          struct metrics *mx, char *err, size_t errlen)
 {
     struct status *st = calloc(1, sizeof(*st));
 
@@ -270,7 +270,7 @@ struct status *status_new(struct event_base *base, const char *socket_dir, mode_
         return NULL;
     }
     st->base = base;
-    st->mx = mx;
+    st->metrics = mx;
     st->fd = sock_listen(st->path, 64, mode, gid, err, errlen);
     if (st->fd < 0) {
         free(st->path);

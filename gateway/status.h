@@ -11,13 +11,13 @@
 #include <event2/event.h>
 #include <sys/types.h>
 
-struct mx;
+struct metrics;
 struct status;
 
 /* Listens on <SOCKET_DIR>/status.sock (MODE, group GID unless -1).  MX is
  * borrowed.  NULL with ERR set on failure. */
 struct status *status_new(struct event_base *base, const char *socket_dir, mode_t mode, gid_t gid,
-                          struct mx *mx, char *err, size_t errlen);
+                          struct metrics *mx, char *err, size_t errlen);
 /* Applies a reloaded socket_mode and socket_group (GID -1: unchanged). */
 void status_set_perms(struct status *st, mode_t mode, gid_t gid);
 /* Closes and unlinks the socket; open connections are dropped. */

@@ -128,13 +128,13 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    mx_tick(s->mx, now);
+    metrics_tick(s->metrics, now);
     police_scan(now);
     for (struct sup_fn **pf = &s->fns; *pf;) {
         struct sup_fn *f = *pf;
         supfn_police(f, now);
         if (!f->armed || f->removed || f->n_insts < f->desc.set.min_instances) {
-            backlog_police(f->backlog, f->mx, s->base, f->listen_fd, f->desc.set.queue_size,
+            backlog_police(f->backlog, f->metrics, s->base, f->listen_fd, f->desc.set.queue_size,
                            f->desc.set.queue_timeout_ms, now);
             int q = supfn_scale_q(f, now);
             if (q == 0 && !f->removed && s->state == SUP_RUNNING)
@@ -143,7 +143,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                 /* Served long enough: answer what is still queued. */
                 int n = refuse_queued(s->base, f->listen_fd, f->desc.name,
                                       "{\"error\":\"the gateway is shutting down\"}");
-                mx_fn_rejected(f->mx, MX_REJ_SHUTDOWN, n);
+                metrics_fn_rejected(f->metrics, METRICS_REJ_SHUTDOWN, n);
                 log_warnx("[fn %s] still %d queued after the drain limit: answered 503 to %d",
                           f->desc.name, q, n);
                 q = sock_queue_len(f->listen_fd);
@@ -164,7 +164,7 @@ static void sup_tick(evutil_socket_t fd, short what, void *arg)
                 if (!in->timeout_ns && !in->kill_ns) {
                     in->timeout_ns = now;
                     in->why = WHY_TIMEOUT;
-                    mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
+                    metrics_inst_stopping(in->metrics, METRICS_EXIT_TIMEOUT);
                     inst_signal(in, SIGUSR1);
                 }
             }
@@ -337,13 +337,13 @@ static void sup_reload(struct sup *s, const char *why)
     log_set_level(c->gw.log_level);
     reqlog_apply(&s->reqlog, c->gw.request_log);
     reqlog_set_budget(s->reqlog, c->gw.request_log_rate, c->gw.request_log_burst);
-    mx_set_reqlog(s->mx, s->reqlog);
-    mx_reloaded(s->mx);
+    metrics_set_reqlog(s->metrics, s->reqlog);
+    metrics_reloaded(s->metrics);
     poolstat_set_slow(s->poolstat, c->gw.slow_query_ms);
     if (poolctl_differs(s->pool, c)) {
         poolctl_free(s->pool);
         s->pool = poolctl_new(s->base, c, poolstat_fd(s->poolstat));
-        mx_set_pool(s->mx, s->pool ? s->poolstat : NULL);
+        metrics_set_pool(s->metrics, s->pool ? s->poolstat : NULL);
         log_info("database settings changed: pool %s", s->pool ? "restarted" : "stopped");
         sup_retire_all(s, "database settings changed");
     }
@@ -475,7 +475,7 @@ static void sup_free(struct sup *s)
     }
     spare_pool_free(s->spares);
     s->spares = NULL;
-    mx_free(s->mx);
+    metrics_free(s->metrics);
     reqlog_free(s->reqlog);
     poolstat_free(s->poolstat);
     for (size_t i = 0; i < sizeof(s->ev_sig) / sizeof(s->ev_sig[0]); i++) {
@@ -549,17 +549,17 @@ int sup_run(const char *conf_path)
         goto out;
     }
     s.ev_tick = evtimer_new(s.base, sup_tick, &s);
-    s.mx = mx_new();
-    if (!s.mx || reqlog_apply(&s.reqlog, s.conf->gw.request_log) < 0)
+    s.metrics = metrics_new();
+    if (!s.metrics || reqlog_apply(&s.reqlog, s.conf->gw.request_log) < 0)
         goto out;
     reqlog_set_budget(s.reqlog, s.conf->gw.request_log_rate, s.conf->gw.request_log_burst);
-    mx_set_reqlog(s.mx, s.reqlog);
-    s.spares = spare_pool_new(s.base, s.mx, s.conf->gw.spare_processes, NULL);
+    metrics_set_reqlog(s.metrics, s.reqlog);
+    s.spares = spare_pool_new(s.base, s.metrics, s.conf->gw.spare_processes, NULL);
     spare_pool_set_hold(s.spares, sup_spares_hold, &s);
     s.poolstat = poolstat_new();
     poolstat_set_slow(s.poolstat, s.conf->gw.slow_query_ms);
-    s.status = status_new(s.base, s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid, s.mx,
-                          err, sizeof(err));
+    s.status = status_new(s.base, s.conf->gw.socket_dir, s.conf->gw.socket_mode, s.sock_gid,
+                          s.metrics, err, sizeof(err));
     if (!s.status) {
         log_error("%s", err);
         goto out;
@@ -570,7 +570,7 @@ int sup_run(const char *conf_path)
             log_error("cannot start the pool process");
             goto out;
         }
-        mx_set_pool(s.mx, s.poolstat);
+        metrics_set_pool(s.metrics, s.poolstat);
     }
     for (size_t i = 0; i < 4; i++) {
         s.ev_sig[i] = evsignal_new(s.base, sigs[i], sup_signal_cb, &s);

@@ -19,7 +19,7 @@ enum sup_state { SUP_RUNNING, SUP_STOPPING };
 struct conf;
 struct event;
 struct event_base;
-struct mx;
+struct metrics;
 struct poolctl;
 struct poolstat;
 struct reqlog;
@@ -37,7 +37,7 @@ struct sup {
     int lock_fd;
     struct sup_fn *fns;
     struct poolctl *pool;      /* NULL without a database */
-    struct mx *mx;             /* owned: the figures */
+    struct metrics *metrics;   /* owned: the figures */
     struct status *status;     /* owned: /_fngate/ */
     struct reqlog *reqlog;     /* owned: NULL when request_log is off */
     struct watch *watch;       /* owned: NULL when watch = off */

@@ -188,7 +188,7 @@ int supfn_scale_q(struct sup_fn *f, int64_t now)
                  "{\"error\":\"function %s cannot start: %s\",\"function\":\"%s\"}", f->desc.name,
                  f->last_exit, f->desc.name);
         refused = refuse_queued(f->sup->base, f->listen_fd, f->desc.name, msg);
-        mx_fn_rejected(f->mx, MX_REJ_CANNOT_START, refused);
+        metrics_fn_rejected(f->metrics, METRICS_REJ_CANNOT_START, refused);
         if (refused > 0)
             log_warnx("[fn %s] %d crashes in a row without serving (last: %s): answered 503 to "
                       "%d queued request%s",
@@ -294,7 +294,7 @@ void supfn_police(struct sup_fn *f, int64_t now)
             in->why = WHY_TIMEOUT;
             if (in->pv.verdict == POLICE_TIMEOUT) {
                 in->timeout_ns = now;
-                mx_inst_stopping(in->mx, MX_EXIT_TIMEOUT);
+                metrics_inst_stopping(in->metrics, METRICS_EXIT_TIMEOUT);
             }
             inst_signal(in, in->pv.verdict == POLICE_TIMEOUT ? SIGUSR1 : SIGUSR2);
             continue;
@@ -398,7 +398,7 @@ static void supfn_readable(evutil_socket_t fd, short what, void *arg)
     if (st.live == 0 && !st.backoff && st.stopping < st.max_instances)
         inst_spawn(f, now);
     /* Stamps the arrivals now, not a tick later: queue_timeout counts from here. */
-    backlog_police(f->backlog, f->mx, f->sup->base, f->listen_fd, f->desc.set.queue_size,
+    backlog_police(f->backlog, f->metrics, f->sup->base, f->listen_fd, f->desc.set.queue_size,
                    f->desc.set.queue_timeout_ms, now);
     supfn_scale(f, now);
     /* The connection is (or will be) taken by an instance; until the tick
@@ -439,7 +439,7 @@ void supfn_free(struct sup_fn *f)
         f->insts = in->next;
         inst_free(in);
     }
-    mx_fn_free(f->mx);
+    metrics_fn_free(f->metrics);
     if (f->ev_listen)
         event_free(f->ev_listen);
     if (f->ev_burst)
@@ -491,7 +491,7 @@ struct sup_fn *supfn_new(struct sup *s, struct discover_fn *d, char *err, size_t
         snprintf(err, errlen, "event_new failed");
         goto fail;
     }
-    f->mx = mx_fn_new(s->mx, &f->desc, f->listen_fd);
+    f->metrics = metrics_fn_new(s->metrics, &f->desc, f->listen_fd);
     f->pol = police_fn_new(f->sock_path);
     supfn_arm(f);
     if (f->desc.disabled)

@@ -16,7 +16,7 @@
 struct backlog;
 struct event;
 struct inst;
-struct mx_fn;
+struct metrics_fn;
 struct police_fn;
 struct sandbox_fn;
 struct sup;
@@ -39,7 +39,7 @@ struct sup_fn {
     bool removed; /* socket unlinked; serving what is queued, then gone */
     bool drained; /* queue seen empty after removal: instances told to stop */
     struct inst *insts;
-    struct mx_fn *mx; /* owned: its figures */
+    struct metrics_fn *metrics; /* owned: its figures */
     int n_insts;
     int crashes;
     int64_t spawn_after_ns;

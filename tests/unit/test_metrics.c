@@ -48,18 +48,18 @@ static void slot_count(struct fn_sb_slot *sl, int status, int64_t ns)
     sl->dur_sum_ns += (uint64_t)ns;
 }
 
-static char *render(struct mx *mx, int which)
+static char *render(struct metrics *mx, int which)
 {
     struct evbuffer *b = evbuffer_new();
     size_t n;
     char *s;
 
     if (which == 0)
-        mx_render_prom(mx, b);
+        metrics_render_prom(mx, b);
     else if (which == 1)
-        mx_render_json(mx, b);
+        metrics_render_json(mx, b);
     else
-        mx_render_table(mx, b);
+        metrics_render_table(mx, b);
     n = evbuffer_get_length(b);
     s = malloc(n + 1);
     evbuffer_remove(b, s, n);
@@ -68,7 +68,7 @@ static char *render(struct mx *mx, int which)
     return s;
 }
 
-static bool has(struct mx *mx, const char *line)
+static bool has(struct metrics *mx, const char *line)
 {
     char *s = render(mx, 0);
     bool r = strstr(s, line) != NULL;
@@ -81,21 +81,22 @@ static bool has(struct mx *mx, const char *line)
 START_TEST(counts_survive_exits)
 {
     struct discover_fn d = test_desc("hello");
-    struct mx *mx = mx_new();
-    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct metrics *mx = metrics_new();
+    struct metrics_fn *fm = metrics_fn_new(mx, &d, -1);
     struct scoreboard *a = scoreboard_new("hello"), *b = scoreboard_new("hello");
-    struct mx_inst *ia = mx_inst_new(fm, 100, 1000, a, 1), *ib = mx_inst_new(fm, 101, 1000, b, 1);
+    struct metrics_inst *ia = metrics_inst_new(fm, 100, 1000, a, 1),
+                        *ib = metrics_inst_new(fm, 101, 1000, b, 1);
 
     for (int i = 0; i < 300; i++)
         slot_count(a->slot, 200, 30000);
     for (int i = 0; i < 7; i++)
         slot_count(b->slot, 404, 2000000);
     ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"200\"} 300\n"));
-    mx_inst_stopping(ia, MX_EXIT_IDLE);
-    mx_inst_exited(ia, false, "exited with status 0", 2);
+    metrics_inst_stopping(ia, METRICS_EXIT_IDLE);
+    metrics_inst_exited(ia, false, "exited with status 0", 2);
     scoreboard_free(a);
     /* kill -9: a crash, and what it counted stays. */
-    mx_inst_exited(ib, true, "killed by signal 9 (SIGKILL)", 3);
+    metrics_inst_exited(ib, true, "killed by signal 9 (SIGKILL)", 3);
     scoreboard_free(b);
     ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"200\"} 300\n"));
     ck_assert(has(mx, "fngate_requests_total{function=\"hello\",code=\"404\"} 7\n"));
@@ -108,7 +109,7 @@ START_TEST(counts_survive_exits)
     ck_assert(has(mx, "fngate_instance_exits_total{function=\"hello\",reason=\"crash\"} 1\n"));
     ck_assert(has(mx, "fngate_cold_starts_total{function=\"hello\"} 2\n"));
     ck_assert(has(mx, "fngate_instances{function=\"hello\",state=\"idle\"} 0\n"));
-    mx_free(mx);
+    metrics_free(mx);
 }
 END_TEST
 
@@ -119,11 +120,11 @@ END_TEST
 START_TEST(hostile_buckets_never_make_a_cumulative_bucket_smaller)
 {
     struct discover_fn d = test_desc("evil");
-    struct mx *mx = mx_new();
-    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct metrics *mx = metrics_new();
+    struct metrics_fn *fm = metrics_fn_new(mx, &d, -1);
     struct scoreboard *a = scoreboard_new("evil");
 
-    mx_inst_new(fm, 100, 1000, a, 1);
+    metrics_inst_new(fm, 100, 1000, a, 1);
     a->slot->dur_hist[0] = UINT64_MAX;
     a->slot->dur_hist[1] = 2;
     ck_assert(has(mx, "fngate_request_duration_seconds_bucket{function=\"evil\",le=\"2.5e-05\"} "
@@ -132,7 +133,7 @@ START_TEST(hostile_buckets_never_make_a_cumulative_bucket_smaller)
                       "18446744073709551615\n"));
     ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"evil\"} "
                       "18446744073709551615\n"));
-    mx_free(mx);
+    metrics_free(mx);
     scoreboard_free(a);
 }
 END_TEST
@@ -140,10 +141,10 @@ END_TEST
 START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
 {
     struct discover_fn d = test_desc("evil");
-    struct mx *mx = mx_new();
-    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct metrics *mx = metrics_new();
+    struct metrics_fn *fm = metrics_fn_new(mx, &d, -1);
     struct scoreboard *a = scoreboard_new("evil");
-    struct mx_inst *ia = mx_inst_new(fm, 100, 1000, a, 1);
+    struct metrics_inst *ia = metrics_inst_new(fm, 100, 1000, a, 1);
 
     for (int i = 0; i < 50; i++)
         slot_count(a->slot, 200, 30000);
@@ -167,27 +168,27 @@ START_TEST(hostile_slot_cannot_go_backwards_or_lie_about_codes)
     }
     /* A ready time before the spawn or in the future is not believed. */
     a->slot->ready_ns = -5;
-    mx_tick(mx, 10);
+    metrics_tick(mx, 10);
     ck_assert(has(mx, "fngate_cold_start_duration_seconds_count{function=\"evil\"} 1\n"));
     ck_assert(has(mx, "fngate_cold_start_duration_seconds_bucket{function=\"evil\",le=\"0.00025\"}"
                       " 1\n"));
-    mx_inst_exited(ia, false, NULL, 20);
+    metrics_inst_exited(ia, false, NULL, 20);
     scoreboard_free(a);
     ck_assert(has(mx, "code=\"200\"} 50\n"));
     ck_assert(has(mx, "fngate_instance_exits_total{function=\"evil\",reason=\"recycle\"} 1\n"));
-    mx_free(mx);
+    metrics_free(mx);
 }
 END_TEST
 
 START_TEST(one_function_cannot_touch_another)
 {
     struct discover_fn d1 = test_desc("good"), d2 = test_desc("evil");
-    struct mx *mx = mx_new();
-    struct mx_fn *f1 = mx_fn_new(mx, &d1, -1), *f2 = mx_fn_new(mx, &d2, -1);
+    struct metrics *mx = metrics_new();
+    struct metrics_fn *f1 = metrics_fn_new(mx, &d1, -1), *f2 = metrics_fn_new(mx, &d2, -1);
     struct scoreboard *a = scoreboard_new("good"), *b = scoreboard_new("evil");
 
-    mx_inst_new(f1, 100, 1000, a, 1);
-    mx_inst_new(f2, 101, 1000, b, 1);
+    metrics_inst_new(f1, 100, 1000, a, 1);
+    metrics_inst_new(f2, 101, 1000, b, 1);
     slot_count(a->slot, 200, 1000);
     for (int i = 0; i < FN_SB_HIST; i++)
         b->slot->dur_hist[i] = UINT64_MAX;
@@ -195,23 +196,23 @@ START_TEST(one_function_cannot_touch_another)
     b->slot->codes[0].n = UINT64_MAX;
     ck_assert(has(mx, "fngate_requests_total{function=\"good\",code=\"200\"} 1\n"));
     ck_assert(has(mx, "fngate_request_duration_seconds_count{function=\"good\"} 1\n"));
-    mx_fn_free(f1);
-    mx_fn_free(f2);
+    metrics_fn_free(f1);
+    metrics_fn_free(f2);
     scoreboard_free(a);
     scoreboard_free(b);
-    mx_free(mx);
+    metrics_free(mx);
 }
 END_TEST
 
 START_TEST(rejections_and_json)
 {
     struct discover_fn d = test_desc("t");
-    struct mx *mx = mx_new();
-    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct metrics *mx = metrics_new();
+    struct metrics_fn *fm = metrics_fn_new(mx, &d, -1);
     char *js, *tab;
 
-    mx_fn_rejected(fm, MX_REJ_CANNOT_START, 3);
-    mx_fn_rejected(fm, MX_REJ_OVERLOAD, 2);
+    metrics_fn_rejected(fm, METRICS_REJ_CANNOT_START, 3);
+    metrics_fn_rejected(fm, METRICS_REJ_OVERLOAD, 2);
     ck_assert(has(mx, "fngate_rejected_total{function=\"t\",reason=\"cannot_start\"} 3\n"));
     ck_assert(has(mx, "fngate_rejected_total{function=\"t\",reason=\"overload\"} 2\n"));
     ck_assert(has(mx, "fngate_requests_total{function=\"t\",code=\"503\"} 5\n"));
@@ -225,7 +226,7 @@ START_TEST(rejections_and_json)
     ck_assert_ptr_nonnull(strstr(tab, "\nt "));
     free(js);
     free(tab);
-    mx_free(mx);
+    metrics_free(mx);
 }
 END_TEST
 
@@ -233,11 +234,11 @@ START_TEST(quantiles)
 {
     static const double le[3] = {1, 2, 4};
     uint64_t b[4] = {0, 10, 0, 0};
-    ck_assert_double_eq_tol(mx_quantile(b, le, 4, 0.5), 1.5, 1e-9);
+    ck_assert_double_eq_tol(metrics_quantile(b, le, 4, 0.5), 1.5, 1e-9);
     b[1] = 0;
-    ck_assert_double_eq(mx_quantile(b, le, 4, 0.5), -1);
+    ck_assert_double_eq(metrics_quantile(b, le, 4, 0.5), -1);
     b[3] = 1; /* all in +Inf: its lower bound */
-    ck_assert_double_eq(mx_quantile(b, le, 4, 0.99), 4);
+    ck_assert_double_eq(metrics_quantile(b, le, 4, 0.99), 4);
 }
 END_TEST
 
@@ -248,15 +249,15 @@ START_TEST(quantile_hostile_buckets)
 {
     static const double le[3] = {1, 2, 4};
     uint64_t b[4] = {UINT64_MAX, 1, 0, 0};
-    ck_assert_double_eq_tol(mx_quantile(b, le, 4, 0.5), 0.5, 1e-6);
+    ck_assert_double_eq_tol(metrics_quantile(b, le, 4, 0.5), 0.5, 1e-6);
     b[0] = 1;
     b[1] = UINT64_MAX;
-    ck_assert_double_eq_tol(mx_quantile(b, le, 4, 0.5), 1.5, 1e-6);
+    ck_assert_double_eq_tol(metrics_quantile(b, le, 4, 0.5), 1.5, 1e-6);
     /* Almost all in +Inf: its lower bound, not a point in bucket 2. */
     b[0] = b[1] = 0;
     b[2] = 5;
     b[3] = UINT64_MAX;
-    ck_assert_double_eq(mx_quantile(b, le, 4, 0.5), 4);
+    ck_assert_double_eq(metrics_quantile(b, le, 4, 0.5), 4);
 }
 END_TEST
 
@@ -267,33 +268,33 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* mx_tick's request total for the rate saturates like every other sum: a
+/* metrics_tick's request total for the rate saturates like every other sum: a
  * wrapped sample a second ago made req_per_s about 1.8e19 against the
  * saturated total now.  So do an instance's requests and the JSON
  * histogram's count. */
 START_TEST(tick_total_saturates)
 {
     struct discover_fn d = test_desc("evil");
-    struct mx *mx = mx_new();
-    struct mx_fn *fm = mx_fn_new(mx, &d, -1);
+    struct metrics *mx = metrics_new();
+    struct metrics_fn *fm = metrics_fn_new(mx, &d, -1);
     struct scoreboard *a = scoreboard_new("evil");
     char *js;
 
-    mx_inst_new(fm, 100, 1000, a, 1);
+    metrics_inst_new(fm, 100, 1000, a, 1);
     a->slot->codes[0].code = 200;
     a->slot->codes[0].n = UINT64_MAX;
     a->slot->codes[1].code = 201;
     a->slot->codes[1].n = 2;
     a->slot->dur_hist[0] = UINT64_MAX;
     a->slot->dur_hist[1] = 2;
-    mx_tick(mx, mono_ns() - 1000000000);
+    metrics_tick(mx, mono_ns() - 1000000000);
     js = render(mx, 1);
     ck_assert_msg(strstr(js, "\"requests\":18446744073709551615,") != NULL, "%s", js);
     ck_assert_msg(strstr(js, "\"req_per_s\":0.00,") != NULL, "%s", js);
     /* The JSON histogram's count too (the Prometheus one already did). */
     ck_assert_msg(strstr(js, "\"count\":18446744073709551615,") != NULL, "%s", js);
     free(js);
-    mx_free(mx);
+    metrics_free(mx);
     scoreboard_free(a);
 }
 END_TEST
@@ -522,9 +523,9 @@ START_TEST(reqlog_apply_reports_the_path)
     ck_assert_int_eq(reqlog_apply(&rl, NULL), 0);
     ck_assert_ptr_null(rl);
     reqlog_free(NULL);
-    mx_free(NULL);
-    mx_fn_free(NULL);
-    mx_inst_free(NULL);
+    metrics_free(NULL);
+    metrics_fn_free(NULL);
+    metrics_inst_free(NULL);
 }
 END_TEST
 

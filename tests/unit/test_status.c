@@ -29,7 +29,7 @@
 
 static struct event_base *base;
 static struct status *st;
-static struct mx *mx;
+static struct metrics *mx;
 static struct discover_fn desc;
 static pid_t server_pid;
 
@@ -39,12 +39,12 @@ static void server_up(void)
 
     testutil_dir_make();
     base = event_base_new();
-    mx = mx_new();
+    mx = metrics_new();
     memset(&desc, 0, sizeof(desc));
     desc.name = (char *)"hello";
     desc.handler = (char *)"/srv/hello/handler";
     desc.set.max_instances = 3;
-    mx_fn_new(mx, &desc, -1);
+    metrics_fn_new(mx, &desc, -1);
     st = status_new(base, testutil_dir, 0600, (gid_t)-1, mx, err, sizeof(err));
     ck_assert_msg(st != NULL, "%s", err);
     /* The server's loop in a child: the test talks to it as nginx would. */
@@ -61,7 +61,7 @@ static void server_down(void)
     kill(server_pid, SIGKILL);
     waitpid(server_pid, NULL, 0);
     status_free(st);
-    mx_free(mx);
+    metrics_free(mx);
     event_base_free(base);
     testutil_dir_remove();
 }
