@@ -61,10 +61,18 @@ static const enum metrics_exit inst_why_exit[] = {
     METRICS_EXIT_NONE,    METRICS_EXIT_IDLE, METRICS_EXIT_RELOAD, METRICS_EXIT_STOP,
     METRICS_EXIT_TIMEOUT, METRICS_EXIT_STOP, METRICS_EXIT_CRASH};
 
+void inst_spare_done(struct inst *in)
+{
+    if (in->spare_sock >= 0)
+        close(in->spare_sock);
+    in->spare_sock = -1;
+}
+
 void inst_free(struct inst *in)
 {
     if (!in)
         return;
+    inst_spare_done(in);
     instio_free(in->io);
     metrics_inst_free(in->metrics);
     scoreboard_free(in->scoreboard);
@@ -99,7 +107,7 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
  * reaped). */
 #define INST_SPARE_MIN_MEMORY ((int64_t)16 << 20)
 
-static pid_t inst_from_spare(struct sup_fn *f, const struct childsetup *cs, int *log_fd)
+static pid_t inst_from_spare(struct sup_fn *f, const struct childsetup *cs, int *log_fd, int *sock)
 {
     struct spare_pool *pool = f->sup->spares;
     struct spare *sp;
@@ -128,6 +136,8 @@ static pid_t inst_from_spare(struct sup_fn *f, const struct childsetup *cs, int 
     }
     pid = sp->pid;
     *log_fd = sp->log_fd;
+    *sock = sp->sock;
+    sp->sock = -1;
     spare_free(pool, sp, true);
     return pid;
 }
@@ -145,6 +155,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     }
     in->fn = f;
     in->gen = f->gen;
+    in->spare_sock = -1;
     in->scoreboard = scoreboard_new_log(f->desc.name, s->reqlog ? REQLOG_RING_BYTES : 0);
     if (!in->scoreboard)
         goto fail;
@@ -170,7 +181,7 @@ int inst_spawn(struct sup_fn *f, int64_t now)
     cs.bpf = cs.sandbox ? sandbox_filter() : NULL;
     cs.execve_ns = &in->exec_ns[1];
     in->exec_ns[0] = sup_now_ns();
-    in->pid = inst_from_spare(f, &cs, &log_fd);
+    in->pid = inst_from_spare(f, &cs, &log_fd, &in->spare_sock);
     if (in->pid > 0)
         in->spare = true;
     else

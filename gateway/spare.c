@@ -322,7 +322,8 @@ void spare_free(struct spare_pool *sp, struct spare *s, bool assigned)
         spare_let_go(sp, s, true);
         return;
     }
-    close(s->sock);
+    if (s->sock >= 0)
+        close(s->sock);
     free(s);
 }
 

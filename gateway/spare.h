@@ -28,7 +28,7 @@ struct spare_pool;
 struct spare {
     struct spare *next;
     pid_t pid;
-    int sock;   /* our end of its socket */
+    int sock;   /* our end of its socket; the caller may take it before spare_free */
     int log_fd; /* its stdout and stderr: the instance's log once assigned */
     int64_t spawned_ns;
     const char *gone; /* why it was let go, for its exit line */

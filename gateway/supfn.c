@@ -259,6 +259,7 @@ void supfn_police(struct sup_fn *f, int64_t now)
 
         if (!in->ready_logged && FN_SB_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
+            inst_spare_done(in);
             if (ready > 0 && ready < (int64_t)10 * 1000000000) {
                 f->start_ns = ready;
                 if (!in->spare)
