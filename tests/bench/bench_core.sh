@@ -970,12 +970,14 @@ V_PROCS=$(pverdict idle "$IDLE_PROCS" "==" 1)
     for name in "${NAMES[@]}"; do
         case "$name" in
             fngate) label="fngate /fn/hello" ;;
+            spare) label="spare-born /fn/hellospare" ;;
             bare) label="bare libfcgi /bare" ;;
             php) label="php-fpm ondemand /php" ;;
             direct) label="(diag) /fn-direct" ;;
         esac
         case "$name" in
             fngate) vs=$THR_RATIO ;; bare) vs=1.00 ;; php) vs=$PHP_RATIO ;;
+            spare) vs=$(mrange "$R_STHR"); vs=${vs%% *} ;;
             direct) vs=$(mrange "$R_DTHR"); vs=${vs%% *} ;;
         esac
         printf '  %-22s %9s %8s %8s %9s  %s\n' "$label" "${MED_RPS[$name]}" "${BEST_P50[$name]}" "${BEST_P99[$name]}" \
