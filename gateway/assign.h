@@ -1,7 +1,7 @@
 /*
  * The assignment a spare process receives: the instance's whole set-up
  * description (struct childsetup, childsetup.h), which turns a generic,
- * already exec'd spare (functions/sdk/fn_spare.c) into one function's
+ * already exec'd spare (functions/sdk/fnsdk_spare.c) into one function's
  * instance, in one SOCK_SEQPACKET message on the spare's socket to the
  * supervisor.  The descriptors go as SCM_RIGHTS (the listening socket, the
  * pool channel, the scoreboard slot and the Landlock ruleset, each that

@@ -5,7 +5,7 @@
  * that makes it so.  The exec path fills it (inst.c, spare.c) and proc.c's
  * vfork child applies it before the execve of a static handler; assign.c
  * sends it to a waiting spare as a whole, and the spare process
- * (functions/sdk/fn_spare.c) applies what it received with the same
+ * (functions/sdk/fnsdk_spare.c) applies what it received with the same
  * function before it dlopen()s the function's shared object.  The order,
  * and why: no_new_privs and the Landlock domain first, while the ruleset's
  * descriptor is still open; its descriptors on 0..4 and nothing else;

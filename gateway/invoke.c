@@ -15,7 +15,7 @@
 #include "conf.h"
 #include "fcgireq.h"
 #include "discover.h"
-#include "fn_uri.h"
+#include "fnsdk_uri.h"
 #include "sock.h"
 
 #include <ctype.h>

@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "fn_sb.h"
+#include "fnsdk_sb.h"
 
 /* One function's connections in service, kept by police_scan. */
 struct police_fn;

@@ -199,7 +199,7 @@ static void poolctl_drop(struct poolctl *pc, struct poolctl_pending *p, const ch
     poolctl_pending_free(p);
 }
 
-/* The stand-in's answer to one query frame: an 'E' frame (fn_frame.h) of
+/* The stand-in's answer to one query frame: an 'E' frame (fnsdk_frame.h) of
  * sqlstate, message and three empty fields, sent whole or not at all (an
  * instance has one query in flight; one that does not read its answers
  * loses its channel). */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "fn_sb.h"
+#include "fnsdk_sb.h"
 
 /* Bytes of ring per instance when the log is on. */
 #define REQLOG_RING_BYTES 65536

@@ -17,7 +17,7 @@ struct scale_state {
     int idle;     /* live ones waiting for a connection */
     /* Live ones waiting for a next request on a front end's kept
      * connection: not in IDLE, since they leave new connections to others
-     * (functions/sdk/fn_loop.c). */
+     * (functions/sdk/fnsdk_loop.c). */
     int kept;
     int queued; /* connections in the accept queue (-1: unknown, at least one) */
     int max_instances;

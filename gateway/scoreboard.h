@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "fn_sb.h"
+#include "fnsdk_sb.h"
 
 struct scoreboard {
     int fd;                  /* the memfd; closed after the spawn */

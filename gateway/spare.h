@@ -1,6 +1,6 @@
 /*
  * Spare processes: up to spare_processes generic instances, each exec'd
- * fresh from fngate-spare (functions/sdk/fn_spare.c) before any function
+ * fresh from fngate-spare (functions/sdk/fnsdk_spare.c) before any function
  * needs it, waiting on a socket for an assignment (assign.h).  A cold start
  * of a function with a handler.so takes one and sends it the function's
  * descriptors, identity, limits and sandbox instead of paying a vfork+exec;

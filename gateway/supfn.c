@@ -152,7 +152,7 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
         st->live++;
         state = FN_SB_LOAD(in->scoreboard->slot->state);
         /* One holding kept connections takes a new one only when nobody
-         * else has for a while (fn_loop.c): it is not free for it. */
+         * else has for a while (fnsdk_loop.c): it is not free for it. */
         if (state == FN_SB_IDLE && FN_SB_LOAD(in->scoreboard->slot->kept))
             st->kept++;
         else if (state == FN_SB_IDLE)

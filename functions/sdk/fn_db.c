@@ -9,8 +9,8 @@
  */
 #include "config.h"
 
-#include "fn_frame.h"
-#include "fn_loop.h"
+#include "fnsdk_frame.h"
+#include "fnsdk_loop.h"
 #include "fngate.h"
 
 #include <errno.h>

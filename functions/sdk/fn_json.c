@@ -11,7 +11,7 @@
  */
 #include "config.h"
 
-#include "fn_res.h"
+#include "fnsdk_res.h"
 #include "fngate.h"
 
 #include <stdarg.h>

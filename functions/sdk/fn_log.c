@@ -3,7 +3,7 @@
  */
 #include "config.h"
 
-#include "fn_req.h"
+#include "fnsdk_req.h"
 #include "fngate.h"
 
 #include <stdarg.h>

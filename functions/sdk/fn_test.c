@@ -12,7 +12,7 @@
 
 #include "fngate_test.h"
 
-#include "fn_loop.h"
+#include "fnsdk_loop.h"
 #include "pool/pool.h"
 #include "pool/poolwire.h"
 

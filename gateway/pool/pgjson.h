@@ -17,7 +17,7 @@
 
 #include <libpq-fe.h>
 
-#include "fn_buf.h"
+#include "fnsdk_buf.h"
 
 /* Appends RES's rows to OUT as a JSON array of objects,
  * [{"col":value,...},...], "[]" for no rows (or a command without rows).

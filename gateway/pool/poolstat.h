@@ -14,7 +14,7 @@
 
 #include <event2/buffer.h>
 
-#include "fn_sb.h"
+#include "fnsdk_sb.h"
 
 #define POOLSTAT_FD 4
 #define POOLSTAT_MAGIC 0x66677073u /* "fgps" */

@@ -13,8 +13,8 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
-#include "fn_buf.h"
-#include "fn_frame.h"
+#include "fnsdk_buf.h"
+#include "fnsdk_frame.h"
 #include "pgjson.h"
 #include "pool.h"
 #include "poolstat.h"

@@ -35,11 +35,11 @@
 
 #include <fngate.h>
 
-#include "../../functions/sdk/fn_sb.h"
+#include "../../functions/sdk/fnsdk_sb.h"
 
 extern char **environ;
 
-/* The scoreboard slot as the SDK maps it (functions/sdk/fn_sb.h): found
+/* The scoreboard slot as the SDK maps it (functions/sdk/fnsdk_sb.h): found
  * through /proc/self/maps, as any function could. */
 struct forged_slot {
     uint32_t magic, version, state, stop_req;

@@ -31,7 +31,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "fn_sb.h"
+#include "fnsdk_sb.h"
 
 extern char **environ;
 

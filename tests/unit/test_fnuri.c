@@ -1,12 +1,12 @@
 /*
- * Unit tests for functions/sdk/fn_uri.c, the percent-decoding the SDK's
+ * Unit tests for functions/sdk/fnsdk_uri.c, the percent-decoding the SDK's
  * request parsing and `fngate invoke` share: a query decodes '+' and every
  * %XX; a path decodes %XX as nginx's $uri does but keeps '+' and %00; a '%'
  * without two hex digits after it stays as it is; only N bytes are read.
  */
 #include "config.h"
 
-#include "fn_uri.h"
+#include "fnsdk_uri.h"
 
 #include <check.h>
 

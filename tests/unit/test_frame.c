@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fn_buf.h"
-#include "fn_frame.h"
+#include "fnsdk_buf.h"
+#include "fnsdk_frame.h"
 
 /* --- helpers ------------------------------------------------------------------ */
 

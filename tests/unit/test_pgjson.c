@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fn_buf.h"
-#include "fn_frame.h"
+#include "fnsdk_buf.h"
+#include "fnsdk_frame.h"
 #include "pool/pgjson.h"
 #include "pgtmp.h"
 

@@ -1,9 +1,9 @@
 /*
  * Unit tests for the SDK's request and response layer (functions/sdk/
- * fn_req.c, fn_res.c, fn_json.c) through its internal interface (fn_loop.h).  Each test plays
+ * fnsdk_req.c, fnsdk_res.c, fn_json.c) through its internal interface (fnsdk_loop.h).  Each test plays
  * nginx over a socketpair: it writes a FastCGI request, built by
  * gateway/fcgireq.c as nginx would send it, into one end, hands the other
- * end to libfcgi the way fn_loop.c's fn_serve does (ipcFd set,
+ * end to libfcgi the way fnsdk_loop.c's fn_serve does (ipcFd set,
  * keepConnection, FCGX_Accept_r), runs fn_req_begin and the accessors a
  * handler calls, and reads the FastCGI records fn_res_write produced back
  * off the socket, so assertions are on the bytes nginx would receive.
@@ -11,8 +11,8 @@
 #include "config.h"
 
 #include "fcgireq.h"
-#include "fn_frame.h"
-#include "fn_loop.h"
+#include "fnsdk_frame.h"
+#include "fnsdk_loop.h"
 #include "fngate.h"
 #include "testutil.h"
 
@@ -1361,7 +1361,7 @@ static TCase *tcase(const char *name)
     return tc;
 }
 
-/* The check fn_loop.c makes before taking a request: a live channel passes
+/* The check fnsdk_loop.c makes before taking a request: a live channel passes
  * (and stays usable), one the pool closed or wrote to unasked does not. */
 static int channel_pair(int pair[2])
 {

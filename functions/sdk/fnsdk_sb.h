@@ -88,11 +88,11 @@ struct fn_sb_slot {
      * kernel's exec with libc's start and the SDK's for the debug trace.
      * A hint like every other field. */
     int64_t main_ns;
-    /* A spare's steps before main (fn_spare.c): its assignment received,
+    /* A spare's steps before main (fnsdk_spare.c): its assignment received,
      * its set-up done, the function's shared object loaded; 0 in an
      * exec'd instance.  Hints too. */
     int64_t spare_ns[3];
-    /* Idle kept connections the instance holds (fn_loop.c): an idle
+    /* Idle kept connections the instance holds (fnsdk_loop.c): an idle
      * instance holding any leaves new connections to others, so the
      * supervisor does not count it as free for one.  A hint. */
     uint32_t kept;

@@ -7,10 +7,10 @@
  */
 #include "config.h"
 
-#include "fn_req.h"
-#include "fn_loop.h"
-#include "fn_pairs.h"
-#include "fn_uri.h"
+#include "fnsdk_req.h"
+#include "fnsdk_loop.h"
+#include "fnsdk_pairs.h"
+#include "fnsdk_uri.h"
 #include "fngate.h"
 
 #include <ctype.h>

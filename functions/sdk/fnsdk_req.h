@@ -1,5 +1,5 @@
 /*
- * The request side of libfngate (fn_req.c), as the accept loop (fn_loop.c),
+ * The request side of libfngate (fnsdk_req.c), as the accept loop (fnsdk_loop.c),
  * the test harness (fn_test.c) and the rest of the SDK see it.  Not
  * installed: authors see only fngate.h's accessors.
  */

@@ -1,5 +1,5 @@
 /*
- * Percent-decoding, the one copy the SDK's request parsing (fn_req.c) and
+ * Percent-decoding, the one copy the SDK's request parsing (fnsdk_req.c) and
  * `fngate invoke` (gateway/invoke.c, which must hand a function the path
  * exactly as the SDK and nginx's $uri would decode it) share.  SDK
  * internal: compiled into libfngate and the gateway, never exported.

@@ -20,7 +20,7 @@
 
 #include "assign.h"
 #include "childsetup.h"
-#include "fn_loop.h"
+#include "fnsdk_loop.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>

@@ -1,10 +1,10 @@
 /*
- * Name/value pair lists (fn_pairs.h): the arrays behind a request's
+ * Name/value pair lists (fnsdk_pairs.h): the arrays behind a request's
  * arguments and headers and a response's headers.
  */
 #include "config.h"
 
-#include "fn_pairs.h"
+#include "fnsdk_pairs.h"
 
 #include <stdlib.h>
 

@@ -1,10 +1,10 @@
 /*
- * Percent-decoding (fn_uri.h).  A '%' not followed by two hex digits stays
+ * Percent-decoding (fnsdk_uri.h).  A '%' not followed by two hex digits stays
  * as it is, like nginx and PHP do, rather than failing the request.
  */
 #include "config.h"
 
-#include "fn_uri.h"
+#include "fnsdk_uri.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The response side of libfngate (fn_res.c), as the accept loop (fn_loop.c),
+ * The response side of libfngate (fnsdk_res.c), as the accept loop (fnsdk_loop.c),
  * the test harness (fn_test.c) and the JSON bodies (fn_json.c) see it.  Not
  * installed: authors see only fngate.h's fn_send* calls.
  */

@@ -1,6 +1,6 @@
 /*
- * Internal interface between the SDK's accept loop (fn_loop.c) and its
- * request/response layer (fn_req.c, fn_res.c, fn_json.c).  Not installed.
+ * Internal interface between the SDK's accept loop (fnsdk_loop.c) and its
+ * request/response layer (fnsdk_req.c, fnsdk_res.c, fn_json.c).  Not installed.
  */
 #ifndef FN_LOOP_H
 #define FN_LOOP_H
@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fn_req.h"
-#include "fn_res.h"
+#include "fnsdk_req.h"
+#include "fnsdk_res.h"
 #include "fngate.h"
 
 /* What one FCGX_GetStr or FCGX_PutStr moves at most: they count in int. */

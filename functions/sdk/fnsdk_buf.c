@@ -6,7 +6,7 @@
  */
 #include "config.h"
 
-#include "fn_buf.h"
+#include "fnsdk_buf.h"
 
 #include <stdarg.h>
 #include <stdint.h>

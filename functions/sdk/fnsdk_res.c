@@ -6,10 +6,10 @@
  */
 #include "config.h"
 
-#include "fn_res.h"
-#include "fn_loop.h"
-#include "fn_pairs.h"
-#include "fn_req.h"
+#include "fnsdk_res.h"
+#include "fnsdk_loop.h"
+#include "fnsdk_pairs.h"
+#include "fnsdk_req.h"
 #include "fngate.h"
 
 #include <errno.h>

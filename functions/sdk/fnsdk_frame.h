@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fn_buf.h"
+#include "fnsdk_buf.h"
 
 #define FN_FRAME_QUERY 'Q'
 #define FN_FRAME_RESULT 'R'
@@ -159,7 +159,7 @@ int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err
  * frame are an error ("... one answer expected"): they would belong to an
  * answer nobody asked for.  It waits for the answer in poll(), never
  * blocked in read(), which the peer's read of the question would wake for
- * nothing (fn_frame.c says why). */
+ * nothing (fnsdk_frame.c says why). */
 int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen);
 
 #endif

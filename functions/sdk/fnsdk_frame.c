@@ -8,7 +8,7 @@
  */
 #include "config.h"
 
-#include "fn_frame.h"
+#include "fnsdk_frame.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -26,8 +26,8 @@
  */
 #include "config.h"
 
-#include "fn_loop.h"
-#include "fn_sb.h"
+#include "fnsdk_loop.h"
+#include "fnsdk_sb.h"
 
 #include <jansson.h>
 
@@ -715,7 +715,7 @@ static bool fn_kept_pending(int fd)
 }
 
 /* The part of fn_main's set-up that does not depend on the function: a
- * spare process (fn_spare.c) does it while it waits for an assignment. */
+ * spare process (fnsdk_spare.c) does it while it waits for an assignment. */
 static bool fn_prepared;
 /* A spare's trace: its assignment received, its set-up done, the function's
  * shared object loaded (0 in an exec'd instance). */
