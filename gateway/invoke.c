@@ -167,7 +167,7 @@ static int invoke_build(struct fcgireq **out, const struct invoke_opts *o, const
                         const struct invoke_buf *body)
 {
     struct fcgireq *r = fcgireq_new(1, false);
-    char *path = fn_uri_decode_path(path_raw, path_len);
+    char *path = fnsdk_uri_decode_path(path_raw, path_len);
     char *uri = NULL, *script = NULL, clen[32], arrival[32], reqid[33];
     const char *ctype = NULL;
     unsigned char rnd[16];

@@ -59,7 +59,7 @@ struct police_inst {
 /* One instance as the supervisor hands it to police_fn_judge. */
 struct police_view {
     pid_t pid;
-    const struct fn_sb_slot *slot; /* untrusted: read with FN_SB_LOAD only */
+    const struct fnsdk_sb_slot *slot; /* untrusted: read with FNSDK_SB_LOAD only */
     struct police_inst *pi;        /* owned by the caller, zeroed at spawn */
     int64_t spawned_ns;
     int64_t term_ns;             /* SIGTERM sent (0: not) */

@@ -22,14 +22,14 @@ struct scoreboard *scoreboard_new(const char *fn_name)
 
 char *scoreboard_log_ring(const struct scoreboard *sb, size_t *size)
 {
-    *size = sb->size - sizeof(struct fn_sb_slot);
-    return *size ? (char *)sb->slot + sizeof(struct fn_sb_slot) : NULL;
+    *size = sb->size - sizeof(struct fnsdk_sb_slot);
+    return *size ? (char *)sb->slot + sizeof(struct fnsdk_sb_slot) : NULL;
 }
 
 struct scoreboard *scoreboard_new_log(const char *fn_name, size_t log_bytes)
 {
     struct scoreboard *sb = calloc(1, sizeof(*sb));
-    size_t size = sizeof(struct fn_sb_slot) + log_bytes;
+    size_t size = sizeof(struct fnsdk_sb_slot) + log_bytes;
 
     if (!sb) {
         log_warn("[fn %s] scoreboard", fn_name);

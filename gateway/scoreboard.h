@@ -14,7 +14,7 @@
 
 struct scoreboard {
     int fd;                  /* the memfd; closed after the spawn */
-    struct fn_sb_slot *slot; /* shared mapping, owned */
+    struct fnsdk_sb_slot *slot; /* shared mapping, owned */
     size_t size;             /* of the mapping: the slot plus the log ring */
 };
 

@@ -27,7 +27,7 @@
 
 struct fn_rows {
     struct fn_rows *next;   /* the request's list */
-    struct fn_dbreq *owner; /* that request's state; NULL once it ended */
+    struct fnsdk_dbreq *owner; /* that request's state; NULL once it ended */
     char *payload;          /* owned: the whole 'R' frame payload */
     const char *tag;        /* NUL-terminated copy in tagbuf */
     char tagbuf[64];
@@ -36,7 +36,7 @@ struct fn_rows {
     json_t *json;              /* owned; parsed on demand */
 };
 
-struct fn_dbreq {
+struct fnsdk_dbreq {
     struct fn_rows *rows;
     int in_tx; /* inside a transaction block (BEGIN seen, no COMMIT/ROLLBACK yet) */
     fn_db_err err;
@@ -54,7 +54,7 @@ static void fn_db_break(void)
     if (fn_db_fd >= 0)
         close(fn_db_fd);
     fn_db_fd = -3;
-    fn_loop_request_stop();
+    fnsdk_loop_request_stop();
 }
 
 static int fn_db_channel(void)
@@ -71,13 +71,13 @@ static int fn_db_channel(void)
     return fn_db_fd;
 }
 
-int fn_db_watch_fd(void)
+int fnsdk_db_watch_fd(void)
 {
     int fd = fn_db_channel();
     return fd >= 0 ? fd : -1;
 }
 
-bool fn_db_channel_ok(void)
+bool fnsdk_db_channel_ok(void)
 {
     int fd = fn_db_channel();
     char c;
@@ -96,9 +96,9 @@ bool fn_db_channel_ok(void)
     return false;
 }
 
-static struct fn_dbreq *fn_db_state(fn_req *req)
+static struct fnsdk_dbreq *fn_db_state(fn_req *req)
 {
-    struct fn_dbreq **slot = fn_req_db(req);
+    struct fnsdk_dbreq **slot = fnsdk_req_db(req);
     if (!*slot)
         *slot = calloc(1, sizeof(**slot));
     return *slot;
@@ -126,9 +126,9 @@ void fn_rows_free(fn_rows *rows)
     fn_rows_release(rows);
 }
 
-static int fn_db_tx(struct fn_dbreq *db, const char *trace, const char *sql);
+static int fn_db_tx(struct fnsdk_dbreq *db, const char *trace, const char *sql);
 
-void fn_db_request_end(struct fn_dbreq *db)
+void fnsdk_db_request_end(struct fnsdk_dbreq *db)
 {
     if (!db)
         return;
@@ -149,7 +149,7 @@ void fn_db_request_end(struct fn_dbreq *db)
 
 /* Records an error from NFIELDS strings (sqlstate, message, detail, hint,
  * position). */
-static void fn_db_set_error(struct fn_dbreq *db, const struct fn_frame_field *f, size_t nfields)
+static void fn_db_set_error(struct fnsdk_dbreq *db, const struct fnsdk_frame_field *f, size_t nfields)
 {
     size_t total = 0;
     char *w;
@@ -182,12 +182,12 @@ static void fn_db_set_error(struct fn_dbreq *db, const struct fn_frame_field *f,
     }
 }
 
-static void fn_db_fail(struct fn_dbreq *db, const char *sqlstate, const char *fmt, ...)
+static void fn_db_fail(struct fnsdk_dbreq *db, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void fn_db_fail(struct fn_dbreq *db, const char *sqlstate, const char *fmt, ...)
+static void fn_db_fail(struct fnsdk_dbreq *db, const char *sqlstate, const char *fmt, ...)
 {
     char msg[512];
-    struct fn_frame_field f[2];
+    struct fnsdk_frame_field f[2];
     va_list ap;
 
     va_start(ap, fmt);
@@ -217,7 +217,7 @@ static char *fn_db_decimal(char *end, json_int_t v)
 }
 
 /* Adds one parameter to the frame being built. */
-static int fn_db_param(struct fn_buf *out, const json_t *v)
+static int fn_db_param(struct fnsdk_buf *out, const json_t *v)
 {
     char num[64], *start;
     char *text;
@@ -225,25 +225,25 @@ static int fn_db_param(struct fn_buf *out, const json_t *v)
 
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return fn_frame_add_tagged(out, FN_FRAME_P_STRING, json_string_value(v),
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_STRING, json_string_value(v),
                                    json_string_length(v));
     case JSON_INTEGER:
         start = fn_db_decimal(num + sizeof(num), json_integer_value(v));
-        return fn_frame_add_tagged(out, FN_FRAME_P_INT, start, (size_t)(num + sizeof(num) - start));
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_INT, start, (size_t)(num + sizeof(num) - start));
     case JSON_REAL:
         n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
-        return fn_frame_add_tagged(out, FN_FRAME_P_REAL, num, (size_t)n);
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_REAL, num, (size_t)n);
     case JSON_TRUE:
-        return fn_frame_add_tagged(out, FN_FRAME_P_BOOL, "t", 1);
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_BOOL, "t", 1);
     case JSON_FALSE:
-        return fn_frame_add_tagged(out, FN_FRAME_P_BOOL, "f", 1);
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_BOOL, "f", 1);
     case JSON_NULL:
-        return fn_frame_add_tagged(out, FN_FRAME_P_NULL, "", 0);
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_NULL, "", 0);
     default:
         text = json_dumps(v, JSON_COMPACT);
         if (!text)
             return -1;
-        rc = fn_frame_add_tagged(out, FN_FRAME_P_JSON, text, strlen(text));
+        rc = fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_JSON, text, strlen(text));
         free(text);
         return rc;
     }
@@ -251,7 +251,7 @@ static int fn_db_param(struct fn_buf *out, const json_t *v)
 
 /* Tracks whether the request's session is inside a transaction block from
  * the command tags, whoever sent the BEGIN (fn_begin or SQL). */
-static void fn_db_track(struct fn_dbreq *db, const char *tag)
+static void fn_db_track(struct fnsdk_dbreq *db, const char *tag)
 {
     if (strcmp(tag, "BEGIN") == 0 || strcmp(tag, "START TRANSACTION") == 0)
         db->in_tx = 1;
@@ -261,19 +261,19 @@ static void fn_db_track(struct fn_dbreq *db, const char *tag)
 }
 
 /* One query on the channel: the rows, or NULL with db->err set. */
-static fn_rows *fn_db_exec(struct fn_dbreq *db, const char *trace, const char *sql,
+static fn_rows *fn_db_exec(struct fnsdk_dbreq *db, const char *trace, const char *sql,
                            const json_t *params)
 {
-    struct fn_buf out, in;
-    struct fn_frame_view *v = NULL;
+    struct fnsdk_buf out, in;
+    struct fnsdk_frame_view *v = NULL;
     struct fn_rows *rows = NULL;
     char err[160];
     int fd = fn_db_channel();
 
     if (!db)
         return NULL;
-    fn_buf_init(&out, 0);
-    fn_buf_init(&in, 0);
+    fnsdk_buf_init(&out, 0);
+    fnsdk_buf_init(&in, 0);
     if (fd == -3) {
         fn_db_fail(db, "08006", "the database channel broke earlier in this instance");
         goto out;
@@ -290,45 +290,45 @@ static fn_rows *fn_db_exec(struct fn_dbreq *db, const char *trace, const char *s
         fn_db_fail(db, "FG003", "query parameters must be a JSON array");
         goto out;
     }
-    if (params && json_array_size(params) > FN_FRAME_MAX_PARAMS) {
-        fn_db_fail(db, "FG003", "more than %d query parameters", FN_FRAME_MAX_PARAMS);
+    if (params && json_array_size(params) > FNSDK_FRAME_MAX_PARAMS) {
+        fn_db_fail(db, "FG003", "more than %d query parameters", FNSDK_FRAME_MAX_PARAMS);
         goto out;
     }
     /* The whole frame's room at once for the usual query (a few short
      * parameters), instead of growing it field by field. */
-    fn_buf_reserve(&out, strlen(sql) + 128);
-    fn_frame_begin(&out, FN_FRAME_QUERY);
-    fn_frame_add(&out, sql, strlen(sql));
+    fnsdk_buf_reserve(&out, strlen(sql) + 128);
+    fnsdk_frame_begin(&out, FNSDK_FRAME_QUERY);
+    fnsdk_frame_add(&out, sql, strlen(sql));
     for (size_t i = 0; params && i < json_array_size(params); i++) {
         if (fn_db_param(&out, json_array_get(params, i)) < 0)
             out.failed = 1;
     }
     if (trace)
-        fn_frame_add_tagged(&out, FN_FRAME_P_TRACE, trace, 32);
-    if (fn_frame_end(&out) < 0) {
+        fnsdk_frame_add_tagged(&out, FNSDK_FRAME_P_TRACE, trace, 32);
+    if (fnsdk_frame_end(&out) < 0) {
         fn_db_fail(db, "FG003", "cannot encode the query (out of memory or too large)");
         goto out;
     }
-    if (fn_frame_write_all(fd, out.data, out.len) < 0) {
+    if (fnsdk_frame_write_all(fd, out.data, out.len) < 0) {
         fn_db_fail(db, "08006", "database channel: %s", strerror(errno));
         fn_db_break();
         goto out;
     }
-    if (fn_frame_read_reply(fd, &in, FN_DB_MAX_ANSWER, err, sizeof(err)) < 0) {
+    if (fnsdk_frame_read_reply(fd, &in, FN_DB_MAX_ANSWER, err, sizeof(err)) < 0) {
         fn_db_fail(db, "08006", "database channel: %s", err);
         fn_db_break();
         goto out;
     }
     v = malloc(sizeof(*v));
-    if (!v || fn_frame_parse(in.data, in.len, v, err, sizeof(err)) < 0) {
+    if (!v || fnsdk_frame_parse(in.data, in.len, v, err, sizeof(err)) < 0) {
         fn_db_fail(db, "FG003", "bad answer from the pool: %s", v ? err : "out of memory");
         goto out;
     }
-    if (v->type == FN_FRAME_ERROR) {
+    if (v->type == FNSDK_FRAME_ERROR) {
         fn_db_set_error(db, v->field, v->n_fields);
         goto out;
     }
-    if (v->type != FN_FRAME_RESULT || v->n_fields != 3) {
+    if (v->type != FNSDK_FRAME_RESULT || v->n_fields != 3) {
         fn_db_fail(db, "FG003", "bad answer from the pool");
         goto out;
     }
@@ -359,20 +359,20 @@ static fn_rows *fn_db_exec(struct fn_dbreq *db, const char *trace, const char *s
     db->err = fn_db_noerr;
 out:
     free(v);
-    fn_buf_free(&out);
-    fn_buf_free(&in);
+    fnsdk_buf_free(&out);
+    fnsdk_buf_free(&in);
     return rows;
 }
 
 fn_rows *fn_query_json(fn_req *req, const char *sql, const json_t *params)
 {
-    struct fn_dbreq *db = fn_db_state(req);
+    struct fnsdk_dbreq *db = fn_db_state(req);
 
     return db ? fn_db_exec(db, fn_trace_id(req), sql, params) : NULL;
 }
 
 /* BEGIN, COMMIT or ROLLBACK as its own query; 0 or -1 (db->err set). */
-static int fn_db_tx(struct fn_dbreq *db, const char *trace, const char *sql)
+static int fn_db_tx(struct fnsdk_dbreq *db, const char *trace, const char *sql)
 {
     fn_rows *rows = fn_db_exec(db, trace, sql, NULL);
     int rc = rows ? 0 : -1;
@@ -388,7 +388,7 @@ static int fn_db_tx(struct fn_dbreq *db, const char *trace, const char *sql)
 
 int fn_begin(fn_req *req)
 {
-    struct fn_dbreq *db = fn_db_state(req);
+    struct fnsdk_dbreq *db = fn_db_state(req);
 
     if (!db)
         return -1;
@@ -401,7 +401,7 @@ int fn_begin(fn_req *req)
 
 int fn_commit(fn_req *req)
 {
-    struct fn_dbreq *db = fn_db_state(req);
+    struct fnsdk_dbreq *db = fn_db_state(req);
 
     if (!db)
         return -1;
@@ -418,7 +418,7 @@ int fn_commit(fn_req *req)
 
 int fn_rollback(fn_req *req)
 {
-    struct fn_dbreq *db = fn_db_state(req);
+    struct fnsdk_dbreq *db = fn_db_state(req);
 
     if (!db)
         return -1;
@@ -442,7 +442,7 @@ fn_rows *fn_query(fn_req *req, const char *sql, const char *fmt, ...)
         params = json_vpack_ex(&e, 0, fmt, ap);
         va_end(ap);
         if (!params) {
-            struct fn_dbreq *db = fn_db_state(req);
+            struct fnsdk_dbreq *db = fn_db_state(req);
             if (db)
                 fn_db_fail(db, "FG003", "query parameters: %s", e.text);
             return NULL;
@@ -455,7 +455,7 @@ fn_rows *fn_query(fn_req *req, const char *sql, const char *fmt, ...)
 
 const fn_db_err *fn_db_error(const fn_req *req)
 {
-    struct fn_dbreq *db = *fn_req_db((fn_req *)req);
+    struct fnsdk_dbreq *db = *fnsdk_req_db((fn_req *)req);
     return db ? &db->err : &fn_db_noerr;
 }
 
@@ -503,7 +503,7 @@ int fn_send_rows(fn_res *res, int status, fn_rows *rows)
         return fn_error(res, 500, "no rows to send");
     payload = rows->payload;
     rows->payload = NULL;
-    return fn_res_take(res, status, "application/json", payload, rows->json_off, rows->json_len);
+    return fnsdk_res_take(res, status, "application/json", payload, rows->json_off, rows->json_len);
 }
 
 int fn_send_row(fn_res *res, int status, fn_rows *rows)
@@ -519,7 +519,7 @@ int fn_send_row(fn_res *res, int status, fn_rows *rows)
         char *payload = rows->payload;
         size_t off = rows->json_off + 1;
         rows->payload = NULL;
-        return fn_res_take(res, status, "application/json", payload, off, len - 2);
+        return fnsdk_res_take(res, status, "application/json", payload, off, len - 2);
     }
     all = fn_rows_json(rows);
     first = all ? json_array_get(all, 0) : NULL;

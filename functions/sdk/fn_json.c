@@ -437,12 +437,12 @@ int fn_send_json(fn_res *res, int status, const json_t *json)
     char *s;
 
     if (json && fn_json_tree(&b, json, 0) == 0 && fn_jbuf_finish(&b))
-        return fn_res_take(res, status, "application/json", b.p, 0, b.len);
+        return fnsdk_res_take(res, status, "application/json", b.p, 0, b.len);
     free(b.p);
     s = json ? json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!s)
         return fn_error(res, 500, "response is not serialisable JSON");
-    return fn_res_take(res, status, "application/json", s, 0, strlen(s));
+    return fnsdk_res_take(res, status, "application/json", s, 0, strlen(s));
 }
 
 int fn_send_json_new(fn_res *res, int status, json_t *json)
@@ -464,7 +464,7 @@ int fn_send_jsonf(fn_res *res, int status, const char *fmt, ...)
     s = fn_jpack_format(fmt, ap, &len);
     if (s) {
         va_end(ap);
-        return fn_res_take(res, status, "application/json", s, 0, len);
+        return fnsdk_res_take(res, status, "application/json", s, 0, len);
     }
     j = json_vpack_ex(&e, 0, fmt, ap);
     va_end(ap);
@@ -492,5 +492,5 @@ int fn_error(fn_res *res, int status, const char *fmt, ...)
     fn_jbuf_ch(&b, '}');
     if (!fn_jbuf_finish(&b))
         return -1;
-    return fn_res_take(res, status, "application/json", b.p, 0, b.len);
+    return fnsdk_res_take(res, status, "application/json", b.p, 0, b.len);
 }

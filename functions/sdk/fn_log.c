@@ -16,7 +16,7 @@ void fn_log(const char *fmt, ...)
     va_list ap;
     size_t off = 0;
     int n;
-    const char *id = fn_req_current_id();
+    const char *id = fnsdk_req_current_id();
 
     /* Inside a request the line names it, so an operator can find every
      * line of one request in the gateway log and nginx's access log. */

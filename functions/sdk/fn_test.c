@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef FN_POOL_PATH
-#define FN_POOL_PATH "fngate-pool"
+#ifndef FNSDK_POOL_PATH
+#define FNSDK_POOL_PATH "fngate-pool"
 #endif
 #define FN_TEST_MAX_PARAMS 128
 
@@ -98,8 +98,8 @@ static const char *fn_test_pool_path(char *buf, size_t len)
 {
     const char *path = getenv("PATH");
 
-    if (access(FN_POOL_PATH, X_OK) == 0 || !path)
-        return FN_POOL_PATH;
+    if (access(FNSDK_POOL_PATH, X_OK) == 0 || !path)
+        return FNSDK_POOL_PATH;
     while (*path) {
         size_t n = strcspn(path, ":");
         if (n > 0 && (size_t)snprintf(buf, len, "%.*s/fngate-pool", (int)n, path) < len &&
@@ -109,7 +109,7 @@ static const char *fn_test_pool_path(char *buf, size_t len)
         if (*path == ':')
             path++;
     }
-    return FN_POOL_PATH;
+    return FNSDK_POOL_PATH;
 }
 
 /* Starts the pool for DATABASE_URL, once; on failure fn_query answers
@@ -324,20 +324,20 @@ static int fn_test_res_header(fn_test_res *t, const char *name, const char *valu
 /* Copies what RES holds into T. */
 static int fn_test_capture(fn_test_res *t, const fn_res *res)
 {
-    const char *body = fn_res_body(res, &t->body_len), *n, *v;
+    const char *body = fnsdk_res_body(res, &t->body_len), *n, *v;
     char clen[32];
 
-    t->status = fn_res_status(res);
+    t->status = fnsdk_res_status(res);
     t->body = malloc(t->body_len + 1);
     if (!t->body)
         return -1;
     memcpy(t->body, body, t->body_len);
     t->body[t->body_len] = '\0';
     snprintf(clen, sizeof(clen), "%zu", t->body_len);
-    if (fn_test_res_header(t, "Content-Type", fn_res_content_type(res)) < 0 ||
+    if (fn_test_res_header(t, "Content-Type", fnsdk_res_content_type(res)) < 0 ||
         fn_test_res_header(t, "Content-Length", clen) < 0)
         return -1;
-    for (size_t i = 0; fn_res_header_at(res, i, &n, &v) == 0; i++) {
+    for (size_t i = 0; fnsdk_res_header_at(res, i, &n, &v) == 0; i++) {
         if (fn_test_res_header(t, n, v) < 0)
             return -1;
     }
@@ -348,11 +348,11 @@ fn_test_res *fn_test(fn_handler handler, const char *method, const char *uri, co
                      const void *body, size_t len)
 {
     struct fn_test_env env = {0};
-    struct fn_limits lim = {0};
+    struct fnsdk_limits lim = {0};
     char name[128];
     fn_test_res *t = calloc(1, sizeof(*t));
-    fn_req *req = fn_req_new();
-    fn_res *res = fn_res_new();
+    fn_req *req = fnsdk_req_new();
+    fn_res *res = fnsdk_res_new();
     const char *mb = getenv("FNGATE_MAX_BODY");
     int rc;
 
@@ -364,18 +364,18 @@ fn_test_res *fn_test(fn_handler handler, const char *method, const char *uri, co
         goto fail;
     }
     fn_test_db_start(name);
-    rc = fn_req_begin_env(req, res, env.v, body, len, &lim);
+    rc = fnsdk_req_begin_env(req, res, env.v, body, len, &lim);
     if (rc == 0)
-        fn_req_run(req, res, handler);
+        fnsdk_req_run(req, res, handler);
     if (fn_test_capture(t, res) < 0)
         goto fail;
-    fn_res_free(res);
-    fn_req_free(req);
+    fnsdk_res_free(res);
+    fnsdk_req_free(req);
     fn_test_env_free(&env);
     return t;
 fail:
-    fn_res_free(res);
-    fn_req_free(req);
+    fnsdk_res_free(res);
+    fnsdk_req_free(req);
     fn_test_env_free(&env);
     fn_test_free(t);
     return NULL;

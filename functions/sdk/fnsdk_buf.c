@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FN_BUF_MIN_CAP 64
+#define FNSDK_BUF_MIN_CAP 64
 
-void fn_buf_init(struct fn_buf *b, size_t max)
+void fnsdk_buf_init(struct fnsdk_buf *b, size_t max)
 {
     b->data = NULL;
     b->len = 0;
@@ -25,15 +25,15 @@ void fn_buf_init(struct fn_buf *b, size_t max)
     b->failed = 0;
 }
 
-void fn_buf_free(struct fn_buf *b)
+void fnsdk_buf_free(struct fnsdk_buf *b)
 {
     if (b == NULL)
         return;
     free(b->data);
-    fn_buf_init(b, b->max);
+    fnsdk_buf_init(b, b->max);
 }
 
-void fn_buf_reset(struct fn_buf *b)
+void fnsdk_buf_reset(struct fnsdk_buf *b)
 {
     b->len = 0;
     b->failed = 0;
@@ -43,7 +43,7 @@ void fn_buf_reset(struct fn_buf *b)
 
 /* Grows the allocation to at least NEED bytes (NEED counts the NUL), never
  * beyond max + 1.  The caller has checked NEED against max when it matters. */
-static int fn_buf_grow(struct fn_buf *b, size_t need)
+static int fnsdk_buf_grow(struct fnsdk_buf *b, size_t need)
 {
     size_t limit = b->max ? b->max + 1 : SIZE_MAX;
     size_t ncap;
@@ -53,7 +53,7 @@ static int fn_buf_grow(struct fn_buf *b, size_t need)
         need = limit;
     if (need <= b->cap)
         return 0;
-    ncap = b->cap ? b->cap : FN_BUF_MIN_CAP;
+    ncap = b->cap ? b->cap : FNSDK_BUF_MIN_CAP;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     if (ncap > limit)
@@ -71,7 +71,7 @@ static int fn_buf_grow(struct fn_buf *b, size_t need)
 }
 
 /* Checks that N more bytes fit under max and makes room for them and the NUL. */
-static int fn_buf_room(struct fn_buf *b, size_t n)
+static int fnsdk_buf_room(struct fnsdk_buf *b, size_t n)
 {
     if (b->failed)
         return -1;
@@ -81,21 +81,21 @@ static int fn_buf_room(struct fn_buf *b, size_t n)
     }
     if (b->len + n < b->cap)
         return 0;
-    return fn_buf_grow(b, b->len + n + 1);
+    return fnsdk_buf_grow(b, b->len + n + 1);
 }
 
-int fn_buf_reserve(struct fn_buf *b, size_t n)
+int fnsdk_buf_reserve(struct fnsdk_buf *b, size_t n)
 {
     if (b->failed)
         return -1;
     if (n >= SIZE_MAX - b->len)
         n = SIZE_MAX - b->len - 1;
-    return fn_buf_grow(b, b->len + n + 1);
+    return fnsdk_buf_grow(b, b->len + n + 1);
 }
 
-int fn_buf_append(struct fn_buf *b, const void *p, size_t n)
+int fnsdk_buf_append(struct fnsdk_buf *b, const void *p, size_t n)
 {
-    if (fn_buf_room(b, n) < 0)
+    if (fnsdk_buf_room(b, n) < 0)
         return -1;
     if (n > 0)
         memcpy(b->data + b->len, p, n);
@@ -104,21 +104,21 @@ int fn_buf_append(struct fn_buf *b, const void *p, size_t n)
     return 0;
 }
 
-int fn_buf_putc(struct fn_buf *b, int c)
+int fnsdk_buf_putc(struct fnsdk_buf *b, int c)
 {
-    if (fn_buf_room(b, 1) < 0)
+    if (fnsdk_buf_room(b, 1) < 0)
         return -1;
     b->data[b->len++] = (char)c;
     b->data[b->len] = '\0';
     return 0;
 }
 
-int fn_buf_puts(struct fn_buf *b, const char *s)
+int fnsdk_buf_puts(struct fnsdk_buf *b, const char *s)
 {
-    return fn_buf_append(b, s, strlen(s));
+    return fnsdk_buf_append(b, s, strlen(s));
 }
 
-int fn_buf_printf(struct fn_buf *b, const char *fmt, ...)
+int fnsdk_buf_printf(struct fnsdk_buf *b, const char *fmt, ...)
 {
     va_list ap;
     size_t avail;
@@ -139,7 +139,7 @@ int fn_buf_printf(struct fn_buf *b, const char *fmt, ...)
     if ((size_t)n >= avail) {
         /* Did not fit: anything vsnprintf wrote past len is beyond the
          * string, so only the terminator needs restoring on failure. */
-        if (fn_buf_room(b, (size_t)n) < 0) {
+        if (fnsdk_buf_room(b, (size_t)n) < 0) {
             if (b->data != NULL)
                 b->data[b->len] = '\0';
             return -1;

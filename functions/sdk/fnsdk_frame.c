@@ -19,22 +19,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The length written by fn_frame_begin until fn_frame_end patches it; larger
- * than FN_FRAME_MAX_PAYLOAD so it can never be mistaken for a real frame. */
-#define FN_FRAME_OPEN 0xffffffffu
-/* Smallest read fn_frame_reader_read asks the kernel for. */
-#define FN_FRAME_READ_CHUNK 16384
+/* The length written by fnsdk_frame_begin until fnsdk_frame_end patches it; larger
+ * than FNSDK_FRAME_MAX_PAYLOAD so it can never be mistaken for a real frame. */
+#define FNSDK_FRAME_OPEN 0xffffffffu
+/* Smallest read fnsdk_frame_reader_read asks the kernel for. */
+#define FNSDK_FRAME_READ_CHUNK 16384
 /* A reader holding more than this, with nothing buffered, gives memory back. */
-#define FN_FRAME_KEEP_CAP 65536
+#define FNSDK_FRAME_KEEP_CAP 65536
 
-static uint32_t fn_frame_get32(const char *p)
+static uint32_t fnsdk_frame_get32(const char *p)
 {
     const unsigned char *u = (const unsigned char *)p;
 
     return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | (uint32_t)u[3];
 }
 
-static void fn_frame_put32(char *p, uint32_t v)
+static void fnsdk_frame_put32(char *p, uint32_t v)
 {
     unsigned char *u = (unsigned char *)p;
 
@@ -44,10 +44,10 @@ static void fn_frame_put32(char *p, uint32_t v)
     u[3] = (unsigned char)v;
 }
 
-static int fn_frame_fail(char *err, size_t errlen, const char *fmt, ...)
+static int fnsdk_frame_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fn_frame_fail(char *err, size_t errlen, const char *fmt, ...)
+static int fnsdk_frame_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -61,106 +61,106 @@ static int fn_frame_fail(char *err, size_t errlen, const char *fmt, ...)
 
 /* --- building ----------------------------------------------------------- */
 
-int fn_frame_begin(struct fn_buf *out, char type)
+int fnsdk_frame_begin(struct fnsdk_buf *out, char type)
 {
-    char hdr[FN_FRAME_HDR + 1];
+    char hdr[FNSDK_FRAME_HDR + 1];
 
-    fn_frame_put32(hdr, FN_FRAME_OPEN);
-    hdr[FN_FRAME_HDR] = type;
-    return fn_buf_append(out, hdr, sizeof(hdr));
+    fnsdk_frame_put32(hdr, FNSDK_FRAME_OPEN);
+    hdr[FNSDK_FRAME_HDR] = type;
+    return fnsdk_buf_append(out, hdr, sizeof(hdr));
 }
 
-int fn_frame_add(struct fn_buf *out, const void *p, size_t n)
+int fnsdk_frame_add(struct fnsdk_buf *out, const void *p, size_t n)
 {
-    char hdr[FN_FRAME_HDR];
+    char hdr[FNSDK_FRAME_HDR];
 
-    if (n > FN_FRAME_MAX_PAYLOAD) {
+    if (n > FNSDK_FRAME_MAX_PAYLOAD) {
         out->failed = 1;
         return -1;
     }
-    fn_frame_put32(hdr, (uint32_t)n);
-    if (fn_buf_reserve(out, sizeof(hdr) + n) < 0 || fn_buf_append(out, hdr, sizeof(hdr)) < 0)
+    fnsdk_frame_put32(hdr, (uint32_t)n);
+    if (fnsdk_buf_reserve(out, sizeof(hdr) + n) < 0 || fnsdk_buf_append(out, hdr, sizeof(hdr)) < 0)
         return -1;
-    return fn_buf_append(out, p, n);
+    return fnsdk_buf_append(out, p, n);
 }
 
-int fn_frame_add_tagged(struct fn_buf *out, char tag, const void *p, size_t n)
+int fnsdk_frame_add_tagged(struct fnsdk_buf *out, char tag, const void *p, size_t n)
 {
-    char hdr[FN_FRAME_HDR + 1];
+    char hdr[FNSDK_FRAME_HDR + 1];
 
-    if (n >= FN_FRAME_MAX_PAYLOAD) {
+    if (n >= FNSDK_FRAME_MAX_PAYLOAD) {
         out->failed = 1;
         return -1;
     }
-    fn_frame_put32(hdr, (uint32_t)(n + 1));
-    hdr[FN_FRAME_HDR] = tag;
-    if (fn_buf_reserve(out, sizeof(hdr) + n) < 0 || fn_buf_append(out, hdr, sizeof(hdr)) < 0)
+    fnsdk_frame_put32(hdr, (uint32_t)(n + 1));
+    hdr[FNSDK_FRAME_HDR] = tag;
+    if (fnsdk_buf_reserve(out, sizeof(hdr) + n) < 0 || fnsdk_buf_append(out, hdr, sizeof(hdr)) < 0)
         return -1;
-    return fn_buf_append(out, p, n);
+    return fnsdk_buf_append(out, p, n);
 }
 
-size_t fn_frame_field_begin(struct fn_buf *out)
+size_t fnsdk_frame_field_begin(struct fnsdk_buf *out)
 {
     size_t mark = out->len;
-    char hdr[FN_FRAME_HDR] = {0};
+    char hdr[FNSDK_FRAME_HDR] = {0};
 
-    fn_buf_append(out, hdr, sizeof(hdr));
+    fnsdk_buf_append(out, hdr, sizeof(hdr));
     return mark;
 }
 
-int fn_frame_field_end(struct fn_buf *out, size_t mark)
+int fnsdk_frame_field_end(struct fnsdk_buf *out, size_t mark)
 {
     size_t n;
 
     if (out->failed)
         return -1;
-    if (mark > out->len || out->len - mark < FN_FRAME_HDR) {
+    if (mark > out->len || out->len - mark < FNSDK_FRAME_HDR) {
         out->failed = 1;
         return -1;
     }
-    n = out->len - mark - FN_FRAME_HDR;
-    if (n > FN_FRAME_MAX_PAYLOAD) {
+    n = out->len - mark - FNSDK_FRAME_HDR;
+    if (n > FNSDK_FRAME_MAX_PAYLOAD) {
         out->failed = 1;
         return -1;
     }
-    fn_frame_put32(out->data + mark, (uint32_t)n);
+    fnsdk_frame_put32(out->data + mark, (uint32_t)n);
     return 0;
 }
 
-int fn_frame_end_at(struct fn_buf *out, size_t start)
+int fnsdk_frame_end_at(struct fnsdk_buf *out, size_t start)
 {
     size_t n;
 
     if (out->failed)
         return -1;
-    if (start > out->len || out->len - start < FN_FRAME_HDR + 1 ||
-        fn_frame_get32(out->data + start) != FN_FRAME_OPEN) {
+    if (start > out->len || out->len - start < FNSDK_FRAME_HDR + 1 ||
+        fnsdk_frame_get32(out->data + start) != FNSDK_FRAME_OPEN) {
         out->failed = 1;
         return -1;
     }
-    n = out->len - start - FN_FRAME_HDR;
-    if (n > FN_FRAME_MAX_PAYLOAD) {
+    n = out->len - start - FNSDK_FRAME_HDR;
+    if (n > FNSDK_FRAME_MAX_PAYLOAD) {
         out->failed = 1;
         return -1;
     }
-    fn_frame_put32(out->data + start, (uint32_t)n);
+    fnsdk_frame_put32(out->data + start, (uint32_t)n);
     return 0;
 }
 
-int fn_frame_end(struct fn_buf *out)
+int fnsdk_frame_end(struct fnsdk_buf *out)
 {
     size_t off = 0;
     uint32_t n;
 
     if (out->failed)
         return -1;
-    while (out->len - off >= FN_FRAME_HDR) {
-        n = fn_frame_get32(out->data + off);
-        if (n == FN_FRAME_OPEN)
-            return fn_frame_end_at(out, off);
-        if (n > out->len - off - FN_FRAME_HDR)
+    while (out->len - off >= FNSDK_FRAME_HDR) {
+        n = fnsdk_frame_get32(out->data + off);
+        if (n == FNSDK_FRAME_OPEN)
+            return fnsdk_frame_end_at(out, off);
+        if (n > out->len - off - FNSDK_FRAME_HDR)
             break;
-        off += FN_FRAME_HDR + n;
+        off += FNSDK_FRAME_HDR + n;
     }
     out->failed = 1; /* no open frame, or OUT holds something else */
     return -1;
@@ -168,7 +168,7 @@ int fn_frame_end(struct fn_buf *out)
 
 /* --- parsing ------------------------------------------------------------- */
 
-static int fn_frame_is_int(const char *p, size_t n)
+static int fnsdk_frame_is_int(const char *p, size_t n)
 {
     size_t i = 0;
 
@@ -182,53 +182,53 @@ static int fn_frame_is_int(const char *p, size_t n)
     return 1;
 }
 
-static int fn_frame_check_param(const struct fn_frame_field *f, size_t idx, char *err,
+static int fnsdk_frame_check_param(const struct fnsdk_frame_field *f, size_t idx, char *err,
                                 size_t errlen)
 {
     const char *v = f->p + 1;
     size_t n = f->len - 1;
 
     if (f->len == 0)
-        return fn_frame_fail(err, errlen, "parameter $%zu has no type tag", idx);
+        return fnsdk_frame_fail(err, errlen, "parameter $%zu has no type tag", idx);
     switch (f->p[0]) {
-    case FN_FRAME_P_NULL:
+    case FNSDK_FRAME_P_NULL:
         if (n != 0)
-            return fn_frame_fail(err, errlen, "null parameter $%zu has a value", idx);
+            return fnsdk_frame_fail(err, errlen, "null parameter $%zu has a value", idx);
         return 0;
-    case FN_FRAME_P_BOOL:
+    case FNSDK_FRAME_P_BOOL:
         if (n != 1 || (v[0] != 't' && v[0] != 'f'))
-            return fn_frame_fail(err, errlen, "bool parameter $%zu is not \"t\" or \"f\"", idx);
+            return fnsdk_frame_fail(err, errlen, "bool parameter $%zu is not \"t\" or \"f\"", idx);
         return 0;
-    case FN_FRAME_P_INT:
-        if (!fn_frame_is_int(v, n))
-            return fn_frame_fail(err, errlen, "integer parameter $%zu is not decimal", idx);
+    case FNSDK_FRAME_P_INT:
+        if (!fnsdk_frame_is_int(v, n))
+            return fnsdk_frame_fail(err, errlen, "integer parameter $%zu is not decimal", idx);
         return 0;
-    case FN_FRAME_P_REAL:
+    case FNSDK_FRAME_P_REAL:
         if (n == 0)
-            return fn_frame_fail(err, errlen, "real parameter $%zu is empty", idx);
+            return fnsdk_frame_fail(err, errlen, "real parameter $%zu is empty", idx);
         break;
-    case FN_FRAME_P_STRING:
-    case FN_FRAME_P_JSON:
+    case FNSDK_FRAME_P_STRING:
+    case FNSDK_FRAME_P_JSON:
         break;
-    case FN_FRAME_P_TRACE:
+    case FNSDK_FRAME_P_TRACE:
         if (n != 32)
-            return fn_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
+            return fnsdk_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
         /* Not strspn: the field is not NUL-terminated and may end the frame. */
         for (size_t k = 0; k < n; k++) {
             if (!((v[k] >= '0' && v[k] <= '9') || (v[k] >= 'a' && v[k] <= 'f')))
-                return fn_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
+                return fnsdk_frame_fail(err, errlen, "trace id is not 32 lowercase hex digits");
         }
         return 0;
     default:
-        return fn_frame_fail(err, errlen, "parameter $%zu has unknown type tag 0x%02x", idx,
+        return fnsdk_frame_fail(err, errlen, "parameter $%zu has unknown type tag 0x%02x", idx,
                              (unsigned char)f->p[0]);
     }
     if (memchr(v, '\0', n) != NULL)
-        return fn_frame_fail(err, errlen, "parameter $%zu contains a NUL byte", idx);
+        return fnsdk_frame_fail(err, errlen, "parameter $%zu contains a NUL byte", idx);
     return 0;
 }
 
-int fn_frame_parse(const char *payload, size_t len, struct fn_frame_view *v, char *err,
+int fnsdk_frame_parse(const char *payload, size_t len, struct fnsdk_frame_view *v, char *err,
                    size_t errlen)
 {
     size_t off = 1, i;
@@ -237,20 +237,20 @@ int fn_frame_parse(const char *payload, size_t len, struct fn_frame_view *v, cha
     v->type = 0;
     v->n_fields = 0;
     if (len == 0)
-        return fn_frame_fail(err, errlen, "empty frame");
+        return fnsdk_frame_fail(err, errlen, "empty frame");
     v->type = payload[0];
-    if (v->type != FN_FRAME_QUERY && v->type != FN_FRAME_RESULT && v->type != FN_FRAME_ERROR)
-        return fn_frame_fail(err, errlen, "unknown frame type 0x%02x", (unsigned char)v->type);
+    if (v->type != FNSDK_FRAME_QUERY && v->type != FNSDK_FRAME_RESULT && v->type != FNSDK_FRAME_ERROR)
+        return fnsdk_frame_fail(err, errlen, "unknown frame type 0x%02x", (unsigned char)v->type);
     while (off < len) {
-        if (v->n_fields == FN_FRAME_MAX_FIELDS)
-            return fn_frame_fail(err, errlen, "too many fields (more than %d)",
-                                 FN_FRAME_MAX_FIELDS);
-        if (len - off < FN_FRAME_HDR)
-            return fn_frame_fail(err, errlen, "truncated field length at byte %zu", off);
-        n = fn_frame_get32(payload + off);
-        off += FN_FRAME_HDR;
+        if (v->n_fields == FNSDK_FRAME_MAX_FIELDS)
+            return fnsdk_frame_fail(err, errlen, "too many fields (more than %d)",
+                                 FNSDK_FRAME_MAX_FIELDS);
+        if (len - off < FNSDK_FRAME_HDR)
+            return fnsdk_frame_fail(err, errlen, "truncated field length at byte %zu", off);
+        n = fnsdk_frame_get32(payload + off);
+        off += FNSDK_FRAME_HDR;
         if (n > len - off)
-            return fn_frame_fail(err, errlen, "field %zu overruns the frame (%lu > %zu bytes)",
+            return fnsdk_frame_fail(err, errlen, "field %zu overruns the frame (%lu > %zu bytes)",
                                  v->n_fields, (unsigned long)n, len - off);
         v->field[v->n_fields].p = payload + off;
         v->field[v->n_fields].len = n;
@@ -258,42 +258,42 @@ int fn_frame_parse(const char *payload, size_t len, struct fn_frame_view *v, cha
         off += n;
     }
     switch (v->type) {
-    case FN_FRAME_QUERY:
+    case FNSDK_FRAME_QUERY:
         if (v->n_fields == 0 || v->field[0].len == 0)
-            return fn_frame_fail(err, errlen, "query frame without sql");
+            return fnsdk_frame_fail(err, errlen, "query frame without sql");
         if (memchr(v->field[0].p, '\0', v->field[0].len) != NULL)
-            return fn_frame_fail(err, errlen, "sql contains a NUL byte");
+            return fnsdk_frame_fail(err, errlen, "sql contains a NUL byte");
         for (i = 1; i < v->n_fields; i++) {
-            if (fn_frame_check_param(&v->field[i], i, err, errlen) < 0)
+            if (fnsdk_frame_check_param(&v->field[i], i, err, errlen) < 0)
                 return -1;
-            if (v->field[i].p[0] == FN_FRAME_P_TRACE && i != v->n_fields - 1)
-                return fn_frame_fail(err, errlen, "trace id before parameter $%zu", i + 1);
+            if (v->field[i].p[0] == FNSDK_FRAME_P_TRACE && i != v->n_fields - 1)
+                return fnsdk_frame_fail(err, errlen, "trace id before parameter $%zu", i + 1);
         }
         return 0;
-    case FN_FRAME_RESULT:
+    case FNSDK_FRAME_RESULT:
         if (v->n_fields != 3)
-            return fn_frame_fail(err, errlen, "result frame has %zu fields, not 3", v->n_fields);
-        if (v->field[1].len > 0 && !fn_frame_is_int(v->field[1].p, v->field[1].len))
-            return fn_frame_fail(err, errlen, "result row count is not decimal");
+            return fnsdk_frame_fail(err, errlen, "result frame has %zu fields, not 3", v->n_fields);
+        if (v->field[1].len > 0 && !fnsdk_frame_is_int(v->field[1].p, v->field[1].len))
+            return fnsdk_frame_fail(err, errlen, "result row count is not decimal");
         return 0;
     default:
         if (v->n_fields != 5)
-            return fn_frame_fail(err, errlen, "error frame has %zu fields, not 5", v->n_fields);
+            return fnsdk_frame_fail(err, errlen, "error frame has %zu fields, not 5", v->n_fields);
         if (v->field[0].len != 0 && v->field[0].len != 5)
-            return fn_frame_fail(err, errlen, "error frame sqlstate is not 5 bytes");
+            return fnsdk_frame_fail(err, errlen, "error frame sqlstate is not 5 bytes");
         return 0;
     }
 }
 
 /* --- the stream reader ------------------------------------------------------ */
 
-void fn_frame_reader_init(struct fn_frame_reader *r, size_t max_payload)
+void fnsdk_frame_reader_init(struct fnsdk_frame_reader *r, size_t max_payload)
 {
     memset(r, 0, sizeof(*r));
-    r->max_payload = max_payload > FN_FRAME_MAX_PAYLOAD ? FN_FRAME_MAX_PAYLOAD : max_payload;
+    r->max_payload = max_payload > FNSDK_FRAME_MAX_PAYLOAD ? FNSDK_FRAME_MAX_PAYLOAD : max_payload;
 }
 
-void fn_frame_reader_free(struct fn_frame_reader *r)
+void fnsdk_frame_reader_free(struct fnsdk_frame_reader *r)
 {
     if (r == NULL)
         return;
@@ -302,10 +302,10 @@ void fn_frame_reader_free(struct fn_frame_reader *r)
     r->len = r->cap = r->pos = r->scan = r->ready = 0;
 }
 
-static int fn_frame_reader_fail(struct fn_frame_reader *r, const char *fmt, ...)
+static int fnsdk_frame_reader_fail(struct fnsdk_frame_reader *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static int fn_frame_reader_fail(struct fn_frame_reader *r, const char *fmt, ...)
+static int fnsdk_frame_reader_fail(struct fnsdk_frame_reader *r, const char *fmt, ...)
 {
     va_list ap;
 
@@ -318,14 +318,14 @@ static int fn_frame_reader_fail(struct fn_frame_reader *r, const char *fmt, ...)
 
 /* What feed and read return once the stream is over or broken: frames that
  * were complete still come out first. */
-static int fn_frame_reader_done(const struct fn_frame_reader *r)
+static int fnsdk_frame_reader_done(const struct fnsdk_frame_reader *r)
 {
     return r->ready > 0 ? 1 : -1;
 }
 
 /* Drops popped frames from the front of the buffer; earlier payload pointers
  * die here, which is why they are valid only until the next feed. */
-static void fn_frame_reader_compact(struct fn_frame_reader *r)
+static void fnsdk_frame_reader_compact(struct fnsdk_frame_reader *r)
 {
     if (r->pos == 0)
         return;
@@ -334,14 +334,14 @@ static void fn_frame_reader_compact(struct fn_frame_reader *r)
     r->len -= r->pos;
     r->scan -= r->pos;
     r->pos = 0;
-    if (r->len == 0 && r->cap > FN_FRAME_KEEP_CAP) {
+    if (r->len == 0 && r->cap > FNSDK_FRAME_KEEP_CAP) {
         free(r->buf);
         r->buf = NULL;
         r->cap = 0;
     }
 }
 
-static int fn_frame_reader_room(struct fn_frame_reader *r, size_t n)
+static int fnsdk_frame_reader_room(struct fnsdk_frame_reader *r, size_t n)
 {
     size_t ncap;
     char *nb;
@@ -353,7 +353,7 @@ static int fn_frame_reader_room(struct fn_frame_reader *r, size_t n)
         ncap *= 2; /* bounded: n and len never exceed about twice max_payload */
     nb = realloc(r->buf, ncap);
     if (nb == NULL)
-        return fn_frame_reader_fail(r, "out of memory buffering a %zu-byte frame", n);
+        return fnsdk_frame_reader_fail(r, "out of memory buffering a %zu-byte frame", n);
     r->buf = nb;
     r->cap = ncap;
     return 0;
@@ -361,18 +361,18 @@ static int fn_frame_reader_room(struct fn_frame_reader *r, size_t n)
 
 /* Moves scan past every frame now complete; checks each length prefix as
  * soon as its 4 bytes are present. */
-static int fn_frame_reader_advance(struct fn_frame_reader *r)
+static int fnsdk_frame_reader_advance(struct fnsdk_frame_reader *r)
 {
     uint32_t n;
 
-    while (r->len - r->scan >= FN_FRAME_HDR) {
-        n = fn_frame_get32(r->buf + r->scan);
+    while (r->len - r->scan >= FNSDK_FRAME_HDR) {
+        n = fnsdk_frame_get32(r->buf + r->scan);
         if (n > r->max_payload)
-            return fn_frame_reader_fail(r, "frame of %lu bytes exceeds the %zu-byte limit",
+            return fnsdk_frame_reader_fail(r, "frame of %lu bytes exceeds the %zu-byte limit",
                                         (unsigned long)n, r->max_payload);
-        if (r->len - r->scan - FN_FRAME_HDR < n)
+        if (r->len - r->scan - FNSDK_FRAME_HDR < n)
             break;
-        r->scan += FN_FRAME_HDR + n;
+        r->scan += FNSDK_FRAME_HDR + n;
         r->ready++;
     }
     return 0;
@@ -380,57 +380,57 @@ static int fn_frame_reader_advance(struct fn_frame_reader *r)
 
 /* Bytes still missing from the frame at scan, counting only its header until
  * the header is complete. */
-static size_t fn_frame_reader_missing(const struct fn_frame_reader *r)
+static size_t fnsdk_frame_reader_missing(const struct fnsdk_frame_reader *r)
 {
     size_t have = r->len - r->scan;
 
-    if (have < FN_FRAME_HDR)
-        return FN_FRAME_HDR - have;
-    return FN_FRAME_HDR + fn_frame_get32(r->buf + r->scan) - have;
+    if (have < FNSDK_FRAME_HDR)
+        return FNSDK_FRAME_HDR - have;
+    return FNSDK_FRAME_HDR + fnsdk_frame_get32(r->buf + r->scan) - have;
 }
 
-int fn_frame_reader_feed(struct fn_frame_reader *r, const void *data, size_t n)
+int fnsdk_frame_reader_feed(struct fnsdk_frame_reader *r, const void *data, size_t n)
 {
     const char *p = data;
     size_t take;
 
     if (r->state != 0)
-        return fn_frame_reader_done(r);
-    fn_frame_reader_compact(r);
+        return fnsdk_frame_reader_done(r);
+    fnsdk_frame_reader_compact(r);
     while (n > 0) {
         /* Never past the current frame's header, then never past its end,
          * so an oversized length is refused before any of its body. */
-        take = fn_frame_reader_missing(r);
+        take = fnsdk_frame_reader_missing(r);
         if (take > n)
             take = n;
-        if (fn_frame_reader_room(r, take) < 0)
-            return fn_frame_reader_done(r);
+        if (fnsdk_frame_reader_room(r, take) < 0)
+            return fnsdk_frame_reader_done(r);
         memcpy(r->buf + r->len, p, take);
         r->len += take;
         p += take;
         n -= take;
-        if (fn_frame_reader_advance(r) < 0)
-            return fn_frame_reader_done(r);
+        if (fnsdk_frame_reader_advance(r) < 0)
+            return fnsdk_frame_reader_done(r);
     }
     return r->ready > 0 ? 1 : 0;
 }
 
-int fn_frame_reader_read(struct fn_frame_reader *r, int fd)
+int fnsdk_frame_reader_read(struct fnsdk_frame_reader *r, int fd)
 {
     size_t want;
     ssize_t k;
 
     if (r->state != 0)
-        return fn_frame_reader_done(r);
-    fn_frame_reader_compact(r);
+        return fnsdk_frame_reader_done(r);
+    fnsdk_frame_reader_compact(r);
     for (;;) {
         if (r->ready > 0 && r->len - r->pos > r->max_payload)
             break; /* enough for now; the fd stays readable */
-        want = fn_frame_reader_missing(r);
-        if (want < FN_FRAME_READ_CHUNK)
-            want = FN_FRAME_READ_CHUNK;
-        if (fn_frame_reader_room(r, want) < 0)
-            return fn_frame_reader_done(r);
+        want = fnsdk_frame_reader_missing(r);
+        if (want < FNSDK_FRAME_READ_CHUNK)
+            want = FNSDK_FRAME_READ_CHUNK;
+        if (fnsdk_frame_reader_room(r, want) < 0)
+            return fnsdk_frame_reader_done(r);
         want = r->cap - r->len;
         k = read(fd, r->buf + r->len, want);
         if (k < 0) {
@@ -438,21 +438,21 @@ int fn_frame_reader_read(struct fn_frame_reader *r, int fd)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            fn_frame_reader_fail(r, "channel read: %s", strerror(errno));
-            return fn_frame_reader_done(r);
+            fnsdk_frame_reader_fail(r, "channel read: %s", strerror(errno));
+            return fnsdk_frame_reader_done(r);
         }
         if (k == 0) {
             if (r->len > r->scan)
-                fn_frame_reader_fail(r, "channel closed mid-frame");
+                fnsdk_frame_reader_fail(r, "channel closed mid-frame");
             else
                 snprintf(r->err, sizeof(r->err), "channel closed");
             if (r->state == 0)
                 r->state = 1;
-            return fn_frame_reader_done(r);
+            return fnsdk_frame_reader_done(r);
         }
         r->len += (size_t)k;
-        if (fn_frame_reader_advance(r) < 0)
-            return fn_frame_reader_done(r);
+        if (fnsdk_frame_reader_advance(r) < 0)
+            return fnsdk_frame_reader_done(r);
         /* A short read emptied the socket: asking again would only cost an
          * EAGAIN (a syscall per query on the pool's channels).  Whatever
          * arrives later fires the level-triggered event again. */
@@ -462,23 +462,23 @@ int fn_frame_reader_read(struct fn_frame_reader *r, int fd)
     return r->ready > 0 ? 1 : 0;
 }
 
-int fn_frame_reader_next(struct fn_frame_reader *r, const char **payload, size_t *len)
+int fnsdk_frame_reader_next(struct fnsdk_frame_reader *r, const char **payload, size_t *len)
 {
     uint32_t n;
 
     if (r->ready == 0)
         return 0;
-    n = fn_frame_get32(r->buf + r->pos);
-    *payload = r->buf + r->pos + FN_FRAME_HDR;
+    n = fnsdk_frame_get32(r->buf + r->pos);
+    *payload = r->buf + r->pos + FNSDK_FRAME_HDR;
     *len = n;
-    r->pos += FN_FRAME_HDR + n;
+    r->pos += FNSDK_FRAME_HDR + n;
     r->ready--;
     return 1;
 }
 
 /* --- blocking helpers ----------------------------------------------------------- */
 
-static int fn_frame_wait(int fd, short events)
+static int fnsdk_frame_wait(int fd, short events)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
     int rc;
@@ -489,7 +489,7 @@ static int fn_frame_wait(int fd, short events)
     return rc < 0 ? -1 : 0;
 }
 
-int fn_frame_write_all(int fd, const void *buf, size_t len)
+int fnsdk_frame_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     int sock = 1;
@@ -508,7 +508,7 @@ int fn_frame_write_all(int fd, const void *buf, size_t len)
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) && fn_frame_wait(fd, POLLOUT) == 0)
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && fnsdk_frame_wait(fd, POLLOUT) == 0)
                 continue;
             return -1;
         }
@@ -519,7 +519,7 @@ int fn_frame_write_all(int fd, const void *buf, size_t len)
 }
 
 /* Reads at least MIN and at most N bytes; how many arrived before EOF, or -1. */
-static ssize_t fn_frame_read_some(int fd, char *p, size_t min, size_t n)
+static ssize_t fnsdk_frame_read_some(int fd, char *p, size_t min, size_t n)
 {
     size_t got = 0;
     ssize_t k;
@@ -529,7 +529,7 @@ static ssize_t fn_frame_read_some(int fd, char *p, size_t min, size_t n)
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) && fn_frame_wait(fd, POLLIN) == 0)
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && fnsdk_frame_wait(fd, POLLIN) == 0)
                 continue;
             return -1;
         }
@@ -541,53 +541,53 @@ static ssize_t fn_frame_read_some(int fd, char *p, size_t min, size_t n)
 }
 
 /* Reads exactly N bytes; returns how many arrived before EOF, or -1. */
-static ssize_t fn_frame_read_exact(int fd, char *p, size_t n)
+static ssize_t fnsdk_frame_read_exact(int fd, char *p, size_t n)
 {
-    return fn_frame_read_some(fd, p, n, n);
+    return fnsdk_frame_read_some(fd, p, n, n);
 }
 
-int fn_frame_read_one(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen)
+int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, char *err, size_t errlen)
 {
-    char hdr[FN_FRAME_HDR];
+    char hdr[FNSDK_FRAME_HDR];
     uint32_t n;
     ssize_t k;
 
-    fn_buf_reset(into);
-    k = fn_frame_read_exact(fd, hdr, sizeof(hdr));
+    fnsdk_buf_reset(into);
+    k = fnsdk_frame_read_exact(fd, hdr, sizeof(hdr));
     if (k < 0)
-        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+        return fnsdk_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     if (k == 0)
-        return fn_frame_fail(err, errlen, "channel closed");
+        return fnsdk_frame_fail(err, errlen, "channel closed");
     if ((size_t)k < sizeof(hdr))
-        return fn_frame_fail(err, errlen, "channel closed mid-frame");
-    n = fn_frame_get32(hdr);
-    if (n > max_payload || n > FN_FRAME_MAX_PAYLOAD)
-        return fn_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
+        return fnsdk_frame_fail(err, errlen, "channel closed mid-frame");
+    n = fnsdk_frame_get32(hdr);
+    if (n > max_payload || n > FNSDK_FRAME_MAX_PAYLOAD)
+        return fnsdk_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
                              (unsigned long)n, max_payload);
     /* Read the body straight into INTO's storage. */
-    if (fn_buf_reserve(into, n) < 0 || (into->max && n > into->max)) {
+    if (fnsdk_buf_reserve(into, n) < 0 || (into->max && n > into->max)) {
         into->failed = 1;
-        return fn_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
+        return fnsdk_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
     }
-    k = fn_frame_read_exact(fd, into->data, n);
+    k = fnsdk_frame_read_exact(fd, into->data, n);
     if (k < 0)
-        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+        return fnsdk_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     if ((size_t)k < n)
-        return fn_frame_fail(err, errlen, "channel closed mid-frame");
+        return fnsdk_frame_fail(err, errlen, "channel closed mid-frame");
     into->len = n;
     into->data[n] = '\0';
     return 0;
 }
 
-int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *err, size_t errlen)
+int fnsdk_frame_read_reply(int fd, struct fnsdk_buf *into, size_t max_payload, char *err, size_t errlen)
 {
     size_t room, got;
     uint32_t n;
     ssize_t k;
 
-    fn_buf_reset(into);
-    if (fn_buf_reserve(into, FN_FRAME_READ_CHUNK) < 0 || into->cap - 1 < FN_FRAME_HDR)
-        return fn_frame_read_one(fd, into, max_payload, err, errlen);
+    fnsdk_buf_reset(into);
+    if (fnsdk_buf_reserve(into, FNSDK_FRAME_READ_CHUNK) < 0 || into->cap - 1 < FNSDK_FRAME_HDR)
+        return fnsdk_frame_read_one(fd, into, max_payload, err, errlen);
     /* Waiting in poll, not in read: a reader blocked in read() on a unix
      * stream socket is woken by every write-space wake-up of that socket,
      * and the pool's read of the query just sent makes one, so the
@@ -596,43 +596,43 @@ int fn_frame_read_reply(int fd, struct fn_buf *into, size_t max_payload, char *e
      * poll waiter is woken only for the events it asked for. */
     if (fd < 0) {
         errno = EBADF; /* poll would skip it and wait for ever */
-        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+        return fnsdk_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     }
-    if (fn_frame_wait(fd, POLLIN) < 0)
-        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+    if (fnsdk_frame_wait(fd, POLLIN) < 0)
+        return fnsdk_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     /* The header and, for most answers, the whole payload in one read. */
     room = into->cap - 1;
-    k = fn_frame_read_some(fd, into->data, FN_FRAME_HDR, room);
+    k = fnsdk_frame_read_some(fd, into->data, FNSDK_FRAME_HDR, room);
     if (k < 0)
-        return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+        return fnsdk_frame_fail(err, errlen, "channel read: %s", strerror(errno));
     if (k == 0)
-        return fn_frame_fail(err, errlen, "channel closed");
-    if ((size_t)k < FN_FRAME_HDR)
-        return fn_frame_fail(err, errlen, "channel closed mid-frame");
-    n = fn_frame_get32(into->data);
-    if (n > max_payload || n > FN_FRAME_MAX_PAYLOAD)
-        return fn_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
+        return fnsdk_frame_fail(err, errlen, "channel closed");
+    if ((size_t)k < FNSDK_FRAME_HDR)
+        return fnsdk_frame_fail(err, errlen, "channel closed mid-frame");
+    n = fnsdk_frame_get32(into->data);
+    if (n > max_payload || n > FNSDK_FRAME_MAX_PAYLOAD)
+        return fnsdk_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
                              (unsigned long)n, max_payload);
-    got = (size_t)k - FN_FRAME_HDR;
+    got = (size_t)k - FNSDK_FRAME_HDR;
     if (got > n)
-        return fn_frame_fail(err, errlen, "%zu bytes after a %lu-byte frame: one answer expected",
+        return fnsdk_frame_fail(err, errlen, "%zu bytes after a %lu-byte frame: one answer expected",
                              got - n, (unsigned long)n);
     if (into->max && n > into->max) {
         into->failed = 1;
-        return fn_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
+        return fnsdk_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
     }
     /* At most one chunk moves; the rest of a large payload is read in place. */
-    memmove(into->data, into->data + FN_FRAME_HDR, got);
-    if (fn_buf_reserve(into, n) < 0) {
+    memmove(into->data, into->data + FNSDK_FRAME_HDR, got);
+    if (fnsdk_buf_reserve(into, n) < 0) {
         into->failed = 1;
-        return fn_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
+        return fnsdk_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);
     }
     if (got < n) {
-        k = fn_frame_read_exact(fd, into->data + got, n - got);
+        k = fnsdk_frame_read_exact(fd, into->data + got, n - got);
         if (k < 0)
-            return fn_frame_fail(err, errlen, "channel read: %s", strerror(errno));
+            return fnsdk_frame_fail(err, errlen, "channel read: %s", strerror(errno));
         if ((size_t)k < n - got)
-            return fn_frame_fail(err, errlen, "channel closed mid-frame");
+            return fnsdk_frame_fail(err, errlen, "channel closed mid-frame");
     }
     into->len = n;
     into->data[n] = '\0';

@@ -47,53 +47,53 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FN_EXIT_TIMEOUT 3
+#define FNSDK_EXIT_TIMEOUT 3
 
-static volatile sig_atomic_t fn_stop;
-static volatile sig_atomic_t fn_in_request;
-static volatile sig_atomic_t fn_resp_started;
-static volatile sig_atomic_t fn_conn_fd = -1;
-static volatile sig_atomic_t fn_conn_reqid;
+static volatile sig_atomic_t fnsdk_stop;
+static volatile sig_atomic_t fnsdk_in_request;
+static volatile sig_atomic_t fnsdk_resp_started;
+static volatile sig_atomic_t fnsdk_conn_fd = -1;
+static volatile sig_atomic_t fnsdk_conn_reqid;
 /* Aligned 64-bit words: single loads and stores on every target we build. */
-static volatile int64_t fn_req_start_ns;
+static volatile int64_t fnsdk_req_start_ns;
 /* The request in hand once its parameters are read, and when it was
  * accepted: what the timeout handler logs. */
-static fn_req *volatile fn_cur_req;
-static struct timespec fn_req_wall;
-static int64_t fn_req_timeout_ns;
+static fn_req *volatile fnsdk_cur_req;
+static struct timespec fnsdk_req_wall;
+static int64_t fnsdk_req_timeout_ns;
 
-static struct fn_sb_slot fn_local_slot;
-static struct fn_sb_slot *fn_slot = &fn_local_slot;
+static struct fnsdk_sb_slot fnsdk_local_slot;
+static struct fnsdk_sb_slot *fnsdk_slot = &fnsdk_local_slot;
 /* The request-log ring after the slot; NULL when request_log is off. */
-static char *fn_log_ring;
-static uint64_t fn_log_size;
-static bool fn_first_done;
+static char *fnsdk_log_ring;
+static uint64_t fnsdk_log_size;
+static bool fnsdk_first_done;
 
-static int64_t fn_now_ns(void)
+static int64_t fnsdk_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void fn_loop_request_stop(void)
+void fnsdk_loop_request_stop(void)
 {
-    fn_stop = 1;
+    fnsdk_stop = 1;
 }
 
-void fn_loop_response_started(void)
+void fnsdk_loop_response_started(void)
 {
-    fn_resp_started = 1;
+    fnsdk_resp_started = 1;
 }
 
-static void fn_on_term(int sig)
+static void fnsdk_on_term(int sig)
 {
     (void)sig;
-    fn_stop = 1;
+    fnsdk_stop = 1;
 }
 
 /* Appends a FastCGI record header to P. */
-static unsigned char *fn_rec(unsigned char *p, int type, int reqid, size_t len)
+static unsigned char *fnsdk_rec(unsigned char *p, int type, int reqid, size_t len)
 {
     p[0] = 1;
     p[1] = (unsigned char)type;
@@ -106,10 +106,10 @@ static unsigned char *fn_rec(unsigned char *p, int type, int reqid, size_t len)
     return p + 8;
 }
 
-static void fn_slot_count_timeout(void);
-static void fn_reqlog_timeout(void);
+static void fnsdk_slot_count_timeout(void);
+static void fnsdk_reqlog_timeout(void);
 
-static void fn_on_timeout(int sig)
+static void fnsdk_on_timeout(int sig)
 {
     static const char head[] = "Status: 504 Gateway Timeout\r\n"
                                "Content-Type: application/json\r\n"
@@ -117,17 +117,17 @@ static void fn_on_timeout(int sig)
     static const char body[] = "\r\n{\"error\":\"the function exceeded its request_timeout\"}";
     unsigned char buf[sizeof(head) + sizeof(body) + 128 + 64], *p = buf;
     /* The X-Request-Id every other response carries (at most 128 bytes). */
-    const char *id = fn_cur_req ? fn_res_id_value() : NULL;
+    const char *id = fnsdk_cur_req ? fnsdk_res_id_value() : NULL;
     size_t idlen = id ? strlen(id) : 0;
-    int fd = fn_conn_fd;
+    int fd = fnsdk_conn_fd;
     (void)sig;
 
-    if (!fn_in_request) {
-        fn_stop = 1;
+    if (!fnsdk_in_request) {
+        fnsdk_stop = 1;
         return;
     }
-    if (!fn_resp_started && fd >= 0) {
-        p = fn_rec(p, 6 /* FCGI_STDOUT */, fn_conn_reqid,
+    if (!fnsdk_resp_started && fd >= 0) {
+        p = fnsdk_rec(p, 6 /* FCGI_STDOUT */, fnsdk_conn_reqid,
                    sizeof(head) - 1 + (id ? 16 + idlen : 0) + sizeof(body) - 1);
         memcpy(p, head, sizeof(head) - 1);
         p += sizeof(head) - 1;
@@ -139,27 +139,27 @@ static void fn_on_timeout(int sig)
         }
         memcpy(p, body, sizeof(body) - 1);
         p += sizeof(body) - 1;
-        p = fn_rec(p, 6, fn_conn_reqid, 0);
-        p = fn_rec(p, 3 /* FCGI_END_REQUEST */, fn_conn_reqid, 8);
+        p = fnsdk_rec(p, 6, fnsdk_conn_reqid, 0);
+        p = fnsdk_rec(p, 3 /* FCGI_END_REQUEST */, fnsdk_conn_reqid, 8);
         memset(p, 0, 8); /* appStatus 0, FCGI_REQUEST_COMPLETE */
         p += 8;
         if (write(fd, buf, (size_t)(p - buf)) == p - buf) {
-            fn_slot_count_timeout(); /* the client has its 504: count it */
-            fn_reqlog_timeout();
+            fnsdk_slot_count_timeout(); /* the client has its 504: count it */
+            fnsdk_reqlog_timeout();
         }
     }
     (void)!write(2, "fngate: request timeout: answered 504, exiting\n", 47);
-    _exit(FN_EXIT_TIMEOUT);
+    _exit(FNSDK_EXIT_TIMEOUT);
 }
 
-static void fn_on_check(int sig)
+static void fnsdk_on_check(int sig)
 {
-    if (fn_in_request && fn_req_timeout_ns > 0 &&
-        fn_now_ns() - fn_req_start_ns >= fn_req_timeout_ns)
-        fn_on_timeout(sig);
+    if (fnsdk_in_request && fnsdk_req_timeout_ns > 0 &&
+        fnsdk_now_ns() - fnsdk_req_start_ns >= fnsdk_req_timeout_ns)
+        fnsdk_on_timeout(sig);
 }
 
-static long fn_env_long(const char *name, long def)
+static long fnsdk_env_long(const char *name, long def)
 {
     const char *v = getenv(name);
     char *end;
@@ -172,11 +172,11 @@ static long fn_env_long(const char *name, long def)
 }
 
 /* Maps the scoreboard slot the gateway passed, if any. */
-static void fn_sb_attach(void)
+static void fnsdk_sb_attach(void)
 {
-    long fd = fn_env_long("FNGATE_SB_FD", -1);
+    long fd = fnsdk_env_long("FNGATE_SB_FD", -1);
     struct stat st;
-    size_t size = sizeof(struct fn_sb_slot);
+    size_t size = sizeof(struct fnsdk_sb_slot);
     void *m;
 
     if (fd < 0)
@@ -191,22 +191,22 @@ static void fn_sb_attach(void)
         fprintf(stderr, "fngate: cannot map the scoreboard: %s\n", strerror(errno));
         return;
     }
-    fn_slot = m;
-    if (size > sizeof(struct fn_sb_slot)) {
-        fn_log_ring = (char *)m + sizeof(struct fn_sb_slot);
-        fn_log_size = size - sizeof(struct fn_sb_slot);
+    fnsdk_slot = m;
+    if (size > sizeof(struct fnsdk_sb_slot)) {
+        fnsdk_log_ring = (char *)m + sizeof(struct fnsdk_sb_slot);
+        fnsdk_log_size = size - sizeof(struct fnsdk_sb_slot);
     }
-    fn_slot->version = FN_SB_VERSION;
-    FN_SB_STORE(fn_slot->magic, FN_SB_MAGIC);
+    fnsdk_slot->version = FNSDK_SB_VERSION;
+    FNSDK_SB_STORE(fnsdk_slot->magic, FNSDK_SB_MAGIC);
 }
 
-static void fn_slot_idle(int64_t now)
+static void fnsdk_slot_idle(int64_t now)
 {
-    FN_SB_STORE(fn_slot->idle_since_ns, now);
-    FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_IDLE);
+    FNSDK_SB_STORE(fnsdk_slot->idle_since_ns, now);
+    FNSDK_SB_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SB_IDLE);
 }
 
-static int fn_setup_signals(sigset_t *waitmask)
+static int fnsdk_setup_signals(sigset_t *waitmask)
 {
     struct sigaction sa;
     sigset_t block;
@@ -215,13 +215,13 @@ static int fn_setup_signals(sigset_t *waitmask)
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    sa.sa_handler = fn_on_term; /* no SA_RESTART: interrupt epoll_pwait */
+    sa.sa_handler = fnsdk_on_term; /* no SA_RESTART: interrupt epoll_pwait */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = fn_on_timeout;
+    sa.sa_handler = fnsdk_on_timeout;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = fn_on_check;
+    sa.sa_handler = fnsdk_on_check;
     sigaction(SIGUSR2, &sa, NULL);
 
     sigemptyset(&block);
@@ -236,9 +236,9 @@ static int fn_setup_signals(sigset_t *waitmask)
 
 /* Answers a request that waited in the queue longer than queue_timeout
  * without running the handler: under overload, fail fast. */
-static bool fn_queue_expired(fn_req *req, fn_res *res, const struct fn_limits *lim)
+static bool fnsdk_queue_expired(fn_req *req, fn_res *res, const struct fnsdk_limits *lim)
 {
-    int64_t arrival = fn_req_arrival_ms(req), now_ms, waited;
+    int64_t arrival = fnsdk_req_arrival_ms(req), now_ms, waited;
     struct timespec ts;
 
     if (lim->queue_timeout_ms <= 0 || arrival < 0)
@@ -258,40 +258,40 @@ static bool fn_queue_expired(fn_req *req, fn_res *res, const struct fn_limits *l
 }
 
 /* Single writer: a load and a store, no locked instruction. */
-#define FN_SB_BUMP(field, by) FN_SB_STORE(field, FN_SB_LOAD(field) + (by))
+#define FNSDK_SB_BUMP(field, by) FNSDK_SB_STORE(field, FNSDK_SB_LOAD(field) + (by))
 
-static void fn_slot_count_code(int status)
+static void fnsdk_slot_count_code(int status)
 {
-    struct fn_sb_code *c = fn_slot->codes;
+    struct fnsdk_sb_code *c = fnsdk_slot->codes;
     int i;
 
-    for (i = 0; i < FN_SB_CODES - 1; i++) {
-        uint32_t code = FN_SB_LOAD(c[i].code);
+    for (i = 0; i < FNSDK_SB_CODES - 1; i++) {
+        uint32_t code = FNSDK_SB_LOAD(c[i].code);
         if (code == (uint32_t)status)
             break;
         if (code == 0) {
-            FN_SB_STORE(c[i].code, (uint32_t)status);
+            FNSDK_SB_STORE(c[i].code, (uint32_t)status);
             break;
         }
     }
     /* A full table counts the rest in its last entry, code 0 ("other"). */
-    FN_SB_BUMP(c[i].n, 1);
+    FNSDK_SB_BUMP(c[i].n, 1);
 }
 
 /* The 504 the timeout handler wrote, counted like any response: plain
  * stores and clock_gettime, both async-signal-safe. */
-static void fn_slot_count_timeout(void)
+static void fnsdk_slot_count_timeout(void)
 {
-    int64_t dur = fn_now_ns() - fn_req_start_ns;
+    int64_t dur = fnsdk_now_ns() - fnsdk_req_start_ns;
 
-    fn_slot_count_code(504);
-    FN_SB_BUMP(fn_slot->dur_hist[fn_sb_hist_bucket(dur)], 1);
-    FN_SB_BUMP(fn_slot->dur_sum_ns, (uint64_t)dur);
+    fnsdk_slot_count_code(504);
+    FNSDK_SB_BUMP(fnsdk_slot->dur_hist[fnsdk_sb_hist_bucket(dur)], 1);
+    FNSDK_SB_BUMP(fnsdk_slot->dur_sum_ns, (uint64_t)dur);
 }
 
 /* Appends S as JSON string content (quotes not included); invalid UTF-8
  * becomes U+FFFD so the line stays valid JSON whatever a client sent. */
-static size_t fn_json_esc(char *out, size_t cap, const char *s)
+static size_t fnsdk_json_esc(char *out, size_t cap, const char *s)
 {
     static const char hexd[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
@@ -332,7 +332,7 @@ static size_t fn_json_esc(char *out, size_t cap, const char *s)
 }
 
 /* V in decimal, at least WIDTH digits, at P; returns the end. */
-static char *fn_put_dec(char *p, uint64_t v, int width)
+static char *fnsdk_put_dec(char *p, uint64_t v, int width)
 {
     char digits[20];
     int n = 0;
@@ -349,16 +349,16 @@ static char *fn_put_dec(char *p, uint64_t v, int width)
 }
 
 /* NS as milliseconds with three decimals ("12.345"); returns the end. */
-static char *fn_put_ms(char *p, int64_t ns)
+static char *fnsdk_put_ms(char *p, int64_t ns)
 {
-    p = fn_put_dec(p, (uint64_t)(ns / 1000000), 1);
+    p = fnsdk_put_dec(p, (uint64_t)(ns / 1000000), 1);
     *p++ = '.';
-    return fn_put_dec(p, (uint64_t)(ns / 1000 % 1000), 3);
+    return fnsdk_put_dec(p, (uint64_t)(ns / 1000 % 1000), 3);
 }
 
 /* WALL as "2026-12-02T03:04:05.678" (UTC), by hand: gmtime_r and strftime
  * are not async-signal-safe, and the timeout handler logs too. */
-static char *fn_put_time(char *p, const struct timespec *wall)
+static char *fnsdk_put_time(char *p, const struct timespec *wall)
 {
     /* Days since 1970-01-01 to a civil date (the proleptic Gregorian
      * calendar, in eras of 400 years starting on March 1st). */
@@ -370,83 +370,83 @@ static char *fn_put_time(char *p, const struct timespec *wall)
     uint64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
     int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
 
-    p = fn_put_dec(p, (uint64_t)y, 4);
+    p = fnsdk_put_dec(p, (uint64_t)y, 4);
     *p++ = '-';
-    p = fn_put_dec(p, m, 2);
+    p = fnsdk_put_dec(p, m, 2);
     *p++ = '-';
-    p = fn_put_dec(p, d, 2);
+    p = fnsdk_put_dec(p, d, 2);
     *p++ = 'T';
-    p = fn_put_dec(p, (uint64_t)(sod / 3600), 2);
+    p = fnsdk_put_dec(p, (uint64_t)(sod / 3600), 2);
     *p++ = ':';
-    p = fn_put_dec(p, (uint64_t)(sod / 60 % 60), 2);
+    p = fnsdk_put_dec(p, (uint64_t)(sod / 60 % 60), 2);
     *p++ = ':';
-    p = fn_put_dec(p, (uint64_t)(sod % 60), 2);
+    p = fnsdk_put_dec(p, (uint64_t)(sod % 60), 2);
     *p++ = '.';
-    return fn_put_dec(p, (uint64_t)(wall->tv_nsec / 1000000), 3);
+    return fnsdk_put_dec(p, (uint64_t)(wall->tv_nsec / 1000000), 3);
 }
 
-#define FN_PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+#define FNSDK_PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
 
 /* One request-log line into the ring, or a drop when the gateway has not
  * kept up: never a wait or a syscall on the request path.  The gateway adds
  * the function's name and the pid itself (it does not take them from us).
  * Async-signal-safe (no stdio, no allocation): the timeout handler logs the
  * 504 it wrote with it. */
-static void fn_reqlog(fn_req *req, int status, const struct timespec *wall, int64_t dur_ns,
+static void fnsdk_reqlog(fn_req *req, int status, const struct timespec *wall, int64_t dur_ns,
                       int64_t queue_ns, bool cold)
 {
     char line[2048], *p = line;
     const char *trace = fn_trace_id(req);
-    uint64_t head = fn_slot->log_head, tail = FN_SB_LOAD(fn_slot->log_tail), off;
+    uint64_t head = fnsdk_slot->log_head, tail = FNSDK_SB_LOAD(fnsdk_slot->log_tail), off;
     size_t n;
 
-    p = FN_PUT(p, "{\"time\":\"");
-    p = fn_put_time(p, wall);
-    p = FN_PUT(p, "Z\",\"method\":\"");
-    p += fn_json_esc(p, 64, fn_method(req));
-    p = FN_PUT(p, "\",\"path\":\"");
-    p += fn_json_esc(p, 1024, fn_path(req));
-    p = FN_PUT(p, "\",\"status\":");
-    p = fn_put_dec(p, (uint64_t)(status > 0 ? status : 0), 1);
-    p = FN_PUT(p, ",\"duration_ms\":");
-    p = fn_put_ms(p, dur_ns);
-    p = FN_PUT(p, ",\"queue_ms\":");
+    p = FNSDK_PUT(p, "{\"time\":\"");
+    p = fnsdk_put_time(p, wall);
+    p = FNSDK_PUT(p, "Z\",\"method\":\"");
+    p += fnsdk_json_esc(p, 64, fn_method(req));
+    p = FNSDK_PUT(p, "\",\"path\":\"");
+    p += fnsdk_json_esc(p, 1024, fn_path(req));
+    p = FNSDK_PUT(p, "\",\"status\":");
+    p = fnsdk_put_dec(p, (uint64_t)(status > 0 ? status : 0), 1);
+    p = FNSDK_PUT(p, ",\"duration_ms\":");
+    p = fnsdk_put_ms(p, dur_ns);
+    p = FNSDK_PUT(p, ",\"queue_ms\":");
     if (queue_ns >= 0)
-        p = fn_put_ms(p, queue_ns);
+        p = fnsdk_put_ms(p, queue_ns);
     else
-        p = FN_PUT(p, "null");
-    p = cold ? FN_PUT(p, ",\"cold\":true") : FN_PUT(p, ",\"cold\":false");
-    p = FN_PUT(p, ",\"request_id\":\"");
-    p += fn_json_esc(p, 128, fn_request_id(req));
+        p = FNSDK_PUT(p, "null");
+    p = cold ? FNSDK_PUT(p, ",\"cold\":true") : FNSDK_PUT(p, ",\"cold\":false");
+    p = FNSDK_PUT(p, ",\"request_id\":\"");
+    p += fnsdk_json_esc(p, 128, fn_request_id(req));
     if (trace) {
-        p = FN_PUT(p, "\",\"trace_id\":\"");
-        p += fn_json_esc(p, 64, trace);
-        p = FN_PUT(p, "\"}\n");
+        p = FNSDK_PUT(p, "\",\"trace_id\":\"");
+        p += fnsdk_json_esc(p, 64, trace);
+        p = FNSDK_PUT(p, "\"}\n");
     } else {
-        p = FN_PUT(p, "\",\"trace_id\":null}\n");
+        p = FNSDK_PUT(p, "\",\"trace_id\":null}\n");
     }
     n = (size_t)(p - line);
 
-    if (tail > head || head - tail + n > fn_log_size) {
-        FN_SB_BUMP(fn_slot->log_dropped, 1);
+    if (tail > head || head - tail + n > fnsdk_log_size) {
+        FNSDK_SB_BUMP(fnsdk_slot->log_dropped, 1);
         return;
     }
-    off = head % fn_log_size;
-    if (off + n <= fn_log_size) {
-        memcpy(fn_log_ring + off, line, n);
+    off = head % fnsdk_log_size;
+    if (off + n <= fnsdk_log_size) {
+        memcpy(fnsdk_log_ring + off, line, n);
     } else {
-        size_t first = (size_t)(fn_log_size - off);
-        memcpy(fn_log_ring + off, line, first);
-        memcpy(fn_log_ring, line + first, n - first);
+        size_t first = (size_t)(fnsdk_log_size - off);
+        memcpy(fnsdk_log_ring + off, line, first);
+        memcpy(fnsdk_log_ring, line + first, n - first);
     }
-    FN_SB_STORE(fn_slot->log_head, head + n);
+    FNSDK_SB_STORE(fnsdk_slot->log_head, head + n);
 }
 
 /* How long the request waited between nginx and the accept, or -1 when the
  * front end did not say when it arrived. */
-static int64_t fn_queue_ns(const fn_req *req, const struct timespec *wall)
+static int64_t fnsdk_queue_ns(const fn_req *req, const struct timespec *wall)
 {
-    int64_t arrival = fn_req_arrival_ms(req), queue;
+    int64_t arrival = fnsdk_req_arrival_ms(req), queue;
 
     if (arrival < 0)
         return -1;
@@ -455,53 +455,53 @@ static int64_t fn_queue_ns(const fn_req *req, const struct timespec *wall)
 }
 
 /* The request-log line of the 504 the timeout handler wrote (the handler
- * never returned, so fn_account never runs for it). */
-static void fn_reqlog_timeout(void)
+ * never returned, so fnsdk_account never runs for it). */
+static void fnsdk_reqlog_timeout(void)
 {
-    fn_req *req = fn_cur_req;
+    fn_req *req = fnsdk_cur_req;
 
-    if (fn_log_ring && req)
-        fn_reqlog(req, 504, &fn_req_wall, fn_now_ns() - fn_req_start_ns,
-                  fn_queue_ns(req, &fn_req_wall), !fn_first_done);
+    if (fnsdk_log_ring && req)
+        fnsdk_reqlog(req, 504, &fnsdk_req_wall, fnsdk_now_ns() - fnsdk_req_start_ns,
+                  fnsdk_queue_ns(req, &fnsdk_req_wall), !fnsdk_first_done);
 }
 
 /* Counts one finished request in the slot (and logs it when asked). */
-static void fn_account(fn_req *req, int status, int64_t start, const struct timespec *wall,
+static void fnsdk_account(fn_req *req, int status, int64_t start, const struct timespec *wall,
                        int64_t now)
 {
-    int64_t dur = now - start, queue = fn_queue_ns(req, wall);
-    bool cold = !fn_first_done;
+    int64_t dur = now - start, queue = fnsdk_queue_ns(req, wall);
+    bool cold = !fnsdk_first_done;
 
     if (queue >= 0) {
-        FN_SB_BUMP(fn_slot->queue_hist[fn_sb_hist_bucket(queue)], 1);
-        FN_SB_BUMP(fn_slot->queue_sum_ns, (uint64_t)queue);
-        FN_SB_BUMP(fn_slot->queue_n, 1);
+        FNSDK_SB_BUMP(fnsdk_slot->queue_hist[fnsdk_sb_hist_bucket(queue)], 1);
+        FNSDK_SB_BUMP(fnsdk_slot->queue_sum_ns, (uint64_t)queue);
+        FNSDK_SB_BUMP(fnsdk_slot->queue_n, 1);
     }
-    FN_SB_BUMP(fn_slot->dur_hist[fn_sb_hist_bucket(dur)], 1);
-    FN_SB_BUMP(fn_slot->dur_sum_ns, (uint64_t)dur);
-    fn_slot_count_code(status);
+    FNSDK_SB_BUMP(fnsdk_slot->dur_hist[fnsdk_sb_hist_bucket(dur)], 1);
+    FNSDK_SB_BUMP(fnsdk_slot->dur_sum_ns, (uint64_t)dur);
+    fnsdk_slot_count_code(status);
     if (cold) {
-        fn_first_done = true;
-        FN_SB_STORE(fn_slot->first_resp_ns, now);
+        fnsdk_first_done = true;
+        FNSDK_SB_STORE(fnsdk_slot->first_resp_ns, now);
     }
-    if (fn_log_ring)
-        fn_reqlog(req, status, wall, dur, queue, cold);
+    if (fnsdk_log_ring)
+        fnsdk_reqlog(req, status, wall, dur, queue, cold);
 }
 
 /* The most of a request's unread stdin read before its connection is kept
  * or closed. */
-#define FN_STDIN_DRAIN (64 * 1024)
+#define FNSDK_STDIN_DRAIN (64 * 1024)
 
 /* Reads the rest of the request's stdin, up to its end record; false when
- * more than FN_STDIN_DRAIN bytes were left, or the read failed.  A front
+ * more than FNSDK_STDIN_DRAIN bytes were left, or the read failed.  A front
  * end may send that record in a write of its own after the parameters
  * (Apache does), so a handler that answers from the parameters leaves it
  * unread.  On a kept connection it would then wake the idle instance as if
  * it were the next request, libfcgi would find no FCGI_BEGIN_REQUEST in it
  * and close the connection, racing the front end's reuse of it (Apache: 503
  * "Failed to read FastCGI header").  On a closed one it is what decides
- * how to close (fn_conn_end). */
-static bool fn_stdin_drain(FCGX_Request *r)
+ * how to close (fnsdk_conn_end). */
+static bool fnsdk_stdin_drain(FCGX_Request *r)
 {
     char scratch[4096];
     long total = 0;
@@ -509,7 +509,7 @@ static bool fn_stdin_drain(FCGX_Request *r)
 
     while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), r->in)) > 0) {
         total += n;
-        if (total > FN_STDIN_DRAIN)
+        if (total > FNSDK_STDIN_DRAIN)
             return false;
     }
     return FCGX_GetError(r->in) == 0;
@@ -533,16 +533,16 @@ static bool fn_stdin_drain(FCGX_Request *r)
  * nginx closes at once).  Only with stdin left unread does libfcgi close
  * that slow way, which reads what is left so that the close is not a reset
  * the front end could take for a failure before it read our answer. */
-static void fn_conn_end(FCGX_Request *r)
+static void fnsdk_conn_end(FCGX_Request *r)
 {
     if (r->keepConnection) {
-        if (!fn_stdin_drain(r))
+        if (!fnsdk_stdin_drain(r))
             r->keepConnection = 0;
         return;
     }
     FCGX_FClose(r->err);
     FCGX_FClose(r->out);
-    if (fn_stdin_drain(r)) {
+    if (fnsdk_stdin_drain(r)) {
         /* The end of the answer for the front end even when another
          * process holds the connection too (a child the function forked
          * inherits it): nginx waits for end of file, not END_REQUEST, on a
@@ -559,18 +559,18 @@ static void fn_conn_end(FCGX_Request *r)
  * caller waits for the next request on a kept connection in epoll_pwait,
  * with the slot idle, so an instance holding one can still be stopped and
  * is never taken for a busy one. */
-static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handler handler,
-                    const struct fn_limits *lim)
+static int fnsdk_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handler handler,
+                    const struct fnsdk_limits *lim)
 {
-    int64_t start = fn_now_ns();
+    int64_t start = fnsdk_now_ns();
     int kept = -1;
 
-    fn_conn_fd = cfd;
-    fn_resp_started = 0;
-    fn_req_start_ns = start;
-    fn_in_request = 1;
-    FN_SB_STORE(fn_slot->req_start_ns, start);
-    FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_BUSY);
+    fnsdk_conn_fd = cfd;
+    fnsdk_resp_started = 0;
+    fnsdk_req_start_ns = start;
+    fnsdk_in_request = 1;
+    FNSDK_SB_STORE(fnsdk_slot->req_start_ns, start);
+    FNSDK_SB_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SB_BUSY);
 
     /* libfcgi reads the connection given in ipcFd instead of accepting;
      * keepConnection stops its implicit finish from closing it first.  It
@@ -580,40 +580,40 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
     if (FCGX_Accept_r(r) >= 0) {
         int rc, status;
         struct timespec wall;
-        fn_conn_reqid = r->requestId;
+        fnsdk_conn_reqid = r->requestId;
         clock_gettime(CLOCK_REALTIME, &wall);
-        fn_req_wall = wall;
-        rc = fn_req_begin(req, res, r, lim);
-        fn_cur_req = req;
-        if (rc == 0 && fn_queue_expired(req, res, lim))
-            FN_SB_BUMP(fn_slot->queue_timeouts, 1);
+        fnsdk_req_wall = wall;
+        rc = fnsdk_req_begin(req, res, r, lim);
+        fnsdk_cur_req = req;
+        if (rc == 0 && fnsdk_queue_expired(req, res, lim))
+            FNSDK_SB_BUMP(fnsdk_slot->queue_timeouts, 1);
         else if (rc == 0)
-            fn_req_run(req, res, handler);
-        if (fn_res_write(res, r) < 0)
+            fnsdk_req_run(req, res, handler);
+        if (fnsdk_res_write(res, r) < 0)
             fn_log("%s %s: the client went away before the response was sent", fn_method(req),
                    fn_path(req));
-        status = fn_res_status(res);
-        fn_res_reset(res);
+        status = fnsdk_res_status(res);
+        fnsdk_res_reset(res);
         /* Before the finish, which frees the parameters the log line
          * quotes: a few stores, plus the line when request_log is on. */
-        fn_account(req, status, start, &wall, fn_now_ns());
-        fn_cur_req = NULL;
-        fn_req_end(req);
-        fn_conn_end(r);
+        fnsdk_account(req, status, start, &wall, fnsdk_now_ns());
+        fnsdk_cur_req = NULL;
+        fnsdk_req_end(req);
+        fnsdk_conn_end(r);
         FCGX_Finish_r(r);
-        __atomic_add_fetch(&fn_slot->requests, 1, __ATOMIC_RELEASE);
-        if (r->ipcFd >= 0 && !FN_SB_LOAD(fn_slot->stop_req))
+        __atomic_add_fetch(&fnsdk_slot->requests, 1, __ATOMIC_RELEASE);
+        if (r->ipcFd >= 0 && !FNSDK_SB_LOAD(fnsdk_slot->stop_req))
             kept = r->ipcFd;
     }
     if (kept < 0 && r->ipcFd >= 0)
         close(r->ipcFd);
     r->ipcFd = -1;
-    fn_in_request = 0;
-    fn_conn_fd = -1;
+    fnsdk_in_request = 0;
+    fnsdk_conn_fd = -1;
     {
-        int64_t now = fn_now_ns();
-        __atomic_add_fetch(&fn_slot->busy_ns, (uint64_t)(now - start), __ATOMIC_RELAXED);
-        fn_slot_idle(now);
+        int64_t now = fnsdk_now_ns();
+        __atomic_add_fetch(&fnsdk_slot->busy_ns, (uint64_t)(now - start), __ATOMIC_RELAXED);
+        fnsdk_slot_idle(now);
     }
     return kept;
 }
@@ -634,45 +634,45 @@ static int fn_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handl
  * holds, and the supervisor does not count it as idle, so a new connection
  * gets an instance of its own up to max_instances, and the front end's
  * connections spread one per instance.  Only one that waited
- * FN_KEPT_DEFER_MS (max_instances reached, or a start that failed) is
+ * FNSDK_KEPT_DEFER_MS (max_instances reached, or a start that failed) is
  * taken by an instance already holding some.
  */
-#define FN_KEPT_MAX 32
-#define FN_KEPT_DEFER_MS 10
+#define FNSDK_KEPT_MAX 32
+#define FNSDK_KEPT_DEFER_MS 10
 
 /* The idle kept connections, watched in the loop's epoll set. */
-static int fn_kept_fd[FN_KEPT_MAX];
-static int fn_kept_n;
+static int fnsdk_kept_fd[FNSDK_KEPT_MAX];
+static int fnsdk_kept_n;
 
 /* How fd 0 is watched: exclusively while no connection is kept (one
  * instance woken per connection), for a wake-up only while some are
  * (the connection is another's first), not at all while a wait is timed
- * or FN_KEPT_MAX are held. */
-enum fn_listen { FN_LISTEN_EXCL, FN_LISTEN_SHARED, FN_LISTEN_OFF };
-static enum fn_listen fn_listen_mode = FN_LISTEN_EXCL;
+ * or FNSDK_KEPT_MAX are held. */
+enum fnsdk_listen { FNSDK_LISTEN_EXCL, FNSDK_LISTEN_SHARED, FNSDK_LISTEN_OFF };
+static enum fnsdk_listen fnsdk_listen_mode = FNSDK_LISTEN_EXCL;
 
-static void fn_listen_set(int epfd, enum fn_listen mode)
+static void fnsdk_listen_set(int epfd, enum fnsdk_listen mode)
 {
     struct epoll_event ev;
 
-    if (mode == fn_listen_mode)
+    if (mode == fnsdk_listen_mode)
         return;
-    if (fn_listen_mode != FN_LISTEN_OFF)
+    if (fnsdk_listen_mode != FNSDK_LISTEN_OFF)
         epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL);
-    fn_listen_mode = FN_LISTEN_OFF;
-    if (mode == FN_LISTEN_OFF)
+    fnsdk_listen_mode = FNSDK_LISTEN_OFF;
+    if (mode == FNSDK_LISTEN_OFF)
         return;
     memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | (mode == FN_LISTEN_EXCL ? EPOLLEXCLUSIVE : 0);
+    ev.events = EPOLLIN | (mode == FNSDK_LISTEN_EXCL ? EPOLLEXCLUSIVE : 0);
     ev.data.fd = 0;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) == 0)
-        fn_listen_mode = mode;
+        fnsdk_listen_mode = mode;
     else
         fprintf(stderr, "fngate: epoll: watching the listening socket: %s\n", strerror(errno));
 }
 
-/* Watches FD (just returned by fn_serve, -1: none) for a next request. */
-static void fn_kept_add(int epfd, int fd)
+/* Watches FD (just returned by fnsdk_serve, -1: none) for a next request. */
+static void fnsdk_kept_add(int epfd, int fd)
 {
     struct epoll_event ev;
 
@@ -681,25 +681,25 @@ static void fn_kept_add(int epfd, int fd)
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
-    if (fn_kept_n == FN_KEPT_MAX ||
+    if (fnsdk_kept_n == FNSDK_KEPT_MAX ||
         (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST)) {
         close(fd);
         return;
     }
-    fn_kept_fd[fn_kept_n++] = fd;
-    FN_SB_STORE(fn_slot->kept, (uint32_t)fn_kept_n);
+    fnsdk_kept_fd[fnsdk_kept_n++] = fd;
+    FNSDK_SB_STORE(fnsdk_slot->kept, (uint32_t)fnsdk_kept_n);
 }
 
 /* Stops watching kept connection FD, which the caller then serves;
  * false when FD is not one. */
-static bool fn_kept_take(int epfd, int fd)
+static bool fnsdk_kept_take(int epfd, int fd)
 {
-    for (int i = 0; i < fn_kept_n; i++) {
-        if (fn_kept_fd[i] != fd)
+    for (int i = 0; i < fnsdk_kept_n; i++) {
+        if (fnsdk_kept_fd[i] != fd)
             continue;
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-        fn_kept_fd[i] = fn_kept_fd[--fn_kept_n];
-        FN_SB_STORE(fn_slot->kept, (uint32_t)fn_kept_n);
+        fnsdk_kept_fd[i] = fnsdk_kept_fd[--fnsdk_kept_n];
+        FNSDK_SB_STORE(fnsdk_slot->kept, (uint32_t)fnsdk_kept_n);
         return true;
     }
     return false;
@@ -708,7 +708,7 @@ static bool fn_kept_take(int epfd, int fd)
 /* True when the kept connection FD already holds bytes of a next request:
  * closing it now would lose a request the front end has sent (only nginx
  * retries one on a reused connection), so it is served first. */
-static bool fn_kept_pending(int fd)
+static bool fnsdk_kept_pending(int fd)
 {
     char c;
     return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
@@ -716,12 +716,12 @@ static bool fn_kept_pending(int fd)
 
 /* The part of fn_main's set-up that does not depend on the function: a
  * spare process (fnsdk_spare.c) does it while it waits for an assignment. */
-static bool fn_prepared;
+static bool fnsdk_prepared;
 /* A spare's trace: its assignment received, its set-up done, the function's
  * shared object loaded (0 in an exec'd instance). */
-static int64_t fn_spare_ns[3];
+static int64_t fnsdk_spare_ns[3];
 
-int fn_loop_prepare(void)
+int fnsdk_loop_prepare(void)
 {
     /* One getrandom instead of jansson's own open/read/close of
      * /dev/urandom on the first object: it is on the cold-start path.
@@ -734,26 +734,26 @@ int fn_loop_prepare(void)
         memcpy(&js, seed, sizeof(js));
         if (js)
             json_object_seed(js);
-        fn_req_seed_ids(seed + 4); /* the request ids, from the same call */
+        fnsdk_req_seed_ids(seed + 4); /* the request ids, from the same call */
     }
     if (FCGX_Init() != 0) {
         fprintf(stderr, "fngate: FCGX_Init failed\n");
         return -1;
     }
-    fn_prepared = true;
+    fnsdk_prepared = true;
     return 0;
 }
 
-void fn_loop_spare_trace(int64_t assigned_ns, int64_t setup_ns, int64_t loaded_ns)
+void fnsdk_loop_spare_trace(int64_t assigned_ns, int64_t setup_ns, int64_t loaded_ns)
 {
-    fn_spare_ns[0] = assigned_ns;
-    fn_spare_ns[1] = setup_ns;
-    fn_spare_ns[2] = loaded_ns;
+    fnsdk_spare_ns[0] = assigned_ns;
+    fnsdk_spare_ns[1] = setup_ns;
+    fnsdk_spare_ns[2] = loaded_ns;
 }
 
 int fn_main(int argc, char **argv, fn_handler handler)
 {
-    struct fn_limits lim;
+    struct fnsdk_limits lim;
     struct epoll_event ev;
     sigset_t waitmask;
     FCGX_Request r;
@@ -765,16 +765,16 @@ int fn_main(int argc, char **argv, fn_handler handler)
     /* When a new connection left to others is taken after all (0: none). */
     int64_t defer_ns = 0;
     int flags;
-    int64_t main_ns = fn_now_ns();
+    int64_t main_ns = fnsdk_now_ns();
     (void)argc;
     (void)argv;
 
-    lim.max_body = fn_env_long("FNGATE_MAX_BODY", 1 << 20);
-    lim.queue_timeout_ms = fn_env_long("FNGATE_QUEUE_TIMEOUT_MS", 0);
-    lim.max_requests = fn_env_long("FNGATE_MAX_REQUESTS", 0);
-    fn_req_timeout_ns = (int64_t)fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0) * 1000000;
-    fn_req_set_timeout(fn_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0));
-    fn_req_set_function(getenv("FNGATE_FUNCTION"));
+    lim.max_body = fnsdk_env_long("FNGATE_MAX_BODY", 1 << 20);
+    lim.queue_timeout_ms = fnsdk_env_long("FNGATE_QUEUE_TIMEOUT_MS", 0);
+    lim.max_requests = fnsdk_env_long("FNGATE_MAX_REQUESTS", 0);
+    fnsdk_req_timeout_ns = (int64_t)fnsdk_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0) * 1000000;
+    fnsdk_req_set_timeout(fnsdk_env_long("FNGATE_REQUEST_TIMEOUT_MS", 0));
+    fnsdk_req_set_function(getenv("FNGATE_FUNCTION"));
 
     /* execve made the instance dumpable again: without this, anything
      * sharing its uid could ptrace it or read its /proc/<pid>/environ, mem
@@ -784,7 +784,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
      * channel. */
     fcntl(0, F_SETFD, FD_CLOEXEC);
     {
-        long db = fn_env_long("FNGATE_DB_FD", -1);
+        long db = fnsdk_env_long("FNGATE_DB_FD", -1);
         if (db >= 0)
             fcntl((int)db, F_SETFD, FD_CLOEXEC);
     }
@@ -793,11 +793,11 @@ int fn_main(int argc, char **argv, fn_handler handler)
                         "spawn-fcgi or another FastCGI process manager\n");
         return 1;
     }
-    fn_sb_attach();
-    FN_SB_STORE(fn_slot->main_ns, main_ns);
+    fnsdk_sb_attach();
+    FNSDK_SB_STORE(fnsdk_slot->main_ns, main_ns);
     for (int i = 0; i < 3; i++)
-        FN_SB_STORE(fn_slot->spare_ns[i], fn_spare_ns[i]);
-    if (!fn_prepared && fn_loop_prepare() < 0)
+        FNSDK_SB_STORE(fnsdk_slot->spare_ns[i], fnsdk_spare_ns[i]);
+    if (!fnsdk_prepared && fnsdk_loop_prepare() < 0)
         return 1;
     if (FCGX_InitRequest(&r, -1, 0) != 0) {
         fprintf(stderr, "fngate: FCGX_InitRequest failed\n");
@@ -811,7 +811,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
         fprintf(stderr, "fngate: fcntl(0): %s\n", strerror(errno));
         return 1;
     }
-    if (fn_setup_signals(&waitmask) < 0)
+    if (fnsdk_setup_signals(&waitmask) < 0)
         return 1;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     memset(&ev, 0, sizeof(ev));
@@ -824,57 +824,57 @@ int fn_main(int argc, char **argv, fn_handler handler)
      * unread answers, a pool restart): watched here, an instance waiting
      * for a request leaves as soon as that happens instead of failing the
      * next request with 08006. */
-    dbfd = fn_db_watch_fd();
+    dbfd = fnsdk_db_watch_fd();
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = dbfd;
     if (dbfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, dbfd, &ev) < 0)
         dbfd = -1; /* still checked before each request */
-    req = fn_req_new();
-    res = fn_res_new();
+    req = fnsdk_req_new();
+    res = fnsdk_res_new();
     if (!req || !res)
         goto out;
 
     {
-        int64_t now = fn_now_ns();
-        FN_SB_STORE(fn_slot->ready_ns, now);
-        fn_slot_idle(now);
+        int64_t now = fnsdk_now_ns();
+        FNSDK_SB_STORE(fnsdk_slot->ready_ns, now);
+        fnsdk_slot_idle(now);
     }
     rc = 0;
-    while (!fn_stop && !FN_SB_LOAD(fn_slot->stop_req)) {
-        struct epoll_event evs[FN_KEPT_MAX + 2];
+    while (!fnsdk_stop && !FNSDK_SB_LOAD(fnsdk_slot->stop_req)) {
+        struct epoll_event evs[FNSDK_KEPT_MAX + 2];
         int cfd, nev, wait_ms = -1;
         /* Before taking a request, not after: one that would only fail
          * with 08006 is left to an instance with a live channel.  Skipped
          * right after a wait that found the channel quiet. */
-        if (!quiet && !fn_db_channel_ok()) {
+        if (!quiet && !fnsdk_db_channel_ok()) {
             broke = true;
             break;
         }
         quiet = false;
-        if (fn_kept_n == 0)
+        if (fnsdk_kept_n == 0)
             defer_ns = 0;
         /* Holding kept connections, a new one is another's first (see
          * Kept connections above). */
-        cfd = fn_kept_n == 0 || take_new ? accept4(0, NULL, NULL, SOCK_CLOEXEC) : -1;
+        cfd = fnsdk_kept_n == 0 || take_new ? accept4(0, NULL, NULL, SOCK_CLOEXEC) : -1;
         take_new = false;
         if (cfd >= 0) {
-            fn_kept_add(epfd, fn_serve(cfd, &r, req, res, handler, &lim));
+            fnsdk_kept_add(epfd, fnsdk_serve(cfd, &r, req, res, handler, &lim));
             if (lim.max_requests > 0 && ++served >= lim.max_requests) {
                 recycled = true;
                 break;
             }
             continue;
         }
-        if (fn_kept_n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-            fn_listen_set(epfd, fn_kept_n == 0                         ? FN_LISTEN_EXCL
-                                : defer_ns || fn_kept_n == FN_KEPT_MAX ? FN_LISTEN_OFF
-                                                                       : FN_LISTEN_SHARED);
+        if (fnsdk_kept_n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+            fnsdk_listen_set(epfd, fnsdk_kept_n == 0                         ? FNSDK_LISTEN_EXCL
+                                : defer_ns || fnsdk_kept_n == FNSDK_KEPT_MAX ? FNSDK_LISTEN_OFF
+                                                                       : FNSDK_LISTEN_SHARED);
             if (defer_ns) {
-                int64_t now = fn_now_ns();
+                int64_t now = fnsdk_now_ns();
                 wait_ms = now >= defer_ns ? 0 : (int)((defer_ns - now + 999999) / 1000000);
             }
             /* The only wait, and the only place SIGTERM is let in. */
-            nev = epoll_pwait(epfd, evs, FN_KEPT_MAX + 2, wait_ms, &waitmask);
+            nev = epoll_pwait(epfd, evs, FNSDK_KEPT_MAX + 2, wait_ms, &waitmask);
             if (nev < 0 && errno != EINTR) {
                 fprintf(stderr, "fngate: epoll_pwait: %s\n", strerror(errno));
                 rc = 1;
@@ -882,23 +882,23 @@ int fn_main(int argc, char **argv, fn_handler handler)
             }
             quiet = nev > 0;
             for (int i = 0; i < nev; i++) {
-                if (dbfd >= 0 && evs[i].data.fd == dbfd && !fn_db_channel_ok())
+                if (dbfd >= 0 && evs[i].data.fd == dbfd && !fnsdk_db_channel_ok())
                     broke = true;
             }
             if (broke)
                 break;
-            for (int i = 0; i < nev && !fn_stop; i++) {
+            for (int i = 0; i < nev && !fnsdk_stop; i++) {
                 cfd = evs[i].data.fd;
-                if (cfd == 0 && fn_kept_n > 0 && !defer_ns) {
-                    /* Left to others for FN_KEPT_DEFER_MS. */
-                    defer_ns = fn_now_ns() + (int64_t)FN_KEPT_DEFER_MS * 1000000;
-                    fn_listen_set(epfd, FN_LISTEN_OFF);
+                if (cfd == 0 && fnsdk_kept_n > 0 && !defer_ns) {
+                    /* Left to others for FNSDK_KEPT_DEFER_MS. */
+                    defer_ns = fnsdk_now_ns() + (int64_t)FNSDK_KEPT_DEFER_MS * 1000000;
+                    fnsdk_listen_set(epfd, FNSDK_LISTEN_OFF);
                 }
-                if (cfd == 0 || cfd == dbfd || !fn_kept_take(epfd, cfd))
+                if (cfd == 0 || cfd == dbfd || !fnsdk_kept_take(epfd, cfd))
                     continue;
                 /* The next request on a kept connection (or its close). */
                 quiet = false;
-                fn_kept_add(epfd, fn_serve(cfd, &r, req, res, handler, &lim));
+                fnsdk_kept_add(epfd, fnsdk_serve(cfd, &r, req, res, handler, &lim));
                 if (lim.max_requests > 0 && ++served >= lim.max_requests) {
                     recycled = true;
                     break;
@@ -906,7 +906,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
             }
             if (recycled)
                 break;
-            if (defer_ns && fn_now_ns() >= defer_ns) {
+            if (defer_ns && fnsdk_now_ns() >= defer_ns) {
                 /* Nobody else took it: this instance does. */
                 defer_ns = 0;
                 take_new = true;
@@ -926,16 +926,16 @@ int fn_main(int argc, char **argv, fn_handler handler)
     }
     /* Told to stop (or recycled) while a request was already sent on a
      * kept connection: serve it rather than drop it. */
-    while (fn_kept_n > 0) {
-        int k = fn_kept_fd[fn_kept_n - 1];
-        fn_kept_take(epfd, k);
-        if (rc == 0 && fn_kept_pending(k))
-            k = fn_serve(k, &r, req, res, handler, &lim);
+    while (fnsdk_kept_n > 0) {
+        int k = fnsdk_kept_fd[fnsdk_kept_n - 1];
+        fnsdk_kept_take(epfd, k);
+        if (rc == 0 && fnsdk_kept_pending(k))
+            k = fnsdk_serve(k, &r, req, res, handler, &lim);
         if (k >= 0)
             close(k);
     }
     /* A query that broke the channel mid-request stopped the loop too. */
-    if (rc == 0 && !broke && !fn_db_channel_ok())
+    if (rc == 0 && !broke && !fnsdk_db_channel_ok())
         broke = true;
     /* With EPOLLEXCLUSIVE the kernel woke this instance alone for a
      * connection; leaving now without it would strand it while the other
@@ -944,7 +944,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
         int cfd = accept4(0, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0)
             break;
-        kept = fn_serve(cfd, &r, req, res, handler, &lim);
+        kept = fnsdk_serve(cfd, &r, req, res, handler, &lim);
         if (kept >= 0) {
             close(kept);
             kept = -1;
@@ -953,10 +953,10 @@ int fn_main(int argc, char **argv, fn_handler handler)
     if (broke)
         fprintf(stderr, "fngate: the database channel was closed: leaving, so that an instance "
                         "with a new channel takes the next request\n");
-    FN_SB_STORE(fn_slot->state, (uint32_t)FN_SB_STOPPING);
+    FNSDK_SB_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SB_STOPPING);
 out:
-    fn_req_free(req);
-    fn_res_free(res);
+    fnsdk_req_free(req);
+    fnsdk_res_free(res);
     if (epfd >= 0)
         close(epfd);
     return rc;

@@ -2,8 +2,8 @@
  * Internal interface between the SDK's accept loop (fnsdk_loop.c) and its
  * request/response layer (fnsdk_req.c, fnsdk_res.c, fn_json.c).  Not installed.
  */
-#ifndef FN_LOOP_H
-#define FN_LOOP_H
+#ifndef FNSDK_LOOP_H
+#define FNSDK_LOOP_H
 
 #include <fcgiapp.h>
 #include <stdbool.h>
@@ -15,33 +15,33 @@
 #include "fngate.h"
 
 /* What one FCGX_GetStr or FCGX_PutStr moves at most: they count in int. */
-#define FN_IO_CHUNK (1 << 20)
+#define FNSDK_IO_CHUNK (1 << 20)
 
-struct fn_limits {
+struct fnsdk_limits {
     int64_t max_body;
     int64_t queue_timeout_ms;
     long max_requests;
 };
 
 /* Makes the instance leave after the request in hand. */
-void fn_loop_request_stop(void);
+void fnsdk_loop_request_stop(void);
 /* fn_main's function-independent set-up (FCGX_Init, the random seeds),
  * which a spare process does ahead, before its assignment; fn_main does it
  * itself when nobody did.  0, or -1 with the reason on stderr. */
-int fn_loop_prepare(void);
+int fnsdk_loop_prepare(void);
 /* A spare's cold-start trace (CLOCK_MONOTONIC ns), stored in the slot by
  * fn_main: assignment received, set-up done, shared object loaded. */
-void fn_loop_spare_trace(int64_t assigned_ns, int64_t setup_ns, int64_t loaded_ns);
+void fnsdk_loop_spare_trace(int64_t assigned_ns, int64_t setup_ns, int64_t loaded_ns);
 /* Sets the "response started" flag the timeout handler reads. */
-void fn_loop_response_started(void);
+void fnsdk_loop_response_started(void);
 /* Ends a request's database state (fn_db.c); NULL is a no-op. */
-struct fn_dbreq;
-void fn_db_request_end(struct fn_dbreq *db);
+struct fnsdk_dbreq;
+void fnsdk_db_request_end(struct fnsdk_dbreq *db);
 /* The database channel's fd, to watch for the pool closing it while the
  * instance waits; -1 when there is none (or it broke). */
-int fn_db_watch_fd(void);
+int fnsdk_db_watch_fd(void);
 /* False once the database channel can no longer carry a query (the pool
  * closed it, or it broke mid-query): the instance must take no further
  * request, since each would fail with 08006.  One non-blocking peek. */
-bool fn_db_channel_ok(void);
+bool fnsdk_db_channel_ok(void);
 #endif

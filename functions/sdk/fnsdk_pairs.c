@@ -8,11 +8,11 @@
 
 #include <stdlib.h>
 
-int fn_pairs_add(struct fn_pairs *p, char *name, char *value)
+int fnsdk_pairs_add(struct fnsdk_pairs *p, char *name, char *value)
 {
     if (p->n == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 16;
-        struct fn_pair *nv = realloc(p->v, ncap * sizeof(*nv));
+        struct fnsdk_pair *nv = realloc(p->v, ncap * sizeof(*nv));
         if (!nv)
             return -1;
         p->v = nv;
@@ -24,7 +24,7 @@ int fn_pairs_add(struct fn_pairs *p, char *name, char *value)
     return 0;
 }
 
-void fn_pairs_clear(struct fn_pairs *p)
+void fnsdk_pairs_clear(struct fnsdk_pairs *p)
 {
     for (size_t i = 0; i < p->n; i++) {
         free(p->v[i].name);
@@ -33,9 +33,9 @@ void fn_pairs_clear(struct fn_pairs *p)
     p->n = 0;
 }
 
-void fn_pairs_free(struct fn_pairs *p)
+void fnsdk_pairs_free(struct fnsdk_pairs *p)
 {
-    fn_pairs_clear(p);
+    fnsdk_pairs_clear(p);
     free(p->v);
     p->v = NULL;
     p->cap = 0;

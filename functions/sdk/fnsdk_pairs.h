@@ -4,27 +4,27 @@
  * the next (cleared, not freed), so a warm instance allocates only the
  * strings.  Internal to libfngate.
  */
-#ifndef FN_PAIRS_H
-#define FN_PAIRS_H
+#ifndef FNSDK_PAIRS_H
+#define FNSDK_PAIRS_H
 
 #include <stddef.h>
 
-struct fn_pair {
+struct fnsdk_pair {
     char *name;
     char *value;
 };
 
-struct fn_pairs {
-    struct fn_pair *v;
+struct fnsdk_pairs {
+    struct fnsdk_pair *v;
     size_t n, cap;
 };
 
 /* Appends NAME and VALUE (malloc'ed; the list takes both, also on error).
  * Returns 0, or -1 when out of memory (the caller still frees them). */
-int fn_pairs_add(struct fn_pairs *p, char *name, char *value);
+int fnsdk_pairs_add(struct fnsdk_pairs *p, char *name, char *value);
 /* Frees the strings and keeps the array for the next request. */
-void fn_pairs_clear(struct fn_pairs *p);
+void fnsdk_pairs_clear(struct fnsdk_pairs *p);
 /* Frees the strings and the array. */
-void fn_pairs_free(struct fn_pairs *p);
+void fnsdk_pairs_free(struct fnsdk_pairs *p);
 
 #endif

@@ -25,10 +25,10 @@
 #include <unistd.h>
 
 /* The parameters the SDK itself reads, picked out of the request's params in
- * one pass (fn_req_scan): a FCGX_GetParam per name would walk the whole list
+ * one pass (fnsdk_req_scan): a FCGX_GetParam per name would walk the whole list
  * each time.  NULL when the request has no such parameter; the first of two
  * with one name wins, as with FCGX_GetParam. */
-struct fn_known {
+struct fnsdk_known {
     const char *method, *query, *content_type, *content_length, *request_id;
     const char *fn_path, *path_info, *request_uri, *script_name, *function;
     const char *arrival, *traceparent;
@@ -37,83 +37,83 @@ struct fn_known {
 struct fn_req {
     char **envp; /* the FastCGI params, borrowed for the request; NULL between */
     const char *method, *path, *name, *request_id, *query;
-    struct fn_known known;   /* borrowed from envp, like it */
+    struct fnsdk_known known;   /* borrowed from envp, like it */
     int64_t arrival_ms;      /* FNGATE_ARRIVAL in ms, or -1 */
     char *path_buf;          /* owned: the path when worked out from REQUEST_URI */
     int64_t start_ms;        /* CLOCK_MONOTONIC when the request began */
-    struct fn_pairs args;    /* decoded URL arguments, owned; parsed on first use */
-    struct fn_pairs headers; /* canonical names, owned; parsed on first use */
+    struct fnsdk_pairs args;    /* decoded URL arguments, owned; parsed on first use */
+    struct fnsdk_pairs headers; /* canonical names, owned; parsed on first use */
     bool args_parsed, headers_parsed;
     char *body; /* owned, NUL-terminated */
     size_t body_len, body_cap;
     json_t *json;        /* owned; parsed on demand */
-    struct fn_dbreq *db; /* owned: rows and the last error (fn_db.c) */
+    struct fnsdk_dbreq *db; /* owned: rows and the last error (fn_db.c) */
     char trace_id[33];   /* from traceparent; parsed on first use */
     char id_buf[33];     /* the request id the SDK made, when the front end sent none */
     bool id_made;        /* request_id is id_buf */
     bool trace_parsed;
 };
 
-static const char *fn_empty = "";
-static int64_t fn_request_timeout_ms;
-/* $FNGATE_FUNCTION as fn_main found it (fn_req_set_function); until then
+static const char *fnsdk_empty = "";
+static int64_t fnsdk_request_timeout_ms;
+/* $FNGATE_FUNCTION as fn_main found it (fnsdk_req_set_function); until then
  * it is read each time (the in-memory test harness changes it). */
-static const char *fn_env_function;
-static bool fn_env_function_set;
+static const char *fnsdk_env_function;
+static bool fnsdk_env_function_set;
 /* The request in progress, for fn_log's request id (one at a time). */
-static const fn_req *fn_current;
+static const fn_req *fnsdk_current;
 
-static int64_t fn_mono_ms(void)
+static int64_t fnsdk_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void fn_req_set_timeout(int64_t ms)
+void fnsdk_req_set_timeout(int64_t ms)
 {
-    fn_request_timeout_ms = ms > 0 ? ms : 0;
+    fnsdk_request_timeout_ms = ms > 0 ? ms : 0;
 }
 
-void fn_req_set_function(const char *name)
+void fnsdk_req_set_function(const char *name)
 {
-    fn_env_function = name;
-    fn_env_function_set = true;
+    fnsdk_env_function = name;
+    fnsdk_env_function_set = true;
 }
 
 /* The function's name from the environment, or NULL. */
-static const char *fn_req_env_function(void)
+static const char *fnsdk_req_env_function(void)
 {
-    return fn_env_function_set ? fn_env_function : getenv("FNGATE_FUNCTION");
+    return fnsdk_env_function_set ? fnsdk_env_function : getenv("FNGATE_FUNCTION");
 }
 
-const char *fn_req_current_id(void)
+const char *fnsdk_req_current_id(void)
 {
-    return fn_current ? fn_current->request_id : NULL;
+    return fnsdk_current ? fnsdk_current->request_id : NULL;
 }
 
-bool fn_req_current_id_made(void)
+bool fnsdk_req_current_id_made(void)
 {
-    return fn_current && fn_current->id_made;
+    return fnsdk_current && fnsdk_current->id_made;
 }
 
-fn_req *fn_req_new(void)
+fn_req *fnsdk_req_new(void)
 {
     return calloc(1, sizeof(fn_req));
 }
 
-void fn_req_free(fn_req *req)
+void fnsdk_req_free(fn_req *req)
 {
     if (!req)
         return;
-    fn_req_end(req);
-    fn_pairs_free(&req->args);
-    fn_pairs_free(&req->headers);
+    fnsdk_req_end(req);
+    fnsdk_pairs_free(&req->args);
+    fnsdk_pairs_free(&req->headers);
     free(req->body);
     free(req);
 }
 
-static int fn_parse_query(fn_req *req, const char *q)
+static int fnsdk_parse_query(fn_req *req, const char *q)
 {
     while (*q) {
         const char *amp = strchr(q, '&');
@@ -121,9 +121,9 @@ static int fn_parse_query(fn_req *req, const char *q)
         const char *eq = memchr(q, '=', len);
         size_t nlen = eq ? (size_t)(eq - q) : len;
         if (len > 0) {
-            char *name = fn_uri_decode_query(q, nlen);
-            char *value = eq ? fn_uri_decode_query(eq + 1, len - nlen - 1) : strdup("");
-            if (!name || !value || fn_pairs_add(&req->args, name, value) < 0) {
+            char *name = fnsdk_uri_decode_query(q, nlen);
+            char *value = eq ? fnsdk_uri_decode_query(eq + 1, len - nlen - 1) : strdup("");
+            if (!name || !value || fnsdk_pairs_add(&req->args, name, value) < 0) {
                 free(name);
                 free(value);
                 return -1;
@@ -137,7 +137,7 @@ static int fn_parse_query(fn_req *req, const char *q)
 }
 
 /* "HTTP_X_FORWARDED_FOR" -> "X-Forwarded-For" */
-static char *fn_header_name(const char *param, size_t len)
+static char *fnsdk_header_name(const char *param, size_t len)
 {
     char *out = malloc(len + 1);
     bool up = true;
@@ -158,7 +158,7 @@ static char *fn_header_name(const char *param, size_t len)
     return out;
 }
 
-static int fn_parse_headers(fn_req *req, char **envp)
+static int fnsdk_parse_headers(fn_req *req, char **envp)
 {
     for (char **e = envp; e && *e; e++) {
         const char *p = *e, *eq = strchr(p, '=');
@@ -179,9 +179,9 @@ static int fn_parse_headers(fn_req *req, char **envp)
         } else {
             continue;
         }
-        hn = fn_header_name(name, nlen);
+        hn = fnsdk_header_name(name, nlen);
         hv = strdup(eq + 1);
-        if (!hn || !hv || fn_pairs_add(&req->headers, hn, hv) < 0) {
+        if (!hn || !hv || fnsdk_pairs_add(&req->headers, hn, hv) < 0) {
             free(hn);
             free(hv);
             return -1;
@@ -197,7 +197,7 @@ static int fn_parse_headers(fn_req *req, char **envp)
  * leaves no split (Apache's ProxyPass and nginx without split_path_info make
  * SCRIPT_NAME the whole path, as RFC 3875 allows) still gives the path after
  * /fn/<this function's name> when the URI has that form.  Else "". */
-static const char *fn_req_find_path(fn_req *req)
+static const char *fnsdk_req_find_path(fn_req *req)
 {
     const char *v = req->known.fn_path;
     const char *uri, *script, *name;
@@ -212,11 +212,11 @@ static const char *fn_req_find_path(fn_req *req)
     uri = req->known.request_uri;
     script = req->known.script_name;
     if (!uri)
-        return fn_empty;
+        return fnsdk_empty;
     ulen = strcspn(uri, "?#");
-    dec = fn_uri_decode_path(uri, ulen);
+    dec = fnsdk_uri_decode_path(uri, ulen);
     if (!dec)
-        return fn_empty;
+        return fnsdk_empty;
     if (script && *script) {
         slen = strlen(script);
         while (slen > 0 && script[slen - 1] == '/')
@@ -226,7 +226,7 @@ static const char *fn_req_find_path(fn_req *req)
     }
     name = req->known.function;
     if (!name)
-        name = fn_req_env_function();
+        name = fnsdk_req_env_function();
     if ((slen == 0 || dec[slen] == '\0') && name && *name && strncmp(dec, "/fn/", 4) == 0) {
         size_t nlen = strlen(name);
         if (strncmp(dec + 4, name, nlen) == 0 && (dec[4 + nlen] == '\0' || dec[4 + nlen] == '/'))
@@ -234,7 +234,7 @@ static const char *fn_req_find_path(fn_req *req)
     }
     if (slen == 0) {
         free(dec);
-        return fn_empty;
+        return fnsdk_empty;
     }
     memmove(dec, dec + slen, strlen(dec + slen) + 1);
     req->path_buf = dec;
@@ -247,7 +247,7 @@ static const char *fn_req_find_path(fn_req *req)
  * E is at least that long), which turns away most params for nothing;
  * then a memcmp of a constant length, a few word compares inline (a
  * strncmp call per name cost more), within E's length, measured once. */
-#define FN_KNOWN(field, name)                                                                      \
+#define FNSDK_KNOWN(field, name)                                                                      \
     if (!k->field && e[1] == name[1] && (len ? len : (len = strlen(e))) >= sizeof(name) &&         \
         memcmp(e, name "=", sizeof(name)) == 0) {                                                  \
         k->field = e + sizeof(name);                                                               \
@@ -258,7 +258,7 @@ static const char *fn_req_find_path(fn_req *req)
  * leaves at most four names to compare, and a compare of a param that is
  * not one of them mostly stops at its first bytes: most of a request's
  * params (HTTP_*, SERVER_*, REMOTE_*) cost a switch. */
-static void fn_req_scan(struct fn_known *k, char **envp)
+static void fnsdk_req_scan(struct fnsdk_known *k, char **envp)
 {
     memset(k, 0, sizeof(*k));
     for (char **ep = envp; ep && *ep; ep++) {
@@ -267,42 +267,42 @@ static void fn_req_scan(struct fn_known *k, char **envp)
 
         switch (e[0]) {
         case 'C':
-            FN_KNOWN(content_type, "CONTENT_TYPE");
-            FN_KNOWN(content_length, "CONTENT_LENGTH");
+            FNSDK_KNOWN(content_type, "CONTENT_TYPE");
+            FNSDK_KNOWN(content_length, "CONTENT_LENGTH");
             break;
         case 'F':
-            FN_KNOWN(fn_path, "FNGATE_PATH");
-            FN_KNOWN(arrival, "FNGATE_ARRIVAL");
-            FN_KNOWN(request_id, "FNGATE_REQUEST_ID");
-            FN_KNOWN(function, "FNGATE_FUNCTION");
+            FNSDK_KNOWN(fn_path, "FNGATE_PATH");
+            FNSDK_KNOWN(arrival, "FNGATE_ARRIVAL");
+            FNSDK_KNOWN(request_id, "FNGATE_REQUEST_ID");
+            FNSDK_KNOWN(function, "FNGATE_FUNCTION");
             break;
         case 'H':
-            FN_KNOWN(traceparent, "HTTP_TRACEPARENT");
+            FNSDK_KNOWN(traceparent, "HTTP_TRACEPARENT");
             break;
         case 'P':
-            FN_KNOWN(path_info, "PATH_INFO");
+            FNSDK_KNOWN(path_info, "PATH_INFO");
             break;
         case 'Q':
-            FN_KNOWN(query, "QUERY_STRING");
+            FNSDK_KNOWN(query, "QUERY_STRING");
             break;
         case 'R':
-            FN_KNOWN(method, "REQUEST_METHOD");
-            FN_KNOWN(request_uri, "REQUEST_URI");
+            FNSDK_KNOWN(method, "REQUEST_METHOD");
+            FNSDK_KNOWN(request_uri, "REQUEST_URI");
             break;
         case 'S':
-            FN_KNOWN(script_name, "SCRIPT_NAME");
+            FNSDK_KNOWN(script_name, "SCRIPT_NAME");
             break;
         default:
             break;
         }
     }
 }
-#undef FN_KNOWN
+#undef FNSDK_KNOWN
 
 /* $msec is "<seconds>.<milliseconds>": read as integers (strtod, and the
  * double it makes, cost more than the rest of the request's bookkeeping).
  * Any other form a front end sends still goes through strtod. */
-static int64_t fn_arrival_parse(const char *a)
+static int64_t fnsdk_arrival_parse(const char *a)
 {
     int64_t sec = 0, ms = 0;
     const char *p = a;
@@ -333,12 +333,12 @@ static int64_t fn_arrival_parse(const char *a)
  * then a counter through splitmix64's finaliser: a bijection, so ids never
  * repeat within an instance, and look random across them.  The prefix's 16
  * hex digits are written once, at the seed. */
-static uint64_t fn_id_key, fn_id_next;
-static char fn_id_prefix_hex[16];
-static bool fn_id_seeded;
+static uint64_t fnsdk_id_key, fnsdk_id_next;
+static char fnsdk_id_prefix_hex[16];
+static bool fnsdk_id_seeded;
 
 /* The two hex digits of V at P. */
-static void fn_hex_byte(char *p, unsigned v)
+static void fnsdk_hex_byte(char *p, unsigned v)
 {
     static const char hexd[] = "0123456789abcdef";
     p[0] = hexd[v >> 4];
@@ -346,23 +346,23 @@ static void fn_hex_byte(char *p, unsigned v)
 }
 
 /* V's 16 hex digits at P, most significant first. */
-static void fn_hex64(char *p, uint64_t v)
+static void fnsdk_hex64(char *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
-        fn_hex_byte(p + 2 * i, (unsigned)(v & 0xff));
+        fnsdk_hex_byte(p + 2 * i, (unsigned)(v & 0xff));
 }
 
-void fn_req_seed_ids(const unsigned char seed[16])
+void fnsdk_req_seed_ids(const unsigned char seed[16])
 {
     uint64_t prefix;
 
     memcpy(&prefix, seed, 8);
-    memcpy(&fn_id_key, seed + 8, 8);
-    fn_hex64(fn_id_prefix_hex, prefix);
-    fn_id_seeded = true;
+    memcpy(&fnsdk_id_key, seed + 8, 8);
+    fnsdk_hex64(fnsdk_id_prefix_hex, prefix);
+    fnsdk_id_seeded = true;
 }
 
-static uint64_t fn_mix64(uint64_t z)
+static uint64_t fnsdk_mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
@@ -370,9 +370,9 @@ static uint64_t fn_mix64(uint64_t z)
 }
 
 /* Puts a fresh 32-hex-digit id into BUF. */
-static void fn_req_new_id(char *buf)
+static void fnsdk_req_new_id(char *buf)
 {
-    if (!fn_id_seeded) {
+    if (!fnsdk_id_seeded) {
         /* Not started by fn_main (the in-memory test harness): seed here. */
         unsigned char seed[16];
         if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
@@ -383,42 +383,42 @@ static void fn_req_new_id(char *buf)
             memcpy(seed, &t, 8);
             memcpy(seed + 8, &pid, 8);
         }
-        fn_req_seed_ids(seed);
+        fnsdk_req_seed_ids(seed);
     }
-    memcpy(buf, fn_id_prefix_hex, 16);
-    fn_hex64(buf + 16, fn_mix64(fn_id_key + fn_id_next++));
+    memcpy(buf, fnsdk_id_prefix_hex, 16);
+    fnsdk_hex64(buf + 16, fnsdk_mix64(fnsdk_id_key + fnsdk_id_next++));
     buf[32] = '\0';
 }
 
 /* The parameters every request reads first. */
-static void fn_req_params(fn_req *req, char **envp)
+static void fnsdk_req_params(fn_req *req, char **envp)
 {
-    const struct fn_known *k = &req->known;
+    const struct fnsdk_known *k = &req->known;
 
     req->envp = envp;
-    req->start_ms = fn_mono_ms();
-    fn_req_scan(&req->known, envp);
-    req->method = k->method ? k->method : fn_empty;
-    req->path = fn_req_find_path(req);
+    req->start_ms = fnsdk_mono_ms();
+    fnsdk_req_scan(&req->known, envp);
+    req->method = k->method ? k->method : fnsdk_empty;
+    req->path = fnsdk_req_find_path(req);
     req->name = k->function;
     if (!req->name)
-        req->name = fn_req_env_function();
+        req->name = fnsdk_req_env_function();
     if (!req->name)
-        req->name = fn_empty;
+        req->name = fnsdk_empty;
     req->id_made = !(k->request_id && *k->request_id);
     if (!req->id_made) {
         req->request_id = k->request_id;
     } else {
-        fn_req_new_id(req->id_buf);
+        fnsdk_req_new_id(req->id_buf);
         req->request_id = req->id_buf;
     }
-    req->query = k->query ? k->query : fn_empty;
-    req->arrival_ms = fn_arrival_parse(k->arrival);
-    fn_current = req;
+    req->query = k->query ? k->query : fnsdk_empty;
+    req->arrival_ms = fnsdk_arrival_parse(k->arrival);
+    fnsdk_current = req;
 }
 
 /* Makes room for a body of WANT bytes and its NUL. */
-static int fn_req_body_room(fn_req *req, fn_res *res, size_t want)
+static int fnsdk_req_body_room(fn_req *req, fn_res *res, size_t want)
 {
     if (want + 1 > req->body_cap) {
         char *nb = realloc(req->body, want + 1);
@@ -433,10 +433,10 @@ static int fn_req_body_room(fn_req *req, fn_res *res, size_t want)
 }
 
 /* The body buffer starts at most this big and doubles as data arrives. */
-#define FN_BODY_FIRST (64 * 1024)
+#define FNSDK_BODY_FIRST (64 * 1024)
 
 /* True when the N bytes at S hold "%00", which decodes to a NUL byte. */
-static bool fn_has_nul_escape(const char *s, size_t n)
+static bool fnsdk_has_nul_escape(const char *s, size_t n)
 {
     for (size_t i = 0; i + 2 < n; i++) {
         if (s[i] == '%' && s[i + 1] == '0' && s[i + 2] == '0')
@@ -445,19 +445,19 @@ static bool fn_has_nul_escape(const char *s, size_t n)
     return false;
 }
 
-static bool fn_is_form(const fn_req *req);
+static bool fnsdk_is_form(const fn_req *req);
 
 /* An argument holding a NUL byte would reach the handler cut short (fn_arg
  * returns C strings), so the request is refused before the handler runs. */
-static int fn_req_check_args(fn_req *req, fn_res *res)
+static int fnsdk_req_check_args(fn_req *req, fn_res *res)
 {
     const char *where = NULL;
 
-    if (fn_has_nul_escape(req->query, strlen(req->query)))
+    if (fnsdk_has_nul_escape(req->query, strlen(req->query)))
         where = "the query string";
-    else if (req->body_len && fn_is_form(req) &&
+    else if (req->body_len && fnsdk_is_form(req) &&
              (memchr(req->body, '\0', req->body_len) ||
-              fn_has_nul_escape(req->body, req->body_len)))
+              fnsdk_has_nul_escape(req->body, req->body_len)))
         where = "the form body";
     if (!where)
         return 0;
@@ -469,7 +469,7 @@ static int fn_req_check_args(fn_req *req, fn_res *res)
 /* Reads and drops LEFT bytes of body, so that the front end sees the whole
  * request taken (an unread unix socket closes with a reset, which nginx
  * reports as 502 instead of our answer). */
-static void fn_req_drain(FCGX_Request *r, long long left)
+static void fnsdk_req_drain(FCGX_Request *r, long long left)
 {
     char scratch[16384];
 
@@ -482,37 +482,37 @@ static void fn_req_drain(FCGX_Request *r, long long left)
     }
 }
 
-static int fn_req_too_large(fn_res *res, long long want, const struct fn_limits *lim)
+static int fnsdk_req_too_large(fn_res *res, long long want, const struct fnsdk_limits *lim)
 {
     fn_error(res, 413, "request body of %lld bytes exceeds max_body (%lld bytes)", want,
              (long long)lim->max_body);
     return 413;
 }
 
-int fn_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, size_t len,
-                     const struct fn_limits *lim)
+int fnsdk_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, size_t len,
+                     const struct fnsdk_limits *lim)
 {
     int rc;
 
-    fn_req_params(req, envp);
+    fnsdk_req_params(req, envp);
     if (lim->max_body > 0 && (long long)len > lim->max_body)
-        return fn_req_too_large(res, (long long)len, lim);
-    if ((rc = fn_req_body_room(req, res, len)) != 0)
+        return fnsdk_req_too_large(res, (long long)len, lim);
+    if ((rc = fnsdk_req_body_room(req, res, len)) != 0)
         return rc;
     if (len)
         memcpy(req->body, body, len);
     req->body_len = len;
     req->body[len] = '\0';
-    return fn_req_check_args(req, res);
+    return fnsdk_req_check_args(req, res);
 }
 
-int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limits *lim)
+int fnsdk_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fnsdk_limits *lim)
 {
     const char *cl;
     long long want = 0;
     int rc;
 
-    fn_req_params(req, r->envp);
+    fnsdk_req_params(req, r->envp);
     cl = req->known.content_length;
     if (cl && *cl) {
         char *end;
@@ -524,13 +524,13 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
         }
     }
     if (lim->max_body > 0 && want > lim->max_body) {
-        fn_req_drain(r, want);
-        return fn_req_too_large(res, want, lim);
+        fnsdk_req_drain(r, want);
+        return fnsdk_req_too_large(res, want, lim);
     }
     /* The buffer grows with what arrives (a Content-Length is only a claim),
      * and reads go in chunks an int can count: lengths past 2 GiB are
      * neither truncated nor allocated up front. */
-    if ((rc = fn_req_body_room(req, res, want < FN_BODY_FIRST ? (size_t)want : FN_BODY_FIRST)))
+    if ((rc = fnsdk_req_body_room(req, res, want < FNSDK_BODY_FIRST ? (size_t)want : FNSDK_BODY_FIRST)))
         return rc;
     req->body_len = 0;
     while ((long long)req->body_len < want) {
@@ -539,9 +539,9 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
 
         if (room == 0) {
             long long grow = (long long)(req->body_cap - 1) * 2;
-            if (fn_req_body_room(req, res, (size_t)(grow < want ? grow : want)) != 0) {
-                fn_req_drain(r, want - (long long)req->body_len);
-                fn_res_reset(res);
+            if (fnsdk_req_body_room(req, res, (size_t)(grow < want ? grow : want)) != 0) {
+                fnsdk_req_drain(r, want - (long long)req->body_len);
+                fnsdk_res_reset(res);
                 fn_error(res, 413,
                          "request body of %lld bytes does not fit in this instance's memory", want);
                 return 413;
@@ -550,7 +550,7 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
         }
         if ((long long)room > want - (long long)req->body_len)
             room = (size_t)(want - (long long)req->body_len);
-        n = FCGX_GetStr(req->body + req->body_len, room < FN_IO_CHUNK ? (int)room : FN_IO_CHUNK,
+        n = FCGX_GetStr(req->body + req->body_len, room < FNSDK_IO_CHUNK ? (int)room : FNSDK_IO_CHUNK,
                         r->in);
         if (n <= 0)
             break;
@@ -561,20 +561,20 @@ int fn_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fn_limi
         fn_error(res, 400, "request body ended after %zu of %lld bytes", req->body_len, want);
         return 400;
     }
-    return fn_req_check_args(req, res);
+    return fnsdk_req_check_args(req, res);
 }
 
-struct fn_dbreq **fn_req_db(fn_req *req)
+struct fnsdk_dbreq **fnsdk_req_db(fn_req *req)
 {
     return &req->db;
 }
 
-void fn_req_end(fn_req *req)
+void fnsdk_req_end(fn_req *req)
 {
-    fn_db_request_end(req->db);
+    fnsdk_db_request_end(req->db);
     req->db = NULL;
-    fn_pairs_clear(&req->args);
-    fn_pairs_clear(&req->headers);
+    fnsdk_pairs_clear(&req->args);
+    fnsdk_pairs_clear(&req->headers);
     req->args_parsed = req->headers_parsed = false;
     if (req->json) {
         json_decref(req->json);
@@ -586,8 +586,8 @@ void fn_req_end(fn_req *req)
     req->trace_id[0] = '\0';
     free(req->path_buf);
     req->path_buf = NULL;
-    if (fn_current == req)
-        fn_current = NULL;
+    if (fnsdk_current == req)
+        fnsdk_current = NULL;
     /* A large body's buffer is not kept across requests. */
     if (req->body_cap > 65536) {
         free(req->body);
@@ -596,7 +596,7 @@ void fn_req_end(fn_req *req)
     }
 }
 
-int64_t fn_req_arrival_ms(const fn_req *req)
+int64_t fnsdk_req_arrival_ms(const fn_req *req)
 {
     return req->envp ? req->arrival_ms : -1;
 }
@@ -624,7 +624,7 @@ const char *fn_request_id(const fn_req *req)
 /* W3C Trace Context: "00-<32 hex trace id>-<16 hex parent id>-<2 hex
  * flags>", lowercase.  A version other than 00 may carry more fields after
  * the flags; version ff and all-zero ids are invalid. */
-static bool fn_traceparent_parse(const char *tp, char *out)
+static bool fnsdk_traceparent_parse(const char *tp, char *out)
 {
     static const char hexd[] = "0123456789abcdef";
     size_t len;
@@ -656,7 +656,7 @@ const char *fn_trace_id(const fn_req *creq)
 
     if (!req->trace_parsed) {
         req->trace_parsed = true;
-        if (!req->envp || !fn_traceparent_parse(req->known.traceparent, req->trace_id))
+        if (!req->envp || !fnsdk_traceparent_parse(req->known.traceparent, req->trace_id))
             req->trace_id[0] = '\0';
     }
     return req->trace_id[0] ? req->trace_id : NULL;
@@ -669,7 +669,7 @@ const char *fn_query_string(const fn_req *req)
 
 /* True for an application/x-www-form-urlencoded body (parameters after a
  * ';' allowed, any case). */
-static bool fn_is_form(const fn_req *req)
+static bool fnsdk_is_form(const fn_req *req)
 {
     static const char form[] = "application/x-www-form-urlencoded";
     const char *ct = req->envp ? req->known.content_type : NULL;
@@ -685,27 +685,27 @@ static bool fn_is_form(const fn_req *req)
 /* Arguments and headers are parsed on first use: most handlers read one or
  * two of them, and every request would otherwise pay an allocation per
  * header.  The request is logically const; the parse is a cache. */
-static const struct fn_pairs *fn_req_args(const fn_req *creq)
+static const struct fnsdk_pairs *fnsdk_req_args(const fn_req *creq)
 {
     fn_req *req = (fn_req *)creq;
     if (!req->args_parsed && req->envp) {
         req->args_parsed = true;
-        if (fn_parse_query(req, req->query) < 0)
+        if (fnsdk_parse_query(req, req->query) < 0)
             fn_log("out of memory parsing the query string: some arguments are missing");
         /* A form body's fields follow the URL's, through the same accessors
          * (like PHP's $_REQUEST). */
-        if (fn_is_form(req) && fn_parse_query(req, req->body ? req->body : "") < 0)
+        if (fnsdk_is_form(req) && fnsdk_parse_query(req, req->body ? req->body : "") < 0)
             fn_log("out of memory parsing the form body: some arguments are missing");
     }
     return &req->args;
 }
 
-static const struct fn_pairs *fn_req_headers(const fn_req *creq)
+static const struct fnsdk_pairs *fnsdk_req_headers(const fn_req *creq)
 {
     fn_req *req = (fn_req *)creq;
     if (!req->headers_parsed && req->envp) {
         req->headers_parsed = true;
-        if (fn_parse_headers(req, req->envp) < 0)
+        if (fnsdk_parse_headers(req, req->envp) < 0)
             fn_log("out of memory parsing the headers: some headers are missing");
     }
     return &req->headers;
@@ -713,7 +713,7 @@ static const struct fn_pairs *fn_req_headers(const fn_req *creq)
 
 const char *fn_arg(const fn_req *req, const char *name)
 {
-    const struct fn_pairs *a = fn_req_args(req);
+    const struct fnsdk_pairs *a = fnsdk_req_args(req);
     for (size_t i = 0; i < a->n; i++) {
         if (strcmp(a->v[i].name, name) == 0)
             return a->v[i].value;
@@ -723,7 +723,7 @@ const char *fn_arg(const fn_req *req, const char *name)
 
 size_t fn_arg_all(const fn_req *req, const char *name, const char **values, size_t max)
 {
-    const struct fn_pairs *a = fn_req_args(req);
+    const struct fnsdk_pairs *a = fnsdk_req_args(req);
     size_t n = 0;
 
     for (size_t i = 0; i < a->n; i++) {
@@ -740,20 +740,20 @@ long long fn_deadline_ms(const fn_req *req)
 {
     int64_t left;
 
-    if (fn_request_timeout_ms <= 0 || !req->envp)
+    if (fnsdk_request_timeout_ms <= 0 || !req->envp)
         return -1;
-    left = req->start_ms + fn_request_timeout_ms - fn_mono_ms();
+    left = req->start_ms + fnsdk_request_timeout_ms - fnsdk_mono_ms();
     return left > 0 ? (long long)left : 0;
 }
 
 size_t fn_arg_count(const fn_req *req)
 {
-    return fn_req_args(req)->n;
+    return fnsdk_req_args(req)->n;
 }
 
 int fn_arg_at(const fn_req *req, size_t i, const char **name, const char **value)
 {
-    const struct fn_pairs *a = fn_req_args(req);
+    const struct fnsdk_pairs *a = fnsdk_req_args(req);
     if (i >= a->n)
         return -1;
     *name = a->v[i].name;
@@ -763,7 +763,7 @@ int fn_arg_at(const fn_req *req, size_t i, const char **name, const char **value
 
 const char *fn_header(const fn_req *req, const char *name)
 {
-    const struct fn_pairs *h = fn_req_headers(req);
+    const struct fnsdk_pairs *h = fnsdk_req_headers(req);
     for (size_t i = 0; i < h->n; i++) {
         if (strcasecmp(h->v[i].name, name) == 0)
             return h->v[i].value;
@@ -773,12 +773,12 @@ const char *fn_header(const fn_req *req, const char *name)
 
 size_t fn_header_count(const fn_req *req)
 {
-    return fn_req_headers(req)->n;
+    return fnsdk_req_headers(req)->n;
 }
 
 int fn_header_at(const fn_req *req, size_t i, const char **name, const char **value)
 {
-    const struct fn_pairs *h = fn_req_headers(req);
+    const struct fnsdk_pairs *h = fnsdk_req_headers(req);
     if (i >= h->n)
         return -1;
     *name = h->v[i].name;
@@ -795,7 +795,7 @@ const char *fn_body(const fn_req *req, size_t *len)
 {
     if (len)
         *len = req->body_len;
-    return req->body ? req->body : fn_empty;
+    return req->body ? req->body : fnsdk_empty;
 }
 
 json_t *fn_body_json(fn_req *req, fn_res *res)
@@ -810,7 +810,7 @@ json_t *fn_body_json(fn_req *req, fn_res *res)
     return req->json;
 }
 
-int fn_req_run(fn_req *req, fn_res *res, fn_handler handler)
+int fnsdk_req_run(fn_req *req, fn_res *res, fn_handler handler)
 {
     int rc = handler(req, res);
 

@@ -23,53 +23,53 @@ struct fn_res {
     int status;         /* 0: no response yet */
     char *content_type; /* ct_buf, or owned when it does not fit; NULL: none */
     char ct_buf[64];    /* the usual content types: no allocation per response */
-    struct fn_pairs headers;
+    struct fnsdk_pairs headers;
     char *body_base; /* owned allocation; the body starts body_off into it */
     size_t body_off;
     size_t body_len;
 };
 
-static const char *fn_empty = "";
+static const char *fnsdk_empty = "";
 
-fn_res *fn_res_new(void)
+fn_res *fnsdk_res_new(void)
 {
     return calloc(1, sizeof(fn_res));
 }
 
-static void fn_res_ct_free(fn_res *res)
+static void fnsdk_res_ct_free(fn_res *res)
 {
     if (res->content_type != res->ct_buf)
         free(res->content_type);
     res->content_type = NULL;
 }
 
-void fn_res_reset(fn_res *res)
+void fnsdk_res_reset(fn_res *res)
 {
     res->status = 0;
-    fn_res_ct_free(res);
-    fn_pairs_clear(&res->headers);
+    fnsdk_res_ct_free(res);
+    fnsdk_pairs_clear(&res->headers);
     free(res->body_base);
     res->body_base = NULL;
     res->body_off = 0;
     res->body_len = 0;
 }
 
-void fn_res_free(fn_res *res)
+void fnsdk_res_free(fn_res *res)
 {
     if (!res)
         return;
-    fn_res_reset(res);
-    fn_pairs_free(&res->headers);
+    fnsdk_res_reset(res);
+    fnsdk_pairs_free(&res->headers);
     free(res);
 }
 
-static bool fn_header_ok(const char *s)
+static bool fnsdk_header_ok(const char *s)
 {
     return s && !strpbrk(s, "\r\n");
 }
 
 /* RFC 9110 token: 1*tchar. */
-static bool fn_token(const char *s)
+static bool fnsdk_token(const char *s)
 {
     if (!s || !*s)
         return false;
@@ -84,7 +84,7 @@ static bool fn_token(const char *s)
 
 /* A field value: visible characters, spaces and tabs (no CR, LF or other
  * control character). */
-static bool fn_field_value(const char *s)
+static bool fnsdk_field_value(const char *s)
 {
     if (!s)
         return false;
@@ -100,7 +100,7 @@ int fn_set_header(fn_res *res, const char *name, const char *value)
 {
     char *n, *v;
 
-    if (!fn_token(name)) {
+    if (!fnsdk_token(name)) {
         /* Not echoed: it may hold the CR or LF that would split the log line. */
         fn_log("fn_set_header: a header name that is not an HTTP token: not set");
         errno = EINVAL;
@@ -113,14 +113,14 @@ int fn_set_header(fn_res *res, const char *name, const char *value)
         errno = EINVAL;
         return -1;
     }
-    if (!fn_field_value(value)) {
+    if (!fnsdk_field_value(value)) {
         fn_log("fn_set_header: the value of %s has a control character: not set", name);
         errno = EINVAL;
         return -1;
     }
     n = strdup(name);
     v = strdup(value);
-    if (!n || !v || fn_pairs_add(&res->headers, n, v) < 0) {
+    if (!n || !v || fnsdk_pairs_add(&res->headers, n, v) < 0) {
         free(n);
         free(v);
         return -1;
@@ -128,19 +128,19 @@ int fn_set_header(fn_res *res, const char *name, const char *value)
     return 0;
 }
 
-int fn_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
+int fnsdk_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
                 size_t len)
 {
     const char *ct = content_type ? content_type : "application/octet-stream";
     size_t ctlen = strlen(ct);
     char *own = NULL;
 
-    if (!fn_header_ok(ct) || status < 100 || status > 999 ||
+    if (!fnsdk_header_ok(ct) || status < 100 || status > 999 ||
         (ctlen >= sizeof(res->ct_buf) && !(own = strdup(ct)))) {
         free(base);
         return -1;
     }
-    fn_res_ct_free(res);
+    fnsdk_res_ct_free(res);
     if (own) {
         res->content_type = own;
     } else {
@@ -156,9 +156,9 @@ int fn_res_take(fn_res *res, int status, const char *content_type, char *base, s
 }
 
 /* Takes ownership of BODY (malloc'ed). */
-static int fn_send_owned(fn_res *res, int status, const char *content_type, char *body, size_t len)
+static int fnsdk_send_owned(fn_res *res, int status, const char *content_type, char *body, size_t len)
 {
-    return fn_res_take(res, status, content_type, body, 0, len);
+    return fnsdk_res_take(res, status, content_type, body, 0, len);
 }
 
 int fn_send(fn_res *res, int status, const char *content_type, const void *body, size_t len)
@@ -169,7 +169,7 @@ int fn_send(fn_res *res, int status, const char *content_type, const void *body,
         return -1;
     if (len)
         memcpy(copy, body, len);
-    return fn_send_owned(res, status, content_type, copy, len);
+    return fnsdk_send_owned(res, status, content_type, copy, len);
 }
 
 int fn_send_text(fn_res *res, int status, const char *text)
@@ -182,29 +182,29 @@ int fn_responded(const fn_res *res)
     return res->status != 0;
 }
 
-int fn_res_status(const fn_res *res)
+int fnsdk_res_status(const fn_res *res)
 {
     return res->status;
 }
 
-const char *fn_res_content_type(const fn_res *res)
+const char *fnsdk_res_content_type(const fn_res *res)
 {
-    return res->content_type ? res->content_type : fn_empty;
+    return res->content_type ? res->content_type : fnsdk_empty;
 }
 
-const char *fn_res_body(const fn_res *res, size_t *len)
+const char *fnsdk_res_body(const fn_res *res, size_t *len)
 {
     if (len)
         *len = res->body_len;
-    return res->body_base ? res->body_base + res->body_off : fn_empty;
+    return res->body_base ? res->body_base + res->body_off : fnsdk_empty;
 }
 
-size_t fn_res_header_count(const fn_res *res)
+size_t fnsdk_res_header_count(const fn_res *res)
 {
     return res->headers.n;
 }
 
-int fn_res_header_at(const fn_res *res, size_t i, const char **name, const char **value)
+int fnsdk_res_header_at(const fn_res *res, size_t i, const char **name, const char **value)
 {
     if (i >= res->headers.n)
         return -1;
@@ -213,7 +213,7 @@ int fn_res_header_at(const fn_res *res, size_t i, const char **name, const char 
     return 0;
 }
 
-static const char *fn_reason(int status)
+static const char *fnsdk_reason(int status)
 {
     switch (status) {
     case 200:
@@ -260,7 +260,7 @@ static const char *fn_reason(int status)
 }
 
 /* Appends the decimal digits of V at P; returns the end. */
-static char *fn_put_uint(char *p, size_t v)
+static char *fnsdk_put_uint(char *p, size_t v)
 {
     char digits[24];
     size_t n = 0;
@@ -279,20 +279,20 @@ static char *fn_put_uint(char *p, size_t v)
  * $upstream_http_x_request_id, can name the request the function logged.
  * NULL when the handler set an X-Request-Id of its own, or the id a front
  * end sent would not make a valid header value (or is too long for one). */
-const char *fn_res_id_value(void)
+const char *fnsdk_res_id_value(void)
 {
-    const char *id = fn_req_current_id();
+    const char *id = fnsdk_req_current_id();
 
-    if (fn_req_current_id_made())
+    if (fnsdk_req_current_id_made())
         return id;
-    if (!id || !*id || strlen(id) > 128 || !fn_field_value(id))
+    if (!id || !*id || strlen(id) > 128 || !fnsdk_field_value(id))
         return NULL;
     return id;
 }
 
-static const char *fn_res_request_id(const fn_res *res)
+static const char *fnsdk_res_request_id(const fn_res *res)
 {
-    const char *id = fn_res_id_value();
+    const char *id = fnsdk_res_id_value();
 
     if (!id)
         return NULL;
@@ -303,20 +303,20 @@ static const char *fn_res_request_id(const fn_res *res)
     return id;
 }
 
-int fn_res_write(fn_res *res, FCGX_Request *r)
+int fnsdk_res_write(fn_res *res, FCGX_Request *r)
 {
     char head[1024], *p = head;
-    const char *reason = fn_reason(res->status), *ct = fn_res_content_type(res);
-    const char *id = fn_res_request_id(res);
+    const char *reason = fnsdk_reason(res->status), *ct = fnsdk_res_content_type(res);
+    const char *id = fnsdk_res_request_id(res);
     size_t rlen = strlen(reason), ctlen = strlen(ct), idlen = id ? strlen(id) : 0;
 
-    fn_loop_response_started();
+    fnsdk_loop_response_started();
     /* One buffer and one FCGX_PutStr, built by hand: snprintf (and
      * libfcgi's own printf) cost more than the rest of the write. */
     if (ctlen + rlen + idlen + 112 > sizeof(head))
         return -1;
     memcpy(p, "Status: ", 8);
-    p = fn_put_uint(p + 8, (size_t)res->status);
+    p = fnsdk_put_uint(p + 8, (size_t)res->status);
     *p++ = ' ';
     memcpy(p, reason, rlen);
     p += rlen;
@@ -325,7 +325,7 @@ int fn_res_write(fn_res *res, FCGX_Request *r)
     memcpy(p, ct, ctlen);
     p += ctlen;
     memcpy(p, "\r\nContent-Length: ", 18);
-    p = fn_put_uint(p + 18, res->body_len);
+    p = fnsdk_put_uint(p + 18, res->body_len);
     memcpy(p, "\r\n", 2);
     p += 2;
     if (id) {
@@ -349,7 +349,7 @@ int fn_res_write(fn_res *res, FCGX_Request *r)
         FCGX_PutStr("\r\n", 2, r->out);
     for (size_t done = 0; done < res->body_len;) {
         size_t left = res->body_len - done;
-        int chunk = left < FN_IO_CHUNK ? (int)left : FN_IO_CHUNK;
+        int chunk = left < FNSDK_IO_CHUNK ? (int)left : FNSDK_IO_CHUNK;
         if (FCGX_PutStr(res->body_base + res->body_off + done, chunk, r->out) < 0)
             return -1;
         done += (size_t)chunk;

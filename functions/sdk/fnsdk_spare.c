@@ -36,9 +36,9 @@ extern char **environ;
 /* The assignment, kept for the process's life: its strings are the
  * environment.  Not static: a store to a static that is never read may be
  * dropped, and a leak checker must see the assignment reachable. */
-struct childsetup *fn_spare_assignment;
+struct childsetup *fnsdk_spare_assignment;
 
-static int64_t fn_spare_now(void)
+static int64_t fnsdk_spare_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -61,11 +61,11 @@ int main(int argc, char **argv)
      * before it is assigned. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0 || fn_loop_prepare() < 0)
+    if (devnull < 0 || fnsdk_loop_prepare() < 0)
         return 127;
 
-    a = fn_spare_assignment = assign_recv(3, err, sizeof(err));
-    t_assigned = fn_spare_now();
+    a = fnsdk_spare_assignment = assign_recv(3, err, sizeof(err));
+    t_assigned = fnsdk_spare_now();
     if (!a) {
         if (!err[0])
             return 0;
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         if (name)
             prctl(PR_SET_NAME, name, 0, 0, 0);
     }
-    t_setup = fn_spare_now();
+    t_setup = fnsdk_spare_now();
 
     so = dlopen(a->so_path, RTLD_NOW | RTLD_LOCAL);
     if (!so) {
@@ -110,7 +110,7 @@ int main(int argc, char **argv)
                 a->so_path);
         return 127;
     }
-    t_loaded = fn_spare_now();
-    fn_loop_spare_trace(t_assigned, t_setup, t_loaded);
+    t_loaded = fnsdk_spare_now();
+    fnsdk_loop_spare_trace(t_assigned, t_setup, t_loaded);
     return fn_main(argc, argv, handler);
 }

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-static int fn_uri_hex(int c)
+static int fnsdk_uri_hex(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -20,7 +20,7 @@ static int fn_uri_hex(int c)
     return -1;
 }
 
-static char *fn_uri_decode(const char *s, size_t n, bool path)
+static char *fnsdk_uri_decode(const char *s, size_t n, bool path)
 {
     char *out = malloc(n + 1), *o = out;
 
@@ -30,8 +30,8 @@ static char *fn_uri_decode(const char *s, size_t n, bool path)
         int hi, lo;
         if (s[i] == '+' && !path) {
             *o++ = ' ';
-        } else if (s[i] == '%' && i + 2 < n && (hi = fn_uri_hex((unsigned char)s[i + 1])) >= 0 &&
-                   (lo = fn_uri_hex((unsigned char)s[i + 2])) >= 0 && (!path || hi || lo)) {
+        } else if (s[i] == '%' && i + 2 < n && (hi = fnsdk_uri_hex((unsigned char)s[i + 1])) >= 0 &&
+                   (lo = fnsdk_uri_hex((unsigned char)s[i + 2])) >= 0 && (!path || hi || lo)) {
             *o++ = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -42,12 +42,12 @@ static char *fn_uri_decode(const char *s, size_t n, bool path)
     return out;
 }
 
-char *fn_uri_decode_query(const char *s, size_t n)
+char *fnsdk_uri_decode_query(const char *s, size_t n)
 {
-    return fn_uri_decode(s, n, false);
+    return fnsdk_uri_decode(s, n, false);
 }
 
-char *fn_uri_decode_path(const char *s, size_t n)
+char *fnsdk_uri_decode_path(const char *s, size_t n)
 {
-    return fn_uri_decode(s, n, true);
+    return fnsdk_uri_decode(s, n, true);
 }

@@ -78,10 +78,10 @@ static void client_flush(struct client *c)
     }
     /* A large answer's buffer goes back, not kept for the next one. */
     if (c->out.cap > ((size_t)64 << 10)) {
-        fn_buf_free(&c->out);
-        fn_buf_init(&c->out, 0);
+        fnsdk_buf_free(&c->out);
+        fnsdk_buf_init(&c->out, 0);
     } else {
-        fn_buf_reset(&c->out);
+        fnsdk_buf_reset(&c->out);
     }
     c->out_off = 0;
     client_count_unsent(c);
@@ -119,7 +119,7 @@ static void client_account(struct client *c, const char *sqlstate, const char *m
     struct poolstat_shm *st = c->pool->stats;
     int64_t now = pool_now_ns();
     int64_t ns = c->started_ns ? now - c->started_ns : -1;
-    int64_t slow = FN_SB_LOAD(st->slow_query_ms);
+    int64_t slow = FNSDK_SB_LOAD(st->slow_query_ms);
     char sql[200];
     const char *trace = c->trace[0] ? c->trace : "-";
 
@@ -142,7 +142,7 @@ static void client_account(struct client *c, const char *sqlstate, const char *m
                   c->hello.fn, c->hello.pid, ns >= 0 ? (double)ns / 1e6 : 0.0, sqlstate,
                   msg ? msg : "", trace, sql);
     } else {
-        FN_SB_STORE(st->slow_queries, FN_SB_LOAD(st->slow_queries) + 1);
+        FNSDK_SB_STORE(st->slow_queries, FNSDK_SB_LOAD(st->slow_queries) + 1);
         log_warnx("[fn %s pid %d] slow query: %.1f ms (slow_query %lld ms); trace_id %s; sql: %s",
                   c->hello.fn, c->hello.pid, (double)ns / 1e6, (long long)slow, trace, sql);
     }
@@ -170,13 +170,13 @@ void client_error(struct client *c, const char *sqlstate, const char *msg, const
 
     client_account(c, sqlstate, msg);
     c->out.max = 0;
-    fn_frame_begin(&c->out, FN_FRAME_ERROR);
-    fn_frame_add(&c->out, sqlstate, strlen(sqlstate));
-    fn_frame_add(&c->out, msg, strlen(msg));
-    fn_frame_add(&c->out, detail ? detail : "", detail ? strlen(detail) : 0);
-    fn_frame_add(&c->out, hint ? hint : "", hint ? strlen(hint) : 0);
-    fn_frame_add(&c->out, position ? position : "", position ? strlen(position) : 0);
-    if (fn_frame_end_at(&c->out, start) < 0) {
+    fnsdk_frame_begin(&c->out, FNSDK_FRAME_ERROR);
+    fnsdk_frame_add(&c->out, sqlstate, strlen(sqlstate));
+    fnsdk_frame_add(&c->out, msg, strlen(msg));
+    fnsdk_frame_add(&c->out, detail ? detail : "", detail ? strlen(detail) : 0);
+    fnsdk_frame_add(&c->out, hint ? hint : "", hint ? strlen(hint) : 0);
+    fnsdk_frame_add(&c->out, position ? position : "", position ? strlen(position) : 0);
+    if (fnsdk_frame_end_at(&c->out, start) < 0) {
         client_close(c, "out of memory");
         return;
     }
@@ -199,7 +199,7 @@ void client_error_res(struct client *c, const PGresult *r)
                  PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION));
 }
 
-void client_result(struct client *c, const PGresult *r, const struct fn_buf *json, long nrows)
+void client_result(struct client *c, const PGresult *r, const struct fnsdk_buf *json, long nrows)
 {
     size_t start = c->out.len;
     const char *tag = PQcmdStatus((PGresult *)r);
@@ -207,14 +207,14 @@ void client_result(struct client *c, const PGresult *r, const struct fn_buf *jso
 
     if (json) {
         c->out.max = start + (size_t)c->pool->set.max_result + 1024;
-        fn_frame_begin(&c->out, FN_FRAME_RESULT);
-        fn_frame_add(&c->out, tag, strlen(tag));
-        fn_frame_add(&c->out, rows, strlen(rows));
-        fn_frame_add(&c->out, json->data ? json->data : "[]", json->data ? json->len : 2);
-        FN_SB_STORE(c->pool->stats->bytes_rendered,
-                    FN_SB_LOAD(c->pool->stats->bytes_rendered) + json->len);
+        fnsdk_frame_begin(&c->out, FNSDK_FRAME_RESULT);
+        fnsdk_frame_add(&c->out, tag, strlen(tag));
+        fnsdk_frame_add(&c->out, rows, strlen(rows));
+        fnsdk_frame_add(&c->out, json->data ? json->data : "[]", json->data ? json->len : 2);
+        FNSDK_SB_STORE(c->pool->stats->bytes_rendered,
+                    FNSDK_SB_LOAD(c->pool->stats->bytes_rendered) + json->len);
     }
-    if (!json || fn_frame_end_at(&c->out, start) < 0) {
+    if (!json || fnsdk_frame_end_at(&c->out, start) < 0) {
         char msg[160];
         c->out.len = start;
         c->out.failed = 0;
@@ -239,8 +239,8 @@ void client_free(struct client *c)
         event_free(c->wev);
     if (c->fd >= 0)
         close(c->fd);
-    fn_frame_reader_free(&c->rd);
-    fn_buf_free(&c->out);
+    fnsdk_frame_reader_free(&c->rd);
+    fnsdk_buf_free(&c->out);
     free(c->qbuf);
     free(c->values);
     free(c);
@@ -290,16 +290,16 @@ void client_close(struct client *c, const char *why)
 }
 
 /* Copies the parsed query into C in the form libpq takes. */
-static int client_take_query(struct client *c, const struct fn_frame_view *v)
+static int client_take_query(struct client *c, const struct fnsdk_frame_view *v)
 {
     size_t total = 0;
     char *w;
 
     c->nparams = (int)v->n_fields - 1;
     c->trace[0] = '\0';
-    if (c->nparams > 0 && v->field[v->n_fields - 1].p[0] == FN_FRAME_P_TRACE) {
+    if (c->nparams > 0 && v->field[v->n_fields - 1].p[0] == FNSDK_FRAME_P_TRACE) {
         /* Not a parameter: the request's trace id, for the log. */
-        const struct fn_frame_field *t = &v->field[v->n_fields - 1];
+        const struct fnsdk_frame_field *t = &v->field[v->n_fields - 1];
         memcpy(c->trace, t->p + 1, t->len - 1); /* 32 bytes, checked by the parser */
         c->trace[t->len - 1] = '\0';
         c->nparams--;
@@ -316,15 +316,15 @@ static int client_take_query(struct client *c, const struct fn_frame_view *v)
     c->sql = w;
     w += v->field[0].len + 1;
     for (int i = 0; i < c->nparams; i++) {
-        const struct fn_frame_field *f = &v->field[i + 1];
+        const struct fnsdk_frame_field *f = &v->field[i + 1];
         char tag = f->p[0];
-        if (tag == FN_FRAME_P_NULL) {
+        if (tag == FNSDK_FRAME_P_NULL) {
             c->values[i] = NULL;
             continue;
         }
         memcpy(w, f->p + 1, f->len - 1);
         w[f->len - 1] = '\0';
-        if (tag == FN_FRAME_P_BOOL)
+        if (tag == FNSDK_FRAME_P_BOOL)
             c->values[i] = w[0] == 't' ? "true" : "false";
         else
             c->values[i] = w;
@@ -335,7 +335,7 @@ static int client_take_query(struct client *c, const struct fn_frame_view *v)
 
 static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-    static struct fn_frame_view view; /* 16 KB: one, not per client */
+    static struct fnsdk_frame_view view; /* 16 KB: one, not per client */
     struct client *c = arg;
     struct pool *p = c->pool;
     const char *payload;
@@ -344,17 +344,17 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
     int r;
     (void)what;
 
-    r = fn_frame_reader_read(&c->rd, (int)fd);
-    while (fn_frame_reader_next(&c->rd, &payload, &len) == 1) {
+    r = fnsdk_frame_reader_read(&c->rd, (int)fd);
+    while (fnsdk_frame_reader_next(&c->rd, &payload, &len) == 1) {
         if (c->has_query || c->unsent > 0) {
             client_close(c, "a second query before the answer to the first was read");
             return;
         }
-        if (fn_frame_parse(payload, len, &view, err, sizeof(err)) < 0) {
+        if (fnsdk_frame_parse(payload, len, &view, err, sizeof(err)) < 0) {
             client_close(c, err);
             return;
         }
-        if (view.type != FN_FRAME_QUERY) {
+        if (view.type != FNSDK_FRAME_QUERY) {
             client_close(c, "not a query frame");
             return;
         }
@@ -399,8 +399,8 @@ struct client *client_new(struct pool *p, int fd, const struct pool_hello *hello
         return NULL;
     }
     evutil_make_socket_nonblocking(fd);
-    fn_frame_reader_init(&c->rd, (size_t)p->set.max_query);
-    fn_buf_init(&c->out, 0);
+    fnsdk_frame_reader_init(&c->rd, (size_t)p->set.max_query);
+    fnsdk_buf_init(&c->out, 0);
     c->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, client_read_cb, c);
     c->wev = event_new(p->base, fd, EV_WRITE, client_write_cb, c);
     if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {

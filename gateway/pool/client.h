@@ -33,6 +33,6 @@ void client_error(struct client *c, const char *sqlstate, const char *msg, const
 void client_error_res(struct client *c, const PGresult *r);
 /* R's command tag and count with JSON, the rendered rows; JSON NULL: the
  * result of NROWS rows passed max_result (FG002). */
-void client_result(struct client *c, const PGresult *r, const struct fn_buf *json, long nrows);
+void client_result(struct client *c, const PGresult *r, const struct fnsdk_buf *json, long nrows);
 
 #endif

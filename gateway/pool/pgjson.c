@@ -126,33 +126,33 @@ static inline void pgjson_copy(char *d, const char *s, size_t n)
 }
 
 /* Whether N more bytes (and the NUL after them) fit in OUT's allocation and
- * under its max, so they can be stored without fn_buf_append.  max is checked
+ * under its max, so they can be stored without fnsdk_buf_append.  max is checked
  * here, not trusted to bound cap: a caller may lower it on a buffer that has
  * already grown (the pool sets a per-result limit on a reused buffer). */
-static inline int pgjson_fits(const struct fn_buf *out, size_t n)
+static inline int pgjson_fits(const struct fnsdk_buf *out, size_t n)
 {
     return n < out->cap - out->len && !out->failed && (out->max == 0 || out->len + n <= out->max);
 }
 
-/* The fast path of fn_buf_append.  The NUL is written once at the end of a
+/* The fast path of fnsdk_buf_append.  The NUL is written once at the end of a
  * render, not after every piece. */
-static inline int pgjson_put(struct fn_buf *out, const void *p, size_t n)
+static inline int pgjson_put(struct fnsdk_buf *out, const void *p, size_t n)
 {
     if (pgjson_fits(out, n)) {
         pgjson_copy(out->data + out->len, p, n);
         out->len += n;
         return 0;
     }
-    return fn_buf_append(out, p, n);
+    return fnsdk_buf_append(out, p, n);
 }
 
-static inline int pgjson_putc(struct fn_buf *out, char c)
+static inline int pgjson_putc(struct fnsdk_buf *out, char c)
 {
     if (pgjson_fits(out, 1)) {
         out->data[out->len++] = c;
         return 0;
     }
-    return fn_buf_append(out, &c, 1);
+    return fnsdk_buf_append(out, &c, 1);
 }
 
 /* Length of the valid UTF-8 sequence at U (N bytes available), or 0. */
@@ -189,7 +189,7 @@ static size_t pgjson_utf8_len(const unsigned char *u, size_t n)
     return need;
 }
 
-static int pgjson_escape(struct fn_buf *out, unsigned char c)
+static int pgjson_escape(struct fnsdk_buf *out, unsigned char c)
 {
     char e[6] = {'\\', 'u', '0', '0', pgjson_hex[c >> 4], pgjson_hex[c & 15]};
 
@@ -233,7 +233,7 @@ static inline size_t pgjson_scan(const unsigned char *u, size_t i, size_t len)
 
 /* pgjson_string without the cleanup on failure, for use inside a render
  * that cleans up as a whole. */
-static int pgjson_string_raw(struct fn_buf *out, const char *s, size_t len)
+static int pgjson_string_raw(struct fnsdk_buf *out, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i, run = 0, k;
@@ -249,7 +249,7 @@ static int pgjson_string_raw(struct fn_buf *out, const char *s, size_t len)
         out->len += len + 2;
         return 0;
     }
-    if (out->cap - out->len <= len + 2 && fn_buf_reserve(out, len + 2) < 0)
+    if (out->cap - out->len <= len + 2 && fnsdk_buf_reserve(out, len + 2) < 0)
         return -1;
     pgjson_putc(out, '"');
     while (i < len) {
@@ -266,7 +266,7 @@ static int pgjson_string_raw(struct fn_buf *out, const char *s, size_t len)
     return pgjson_putc(out, '"');
 }
 
-int pgjson_string(struct fn_buf *out, const char *s, size_t len)
+int pgjson_string(struct fnsdk_buf *out, const char *s, size_t len)
 {
     size_t start = out->len;
 
@@ -316,7 +316,7 @@ static int pgjson_is_number(const char *p, size_t n)
     return i == n;
 }
 
-static int pgjson_scalar(struct fn_buf *out, int kind, const char *p, size_t n)
+static int pgjson_scalar(struct fnsdk_buf *out, int kind, const char *p, size_t n)
 {
     switch (kind) {
     case PGJSON_NUM:
@@ -348,12 +348,12 @@ static int pgjson_is_space(char c)
 
 /* Copies the N bytes at P into SCRATCH, dropping the backslash of each
  * backslash escape. */
-static int pgjson_unescape(struct fn_buf *scratch, const char *p, size_t n)
+static int pgjson_unescape(struct fnsdk_buf *scratch, const char *p, size_t n)
 {
     size_t i, j;
 
-    fn_buf_reset(scratch);
-    if (fn_buf_reserve(scratch, n) < 0)
+    fnsdk_buf_reset(scratch);
+    if (fnsdk_buf_reserve(scratch, n) < 0)
         return -1;
     for (i = j = 0; i < n; i++) {
         if (p[i] == '\\' && i + 1 < n)
@@ -367,8 +367,8 @@ static int pgjson_unescape(struct fn_buf *scratch, const char *p, size_t n)
 /* Renders a Postgres text array literal, {a,b,NULL}, {{1,2},{3,4}},
  * {"a b","c\"d"} or [0:1]={1,2}, as a JSON array with elements of KIND.
  * A literal that does not parse falls back to its text as a JSON string. */
-static int pgjson_array(struct fn_buf *out, int kind, const char *val, size_t n,
-                        struct fn_buf *scratch)
+static int pgjson_array(struct fnsdk_buf *out, int kind, const char *val, size_t n,
+                        struct fnsdk_buf *scratch)
 {
     const char *p = val, *end = val + n, *q, *e;
     size_t start = out->len, elen;
@@ -542,7 +542,7 @@ static int pgjson_scalar_kind(Oid oid)
 
 /* Describes each column and pre-renders its key into KEYS. */
 static int pgjson_columns(const PGresult *res, int ncols, struct pgjson_col *cols,
-                          struct fn_buf *keys)
+                          struct fnsdk_buf *keys)
 {
     const char *name;
     int c, ak;
@@ -555,9 +555,9 @@ static int pgjson_columns(const PGresult *res, int ncols, struct pgjson_col *col
         cols[c].kind = (unsigned char)(ak >= 0 ? ak : pgjson_scalar_kind(PQftype(res, c)));
         cols[c].koff = keys->len;
         name = PQfname(res, c);
-        fn_buf_putc(keys, c == 0 ? '{' : ',');
+        fnsdk_buf_putc(keys, c == 0 ? '{' : ',');
         pgjson_string_raw(keys, name, strlen(name));
-        fn_buf_putc(keys, ':');
+        fnsdk_buf_putc(keys, ':');
         if (keys->failed)
             return -1;
         cols[c].klen = keys->len - cols[c].koff;
@@ -586,8 +586,8 @@ static size_t pgjson_estimate(const PGresult *res, int nrows, int ncols, size_t 
 /* Appends rows FROM..TO-1 of RES, each preceded by a comma unless it is
  * the first row of the array (*NROWS counts the rows written whole). */
 static void pgjson_put_rows(const PGresult *res, int from, int to, int ncols,
-                            const struct pgjson_col *cols, const struct fn_buf *keys,
-                            struct fn_buf *scratch, struct fn_buf *out, long *nrows)
+                            const struct pgjson_col *cols, const struct fnsdk_buf *keys,
+                            struct fnsdk_buf *scratch, struct fnsdk_buf *out, long *nrows)
 {
     const char *v;
     size_t vlen;
@@ -622,10 +622,10 @@ static void pgjson_put_rows(const PGresult *res, int from, int to, int ncols,
     }
 }
 
-int pgjson_render(const PGresult *res, struct fn_buf *out)
+int pgjson_render(const PGresult *res, struct fnsdk_buf *out)
 {
     struct pgjson_col stack_cols[PGJSON_STACK_COLS], *cols = stack_cols;
-    struct fn_buf keys, scratch;
+    struct fnsdk_buf keys, scratch;
     size_t start = out->len;
     int nrows, ncols, rc = -1;
     long written = 0;
@@ -638,8 +638,8 @@ int pgjson_render(const PGresult *res, struct fn_buf *out)
     }
     nrows = PQntuples(res);
     ncols = PQnfields(res);
-    fn_buf_init(&keys, 0);
-    fn_buf_init(&scratch, 0);
+    fnsdk_buf_init(&keys, 0);
+    fnsdk_buf_init(&scratch, 0);
     if (ncols > PGJSON_STACK_COLS) {
         cols = malloc((size_t)ncols * sizeof(*cols));
         if (cols == NULL)
@@ -647,7 +647,7 @@ int pgjson_render(const PGresult *res, struct fn_buf *out)
     }
     if (pgjson_columns(res, ncols, cols, &keys) < 0)
         goto done;
-    fn_buf_reserve(out, pgjson_estimate(res, nrows, ncols, keys.len));
+    fnsdk_buf_reserve(out, pgjson_estimate(res, nrows, ncols, keys.len));
 
     pgjson_put_rows(res, 0, nrows, ncols, cols, &keys, &scratch, out, &written);
     if (written == 0)
@@ -664,8 +664,8 @@ done:
         out->data[out->len] = '\0';
     if (cols != stack_cols)
         free(cols);
-    fn_buf_free(&keys);
-    fn_buf_free(&scratch);
+    fnsdk_buf_free(&keys);
+    fnsdk_buf_free(&scratch);
     return rc;
 }
 
@@ -677,7 +677,7 @@ struct pgjson_rows {
     int ncols, ncap;
     bool described;
     long nrows;
-    struct fn_buf keys, scratch;
+    struct fnsdk_buf keys, scratch;
 };
 
 struct pgjson_rows *pgjson_rows_new(void)
@@ -686,8 +686,8 @@ struct pgjson_rows *pgjson_rows_new(void)
 
     if (st == NULL)
         return NULL;
-    fn_buf_init(&st->keys, 0);
-    fn_buf_init(&st->scratch, 0);
+    fnsdk_buf_init(&st->keys, 0);
+    fnsdk_buf_init(&st->scratch, 0);
     return st;
 }
 
@@ -696,8 +696,8 @@ void pgjson_rows_free(struct pgjson_rows *st)
     if (st == NULL)
         return;
     free(st->cols);
-    fn_buf_free(&st->keys);
-    fn_buf_free(&st->scratch);
+    fnsdk_buf_free(&st->keys);
+    fnsdk_buf_free(&st->scratch);
     free(st);
 }
 
@@ -706,8 +706,8 @@ void pgjson_rows_reset(struct pgjson_rows *st)
     st->described = false;
     st->ncols = 0;
     st->nrows = 0;
-    fn_buf_reset(&st->keys);
-    fn_buf_reset(&st->scratch);
+    fnsdk_buf_reset(&st->keys);
+    fnsdk_buf_reset(&st->scratch);
 }
 
 long pgjson_rows_count(const struct pgjson_rows *st)
@@ -715,7 +715,7 @@ long pgjson_rows_count(const struct pgjson_rows *st)
     return st->nrows;
 }
 
-int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fn_buf *out)
+int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fnsdk_buf *out)
 {
     int nrows;
 
@@ -746,7 +746,7 @@ int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fn_buf *
         }
         st->described = true;
         if (nrows > 1)
-            fn_buf_reserve(out, pgjson_estimate(res, nrows, ncols, st->keys.len));
+            fnsdk_buf_reserve(out, pgjson_estimate(res, nrows, ncols, st->keys.len));
     }
     pgjson_put_rows(res, 0, nrows, st->ncols, st->cols, &st->keys, &st->scratch, out, &st->nrows);
     if (out->data != NULL)
@@ -754,7 +754,7 @@ int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fn_buf *
     return out->failed ? -1 : 0;
 }
 
-int pgjson_rows_end(struct pgjson_rows *st, struct fn_buf *out)
+int pgjson_rows_end(struct pgjson_rows *st, struct fnsdk_buf *out)
 {
     if (st->nrows == 0)
         pgjson_putc(out, '[');

@@ -26,7 +26,7 @@
  * Returns 0, or -1 if RES is NULL, has a binary-format column, or the output
  * would pass out->max (or memory ran out): then out->failed is set and out->len
  * is back where it was, so whatever OUT held before is intact. */
-int pgjson_render(const PGresult *res, struct fn_buf *out);
+int pgjson_render(const PGresult *res, struct fnsdk_buf *out);
 
 /* The same array rendered a row at a time, for results read in libpq's
  * single-row mode: the pool enforces max_result while it reads instead of
@@ -44,9 +44,9 @@ void pgjson_rows_reset(struct pgjson_rows *st);
  * PGRES_TUPLES_OK; none for a result without rows) to the array in OUT,
  * opening it with the first row.  0, or -1 with out->failed set (past
  * out->max, a binary column, no memory); OUT then holds a partial array. */
-int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fn_buf *out);
+int pgjson_rows_add(struct pgjson_rows *st, const PGresult *res, struct fnsdk_buf *out);
 /* Closes the array: "]", or "[]" if no row was added.  0 or -1 (failed). */
-int pgjson_rows_end(struct pgjson_rows *st, struct fn_buf *out);
+int pgjson_rows_end(struct pgjson_rows *st, struct fnsdk_buf *out);
 /* Rows added since the last reset. */
 long pgjson_rows_count(const struct pgjson_rows *st);
 
@@ -54,6 +54,6 @@ long pgjson_rows_count(const struct pgjson_rows *st);
  * escapes '"', '\\' and control characters, passes valid UTF-8 through
  * unchanged and turns each byte of an invalid UTF-8 sequence into U+FFFD, so
  * the output is valid JSON whatever the input.  0 or -1 (out->failed). */
-int pgjson_string(struct fn_buf *out, const char *s, size_t len);
+int pgjson_string(struct fnsdk_buf *out, const char *s, size_t len);
 
 #endif

@@ -137,7 +137,7 @@ void server_drop(struct server *pc, const char *why)
     pc->result = pc->error = NULL;
     pgjson_rows_free(pc->rows);
     pc->rows = NULL;
-    fn_buf_free(&pc->json);
+    fnsdk_buf_free(&pc->json);
     pc->too_large = false;
     stmt_clear(&pc->stmts);
     server_ident_free(pc);
@@ -219,7 +219,7 @@ static int server_exec_prepare(struct server *pc)
         return -1;
     }
     pgjson_rows_reset(pc->rows);
-    fn_buf_reset(&pc->json);
+    fnsdk_buf_reset(&pc->json);
     pc->json.max = (size_t)pc->pool->set.max_result;
     pc->nrows = 0;
     pc->too_large = false;
@@ -261,7 +261,7 @@ static bool server_send_piped(struct server *pc)
 
     if (!PQenterPipelineMode(pc->pg))
         return false;
-    FN_SB_STORE(pc->pool->stats->resets, FN_SB_LOAD(pc->pool->stats->resets) + 1);
+    FNSDK_SB_STORE(pc->pool->stats->resets, FNSDK_SB_LOAD(pc->pool->stats->resets) + 1);
     pc->piped = true;
     pc->op = OP_RESET;
     ok = PQsendQueryParams(pc->pg, POOL_RESET_SQL, 0, NULL, NULL, NULL, NULL, 0);
@@ -276,8 +276,8 @@ static bool server_send_piped(struct server *pc)
         ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     }
     if (ok && pc->pool->set.prepared) {
-        FN_SB_STORE(pc->pool->stats->prepared_misses,
-                    FN_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+        FNSDK_SB_STORE(pc->pool->stats->prepared_misses,
+                    FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
         if (!(st = stmt_add(&pc->stmts, c->sql))) {
             server_drop(pc, "out of memory");
             return true;
@@ -315,7 +315,7 @@ static void server_rx_start(struct server *pc, struct stmt *st)
     if (pc->rx_armed)
         rxcount_reset(PQsocket(pc->pg), pc->whole ? guard : server_row_ceiling(pc->pool));
     if (pc->whole)
-        FN_SB_STORE(pc->pool->stats->whole_reads, FN_SB_LOAD(pc->pool->stats->whole_reads) + 1);
+        FNSDK_SB_STORE(pc->pool->stats->whole_reads, FNSDK_SB_LOAD(pc->pool->stats->whole_reads) + 1);
 }
 
 /* A whole read passed the guard.  libpq would go on buffering the result
@@ -337,7 +337,7 @@ static void server_trip(struct server *pc)
         if (strcmp(k->owner, pc->owner) == 0 && (st = stmt_find(&k->stmts, c->sql)) != NULL)
             st->big = true;
     }
-    FN_SB_STORE(p->stats->whole_cutoffs, FN_SB_LOAD(p->stats->whole_cutoffs) + 1);
+    FNSDK_SB_STORE(p->stats->whole_cutoffs, FNSDK_SB_LOAD(p->stats->whole_cutoffs) + 1);
     log_warnx("[fn %s pid %d] result passed %zu bytes while read whole (its statement's results "
               "had stayed under %zu): connection %d closed; the statement is read row by row "
               "from now on",
@@ -402,7 +402,7 @@ static void server_rows(struct server *pc, const PGresult *r)
         return;
     if (pgjson_rows_add(pc->rows, r, &pc->json) < 0) {
         pc->too_large = true;
-        fn_buf_free(&pc->json);
+        fnsdk_buf_free(&pc->json);
     }
 }
 
@@ -417,7 +417,7 @@ static void server_send_next(struct server *pc)
         return;
     if (pc->op == OP_NONE && pc->need_reset) {
         pc->op = OP_RESET;
-        FN_SB_STORE(pc->pool->stats->resets, FN_SB_LOAD(pc->pool->stats->resets) + 1);
+        FNSDK_SB_STORE(pc->pool->stats->resets, FNSDK_SB_LOAD(pc->pool->stats->resets) + 1);
         ok = PQsendQuery(pc->pg, POOL_RESET_SQL);
     } else if (pc->op < OP_SET && want != pc->timeout_cur) {
         char sql[64];
@@ -459,23 +459,23 @@ static void server_send_next(struct server *pc)
              * unnamed (parse, bind and execute in one round trip), so a
              * statement used once, or once per session reset, never pays
              * for a PREPARE. */
-            FN_SB_STORE(pc->pool->stats->prepared_hits,
-                        FN_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+            FNSDK_SB_STORE(pc->pool->stats->prepared_hits,
+                        FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_PREPARE;
             ok = PQsendPrepare(pc->pg, st->name, c->sql, c->nparams, NULL);
         } else if (st && pc->op != OP_PREPARE) {
-            FN_SB_STORE(pc->pool->stats->prepared_hits,
-                        FN_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+            FNSDK_SB_STORE(pc->pool->stats->prepared_hits,
+                        FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_EXEC;
             server_rx_start(pc, st);
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
         } else if (!st) {
-            FN_SB_STORE(pc->pool->stats->prepared_misses,
-                        FN_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+            FNSDK_SB_STORE(pc->pool->stats->prepared_misses,
+                        FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
             st = stmt_add(&pc->stmts, c->sql);
             if (!st) {
                 server_drop(pc, "out of memory");
@@ -643,9 +643,9 @@ static void server_release(struct server *pc)
     /* A large answer's buffer goes back (the pool's memory is bounded by
      * what is in flight, not by the largest answer ever sent). */
     if (pc->json.cap > POOL_JSON_KEEP)
-        fn_buf_free(&pc->json);
+        fnsdk_buf_free(&pc->json);
     else
-        fn_buf_reset(&pc->json);
+        fnsdk_buf_reset(&pc->json);
     pc->too_large = false;
     pc->cur_stmt = NULL;
     pc->sized = NULL;

@@ -47,8 +47,8 @@ struct client {
     int fd;
     struct event *rev, *wev;
     struct pool_hello hello;
-    struct fn_frame_reader rd;
-    struct fn_buf out;
+    struct fnsdk_frame_reader rd;
+    struct fnsdk_buf out;
     size_t out_off;
     size_t unsent; /* counted in pool->unsent */
     /* The query in flight: payload copy and libpq-ready parameters. */
@@ -104,7 +104,7 @@ struct server {
      * (so max_result holds while reading): the JSON array so far, capped
      * at max_result; once past it, the rest is read and dropped. */
     struct pgjson_rows *rows; /* owned, made on the first EXEC */
-    struct fn_buf json;
+    struct fnsdk_buf json;
     long nrows;     /* rows the server sent for the EXEC, kept or not */
     bool too_large; /* the rendered rows passed max_result */
     /* How the EXEC is read (server.c, rxcount.c): whole, without single-row

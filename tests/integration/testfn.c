@@ -67,7 +67,7 @@ static volatile struct forged_slot *find_slot(void)
  * the gateway keeps ({"a":1}), as fast as the gateway drains them. */
 static int logflood(fn_res *res)
 {
-    struct fn_sb_slot *sl = (struct fn_sb_slot *)find_slot();
+    struct fnsdk_sb_slot *sl = (struct fnsdk_sb_slot *)find_slot();
     char *ring = (char *)sl + sizeof(*sl);
     uint64_t size = 65536; /* REQLOG_RING_BYTES */
     struct timespec ts = {0, 200000};
@@ -75,12 +75,12 @@ static int logflood(fn_res *res)
     if (!sl)
         return fn_error(res, 500, "no scoreboard slot mapped");
     for (;;) {
-        uint64_t head = FN_SB_LOAD(sl->log_head), tail = FN_SB_LOAD(sl->log_tail);
+        uint64_t head = FNSDK_SB_LOAD(sl->log_head), tail = FNSDK_SB_LOAD(sl->log_tail);
         while (head - tail + 8 <= size) {
             memcpy(ring + head % size, "{\"a\":1}\n", 8);
             head += 8;
         }
-        FN_SB_STORE(sl->log_head, head);
+        FNSDK_SB_STORE(sl->log_head, head);
         nanosleep(&ts, NULL);
     }
 }

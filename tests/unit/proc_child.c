@@ -12,7 +12,7 @@
  * /proc/self/status), cwd, setuid0 (whether setuid(0) works).
  *
  * Like an instance, it also uses what it was given: it writes "db\n" to fd
- * 3 when that is a socket, and maps fd 4 and stores FN_SB_MAGIC and the
+ * 3 when that is a socket, and maps fd 4 and stores FNSDK_SB_MAGIC and the
  * IDLE state into the scoreboard slot, as the SDK does.
  */
 #include "config.h"
@@ -168,17 +168,17 @@ int main(int argc, char **argv)
     printf("setuid0=%s\n", setuid(0) == 0 ? "yes" : "no");
     {
         struct stat st;
-        if (fstat(FN_DB_FD, &st) == 0 && S_ISSOCK(st.st_mode))
-            printf("db_write=%zd\n", write(FN_DB_FD, "db\n", 3));
+        if (fstat(FNSDK_DB_FD, &st) == 0 && S_ISSOCK(st.st_mode))
+            printf("db_write=%zd\n", write(FNSDK_DB_FD, "db\n", 3));
     }
     {
         void *m =
-            mmap(NULL, sizeof(struct fn_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED, FN_SB_FD, 0);
+            mmap(NULL, sizeof(struct fnsdk_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED, FNSDK_SB_FD, 0);
         if (m != MAP_FAILED) {
-            struct fn_sb_slot *slot = m;
-            slot->version = FN_SB_VERSION;
-            FN_SB_STORE(slot->state, (uint32_t)FN_SB_IDLE);
-            FN_SB_STORE(slot->magic, FN_SB_MAGIC);
+            struct fnsdk_sb_slot *slot = m;
+            slot->version = FNSDK_SB_VERSION;
+            FNSDK_SB_STORE(slot->state, (uint32_t)FNSDK_SB_IDLE);
+            FNSDK_SB_STORE(slot->magic, FNSDK_SB_MAGIC);
             munmap(m, sizeof(*slot));
             printf("sb=mapped\n");
         } else {

@@ -88,14 +88,14 @@ static struct client *channel(const char *fn, int pid, int *peer)
 
 static void send_query(int fd, const char *sql)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
 
-    fn_buf_init(&b, 0);
-    fn_frame_begin(&b, FN_FRAME_QUERY);
-    fn_frame_add(&b, sql, strlen(sql));
-    ck_assert_int_eq(fn_frame_end(&b), 0);
-    ck_assert_int_eq(fn_frame_write_all(fd, b.data, b.len), 0);
-    fn_buf_free(&b);
+    fnsdk_buf_init(&b, 0);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_QUERY);
+    fnsdk_frame_add(&b, sql, strlen(sql));
+    ck_assert_int_eq(fnsdk_frame_end(&b), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(fd, b.data, b.len), 0);
+    fnsdk_buf_free(&b);
 }
 
 /* Lets the pool handle what is readable now. */
@@ -108,19 +108,19 @@ static void pool_turn(void)
  * message starts with MSG. */
 static void expect_error(int fd, const char *sqlstate, const char *msg)
 {
-    static struct fn_frame_view v;
-    struct fn_buf b;
+    static struct fnsdk_frame_view v;
+    struct fnsdk_buf b;
     char err[128];
 
-    fn_buf_init(&b, 0);
-    ck_assert_msg(fn_frame_read_one(fd, &b, 1 << 20, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(fn_frame_parse(b.data, b.len, &v, err, sizeof(err)), 0);
-    ck_assert_int_eq(v.type, FN_FRAME_ERROR);
+    fnsdk_buf_init(&b, 0);
+    ck_assert_msg(fnsdk_frame_read_one(fd, &b, 1 << 20, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(fnsdk_frame_parse(b.data, b.len, &v, err, sizeof(err)), 0);
+    ck_assert_int_eq(v.type, FNSDK_FRAME_ERROR);
     ck_assert_int_eq(v.field[0].len, 5);
     ck_assert_int_eq(memcmp(v.field[0].p, sqlstate, 5), 0);
     ck_assert_msg(v.field[1].len >= strlen(msg) && memcmp(v.field[1].p, msg, strlen(msg)) == 0,
                   "message %.*s", (int)v.field[1].len, v.field[1].p);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 
 /* Nothing waiting on FD (and it is still open). */

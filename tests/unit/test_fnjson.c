@@ -36,7 +36,7 @@ static void expect(const fn_res *res, int rc, json_t *j, const json_error_t *e, 
         want = s;
         json_decref(j);
         ck_assert_msg(rc == 0, "line %d: %s: rc %d", line, what, rc);
-        ck_assert_int_eq(fn_res_status(res), 200);
+        ck_assert_int_eq(fnsdk_res_status(res), 200);
     } else {
         char msg[256];
         json_t *err;
@@ -44,15 +44,15 @@ static void expect(const fn_res *res, int rc, json_t *j, const json_error_t *e, 
         err = json_pack("{s:s}", "error", msg);
         want = json_dumps(err, JSON_COMPACT);
         json_decref(err);
-        ck_assert_msg(fn_res_status(res) == 500, "line %d: %s: status %d, want 500", line, what,
-                      fn_res_status(res));
+        ck_assert_msg(fnsdk_res_status(res) == 500, "line %d: %s: status %d, want 500", line, what,
+                      fnsdk_res_status(res));
     }
-    body = fn_res_body(res, &len);
+    body = fnsdk_res_body(res, &len);
     ck_assert_msg(len == strlen(want) && memcmp(body, want, len) == 0,
                   "line %d: %.40s: body %.*s, jansson %.300s", line, what,
                   (int)(len < 300 ? len : 300), body, want);
     ck_assert_msg(body[len] == '\0', "line %d: the body is not NUL-terminated", line);
-    ck_assert_str_eq(fn_res_content_type(res), "application/json");
+    ck_assert_str_eq(fnsdk_res_content_type(res), "application/json");
     free(want);
 }
 
@@ -61,19 +61,19 @@ static void expect(const fn_res *res, int rc, json_t *j, const json_error_t *e, 
     do {                                                                                           \
         json_error_t e_;                                                                           \
         json_t *j_ = json_pack_ex(&e_, 0, fmt, __VA_ARGS__);                                       \
-        fn_res *r_ = fn_res_new();                                                                 \
+        fn_res *r_ = fnsdk_res_new();                                                                 \
         int rc_ = fn_send_jsonf(r_, 200, fmt, __VA_ARGS__);                                        \
         expect(r_, rc_, j_, &e_, fmt, __LINE__);                                                   \
-        fn_res_free(r_);                                                                           \
+        fnsdk_res_free(r_);                                                                           \
     } while (0)
 #define SAME0(fmt)                                                                                 \
     do {                                                                                           \
         json_error_t e_;                                                                           \
         json_t *j_ = json_pack_ex(&e_, 0, fmt);                                                    \
-        fn_res *r_ = fn_res_new();                                                                 \
+        fn_res *r_ = fnsdk_res_new();                                                                 \
         int rc_ = fn_send_jsonf(r_, 200, fmt);                                                     \
         expect(r_, rc_, j_, &e_, fmt, __LINE__);                                                   \
-        fn_res_free(r_);                                                                           \
+        fnsdk_res_free(r_);                                                                           \
     } while (0)
 
 /* Strings that stress the escaping: every control character, quote,
@@ -206,25 +206,25 @@ END_TEST
 /* fn_send_json of TREE (borrowed) against json_dumps of it. */
 static void same_tree(const json_t *tree, int line)
 {
-    fn_res *res = fn_res_new();
+    fn_res *res = fnsdk_res_new();
     char *want = json_dumps(tree, JSON_COMPACT | JSON_ENCODE_ANY);
     const char *body;
     size_t len;
     int rc = fn_send_json(res, 200, tree);
 
-    body = fn_res_body(res, &len);
+    body = fnsdk_res_body(res, &len);
     if (want) {
-        ck_assert_msg(rc == 0 && fn_res_status(res) == 200, "line %d: rc %d status %d", line, rc,
-                      fn_res_status(res));
+        ck_assert_msg(rc == 0 && fnsdk_res_status(res) == 200, "line %d: rc %d status %d", line, rc,
+                      fnsdk_res_status(res));
         ck_assert_msg(len == strlen(want) && memcmp(body, want, len) == 0,
                       "line %d: body %.*s, jansson %.300s", line, (int)(len < 300 ? len : 300),
                       body, want);
     } else {
-        ck_assert_int_eq(fn_res_status(res), 500);
+        ck_assert_int_eq(fnsdk_res_status(res), 500);
         ck_assert_str_eq(body, "{\"error\":\"response is not serialisable JSON\"}");
     }
     free(want);
-    fn_res_free(res);
+    fnsdk_res_free(res);
 }
 
 START_TEST(test_tree)
@@ -287,46 +287,46 @@ END_TEST
 
 START_TEST(test_tree_null)
 {
-    fn_res *res = fn_res_new();
+    fn_res *res = fnsdk_res_new();
     ck_assert_int_eq(fn_send_json(res, 200, NULL), 0);
-    ck_assert_int_eq(fn_res_status(res), 500);
-    ck_assert_str_eq(fn_res_body(res, NULL), "{\"error\":\"response is not serialisable JSON\"}");
-    fn_res_free(res);
+    ck_assert_int_eq(fnsdk_res_status(res), 500);
+    ck_assert_str_eq(fnsdk_res_body(res, NULL), "{\"error\":\"response is not serialisable JSON\"}");
+    fnsdk_res_free(res);
 }
 END_TEST
 
 START_TEST(test_error)
 {
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        fn_res *res = fn_res_new();
+        fn_res *res = fnsdk_res_new();
         json_t *j = json_pack("{s:s}", "error", good[i]);
         char *want = json_dumps(j, JSON_COMPACT);
 
         ck_assert_int_eq(fn_error(res, 418, "%s", good[i]), 0);
-        ck_assert_int_eq(fn_res_status(res), 418);
-        ck_assert_str_eq(fn_res_body(res, NULL), want);
+        ck_assert_int_eq(fnsdk_res_status(res), 418);
+        ck_assert_str_eq(fnsdk_res_body(res, NULL), want);
         free(want);
         json_decref(j);
-        fn_res_free(res);
+        fnsdk_res_free(res);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         /* json_pack refused it: no response, so the loop's 500 follows */
-        fn_res *res = fn_res_new();
+        fn_res *res = fnsdk_res_new();
         ck_assert_int_eq(fn_error(res, 400, "bad %s", bad[i]), -1);
-        ck_assert_int_eq(fn_res_status(res), 0);
-        fn_res_free(res);
+        ck_assert_int_eq(fnsdk_res_status(res), 0);
+        fnsdk_res_free(res);
     }
 }
 END_TEST
 
 START_TEST(test_bad_status)
 {
-    fn_res *res = fn_res_new();
+    fn_res *res = fnsdk_res_new();
     ck_assert_int_eq(fn_send_jsonf(res, 99, "{s:s}", "a", "b"), -1);
-    ck_assert_int_eq(fn_res_status(res), 0);
+    ck_assert_int_eq(fnsdk_res_status(res), 0);
     ck_assert_int_eq(fn_send_jsonf(res, 1000, "{s:i,s:i}", "a", 1, "a", 2), -1);
-    ck_assert_int_eq(fn_res_status(res), 0);
-    fn_res_free(res);
+    ck_assert_int_eq(fnsdk_res_status(res), 0);
+    fnsdk_res_free(res);
 }
 END_TEST
 
@@ -335,33 +335,33 @@ END_TEST
 START_TEST(test_content_type)
 {
     char longct[300];
-    fn_res *res = fn_res_new();
+    fn_res *res = fnsdk_res_new();
 
     memset(longct, 'x', sizeof(longct));
     memcpy(longct, "application/", 12);
     longct[sizeof(longct) - 1] = '\0';
     ck_assert_int_eq(fn_send(res, 200, longct, "a", 1), 0);
-    ck_assert_str_eq(fn_res_content_type(res), longct);
+    ck_assert_str_eq(fnsdk_res_content_type(res), longct);
     ck_assert_int_eq(fn_send_jsonf(res, 201, "{s:i}", "n", 1), 0);
-    ck_assert_str_eq(fn_res_content_type(res), "application/json");
+    ck_assert_str_eq(fnsdk_res_content_type(res), "application/json");
     ck_assert_int_eq(fn_send(res, 202, longct, "b", 1), 0);
-    ck_assert_str_eq(fn_res_content_type(res), longct);
+    ck_assert_str_eq(fnsdk_res_content_type(res), longct);
     longct[100] = '\n';
     ck_assert_int_eq(fn_send(res, 200, longct, "c", 1), -1);
     ck_assert_int_eq(fn_send(res, 200, "text/plain\r\nX: y", "c", 1), -1);
-    ck_assert_int_eq(fn_res_status(res), 202);
+    ck_assert_int_eq(fnsdk_res_status(res), 202);
     {
         size_t len;
-        const char *b = fn_res_body(res, &len);
+        const char *b = fnsdk_res_body(res, &len);
         ck_assert_uint_eq(len, 1);
         ck_assert_int_eq(b[0], 'b');
     }
-    fn_res_reset(res);
-    ck_assert_str_eq(fn_res_content_type(res), "");
+    fnsdk_res_reset(res);
+    ck_assert_str_eq(fnsdk_res_content_type(res), "");
     ck_assert_int_eq(fn_send(res, 200, NULL, "d", 1), 0);
-    ck_assert_str_eq(fn_res_content_type(res), "application/octet-stream");
-    fn_res_free(res);
-    fn_res_free(NULL);
+    ck_assert_str_eq(fnsdk_res_content_type(res), "application/octet-stream");
+    fnsdk_res_free(res);
+    fnsdk_res_free(NULL);
 }
 END_TEST
 

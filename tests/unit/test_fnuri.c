@@ -21,8 +21,8 @@ static void is(char *got, const char *want)
     free(got);
 }
 
-#define Q(s) fn_uri_decode_query((s), strlen(s))
-#define P(s) fn_uri_decode_path((s), strlen(s))
+#define Q(s) fnsdk_uri_decode_query((s), strlen(s))
+#define P(s) fnsdk_uri_decode_path((s), strlen(s))
 
 START_TEST(a_query_decodes_plus_and_every_escape)
 {
@@ -57,10 +57,10 @@ END_TEST
 START_TEST(only_n_bytes_are_read)
 {
     /* An escape cut by N is not completed from what follows. */
-    is(fn_uri_decode_path("/a%41?q", 3), "/a%");
-    is(fn_uri_decode_path("/a%41?q", 5), "/aA");
-    is(fn_uri_decode_query("x%4", 3), "x%4");
-    is(fn_uri_decode_query("x%41", 0), "");
+    is(fnsdk_uri_decode_path("/a%41?q", 3), "/a%");
+    is(fnsdk_uri_decode_path("/a%41?q", 5), "/aA");
+    is(fnsdk_uri_decode_query("x%4", 3), "x%4");
+    is(fnsdk_uri_decode_query("x%41", 0), "");
 }
 END_TEST
 

@@ -31,7 +31,7 @@
 
 /* --- helpers ------------------------------------------------------------------ */
 
-static struct fn_frame_view view; /* 16 KB: keep it off the test stack */
+static struct fnsdk_frame_view view; /* 16 KB: keep it off the test stack */
 
 static void put32(char *p, uint32_t v)
 {
@@ -53,7 +53,7 @@ static int parse_copy(const char *p, size_t len, char *err, size_t errlen)
     ck_assert_ptr_nonnull(copy);
     if (len > 0)
         memcpy(copy, p, len);
-    rc = fn_frame_parse(copy, len, &view, err, errlen);
+    rc = fnsdk_frame_parse(copy, len, &view, err, errlen);
     if (rc == 0) {
         size_t i;
         for (i = 0; i < view.n_fields; i++) {
@@ -73,39 +73,39 @@ static void free_copy(void)
 }
 
 /* A complete 'Q' frame with one parameter of every tag. */
-static void build_query(struct fn_buf *b)
+static void build_query(struct fnsdk_buf *b)
 {
     static const char sql[] = "SELECT $1, $2, $3, $4, $5, $6";
 
-    ck_assert_int_eq(fn_frame_begin(b, FN_FRAME_QUERY), 0);
-    fn_frame_add(b, sql, strlen(sql));
-    fn_frame_add_tagged(b, FN_FRAME_P_STRING, "héllo", strlen("héllo"));
-    fn_frame_add_tagged(b, FN_FRAME_P_INT, "-42", 3);
-    fn_frame_add_tagged(b, FN_FRAME_P_REAL, "1.5", 3);
-    fn_frame_add_tagged(b, FN_FRAME_P_BOOL, "t", 1);
-    fn_frame_add_tagged(b, FN_FRAME_P_NULL, NULL, 0);
-    fn_frame_add_tagged(b, FN_FRAME_P_JSON, "{\"a\":[1]}", 9);
-    ck_assert_int_eq(fn_frame_end(b), 0);
+    ck_assert_int_eq(fnsdk_frame_begin(b, FNSDK_FRAME_QUERY), 0);
+    fnsdk_frame_add(b, sql, strlen(sql));
+    fnsdk_frame_add_tagged(b, FNSDK_FRAME_P_STRING, "héllo", strlen("héllo"));
+    fnsdk_frame_add_tagged(b, FNSDK_FRAME_P_INT, "-42", 3);
+    fnsdk_frame_add_tagged(b, FNSDK_FRAME_P_REAL, "1.5", 3);
+    fnsdk_frame_add_tagged(b, FNSDK_FRAME_P_BOOL, "t", 1);
+    fnsdk_frame_add_tagged(b, FNSDK_FRAME_P_NULL, NULL, 0);
+    fnsdk_frame_add_tagged(b, FNSDK_FRAME_P_JSON, "{\"a\":[1]}", 9);
+    ck_assert_int_eq(fnsdk_frame_end(b), 0);
 }
 
-static void build_result(struct fn_buf *b)
+static void build_result(struct fnsdk_buf *b)
 {
-    ck_assert_int_eq(fn_frame_begin(b, FN_FRAME_RESULT), 0);
-    fn_frame_add(b, "SELECT 2", 8);
-    fn_frame_add(b, "2", 1);
-    fn_frame_add(b, "[{\"a\":1},{\"a\":2}]", 17);
-    ck_assert_int_eq(fn_frame_end(b), 0);
+    ck_assert_int_eq(fnsdk_frame_begin(b, FNSDK_FRAME_RESULT), 0);
+    fnsdk_frame_add(b, "SELECT 2", 8);
+    fnsdk_frame_add(b, "2", 1);
+    fnsdk_frame_add(b, "[{\"a\":1},{\"a\":2}]", 17);
+    ck_assert_int_eq(fnsdk_frame_end(b), 0);
 }
 
-static void build_error(struct fn_buf *b)
+static void build_error(struct fnsdk_buf *b)
 {
-    ck_assert_int_eq(fn_frame_begin(b, FN_FRAME_ERROR), 0);
-    fn_frame_add(b, "42P01", 5);
-    fn_frame_add(b, "relation \"nope\" does not exist", 30);
-    fn_frame_add(b, "", 0);
-    fn_frame_add(b, "", 0);
-    fn_frame_add(b, "15", 2);
-    ck_assert_int_eq(fn_frame_end(b), 0);
+    ck_assert_int_eq(fnsdk_frame_begin(b, FNSDK_FRAME_ERROR), 0);
+    fnsdk_frame_add(b, "42P01", 5);
+    fnsdk_frame_add(b, "relation \"nope\" does not exist", 30);
+    fnsdk_frame_add(b, "", 0);
+    fnsdk_frame_add(b, "", 0);
+    fnsdk_frame_add(b, "15", 2);
+    ck_assert_int_eq(fnsdk_frame_end(b), 0);
 }
 
 static int field_is(size_t i, const char *s)
@@ -149,92 +149,92 @@ static void set_nonblock(int fd)
     ck_assert_int_eq(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
-/* --- fn_buf ----------------------------------------------------------------------- */
+/* --- fnsdk_buf ----------------------------------------------------------------------- */
 
 START_TEST(test_buf_basics)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     ck_assert_ptr_null(b.data);
-    ck_assert_int_eq(fn_buf_append(&b, "abc", 3), 0);
-    ck_assert_int_eq(fn_buf_putc(&b, 'd'), 0);
-    ck_assert_int_eq(fn_buf_puts(&b, "ef"), 0);
-    ck_assert_int_eq(fn_buf_printf(&b, "-%d-%s", 42, "x"), 0);
+    ck_assert_int_eq(fnsdk_buf_append(&b, "abc", 3), 0);
+    ck_assert_int_eq(fnsdk_buf_putc(&b, 'd'), 0);
+    ck_assert_int_eq(fnsdk_buf_puts(&b, "ef"), 0);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "-%d-%s", 42, "x"), 0);
     ck_assert_str_eq(b.data, "abcdef-42-x");
     ck_assert_uint_eq(b.len, 11);
-    ck_assert_int_eq(fn_buf_append(&b, "", 0), 0);
+    ck_assert_int_eq(fnsdk_buf_append(&b, "", 0), 0);
     ck_assert_uint_eq(b.len, 11);
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     ck_assert_uint_eq(b.len, 0);
     ck_assert_str_eq(b.data, "");
-    ck_assert_int_eq(fn_buf_reserve(&b, 5000), 0);
+    ck_assert_int_eq(fnsdk_buf_reserve(&b, 5000), 0);
     ck_assert_uint_ge(b.cap, 5001);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     ck_assert_ptr_null(b.data);
-    fn_buf_free(NULL);
+    fnsdk_buf_free(NULL);
     /* usable again after free */
-    ck_assert_int_eq(fn_buf_puts(&b, "again"), 0);
+    ck_assert_int_eq(fnsdk_buf_puts(&b, "again"), 0);
     ck_assert_str_eq(b.data, "again");
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_buf_growth)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     size_t i;
     char big[3000];
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     for (i = 0; i < 100000; i++)
-        ck_assert_int_eq(fn_buf_putc(&b, (int)('a' + i % 26)), 0);
+        ck_assert_int_eq(fnsdk_buf_putc(&b, (int)('a' + i % 26)), 0);
     ck_assert_uint_eq(b.len, 100000);
     for (i = 0; i < 100000; i++)
         ck_assert_int_eq(b.data[i], 'a' + (int)(i % 26));
     ck_assert_int_eq(b.data[b.len], '\0');
     memset(big, 'z', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     /* a printf larger than the spare room takes the second pass */
-    ck_assert_int_eq(fn_buf_printf(&b, "<%s>", big), 0);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "<%s>", big), 0);
     ck_assert_uint_eq(b.len, sizeof(big) + 1);
     ck_assert_int_eq(b.data[0], '<');
     ck_assert_int_eq(b.data[b.len - 1], '>');
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_buf_max)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
 
-    fn_buf_init(&b, 10);
-    ck_assert_int_eq(fn_buf_append(&b, "0123456789", 10), 0);
+    fnsdk_buf_init(&b, 10);
+    ck_assert_int_eq(fnsdk_buf_append(&b, "0123456789", 10), 0);
     ck_assert_int_eq(b.failed, 0);
-    ck_assert_int_eq(fn_buf_putc(&b, 'x'), -1);
+    ck_assert_int_eq(fnsdk_buf_putc(&b, 'x'), -1);
     ck_assert_int_eq(b.failed, 1);
     ck_assert_str_eq(b.data, "0123456789");
     /* sticky: even an empty append fails now */
-    ck_assert_int_eq(fn_buf_append(&b, "", 0), -1);
-    ck_assert_int_eq(fn_buf_reserve(&b, 1), -1);
-    fn_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_buf_append(&b, "", 0), -1);
+    ck_assert_int_eq(fnsdk_buf_reserve(&b, 1), -1);
+    fnsdk_buf_reset(&b);
     ck_assert_int_eq(b.failed, 0);
     /* reserve is a hint clamped at max: it does not fail */
-    ck_assert_int_eq(fn_buf_reserve(&b, 1000000), 0);
+    ck_assert_int_eq(fnsdk_buf_reserve(&b, 1000000), 0);
     ck_assert_uint_le(b.cap, 11);
-    ck_assert_int_eq(fn_buf_puts(&b, "12345"), 0);
-    ck_assert_int_eq(fn_buf_printf(&b, "%s", "678901"), -1);
+    ck_assert_int_eq(fnsdk_buf_puts(&b, "12345"), 0);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%s", "678901"), -1);
     ck_assert_str_eq(b.data, "12345");
     ck_assert_int_eq(b.failed, 1);
-    fn_buf_reset(&b);
-    ck_assert_int_eq(fn_buf_printf(&b, "%05d", 7), 0);
-    ck_assert_int_eq(fn_buf_printf(&b, "%05d", 8), 0);
+    fnsdk_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%05d", 7), 0);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%05d", 8), 0);
     ck_assert_str_eq(b.data, "0000700008");
-    ck_assert_int_eq(fn_buf_printf(&b, "%s", ""), 0);
-    ck_assert_int_eq(fn_buf_printf(&b, "%d", 9), -1);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%s", ""), 0);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%d", 9), -1);
     ck_assert_str_eq(b.data, "0000700008");
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
@@ -242,32 +242,32 @@ END_TEST
  * per-result limit on a reused buffer): every append must still honour it. */
 START_TEST(test_buf_max_lowered)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char big[4096];
 
     memset(big, 'q', sizeof(big));
-    fn_buf_init(&b, 0);
-    ck_assert_int_eq(fn_buf_append(&b, big, sizeof(big)), 0);
-    fn_buf_reset(&b);
+    fnsdk_buf_init(&b, 0);
+    ck_assert_int_eq(fnsdk_buf_append(&b, big, sizeof(big)), 0);
+    fnsdk_buf_reset(&b);
     b.max = 10;
-    ck_assert_int_eq(fn_buf_append(&b, big, 10), 0);
-    ck_assert_int_eq(fn_buf_putc(&b, 'x'), -1);
+    ck_assert_int_eq(fnsdk_buf_append(&b, big, 10), 0);
+    ck_assert_int_eq(fnsdk_buf_putc(&b, 'x'), -1);
     ck_assert_uint_eq(b.len, 10);
-    fn_buf_reset(&b);
-    ck_assert_int_eq(fn_buf_printf(&b, "%s", "0123456789A"), -1);
+    fnsdk_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%s", "0123456789A"), -1);
     ck_assert_uint_eq(b.len, 0);
     ck_assert_str_eq(b.data, "");
-    fn_buf_reset(&b);
-    ck_assert_int_eq(fn_buf_printf(&b, "%s", "0123456789"), 0);
+    fnsdk_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%s", "0123456789"), 0);
     /* lowered below the current length: nothing more fits */
     b.max = 5;
-    ck_assert_int_eq(fn_buf_append(&b, "", 0), -1);
-    fn_buf_reset(&b);
-    ck_assert_int_eq(fn_buf_puts(&b, "abcde"), 0);
+    ck_assert_int_eq(fnsdk_buf_append(&b, "", 0), -1);
+    fnsdk_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_buf_puts(&b, "abcde"), 0);
     b.max = 3;
-    ck_assert_int_eq(fn_buf_printf(&b, "%s", ""), -1);
+    ck_assert_int_eq(fnsdk_buf_printf(&b, "%s", ""), -1);
     ck_assert_str_eq(b.data, "abcde");
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
@@ -275,10 +275,10 @@ END_TEST
 
 START_TEST(test_roundtrip_query)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char err[128];
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     build_query(&b);
     ck_assert_int_eq(b.failed, 0);
     ck_assert_uint_eq(((unsigned char)b.data[0] << 24 | (unsigned char)b.data[1] << 16 |
@@ -294,17 +294,17 @@ START_TEST(test_roundtrip_query)
     ck_assert(field_is(4, "bt"));
     ck_assert(field_is(5, "n"));
     ck_assert(field_is(6, "j{\"a\":[1]}"));
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_roundtrip_result_error)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char err[128];
     size_t first;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     build_result(&b);
     first = b.len;
     build_error(&b); /* a second frame in the same buffer */
@@ -322,88 +322,88 @@ START_TEST(test_roundtrip_result_error)
     ck_assert(field_is(2, ""));
     ck_assert(field_is(3, ""));
     ck_assert(field_is(4, "15"));
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_field_in_place)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     size_t mark;
     char err[128];
 
-    fn_buf_init(&b, 0);
-    fn_frame_begin(&b, FN_FRAME_RESULT);
-    fn_frame_add(&b, "SELECT 1", 8);
-    fn_frame_add(&b, "1", 1);
-    mark = fn_frame_field_begin(&b);
-    fn_buf_puts(&b, "[{\"x\":");
-    fn_buf_printf(&b, "%d}]", 7);
-    ck_assert_int_eq(fn_frame_field_end(&b, mark), 0);
-    ck_assert_int_eq(fn_frame_end(&b), 0);
+    fnsdk_buf_init(&b, 0);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&b, "SELECT 1", 8);
+    fnsdk_frame_add(&b, "1", 1);
+    mark = fnsdk_frame_field_begin(&b);
+    fnsdk_buf_puts(&b, "[{\"x\":");
+    fnsdk_buf_printf(&b, "%d}]", 7);
+    ck_assert_int_eq(fnsdk_frame_field_end(&b, mark), 0);
+    ck_assert_int_eq(fnsdk_frame_end(&b), 0);
     ck_assert_int_eq(parse_copy(b.data + 4, b.len - 4, err, sizeof(err)), 0);
     ck_assert(field_is(2, "[{\"x\":7}]"));
     /* an empty in-place field */
-    fn_buf_reset(&b);
-    fn_frame_begin(&b, FN_FRAME_RESULT);
-    fn_frame_add(&b, "", 0);
-    fn_frame_add(&b, "", 0);
-    mark = fn_frame_field_begin(&b);
-    ck_assert_int_eq(fn_frame_field_end(&b, mark), 0);
-    ck_assert_int_eq(fn_frame_end(&b), 0);
+    fnsdk_buf_reset(&b);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&b, "", 0);
+    fnsdk_frame_add(&b, "", 0);
+    mark = fnsdk_frame_field_begin(&b);
+    ck_assert_int_eq(fnsdk_frame_field_end(&b, mark), 0);
+    ck_assert_int_eq(fnsdk_frame_end(&b), 0);
     ck_assert_int_eq(parse_copy(b.data + 4, b.len - 4, err, sizeof(err)), 0);
     ck_assert(field_is(2, ""));
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_end_misuse)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     size_t start;
     char err[128];
 
     /* end without begin */
-    fn_buf_init(&b, 0);
-    ck_assert_int_eq(fn_frame_end(&b), -1);
+    fnsdk_buf_init(&b, 0);
+    ck_assert_int_eq(fnsdk_frame_end(&b), -1);
     ck_assert_int_eq(b.failed, 1);
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     build_result(&b);
-    ck_assert_int_eq(fn_frame_end(&b), -1); /* already closed */
-    fn_buf_reset(&b);
-    /* a buffer with other bytes first needs fn_frame_end_at */
-    fn_buf_puts(&b, "junk");
+    ck_assert_int_eq(fnsdk_frame_end(&b), -1); /* already closed */
+    fnsdk_buf_reset(&b);
+    /* a buffer with other bytes first needs fnsdk_frame_end_at */
+    fnsdk_buf_puts(&b, "junk");
     start = b.len;
-    fn_frame_begin(&b, FN_FRAME_RESULT);
-    fn_frame_add(&b, "", 0);
-    fn_frame_add(&b, "", 0);
-    fn_frame_add(&b, "[]", 2);
-    ck_assert_int_eq(fn_frame_end_at(&b, start), 0);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&b, "", 0);
+    fnsdk_frame_add(&b, "", 0);
+    fnsdk_frame_add(&b, "[]", 2);
+    ck_assert_int_eq(fnsdk_frame_end_at(&b, start), 0);
     ck_assert_int_eq(parse_copy(b.data + start + 4, b.len - start - 4, err, sizeof(err)), 0);
-    ck_assert_int_eq(fn_frame_end_at(&b, start), -1); /* no longer open */
-    fn_buf_reset(&b);
-    ck_assert_int_eq(fn_frame_end_at(&b, 100), -1); /* start past the end */
-    fn_buf_reset(&b);
-    ck_assert_int_eq(fn_frame_field_end(&b, 3), -1);
-    fn_buf_free(&b);
+    ck_assert_int_eq(fnsdk_frame_end_at(&b, start), -1); /* no longer open */
+    fnsdk_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_frame_end_at(&b, 100), -1); /* start past the end */
+    fnsdk_buf_reset(&b);
+    ck_assert_int_eq(fnsdk_frame_field_end(&b, 3), -1);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
 START_TEST(test_build_over_max)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char big[200];
 
     memset(big, 'x', sizeof(big));
-    fn_buf_init(&b, 100);
-    fn_frame_begin(&b, FN_FRAME_RESULT);
-    fn_frame_add(&b, "SELECT 1", 8);
-    fn_frame_add(&b, "1", 1);
-    ck_assert_int_eq(fn_frame_add(&b, big, sizeof(big)), -1);
-    fn_frame_add(&b, "more", 4); /* ignored: sticky */
-    ck_assert_int_eq(fn_frame_end(&b), -1);
+    fnsdk_buf_init(&b, 100);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&b, "SELECT 1", 8);
+    fnsdk_frame_add(&b, "1", 1);
+    ck_assert_int_eq(fnsdk_frame_add(&b, big, sizeof(big)), -1);
+    fnsdk_frame_add(&b, "more", 4); /* ignored: sticky */
+    ck_assert_int_eq(fnsdk_frame_end(&b), -1);
     ck_assert_int_eq(b.failed, 1);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
@@ -529,25 +529,25 @@ START_TEST(test_parse_trace_at_the_end_of_memory)
     static const char sql[] = "SELECT 1";
     static const char trace[] = "0123456789abcdef0123456789abcdef";
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t len = 1 + FN_FRAME_HDR + (sizeof(sql) - 1) + FN_FRAME_HDR + 1 + 32;
+    size_t len = 1 + FNSDK_FRAME_HDR + (sizeof(sql) - 1) + FNSDK_FRAME_HDR + 1 + 32;
     char *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     char *p, *w, err[256];
 
     ck_assert_ptr_ne(map, MAP_FAILED);
     ck_assert_int_eq(mprotect(map + page, page, PROT_NONE), 0);
     p = w = map + page - len;
-    *w++ = FN_FRAME_QUERY;
+    *w++ = FNSDK_FRAME_QUERY;
     put32(w, sizeof(sql) - 1);
-    memcpy(w + FN_FRAME_HDR, sql, sizeof(sql) - 1);
-    w += FN_FRAME_HDR + sizeof(sql) - 1;
+    memcpy(w + FNSDK_FRAME_HDR, sql, sizeof(sql) - 1);
+    w += FNSDK_FRAME_HDR + sizeof(sql) - 1;
     put32(w, 33);
-    w[FN_FRAME_HDR] = FN_FRAME_P_TRACE;
-    memcpy(w + FN_FRAME_HDR + 1, trace, 32);
-    ck_assert_int_eq(fn_frame_parse(p, len, &view, err, sizeof(err)), 0);
+    w[FNSDK_FRAME_HDR] = FNSDK_FRAME_P_TRACE;
+    memcpy(w + FNSDK_FRAME_HDR + 1, trace, 32);
+    ck_assert_int_eq(fnsdk_frame_parse(p, len, &view, err, sizeof(err)), 0);
     ck_assert_uint_eq(view.n_fields, 2);
     /* One digit wrong is still refused. */
     p[len - 1] = 'g';
-    ck_assert_int_eq(fn_frame_parse(p, len, &view, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_parse(p, len, &view, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "trace id is not 32 lowercase hex digits");
     munmap(map, 2 * page);
 }
@@ -555,7 +555,7 @@ END_TEST
 
 START_TEST(test_parse_field_limit)
 {
-    size_t cap = 1 + (FN_FRAME_MAX_FIELDS + 1) * 5 + 16, n = 0;
+    size_t cap = 1 + (FNSDK_FRAME_MAX_FIELDS + 1) * 5 + 16, n = 0;
     char *buf = malloc(cap), err[128];
     int i;
 
@@ -564,13 +564,13 @@ START_TEST(test_parse_field_limit)
     put32(buf + n, 1);
     buf[n + 4] = 'X';
     n += 5;
-    for (i = 0; i < FN_FRAME_MAX_PARAMS; i++) {
+    for (i = 0; i < FNSDK_FRAME_MAX_PARAMS; i++) {
         put32(buf + n, 1);
         buf[n + 4] = 'n';
         n += 5;
     }
     ck_assert_int_eq(parse_copy(buf, n, err, sizeof(err)), 0);
-    ck_assert_uint_eq(view.n_fields, FN_FRAME_MAX_FIELDS);
+    ck_assert_uint_eq(view.n_fields, FNSDK_FRAME_MAX_FIELDS);
     put32(buf + n, 1);
     buf[n + 4] = 'n';
     n += 5;
@@ -579,7 +579,7 @@ START_TEST(test_parse_field_limit)
     /* many zero-length fields in an 'E' frame: also capped */
     n = 0;
     buf[n++] = 'E';
-    for (i = 0; i < FN_FRAME_MAX_FIELDS + 1; i++) {
+    for (i = 0; i < FNSDK_FRAME_MAX_FIELDS + 1; i++) {
         put32(buf + n, 0);
         n += 4;
     }
@@ -592,14 +592,14 @@ END_TEST
  * query frame, exactly the prefixes ending on a field boundary parse. */
 START_TEST(test_parse_truncated)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char err[128];
     size_t k, len, off;
     const char *p;
     int is_boundary, which;
 
     for (which = 0; which < 3; which++) {
-        fn_buf_init(&b, 0);
+        fnsdk_buf_init(&b, 0);
         if (which == 0)
             build_query(&b);
         else if (which == 1)
@@ -627,7 +627,7 @@ START_TEST(test_parse_truncated)
             }
             ck_assert_msg(rc == (is_boundary ? 0 : -1), "prefix %zu: rc %d (%s)", k, rc, err);
         }
-        fn_buf_free(&b);
+        fnsdk_buf_free(&b);
     }
 }
 END_TEST
@@ -635,7 +635,7 @@ END_TEST
 START_TEST(test_parse_fuzz)
 {
     char buf[300], err[128];
-    struct fn_buf b;
+    struct fnsdk_buf b;
     unsigned seed = 12345;
     int iter, ok = 0;
     size_t n, i;
@@ -653,12 +653,12 @@ START_TEST(test_parse_fuzz)
             ok++;
     }
     /* mutations of valid frames */
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     for (iter = 0; iter < 6000; iter++) {
         char *copy;
         int flips = 1 + rand_r(&seed) % 3, f;
 
-        fn_buf_reset(&b);
+        fnsdk_buf_reset(&b);
         if (iter % 3 == 0)
             build_query(&b);
         else if (iter % 3 == 1)
@@ -674,7 +674,7 @@ START_TEST(test_parse_fuzz)
         if (parse_copy(copy, n, err, sizeof(err)) == 0)
             ok++;
     }
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     ck_assert_int_gt(ok, 0); /* some mutations stay valid; the point is no crash */
 }
 END_TEST
@@ -682,15 +682,15 @@ END_TEST
 /* --- the stream reader ----------------------------------------------------------- */
 
 /* Three frames back to back: query, result, error. */
-static void build_stream(struct fn_buf *b)
+static void build_stream(struct fnsdk_buf *b)
 {
-    fn_buf_init(b, 0);
+    fnsdk_buf_init(b, 0);
     build_query(b);
     build_result(b);
     build_error(b);
 }
 
-static void check_popped_three(struct fn_frame_reader *r)
+static void check_popped_three(struct fnsdk_frame_reader *r)
 {
     const char *p;
     size_t n;
@@ -699,63 +699,63 @@ static void check_popped_three(struct fn_frame_reader *r)
     int i;
 
     for (i = 0; i < 3; i++) {
-        ck_assert_int_eq(fn_frame_reader_next(r, &p, &n), 1);
+        ck_assert_int_eq(fnsdk_frame_reader_next(r, &p, &n), 1);
         ck_assert_int_eq(parse_copy(p, n, err, sizeof(err)), 0);
         ck_assert_int_eq(view.type, types[i]);
     }
-    ck_assert_int_eq(fn_frame_reader_next(r, &p, &n), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_next(r, &p, &n), 0);
 }
 
 START_TEST(test_reader_one_feed)
 {
-    struct fn_buf s;
-    struct fn_frame_reader r;
+    struct fnsdk_buf s;
+    struct fnsdk_frame_reader r;
 
     build_stream(&s);
-    fn_frame_reader_init(&r, 4096);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, s.data, s.len), 1);
+    fnsdk_frame_reader_init(&r, 4096);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, s.data, s.len), 1);
     check_popped_three(&r);
     /* and again, reusing the reader */
-    ck_assert_int_eq(fn_frame_reader_feed(&r, s.data, s.len), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, s.data, s.len), 1);
     check_popped_three(&r);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, "", 0), 0);
-    fn_frame_reader_free(&r);
-    fn_frame_reader_free(NULL);
-    fn_buf_free(&s);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, "", 0), 0);
+    fnsdk_frame_reader_free(&r);
+    fnsdk_frame_reader_free(NULL);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 START_TEST(test_reader_byte_at_a_time)
 {
-    struct fn_buf s;
-    struct fn_frame_reader r;
+    struct fnsdk_buf s;
+    struct fnsdk_frame_reader r;
     const char *p;
     size_t i, n;
     int frames = 0, rc;
     char err[128];
 
     build_stream(&s);
-    fn_frame_reader_init(&r, 4096);
+    fnsdk_frame_reader_init(&r, 4096);
     for (i = 0; i < s.len; i++) {
-        rc = fn_frame_reader_feed(&r, s.data + i, 1);
+        rc = fnsdk_frame_reader_feed(&r, s.data + i, 1);
         ck_assert_int_ge(rc, 0);
-        while (fn_frame_reader_next(&r, &p, &n) == 1) {
+        while (fnsdk_frame_reader_next(&r, &p, &n) == 1) {
             ck_assert_int_eq(parse_copy(p, n, err, sizeof(err)), 0);
             ck_assert_int_eq(view.type, "QRE"[frames]);
             frames++;
         }
     }
     ck_assert_int_eq(frames, 3);
-    fn_frame_reader_free(&r);
-    fn_buf_free(&s);
+    fnsdk_frame_reader_free(&r);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 /* The stream split in two at every byte. */
 START_TEST(test_reader_every_split)
 {
-    struct fn_buf s;
-    struct fn_frame_reader r;
+    struct fnsdk_buf s;
+    struct fnsdk_frame_reader r;
     size_t k;
 
     build_stream(&s);
@@ -767,112 +767,112 @@ START_TEST(test_reader_every_split)
 
         memcpy(a, s.data, k);
         memcpy(b, s.data + k, s.len - k);
-        fn_frame_reader_init(&r, 4096);
-        ck_assert_int_ge(fn_frame_reader_feed(&r, a, k), 0);
-        while (fn_frame_reader_next(&r, &p, &n) == 1)
+        fnsdk_frame_reader_init(&r, 4096);
+        ck_assert_int_ge(fnsdk_frame_reader_feed(&r, a, k), 0);
+        while (fnsdk_frame_reader_next(&r, &p, &n) == 1)
             popped++;
-        ck_assert_int_ge(fn_frame_reader_feed(&r, b, s.len - k), 0);
-        while (fn_frame_reader_next(&r, &p, &n) == 1)
+        ck_assert_int_ge(fnsdk_frame_reader_feed(&r, b, s.len - k), 0);
+        while (fnsdk_frame_reader_next(&r, &p, &n) == 1)
             popped++;
         ck_assert_int_eq(popped, 3);
         ck_assert_uint_eq(r.len - r.pos, 0);
-        fn_frame_reader_free(&r);
+        fnsdk_frame_reader_free(&r);
         free(a);
         free(b);
     }
-    fn_buf_free(&s);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 START_TEST(test_reader_oversize_before_body)
 {
-    struct fn_frame_reader r;
+    struct fnsdk_frame_reader r;
     char hdr[4];
     char *body;
 
-    fn_frame_reader_init(&r, 1000);
+    fnsdk_frame_reader_init(&r, 1000);
     put32(hdr, 1001);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, hdr, 3), 0);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, hdr + 3, 1), -1);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, hdr, 3), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, hdr + 3, 1), -1);
     ck_assert_ptr_nonnull(strstr(r.err, "exceeds"));
     ck_assert_uint_le(r.cap, 256);
     /* sticky */
-    ck_assert_int_eq(fn_frame_reader_feed(&r, "x", 1), -1);
-    fn_frame_reader_free(&r);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, "x", 1), -1);
+    fnsdk_frame_reader_free(&r);
 
     /* header and a huge body in one feed: nothing of the body is buffered */
     body = calloc(1, 1 << 20);
     ck_assert_ptr_nonnull(body);
     put32(body, (1 << 20) - 4);
-    fn_frame_reader_init(&r, 1000);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, body, 1 << 20), -1);
+    fnsdk_frame_reader_init(&r, 1000);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, body, 1 << 20), -1);
     ck_assert_uint_le(r.cap, 256);
-    fn_frame_reader_free(&r);
+    fnsdk_frame_reader_free(&r);
 
     /* a frame of exactly max_payload is fine */
     put32(body, 1000);
-    fn_frame_reader_init(&r, 1000);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, body, 1004), 1);
-    fn_frame_reader_free(&r);
+    fnsdk_frame_reader_init(&r, 1000);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, body, 1004), 1);
+    fnsdk_frame_reader_free(&r);
 
     /* 0xffffffff is refused whatever the limit */
     put32(hdr, 0xffffffffu);
-    fn_frame_reader_init(&r, SIZE_MAX);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, hdr, 4), -1);
-    fn_frame_reader_free(&r);
+    fnsdk_frame_reader_init(&r, SIZE_MAX);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, hdr, 4), -1);
+    fnsdk_frame_reader_free(&r);
     free(body);
 }
 END_TEST
 
 START_TEST(test_reader_good_then_bad)
 {
-    struct fn_buf s;
-    struct fn_frame_reader r;
+    struct fnsdk_buf s;
+    struct fnsdk_frame_reader r;
     char hdr[4];
     const char *p;
     size_t n;
 
-    fn_buf_init(&s, 0);
+    fnsdk_buf_init(&s, 0);
     build_result(&s);
     put32(hdr, 999999);
-    fn_buf_append(&s, hdr, 4);
-    fn_frame_reader_init(&r, 4096);
+    fnsdk_buf_append(&s, hdr, 4);
+    fnsdk_frame_reader_init(&r, 4096);
     /* the complete frame before the bad header still comes out */
-    ck_assert_int_eq(fn_frame_reader_feed(&r, s.data, s.len), 1);
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 1);
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 0);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, "", 0), -1);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, s.data, s.len), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, "", 0), -1);
     ck_assert_int_eq(r.state, -1);
-    fn_frame_reader_free(&r);
-    fn_buf_free(&s);
+    fnsdk_frame_reader_free(&r);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 START_TEST(test_reader_zero_length)
 {
-    struct fn_frame_reader r;
+    struct fnsdk_frame_reader r;
     char frames[9] = {0, 0, 0, 0, 0, 0, 0, 1, 'R'};
     const char *p;
     size_t n;
     char err[128];
 
-    fn_frame_reader_init(&r, 100);
-    ck_assert_int_eq(fn_frame_reader_feed(&r, frames, sizeof(frames)), 1);
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 1);
+    fnsdk_frame_reader_init(&r, 100);
+    ck_assert_int_eq(fnsdk_frame_reader_feed(&r, frames, sizeof(frames)), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 1);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(fn_frame_parse(p, n, &view, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_parse(p, n, &view, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "empty frame");
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 1);
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(p[0], 'R');
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 0);
-    fn_frame_reader_free(&r);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 0);
+    fnsdk_frame_reader_free(&r);
 }
 END_TEST
 
 START_TEST(test_reader_fuzz)
 {
-    struct fn_frame_reader r;
+    struct fnsdk_frame_reader r;
     unsigned seed = 777;
     char buf[64], err[128];
     const char *p;
@@ -880,20 +880,20 @@ START_TEST(test_reader_fuzz)
     int iter, rc, chunk;
 
     for (iter = 0; iter < 3000; iter++) {
-        fn_frame_reader_init(&r, (size_t)(rand_r(&seed) % 128));
+        fnsdk_frame_reader_init(&r, (size_t)(rand_r(&seed) % 128));
         for (chunk = 0; chunk < 8; chunk++) {
             n = (size_t)rand_r(&seed) % sizeof(buf);
             for (i = 0; i < n; i++)
                 buf[i] = (char)(rand_r(&seed) % 4 == 0 ? 0 : rand_r(&seed));
-            rc = fn_frame_reader_feed(&r, buf, n);
-            while (fn_frame_reader_next(&r, &p, &n) == 1) {
+            rc = fnsdk_frame_reader_feed(&r, buf, n);
+            while (fnsdk_frame_reader_next(&r, &p, &n) == 1) {
                 ck_assert_uint_le(n, r.max_payload);
-                fn_frame_parse(p, n, &view, err, sizeof(err));
+                fnsdk_frame_parse(p, n, &view, err, sizeof(err));
             }
             if (rc < 0)
                 break;
         }
-        fn_frame_reader_free(&r);
+        fnsdk_frame_reader_free(&r);
     }
 }
 END_TEST
@@ -902,35 +902,35 @@ END_TEST
 
 START_TEST(test_reader_socket)
 {
-    struct fn_buf s;
-    struct fn_frame_reader r;
+    struct fnsdk_buf s;
+    struct fnsdk_frame_reader r;
     int sv[2];
 
     build_stream(&s);
     make_pair(sv);
     set_nonblock(sv[0]);
-    fn_frame_reader_init(&r, 4096);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), 0); /* nothing yet: EAGAIN */
-    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, 7), 0);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), 0);
-    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data + 7, s.len - 7), 0);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), 1);
+    fnsdk_frame_reader_init(&r, 4096);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), 0); /* nothing yet: EAGAIN */
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data, 7), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data + 7, s.len - 7), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), 1);
     check_popped_three(&r);
     /* a clean EOF */
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), -1);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), -1);
     ck_assert_str_eq(r.err, "channel closed");
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), -1);
-    fn_frame_reader_free(&r);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), -1);
+    fnsdk_frame_reader_free(&r);
     close(sv[0]);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 START_TEST(test_reader_socket_eof_mid_frame)
 {
-    struct fn_buf s;
-    struct fn_frame_reader r;
+    struct fnsdk_buf s;
+    struct fnsdk_frame_reader r;
     const char *p;
     size_t n;
     int sv[2];
@@ -938,37 +938,37 @@ START_TEST(test_reader_socket_eof_mid_frame)
     build_stream(&s);
     make_pair(sv);
     set_nonblock(sv[0]);
-    fn_frame_reader_init(&r, 4096);
+    fnsdk_frame_reader_init(&r, 4096);
     /* the first frame whole, then half of the second, then EOF */
-    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len - 40), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data, s.len - 40), 0);
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), 1);
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 1);
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 1);
-    ck_assert_int_eq(fn_frame_reader_next(&r, &p, &n), 0);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), -1);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 1);
+    ck_assert_int_eq(fnsdk_frame_reader_next(&r, &p, &n), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), -1);
     ck_assert_str_eq(r.err, "channel closed mid-frame");
-    fn_frame_reader_free(&r);
+    fnsdk_frame_reader_free(&r);
     close(sv[0]);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 START_TEST(test_reader_socket_oversize)
 {
-    struct fn_frame_reader r;
+    struct fnsdk_frame_reader r;
     char hdr[4];
     int sv[2];
 
     make_pair(sv);
     set_nonblock(sv[0]);
-    fn_frame_reader_init(&r, 1 << 16);
+    fnsdk_frame_reader_init(&r, 1 << 16);
     put32(hdr, (1u << 16) + 1);
     /* only the header is sent: the reader must not wait for the body */
-    ck_assert_int_eq(fn_frame_write_all(sv[1], hdr, 4), 0);
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), -1);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], hdr, 4), 0);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), -1);
     ck_assert_ptr_nonnull(strstr(r.err, "exceeds"));
-    fn_frame_reader_free(&r);
+    fnsdk_frame_reader_free(&r);
     close(sv[0]);
     close(sv[1]);
 }
@@ -976,8 +976,8 @@ END_TEST
 
 START_TEST(test_reader_socket_large_and_many)
 {
-    struct fn_frame_reader r;
-    struct fn_buf s;
+    struct fnsdk_frame_reader r;
+    struct fnsdk_buf s;
     size_t big = 3u << 20, i, n;
     const char *p;
     int sv[2], got = 0, rc;
@@ -993,25 +993,25 @@ START_TEST(test_reader_socket_large_and_many)
     if (pid == 0) {
         /* the writer: one big frame, then 500 small ones */
         close(sv[0]);
-        fn_buf_init(&s, 0);
-        fn_frame_begin(&s, FN_FRAME_RESULT);
-        fn_frame_add(&s, payload, big - 13);
-        fn_frame_end(&s);
+        fnsdk_buf_init(&s, 0);
+        fnsdk_frame_begin(&s, FNSDK_FRAME_RESULT);
+        fnsdk_frame_add(&s, payload, big - 13);
+        fnsdk_frame_end(&s);
         for (i = 0; i < 500; i++) {
-            fn_frame_begin(&s, FN_FRAME_RESULT);
-            fn_frame_add(&s, &i, sizeof(i));
-            fn_frame_end(&s);
+            fnsdk_frame_begin(&s, FNSDK_FRAME_RESULT);
+            fnsdk_frame_add(&s, &i, sizeof(i));
+            fnsdk_frame_end(&s);
         }
-        _exit(fn_frame_write_all(sv[1], s.data, s.len) == 0 ? 0 : 1);
+        _exit(fnsdk_frame_write_all(sv[1], s.data, s.len) == 0 ? 0 : 1);
     }
     close(sv[1]);
     set_nonblock(sv[0]);
-    fn_frame_reader_init(&r, big);
+    fnsdk_frame_reader_init(&r, big);
     for (;;) {
         struct timeval tv = {0, 2000};
         select(0, NULL, NULL, NULL, &tv);
-        rc = fn_frame_reader_read(&r, sv[0]);
-        while (fn_frame_reader_next(&r, &p, &n) == 1) {
+        rc = fnsdk_frame_reader_read(&r, sv[0]);
+        while (fnsdk_frame_reader_next(&r, &p, &n) == 1) {
             if (got == 0) {
                 ck_assert_uint_eq(n, big - 13 + 4 + 1);
                 ck_assert_int_eq(memcmp(p + 5, payload, big - 13), 0);
@@ -1032,7 +1032,7 @@ START_TEST(test_reader_socket_large_and_many)
     ck_assert_int_eq(got, 501);
     waitpid(pid, &rc, 0);
     ck_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    fn_frame_reader_free(&r);
+    fnsdk_frame_reader_free(&r);
     close(sv[0]);
     free(payload);
 }
@@ -1040,140 +1040,140 @@ END_TEST
 
 START_TEST(test_reader_flood_guard)
 {
-    struct fn_frame_reader r;
-    struct fn_buf s;
+    struct fnsdk_frame_reader r;
+    struct fnsdk_buf s;
     const char *p;
     size_t n, i;
     int sv[2], got = 0, reads = 0;
 
-    fn_buf_init(&s, 0);
+    fnsdk_buf_init(&s, 0);
     for (i = 0; i < 100; i++) {
-        fn_frame_begin(&s, FN_FRAME_RESULT);
-        fn_frame_add(&s, &i, sizeof(i));
-        fn_frame_end(&s);
+        fnsdk_frame_begin(&s, FNSDK_FRAME_RESULT);
+        fnsdk_frame_add(&s, &i, sizeof(i));
+        fnsdk_frame_end(&s);
     }
     make_pair(sv);
     set_nonblock(sv[0]);
-    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len), 0);
-    fn_frame_reader_init(&r, 64);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data, s.len), 0);
+    fnsdk_frame_reader_init(&r, 64);
     while (got < 100) {
-        ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), 1);
+        ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), 1);
         reads++;
-        while (fn_frame_reader_next(&r, &p, &n) == 1) {
+        while (fnsdk_frame_reader_next(&r, &p, &n) == 1) {
             memcpy(&i, p + 5, sizeof(i));
             ck_assert_uint_eq(i, (size_t)got);
             got++;
         }
     }
-    ck_assert_int_eq(fn_frame_reader_read(&r, sv[0]), 0);
-    fn_frame_reader_free(&r);
+    ck_assert_int_eq(fnsdk_frame_reader_read(&r, sv[0]), 0);
+    fnsdk_frame_reader_free(&r);
     close(sv[0]);
     close(sv[1]);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 START_TEST(test_read_one_basic)
 {
-    struct fn_buf s, in;
+    struct fnsdk_buf s, in;
     char err[128];
     int sv[2];
 
     build_stream(&s);
     make_pair(sv);
-    fn_buf_init(&in, 0);
-    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len), 0);
+    fnsdk_buf_init(&in, 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data, s.len), 0);
     /* three frames already waiting: read_one takes exactly one each time */
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
     ck_assert_int_eq(parse_copy(in.data, in.len, err, sizeof(err)), 0);
     ck_assert_int_eq(view.type, 'Q');
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
     ck_assert_int_eq(parse_copy(in.data, in.len, err, sizeof(err)), 0);
     ck_assert_int_eq(view.type, 'R');
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
     ck_assert_int_eq(parse_copy(in.data, in.len, err, sizeof(err)), 0);
     ck_assert_int_eq(view.type, 'E');
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel closed");
     close(sv[0]);
-    fn_buf_free(&in);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&in);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
 /* One frame of LEN payload bytes (type 'R' then a pattern) into B. */
-static void reply_frame(struct fn_buf *b, size_t len)
+static void reply_frame(struct fnsdk_buf *b, size_t len)
 {
     char hdr[4];
 
     put32(hdr, (uint32_t)len);
-    fn_buf_append(b, hdr, 4);
+    fnsdk_buf_append(b, hdr, 4);
     for (size_t i = 0; i < len; i++)
-        fn_buf_putc(b, i == 0 ? 'R' : (char)('a' + i % 26));
+        fnsdk_buf_putc(b, i == 0 ? 'R' : (char)('a' + i % 26));
 }
 
 START_TEST(test_read_reply)
 {
-    struct fn_buf s, in;
+    struct fnsdk_buf s, in;
     char err[128];
     int sv[2];
 
-    fn_buf_init(&in, 0);
+    fnsdk_buf_init(&in, 0);
     /* small and large answers, one at a time, come out whole */
     for (size_t len = 1; len <= 150000; len = len * 7 + 3) {
-        fn_buf_init(&s, 0);
+        fnsdk_buf_init(&s, 0);
         reply_frame(&s, len);
         make_pair(sv);
-        ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len), 0);
-        ck_assert_msg(fn_frame_read_reply(sv[0], &in, 1 << 20, err, sizeof(err)) == 0, "%zu: %s",
+        ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data, s.len), 0);
+        ck_assert_msg(fnsdk_frame_read_reply(sv[0], &in, 1 << 20, err, sizeof(err)) == 0, "%zu: %s",
                       len, err);
         ck_assert_uint_eq(in.len, len);
         ck_assert_int_eq(memcmp(in.data, s.data + 4, len), 0);
         ck_assert_int_eq(in.data[len], '\0');
         close(sv[0]);
         close(sv[1]);
-        fn_buf_free(&s);
+        fnsdk_buf_free(&s);
     }
     /* two answers for one question: the second is not silently dropped */
-    fn_buf_init(&s, 0);
+    fnsdk_buf_init(&s, 0);
     reply_frame(&s, 10);
     reply_frame(&s, 10);
     make_pair(sv);
-    ck_assert_int_eq(fn_frame_write_all(sv[1], s.data, s.len), 0);
-    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[1], s.data, s.len), 0);
+    ck_assert_int_eq(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "14 bytes after a 10-byte frame: one answer expected");
     close(sv[0]);
     close(sv[1]);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&s);
     /* EOF before, inside the header and inside the body; oversized */
     make_pair(sv);
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel closed");
     close(sv[0]);
     make_pair(sv);
-    fn_frame_write_all(sv[1], "\0\0", 2);
+    fnsdk_frame_write_all(sv[1], "\0\0", 2);
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel closed mid-frame");
     close(sv[0]);
-    fn_buf_init(&s, 0);
+    fnsdk_buf_init(&s, 0);
     reply_frame(&s, 30000);
     make_pair(sv);
-    fn_frame_write_all(sv[1], s.data, s.len - 1);
+    fnsdk_frame_write_all(sv[1], s.data, s.len - 1);
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 1 << 20, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_reply(sv[0], &in, 1 << 20, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel closed mid-frame");
     close(sv[0]);
     make_pair(sv);
-    fn_frame_write_all(sv[1], s.data, 4);
-    ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+    fnsdk_frame_write_all(sv[1], s.data, 4);
+    ck_assert_int_eq(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "exceeds"));
     close(sv[0]);
     close(sv[1]);
-    fn_buf_free(&s);
-    fn_buf_free(&in);
+    fnsdk_buf_free(&s);
+    fnsdk_buf_free(&in);
 }
 END_TEST
 
@@ -1185,15 +1185,15 @@ static pid_t late_peer(int fd, int answer)
 
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct fn_buf b;
+        struct fnsdk_buf b;
         char q[64];
         struct timespec t = {0, 50 * 1000 * 1000};
         if (read(fd, q, sizeof(q)) <= 0)
             _exit(1);
         nanosleep(&t, NULL);
-        fn_buf_init(&b, 0);
+        fnsdk_buf_init(&b, 0);
         reply_frame(&b, 20);
-        if (answer && fn_frame_write_all(fd, b.data, b.len) < 0)
+        if (answer && fnsdk_frame_write_all(fd, b.data, b.len) < 0)
             _exit(1);
         _exit(0);
     }
@@ -1206,23 +1206,23 @@ static pid_t late_peer(int fd, int answer)
  * closed", never a hang. */
 START_TEST(test_read_reply_late)
 {
-    struct fn_buf in;
+    struct fnsdk_buf in;
     char err[128];
     int sv[2], st;
     pid_t pid;
 
-    fn_buf_init(&in, 0);
+    fnsdk_buf_init(&in, 0);
     for (int answer = 1; answer >= 0; answer--) {
         make_pair(sv);
         pid = late_peer(sv[1], answer);
         close(sv[1]);
-        ck_assert_int_eq(fn_frame_write_all(sv[0], "\0\0\0\1Q", 5), 0);
+        ck_assert_int_eq(fnsdk_frame_write_all(sv[0], "\0\0\0\1Q", 5), 0);
         if (answer) {
-            ck_assert_msg(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)) == 0, "%s", err);
+            ck_assert_msg(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)) == 0, "%s", err);
             ck_assert_uint_eq(in.len, 20);
             ck_assert_int_eq(in.data[0], 'R');
         } else {
-            ck_assert_int_eq(fn_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
+            ck_assert_int_eq(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)), -1);
             ck_assert_str_eq(err, "channel closed");
         }
         ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -1230,81 +1230,81 @@ START_TEST(test_read_reply_late)
         close(sv[0]);
     }
     /* no channel at all: an error at once (poll would wait for ever on -1) */
-    ck_assert_int_eq(fn_frame_read_reply(-1, &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_reply(-1, &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel read: Bad file descriptor");
-    fn_buf_free(&in);
+    fnsdk_buf_free(&in);
 }
 END_TEST
 
 START_TEST(test_read_one_errors)
 {
-    struct fn_buf in;
+    struct fnsdk_buf in;
     char err[128], hdr[8];
     int sv[2];
 
-    fn_buf_init(&in, 0);
+    fnsdk_buf_init(&in, 0);
     /* EOF inside the header */
     make_pair(sv);
-    fn_frame_write_all(sv[1], "\0\0", 2);
+    fnsdk_frame_write_all(sv[1], "\0\0", 2);
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel closed mid-frame");
     close(sv[0]);
     /* EOF inside the body */
     make_pair(sv);
     put32(hdr, 10);
     memcpy(hdr + 4, "Rabc", 4);
-    fn_frame_write_all(sv[1], hdr, 8);
+    fnsdk_frame_write_all(sv[1], hdr, 8);
     close(sv[1]);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_str_eq(err, "channel closed mid-frame");
     close(sv[0]);
     /* oversized: refused from the header alone, the writer never sends a body */
     make_pair(sv);
     put32(hdr, 5000);
-    fn_frame_write_all(sv[1], hdr, 4);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
+    fnsdk_frame_write_all(sv[1], hdr, 4);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "exceeds"));
     close(sv[0]);
     close(sv[1]);
     /* over INTO's own max */
-    fn_buf_free(&in);
-    fn_buf_init(&in, 3);
+    fnsdk_buf_free(&in);
+    fnsdk_buf_init(&in, 3);
     make_pair(sv);
     put32(hdr, 4);
     memcpy(hdr + 4, "Rxyz", 4);
-    fn_frame_write_all(sv[1], hdr, 8);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
+    fnsdk_frame_write_all(sv[1], hdr, 8);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), -1);
     close(sv[0]);
     close(sv[1]);
     /* an empty payload is delivered as such */
-    fn_buf_free(&in);
-    fn_buf_init(&in, 0);
+    fnsdk_buf_free(&in);
+    fnsdk_buf_init(&in, 0);
     make_pair(sv);
     put32(hdr, 0);
-    fn_frame_write_all(sv[1], hdr, 4);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
+    fnsdk_frame_write_all(sv[1], hdr, 4);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
     ck_assert_uint_eq(in.len, 0);
     ck_assert_ptr_nonnull(in.data);
     close(sv[0]);
     close(sv[1]);
     /* a bad fd */
-    ck_assert_int_eq(fn_frame_read_one(-1, &in, 4096, err, sizeof(err)), -1);
+    ck_assert_int_eq(fnsdk_frame_read_one(-1, &in, 4096, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "channel read"));
-    fn_buf_free(&in);
+    fnsdk_buf_free(&in);
 }
 END_TEST
 
 /* The writer dribbles a frame one byte at a time. */
 START_TEST(test_read_one_partial)
 {
-    struct fn_buf s, in;
+    struct fnsdk_buf s, in;
     char err[128];
     int sv[2], status;
     pid_t pid;
     size_t i;
 
-    fn_buf_init(&s, 0);
+    fnsdk_buf_init(&s, 0);
     build_result(&s);
     make_pair(sv);
     pid = fork();
@@ -1312,22 +1312,22 @@ START_TEST(test_read_one_partial)
     if (pid == 0) {
         close(sv[0]);
         for (i = 0; i < s.len; i++) {
-            if (fn_frame_write_all(sv[1], s.data + i, 1) < 0)
+            if (fnsdk_frame_write_all(sv[1], s.data + i, 1) < 0)
                 _exit(1);
             usleep(200);
         }
         _exit(0);
     }
     close(sv[1]);
-    fn_buf_init(&in, 0);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
+    fnsdk_buf_init(&in, 0);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, 4096, err, sizeof(err)), 0);
     ck_assert_uint_eq(in.len, s.len - 4);
     ck_assert_int_eq(memcmp(in.data, s.data + 4, in.len), 0);
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(sv[0]);
-    fn_buf_free(&in);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&in);
+    fnsdk_buf_free(&s);
 }
 END_TEST
 
@@ -1345,7 +1345,7 @@ START_TEST(test_blocking_eintr)
 {
     struct sigaction sa;
     struct itimerval it = {{0, 2000}, {0, 2000}};
-    struct fn_buf s, in;
+    struct fnsdk_buf s, in;
     char err[128];
     int sv[2], status;
     pid_t pid;
@@ -1358,37 +1358,37 @@ START_TEST(test_blocking_eintr)
     sa.sa_handler = on_alarm;
     sigemptyset(&sa.sa_mask);
     ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
-    fn_buf_init(&s, 0);
-    fn_frame_begin(&s, FN_FRAME_RESULT);
-    fn_frame_add(&s, "", 0);
-    fn_frame_add(&s, "", 0);
-    fn_frame_add(&s, payload, big);
-    ck_assert_int_eq(fn_frame_end(&s), 0);
+    fnsdk_buf_init(&s, 0);
+    fnsdk_frame_begin(&s, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&s, "", 0);
+    fnsdk_frame_add(&s, "", 0);
+    fnsdk_frame_add(&s, payload, big);
+    ck_assert_int_eq(fnsdk_frame_end(&s), 0);
     make_pair(sv);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         /* a slow echo: read the frame and send it back, pausing first */
         close(sv[0]);
-        fn_buf_init(&in, 0);
-        if (fn_frame_read_one(sv[1], &in, big + 64, err, sizeof(err)) < 0)
+        fnsdk_buf_init(&in, 0);
+        if (fnsdk_frame_read_one(sv[1], &in, big + 64, err, sizeof(err)) < 0)
             _exit(1);
         usleep(50000);
-        fn_buf_free(&s);
-        fn_buf_init(&s, 0);
-        fn_buf_append(&s, "\0\0\0\0", 4);
-        fn_buf_append(&s, in.data, in.len);
+        fnsdk_buf_free(&s);
+        fnsdk_buf_init(&s, 0);
+        fnsdk_buf_append(&s, "\0\0\0\0", 4);
+        fnsdk_buf_append(&s, in.data, in.len);
         s.data[0] = (char)(in.len >> 24);
         s.data[1] = (char)(in.len >> 16);
         s.data[2] = (char)(in.len >> 8);
         s.data[3] = (char)in.len;
-        _exit(fn_frame_write_all(sv[1], s.data, s.len) == 0 ? 0 : 2);
+        _exit(fnsdk_frame_write_all(sv[1], s.data, s.len) == 0 ? 0 : 2);
     }
     close(sv[1]);
     setitimer(ITIMER_REAL, &it, NULL);
-    ck_assert_int_eq(fn_frame_write_all(sv[0], s.data, s.len), 0);
-    fn_buf_init(&in, 0);
-    ck_assert_int_eq(fn_frame_read_one(sv[0], &in, big + 64, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[0], s.data, s.len), 0);
+    fnsdk_buf_init(&in, 0);
+    ck_assert_int_eq(fnsdk_frame_read_one(sv[0], &in, big + 64, err, sizeof(err)), 0);
     memset(&it, 0, sizeof(it));
     setitimer(ITIMER_REAL, &it, NULL);
     ck_assert_uint_eq(in.len, s.len - 4);
@@ -1397,8 +1397,8 @@ START_TEST(test_blocking_eintr)
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(sv[0]);
-    fn_buf_free(&in);
-    fn_buf_free(&s);
+    fnsdk_buf_free(&in);
+    fnsdk_buf_free(&s);
     free(payload);
 }
 END_TEST
@@ -1406,7 +1406,7 @@ END_TEST
 /* write_all on a non-blocking socket waits in poll() instead of failing. */
 START_TEST(test_write_all_nonblocking)
 {
-    struct fn_buf in;
+    struct fnsdk_buf in;
     char err[128];
     size_t big = 2u << 20, i;
     char *frame = malloc(big + 4);
@@ -1423,14 +1423,14 @@ START_TEST(test_write_all_nonblocking)
     if (pid == 0) {
         close(sv[0]);
         usleep(20000); /* let the writer fill the socket buffer first */
-        fn_buf_init(&in, 0);
-        if (fn_frame_read_one(sv[1], &in, big, err, sizeof(err)) < 0)
+        fnsdk_buf_init(&in, 0);
+        if (fnsdk_frame_read_one(sv[1], &in, big, err, sizeof(err)) < 0)
             _exit(1);
         _exit(in.len == big && memcmp(in.data, frame + 4, big) == 0 ? 0 : 2);
     }
     close(sv[1]);
     set_nonblock(sv[0]);
-    ck_assert_int_eq(fn_frame_write_all(sv[0], frame, big + 4), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[0], frame, big + 4), 0);
     waitpid(pid, &status, 0);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(sv[0]);
@@ -1447,10 +1447,10 @@ START_TEST(test_write_all_closed_peer)
     make_pair(sv);
     close(sv[1]);
     /* EPIPE, not a SIGPIPE that kills the process */
-    ck_assert_int_eq(fn_frame_write_all(sv[0], buf, sizeof(buf)), -1);
+    ck_assert_int_eq(fnsdk_frame_write_all(sv[0], buf, sizeof(buf)), -1);
     ck_assert_int_eq(errno, EPIPE);
     close(sv[0]);
-    ck_assert_int_eq(fn_frame_write_all(-1, buf, 1), -1);
+    ck_assert_int_eq(fnsdk_frame_write_all(-1, buf, 1), -1);
     ck_assert_int_eq(errno, EBADF);
 }
 END_TEST
@@ -1458,20 +1458,20 @@ END_TEST
 /* write_all also works on something that is not a socket. */
 START_TEST(test_write_all_pipe)
 {
-    struct fn_buf in;
+    struct fnsdk_buf in;
     char err[128], frame[9];
     int p[2];
 
     ck_assert_int_eq(pipe(p), 0);
     put32(frame, 5);
     memcpy(frame + 4, "Rabcd", 5);
-    ck_assert_int_eq(fn_frame_write_all(p[1], frame, sizeof(frame)), 0);
-    fn_buf_init(&in, 0);
-    ck_assert_int_eq(fn_frame_read_one(p[0], &in, 100, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(p[1], frame, sizeof(frame)), 0);
+    fnsdk_buf_init(&in, 0);
+    ck_assert_int_eq(fnsdk_frame_read_one(p[0], &in, 100, err, sizeof(err)), 0);
     ck_assert_str_eq(in.data, "Rabcd");
     close(p[0]);
     close(p[1]);
-    fn_buf_free(&in);
+    fnsdk_buf_free(&in);
 }
 END_TEST
 

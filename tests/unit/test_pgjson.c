@@ -57,16 +57,16 @@ static json_t *must_parse(const char *text, size_t len)
 /* Renders RES, checks the output with jansson, returns a malloc'd copy. */
 static char *render_res(const PGresult *res)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char *out;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     ck_assert_int_eq(pgjson_render(res, &b), 0);
     ck_assert_int_eq(b.failed, 0);
     ck_assert_uint_eq(strlen(b.data), b.len);
     json_decref(must_parse(b.data, b.len));
     out = strdup(b.data);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     return out;
 }
 
@@ -337,11 +337,11 @@ START_TEST(test_large_result)
                             "md5(i::text) AS hash, ARRAY[i, i + 1] AS pair, "
                             "json_build_object('i', i) AS j "
                             "FROM generate_series(1, 20000) i");
-    struct fn_buf b;
+    struct fnsdk_buf b;
     json_t *root, *row;
     size_t i;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     ck_assert_int_eq(pgjson_render(res, &b), 0);
     root = must_parse(b.data, b.len);
     ck_assert(json_is_array(root));
@@ -361,7 +361,7 @@ START_TEST(test_large_result)
                          (json_int_t)i + 1);
     }
     json_decref(root);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     PQclear(res);
 }
 END_TEST
@@ -372,18 +372,18 @@ START_TEST(test_max_exact)
 {
     PGresult *res = exec_ok("SELECT i, 'v\"' || i AS s, ARRAY[i, NULL] AS a, i > 2 AS b "
                             "FROM generate_series(1, 5) i");
-    struct fn_buf b;
+    struct fnsdk_buf b;
     size_t full, m;
     char *want;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     ck_assert_int_eq(pgjson_render(res, &b), 0);
     full = b.len;
     want = strdup(b.data);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     /* every limit below the size fails cleanly; the size itself fits */
     for (m = 1; m <= full + 3; m++) {
-        fn_buf_init(&b, m);
+        fnsdk_buf_init(&b, m);
         if (m < full) {
             ck_assert_int_eq(pgjson_render(res, &b), -1);
             ck_assert_int_eq(b.failed, 1);
@@ -393,7 +393,7 @@ START_TEST(test_max_exact)
             ck_assert_int_eq(pgjson_render(res, &b), 0);
             ck_assert_str_eq(b.data, want);
         }
-        fn_buf_free(&b);
+        fnsdk_buf_free(&b);
     }
     free(want);
     PQclear(res);
@@ -403,10 +403,10 @@ END_TEST
 START_TEST(test_max_big_result)
 {
     PGresult *res = exec_ok("SELECT repeat('x', 1000) AS s FROM generate_series(1, 1000)");
-    struct fn_buf b;
+    struct fnsdk_buf b;
 
-    fn_buf_init(&b, 64 * 1024);
-    fn_buf_puts(&b, "prefix");
+    fnsdk_buf_init(&b, 64 * 1024);
+    fnsdk_buf_puts(&b, "prefix");
     ck_assert_int_eq(pgjson_render(res, &b), -1);
     ck_assert_int_eq(b.failed, 1);
     /* what the buffer held before is intact */
@@ -415,12 +415,12 @@ START_TEST(test_max_big_result)
     ck_assert_uint_le(b.cap, 64 * 1024 + 1);
     /* a failed buffer stays failed */
     ck_assert_int_eq(pgjson_render(res, &b), -1);
-    fn_buf_reset(&b);
-    fn_buf_free(&b);
-    fn_buf_init(&b, 2 * 1024 * 1024);
+    fnsdk_buf_reset(&b);
+    fnsdk_buf_free(&b);
+    fnsdk_buf_init(&b, 2 * 1024 * 1024);
     ck_assert_int_eq(pgjson_render(res, &b), 0);
     json_decref(must_parse(b.data, b.len));
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     PQclear(res);
 }
 END_TEST
@@ -431,17 +431,17 @@ START_TEST(test_max_on_grown_buffer)
 {
     PGresult *small = exec_ok("SELECT i, repeat('y', 50) AS s FROM generate_series(1, 20) i");
     PGresult *big = exec_ok("SELECT repeat('z', 500) AS s FROM generate_series(1, 500)");
-    struct fn_buf b;
+    struct fnsdk_buf b;
     size_t full, start;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     ck_assert_int_eq(pgjson_render(small, &b), 0);
     full = b.len;
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     ck_assert_int_eq(pgjson_render(big, &b), 0);
     ck_assert_uint_gt(b.cap, 10 * full);
-    fn_buf_reset(&b);
-    fn_buf_puts(&b, "head");
+    fnsdk_buf_reset(&b);
+    fnsdk_buf_puts(&b, "head");
     start = b.len;
     b.max = start + full - 1;
     ck_assert_int_eq(pgjson_render(small, &b), -1);
@@ -456,7 +456,7 @@ START_TEST(test_max_on_grown_buffer)
     ck_assert_int_eq(pgjson_string(&b, "ab", 2), -1);
     b.failed = 0;
     ck_assert_int_eq(pgjson_string(&b, "a", 1), 0);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     PQclear(small);
     PQclear(big);
 }
@@ -465,32 +465,32 @@ END_TEST
 START_TEST(test_appends_and_frames)
 {
     PGresult *res = exec_ok("SELECT 1 AS a");
-    struct fn_buf b;
-    struct fn_frame_view *v = malloc(sizeof(*v));
+    struct fnsdk_buf b;
+    struct fnsdk_frame_view *v = malloc(sizeof(*v));
     char err[128];
     size_t mark;
 
     ck_assert_ptr_nonnull(v);
-    fn_buf_init(&b, 0);
-    fn_buf_puts(&b, "xyz");
+    fnsdk_buf_init(&b, 0);
+    fnsdk_buf_puts(&b, "xyz");
     ck_assert_int_eq(pgjson_render(res, &b), 0);
     ck_assert_str_eq(b.data, "xyz[{\"a\":1}]");
     /* the intended use: the body rendered straight into a result frame */
-    fn_buf_reset(&b);
-    fn_frame_begin(&b, FN_FRAME_RESULT);
-    fn_frame_add(&b, PQcmdStatus(res), strlen(PQcmdStatus(res)));
-    fn_frame_add(&b, PQcmdTuples(res), strlen(PQcmdTuples(res)));
-    mark = fn_frame_field_begin(&b);
+    fnsdk_buf_reset(&b);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&b, PQcmdStatus(res), strlen(PQcmdStatus(res)));
+    fnsdk_frame_add(&b, PQcmdTuples(res), strlen(PQcmdTuples(res)));
+    mark = fnsdk_frame_field_begin(&b);
     ck_assert_int_eq(pgjson_render(res, &b), 0);
-    ck_assert_int_eq(fn_frame_field_end(&b, mark), 0);
-    ck_assert_int_eq(fn_frame_end(&b), 0);
-    ck_assert_int_eq(fn_frame_parse(b.data + 4, b.len - 4, v, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_field_end(&b, mark), 0);
+    ck_assert_int_eq(fnsdk_frame_end(&b), 0);
+    ck_assert_int_eq(fnsdk_frame_parse(b.data + 4, b.len - 4, v, err, sizeof(err)), 0);
     ck_assert_uint_eq(v->field[0].len, 8);
     ck_assert_int_eq(memcmp(v->field[0].p, "SELECT 1", 8), 0);
     ck_assert_int_eq(memcmp(v->field[1].p, "1", 1), 0);
     ck_assert_uint_eq(v->field[2].len, 9);
     ck_assert_int_eq(memcmp(v->field[2].p, "[{\"a\":1}]", 9), 0);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     free(v);
     PQclear(res);
 }
@@ -498,27 +498,27 @@ END_TEST
 
 START_TEST(test_bad_inputs)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     const char *one = "\x01\x02";
     PGresult *res;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     ck_assert_int_eq(pgjson_render(NULL, &b), -1);
     ck_assert_int_eq(b.failed, 1);
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     /* binary-format columns cannot be rendered from their bytes */
     res = craft(23, 1, &one, 1);
     ck_assert_int_eq(pgjson_render(res, &b), -1);
     ck_assert_uint_eq(b.len, 0);
     PQclear(res);
     /* an error result has no rows: "[]" (the caller checks the status) */
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     res = PQexec(conn, "SELECT 1/0");
     ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
     ck_assert_int_eq(pgjson_render(res, &b), 0);
     ck_assert_str_eq(b.data, "[]");
     PQclear(res);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
@@ -609,28 +609,28 @@ START_TEST(test_invalid_utf8)
         {"\xef\xbf\xbf", "\"\xef\xbf\xbf\""},         /* U+FFFF is valid */
         {"\xf8\x88\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\""},
     };
-    struct fn_buf b;
+    struct fnsdk_buf b;
     size_t i;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        fn_buf_reset(&b);
+        fnsdk_buf_reset(&b);
         ck_assert_int_eq(pgjson_string(&b, cases[i].in, strlen(cases[i].in)), 0);
         ck_assert_str_eq(b.data, cases[i].out);
         json_decref(must_parse(b.data, b.len));
     }
     /* an embedded NUL is escaped too */
-    fn_buf_reset(&b);
+    fnsdk_buf_reset(&b);
     ck_assert_int_eq(pgjson_string(&b, "a\0b", 3), 0);
     ck_assert_str_eq(b.data, "\"a\\u0000b\"");
     /* and over max fails, leaving the buffer as it was */
-    fn_buf_free(&b);
-    fn_buf_init(&b, 8);
-    fn_buf_puts(&b, "ab");
+    fnsdk_buf_free(&b);
+    fnsdk_buf_init(&b, 8);
+    fnsdk_buf_puts(&b, "ab");
     ck_assert_int_eq(pgjson_string(&b, "cdef", 4), 0);
     ck_assert_int_eq(pgjson_string(&b, "\n", 1), -1);
     ck_assert_str_eq(b.data, "ab\"cdef\"");
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
@@ -639,12 +639,12 @@ END_TEST
 START_TEST(test_string_fuzz)
 {
     unsigned seed = 4242;
-    struct fn_buf b;
+    struct fnsdk_buf b;
     char in[128];
     int iter;
     size_t n, i;
 
-    fn_buf_init(&b, 0);
+    fnsdk_buf_init(&b, 0);
     for (iter = 0; iter < 20000; iter++) {
         json_t *j;
         int mode = iter % 3;
@@ -662,7 +662,7 @@ START_TEST(test_string_fuzz)
         if (mode == 2 && n >= 3) {
             memcpy(in, "\xe2\x82\xac", 3); /* and some valid */
         }
-        fn_buf_reset(&b);
+        fnsdk_buf_reset(&b);
         ck_assert_int_eq(pgjson_string(&b, in, n), 0);
         j = must_parse(b.data, b.len);
         ck_assert(json_is_string(j));
@@ -672,7 +672,7 @@ START_TEST(test_string_fuzz)
         }
         json_decref(j);
     }
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 END_TEST
 
@@ -778,12 +778,12 @@ END_TEST
 static char *render_single(struct pgjson_rows *st, const char *sql, size_t max, long *rows_seen,
                            long *rows_kept)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
     PGresult *res;
     char *out = NULL;
     int singles = 0;
 
-    fn_buf_init(&b, max);
+    fnsdk_buf_init(&b, max);
     pgjson_rows_reset(st);
     *rows_seen = 0;
     ck_assert_int_eq(PQsendQuery(conn, sql), 1);
@@ -809,7 +809,7 @@ static char *render_single(struct pgjson_rows *st, const char *sql, size_t max, 
         json_decref(must_parse(b.data, b.len));
         out = strdup(b.data);
     }
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
     return out;
 }
 

@@ -3,9 +3,9 @@
  * fnsdk_req.c, fnsdk_res.c, fn_json.c) through its internal interface (fnsdk_loop.h).  Each test plays
  * nginx over a socketpair: it writes a FastCGI request, built by
  * gateway/fcgireq.c as nginx would send it, into one end, hands the other
- * end to libfcgi the way fnsdk_loop.c's fn_serve does (ipcFd set,
- * keepConnection, FCGX_Accept_r), runs fn_req_begin and the accessors a
- * handler calls, and reads the FastCGI records fn_res_write produced back
+ * end to libfcgi the way fnsdk_loop.c's fnsdk_serve does (ipcFd set,
+ * keepConnection, FCGX_Accept_r), runs fnsdk_req_begin and the accessors a
+ * handler calls, and reads the FastCGI records fnsdk_res_write produced back
  * off the socket, so assertions are on the bytes nginx would receive.
  */
 #include "config.h"
@@ -62,13 +62,13 @@ static struct fcgireq *request_new(int id, const char *const *params, const char
     return r;
 }
 
-/* ---- the fixture: one connection, as fn_serve sets it up ---------------------- */
+/* ---- the fixture: one connection, as fnsdk_serve sets it up ---------------------- */
 
 static int sv[2] = {-1, -1}; /* [0] the instance's connection, [1] nginx's */
 static FCGX_Request rq;
 static fn_req *req;
 static fn_res *res;
-static struct fn_limits lim;
+static struct fnsdk_limits lim;
 
 static void setup(void)
 {
@@ -85,8 +85,8 @@ static void setup(void)
     ck_assert_int_eq(FCGX_InitRequest(&rq, -1, 0), 0);
     rq.ipcFd = sv[0];
     rq.keepConnection = 1;
-    req = fn_req_new();
-    res = fn_res_new();
+    req = fnsdk_req_new();
+    res = fnsdk_res_new();
     ck_assert_ptr_nonnull(req);
     ck_assert_ptr_nonnull(res);
     lim.max_body = 1 << 20;
@@ -97,8 +97,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    fn_req_free(req);
-    fn_res_free(res);
+    fnsdk_req_free(req);
+    fnsdk_res_free(res);
     req = NULL;
     res = NULL;
     /* nginx's end first: libfcgi's close waits for the peer's EOF. */
@@ -107,7 +107,7 @@ static void teardown(void)
 }
 
 /* Sends one request (id 1) with PARAMS and BODY, accepts it and runs
- * fn_req_begin; returns what fn_req_begin returned. */
+ * fnsdk_req_begin; returns what fnsdk_req_begin returned. */
 static int begin_id(int id, const char *const *params, const char *body, size_t body_len)
 {
     struct fcgireq *r = request_new(id, params, body, body_len);
@@ -121,7 +121,7 @@ static int begin_id(int id, const char *const *params, const char *body, size_t 
     fcgireq_free(r);
     ck_assert_int_eq(FCGX_Accept_r(&rq), 0);
     ck_assert_int_eq(rq.requestId, id);
-    return fn_req_begin(req, res, &rq, &lim);
+    return fnsdk_req_begin(req, res, &rq, &lim);
 }
 
 static int begin(const char *const *params, const char *body)
@@ -129,7 +129,7 @@ static int begin(const char *const *params, const char *body)
     return begin_id(1, params, body, body ? strlen(body) : 0);
 }
 
-/* A POST of BODY with its exact CONTENT_LENGTH; returns fn_req_begin's
+/* A POST of BODY with its exact CONTENT_LENGTH; returns fnsdk_req_begin's
  * result. */
 static int begin_post(const char *body)
 {
@@ -140,12 +140,12 @@ static int begin_post(const char *body)
     return begin(params, body);
 }
 
-/* Fails unless fn_req_begin accepted the request. */
+/* Fails unless fnsdk_req_begin accepted the request. */
 static void begin_ok(const char *const *params, const char *body)
 {
     int rc = begin(params, body);
 
-    ck_assert_msg(rc == 0, "fn_req_begin returned %d", rc);
+    ck_assert_msg(rc == 0, "fnsdk_req_begin returned %d", rc);
     ck_assert(!fn_responded(res));
 }
 
@@ -210,23 +210,23 @@ static void take_request_id_line(const char *rid)
     out_len -= n;
 }
 
-/* Writes the response the way fn_serve does and returns what nginx got. */
+/* Writes the response the way fnsdk_serve does and returns what nginx got. */
 static const char *respond_id(int id)
 {
     char rid[256];
     bool own = false;
 
-    /* fn_serve never writes without a response (it makes a 500 first). */
+    /* fnsdk_serve never writes without a response (it makes a 500 first). */
     ck_assert(fn_responded(res));
     snprintf(rid, sizeof(rid), "%s", fn_request_id(req));
-    for (size_t i = 0; i < fn_res_header_count(res); i++) {
+    for (size_t i = 0; i < fnsdk_res_header_count(res); i++) {
         const char *n, *v;
-        if (fn_res_header_at(res, i, &n, &v) == 0 && strcasecmp(n, "X-Request-Id") == 0)
+        if (fnsdk_res_header_at(res, i, &n, &v) == 0 && strcasecmp(n, "X-Request-Id") == 0)
             own = true;
     }
-    ck_assert_int_eq(fn_res_write(res, &rq), 0);
-    fn_res_reset(res);
-    fn_req_end(req);
+    ck_assert_int_eq(fnsdk_res_write(res, &rq), 0);
+    fnsdk_res_reset(res);
+    fnsdk_req_end(req);
     FCGX_Finish_r(&rq);
     read_response(id);
     if (!own)
@@ -461,15 +461,15 @@ START_TEST(arrival_time)
     static const char *const bad[] = {"FNGATE_ARRIVAL=soon", NULL};
 
     begin_ok(with, NULL);
-    ck_assert_int_eq(fn_req_arrival_ms(req), INT64_C(1700000000123));
+    ck_assert_int_eq(fnsdk_req_arrival_ms(req), INT64_C(1700000000123));
     ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
     respond();
     begin_ok(bad, NULL);
-    ck_assert_int_eq(fn_req_arrival_ms(req), -1);
+    ck_assert_int_eq(fnsdk_req_arrival_ms(req), -1);
     ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
     respond();
     begin_ok(std_params, "hello world");
-    ck_assert_int_eq(fn_req_arrival_ms(req), -1);
+    ck_assert_int_eq(fnsdk_req_arrival_ms(req), -1);
 }
 END_TEST
 
@@ -496,8 +496,8 @@ START_TEST(arrival_forms)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *env[] = {cases[i].param, NULL};
         begin_ok(env, NULL);
-        ck_assert_msg(fn_req_arrival_ms(req) == cases[i].ms, "%s: %lld", cases[i].param,
-                      (long long)fn_req_arrival_ms(req));
+        ck_assert_msg(fnsdk_req_arrival_ms(req) == cases[i].ms, "%s: %lld", cases[i].param,
+                      (long long)fnsdk_req_arrival_ms(req));
         ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
         respond();
     }
@@ -1167,18 +1167,18 @@ START_TEST(deadline)
 {
     long long left;
 
-    fn_req_set_timeout(0);
+    fnsdk_req_set_timeout(0);
     begin_ok(std_params, "hello world");
     ck_assert_int_eq(fn_deadline_ms(req), -1);
-    fn_req_set_timeout(5000);
+    fnsdk_req_set_timeout(5000);
     left = fn_deadline_ms(req);
     ck_assert_msg(left > 4000 && left <= 5000, "fn_deadline_ms %lld", left);
     usleep(120 * 1000);
     ck_assert_int_lt(fn_deadline_ms(req), left - 100);
-    fn_req_set_timeout(1);
+    fnsdk_req_set_timeout(1);
     usleep(5 * 1000);
     ck_assert_int_eq(fn_deadline_ms(req), 0);
-    fn_req_set_timeout(0);
+    fnsdk_req_set_timeout(0);
 }
 END_TEST
 
@@ -1234,9 +1234,9 @@ END_TEST
 /* Writes the response and returns what nginx got, X-Request-Id included. */
 static const char *respond_whole(void)
 {
-    ck_assert_int_eq(fn_res_write(res, &rq), 0);
-    fn_res_reset(res);
-    fn_req_end(req);
+    ck_assert_int_eq(fnsdk_res_write(res, &rq), 0);
+    fnsdk_res_reset(res);
+    fnsdk_req_end(req);
     FCGX_Finish_r(&rq);
     read_response(1);
     return out;
@@ -1337,7 +1337,7 @@ START_TEST(function_name_read_once)
     static const char *const sent[] = {"FNGATE_FUNCTION=fromparam", NULL};
 
     setenv("FNGATE_FUNCTION", "atstart", 1);
-    fn_req_set_function(getenv("FNGATE_FUNCTION"));
+    fnsdk_req_set_function(getenv("FNGATE_FUNCTION"));
     setenv("FNGATE_FUNCTION", "later", 1);
     begin_ok(none, NULL);
     ck_assert_str_eq(fn_name(req), "atstart");
@@ -1347,7 +1347,7 @@ START_TEST(function_name_read_once)
     ck_assert_str_eq(fn_name(req), "fromparam");
     ck_assert_int_eq(fn_send_text(res, 200, "ok"), 0);
     respond();
-    fn_req_set_function(NULL);
+    fnsdk_req_set_function(NULL);
     begin_ok(none, NULL);
     ck_assert_str_eq(fn_name(req), "");
 }
@@ -1377,17 +1377,17 @@ START_TEST(channel_live_passes)
 {
     int pair[2], fd = channel_pair(pair);
 
-    ck_assert_int_eq(fn_db_watch_fd(), fd);
-    ck_assert(fn_db_channel_ok());
-    ck_assert(fn_db_channel_ok());
+    ck_assert_int_eq(fnsdk_db_watch_fd(), fd);
+    ck_assert(fnsdk_db_channel_ok());
+    ck_assert(fnsdk_db_channel_ok());
     ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC);
     close(pair[1]);
-    ck_assert(!fn_db_channel_ok());
+    ck_assert(!fnsdk_db_channel_ok());
     /* Broken for good: closed, and no longer offered for watching. */
-    ck_assert_int_eq(fn_db_watch_fd(), -1);
+    ck_assert_int_eq(fnsdk_db_watch_fd(), -1);
     ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
     ck_assert_int_eq(errno, EBADF);
-    ck_assert(!fn_db_channel_ok());
+    ck_assert(!fnsdk_db_channel_ok());
 }
 END_TEST
 
@@ -1396,9 +1396,9 @@ START_TEST(channel_unasked_bytes_fail)
     int pair[2];
 
     channel_pair(pair);
-    ck_assert(fn_db_channel_ok());
+    ck_assert(fnsdk_db_channel_ok());
     ck_assert_int_eq(write(pair[1], "R", 1), 1);
-    ck_assert(!fn_db_channel_ok());
+    ck_assert(!fnsdk_db_channel_ok());
     close(pair[1]);
 }
 END_TEST
@@ -1406,8 +1406,8 @@ END_TEST
 START_TEST(channel_none_passes)
 {
     unsetenv("FNGATE_DB_FD");
-    ck_assert_int_eq(fn_db_watch_fd(), -1);
-    ck_assert(fn_db_channel_ok());
+    ck_assert_int_eq(fnsdk_db_watch_fd(), -1);
+    ck_assert(fnsdk_db_channel_ok());
 }
 END_TEST
 
@@ -1416,16 +1416,16 @@ END_TEST
  * string, cut at 63 bytes or at a NUL), with the answer queued ahead. */
 static void queue_answer(int fd, const char *tag, size_t taglen)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
 
-    fn_buf_init(&b, 0);
-    fn_frame_begin(&b, FN_FRAME_RESULT);
-    fn_frame_add(&b, tag, taglen);
-    fn_frame_add(&b, "1", 1);
-    fn_frame_add(&b, "[{}]", 4);
-    ck_assert_int_eq(fn_frame_end(&b), 0);
+    fnsdk_buf_init(&b, 0);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_RESULT);
+    fnsdk_frame_add(&b, tag, taglen);
+    fnsdk_frame_add(&b, "1", 1);
+    fnsdk_frame_add(&b, "[{}]", 4);
+    ck_assert_int_eq(fnsdk_frame_end(&b), 0);
     ck_assert_int_eq(write(fd, b.data, b.len), (ssize_t)b.len);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 
 START_TEST(query_int_params_and_tag)
@@ -1433,7 +1433,7 @@ START_TEST(query_int_params_and_tag)
     static const char *const params[] = {"REQUEST_METHOD=GET", NULL};
     static const char *const want[] = {"0", "7", "-1", "9223372036854775807",
                                        "-9223372036854775808"};
-    static struct fn_frame_view v;
+    static struct fnsdk_frame_view v;
     char tag[80], got[256], err[128];
     int pair[2];
     ssize_t n;
@@ -1449,10 +1449,10 @@ START_TEST(query_int_params_and_tag)
     ck_assert_uint_eq(strlen(fn_rows_tag(rows)), 63);
     n = read(pair[1], got, sizeof(got));
     ck_assert_int_gt(n, 4);
-    ck_assert_int_eq(fn_frame_parse(got + 4, (size_t)n - 4, &v, err, sizeof(err)), 0);
+    ck_assert_int_eq(fnsdk_frame_parse(got + 4, (size_t)n - 4, &v, err, sizeof(err)), 0);
     ck_assert_uint_ge(v.n_fields, 6);
     for (int i = 0; i < 5; i++) {
-        ck_assert_int_eq(v.field[i + 1].p[0], FN_FRAME_P_INT);
+        ck_assert_int_eq(v.field[i + 1].p[0], FNSDK_FRAME_P_INT);
         ck_assert_uint_eq(v.field[i + 1].len - 1, strlen(want[i]));
         ck_assert_int_eq(memcmp(v.field[i + 1].p + 1, want[i], strlen(want[i])), 0);
     }

@@ -98,14 +98,14 @@ static struct client *channel(const char *fn, int pid, int share, int *peer)
 
 static void send_query(int fd, const char *sql)
 {
-    struct fn_buf b;
+    struct fnsdk_buf b;
 
-    fn_buf_init(&b, 0);
-    fn_frame_begin(&b, FN_FRAME_QUERY);
-    fn_frame_add(&b, sql, strlen(sql));
-    ck_assert_int_eq(fn_frame_end(&b), 0);
-    ck_assert_int_eq(fn_frame_write_all(fd, b.data, b.len), 0);
-    fn_buf_free(&b);
+    fnsdk_buf_init(&b, 0);
+    fnsdk_frame_begin(&b, FNSDK_FRAME_QUERY);
+    fnsdk_frame_add(&b, sql, strlen(sql));
+    ck_assert_int_eq(fnsdk_frame_end(&b), 0);
+    ck_assert_int_eq(fnsdk_frame_write_all(fd, b.data, b.len), 0);
+    fnsdk_buf_free(&b);
 }
 
 /* Runs the pool until FD has something to read (10 s at most). */
@@ -130,17 +130,17 @@ static void pool_turn(void)
 /* The rows of the result frame FD gets, into OUT. */
 static void answer_rows(int fd, char *out, size_t len)
 {
-    static struct fn_frame_view v;
-    struct fn_buf b;
+    static struct fnsdk_frame_view v;
+    struct fnsdk_buf b;
     char err[128];
 
     pool_until(fd);
-    fn_buf_init(&b, 0);
-    ck_assert_msg(fn_frame_read_one(fd, &b, 1 << 20, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(fn_frame_parse(b.data, b.len, &v, err, sizeof(err)), 0);
-    ck_assert_msg(v.type == FN_FRAME_RESULT, "error: %.*s", (int)v.field[1].len, v.field[1].p);
+    fnsdk_buf_init(&b, 0);
+    ck_assert_msg(fnsdk_frame_read_one(fd, &b, 1 << 20, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(fnsdk_frame_parse(b.data, b.len, &v, err, sizeof(err)), 0);
+    ck_assert_msg(v.type == FNSDK_FRAME_RESULT, "error: %.*s", (int)v.field[1].len, v.field[1].p);
     snprintf(out, len, "%.*s", (int)v.field[2].len, v.field[2].p);
-    fn_buf_free(&b);
+    fnsdk_buf_free(&b);
 }
 
 #define SEQ_SQL "select nextval('seq') as n"
