@@ -797,7 +797,8 @@ static void metrics_json_fn(struct evbuffer *o, const struct metrics_view *v, in
     evbuffer_add_printf(o, "},\"cold_starts\":%" PRIu64 ",", fm->cold_starts);
     metrics_json_hist(o, "request_seconds", v->dur, metrics_hist_le, FNSDK_SB_HIST, v->dur_sum);
     evbuffer_add(o, ",", 1);
-    metrics_json_hist(o, "queue_wait_seconds", v->queue, metrics_hist_le, FNSDK_SB_HIST, v->queue_sum);
+    metrics_json_hist(o, "queue_wait_seconds", v->queue, metrics_hist_le, FNSDK_SB_HIST,
+                      v->queue_sum);
     evbuffer_add(o, ",", 1);
     metrics_json_hist(o, "cold_start_seconds", fm->cold.b, metrics_cold_le, METRICS_COLD_N,
                       fm->cold.sum);
@@ -889,8 +890,10 @@ void metrics_render_table(struct metrics *mx, struct evbuffer *o)
                         "errors");
     for (size_t i = 0; i < n; i++) {
         char p50[16], p99[16], c50[16];
-        metrics_ms(p50, sizeof(p50), metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SB_HIST, 0.5));
-        metrics_ms(p99, sizeof(p99), metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SB_HIST, 0.99));
+        metrics_ms(p50, sizeof(p50),
+                   metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SB_HIST, 0.5));
+        metrics_ms(p99, sizeof(p99),
+                   metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SB_HIST, 0.99));
         metrics_ms(c50, sizeof(c50),
                    metrics_quantile(v[i].fn->cold.b, metrics_cold_le, METRICS_COLD_N, 0.5));
         evbuffer_add_printf(

@@ -60,7 +60,7 @@ struct police_inst {
 struct police_view {
     pid_t pid;
     const struct fnsdk_sb_slot *slot; /* untrusted: read with FNSDK_SB_LOAD only */
-    struct police_inst *pi;        /* owned by the caller, zeroed at spawn */
+    struct police_inst *pi;           /* owned by the caller, zeroed at spawn */
     int64_t spawned_ns;
     int64_t term_ns;             /* SIGTERM sent (0: not) */
     int64_t timeout_ns;          /* SIGUSR1 sent (0: not) */

@@ -13,9 +13,9 @@
 #include "fnsdk_sb.h"
 
 struct scoreboard {
-    int fd;                  /* the memfd; closed after the spawn */
+    int fd;                     /* the memfd; closed after the spawn */
     struct fnsdk_sb_slot *slot; /* shared mapping, owned */
-    size_t size;             /* of the mapping: the slot plus the log ring */
+    size_t size;                /* of the mapping: the slot plus the log ring */
 };
 
 /* A zeroed slot (state STARTING). Returns NULL on failure (logged). */

@@ -273,14 +273,15 @@ void supfn_police(struct sup_fn *f, int64_t now)
                           (long long)in->exec_ns[2], (long long)FNSDK_SB_LOAD(sl->spare_ns[0]),
                           (long long)FNSDK_SB_LOAD(sl->spare_ns[1]),
                           (long long)FNSDK_SB_LOAD(sl->spare_ns[2]),
-                          (long long)FNSDK_SB_LOAD(sl->main_ns), (long long)FNSDK_SB_LOAD(sl->ready_ns));
+                          (long long)FNSDK_SB_LOAD(sl->main_ns),
+                          (long long)FNSDK_SB_LOAD(sl->ready_ns));
             else
-                log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
-                          "execve %lld main %lld ready %lld)",
-                          f->desc.name, (int)in->pid, (double)ready / 1e6,
-                          (long long)in->spawned_ns, (long long)in->exec_ns[0],
-                          (long long)in->exec_ns[2], (long long)in->exec_ns[1],
-                          (long long)FNSDK_SB_LOAD(sl->main_ns), (long long)FNSDK_SB_LOAD(sl->ready_ns));
+                log_debug(
+                    "[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
+                    "execve %lld main %lld ready %lld)",
+                    f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,
+                    (long long)in->exec_ns[0], (long long)in->exec_ns[2], (long long)in->exec_ns[1],
+                    (long long)FNSDK_SB_LOAD(sl->main_ns), (long long)FNSDK_SB_LOAD(sl->ready_ns));
         }
         if (FNSDK_SB_LOAD(sl->requests) > 0)
             f->crashes = 0;

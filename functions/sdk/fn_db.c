@@ -26,10 +26,10 @@
 #define FN_DB_MAX_ANSWER ((size_t)1 << 30)
 
 struct fn_rows {
-    struct fn_rows *next;   /* the request's list */
+    struct fn_rows *next;      /* the request's list */
     struct fnsdk_dbreq *owner; /* that request's state; NULL once it ended */
-    char *payload;          /* owned: the whole 'R' frame payload */
-    const char *tag;        /* NUL-terminated copy in tagbuf */
+    char *payload;             /* owned: the whole 'R' frame payload */
+    const char *tag;           /* NUL-terminated copy in tagbuf */
     char tagbuf[64];
     long long count;
     size_t json_off, json_len; /* the JSON text inside payload */
@@ -149,7 +149,8 @@ void fnsdk_db_request_end(struct fnsdk_dbreq *db)
 
 /* Records an error from NFIELDS strings (sqlstate, message, detail, hint,
  * position). */
-static void fn_db_set_error(struct fnsdk_dbreq *db, const struct fnsdk_frame_field *f, size_t nfields)
+static void fn_db_set_error(struct fnsdk_dbreq *db, const struct fnsdk_frame_field *f,
+                            size_t nfields)
 {
     size_t total = 0;
     char *w;
@@ -226,10 +227,11 @@ static int fn_db_param(struct fnsdk_buf *out, const json_t *v)
     switch (json_typeof(v)) {
     case JSON_STRING:
         return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_STRING, json_string_value(v),
-                                   json_string_length(v));
+                                      json_string_length(v));
     case JSON_INTEGER:
         start = fn_db_decimal(num + sizeof(num), json_integer_value(v));
-        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_INT, start, (size_t)(num + sizeof(num) - start));
+        return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_INT, start,
+                                      (size_t)(num + sizeof(num) - start));
     case JSON_REAL:
         n = snprintf(num, sizeof(num), "%.17g", json_real_value(v));
         return fnsdk_frame_add_tagged(out, FNSDK_FRAME_P_REAL, num, (size_t)n);

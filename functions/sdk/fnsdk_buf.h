@@ -37,6 +37,7 @@ int fnsdk_buf_reserve(struct fnsdk_buf *b, size_t n);
 int fnsdk_buf_append(struct fnsdk_buf *b, const void *p, size_t n);
 int fnsdk_buf_putc(struct fnsdk_buf *b, int c);
 int fnsdk_buf_puts(struct fnsdk_buf *b, const char *s);
-int fnsdk_buf_printf(struct fnsdk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int fnsdk_buf_printf(struct fnsdk_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -183,7 +183,7 @@ static int fnsdk_frame_is_int(const char *p, size_t n)
 }
 
 static int fnsdk_frame_check_param(const struct fnsdk_frame_field *f, size_t idx, char *err,
-                                size_t errlen)
+                                   size_t errlen)
 {
     const char *v = f->p + 1;
     size_t n = f->len - 1;
@@ -221,7 +221,7 @@ static int fnsdk_frame_check_param(const struct fnsdk_frame_field *f, size_t idx
         return 0;
     default:
         return fnsdk_frame_fail(err, errlen, "parameter $%zu has unknown type tag 0x%02x", idx,
-                             (unsigned char)f->p[0]);
+                                (unsigned char)f->p[0]);
     }
     if (memchr(v, '\0', n) != NULL)
         return fnsdk_frame_fail(err, errlen, "parameter $%zu contains a NUL byte", idx);
@@ -229,7 +229,7 @@ static int fnsdk_frame_check_param(const struct fnsdk_frame_field *f, size_t idx
 }
 
 int fnsdk_frame_parse(const char *payload, size_t len, struct fnsdk_frame_view *v, char *err,
-                   size_t errlen)
+                      size_t errlen)
 {
     size_t off = 1, i;
     uint32_t n;
@@ -239,19 +239,20 @@ int fnsdk_frame_parse(const char *payload, size_t len, struct fnsdk_frame_view *
     if (len == 0)
         return fnsdk_frame_fail(err, errlen, "empty frame");
     v->type = payload[0];
-    if (v->type != FNSDK_FRAME_QUERY && v->type != FNSDK_FRAME_RESULT && v->type != FNSDK_FRAME_ERROR)
+    if (v->type != FNSDK_FRAME_QUERY && v->type != FNSDK_FRAME_RESULT &&
+        v->type != FNSDK_FRAME_ERROR)
         return fnsdk_frame_fail(err, errlen, "unknown frame type 0x%02x", (unsigned char)v->type);
     while (off < len) {
         if (v->n_fields == FNSDK_FRAME_MAX_FIELDS)
             return fnsdk_frame_fail(err, errlen, "too many fields (more than %d)",
-                                 FNSDK_FRAME_MAX_FIELDS);
+                                    FNSDK_FRAME_MAX_FIELDS);
         if (len - off < FNSDK_FRAME_HDR)
             return fnsdk_frame_fail(err, errlen, "truncated field length at byte %zu", off);
         n = fnsdk_frame_get32(payload + off);
         off += FNSDK_FRAME_HDR;
         if (n > len - off)
             return fnsdk_frame_fail(err, errlen, "field %zu overruns the frame (%lu > %zu bytes)",
-                                 v->n_fields, (unsigned long)n, len - off);
+                                    v->n_fields, (unsigned long)n, len - off);
         v->field[v->n_fields].p = payload + off;
         v->field[v->n_fields].len = n;
         v->n_fields++;
@@ -369,7 +370,7 @@ static int fnsdk_frame_reader_advance(struct fnsdk_frame_reader *r)
         n = fnsdk_frame_get32(r->buf + r->scan);
         if (n > r->max_payload)
             return fnsdk_frame_reader_fail(r, "frame of %lu bytes exceeds the %zu-byte limit",
-                                        (unsigned long)n, r->max_payload);
+                                           (unsigned long)n, r->max_payload);
         if (r->len - r->scan - FNSDK_FRAME_HDR < n)
             break;
         r->scan += FNSDK_FRAME_HDR + n;
@@ -546,7 +547,8 @@ static ssize_t fnsdk_frame_read_exact(int fd, char *p, size_t n)
     return fnsdk_frame_read_some(fd, p, n, n);
 }
 
-int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, char *err, size_t errlen)
+int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, char *err,
+                         size_t errlen)
 {
     char hdr[FNSDK_FRAME_HDR];
     uint32_t n;
@@ -563,7 +565,7 @@ int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, cha
     n = fnsdk_frame_get32(hdr);
     if (n > max_payload || n > FNSDK_FRAME_MAX_PAYLOAD)
         return fnsdk_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
-                             (unsigned long)n, max_payload);
+                                (unsigned long)n, max_payload);
     /* Read the body straight into INTO's storage. */
     if (fnsdk_buf_reserve(into, n) < 0 || (into->max && n > into->max)) {
         into->failed = 1;
@@ -579,7 +581,8 @@ int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, cha
     return 0;
 }
 
-int fnsdk_frame_read_reply(int fd, struct fnsdk_buf *into, size_t max_payload, char *err, size_t errlen)
+int fnsdk_frame_read_reply(int fd, struct fnsdk_buf *into, size_t max_payload, char *err,
+                           size_t errlen)
 {
     size_t room, got;
     uint32_t n;
@@ -612,11 +615,12 @@ int fnsdk_frame_read_reply(int fd, struct fnsdk_buf *into, size_t max_payload, c
     n = fnsdk_frame_get32(into->data);
     if (n > max_payload || n > FNSDK_FRAME_MAX_PAYLOAD)
         return fnsdk_frame_fail(err, errlen, "frame of %lu bytes exceeds the %zu-byte limit",
-                             (unsigned long)n, max_payload);
+                                (unsigned long)n, max_payload);
     got = (size_t)k - FNSDK_FRAME_HDR;
     if (got > n)
-        return fnsdk_frame_fail(err, errlen, "%zu bytes after a %lu-byte frame: one answer expected",
-                             got - n, (unsigned long)n);
+        return fnsdk_frame_fail(err, errlen,
+                                "%zu bytes after a %lu-byte frame: one answer expected", got - n,
+                                (unsigned long)n);
     if (into->max && n > into->max) {
         into->failed = 1;
         return fnsdk_frame_fail(err, errlen, "no room for a %lu-byte frame", (unsigned long)n);

@@ -100,7 +100,7 @@ struct fnsdk_frame_view {
  * fields with digits-only rows; 'E' exactly 5 with an sqlstate of 0 or 5
  * bytes.  Returns 0, or -1 with a reason in ERR (if ERRLEN > 0). */
 int fnsdk_frame_parse(const char *payload, size_t len, struct fnsdk_frame_view *v, char *err,
-                   size_t errlen);
+                      size_t errlen);
 
 /* --- reading a non-blocking stream ----------------------------------------- */
 
@@ -152,7 +152,8 @@ int fnsdk_frame_write_all(int fd, const void *buf, size_t len);
  * closed", or "channel closed mid-frame"), a read error, a declared length
  * over MAX_PAYLOAD (rejected before reading the body) or INTO's own limit.
  * An empty payload is returned as such: fnsdk_frame_parse rejects it. */
-int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, char *err, size_t errlen);
+int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, char *err,
+                         size_t errlen);
 /* fnsdk_frame_read_one for a channel on which the peer sends exactly one frame
  * per request (the database channel): the header and, for answers up to
  * 16 KB, the payload come in one read instead of two.  Bytes after the
@@ -160,6 +161,7 @@ int fnsdk_frame_read_one(int fd, struct fnsdk_buf *into, size_t max_payload, cha
  * answer nobody asked for.  It waits for the answer in poll(), never
  * blocked in read(), which the peer's read of the question would wake for
  * nothing (fnsdk_frame.c says why). */
-int fnsdk_frame_read_reply(int fd, struct fnsdk_buf *into, size_t max_payload, char *err, size_t errlen);
+int fnsdk_frame_read_reply(int fd, struct fnsdk_buf *into, size_t max_payload, char *err,
+                           size_t errlen);
 
 #endif

@@ -128,7 +128,7 @@ static void fnsdk_on_timeout(int sig)
     }
     if (!fnsdk_resp_started && fd >= 0) {
         p = fnsdk_rec(p, 6 /* FCGI_STDOUT */, fnsdk_conn_reqid,
-                   sizeof(head) - 1 + (id ? 16 + idlen : 0) + sizeof(body) - 1);
+                      sizeof(head) - 1 + (id ? 16 + idlen : 0) + sizeof(body) - 1);
         memcpy(p, head, sizeof(head) - 1);
         p += sizeof(head) - 1;
         if (id) {
@@ -393,7 +393,7 @@ static char *fnsdk_put_time(char *p, const struct timespec *wall)
  * Async-signal-safe (no stdio, no allocation): the timeout handler logs the
  * 504 it wrote with it. */
 static void fnsdk_reqlog(fn_req *req, int status, const struct timespec *wall, int64_t dur_ns,
-                      int64_t queue_ns, bool cold)
+                         int64_t queue_ns, bool cold)
 {
     char line[2048], *p = line;
     const char *trace = fn_trace_id(req);
@@ -462,12 +462,12 @@ static void fnsdk_reqlog_timeout(void)
 
     if (fnsdk_log_ring && req)
         fnsdk_reqlog(req, 504, &fnsdk_req_wall, fnsdk_now_ns() - fnsdk_req_start_ns,
-                  fnsdk_queue_ns(req, &fnsdk_req_wall), !fnsdk_first_done);
+                     fnsdk_queue_ns(req, &fnsdk_req_wall), !fnsdk_first_done);
 }
 
 /* Counts one finished request in the slot (and logs it when asked). */
 static void fnsdk_account(fn_req *req, int status, int64_t start, const struct timespec *wall,
-                       int64_t now)
+                          int64_t now)
 {
     int64_t dur = now - start, queue = fnsdk_queue_ns(req, wall);
     bool cold = !fnsdk_first_done;
@@ -560,7 +560,7 @@ static void fnsdk_conn_end(FCGX_Request *r)
  * with the slot idle, so an instance holding one can still be stopped and
  * is never taken for a busy one. */
 static int fnsdk_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_handler handler,
-                    const struct fnsdk_limits *lim)
+                       const struct fnsdk_limits *lim)
 {
     int64_t start = fnsdk_now_ns();
     int kept = -1;
@@ -866,9 +866,10 @@ int fn_main(int argc, char **argv, fn_handler handler)
             continue;
         }
         if (fnsdk_kept_n > 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-            fnsdk_listen_set(epfd, fnsdk_kept_n == 0                         ? FNSDK_LISTEN_EXCL
-                                : defer_ns || fnsdk_kept_n == FNSDK_KEPT_MAX ? FNSDK_LISTEN_OFF
-                                                                       : FNSDK_LISTEN_SHARED);
+            fnsdk_listen_set(epfd, fnsdk_kept_n == 0 ? FNSDK_LISTEN_EXCL
+                                   : defer_ns || fnsdk_kept_n == FNSDK_KEPT_MAX
+                                       ? FNSDK_LISTEN_OFF
+                                       : FNSDK_LISTEN_SHARED);
             if (defer_ns) {
                 int64_t now = fnsdk_now_ns();
                 wait_ms = now >= defer_ns ? 0 : (int)((defer_ns - now + 999999) / 1000000);

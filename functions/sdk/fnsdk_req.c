@@ -38,19 +38,19 @@ struct fn_req {
     char **envp; /* the FastCGI params, borrowed for the request; NULL between */
     const char *method, *path, *name, *request_id, *query;
     struct fnsdk_known known;   /* borrowed from envp, like it */
-    int64_t arrival_ms;      /* FNGATE_ARRIVAL in ms, or -1 */
-    char *path_buf;          /* owned: the path when worked out from REQUEST_URI */
-    int64_t start_ms;        /* CLOCK_MONOTONIC when the request began */
+    int64_t arrival_ms;         /* FNGATE_ARRIVAL in ms, or -1 */
+    char *path_buf;             /* owned: the path when worked out from REQUEST_URI */
+    int64_t start_ms;           /* CLOCK_MONOTONIC when the request began */
     struct fnsdk_pairs args;    /* decoded URL arguments, owned; parsed on first use */
     struct fnsdk_pairs headers; /* canonical names, owned; parsed on first use */
     bool args_parsed, headers_parsed;
     char *body; /* owned, NUL-terminated */
     size_t body_len, body_cap;
-    json_t *json;        /* owned; parsed on demand */
+    json_t *json;           /* owned; parsed on demand */
     struct fnsdk_dbreq *db; /* owned: rows and the last error (fn_db.c) */
-    char trace_id[33];   /* from traceparent; parsed on first use */
-    char id_buf[33];     /* the request id the SDK made, when the front end sent none */
-    bool id_made;        /* request_id is id_buf */
+    char trace_id[33];      /* from traceparent; parsed on first use */
+    char id_buf[33];        /* the request id the SDK made, when the front end sent none */
+    bool id_made;           /* request_id is id_buf */
     bool trace_parsed;
 };
 
@@ -247,7 +247,7 @@ static const char *fnsdk_req_find_path(fn_req *req)
  * E is at least that long), which turns away most params for nothing;
  * then a memcmp of a constant length, a few word compares inline (a
  * strncmp call per name cost more), within E's length, measured once. */
-#define FNSDK_KNOWN(field, name)                                                                      \
+#define FNSDK_KNOWN(field, name)                                                                   \
     if (!k->field && e[1] == name[1] && (len ? len : (len = strlen(e))) >= sizeof(name) &&         \
         memcmp(e, name "=", sizeof(name)) == 0) {                                                  \
         k->field = e + sizeof(name);                                                               \
@@ -490,7 +490,7 @@ static int fnsdk_req_too_large(fn_res *res, long long want, const struct fnsdk_l
 }
 
 int fnsdk_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, size_t len,
-                     const struct fnsdk_limits *lim)
+                        const struct fnsdk_limits *lim)
 {
     int rc;
 
@@ -530,7 +530,8 @@ int fnsdk_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fnsd
     /* The buffer grows with what arrives (a Content-Length is only a claim),
      * and reads go in chunks an int can count: lengths past 2 GiB are
      * neither truncated nor allocated up front. */
-    if ((rc = fnsdk_req_body_room(req, res, want < FNSDK_BODY_FIRST ? (size_t)want : FNSDK_BODY_FIRST)))
+    if ((rc = fnsdk_req_body_room(req, res,
+                                  want < FNSDK_BODY_FIRST ? (size_t)want : FNSDK_BODY_FIRST)))
         return rc;
     req->body_len = 0;
     while ((long long)req->body_len < want) {
@@ -550,8 +551,8 @@ int fnsdk_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fnsd
         }
         if ((long long)room > want - (long long)req->body_len)
             room = (size_t)(want - (long long)req->body_len);
-        n = FCGX_GetStr(req->body + req->body_len, room < FNSDK_IO_CHUNK ? (int)room : FNSDK_IO_CHUNK,
-                        r->in);
+        n = FCGX_GetStr(req->body + req->body_len,
+                        room < FNSDK_IO_CHUNK ? (int)room : FNSDK_IO_CHUNK, r->in);
         if (n <= 0)
             break;
         req->body_len += (size_t)n;

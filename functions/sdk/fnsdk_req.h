@@ -25,7 +25,7 @@ int fnsdk_req_begin(fn_req *req, fn_res *res, FCGX_Request *r, const struct fnsd
 /* The same for a request built in memory (fngate_test.h): ENVP is borrowed
  * until fnsdk_req_end, BODY is copied. */
 int fnsdk_req_begin_env(fn_req *req, fn_res *res, char **envp, const void *body, size_t len,
-                     const struct fnsdk_limits *lim);
+                        const struct fnsdk_limits *lim);
 void fnsdk_req_end(fn_req *req);
 /* Runs HANDLER on the request; a handler that produced no response gets a
  * 500.  Returns the handler's result. */

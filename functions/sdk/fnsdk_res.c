@@ -129,7 +129,7 @@ int fn_set_header(fn_res *res, const char *name, const char *value)
 }
 
 int fnsdk_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
-                size_t len)
+                   size_t len)
 {
     const char *ct = content_type ? content_type : "application/octet-stream";
     size_t ctlen = strlen(ct);
@@ -156,7 +156,8 @@ int fnsdk_res_take(fn_res *res, int status, const char *content_type, char *base
 }
 
 /* Takes ownership of BODY (malloc'ed). */
-static int fnsdk_send_owned(fn_res *res, int status, const char *content_type, char *body, size_t len)
+static int fnsdk_send_owned(fn_res *res, int status, const char *content_type, char *body,
+                            size_t len)
 {
     return fnsdk_res_take(res, status, content_type, body, 0, len);
 }

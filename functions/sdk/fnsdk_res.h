@@ -19,7 +19,7 @@ void fnsdk_res_reset(fn_res *res);
 /* Makes RES send LEN bytes at BASE + OFF, taking ownership of BASE (also
  * on error).  Returns 0, or -1 for a bad status or content type. */
 int fnsdk_res_take(fn_res *res, int status, const char *content_type, char *base, size_t off,
-                size_t len);
+                   size_t len);
 /* What the handler produced: status (0 if none), content type, body. */
 int fnsdk_res_status(const fn_res *res);
 const char *fnsdk_res_content_type(const fn_res *res);

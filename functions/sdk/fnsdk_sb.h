@@ -68,11 +68,11 @@ struct fnsdk_sb_slot {
      * exits.  Only the instance writes these, each a plain store of a
      * value it alone increments; the gateway reads them as claims (it
      * clamps them and never lets a total go backwards). */
-    int64_t first_resp_ns;           /* end of the first response */
-    uint64_t queue_timeouts;         /* answered 503 for queue_timeout */
-    uint64_t dur_sum_ns;             /* sum of request durations */
-    uint64_t queue_sum_ns;           /* sum of queue waits */
-    uint64_t queue_n;                /* requests with a known queue wait */
+    int64_t first_resp_ns;              /* end of the first response */
+    uint64_t queue_timeouts;            /* answered 503 for queue_timeout */
+    uint64_t dur_sum_ns;                /* sum of request durations */
+    uint64_t queue_sum_ns;              /* sum of queue waits */
+    uint64_t queue_n;                   /* requests with a known queue wait */
     uint64_t dur_hist[FNSDK_SB_HIST];   /* per-bucket counts, not cumulative */
     uint64_t queue_hist[FNSDK_SB_HIST]; /* bounds fnsdk_sb_hist_le_ns[]; last: +Inf */
     struct fnsdk_sb_code codes[FNSDK_SB_CODES];

@@ -212,7 +212,7 @@ void client_result(struct client *c, const PGresult *r, const struct fnsdk_buf *
         fnsdk_frame_add(&c->out, rows, strlen(rows));
         fnsdk_frame_add(&c->out, json->data ? json->data : "[]", json->data ? json->len : 2);
         FNSDK_SB_STORE(c->pool->stats->bytes_rendered,
-                    FNSDK_SB_LOAD(c->pool->stats->bytes_rendered) + json->len);
+                       FNSDK_SB_LOAD(c->pool->stats->bytes_rendered) + json->len);
     }
     if (!json || fnsdk_frame_end_at(&c->out, start) < 0) {
         char msg[160];

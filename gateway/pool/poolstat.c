@@ -211,7 +211,8 @@ void poolstat_render_json(const struct poolstat *ps, struct evbuffer *o)
     for (int s = 0; s < 4; s++)
         evbuffer_add_printf(o, "%s\"%s\":%u", s ? "," : "", poolstat_state_names[s],
                             FNSDK_SB_LOAD(sh->conns[s]));
-    evbuffer_add_printf(o, "},\"waiting\":%u,\"wait_seconds\":{\"le\":[", FNSDK_SB_LOAD(sh->waiting));
+    evbuffer_add_printf(o, "},\"waiting\":%u,\"wait_seconds\":{\"le\":[",
+                        FNSDK_SB_LOAD(sh->waiting));
     for (int i = 0; i < FNSDK_SB_HIST - 1; i++)
         evbuffer_add_printf(o, "%s%g", i ? "," : "", (double)fnsdk_sb_hist_le_ns[i] / 1e9);
     evbuffer_add_printf(o, "],\"buckets\":[");
@@ -236,15 +237,16 @@ void poolstat_render_json(const struct poolstat *ps, struct evbuffer *o)
         queries += FNSDK_SB_LOAD(f->queries);
         errors += e;
     }
-    evbuffer_add_printf(
-        o,
-        "},\"queries\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"prepared_hits\":%" PRIu64
-        ",\"prepared_misses\":%" PRIu64 ",\"whole_reads\":%" PRIu64 ",\"whole_cutoffs\":%" PRIu64
-        ",\"rendered_bytes\":%" PRIu64 ",\"slow_queries\":%" PRIu64 ",\"slow_query_ms\":%" PRId64
-        "}",
-        queries, errors, FNSDK_SB_LOAD(sh->prepared_hits), FNSDK_SB_LOAD(sh->prepared_misses),
-        FNSDK_SB_LOAD(sh->whole_reads), FNSDK_SB_LOAD(sh->whole_cutoffs), FNSDK_SB_LOAD(sh->bytes_rendered),
-        FNSDK_SB_LOAD(sh->slow_queries), FNSDK_SB_LOAD(sh->slow_query_ms));
+    evbuffer_add_printf(o,
+                        "},\"queries\":%" PRIu64 ",\"errors\":%" PRIu64
+                        ",\"prepared_hits\":%" PRIu64 ",\"prepared_misses\":%" PRIu64
+                        ",\"whole_reads\":%" PRIu64 ",\"whole_cutoffs\":%" PRIu64
+                        ",\"rendered_bytes\":%" PRIu64 ",\"slow_queries\":%" PRIu64
+                        ",\"slow_query_ms\":%" PRId64 "}",
+                        queries, errors, FNSDK_SB_LOAD(sh->prepared_hits),
+                        FNSDK_SB_LOAD(sh->prepared_misses), FNSDK_SB_LOAD(sh->whole_reads),
+                        FNSDK_SB_LOAD(sh->whole_cutoffs), FNSDK_SB_LOAD(sh->bytes_rendered),
+                        FNSDK_SB_LOAD(sh->slow_queries), FNSDK_SB_LOAD(sh->slow_query_ms));
 }
 
 /* --- the pool's side ---------------------------------------------------- */

@@ -277,7 +277,7 @@ static bool server_send_piped(struct server *pc)
     }
     if (ok && pc->pool->set.prepared) {
         FNSDK_SB_STORE(pc->pool->stats->prepared_misses,
-                    FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+                       FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
         if (!(st = stmt_add(&pc->stmts, c->sql))) {
             server_drop(pc, "out of memory");
             return true;
@@ -315,7 +315,8 @@ static void server_rx_start(struct server *pc, struct stmt *st)
     if (pc->rx_armed)
         rxcount_reset(PQsocket(pc->pg), pc->whole ? guard : server_row_ceiling(pc->pool));
     if (pc->whole)
-        FNSDK_SB_STORE(pc->pool->stats->whole_reads, FNSDK_SB_LOAD(pc->pool->stats->whole_reads) + 1);
+        FNSDK_SB_STORE(pc->pool->stats->whole_reads,
+                       FNSDK_SB_LOAD(pc->pool->stats->whole_reads) + 1);
 }
 
 /* A whole read passed the guard.  libpq would go on buffering the result
@@ -460,14 +461,14 @@ static void server_send_next(struct server *pc)
              * statement used once, or once per session reset, never pays
              * for a PREPARE. */
             FNSDK_SB_STORE(pc->pool->stats->prepared_hits,
-                        FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+                           FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_PREPARE;
             ok = PQsendPrepare(pc->pg, st->name, c->sql, c->nparams, NULL);
         } else if (st && pc->op != OP_PREPARE) {
             FNSDK_SB_STORE(pc->pool->stats->prepared_hits,
-                        FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+                           FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_EXEC;
@@ -475,7 +476,7 @@ static void server_send_next(struct server *pc)
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
         } else if (!st) {
             FNSDK_SB_STORE(pc->pool->stats->prepared_misses,
-                        FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+                           FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
             st = stmt_add(&pc->stmts, c->sql);
             if (!st) {
                 server_drop(pc, "out of memory");

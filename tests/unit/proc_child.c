@@ -172,8 +172,8 @@ int main(int argc, char **argv)
             printf("db_write=%zd\n", write(FNSDK_DB_FD, "db\n", 3));
     }
     {
-        void *m =
-            mmap(NULL, sizeof(struct fnsdk_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED, FNSDK_SB_FD, 0);
+        void *m = mmap(NULL, sizeof(struct fnsdk_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED,
+                       FNSDK_SB_FD, 0);
         if (m != MAP_FAILED) {
             struct fnsdk_sb_slot *slot = m;
             slot->version = FNSDK_SB_VERSION;

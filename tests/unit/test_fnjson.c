@@ -61,19 +61,19 @@ static void expect(const fn_res *res, int rc, json_t *j, const json_error_t *e, 
     do {                                                                                           \
         json_error_t e_;                                                                           \
         json_t *j_ = json_pack_ex(&e_, 0, fmt, __VA_ARGS__);                                       \
-        fn_res *r_ = fnsdk_res_new();                                                                 \
+        fn_res *r_ = fnsdk_res_new();                                                              \
         int rc_ = fn_send_jsonf(r_, 200, fmt, __VA_ARGS__);                                        \
         expect(r_, rc_, j_, &e_, fmt, __LINE__);                                                   \
-        fnsdk_res_free(r_);                                                                           \
+        fnsdk_res_free(r_);                                                                        \
     } while (0)
 #define SAME0(fmt)                                                                                 \
     do {                                                                                           \
         json_error_t e_;                                                                           \
         json_t *j_ = json_pack_ex(&e_, 0, fmt);                                                    \
-        fn_res *r_ = fnsdk_res_new();                                                                 \
+        fn_res *r_ = fnsdk_res_new();                                                              \
         int rc_ = fn_send_jsonf(r_, 200, fmt);                                                     \
         expect(r_, rc_, j_, &e_, fmt, __LINE__);                                                   \
-        fnsdk_res_free(r_);                                                                           \
+        fnsdk_res_free(r_);                                                                        \
     } while (0)
 
 /* Strings that stress the escaping: every control character, quote,
@@ -290,7 +290,8 @@ START_TEST(test_tree_null)
     fn_res *res = fnsdk_res_new();
     ck_assert_int_eq(fn_send_json(res, 200, NULL), 0);
     ck_assert_int_eq(fnsdk_res_status(res), 500);
-    ck_assert_str_eq(fnsdk_res_body(res, NULL), "{\"error\":\"response is not serialisable JSON\"}");
+    ck_assert_str_eq(fnsdk_res_body(res, NULL),
+                     "{\"error\":\"response is not serialisable JSON\"}");
     fnsdk_res_free(res);
 }
 END_TEST

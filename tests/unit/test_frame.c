@@ -1218,7 +1218,8 @@ START_TEST(test_read_reply_late)
         close(sv[1]);
         ck_assert_int_eq(fnsdk_frame_write_all(sv[0], "\0\0\0\1Q", 5), 0);
         if (answer) {
-            ck_assert_msg(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)) == 0, "%s", err);
+            ck_assert_msg(fnsdk_frame_read_reply(sv[0], &in, 4096, err, sizeof(err)) == 0, "%s",
+                          err);
             ck_assert_uint_eq(in.len, 20);
             ck_assert_int_eq(in.data[0], 'R');
         } else {

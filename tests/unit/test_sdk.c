@@ -1,12 +1,11 @@
 /*
  * Unit tests for the SDK's request and response layer (functions/sdk/
- * fnsdk_req.c, fnsdk_res.c, fn_json.c) through its internal interface (fnsdk_loop.h).  Each test plays
- * nginx over a socketpair: it writes a FastCGI request, built by
- * gateway/fcgireq.c as nginx would send it, into one end, hands the other
- * end to libfcgi the way fnsdk_loop.c's fnsdk_serve does (ipcFd set,
- * keepConnection, FCGX_Accept_r), runs fnsdk_req_begin and the accessors a
- * handler calls, and reads the FastCGI records fnsdk_res_write produced back
- * off the socket, so assertions are on the bytes nginx would receive.
+ * fnsdk_req.c, fnsdk_res.c, fn_json.c) through its internal interface (fnsdk_loop.h).  Each test
+ * plays nginx over a socketpair: it writes a FastCGI request, built by gateway/fcgireq.c as nginx
+ * would send it, into one end, hands the other end to libfcgi the way fnsdk_loop.c's fnsdk_serve
+ * does (ipcFd set, keepConnection, FCGX_Accept_r), runs fnsdk_req_begin and the accessors a handler
+ * calls, and reads the FastCGI records fnsdk_res_write produced back off the socket, so assertions
+ * are on the bytes nginx would receive.
  */
 #include "config.h"
 
