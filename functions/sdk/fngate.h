@@ -19,6 +19,14 @@
  * Ownership: strings returned by fn_req accessors and the json_t returned by
  * fn_body_json belong to the request and die with it.  fn_send_json borrows
  * its json_t (the caller still owns its reference); fn_send_json_new steals.
+ *
+ * Names: the public API is what this header and fngate_test.h declare, all
+ * fn_ (and FN_MAIN).  The SDK's internals start with fnsdk_ (FNSDK_ for
+ * macros), a prefix reserved to it: a function must not define or use names
+ * starting with fnsdk_ or FNSDK_.  Any other name (but the C library's,
+ * jansson's json_ and libfcgi's FCGX_) is the function's own, exec'd or
+ * loaded by a spare process alike: the SDK exports only the public names.
+ * A later SDK may declare more fn_ names; a prefix of your own is safest.
  */
 #ifndef FNGATE_H
 #define FNGATE_H

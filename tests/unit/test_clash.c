@@ -1,7 +1,8 @@
 /*
  * A function may use any name outside the SDK's public fn_ API for its own
- * code.  This program defines functions with the names of libfngate's
- * internals (and different signatures) and links the archive authors link,
+ * code.  This program defines functions with the names libfngate's internals
+ * had before they took the reserved prefix fnsdk_ (names an author may well
+ * use), with other signatures, and links the archive authors link,
  * functions/sdk/export/libfngate.a: that it links at all is most of the test;
  * running it checks that its calls reach its own definitions and the SDK's
  * public entry points still resolve to the SDK.
