@@ -123,3 +123,44 @@ def test_forged_slot_gets_its_504_without_root(stack, build):
     gw.wait_log(lambda ln: "maybe holding a connection older than request_timeout" in ln,
                 what="the SIGUSR2 log line")
     wait_for(lambda: ngx.get("/fn/forger").status == 200, 5, what="forger serving again")
+
+
+def test_a_kept_connection_in_steady_use_costs_its_instance_nothing(stack, build):
+    """A front end's pooled connection (Apache's enablereuse) carries a
+    request every few milliseconds for several request_timeouts: the
+    police sees a connection older than request_timeout and asks its
+    holder (SIGUSR2), whose request in hand is always young.  The instance
+    must be left alone: every request answers 200 from the same pid.
+
+    The bug (found behind Apache, bench apache_stall.sh: "[fn hello pid N]
+    killed by signal 9 (SIGKILL) after 35.093s, 21601 requests (request
+    timeout)"): a holder was spared only when seen idle twice without
+    progress or busy in one request since the question, and an instance
+    serving request after request is neither, so it was killed a second
+    after the question, the requests in flight on it lost."""
+    import json
+
+    from test_attack4 import _head, _kept
+    from test_sdk_input import _response_head
+
+    gw, ngx = stack({"tf": build.testfn},
+                    sections={"tf": {"max_instances": "1", "request_timeout": "300ms",
+                                     "idle_timeout": "60s"}})
+    (s,) = _kept(gw.sock_path("tf"), 1)
+    try:
+        (pid,) = gw.instances("tf")
+        # Past request_timeout, the question and the second that follows
+        # it, twice over.
+        end = time.monotonic() + 3.0
+        i = 0
+        while time.monotonic() < end:
+            s.sendall(_head(f"/steady{i}"))
+            status, _, payload = _response_head(s)
+            seen = json.loads(payload)
+            assert (status, seen["path"], seen["pid"]) == (200, f"/steady{i}", pid), (i, payload)
+            i += 1
+            time.sleep(0.005)
+        assert gw.instances("tf") == [pid]
+        assert f"[fn tf pid {pid}] killed" not in gw.log(), gw.log()[-2000:]
+    finally:
+        s.close()
