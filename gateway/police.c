@@ -48,6 +48,8 @@ struct police_conn {
     int64_t first_ns; /* first scan that saw it in service */
     unsigned seen;    /* scan generation that last saw it */
     pid_t holder;     /* the instance seen holding it when asked (0: not seen) */
+    int holder_fd;    /* its descriptor in the holder (when holder) */
+    bool waiting;     /* seen waiting for a next request since the question */
     int64_t check_ns; /* SIGUSR2 sent (0: not) */
     int64_t next_look_ns;
 };
@@ -354,9 +356,10 @@ size_t police_fn_overdue(const struct police_fn *pf, int64_t ms, int64_t now)
     return n;
 }
 
-/* Whether PID holds socket inode INO: 1 yes, 0 no, -1 its fd table cannot
- * be read (not root and the instance is not dumpable). */
-static int police_holds(pid_t pid, uint32_t ino)
+/* Whether PID holds socket inode INO: 1 yes (its descriptor in *FD), 0 no,
+ * -1 its fd table cannot be read (not root and the instance is not
+ * dumpable). */
+static int police_holds(pid_t pid, uint32_t ino, int *fd)
 {
     char path[64], want[32], got[64];
     DIR *d;
@@ -380,9 +383,63 @@ static int police_holds(pid_t pid, uint32_t ino)
         }
         got[n] = '\0';
         if (strcmp(got, want) == 0) {
+            *fd = atoi(de->d_name);
             r = 1;
             break;
         }
+    }
+    closedir(d);
+    return r;
+}
+
+/* Whether epoll file FILE (a /proc/<pid>/fdinfo path) watches descriptor
+ * FD, socket inode INO (fs/eventpoll.c's "tfd: ... ino:" lines). */
+static bool police_epoll_watches(const char *file, int fd, uint32_t ino)
+{
+    char line[256];
+    FILE *fp = fopen(file, "re");
+    bool r = false;
+
+    if (!fp)
+        return false;
+    while (!r && fgets(line, sizeof(line), fp)) {
+        int tfd;
+        unsigned long tino;
+        if (sscanf(line, "tfd: %d events: %*x data: %*x pos: %*d ino: %lx", &tfd, &tino) == 2)
+            r = tfd == fd && tino == ino;
+    }
+    fclose(fp);
+    return r;
+}
+
+/* Whether PID waits for a next request on its descriptor FD, socket inode
+ * INO: FD is in one of its epoll sets.  The SDK watches an idle kept
+ * connection there and takes it out while it serves a request on it, so an
+ * overdue request on FD is never so watched.  The kernel's word about the
+ * present, not the slot's: an instance that fakes it spares only itself. */
+static bool police_waiting(pid_t pid, int fd, uint32_t ino)
+{
+    char path[64], got[32];
+    DIR *d;
+    struct dirent *de;
+    bool r = false;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    if (!d)
+        return false;
+    while (!r && (de = readdir(d)) != NULL) {
+        ssize_t n;
+        if (de->d_name[0] == '.')
+            continue;
+        n = readlinkat(dirfd(d), de->d_name, got, sizeof(got) - 1);
+        if (n < 0)
+            continue;
+        got[n] = '\0';
+        if (strcmp(got, "anon_inode:[eventpoll]") != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, atoi(de->d_name));
+        r = police_epoll_watches(path, fd, ino);
     }
     closedir(d);
     return r;
@@ -454,7 +511,11 @@ static void police_inst_judge(struct police_view *v, const struct police_limits 
 }
 
 /* A connection older than request_timeout: ask who holds it, then kill it
- * if it neither answered nor proved to be waiting on a kept connection. */
+ * if it neither answered nor proved to be waiting on a kept connection.
+ * One its holder is watching for a next request carries none in service:
+ * it is not asked, and an asked holder seen watching it before the grace
+ * is over is spared (a front end's pooled connection in steady use, its
+ * holder never quietly idle nor in one request). */
 static void police_conn_judge(struct police_conn *c, struct police_view **v, size_t n,
                               const struct police_limits *lim, int64_t now)
 {
@@ -462,6 +523,9 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
     size_t n_cand = 0;
     bool spared = false;
 
+    /* Looked for at every tick of the grace, until seen. */
+    if (c->check_ns && c->holder && !c->waiting)
+        c->waiting = police_waiting(c->holder, c->holder_fd, c->ino);
     if (now < c->next_look_ns)
         return;
     if (c->check_ns) {
@@ -473,7 +537,7 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
             /* A kept connection: seen waiting for its next request, or in
              * one request since before the question (the slot-based
              * timeout bounds that claim to request_timeout). */
-            if (c->holder && (v[i]->pi->quiet ||
+            if (c->holder && (c->waiting || v[i]->pi->quiet ||
                               (v[i]->pi->busy_since_ns && v[i]->pi->busy_since_ns <= c->check_ns)))
                 spared = true;
             else if (!c->holder || c->holder == v[i]->pid)
@@ -481,6 +545,7 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
         }
         c->check_ns = 0;
         c->holder = 0;
+        c->waiting = false;
         /* A kept connection is asked again only once its request could be
          * overdue once more. */
         c->next_look_ns = now + (spared ? lim->request_timeout_ms : POLICE_RECHECK_MS) * MS;
@@ -488,15 +553,22 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
     }
     c->next_look_ns = now + POLICE_RECHECK_MS * MS;
     for (size_t i = 0; i < n; i++) {
-        int h;
+        int h, fd = -1;
         /* Only an instance that existed when the connection appeared can
          * have accepted it. */
         if (v[i]->kill_ns || v[i]->timeout_ns || v[i]->verdict != POLICE_NONE ||
             v[i]->spawned_ns > c->first_ns)
             continue;
-        h = police_holds(v[i]->pid, c->ino);
+        h = police_holds(v[i]->pid, c->ino, &fd);
+        if (h > 0 && police_waiting(v[i]->pid, fd, c->ino)) {
+            /* Waiting for its next request: nothing to ask until one
+             * could be overdue. */
+            c->next_look_ns = now + lim->request_timeout_ms * MS;
+            return;
+        }
         if (h > 0) {
             c->holder = v[i]->pid;
+            c->holder_fd = fd;
             cand[0] = v[i];
             n_cand = 1;
             break;

@@ -17,11 +17,16 @@
  * enablereuse) makes an old connection carry a young request.  If it still
  * holds the connection a second later it is killed, unless it was seen
  * quietly idle meanwhile (two looks idle without progress: a kept connection
- * waiting for its next request) or busy in one request since before the
- * question (which the slot-based timeout bounds).  Where the holder cannot be seen (no root
- * and non-dumpable instances), every instance that cannot be cleared is
- * asked the same and killed if the connection is still held a second later.
- * The cost of a lying instance thus falls on its own function only.
+ * waiting for its next request), busy in one request since before the
+ * question (which the slot-based timeout bounds), or watching the connection
+ * in one of its epoll sets, as the SDK watches an idle kept connection and
+ * never one it serves a request on (/proc/<pid>/fdinfo: the kernel's word).
+ * A connection its holder watches is not even asked about: a front end's
+ * pooled connection in steady use keeps its busy instance.  Where the
+ * holder cannot be seen (no root and non-dumpable instances), every instance
+ * that cannot be cleared is asked the same and killed if the connection is
+ * still held a second later.  The cost of a lying instance thus falls on its
+ * own function only.
  */
 #ifndef FNGATE_POLICE_H
 #define FNGATE_POLICE_H

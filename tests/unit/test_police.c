@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -444,6 +445,86 @@ START_TEST(holder_busy_since_before_the_question_spared)
 }
 END_TEST
 
+/* A child that accepts one connection from LFD and, once told on CTL,
+ * watches it in an epoll set as the SDK watches an idle kept connection
+ * (acknowledging on ACK); it holds it until killed. */
+static pid_t epoll_holder(int lfd, int ctl, int ack)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+    char c;
+    pid_t pid = fork();
+    int cfd, ep;
+
+    if (pid < 0)
+        abort();
+    if (pid > 0)
+        return pid;
+    cfd = accept(lfd, NULL, NULL);
+    ep = epoll_create1(0);
+    ev.data.fd = cfd;
+    if (cfd < 0 || ep < 0 || write(ack, "a", 1) != 1 || read(ctl, &c, 1) != 1 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev) < 0 || write(ack, "w", 1) != 1)
+        _exit(1);
+    for (;;)
+        pause();
+}
+
+START_TEST(holder_watching_its_kept_connection_spared)
+{
+    /* A pooled connection in steady use: the holder claims busy with a
+     * counter that climbs at every look (neither quietly idle nor in one
+     * request), which alone gets it killed (holder_of_an_overdue_
+     * connection_found).  Seen watching the connection for a next request
+     * before the grace is over, it is spared, and while it watches it, it
+     * is not even asked. */
+    int lfd = listener(), ctl[2], ack[2];
+    struct police_fn *pf = police_fn_new(sock_path);
+    struct one a;
+    struct police_view *v[1] = {&a.v};
+    int c1 = client();
+    pid_t pa;
+    char c;
+    int64_t base = T0 * 40;
+
+    ck_assert_int_eq(pipe(ctl), 0);
+    ck_assert_int_eq(pipe(ack), 0);
+    pa = epoll_holder(lfd, ctl[0], ack[1]);
+    ck_assert_int_eq(read(ack[0], &c, 1), 1);
+    police_scan(base);
+    one_init(&a, pa);
+    a.v.spawned_ns = base - MS;
+    a.slot.state = FNSDK_SB_BUSY;
+    a.slot.requests = 1;
+    police_fn_judge(pf, v, 1, &lim, base + 1100 * MS);
+    ck_assert_int_eq(a.v.verdict, POLICE_CHECK_HOLDER);
+    /* Between two requests, it watches the connection again. */
+    ck_assert_int_eq(write(ctl[1], "w", 1), 1);
+    ck_assert_int_eq(read(ack[0], &c, 1), 1);
+    for (int64_t t = 1200; t <= 2200; t += 100) {
+        a.slot.requests++;
+        police_scan(base + t * MS);
+        police_fn_judge(pf, v, 1, &lim, base + t * MS);
+        ck_assert_int_eq(a.v.verdict, POLICE_NONE);
+    }
+    /* A request_timeout later: watched, so not asked. */
+    for (int64_t t = 2300; t <= 4500; t += 100) {
+        a.slot.requests++;
+        police_scan(base + t * MS);
+        police_fn_judge(pf, v, 1, &lim, base + t * MS);
+        ck_assert_int_eq(a.v.verdict, POLICE_NONE);
+    }
+    reap(pa);
+    close(c1);
+    close(lfd);
+    close(ctl[0]);
+    close(ctl[1]);
+    close(ack[0]);
+    close(ack[1]);
+    police_fn_free(pf);
+    police_close();
+}
+END_TEST
+
 /* Anyone who may connect can fill a listener's queue to its backlog + 1
  * (4097 under the default somaxconn; fngate listens with 65535), more
  * icons than a scan keeps.  The scan before saw a short queue; the ones
@@ -528,6 +609,7 @@ static Suite *police_suite(void)
     tcase_add_test(tc, holder_of_an_overdue_connection_found);
     tcase_add_test(tc, hidden_holder_checked_then_killed);
     tcase_add_test(tc, holder_busy_since_before_the_question_spared);
+    tcase_add_test(tc, holder_watching_its_kept_connection_spared);
     tcase_add_test(tc, a_full_queue_is_not_in_service);
     suite_add_tcase(s, tc);
     return s;
