@@ -195,16 +195,31 @@ cpu_ticks() {
     done
     printf '%s\n' "$t"
 }
+# The processes of target NAME's back end (for fngate: the gateway and its
+# instances).
+backend_pids() {
+    case "$1" in
+        fngate|direct) printf '%s\n' "$FNGATE_PID $(pgrep -P "$FNGATE_PID" 2>/dev/null)" ;;
+        spare) printf '%s\n' "$SPARE_GW_PID $(pgrep -P "$SPARE_GW_PID" 2>/dev/null)" ;;
+        bare) printf '%s\n' "$BARE_PIDS" ;;
+        php) printf '%s\n' "$PHP_PID $(pgrep -P "$PHP_PID" 2>/dev/null)" ;;
+    esac
+}
 # The processes that serve target NAME: nginx and its back end.
 target_pids() {
-    local extra=""
-    case "$1" in
-        fngate|direct) extra="$FNGATE_PID $(pgrep -P "$FNGATE_PID" 2>/dev/null)" ;;
-        spare) extra="$SPARE_GW_PID $(pgrep -P "$SPARE_GW_PID" 2>/dev/null)" ;;
-        bare) extra="$BARE_PIDS" ;;
-        php) extra="$PHP_PID $(pgrep -P "$PHP_PID" 2>/dev/null)" ;;
-    esac
-    printf '%s\n' "$NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null) $extra"
+    printf '%s\n' "$NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null) $(backend_pids "$1")"
+}
+# Context switches (voluntary and involuntary) of PIDS so far, summed: each
+# is a sleep or a preemption, which a change in how a connection ends can
+# add to a request without showing in its instructions.
+ctx_switches() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }' \
+            "/proc/$p/status" 2>/dev/null) || continue
+        t=$((t + ${v:-0}))
+    done
+    printf '%s\n' "$t"
 }
 CLK_TCK=$(getconf CLK_TCK)
 # Instances of hellospare the second gateway has that are spare-born:
@@ -609,18 +624,18 @@ NAMES=(fngate spare bare php)
 say "   order reversed every other round ($(IFS=' '; echo "${NAMES[*]}") / the reverse), so that drift hits fngate and bare alike;"
 say "   the ratios are the medians (and ranges) of the per-round ratios: fngate and bare measured seconds apart"
 declare -A PATHS=([fngate]=/fn/hello [spare]=/fn/hellospare [bare]=/bare [php]=/php [direct]=/fn-direct)
-declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU MED_RPS MED_CPU
+declare -A BEST_RPS BEST_P50 BEST_P99 TOT_NON2XX TOT_ERRS RUNS_RPS RUNS_CPU RUNS_CS MED_RPS MED_CPU
 declare -A ROUND_RPS ROUND_CPU
 for name in fngate spare bare php direct; do
     BEST_RPS[$name]=""; BEST_P50[$name]=""; BEST_P99[$name]=""; TOT_NON2XX[$name]=0; TOT_ERRS[$name]=0
-    RUNS_RPS[$name]=""; RUNS_CPU[$name]=""; MED_RPS[$name]=nan; MED_CPU[$name]=nan
+    RUNS_RPS[$name]=""; RUNS_CPU[$name]=""; RUNS_CS[$name]=""; MED_RPS[$name]=nan; MED_CPU[$name]=nan
 done
 R_THR=""; R_CPU=""; R_DTHR=""; R_DCPU=""; R_PHP=""; R_STHR=""; R_SCPU=""; R_SVF=""
 part warm || { say "   skipped (--only)"; NAMES=(); W_ROUNDS=0; }
 for name in "${NAMES[@]+"${NAMES[@]}"}"; do
     run_wrk "${PATHS[$name]}" "$WARM_S" "$RES/wrk-$name-warmup.txt"
 done
-printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s %8s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors "CPU us" processes
+printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s %8s %7s %7s  %s\n' run "" target "req/s" "p50 ms" "p99 ms" requests non2xx errors "CPU us" "cs/req" "ngx cs" processes
 for ((round = 1; round <= W_ROUNDS; round++)); do
     order=("${NAMES[@]+"${NAMES[@]}"}")
     if [ $((round % 2)) = 0 ]; then
@@ -630,11 +645,13 @@ for ((round = 1; round <= W_ROUNDS; round++)); do
         path=${PATHS[$name]}
         run_wrk "$path" 1 "$RES/wrk-$name-pre$round.txt"
         pids=$(target_pids "$name")
-        # shellcheck disable=SC2086
-        t0=$(cpu_ticks $pids)
+        bpids=$(backend_pids "$name")
+        npids="$NGINX_PID $(pgrep -P "$NGINX_PID" 2>/dev/null)"
+        # shellcheck disable=SC2086 # lists of pids
+        { t0=$(cpu_ticks $pids); c0=$(ctx_switches $bpids); n0=$(ctx_switches $npids); }
         run_wrk "$path" "$RUN_S" "$RES/wrk-$name-run$round.txt" --latency
-        # shellcheck disable=SC2086
-        t1=$(cpu_ticks $pids)
+        # shellcheck disable=SC2086 # lists of pids
+        { t1=$(cpu_ticks $pids); c1=$(ctx_switches $bpids); n1=$(ctx_switches $npids); }
         case "$name" in
             fngate|direct) procs="$(children_with_exe "$FNGATE_PID" "$RUN/functions/hello/handler") instances" ;;
             spare) procs="$(spare_born) spare-born, $(children_with_exe "$SPARE_GW_PID" "$RUN/spare/functions/hellospare/handler") exec'd instances" ;;
@@ -644,13 +661,16 @@ for ((round = 1; round <= W_ROUNDS; round++)); do
         read -r rps p50 p99 reqs non2xx errs < <(parse_wrk "$RES/wrk-$name-run$round.txt")
         read -r _ _ _ _ wnon2xx werrs < <(parse_wrk "$RES/wrk-$name-pre$round.txt")
         cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "nan" }')
-        printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s %8s  %s\n' "round$round" "" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$cpu_us" "$procs"
+        cs=$(awk -v c=$((c1 - c0)) -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c / n; else print "nan" }')
+        ngx_cs=$(awk -v c=$((n1 - n0)) -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c / n; else print "nan" }')
+        printf '%-7s %-4s %-10s %10s %9s %9s %9s %7s %7s %8s %7s %7s  %s\n' "round$round" "" "$name" "$rps" "$p50" "$p99" "$reqs" "$non2xx" "$errs" "$cpu_us" "$cs" "$ngx_cs" "$procs"
         TOT_NON2XX[$name]=$(( ${TOT_NON2XX[$name]:-0} + non2xx + wnon2xx ))
         TOT_ERRS[$name]=$(( ${TOT_ERRS[$name]:-0} + errs + werrs ))
         RUNS_RPS[$name]="${RUNS_RPS[$name]:-} $rps"
         RUNS_CPU[$name]="${RUNS_CPU[$name]:-} $cpu_us"
+        RUNS_CS[$name]="${RUNS_CS[$name]:-} $cs/$ngx_cs"
         ROUND_RPS[$name]=$rps; ROUND_CPU[$name]=$cpu_us
-        printf '%s %s %s %s\n' "$round" "$name" "$rps" "$cpu_us" >>"$RES/cpu.txt"
+        printf '%s %s %s %s %s %s\n' "$round" "$name" "$rps" "$cpu_us" "$cs" "$ngx_cs" >>"$RES/cpu.txt"
         if [ "$rps" -gt "${BEST_RPS[$name]:-0}" ]; then
             BEST_RPS[$name]=$rps; BEST_P50[$name]=$p50; BEST_P99[$name]=$p99
         fi
@@ -713,6 +733,7 @@ if [ "$WARM_ONLY" = 1 ]; then
         for name in "${NAMES[@]}"; do
             printf '  %-10s median %9s req/s   CPU/request %7s us (runs:%s)\n' "$name" "${MED_RPS[$name]}" \
                 "${MED_CPU[$name]}" "${RUNS_CPU[$name]}"
+            printf '  %-10s context switches per request, back end/nginx (runs:%s)\n' "" "${RUNS_CS[$name]}"
         done
         printf '  %-44s %s  %s\n' "warm throughput fngate/bare >= $T_THROUGHPUT" "$THR_RANGE" \
             "$(verdict "$THR_RATIO" ">=" "$T_THROUGHPUT")"
