@@ -180,6 +180,11 @@ class Apache(FrontEnd):
         # ttl below idle_timeout, as the README says: Apache never reuses a
         # connection an idle stop may be closing.
         reuse = " enablereuse=on ttl=1" if self.keep else ""
+        # More workers than any test's clients at once: an mpm_event process
+        # whose workers are all busy stops accepting ("Too many open
+        # connections ... not accepting new conns"), and on a loaded machine
+        # Apache 2.4.71 was seen to resume only 15-25 s later, its workers
+        # idle (tests/bench/apache_stall.sh).
         (self.dir / "httpd.conf").write_text(f"""
 ServerRoot {self.dir}
 ServerName localhost
@@ -194,8 +199,8 @@ LogLevel warn
 {loads}
 StartServers {self.children}
 ServerLimit {self.children}
-ThreadsPerChild 4
-MaxRequestWorkers {4 * self.children}
+ThreadsPerChild 16
+MaxRequestWorkers {16 * self.children}
 <Location "/ping">
     SetHandler none
 </Location>
