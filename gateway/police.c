@@ -392,6 +392,13 @@ static int police_holds(pid_t pid, uint32_t ino, int *fd)
     return r;
 }
 
+/* How much of an instance's epoll state the supervisor reads per look: the
+ * SDK has one epoll set watching the listening socket and at most
+ * FNSDK_KEPT_MAX (32) kept connections, and a hostile instance must not make the
+ * supervisor's tick read thousands of sets of thousands of lines. */
+#define POLICE_EPOLL_SETS 4
+#define POLICE_EPOLL_LINES 256
+
 /* Whether epoll file FILE (a /proc/<pid>/fdinfo path) watches descriptor
  * FD, socket inode INO (fs/eventpoll.c's "tfd: ... ino:" lines). */
 static bool police_epoll_watches(const char *file, int fd, uint32_t ino)
@@ -399,10 +406,11 @@ static bool police_epoll_watches(const char *file, int fd, uint32_t ino)
     char line[256];
     FILE *fp = fopen(file, "re");
     bool r = false;
+    int lines = 0;
 
     if (!fp)
         return false;
-    while (!r && fgets(line, sizeof(line), fp)) {
+    while (!r && lines++ < POLICE_EPOLL_LINES && fgets(line, sizeof(line), fp)) {
         int tfd;
         unsigned long tino;
         if (sscanf(line, "tfd: %d events: %*x data: %*x pos: %*d ino: %lx", &tfd, &tino) == 2)
@@ -423,12 +431,13 @@ static bool police_waiting(pid_t pid, int fd, uint32_t ino)
     DIR *d;
     struct dirent *de;
     bool r = false;
+    int sets = 0;
 
     snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
     d = opendir(path);
     if (!d)
         return false;
-    while (!r && (de = readdir(d)) != NULL) {
+    while (!r && sets < POLICE_EPOLL_SETS && (de = readdir(d)) != NULL) {
         ssize_t n;
         if (de->d_name[0] == '.')
             continue;
@@ -438,6 +447,7 @@ static bool police_waiting(pid_t pid, int fd, uint32_t ino)
         got[n] = '\0';
         if (strcmp(got, "anon_inode:[eventpoll]") != 0)
             continue;
+        sets++;
         snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, atoi(de->d_name));
         r = police_epoll_watches(path, fd, ino);
     }
