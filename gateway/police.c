@@ -43,14 +43,29 @@
 #define TCP_LISTEN 10
 #endif
 
+/* How much of an instance's epoll state the supervisor reads per look: the
+ * SDK has one epoll set watching the listening socket and at most
+ * FNSDK_KEPT_MAX (32) kept connections, and a hostile instance must not make
+ * the supervisor's tick read thousands of sets of thousands of lines. */
+#define POLICE_EPOLL_SETS 4
+#define POLICE_EPOLL_LINES 256
+
+/* What one look at a holder's fd table found. */
+struct police_fds {
+    int fd;                    /* its descriptor for the connection */
+    int ep[POLICE_EPOLL_SETS]; /* its first epoll sets */
+    int n_ep;
+};
+
 struct police_conn {
     uint32_t ino;
-    int64_t first_ns; /* first scan that saw it in service */
-    unsigned seen;    /* scan generation that last saw it */
-    pid_t holder;     /* the instance seen holding it when asked (0: not seen) */
-    int holder_fd;    /* its descriptor in the holder (when holder) */
-    bool waiting;     /* seen waiting for a next request since the question */
-    int64_t check_ns; /* SIGUSR2 sent (0: not) */
+    int64_t first_ns;        /* first scan that saw it in service */
+    unsigned seen;           /* scan generation that last saw it */
+    pid_t holder;            /* the instance seen holding it when asked (0: not seen) */
+    struct police_fds held;  /* what the question's look found in the holder */
+    bool waiting;            /* seen waiting for a next request since the question */
+    int64_t waiting_look_ns; /* the grace's last look at the holder's epoll sets */
+    int64_t check_ns;        /* SIGUSR2 sent (0: not) */
     int64_t next_look_ns;
 };
 
@@ -356,22 +371,24 @@ size_t police_fn_overdue(const struct police_fn *pf, int64_t ms, int64_t now)
     return n;
 }
 
-/* Whether PID holds socket inode INO: 1 yes (its descriptor in *FD), 0 no,
- * -1 its fd table cannot be read (not root and the instance is not
- * dumpable). */
-static int police_holds(pid_t pid, uint32_t ino, int *fd)
+/* Whether PID holds socket inode INO: 1 yes (its descriptor and its first
+ * epoll sets in *F), 0 no, -1 its fd table cannot be read (not root and the
+ * instance is not dumpable).  One pass over the table for both. */
+static int police_holds(pid_t pid, uint32_t ino, struct police_fds *f)
 {
     char path[64], want[32], got[64];
     DIR *d;
     struct dirent *de;
     int r = 0;
 
+    f->fd = -1;
+    f->n_ep = 0;
     snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
     snprintf(want, sizeof(want), "socket:[%u]", ino);
     d = opendir(path);
     if (!d)
         return errno == ENOENT ? 0 : -1;
-    while ((de = readdir(d)) != NULL) {
+    while ((de = readdir(d)) != NULL && !(r == 1 && f->n_ep == POLICE_EPOLL_SETS)) {
         ssize_t n;
         if (de->d_name[0] == '.')
             continue;
@@ -383,32 +400,27 @@ static int police_holds(pid_t pid, uint32_t ino, int *fd)
         }
         got[n] = '\0';
         if (strcmp(got, want) == 0) {
-            *fd = atoi(de->d_name);
+            f->fd = atoi(de->d_name);
             r = 1;
-            break;
+        } else if (f->n_ep < POLICE_EPOLL_SETS && strcmp(got, "anon_inode:[eventpoll]") == 0) {
+            f->ep[f->n_ep++] = atoi(de->d_name);
         }
     }
     closedir(d);
-    return r;
+    return f->fd >= 0 ? 1 : r;
 }
 
-/* How much of an instance's epoll state the supervisor reads per look: the
- * SDK has one epoll set watching the listening socket and at most
- * FNSDK_KEPT_MAX (32) kept connections, and a hostile instance must not make the
- * supervisor's tick read thousands of sets of thousands of lines. */
-#define POLICE_EPOLL_SETS 4
-#define POLICE_EPOLL_LINES 256
-
-/* Whether epoll file FILE (a /proc/<pid>/fdinfo path) watches descriptor
- * FD, socket inode INO (fs/eventpoll.c's "tfd: ... ino:" lines). */
-static bool police_epoll_watches(const char *file, int fd, uint32_t ino)
+/* Whether PID's epoll set EP watches descriptor FD, socket inode INO
+ * (fs/eventpoll.c's "tfd: ... ino:" lines in /proc/<pid>/fdinfo/<ep>). */
+static bool police_epoll_watches(pid_t pid, int ep, int fd, uint32_t ino)
 {
-    char line[256];
-    FILE *fp = fopen(file, "re");
+    char path[64], line[256];
+    FILE *fp;
     bool r = false;
     int lines = 0;
 
-    if (!fp)
+    snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, ep);
+    if (!(fp = fopen(path, "re")))
         return false;
     while (!r && lines++ < POLICE_EPOLL_LINES && fgets(line, sizeof(line), fp)) {
         int tfd;
@@ -420,39 +432,19 @@ static bool police_epoll_watches(const char *file, int fd, uint32_t ino)
     return r;
 }
 
-/* Whether PID waits for a next request on its descriptor FD, socket inode
- * INO: FD is in one of its epoll sets.  The SDK watches an idle kept
- * connection there and takes it out while it serves a request on it, so an
- * overdue request on FD is never so watched.  The kernel's word about the
- * present, not the slot's: an instance that fakes it spares only itself. */
-static bool police_waiting(pid_t pid, int fd, uint32_t ino)
+/* Whether the holder F describes waits for a next request on the
+ * connection, socket inode INO: one of its epoll sets watches it.  The SDK
+ * watches an idle kept connection there and takes it out while it serves a
+ * request on it, so an overdue request is never so watched.  The kernel's
+ * word about the present, not the slot's: an instance that fakes it spares
+ * only itself. */
+static bool police_waiting(pid_t pid, const struct police_fds *f, uint32_t ino)
 {
-    char path[64], got[32];
-    DIR *d;
-    struct dirent *de;
-    bool r = false;
-    int sets = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    d = opendir(path);
-    if (!d)
-        return false;
-    while (!r && sets < POLICE_EPOLL_SETS && (de = readdir(d)) != NULL) {
-        ssize_t n;
-        if (de->d_name[0] == '.')
-            continue;
-        n = readlinkat(dirfd(d), de->d_name, got, sizeof(got) - 1);
-        if (n < 0)
-            continue;
-        got[n] = '\0';
-        if (strcmp(got, "anon_inode:[eventpoll]") != 0)
-            continue;
-        sets++;
-        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, atoi(de->d_name));
-        r = police_epoll_watches(path, fd, ino);
+    for (int i = 0; i < f->n_ep; i++) {
+        if (police_epoll_watches(pid, f->ep[i], f->fd, ino))
+            return true;
     }
-    closedir(d);
-    return r;
+    return false;
 }
 
 /* What the slot alone says, on the supervisor's clock. */
@@ -533,9 +525,13 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
     size_t n_cand = 0;
     bool spared = false;
 
-    /* Looked for at every tick of the grace, until seen. */
-    if (c->check_ns && c->holder && !c->waiting)
-        c->waiting = police_waiting(c->holder, c->holder_fd, c->ino);
+    /* Looked for during the grace, every POLICE_SCAN_MS until seen: only
+     * the epoll sets the question's look found, not the whole fd table. */
+    if (c->check_ns && c->holder && !c->waiting &&
+        now - c->waiting_look_ns >= (int64_t)POLICE_SCAN_MS * MS) {
+        c->waiting_look_ns = now;
+        c->waiting = police_waiting(c->holder, &c->held, c->ino);
+    }
     if (now < c->next_look_ns)
         return;
     if (c->check_ns) {
@@ -563,14 +559,15 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
     }
     c->next_look_ns = now + POLICE_RECHECK_MS * MS;
     for (size_t i = 0; i < n; i++) {
-        int h, fd = -1;
+        struct police_fds held;
+        int h;
         /* Only an instance that existed when the connection appeared can
          * have accepted it. */
         if (v[i]->kill_ns || v[i]->timeout_ns || v[i]->verdict != POLICE_NONE ||
             v[i]->spawned_ns > c->first_ns)
             continue;
-        h = police_holds(v[i]->pid, c->ino, &fd);
-        if (h > 0 && police_waiting(v[i]->pid, fd, c->ino)) {
+        h = police_holds(v[i]->pid, c->ino, &held);
+        if (h > 0 && police_waiting(v[i]->pid, &held, c->ino)) {
             /* Waiting for its next request: nothing to ask until one
              * could be overdue. */
             c->next_look_ns = now + lim->request_timeout_ms * MS;
@@ -578,7 +575,8 @@ static void police_conn_judge(struct police_conn *c, struct police_view **v, siz
         }
         if (h > 0) {
             c->holder = v[i]->pid;
-            c->holder_fd = fd;
+            c->held = held;
+            c->waiting_look_ns = now;
             cand[0] = v[i];
             n_cand = 1;
             break;

@@ -447,8 +447,9 @@ END_TEST
 
 /* A child that accepts one connection from LFD and, once told on CTL,
  * watches it in an epoll set as the SDK watches an idle kept connection
- * (acknowledging on ACK); it holds it until killed. */
-static pid_t epoll_holder(int lfd, int ctl, int ack)
+ * (acknowledging on ACK); it holds it until killed.  DECOYS empty epoll
+ * sets come before that one in its fd table. */
+static pid_t epoll_holder(int lfd, int ctl, int ack, int decoys)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
     char c;
@@ -460,6 +461,9 @@ static pid_t epoll_holder(int lfd, int ctl, int ack)
     if (pid > 0)
         return pid;
     cfd = accept(lfd, NULL, NULL);
+    for (int i = 0; i < decoys; i++)
+        if (epoll_create1(0) < 0)
+            _exit(1);
     ep = epoll_create1(0);
     ev.data.fd = cfd;
     if (cfd < 0 || ep < 0 || write(ack, "a", 1) != 1 || read(ctl, &c, 1) != 1 ||
@@ -488,7 +492,7 @@ START_TEST(holder_watching_its_kept_connection_spared)
 
     ck_assert_int_eq(pipe(ctl), 0);
     ck_assert_int_eq(pipe(ack), 0);
-    pa = epoll_holder(lfd, ctl[0], ack[1]);
+    pa = epoll_holder(lfd, ctl[0], ack[1], 0);
     ck_assert_int_eq(read(ack[0], &c, 1), 1);
     police_scan(base);
     one_init(&a, pa);
@@ -513,6 +517,54 @@ START_TEST(holder_watching_its_kept_connection_spared)
         police_fn_judge(pf, v, 1, &lim, base + t * MS);
         ck_assert_int_eq(a.v.verdict, POLICE_NONE);
     }
+    reap(pa);
+    close(c1);
+    close(lfd);
+    close(ctl[0]);
+    close(ctl[1]);
+    close(ack[0]);
+    close(ack[1]);
+    police_fn_free(pf);
+    police_close();
+}
+END_TEST
+
+START_TEST(holder_watching_past_the_bound_is_not_spared)
+{
+    /* The supervisor reads at most POLICE_EPOLL_SETS (4) of a holder's
+     * epoll sets: an instance that hides the watch behind four others (to
+     * make every look read more) is judged as if it watched nothing, and
+     * killed once the grace is over. */
+    int lfd = listener(), ctl[2], ack[2];
+    struct police_fn *pf = police_fn_new(sock_path);
+    struct one a;
+    struct police_view *v[1] = {&a.v};
+    int c1 = client();
+    pid_t pa;
+    char c;
+    bool killed = false;
+    int64_t base = T0 * 50;
+
+    ck_assert_int_eq(pipe(ctl), 0);
+    ck_assert_int_eq(pipe(ack), 0);
+    pa = epoll_holder(lfd, ctl[0], ack[1], 4);
+    ck_assert_int_eq(read(ack[0], &c, 1), 1);
+    police_scan(base);
+    one_init(&a, pa);
+    a.v.spawned_ns = base - MS;
+    a.slot.state = FNSDK_SB_BUSY;
+    a.slot.requests = 1;
+    ck_assert_int_eq(write(ctl[1], "w", 1), 1);
+    ck_assert_int_eq(read(ack[0], &c, 1), 1);
+    police_fn_judge(pf, v, 1, &lim, base + 1100 * MS);
+    ck_assert_int_eq(a.v.verdict, POLICE_CHECK_HOLDER);
+    for (int64_t t = 1200; t <= 2500 && !killed; t += 100) {
+        a.slot.requests++;
+        police_scan(base + t * MS);
+        police_fn_judge(pf, v, 1, &lim, base + t * MS);
+        killed = a.v.verdict == POLICE_KILL_TIMEOUT;
+    }
+    ck_assert(killed);
     reap(pa);
     close(c1);
     close(lfd);
@@ -610,6 +662,7 @@ static Suite *police_suite(void)
     tcase_add_test(tc, hidden_holder_checked_then_killed);
     tcase_add_test(tc, holder_busy_since_before_the_question_spared);
     tcase_add_test(tc, holder_watching_its_kept_connection_spared);
+    tcase_add_test(tc, holder_watching_past_the_bound_is_not_spared);
     tcase_add_test(tc, a_full_queue_is_not_in_service);
     suite_add_tcase(s, tc);
     return s;
