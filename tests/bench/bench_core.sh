@@ -46,7 +46,7 @@
 #   (e) cold burst: 64 simultaneous requests to a function with no process,
 #       max_instances 8 / max_children 8: slowest cold minus the median
 #       slowest of 3 warm bursts once the process count holds, per round,
-#       fngate vs php-fpm ondemand (burst.py), 20 rounds (10 with --quick);
+#       fngate vs php-fpm ondemand (burst.c), 20 rounds (10 with --quick);
 #       and where a cold burst's time goes (burstrace.py, a debug fngate)
 #   (f) queue_timeout: how late after the 500 ms deadline the 503 comes
 #   (g) overload: 200 callers of a max_instances 1, queue_size 4 function:
@@ -285,9 +285,11 @@ cc -O2 -static -o "$RUN/trivial" "$RUN/trivial.c" >>"$RES/cc.log" 2>&1 \
     || say "note: cannot build spawn_floor.c (static libc missing?): its floors are skipped"
 cp "$BENCH_DIR/hello.php" "$RUN/php/hello.php"
 cp "$ROOT/nginx/fngate.inc" "$RUN/nginx/fngate.inc"
-say "building: cc -O2 tests/bench/bare_hello.c -lfcgi"
+say "building: cc -O2 tests/bench/bare_hello.c -lfcgi, tests/bench/burst.c"
 cc -O2 -Wall -o "$RUN/bare/bare_hello" "$BENCH_DIR/bare_hello.c" -lfcgi >"$RES/cc.log" 2>&1 \
     || { cat "$RES/cc.log" >&2; die "cannot build bare_hello.c"; }
+cc -O2 -Wall -o "$RUN/burst" "$BENCH_DIR/burst.c" >>"$RES/cc.log" 2>&1 \
+    || { cat "$RES/cc.log" >&2; die "cannot build burst.c"; }
 for ((i = 0; i < IDLE_FNS; i++)); do
     n=$(printf 'fn%03d' "$i")
     mkdir -p "$RUN/idle/functions/$n"
@@ -802,7 +804,7 @@ fi # cold
 # --- (e) cold burst -----------------------------------------------------------
 
 # Per round and back end: both back ends without a process, then one
-# burst.py call sends the cold burst and, BURST_GAP_MS after each answer,
+# burst call sends the cold burst and, BURST_GAP_MS after each answer,
 # BURST_WARM warm ones over the same connections (both back ends keep their
 # processes 1 s idle, so the warm bursts find all the cold one started).
 # excess = slowest of the cold burst - the median of the warm bursts'
@@ -830,7 +832,7 @@ for ((round = 1; round <= BURST_ROUNDS; round++)); do
         else
             path=/php-burst; kids="$PHP_PID"
         fi
-        python3 "$BENCH_DIR/burst.py" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" --children "$kids" \
+        "$RUN/burst" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" --children "$kids" \
             "$PORT" "$path" "$BURST_N" >"$RUN/burst.out" 2>>"$RES/burst-errors.txt"
         awk -v r="$round" -v b="$b" -v n="$BURST_N" '
             $1 == "cold" { c = $2; cc = $4; pc = $5 }
@@ -871,7 +873,7 @@ for ((i = 1; i <= BURST_TRACE; i++)); do
     sleep 0.3
     # the measured rounds' settling and warm bursts too: the same history
     # (request and start-up times) for the next cold burst's estimate
-    python3 "$BENCH_DIR/burst.py" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" \
+    "$RUN/burst" --warm "$BURST_WARM" --settle "$BURST_SETTLE" --gap "$BURST_GAP_MS" \
         --children "$BTRACE_PID:$RUN/btrace/functions/helloburst/handler:helloburst" --timeline "$RUN/btrace-$i.txt" \
         "$PORT" /btrace "$BURST_N" >>"$RES/bursttrace-codes.txt" 2>&1
     sleep 0.1
@@ -911,7 +913,7 @@ if [ "$HAVE_TESTFN" = 1 ] && part overload; then
     say "== (g) overload: 200 simultaneous callers of a 200 ms function, max_instances = 1, queue_size = 4 =="
     : >"$RES/overload.txt"
     for ((round = 1; round <= 3; round++)); do
-        read -r _ _ _ codes < <(python3 "$BENCH_DIR/burst.py" "$PORT" "/fn/over?sleep=200" 200)
+        read -r _ _ _ codes < <("$RUN/burst" "$PORT" "/fn/over?sleep=200" 200)
         echo "$round $codes" >>"$RES/overload.txt"
         sleep 1.5
     done

@@ -3,7 +3,7 @@
 
     burstrace.py TIMELINE LOGFILE FUNCTION
 
-TIMELINE is burst.py's --timeline of one cold burst, LOGFILE the debug log
+TIMELINE is burst's (burst.c) --timeline of one cold burst, LOGFILE the debug log
 of the fngate that served it (log_level = debug), FUNCTION the function.
 Both use CLOCK_MONOTONIC, so every event is printed in ms after the burst's
 first write:
