@@ -95,7 +95,7 @@ void inst_stop(struct inst *in, enum inst_why why, int64_t now)
     metrics_inst_stopping(in->metrics, inst_why_exit[why]);
     /* The flag is seen between requests even under continuous load, when
      * the instance never waits long enough to take the signal. */
-    FNSDK_SB_STORE(in->scoreboard->slot->stop_req, 1u);
+    FNSDK_SCOREBOARD_STORE(in->scoreboard->slot->stop_req, 1u);
     inst_signal(in, SIGTERM);
 }
 
@@ -215,8 +215,8 @@ fail:
 
 void inst_served(const struct inst *in, double *ns, uint64_t *n)
 {
-    uint64_t reqs = FNSDK_SB_LOAD(in->scoreboard->slot->requests);
-    double dur = (double)FNSDK_SB_LOAD(in->scoreboard->slot->dur_sum_ns);
+    uint64_t reqs = FNSDK_SCOREBOARD_LOAD(in->scoreboard->slot->requests);
+    double dur = (double)FNSDK_SCOREBOARD_LOAD(in->scoreboard->slot->dur_sum_ns);
 
     /* Claims: at most a minute a request, and no more requests than a
      * process could serve in a day, so one lying slot cannot swamp the
@@ -235,7 +235,7 @@ void inst_exited(struct inst *in, int status, int64_t now)
     struct sup_fn *f = in->fn;
     char what[96], extra[160];
     double up = (double)(now - in->spawned_ns) / 1e9;
-    uint64_t served = FNSDK_SB_LOAD(in->scoreboard->slot->requests);
+    uint64_t served = FNSDK_SCOREBOARD_LOAD(in->scoreboard->slot->requests);
     /* A start the police killed was not asked to leave: it failed. */
     bool asked =
         (in->term_ns || in->timeout_ns || in->kill_ns || in->pi.check_ns) && in->why != WHY_START;

@@ -43,16 +43,16 @@ static const char *const metrics_state_names[4] = {"starting", "idle", "busy", "
 static const double metrics_cold_le[METRICS_COLD_N - 1] = {
     0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
     0.0075,  0.01,   0.025,   0.05,  0.1,    0.25,  0.5,   1.0};
-static double metrics_hist_le[FNSDK_SB_HIST - 1];
+static double metrics_hist_le[FNSDK_SCOREBOARD_HIST - 1];
 
 /* What a slot claims, as kept: every field only grows. */
 struct metrics_counts {
-    uint64_t dur[FNSDK_SB_HIST], queue[FNSDK_SB_HIST];
+    uint64_t dur[FNSDK_SCOREBOARD_HIST], queue[FNSDK_SCOREBOARD_HIST];
     uint64_t dur_sum, queue_sum;
     uint64_t queue_timeouts;
     uint64_t log_dropped;
-    uint32_t code[FNSDK_SB_CODES];
-    uint64_t code_n[FNSDK_SB_CODES];
+    uint32_t code[FNSDK_SCOREBOARD_CODES];
+    uint64_t code_n[FNSDK_SCOREBOARD_CODES];
 };
 
 struct metrics_hist {
@@ -80,7 +80,7 @@ struct metrics_fn {
     int listen_fd;
     struct metrics_inst *insts;
     /* Folded from exited instances. */
-    uint64_t dur[FNSDK_SB_HIST], queue[FNSDK_SB_HIST];
+    uint64_t dur[FNSDK_SCOREBOARD_HIST], queue[FNSDK_SCOREBOARD_HIST];
     double dur_sum, queue_sum;
     uint64_t codes[METRICS_CODE_MAX + 1]; /* [0]: codes the table had no room for */
     uint64_t log_dropped;
@@ -111,7 +111,7 @@ struct metrics {
 /* A function's figures at one moment: folded totals plus live slots. */
 struct metrics_view {
     struct metrics_fn *fn;
-    uint64_t dur[FNSDK_SB_HIST], queue[FNSDK_SB_HIST];
+    uint64_t dur[FNSDK_SCOREBOARD_HIST], queue[FNSDK_SCOREBOARD_HIST];
     double dur_sum, queue_sum;
     uint64_t codes[METRICS_CODE_MAX + 1];
     uint64_t requests, errors, queue_timeouts;
@@ -148,8 +148,8 @@ struct metrics *metrics_new(void)
 
     if (!mx)
         return NULL;
-    for (int i = 0; i < FNSDK_SB_HIST - 1; i++)
-        metrics_hist_le[i] = (double)fnsdk_sb_hist_le_ns[i] / 1e9;
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST - 1; i++)
+        metrics_hist_le[i] = (double)fnsdk_scoreboard_hist_le_ns[i] / 1e9;
     clock_gettime(CLOCK_REALTIME, &ts);
     mx->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     return mx;
@@ -265,22 +265,22 @@ static void metrics_grow(uint64_t *seen, uint64_t v)
 /* Takes the slot's claims into MI->seen, and the cold-start times once. */
 static void metrics_inst_sync(struct metrics_inst *mi, int64_t now)
 {
-    struct fnsdk_sb_slot *sl = mi->scoreboard->slot;
+    struct fnsdk_scoreboard_slot *sl = mi->scoreboard->slot;
     struct metrics_counts *c = &mi->seen;
 
-    for (int i = 0; i < FNSDK_SB_HIST; i++) {
-        metrics_grow(&c->dur[i], FNSDK_SB_LOAD(sl->dur_hist[i]));
-        metrics_grow(&c->queue[i], FNSDK_SB_LOAD(sl->queue_hist[i]));
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST; i++) {
+        metrics_grow(&c->dur[i], FNSDK_SCOREBOARD_LOAD(sl->dur_hist[i]));
+        metrics_grow(&c->queue[i], FNSDK_SCOREBOARD_LOAD(sl->queue_hist[i]));
     }
-    metrics_grow(&c->dur_sum, FNSDK_SB_LOAD(sl->dur_sum_ns));
-    metrics_grow(&c->queue_sum, FNSDK_SB_LOAD(sl->queue_sum_ns));
-    metrics_grow(&c->queue_timeouts, FNSDK_SB_LOAD(sl->queue_timeouts));
-    metrics_grow(&c->log_dropped, FNSDK_SB_LOAD(sl->log_dropped));
-    for (int i = 0; i < FNSDK_SB_CODES; i++) {
-        uint32_t code = FNSDK_SB_LOAD(sl->codes[i].code);
-        uint64_t n = FNSDK_SB_LOAD(sl->codes[i].n);
+    metrics_grow(&c->dur_sum, FNSDK_SCOREBOARD_LOAD(sl->dur_sum_ns));
+    metrics_grow(&c->queue_sum, FNSDK_SCOREBOARD_LOAD(sl->queue_sum_ns));
+    metrics_grow(&c->queue_timeouts, FNSDK_SCOREBOARD_LOAD(sl->queue_timeouts));
+    metrics_grow(&c->log_dropped, FNSDK_SCOREBOARD_LOAD(sl->log_dropped));
+    for (int i = 0; i < FNSDK_SCOREBOARD_CODES; i++) {
+        uint32_t code = FNSDK_SCOREBOARD_LOAD(sl->codes[i].code);
+        uint64_t n = FNSDK_SCOREBOARD_LOAD(sl->codes[i].n);
         bool valid = (code >= METRICS_CODE_MIN && code <= METRICS_CODE_MAX) ||
-                     (code == 0 && i == FNSDK_SB_CODES - 1);
+                     (code == 0 && i == FNSDK_SCOREBOARD_CODES - 1);
         if (!valid)
             continue;
         if (c->code_n[i] == 0 && c->code[i] == 0)
@@ -291,7 +291,7 @@ static void metrics_inst_sync(struct metrics_inst *mi, int64_t now)
             metrics_grow(&c->code_n[i], n);
     }
     if (!mi->ready_seen) {
-        int64_t r = (int64_t)FNSDK_SB_LOAD(sl->ready_ns);
+        int64_t r = (int64_t)FNSDK_SCOREBOARD_LOAD(sl->ready_ns);
         if (r) {
             mi->ready_seen = true;
             if (r < mi->spawned_ns || r > now)
@@ -301,7 +301,7 @@ static void metrics_inst_sync(struct metrics_inst *mi, int64_t now)
         }
     }
     if (!mi->first_seen) {
-        int64_t r = (int64_t)FNSDK_SB_LOAD(sl->first_resp_ns);
+        int64_t r = (int64_t)FNSDK_SCOREBOARD_LOAD(sl->first_resp_ns);
         if (r) {
             mi->first_seen = true;
             if (r < mi->spawned_ns || r > now)
@@ -358,7 +358,7 @@ void metrics_inst_exited(struct metrics_inst *mi, bool crash, const char *how, i
     c = &mi->seen;
     metrics_inst_sync(mi, now);
     metrics_inst_drain(mi);
-    for (int i = 0; i < FNSDK_SB_HIST; i++) {
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST; i++) {
         fm->dur[i] = metrics_sat_add(fm->dur[i], c->dur[i]);
         fm->queue[i] = metrics_sat_add(fm->queue[i], c->queue[i]);
     }
@@ -367,7 +367,7 @@ void metrics_inst_exited(struct metrics_inst *mi, bool crash, const char *how, i
     fm->rejected[METRICS_REJ_QUEUE_TIMEOUT] =
         metrics_sat_add(fm->rejected[METRICS_REJ_QUEUE_TIMEOUT], c->queue_timeouts);
     fm->log_dropped = metrics_sat_add(fm->log_dropped, c->log_dropped);
-    for (int i = 0; i < FNSDK_SB_CODES; i++) {
+    for (int i = 0; i < FNSDK_SCOREBOARD_CODES; i++) {
         uint64_t k = metrics_code_slot(c->code[i]);
         fm->codes[k] = metrics_sat_add(fm->codes[k], c->code_n[i]);
         served = metrics_sat_add(served, c->code_n[i]);
@@ -436,23 +436,23 @@ static void metrics_view(struct metrics_fn *fm, int64_t now, struct metrics_view
         struct metrics_counts *c = &mi->seen;
         uint32_t st;
         metrics_inst_sync(mi, now);
-        for (int i = 0; i < FNSDK_SB_HIST; i++) {
+        for (int i = 0; i < FNSDK_SCOREBOARD_HIST; i++) {
             v->dur[i] = metrics_sat_add(v->dur[i], c->dur[i]);
             v->queue[i] = metrics_sat_add(v->queue[i], c->queue[i]);
         }
         v->dur_sum += (double)c->dur_sum / 1e9;
         v->queue_sum += (double)c->queue_sum / 1e9;
         v->queue_timeouts = metrics_sat_add(v->queue_timeouts, c->queue_timeouts);
-        for (int i = 0; i < FNSDK_SB_CODES; i++) {
+        for (int i = 0; i < FNSDK_SCOREBOARD_CODES; i++) {
             uint64_t k = metrics_code_slot(c->code[i]);
             v->codes[k] = metrics_sat_add(v->codes[k], c->code_n[i]);
         }
-        st = FNSDK_SB_LOAD(mi->scoreboard->slot->state);
-        if (mi->stopping || st == FNSDK_SB_STOPPING)
+        st = FNSDK_SCOREBOARD_LOAD(mi->scoreboard->slot->state);
+        if (mi->stopping || st == FNSDK_SCOREBOARD_STOPPING)
             v->states[3]++;
-        else if (st == FNSDK_SB_STARTING)
+        else if (st == FNSDK_SCOREBOARD_STARTING)
             v->states[0]++;
-        else if (st == FNSDK_SB_IDLE)
+        else if (st == FNSDK_SCOREBOARD_IDLE)
             v->states[1]++;
         else
             v->states[2]++;
@@ -486,7 +486,7 @@ void metrics_tick(struct metrics *mx, int64_t now)
         for (int k = 0; k <= METRICS_CODE_MAX; k++)
             total = metrics_sat_add(total, fm->codes[k]);
         for (struct metrics_inst *mi = fm->insts; mi; mi = mi->next) {
-            for (int i = 0; i < FNSDK_SB_CODES; i++)
+            for (int i = 0; i < FNSDK_SCOREBOARD_CODES; i++)
                 total = metrics_sat_add(total, mi->seen.code_n[i]);
         }
         metrics_rate_sample(fm, now, total);
@@ -611,7 +611,7 @@ void metrics_render_prom(struct metrics *mx, struct evbuffer *o)
     for (size_t i = 0; i < n; i++) {
         snprintf(l, sizeof(l), "function=\"%s\"", v[i].fn->desc->name);
         metrics_prom_hist(o, "fngate_request_duration_seconds", l, v[i].dur, metrics_hist_le,
-                          FNSDK_SB_HIST, v[i].dur_sum);
+                          FNSDK_SCOREBOARD_HIST, v[i].dur_sum);
     }
     metrics_prom_head(o, "fngate_queue_wait_seconds", "histogram",
                       "From nginx handing the request on to the handler starting (nginx's "
@@ -619,7 +619,7 @@ void metrics_render_prom(struct metrics *mx, struct evbuffer *o)
     for (size_t i = 0; i < n; i++) {
         snprintf(l, sizeof(l), "function=\"%s\"", v[i].fn->desc->name);
         metrics_prom_hist(o, "fngate_queue_wait_seconds", l, v[i].queue, metrics_hist_le,
-                          FNSDK_SB_HIST, v[i].queue_sum);
+                          FNSDK_SCOREBOARD_HIST, v[i].queue_sum);
     }
     metrics_prom_head(o, "fngate_cold_starts_total", "counter", "Instances started.");
     for (size_t i = 0; i < n; i++)
@@ -729,12 +729,12 @@ static void metrics_json_hist(struct evbuffer *o, const char *key, const uint64_
 
 static const char *metrics_state_name(const struct metrics_inst *mi)
 {
-    uint32_t st = FNSDK_SB_LOAD(mi->scoreboard->slot->state);
-    if (mi->stopping || st == FNSDK_SB_STOPPING)
+    uint32_t st = FNSDK_SCOREBOARD_LOAD(mi->scoreboard->slot->state);
+    if (mi->stopping || st == FNSDK_SCOREBOARD_STOPPING)
         return "draining";
-    if (st == FNSDK_SB_STARTING)
+    if (st == FNSDK_SCOREBOARD_STARTING)
         return "starting";
-    return st == FNSDK_SB_IDLE ? "idle" : "busy";
+    return st == FNSDK_SCOREBOARD_IDLE ? "idle" : "busy";
 }
 
 static bool metrics_cannot_start(const struct metrics_view *v)
@@ -795,9 +795,10 @@ static void metrics_json_fn(struct evbuffer *o, const struct metrics_view *v, in
         first = false;
     }
     evbuffer_add_printf(o, "},\"cold_starts\":%" PRIu64 ",", fm->cold_starts);
-    metrics_json_hist(o, "request_seconds", v->dur, metrics_hist_le, FNSDK_SB_HIST, v->dur_sum);
+    metrics_json_hist(o, "request_seconds", v->dur, metrics_hist_le, FNSDK_SCOREBOARD_HIST,
+                      v->dur_sum);
     evbuffer_add(o, ",", 1);
-    metrics_json_hist(o, "queue_wait_seconds", v->queue, metrics_hist_le, FNSDK_SB_HIST,
+    metrics_json_hist(o, "queue_wait_seconds", v->queue, metrics_hist_le, FNSDK_SCOREBOARD_HIST,
                       v->queue_sum);
     evbuffer_add(o, ",", 1);
     metrics_json_hist(o, "cold_start_seconds", fm->cold.b, metrics_cold_le, METRICS_COLD_N,
@@ -816,19 +817,19 @@ static void metrics_json_fn(struct evbuffer *o, const struct metrics_view *v, in
     evbuffer_add_printf(o, "},\"instance_list\":[");
     first = true;
     for (const struct metrics_inst *mi = fm->insts; mi; mi = mi->next) {
-        const struct fnsdk_sb_slot *sl = mi->scoreboard->slot;
+        const struct fnsdk_scoreboard_slot *sl = mi->scoreboard->slot;
         const char *st = metrics_state_name(mi);
         uint64_t served = 0;
-        for (int i = 0; i < FNSDK_SB_CODES; i++)
+        for (int i = 0; i < FNSDK_SCOREBOARD_CODES; i++)
             served = metrics_sat_add(served, mi->seen.code_n[i]);
         evbuffer_add_printf(o,
                             "%s{\"pid\":%d,\"uid\":%u,\"state\":\"%s\",\"requests\":%" PRIu64
                             ",\"uptime_s\":%.3f,\"request_age_ms\":",
                             first ? "" : ",", (int)mi->pid, (unsigned)mi->uid, st, served,
                             (double)(now - mi->spawned_ns) / 1e9);
-        if (strcmp(st, "busy") == 0 && FNSDK_SB_LOAD(sl->state) == FNSDK_SB_BUSY) {
+        if (strcmp(st, "busy") == 0 && FNSDK_SCOREBOARD_LOAD(sl->state) == FNSDK_SCOREBOARD_BUSY) {
             /* Written by the instance: garbage must not overflow here. */
-            int64_t start = (int64_t)FNSDK_SB_LOAD(sl->req_start_ns);
+            int64_t start = (int64_t)FNSDK_SCOREBOARD_LOAD(sl->req_start_ns);
             metrics_json_num(o, start >= 0 && start <= now ? (double)(now - start) / 1e6 : -1);
         } else {
             evbuffer_add_printf(o, "null");
@@ -891,9 +892,9 @@ void metrics_render_table(struct metrics *mx, struct evbuffer *o)
     for (size_t i = 0; i < n; i++) {
         char p50[16], p99[16], c50[16];
         metrics_ms(p50, sizeof(p50),
-                   metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SB_HIST, 0.5));
+                   metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SCOREBOARD_HIST, 0.5));
         metrics_ms(p99, sizeof(p99),
-                   metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SB_HIST, 0.99));
+                   metrics_quantile(v[i].dur, metrics_hist_le, FNSDK_SCOREBOARD_HIST, 0.99));
         metrics_ms(c50, sizeof(c50),
                    metrics_quantile(v[i].fn->cold.b, metrics_cold_le, METRICS_COLD_N, 0.5));
         evbuffer_add_printf(

@@ -451,21 +451,21 @@ static bool police_waiting(pid_t pid, const struct police_fds *f, uint32_t ino)
 static void police_observe(struct police_view *v, int64_t now)
 {
     struct police_inst *pi = v->pi;
-    uint32_t state = FNSDK_SB_LOAD(v->slot->state);
-    uint64_t req = FNSDK_SB_LOAD(v->slot->requests);
+    uint32_t state = FNSDK_SCOREBOARD_LOAD(v->slot->state);
+    uint64_t req = FNSDK_SCOREBOARD_LOAD(v->slot->requests);
     bool progressed = req != pi->requests;
 
     pi->requests = req;
-    if (state == FNSDK_SB_IDLE && pi->was_idle && !progressed)
+    if (state == FNSDK_SCOREBOARD_IDLE && pi->was_idle && !progressed)
         pi->quiet = true;
-    pi->was_idle = state == FNSDK_SB_IDLE;
-    if (state == FNSDK_SB_BUSY) {
+    pi->was_idle = state == FNSDK_SCOREBOARD_IDLE;
+    if (state == FNSDK_SCOREBOARD_BUSY) {
         if (!pi->busy_since_ns || progressed)
             pi->busy_since_ns = now;
     } else {
         pi->busy_since_ns = 0;
     }
-    if (state == FNSDK_SB_IDLE) {
+    if (state == FNSDK_SCOREBOARD_IDLE) {
         if (!pi->idle_since_ns || progressed)
             pi->idle_since_ns = now;
     } else {
@@ -497,7 +497,8 @@ static void police_inst_judge(struct police_view *v, const struct police_limits 
      * forever.  Only for instances sure to mark their slot: a handler
      * that does not use libfngate never does. */
     if (v->reports_ready && lim->start_timeout_ms > 0 && !v->term_ns &&
-        !FNSDK_SB_LOAD(v->slot->ready_ns) && (now - v->spawned_ns) / MS > lim->start_timeout_ms) {
+        !FNSDK_SCOREBOARD_LOAD(v->slot->ready_ns) &&
+        (now - v->spawned_ns) / MS > lim->start_timeout_ms) {
         v->verdict = POLICE_KILL_START;
         return;
     }

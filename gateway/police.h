@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "fnsdk_sb.h"
+#include "fnsdk_scoreboard.h"
 
 /* One function's connections in service, kept by police_scan. */
 struct police_fn;
@@ -64,8 +64,8 @@ struct police_inst {
 /* One instance as the supervisor hands it to police_fn_judge. */
 struct police_view {
     pid_t pid;
-    const struct fnsdk_sb_slot *slot; /* untrusted: read with FNSDK_SB_LOAD only */
-    struct police_inst *pi;           /* owned by the caller, zeroed at spawn */
+    const struct fnsdk_scoreboard_slot *slot; /* untrusted: read with FNSDK_SCOREBOARD_LOAD only */
+    struct police_inst *pi;                   /* owned by the caller, zeroed at spawn */
     int64_t spawned_ns;
     int64_t term_ns;             /* SIGTERM sent (0: not) */
     int64_t timeout_ns;          /* SIGUSR1 sent (0: not) */

@@ -197,9 +197,9 @@ static void reqlog_report(const struct reqlog *rl, struct reqlog_budget *b, cons
 }
 
 void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *fn, pid_t pid,
-                  struct fnsdk_sb_slot *slot, const char *ring, size_t size, uint64_t *tail)
+                  struct fnsdk_scoreboard_slot *slot, const char *ring, size_t size, uint64_t *tail)
 {
-    uint64_t head = FNSDK_SB_LOAD(slot->log_head);
+    uint64_t head = FNSDK_SCOREBOARD_LOAD(slot->log_head);
     char prefix[128], *chunk;
     size_t n, plen, out = 0, start = 0;
     int64_t now;
@@ -211,7 +211,7 @@ void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *f
     if (head < *tail || head - *tail > size) {
         /* Not what the SDK writes: believe nothing of it. */
         *tail = head;
-        FNSDK_SB_STORE(slot->log_tail, head);
+        FNSDK_SCOREBOARD_STORE(slot->log_tail, head);
         return;
     }
     n = (size_t)(head - *tail);
@@ -254,5 +254,5 @@ void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *f
         reqlog_write(rl, out);
     reqlog_report(rl, budget, fn, now);
     *tail = head;
-    FNSDK_SB_STORE(slot->log_tail, head);
+    FNSDK_SCOREBOARD_STORE(slot->log_tail, head);
 }

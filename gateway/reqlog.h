@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "fnsdk_sb.h"
+#include "fnsdk_scoreboard.h"
 
 /* Bytes of ring per instance when the log is on. */
 #define REQLOG_RING_BYTES 65536
@@ -58,6 +58,7 @@ struct reqlog_budget {
  * costs BUDGET one token before it is looked at; one it cannot pay for is
  * dropped and counted, with at most one warning a second per function. */
 void reqlog_drain(struct reqlog *rl, struct reqlog_budget *budget, const char *fn, pid_t pid,
-                  struct fnsdk_sb_slot *slot, const char *ring, size_t size, uint64_t *tail);
+                  struct fnsdk_scoreboard_slot *slot, const char *ring, size_t size,
+                  uint64_t *tail);
 
 #endif

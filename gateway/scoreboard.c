@@ -22,21 +22,21 @@ struct scoreboard *scoreboard_new(const char *fn_name)
 
 char *scoreboard_log_ring(const struct scoreboard *sb, size_t *size)
 {
-    *size = sb->size - sizeof(struct fnsdk_sb_slot);
-    return *size ? (char *)sb->slot + sizeof(struct fnsdk_sb_slot) : NULL;
+    *size = sb->size - sizeof(struct fnsdk_scoreboard_slot);
+    return *size ? (char *)sb->slot + sizeof(struct fnsdk_scoreboard_slot) : NULL;
 }
 
 struct scoreboard *scoreboard_new_log(const char *fn_name, size_t log_bytes)
 {
     struct scoreboard *sb = calloc(1, sizeof(*sb));
-    size_t size = sizeof(struct fnsdk_sb_slot) + log_bytes;
+    size_t size = sizeof(struct fnsdk_scoreboard_slot) + log_bytes;
 
     if (!sb) {
         log_warn("[fn %s] scoreboard", fn_name);
         return NULL;
     }
     sb->fd = -1;
-    sb->fd = memfd_create("fngate-sb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    sb->fd = memfd_create("fngate-scoreboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (sb->fd < 0) {
         log_warn("[fn %s] memfd_create", fn_name);
         goto fail;

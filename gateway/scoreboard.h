@@ -10,12 +10,12 @@
 
 #include <stddef.h>
 
-#include "fnsdk_sb.h"
+#include "fnsdk_scoreboard.h"
 
 struct scoreboard {
-    int fd;                     /* the memfd; closed after the spawn */
-    struct fnsdk_sb_slot *slot; /* shared mapping, owned */
-    size_t size;                /* of the mapping: the slot plus the log ring */
+    int fd;                             /* the memfd; closed after the spawn */
+    struct fnsdk_scoreboard_slot *slot; /* shared mapping, owned */
+    size_t size;                        /* of the mapping: the slot plus the log ring */
 };
 
 /* A zeroed slot (state STARTING). Returns NULL on failure (logged). */

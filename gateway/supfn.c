@@ -115,7 +115,7 @@ static char **supfn_env_build(const struct sup_fn *f)
     } while (0)
     ENV_ADD("PATH=/usr/local/bin:/usr/bin:/bin");
     ENV_ADD("FNGATE_FUNCTION=%s", f->desc.name);
-    ENV_ADD("FNGATE_SB_FD=%d", FNSDK_SB_FD);
+    ENV_ADD("FNGATE_SB_FD=%d", FNSDK_SCOREBOARD_FD);
     ENV_ADD("FNGATE_DB_FD=%d", FNSDK_DB_FD);
     ENV_ADD("FNGATE_MAX_BODY=%lld", (long long)s->max_body);
     ENV_ADD("FNGATE_MAX_REQUESTS=%ld", s->max_requests);
@@ -150,14 +150,14 @@ static void supfn_snapshot(struct sup_fn *f, int64_t now, struct scale_state *st
             continue;
         }
         st->live++;
-        state = FNSDK_SB_LOAD(in->scoreboard->slot->state);
+        state = FNSDK_SCOREBOARD_LOAD(in->scoreboard->slot->state);
         /* One holding kept connections takes a new one only when nobody
          * else has for a while (fnsdk_loop.c): it is not free for it. */
-        if (state == FNSDK_SB_IDLE && FNSDK_SB_LOAD(in->scoreboard->slot->kept))
+        if (state == FNSDK_SCOREBOARD_IDLE && FNSDK_SCOREBOARD_LOAD(in->scoreboard->slot->kept))
             st->kept++;
-        else if (state == FNSDK_SB_IDLE)
+        else if (state == FNSDK_SCOREBOARD_IDLE)
             st->idle++;
-        else if (state == FNSDK_SB_STARTING &&
+        else if (state == FNSDK_SCOREBOARD_STARTING &&
                  now - in->spawned_ns < (int64_t)SUPFN_STARTING_MAX_MS * 1000000)
             st->starting++;
     }
@@ -254,10 +254,11 @@ void supfn_police(struct sup_fn *f, int64_t now)
     }
     police_fn_judge(f->pol, views, n, &lim, now);
     for (struct inst *in = f->insts; in; in = in->next) {
-        struct fnsdk_sb_slot *sl = in->scoreboard->slot;
-        int64_t ready = police_ns_between(in->spawned_ns, (int64_t)FNSDK_SB_LOAD(sl->ready_ns));
+        struct fnsdk_scoreboard_slot *sl = in->scoreboard->slot;
+        int64_t ready =
+            police_ns_between(in->spawned_ns, (int64_t)FNSDK_SCOREBOARD_LOAD(sl->ready_ns));
 
-        if (!in->ready_logged && FNSDK_SB_LOAD(sl->ready_ns)) {
+        if (!in->ready_logged && FNSDK_SCOREBOARD_LOAD(sl->ready_ns)) {
             in->ready_logged = true;
             inst_spare_done(in);
             if (ready > 0 && ready < (int64_t)10 * 1000000000) {
@@ -270,20 +271,22 @@ void supfn_police(struct sup_fn *f, int64_t now)
                           "received %lld setup %lld dlopen %lld main %lld ready %lld)",
                           f->desc.name, (int)in->pid, (double)ready / 1e6,
                           (long long)in->spawned_ns, (long long)in->exec_ns[0],
-                          (long long)in->exec_ns[2], (long long)FNSDK_SB_LOAD(sl->spare_ns[0]),
-                          (long long)FNSDK_SB_LOAD(sl->spare_ns[1]),
-                          (long long)FNSDK_SB_LOAD(sl->spare_ns[2]),
-                          (long long)FNSDK_SB_LOAD(sl->main_ns),
-                          (long long)FNSDK_SB_LOAD(sl->ready_ns));
+                          (long long)in->exec_ns[2],
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->spare_ns[0]),
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->spare_ns[1]),
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->spare_ns[2]),
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->main_ns),
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->ready_ns));
             else
-                log_debug(
-                    "[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
-                    "execve %lld main %lld ready %lld)",
-                    f->desc.name, (int)in->pid, (double)ready / 1e6, (long long)in->spawned_ns,
-                    (long long)in->exec_ns[0], (long long)in->exec_ns[2], (long long)in->exec_ns[1],
-                    (long long)FNSDK_SB_LOAD(sl->main_ns), (long long)FNSDK_SB_LOAD(sl->ready_ns));
+                log_debug("[fn %s pid %d] ready in %.3f ms (trace ns: woke %lld spawn %lld %lld "
+                          "execve %lld main %lld ready %lld)",
+                          f->desc.name, (int)in->pid, (double)ready / 1e6,
+                          (long long)in->spawned_ns, (long long)in->exec_ns[0],
+                          (long long)in->exec_ns[2], (long long)in->exec_ns[1],
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->main_ns),
+                          (long long)FNSDK_SCOREBOARD_LOAD(sl->ready_ns));
         }
-        if (FNSDK_SB_LOAD(sl->requests) > 0)
+        if (FNSDK_SCOREBOARD_LOAD(sl->requests) > 0)
             f->crashes = 0;
         switch (in->pv.verdict) {
         case POLICE_NONE:

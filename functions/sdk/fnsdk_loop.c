@@ -27,7 +27,7 @@
 #include "config.h"
 
 #include "fnsdk_loop.h"
-#include "fnsdk_sb.h"
+#include "fnsdk_scoreboard.h"
 
 #include <jansson.h>
 
@@ -62,8 +62,8 @@ static fn_req *volatile fnsdk_cur_req;
 static struct timespec fnsdk_req_wall;
 static int64_t fnsdk_req_timeout_ns;
 
-static struct fnsdk_sb_slot fnsdk_local_slot;
-static struct fnsdk_sb_slot *fnsdk_slot = &fnsdk_local_slot;
+static struct fnsdk_scoreboard_slot fnsdk_local_slot;
+static struct fnsdk_scoreboard_slot *fnsdk_slot = &fnsdk_local_slot;
 /* The request-log ring after the slot; NULL when request_log is off. */
 static char *fnsdk_log_ring;
 static uint64_t fnsdk_log_size;
@@ -172,11 +172,11 @@ static long fnsdk_env_long(const char *name, long def)
 }
 
 /* Maps the scoreboard slot the gateway passed, if any. */
-static void fnsdk_sb_attach(void)
+static void fnsdk_scoreboard_attach(void)
 {
     long fd = fnsdk_env_long("FNGATE_SB_FD", -1);
     struct stat st;
-    size_t size = sizeof(struct fnsdk_sb_slot);
+    size_t size = sizeof(struct fnsdk_scoreboard_slot);
     void *m;
 
     if (fd < 0)
@@ -192,18 +192,18 @@ static void fnsdk_sb_attach(void)
         return;
     }
     fnsdk_slot = m;
-    if (size > sizeof(struct fnsdk_sb_slot)) {
-        fnsdk_log_ring = (char *)m + sizeof(struct fnsdk_sb_slot);
-        fnsdk_log_size = size - sizeof(struct fnsdk_sb_slot);
+    if (size > sizeof(struct fnsdk_scoreboard_slot)) {
+        fnsdk_log_ring = (char *)m + sizeof(struct fnsdk_scoreboard_slot);
+        fnsdk_log_size = size - sizeof(struct fnsdk_scoreboard_slot);
     }
-    fnsdk_slot->version = FNSDK_SB_VERSION;
-    FNSDK_SB_STORE(fnsdk_slot->magic, FNSDK_SB_MAGIC);
+    fnsdk_slot->version = FNSDK_SCOREBOARD_VERSION;
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->magic, FNSDK_SCOREBOARD_MAGIC);
 }
 
 static void fnsdk_slot_idle(int64_t now)
 {
-    FNSDK_SB_STORE(fnsdk_slot->idle_since_ns, now);
-    FNSDK_SB_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SB_IDLE);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->idle_since_ns, now);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SCOREBOARD_IDLE);
 }
 
 static int fnsdk_setup_signals(sigset_t *waitmask)
@@ -258,24 +258,25 @@ static bool fnsdk_queue_expired(fn_req *req, fn_res *res, const struct fnsdk_lim
 }
 
 /* Single writer: a load and a store, no locked instruction. */
-#define FNSDK_SB_BUMP(field, by) FNSDK_SB_STORE(field, FNSDK_SB_LOAD(field) + (by))
+#define FNSDK_SCOREBOARD_BUMP(field, by)                                                           \
+    FNSDK_SCOREBOARD_STORE(field, FNSDK_SCOREBOARD_LOAD(field) + (by))
 
 static void fnsdk_slot_count_code(int status)
 {
-    struct fnsdk_sb_code *c = fnsdk_slot->codes;
+    struct fnsdk_scoreboard_code *c = fnsdk_slot->codes;
     int i;
 
-    for (i = 0; i < FNSDK_SB_CODES - 1; i++) {
-        uint32_t code = FNSDK_SB_LOAD(c[i].code);
+    for (i = 0; i < FNSDK_SCOREBOARD_CODES - 1; i++) {
+        uint32_t code = FNSDK_SCOREBOARD_LOAD(c[i].code);
         if (code == (uint32_t)status)
             break;
         if (code == 0) {
-            FNSDK_SB_STORE(c[i].code, (uint32_t)status);
+            FNSDK_SCOREBOARD_STORE(c[i].code, (uint32_t)status);
             break;
         }
     }
     /* A full table counts the rest in its last entry, code 0 ("other"). */
-    FNSDK_SB_BUMP(c[i].n, 1);
+    FNSDK_SCOREBOARD_BUMP(c[i].n, 1);
 }
 
 /* The 504 the timeout handler wrote, counted like any response: plain
@@ -285,8 +286,8 @@ static void fnsdk_slot_count_timeout(void)
     int64_t dur = fnsdk_now_ns() - fnsdk_req_start_ns;
 
     fnsdk_slot_count_code(504);
-    FNSDK_SB_BUMP(fnsdk_slot->dur_hist[fnsdk_sb_hist_bucket(dur)], 1);
-    FNSDK_SB_BUMP(fnsdk_slot->dur_sum_ns, (uint64_t)dur);
+    FNSDK_SCOREBOARD_BUMP(fnsdk_slot->dur_hist[fnsdk_scoreboard_hist_bucket(dur)], 1);
+    FNSDK_SCOREBOARD_BUMP(fnsdk_slot->dur_sum_ns, (uint64_t)dur);
 }
 
 /* Appends S as JSON string content (quotes not included); invalid UTF-8
@@ -397,7 +398,7 @@ static void fnsdk_reqlog(fn_req *req, int status, const struct timespec *wall, i
 {
     char line[2048], *p = line;
     const char *trace = fn_trace_id(req);
-    uint64_t head = fnsdk_slot->log_head, tail = FNSDK_SB_LOAD(fnsdk_slot->log_tail), off;
+    uint64_t head = fnsdk_slot->log_head, tail = FNSDK_SCOREBOARD_LOAD(fnsdk_slot->log_tail), off;
     size_t n;
 
     p = FNSDK_PUT(p, "{\"time\":\"");
@@ -428,7 +429,7 @@ static void fnsdk_reqlog(fn_req *req, int status, const struct timespec *wall, i
     n = (size_t)(p - line);
 
     if (tail > head || head - tail + n > fnsdk_log_size) {
-        FNSDK_SB_BUMP(fnsdk_slot->log_dropped, 1);
+        FNSDK_SCOREBOARD_BUMP(fnsdk_slot->log_dropped, 1);
         return;
     }
     off = head % fnsdk_log_size;
@@ -439,7 +440,7 @@ static void fnsdk_reqlog(fn_req *req, int status, const struct timespec *wall, i
         memcpy(fnsdk_log_ring + off, line, first);
         memcpy(fnsdk_log_ring, line + first, n - first);
     }
-    FNSDK_SB_STORE(fnsdk_slot->log_head, head + n);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->log_head, head + n);
 }
 
 /* How long the request waited between nginx and the accept, or -1 when the
@@ -473,16 +474,16 @@ static void fnsdk_account(fn_req *req, int status, int64_t start, const struct t
     bool cold = !fnsdk_first_done;
 
     if (queue >= 0) {
-        FNSDK_SB_BUMP(fnsdk_slot->queue_hist[fnsdk_sb_hist_bucket(queue)], 1);
-        FNSDK_SB_BUMP(fnsdk_slot->queue_sum_ns, (uint64_t)queue);
-        FNSDK_SB_BUMP(fnsdk_slot->queue_n, 1);
+        FNSDK_SCOREBOARD_BUMP(fnsdk_slot->queue_hist[fnsdk_scoreboard_hist_bucket(queue)], 1);
+        FNSDK_SCOREBOARD_BUMP(fnsdk_slot->queue_sum_ns, (uint64_t)queue);
+        FNSDK_SCOREBOARD_BUMP(fnsdk_slot->queue_n, 1);
     }
-    FNSDK_SB_BUMP(fnsdk_slot->dur_hist[fnsdk_sb_hist_bucket(dur)], 1);
-    FNSDK_SB_BUMP(fnsdk_slot->dur_sum_ns, (uint64_t)dur);
+    FNSDK_SCOREBOARD_BUMP(fnsdk_slot->dur_hist[fnsdk_scoreboard_hist_bucket(dur)], 1);
+    FNSDK_SCOREBOARD_BUMP(fnsdk_slot->dur_sum_ns, (uint64_t)dur);
     fnsdk_slot_count_code(status);
     if (cold) {
         fnsdk_first_done = true;
-        FNSDK_SB_STORE(fnsdk_slot->first_resp_ns, now);
+        FNSDK_SCOREBOARD_STORE(fnsdk_slot->first_resp_ns, now);
     }
     if (fnsdk_log_ring)
         fnsdk_reqlog(req, status, wall, dur, queue, cold);
@@ -569,8 +570,8 @@ static int fnsdk_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_ha
     fnsdk_resp_started = 0;
     fnsdk_req_start_ns = start;
     fnsdk_in_request = 1;
-    FNSDK_SB_STORE(fnsdk_slot->req_start_ns, start);
-    FNSDK_SB_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SB_BUSY);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->req_start_ns, start);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SCOREBOARD_BUSY);
 
     /* libfcgi reads the connection given in ipcFd instead of accepting;
      * keepConnection stops its implicit finish from closing it first.  It
@@ -586,7 +587,7 @@ static int fnsdk_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_ha
         rc = fnsdk_req_begin(req, res, r, lim);
         fnsdk_cur_req = req;
         if (rc == 0 && fnsdk_queue_expired(req, res, lim))
-            FNSDK_SB_BUMP(fnsdk_slot->queue_timeouts, 1);
+            FNSDK_SCOREBOARD_BUMP(fnsdk_slot->queue_timeouts, 1);
         else if (rc == 0)
             fnsdk_req_run(req, res, handler);
         if (fnsdk_res_write(res, r) < 0)
@@ -602,7 +603,7 @@ static int fnsdk_serve(int cfd, FCGX_Request *r, fn_req *req, fn_res *res, fn_ha
         fnsdk_conn_end(r);
         FCGX_Finish_r(r);
         __atomic_add_fetch(&fnsdk_slot->requests, 1, __ATOMIC_RELEASE);
-        if (r->ipcFd >= 0 && !FNSDK_SB_LOAD(fnsdk_slot->stop_req))
+        if (r->ipcFd >= 0 && !FNSDK_SCOREBOARD_LOAD(fnsdk_slot->stop_req))
             kept = r->ipcFd;
     }
     if (kept < 0 && r->ipcFd >= 0)
@@ -687,7 +688,7 @@ static void fnsdk_kept_add(int epfd, int fd)
         return;
     }
     fnsdk_kept_fd[fnsdk_kept_n++] = fd;
-    FNSDK_SB_STORE(fnsdk_slot->kept, (uint32_t)fnsdk_kept_n);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->kept, (uint32_t)fnsdk_kept_n);
 }
 
 /* Stops watching kept connection FD, which the caller then serves;
@@ -699,7 +700,7 @@ static bool fnsdk_kept_take(int epfd, int fd)
             continue;
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         fnsdk_kept_fd[i] = fnsdk_kept_fd[--fnsdk_kept_n];
-        FNSDK_SB_STORE(fnsdk_slot->kept, (uint32_t)fnsdk_kept_n);
+        FNSDK_SCOREBOARD_STORE(fnsdk_slot->kept, (uint32_t)fnsdk_kept_n);
         return true;
     }
     return false;
@@ -793,10 +794,10 @@ int fn_main(int argc, char **argv, fn_handler handler)
                         "spawn-fcgi or another FastCGI process manager\n");
         return 1;
     }
-    fnsdk_sb_attach();
-    FNSDK_SB_STORE(fnsdk_slot->main_ns, main_ns);
+    fnsdk_scoreboard_attach();
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->main_ns, main_ns);
     for (int i = 0; i < 3; i++)
-        FNSDK_SB_STORE(fnsdk_slot->spare_ns[i], fnsdk_spare_ns[i]);
+        FNSDK_SCOREBOARD_STORE(fnsdk_slot->spare_ns[i], fnsdk_spare_ns[i]);
     if (!fnsdk_prepared && fnsdk_loop_prepare() < 0)
         return 1;
     if (FCGX_InitRequest(&r, -1, 0) != 0) {
@@ -836,11 +837,11 @@ int fn_main(int argc, char **argv, fn_handler handler)
 
     {
         int64_t now = fnsdk_now_ns();
-        FNSDK_SB_STORE(fnsdk_slot->ready_ns, now);
+        FNSDK_SCOREBOARD_STORE(fnsdk_slot->ready_ns, now);
         fnsdk_slot_idle(now);
     }
     rc = 0;
-    while (!fnsdk_stop && !FNSDK_SB_LOAD(fnsdk_slot->stop_req)) {
+    while (!fnsdk_stop && !FNSDK_SCOREBOARD_LOAD(fnsdk_slot->stop_req)) {
         struct epoll_event evs[FNSDK_KEPT_MAX + 2];
         int cfd, nev, wait_ms = -1;
         /* Before taking a request, not after: one that would only fail
@@ -954,7 +955,7 @@ int fn_main(int argc, char **argv, fn_handler handler)
     if (broke)
         fprintf(stderr, "fngate: the database channel was closed: leaving, so that an instance "
                         "with a new channel takes the next request\n");
-    FNSDK_SB_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SB_STOPPING);
+    FNSDK_SCOREBOARD_STORE(fnsdk_slot->state, (uint32_t)FNSDK_SCOREBOARD_STOPPING);
 out:
     fnsdk_req_free(req);
     fnsdk_res_free(res);

@@ -119,7 +119,7 @@ static void client_account(struct client *c, const char *sqlstate, const char *m
     struct poolstat_shm *st = c->pool->stats;
     int64_t now = pool_now_ns();
     int64_t ns = c->started_ns ? now - c->started_ns : -1;
-    int64_t slow = FNSDK_SB_LOAD(st->slow_query_ms);
+    int64_t slow = FNSDK_SCOREBOARD_LOAD(st->slow_query_ms);
     char sql[200];
     const char *trace = c->trace[0] ? c->trace : "-";
 
@@ -142,7 +142,7 @@ static void client_account(struct client *c, const char *sqlstate, const char *m
                   c->hello.fn, c->hello.pid, ns >= 0 ? (double)ns / 1e6 : 0.0, sqlstate,
                   msg ? msg : "", trace, sql);
     } else {
-        FNSDK_SB_STORE(st->slow_queries, FNSDK_SB_LOAD(st->slow_queries) + 1);
+        FNSDK_SCOREBOARD_STORE(st->slow_queries, FNSDK_SCOREBOARD_LOAD(st->slow_queries) + 1);
         log_warnx("[fn %s pid %d] slow query: %.1f ms (slow_query %lld ms); trace_id %s; sql: %s",
                   c->hello.fn, c->hello.pid, (double)ns / 1e6, (long long)slow, trace, sql);
     }
@@ -211,8 +211,8 @@ void client_result(struct client *c, const PGresult *r, const struct fnsdk_buf *
         fnsdk_frame_add(&c->out, tag, strlen(tag));
         fnsdk_frame_add(&c->out, rows, strlen(rows));
         fnsdk_frame_add(&c->out, json->data ? json->data : "[]", json->data ? json->len : 2);
-        FNSDK_SB_STORE(c->pool->stats->bytes_rendered,
-                       FNSDK_SB_LOAD(c->pool->stats->bytes_rendered) + json->len);
+        FNSDK_SCOREBOARD_STORE(c->pool->stats->bytes_rendered,
+                               FNSDK_SCOREBOARD_LOAD(c->pool->stats->bytes_rendered) + json->len);
     }
     if (!json || fnsdk_frame_end_at(&c->out, start) < 0) {
         char msg[160];

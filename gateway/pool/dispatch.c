@@ -258,8 +258,8 @@ void dispatch_run(struct pool *p)
         for (int i = 0; i < p->set.pool_size; i++)
             n[p->conns[i].state == PC_PINNED ? PC_BUSY : p->conns[i].state & 3]++;
         for (int s = 0; s < 4; s++)
-            FNSDK_SB_STORE(p->stats->conns[s], n[s]);
-        FNSDK_SB_STORE(p->stats->waiting, (uint32_t)p->nwait);
+            FNSDK_SCOREBOARD_STORE(p->stats->conns[s], n[s]);
+        FNSDK_SCOREBOARD_STORE(p->stats->waiting, (uint32_t)p->nwait);
     }
     if (!p->nwait)
         return;

@@ -73,7 +73,7 @@ int poolstat_fd(const struct poolstat *ps)
 void poolstat_set_slow(struct poolstat *ps, int64_t ms)
 {
     if (ps)
-        FNSDK_SB_STORE(ps->sh->slow_query_ms, ms);
+        FNSDK_SCOREBOARD_STORE(ps->sh->slow_query_ms, ms);
 }
 
 /* Copies a name out if it is a valid function name, else "". */
@@ -98,11 +98,11 @@ static void poolstat_hist(struct evbuffer *o, const char *name, const char *labe
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
 
-    for (int i = 0; i < FNSDK_SB_HIST; i++) {
-        cum += FNSDK_SB_LOAD(b[i]);
-        if (i < FNSDK_SB_HIST - 1)
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST; i++) {
+        cum += FNSDK_SCOREBOARD_LOAD(b[i]);
+        if (i < FNSDK_SCOREBOARD_HIST - 1)
             evbuffer_add_printf(o, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep,
-                                (double)fnsdk_sb_hist_le_ns[i] / 1e9, cum);
+                                (double)fnsdk_scoreboard_hist_le_ns[i] / 1e9, cum);
         else
             evbuffer_add_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep,
                                 cum);
@@ -133,14 +133,15 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
     poolstat_head(o, "fngate_pool_connections", "gauge", "Database connections, by state.");
     for (int s = 0; s < 4; s++)
         evbuffer_add_printf(o, "fngate_pool_connections{state=\"%s\"} %u\n",
-                            poolstat_state_names[s], FNSDK_SB_LOAD(sh->conns[s]));
+                            poolstat_state_names[s], FNSDK_SCOREBOARD_LOAD(sh->conns[s]));
     poolstat_head(o, "fngate_pool_size", "gauge", "The pool_size setting.");
-    evbuffer_add_printf(o, "fngate_pool_size %d\n", FNSDK_SB_LOAD(sh->pool_size));
+    evbuffer_add_printf(o, "fngate_pool_size %d\n", FNSDK_SCOREBOARD_LOAD(sh->pool_size));
     poolstat_head(o, "fngate_pool_waiting", "gauge", "Queries waiting for a connection.");
-    evbuffer_add_printf(o, "fngate_pool_waiting %u\n", FNSDK_SB_LOAD(sh->waiting));
+    evbuffer_add_printf(o, "fngate_pool_waiting %u\n", FNSDK_SCOREBOARD_LOAD(sh->waiting));
     poolstat_head(o, "fngate_pool_wait_seconds", "histogram",
                   "Time a query waited for a free connection.");
-    poolstat_hist(o, "fngate_pool_wait_seconds", "", sh->wait_hist, FNSDK_SB_LOAD(sh->wait_sum_ns));
+    poolstat_hist(o, "fngate_pool_wait_seconds", "", sh->wait_hist,
+                  FNSDK_SCOREBOARD_LOAD(sh->wait_sum_ns));
     poolstat_head(o, "fngate_pool_query_duration_seconds", "histogram",
                   "From a connection taking the query to its answer, by function.");
     for (int i = 0; i < POOLSTAT_FNS; i++) {
@@ -149,7 +150,7 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
             continue;
         snprintf(labels, sizeof(labels), "function=\"%s\"", name);
         poolstat_hist(o, "fngate_pool_query_duration_seconds", labels, sh->fns[i].q_hist,
-                      FNSDK_SB_LOAD(sh->fns[i].q_sum_ns));
+                      FNSDK_SCOREBOARD_LOAD(sh->fns[i].q_sum_ns));
     }
     poolstat_head(o, "fngate_pool_errors_total", "counter",
                   "Queries answered with an error, by function and SQLSTATE class.");
@@ -159,7 +160,7 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
         if (!name[0])
             continue;
         for (int k = 0; k < POOLSTAT_CLASSES; k++) {
-            uint64_t n = FNSDK_SB_LOAD(f->err[k].n);
+            uint64_t n = FNSDK_SCOREBOARD_LOAD(f->err[k].n);
             memcpy(cls, f->err[k].cls, 3);
             cls[2] = '\0';
             if (!n || strspn(cls, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 2)
@@ -170,83 +171,84 @@ void poolstat_render_prom(const struct poolstat *ps, struct evbuffer *o)
                                 name, cls, n);
             errors += n;
         }
-        if (FNSDK_SB_LOAD(f->err_other))
+        if (FNSDK_SCOREBOARD_LOAD(f->err_other))
             evbuffer_add_printf(o,
                                 "fngate_pool_errors_total{function=\"%s\",sqlstate_class=\"other\"}"
                                 " %" PRIu64 "\n",
-                                name, FNSDK_SB_LOAD(f->err_other));
+                                name, FNSDK_SCOREBOARD_LOAD(f->err_other));
     }
     (void)errors;
     poolstat_counter(o, "fngate_pool_prepared_hits_total",
                      "Queries run from a statement already prepared on their connection.",
-                     FNSDK_SB_LOAD(sh->prepared_hits));
+                     FNSDK_SCOREBOARD_LOAD(sh->prepared_hits));
     poolstat_counter(o, "fngate_pool_prepared_misses_total",
-                     "Queries that had to be prepared first.", FNSDK_SB_LOAD(sh->prepared_misses));
+                     "Queries that had to be prepared first.",
+                     FNSDK_SCOREBOARD_LOAD(sh->prepared_misses));
     poolstat_counter(o, "fngate_pool_whole_reads_total",
                      "Results read whole, their statement's results having stayed small.",
-                     FNSDK_SB_LOAD(sh->whole_reads));
+                     FNSDK_SCOREBOARD_LOAD(sh->whole_reads));
     poolstat_counter(o, "fngate_pool_whole_cutoffs_total",
                      "Whole reads cut off at the guard: the query got FG002, its statement is "
                      "read row by row since.",
-                     FNSDK_SB_LOAD(sh->whole_cutoffs));
+                     FNSDK_SCOREBOARD_LOAD(sh->whole_cutoffs));
     poolstat_counter(o, "fngate_pool_session_resets_total",
                      "Server sessions reset (DISCARD ALL) to pass from one function to another.",
-                     FNSDK_SB_LOAD(sh->resets));
+                     FNSDK_SCOREBOARD_LOAD(sh->resets));
     poolstat_counter(o, "fngate_pool_rendered_bytes_total",
                      "Bytes of JSON the pool rendered from results.",
-                     FNSDK_SB_LOAD(sh->bytes_rendered));
+                     FNSDK_SCOREBOARD_LOAD(sh->bytes_rendered));
     poolstat_counter(o, "fngate_pool_slow_queries_total", "Queries slower than slow_query.",
-                     FNSDK_SB_LOAD(sh->slow_queries));
+                     FNSDK_SCOREBOARD_LOAD(sh->slow_queries));
 }
 
 void poolstat_render_json(const struct poolstat *ps, struct evbuffer *o)
 {
     const struct poolstat_shm *sh = ps->sh;
-    uint64_t queries = 0, errors = 0, cum = 0, b[FNSDK_SB_HIST];
+    uint64_t queries = 0, errors = 0, cum = 0, b[FNSDK_SCOREBOARD_HIST];
     char name[72];
     bool first = true;
 
     evbuffer_add_printf(o, "{\"pid\":%u,\"pool_size\":%d,\"connections\":{",
-                        FNSDK_SB_LOAD(sh->pool_pid), FNSDK_SB_LOAD(sh->pool_size));
+                        FNSDK_SCOREBOARD_LOAD(sh->pool_pid), FNSDK_SCOREBOARD_LOAD(sh->pool_size));
     for (int s = 0; s < 4; s++)
         evbuffer_add_printf(o, "%s\"%s\":%u", s ? "," : "", poolstat_state_names[s],
-                            FNSDK_SB_LOAD(sh->conns[s]));
+                            FNSDK_SCOREBOARD_LOAD(sh->conns[s]));
     evbuffer_add_printf(o, "},\"waiting\":%u,\"wait_seconds\":{\"le\":[",
-                        FNSDK_SB_LOAD(sh->waiting));
-    for (int i = 0; i < FNSDK_SB_HIST - 1; i++)
-        evbuffer_add_printf(o, "%s%g", i ? "," : "", (double)fnsdk_sb_hist_le_ns[i] / 1e9);
+                        FNSDK_SCOREBOARD_LOAD(sh->waiting));
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST - 1; i++)
+        evbuffer_add_printf(o, "%s%g", i ? "," : "", (double)fnsdk_scoreboard_hist_le_ns[i] / 1e9);
     evbuffer_add_printf(o, "],\"buckets\":[");
-    for (int i = 0; i < FNSDK_SB_HIST; i++) {
-        b[i] = FNSDK_SB_LOAD(sh->wait_hist[i]);
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST; i++) {
+        b[i] = FNSDK_SCOREBOARD_LOAD(sh->wait_hist[i]);
         cum += b[i];
         evbuffer_add_printf(o, "%s%" PRIu64, i ? "," : "", b[i]);
     }
     evbuffer_add_printf(o, "],\"count\":%" PRIu64 ",\"sum\":%.9g},\"functions\":{", cum,
-                        (double)FNSDK_SB_LOAD(sh->wait_sum_ns) / 1e9);
+                        (double)FNSDK_SCOREBOARD_LOAD(sh->wait_sum_ns) / 1e9);
     for (int i = 0; i < POOLSTAT_FNS; i++) {
         const struct poolstat_fn *f = &sh->fns[i];
-        uint64_t e = FNSDK_SB_LOAD(f->err_other);
+        uint64_t e = FNSDK_SCOREBOARD_LOAD(f->err_other);
         poolstat_name(f->fn, name, sizeof(name));
         if (!name[0])
             continue;
         for (int k = 0; k < POOLSTAT_CLASSES; k++)
-            e += FNSDK_SB_LOAD(f->err[k].n);
+            e += FNSDK_SCOREBOARD_LOAD(f->err[k].n);
         evbuffer_add_printf(o, "%s\"%s\":{\"queries\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
-                            first ? "" : ",", name, FNSDK_SB_LOAD(f->queries), e);
+                            first ? "" : ",", name, FNSDK_SCOREBOARD_LOAD(f->queries), e);
         first = false;
-        queries += FNSDK_SB_LOAD(f->queries);
+        queries += FNSDK_SCOREBOARD_LOAD(f->queries);
         errors += e;
     }
-    evbuffer_add_printf(o,
-                        "},\"queries\":%" PRIu64 ",\"errors\":%" PRIu64
-                        ",\"prepared_hits\":%" PRIu64 ",\"prepared_misses\":%" PRIu64
-                        ",\"whole_reads\":%" PRIu64 ",\"whole_cutoffs\":%" PRIu64
-                        ",\"rendered_bytes\":%" PRIu64 ",\"slow_queries\":%" PRIu64
-                        ",\"slow_query_ms\":%" PRId64 "}",
-                        queries, errors, FNSDK_SB_LOAD(sh->prepared_hits),
-                        FNSDK_SB_LOAD(sh->prepared_misses), FNSDK_SB_LOAD(sh->whole_reads),
-                        FNSDK_SB_LOAD(sh->whole_cutoffs), FNSDK_SB_LOAD(sh->bytes_rendered),
-                        FNSDK_SB_LOAD(sh->slow_queries), FNSDK_SB_LOAD(sh->slow_query_ms));
+    evbuffer_add_printf(
+        o,
+        "},\"queries\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"prepared_hits\":%" PRIu64
+        ",\"prepared_misses\":%" PRIu64 ",\"whole_reads\":%" PRIu64 ",\"whole_cutoffs\":%" PRIu64
+        ",\"rendered_bytes\":%" PRIu64 ",\"slow_queries\":%" PRIu64 ",\"slow_query_ms\":%" PRId64
+        "}",
+        queries, errors, FNSDK_SCOREBOARD_LOAD(sh->prepared_hits),
+        FNSDK_SCOREBOARD_LOAD(sh->prepared_misses), FNSDK_SCOREBOARD_LOAD(sh->whole_reads),
+        FNSDK_SCOREBOARD_LOAD(sh->whole_cutoffs), FNSDK_SCOREBOARD_LOAD(sh->bytes_rendered),
+        FNSDK_SCOREBOARD_LOAD(sh->slow_queries), FNSDK_SCOREBOARD_LOAD(sh->slow_query_ms));
 }
 
 /* --- the pool's side ---------------------------------------------------- */
@@ -264,11 +266,11 @@ struct poolstat_shm *poolstat_attach(int fd, int pool_size)
             sh = m;
         close(fd);
     }
-    FNSDK_SB_STORE(sh->pool_pid, (uint32_t)getpid());
-    FNSDK_SB_STORE(sh->pool_size, pool_size);
-    FNSDK_SB_STORE(sh->waiting, 0u);
+    FNSDK_SCOREBOARD_STORE(sh->pool_pid, (uint32_t)getpid());
+    FNSDK_SCOREBOARD_STORE(sh->pool_size, pool_size);
+    FNSDK_SCOREBOARD_STORE(sh->waiting, 0u);
     for (int s = 0; s < 4; s++)
-        FNSDK_SB_STORE(sh->conns[s], 0u);
+        FNSDK_SCOREBOARD_STORE(sh->conns[s], 0u);
     return sh;
 }
 
@@ -285,13 +287,13 @@ int poolstat_fn_index(struct poolstat_shm *sh, const char *fn)
     return -1;
 }
 
-#define POOLSTAT_BUMP(field, by) FNSDK_SB_STORE(field, FNSDK_SB_LOAD(field) + (by))
+#define POOLSTAT_BUMP(field, by) FNSDK_SCOREBOARD_STORE(field, FNSDK_SCOREBOARD_LOAD(field) + (by))
 
 void poolstat_wait(struct poolstat_shm *sh, int64_t ns)
 {
     if (ns < 0)
         ns = 0;
-    POOLSTAT_BUMP(sh->wait_hist[fnsdk_sb_hist_bucket(ns)], 1);
+    POOLSTAT_BUMP(sh->wait_hist[fnsdk_scoreboard_hist_bucket(ns)], 1);
     POOLSTAT_BUMP(sh->wait_sum_ns, (uint64_t)ns);
     POOLSTAT_BUMP(sh->waits, 1);
 }
@@ -307,7 +309,7 @@ void poolstat_query(struct poolstat_shm *sh, int idx, int64_t ns, const char *sq
     f = &sh->fns[idx];
     POOLSTAT_BUMP(f->queries, 1);
     if (ns >= 0) {
-        POOLSTAT_BUMP(f->q_hist[fnsdk_sb_hist_bucket(ns)], 1);
+        POOLSTAT_BUMP(f->q_hist[fnsdk_scoreboard_hist_bucket(ns)], 1);
         POOLSTAT_BUMP(f->q_sum_ns, (uint64_t)ns);
     }
     if (sqlstate && strlen(sqlstate) >= 2) {

@@ -14,7 +14,7 @@
 
 #include <event2/buffer.h>
 
-#include "fnsdk_sb.h"
+#include "fnsdk_scoreboard.h"
 
 #define POOLSTAT_FD 4
 #define POOLSTAT_MAGIC 0x66677073u /* "fgps" */
@@ -30,7 +30,7 @@ struct poolstat_err {
 struct poolstat_fn {
     char fn[72]; /* "" = free */
     uint64_t queries;
-    uint64_t q_hist[FNSDK_SB_HIST]; /* query duration, bounds fnsdk_sb_hist_le_ns */
+    uint64_t q_hist[FNSDK_SCOREBOARD_HIST]; /* query duration, bounds fnsdk_scoreboard_hist_le_ns */
     uint64_t q_sum_ns;
     struct poolstat_err err[POOLSTAT_CLASSES];
     uint64_t err_other; /* classes past the table */
@@ -43,7 +43,7 @@ struct poolstat_shm {
     int32_t pool_size;
     uint32_t conns[4]; /* free, connecting, idle, busy */
     uint32_t waiting;
-    uint64_t wait_hist[FNSDK_SB_HIST];
+    uint64_t wait_hist[FNSDK_SCOREBOARD_HIST];
     uint64_t wait_sum_ns;
     uint64_t waits;
     uint64_t prepared_hits, prepared_misses;

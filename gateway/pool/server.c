@@ -261,7 +261,8 @@ static bool server_send_piped(struct server *pc)
 
     if (!PQenterPipelineMode(pc->pg))
         return false;
-    FNSDK_SB_STORE(pc->pool->stats->resets, FNSDK_SB_LOAD(pc->pool->stats->resets) + 1);
+    FNSDK_SCOREBOARD_STORE(pc->pool->stats->resets,
+                           FNSDK_SCOREBOARD_LOAD(pc->pool->stats->resets) + 1);
     pc->piped = true;
     pc->op = OP_RESET;
     ok = PQsendQueryParams(pc->pg, POOL_RESET_SQL, 0, NULL, NULL, NULL, NULL, 0);
@@ -276,8 +277,8 @@ static bool server_send_piped(struct server *pc)
         ok = PQsendQueryParams(pc->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
     }
     if (ok && pc->pool->set.prepared) {
-        FNSDK_SB_STORE(pc->pool->stats->prepared_misses,
-                       FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+        FNSDK_SCOREBOARD_STORE(pc->pool->stats->prepared_misses,
+                               FNSDK_SCOREBOARD_LOAD(pc->pool->stats->prepared_misses) + 1);
         if (!(st = stmt_add(&pc->stmts, c->sql))) {
             server_drop(pc, "out of memory");
             return true;
@@ -315,8 +316,8 @@ static void server_rx_start(struct server *pc, struct stmt *st)
     if (pc->rx_armed)
         rxcount_reset(PQsocket(pc->pg), pc->whole ? guard : server_row_ceiling(pc->pool));
     if (pc->whole)
-        FNSDK_SB_STORE(pc->pool->stats->whole_reads,
-                       FNSDK_SB_LOAD(pc->pool->stats->whole_reads) + 1);
+        FNSDK_SCOREBOARD_STORE(pc->pool->stats->whole_reads,
+                               FNSDK_SCOREBOARD_LOAD(pc->pool->stats->whole_reads) + 1);
 }
 
 /* A whole read passed the guard.  libpq would go on buffering the result
@@ -338,7 +339,8 @@ static void server_trip(struct server *pc)
         if (strcmp(k->owner, pc->owner) == 0 && (st = stmt_find(&k->stmts, c->sql)) != NULL)
             st->big = true;
     }
-    FNSDK_SB_STORE(p->stats->whole_cutoffs, FNSDK_SB_LOAD(p->stats->whole_cutoffs) + 1);
+    FNSDK_SCOREBOARD_STORE(p->stats->whole_cutoffs,
+                           FNSDK_SCOREBOARD_LOAD(p->stats->whole_cutoffs) + 1);
     log_warnx("[fn %s pid %d] result passed %zu bytes while read whole (its statement's results "
               "had stayed under %zu): connection %d closed; the statement is read row by row "
               "from now on",
@@ -418,7 +420,8 @@ static void server_send_next(struct server *pc)
         return;
     if (pc->op == OP_NONE && pc->need_reset) {
         pc->op = OP_RESET;
-        FNSDK_SB_STORE(pc->pool->stats->resets, FNSDK_SB_LOAD(pc->pool->stats->resets) + 1);
+        FNSDK_SCOREBOARD_STORE(pc->pool->stats->resets,
+                               FNSDK_SCOREBOARD_LOAD(pc->pool->stats->resets) + 1);
         ok = PQsendQuery(pc->pg, POOL_RESET_SQL);
     } else if (pc->op < OP_SET && want != pc->timeout_cur) {
         char sql[64];
@@ -460,23 +463,23 @@ static void server_send_next(struct server *pc)
              * unnamed (parse, bind and execute in one round trip), so a
              * statement used once, or once per session reset, never pays
              * for a PREPARE. */
-            FNSDK_SB_STORE(pc->pool->stats->prepared_hits,
-                           FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+            FNSDK_SCOREBOARD_STORE(pc->pool->stats->prepared_hits,
+                                   FNSDK_SCOREBOARD_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_PREPARE;
             ok = PQsendPrepare(pc->pg, st->name, c->sql, c->nparams, NULL);
         } else if (st && pc->op != OP_PREPARE) {
-            FNSDK_SB_STORE(pc->pool->stats->prepared_hits,
-                           FNSDK_SB_LOAD(pc->pool->stats->prepared_hits) + 1);
+            FNSDK_SCOREBOARD_STORE(pc->pool->stats->prepared_hits,
+                                   FNSDK_SCOREBOARD_LOAD(pc->pool->stats->prepared_hits) + 1);
             stmt_touch(&pc->stmts, st);
             pc->cur_stmt = st;
             pc->op = OP_EXEC;
             server_rx_start(pc, st);
             ok = PQsendQueryPrepared(pc->pg, st->name, c->nparams, c->values, NULL, NULL, 0);
         } else if (!st) {
-            FNSDK_SB_STORE(pc->pool->stats->prepared_misses,
-                           FNSDK_SB_LOAD(pc->pool->stats->prepared_misses) + 1);
+            FNSDK_SCOREBOARD_STORE(pc->pool->stats->prepared_misses,
+                                   FNSDK_SCOREBOARD_LOAD(pc->pool->stats->prepared_misses) + 1);
             st = stmt_add(&pc->stmts, c->sql);
             if (!st) {
                 server_drop(pc, "out of memory");

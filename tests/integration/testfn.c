@@ -35,11 +35,11 @@
 
 #include <fngate.h>
 
-#include "../../functions/sdk/fnsdk_sb.h"
+#include "../../functions/sdk/fnsdk_scoreboard.h"
 
 extern char **environ;
 
-/* The scoreboard slot as the SDK maps it (functions/sdk/fnsdk_sb.h): found
+/* The scoreboard slot as the SDK maps it (functions/sdk/fnsdk_scoreboard.h): found
  * through /proc/self/maps, as any function could. */
 struct forged_slot {
     uint32_t magic, version, state, stop_req;
@@ -54,7 +54,7 @@ static volatile struct forged_slot *find_slot(void)
     unsigned long lo = 0;
 
     while (f && fgets(line, sizeof(line), f)) {
-        if (strstr(line, "fngate-sb") && sscanf(line, "%lx-", &lo) == 1)
+        if (strstr(line, "fngate-scoreboard") && sscanf(line, "%lx-", &lo) == 1)
             break;
         lo = 0;
     }
@@ -67,7 +67,7 @@ static volatile struct forged_slot *find_slot(void)
  * the gateway keeps ({"a":1}), as fast as the gateway drains them. */
 static int logflood(fn_res *res)
 {
-    struct fnsdk_sb_slot *sl = (struct fnsdk_sb_slot *)find_slot();
+    struct fnsdk_scoreboard_slot *sl = (struct fnsdk_scoreboard_slot *)find_slot();
     char *ring = (char *)sl + sizeof(*sl);
     uint64_t size = 65536; /* REQLOG_RING_BYTES */
     struct timespec ts = {0, 200000};
@@ -75,12 +75,13 @@ static int logflood(fn_res *res)
     if (!sl)
         return fn_error(res, 500, "no scoreboard slot mapped");
     for (;;) {
-        uint64_t head = FNSDK_SB_LOAD(sl->log_head), tail = FNSDK_SB_LOAD(sl->log_tail);
+        uint64_t head = FNSDK_SCOREBOARD_LOAD(sl->log_head),
+                 tail = FNSDK_SCOREBOARD_LOAD(sl->log_tail);
         while (head - tail + 8 <= size) {
             memcpy(ring + head % size, "{\"a\":1}\n", 8);
             head += 8;
         }
-        FNSDK_SB_STORE(sl->log_head, head);
+        FNSDK_SCOREBOARD_STORE(sl->log_head, head);
         nanosleep(&ts, NULL);
     }
 }

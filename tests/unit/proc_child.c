@@ -12,7 +12,7 @@
  * /proc/self/status), cwd, setuid0 (whether setuid(0) works).
  *
  * Like an instance, it also uses what it was given: it writes "db\n" to fd
- * 3 when that is a socket, and maps fd 4 and stores FNSDK_SB_MAGIC and the
+ * 3 when that is a socket, and maps fd 4 and stores FNSDK_SCOREBOARD_MAGIC and the
  * IDLE state into the scoreboard slot, as the SDK does.
  */
 #include "config.h"
@@ -31,7 +31,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "fnsdk_sb.h"
+#include "fnsdk_scoreboard.h"
 
 extern char **environ;
 
@@ -172,13 +172,13 @@ int main(int argc, char **argv)
             printf("db_write=%zd\n", write(FNSDK_DB_FD, "db\n", 3));
     }
     {
-        void *m = mmap(NULL, sizeof(struct fnsdk_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED,
-                       FNSDK_SB_FD, 0);
+        void *m = mmap(NULL, sizeof(struct fnsdk_scoreboard_slot), PROT_READ | PROT_WRITE,
+                       MAP_SHARED, FNSDK_SCOREBOARD_FD, 0);
         if (m != MAP_FAILED) {
-            struct fnsdk_sb_slot *slot = m;
-            slot->version = FNSDK_SB_VERSION;
-            FNSDK_SB_STORE(slot->state, (uint32_t)FNSDK_SB_IDLE);
-            FNSDK_SB_STORE(slot->magic, FNSDK_SB_MAGIC);
+            struct fnsdk_scoreboard_slot *slot = m;
+            slot->version = FNSDK_SCOREBOARD_VERSION;
+            FNSDK_SCOREBOARD_STORE(slot->state, (uint32_t)FNSDK_SCOREBOARD_IDLE);
+            FNSDK_SCOREBOARD_STORE(slot->magic, FNSDK_SCOREBOARD_MAGIC);
             munmap(m, sizeof(*slot));
             printf("sb=mapped\n");
         } else {

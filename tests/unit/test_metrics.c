@@ -32,10 +32,10 @@ static struct discover_fn test_desc(const char *name)
 }
 
 /* What an instance does after a request with STATUS taking NS. */
-static void slot_count(struct fnsdk_sb_slot *sl, int status, int64_t ns)
+static void slot_count(struct fnsdk_scoreboard_slot *sl, int status, int64_t ns)
 {
     int i;
-    for (i = 0; i < FNSDK_SB_CODES - 1; i++) {
+    for (i = 0; i < FNSDK_SCOREBOARD_CODES - 1; i++) {
         if (sl->codes[i].code == (uint32_t)status)
             break;
         if (sl->codes[i].code == 0) {
@@ -44,7 +44,7 @@ static void slot_count(struct fnsdk_sb_slot *sl, int status, int64_t ns)
         }
     }
     sl->codes[i].n++;
-    sl->dur_hist[fnsdk_sb_hist_bucket(ns)]++;
+    sl->dur_hist[fnsdk_scoreboard_hist_bucket(ns)]++;
     sl->dur_sum_ns += (uint64_t)ns;
 }
 
@@ -190,7 +190,7 @@ START_TEST(one_function_cannot_touch_another)
     metrics_inst_new(f1, 100, 1000, a, 1);
     metrics_inst_new(f2, 101, 1000, b, 1);
     slot_count(a->slot, 200, 1000);
-    for (int i = 0; i < FNSDK_SB_HIST; i++)
+    for (int i = 0; i < FNSDK_SCOREBOARD_HIST; i++)
         b->slot->dur_hist[i] = UINT64_MAX;
     b->slot->codes[0].code = 200;
     b->slot->codes[0].n = UINT64_MAX;
@@ -301,7 +301,7 @@ END_TEST
 
 /* --- the request log --------------------------------------------------- */
 
-static void ring_put(struct fnsdk_sb_slot *sl, char *ring, size_t size, const char *s)
+static void ring_put(struct fnsdk_scoreboard_slot *sl, char *ring, size_t size, const char *s)
 {
     size_t n = strlen(s);
     for (size_t i = 0; i < n; i++)

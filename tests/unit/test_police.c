@@ -34,7 +34,7 @@
 static const struct police_limits lim = {1000, 2000, 1000, 5000};
 
 struct one {
-    struct fnsdk_sb_slot slot;
+    struct fnsdk_scoreboard_slot slot;
     struct police_inst pi;
     struct police_view v;
     struct police_view *pv;
@@ -73,7 +73,7 @@ START_TEST(busy_timed_on_the_supervisors_clock)
 
     /* "Busy, just started", rewritten at every look. */
     one_init(&o, 1);
-    o.slot.state = FNSDK_SB_BUSY;
+    o.slot.state = FNSDK_SCOREBOARD_BUSY;
     for (int64_t t = 0; t <= 1000; t += 100) {
         o.slot.req_start_ns = T0 + t * MS;
         ck_assert_int_eq(judge1(&o, T0 + t * MS), POLICE_NONE);
@@ -88,7 +88,7 @@ START_TEST(future_or_garbage_timestamps_ignored)
     struct one o;
 
     one_init(&o, 1);
-    o.slot.state = FNSDK_SB_BUSY;
+    o.slot.state = FNSDK_SCOREBOARD_BUSY;
     o.slot.req_start_ns = INT64_MIN;
     o.slot.idle_since_ns = INT64_MAX;
     o.slot.ready_ns = INT64_MIN;
@@ -111,7 +111,7 @@ START_TEST(idle_age_is_the_supervisors)
     struct one o;
 
     one_init(&o, 1);
-    o.slot.state = FNSDK_SB_IDLE;
+    o.slot.state = FNSDK_SCOREBOARD_IDLE;
     o.slot.idle_since_ns = INT64_MAX; /* "idle since the end of time" */
     judge1(&o, T0);
     ck_assert_int_eq(o.v.idle_ms, 0);
@@ -121,7 +121,7 @@ START_TEST(idle_age_is_the_supervisors)
     o.slot.requests = 1;
     judge1(&o, T0 + 300 * MS);
     ck_assert_int_eq(o.v.idle_ms, 0);
-    o.slot.state = FNSDK_SB_BUSY;
+    o.slot.state = FNSDK_SCOREBOARD_BUSY;
     judge1(&o, T0 + 400 * MS);
     ck_assert_int_eq(o.v.idle_ms, -1);
 }
@@ -133,7 +133,7 @@ START_TEST(stop_grace_bounded_whatever_the_slot_says)
 
     /* Seen idle after SIGTERM: stop_timeout, then SIGKILL. */
     one_init(&o, 1);
-    o.slot.state = FNSDK_SB_IDLE;
+    o.slot.state = FNSDK_SCOREBOARD_IDLE;
     o.v.term_ns = T0;
     ck_assert_int_eq(judge1(&o, T0 + 2000 * MS), POLICE_NONE);
     ck_assert_int_eq(judge1(&o, T0 + 2001 * MS), POLICE_KILL_STUCK);
@@ -141,7 +141,7 @@ START_TEST(stop_grace_bounded_whatever_the_slot_says)
     /* Claiming busy, with a counter that climbs so that the slot-based
      * timeout never fires: the claim buys request_timeout, no more. */
     one_init(&o, 1);
-    o.slot.state = FNSDK_SB_BUSY;
+    o.slot.state = FNSDK_SCOREBOARD_BUSY;
     o.v.term_ns = T0;
     for (int64_t t = 0; t <= 3000; t += 100) {
         o.slot.requests++;
@@ -169,7 +169,7 @@ START_TEST(a_spare_born_start_that_never_gets_ready_is_killed)
     o.v.reports_ready = true;
     o.v.spawned_ns = T0;
     o.slot.ready_ns = T0 + MS;
-    o.slot.state = FNSDK_SB_IDLE;
+    o.slot.state = FNSDK_SCOREBOARD_IDLE;
     ck_assert_int_eq(judge1(&o, T0 + 60000 * MS), POLICE_NONE);
 
     /* A handler that may not use libfngate never marks its slot: never. */
@@ -298,7 +298,7 @@ START_TEST(holder_of_an_overdue_connection_found)
     one_init(&b, pb);
     a.v.spawned_ns = b.v.spawned_ns = base - MS;
     /* Both claim to be idle; only one holds the connection. */
-    a.slot.state = b.slot.state = FNSDK_SB_IDLE;
+    a.slot.state = b.slot.state = FNSDK_SCOREBOARD_IDLE;
     police_fn_judge(pf, v, 2, &lim, base + 900 * MS);
     ck_assert_int_eq(a.v.verdict, POLICE_NONE);
     ck_assert_int_eq(b.v.verdict, POLICE_NONE);
@@ -319,7 +319,7 @@ START_TEST(holder_of_an_overdue_connection_found)
      * killed once the grace is over. */
     police_fn_judge(pf, v, 2, &lim, base + 3300 * MS);
     ck_assert_int_eq(a.v.verdict, POLICE_CHECK_HOLDER);
-    a.slot.state = FNSDK_SB_BUSY;
+    a.slot.state = FNSDK_SCOREBOARD_BUSY;
     for (int64_t t = 3400; t <= 4400; t += 100) {
         a.slot.requests++;
         police_fn_judge(pf, v, 2, &lim, base + t * MS);
@@ -425,7 +425,7 @@ START_TEST(holder_busy_since_before_the_question_spared)
     police_scan(base);
     one_init(&a, pa);
     a.v.spawned_ns = base - MS;
-    a.slot.state = FNSDK_SB_BUSY;
+    a.slot.state = FNSDK_SCOREBOARD_BUSY;
     police_fn_judge(pf, v, 1, &lim5, base + 2900 * MS); /* busy seen from here */
     ck_assert_int_eq(a.v.verdict, POLICE_NONE);
     police_fn_judge(pf, v, 1, &lim5, base + 3100 * MS);
@@ -497,7 +497,7 @@ START_TEST(holder_watching_its_kept_connection_spared)
     police_scan(base);
     one_init(&a, pa);
     a.v.spawned_ns = base - MS;
-    a.slot.state = FNSDK_SB_BUSY;
+    a.slot.state = FNSDK_SCOREBOARD_BUSY;
     a.slot.requests = 1;
     police_fn_judge(pf, v, 1, &lim, base + 1100 * MS);
     ck_assert_int_eq(a.v.verdict, POLICE_CHECK_HOLDER);
@@ -552,7 +552,7 @@ START_TEST(holder_watching_past_the_bound_is_not_spared)
     police_scan(base);
     one_init(&a, pa);
     a.v.spawned_ns = base - MS;
-    a.slot.state = FNSDK_SB_BUSY;
+    a.slot.state = FNSDK_SCOREBOARD_BUSY;
     a.slot.requests = 1;
     ck_assert_int_eq(write(ctl[1], "w", 1), 1);
     ck_assert_int_eq(read(ack[0], &c, 1), 1);

@@ -302,14 +302,14 @@ START_TEST(fds_usable_by_instance)
     struct run r;
     char buf[8] = "";
 
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->magic), 0);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->magic), 0);
     run_ok(&spec, &r);
     ck_assert_str_eq(get(&r, "db_write"), "3");
     ck_assert_int_eq(read(db_pair[1], buf, sizeof(buf) - 1), 3);
     ck_assert_str_eq(buf, "db\n");
     ck_assert_str_eq(get(&r, "sb"), "mapped");
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->magic), FNSDK_SB_MAGIC);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->state), FNSDK_SB_IDLE);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->magic), FNSDK_SCOREBOARD_MAGIC);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->state), FNSDK_SCOREBOARD_IDLE);
 }
 END_TEST
 

@@ -1,7 +1,7 @@
 /*
  * Unit tests for gateway/scoreboard.c: the per-instance scoreboard slot.  The
  * instance's side is simulated by a second mapping of the same memfd, made
- * the way the SDK makes it (mmap of the fd it inherits as FNSDK_SB_FD).
+ * the way the SDK makes it (mmap of the fd it inherits as FNSDK_SCOREBOARD_FD).
  */
 #include "config.h"
 
@@ -22,19 +22,19 @@
 START_TEST(new_is_zeroed_and_starting)
 {
     struct scoreboard *sb = scoreboard_new("hello");
-    static const struct fnsdk_sb_slot zero;
+    static const struct fnsdk_scoreboard_slot zero;
     struct stat st;
 
     ck_assert_ptr_nonnull(sb);
     ck_assert_ptr_nonnull(sb->slot);
     ck_assert_int_ge(sb->fd, 0);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->state), FNSDK_SB_STARTING);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->magic), 0);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->stop_req), 0);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->state), FNSDK_SCOREBOARD_STARTING);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->magic), 0);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->stop_req), 0);
     ck_assert_int_eq(memcmp(sb->slot, &zero, sizeof(zero)), 0);
     /* Exactly one slot, and kept out of every other child. */
     ck_assert_int_eq(fstat(sb->fd, &st), 0);
-    ck_assert_int_eq(st.st_size, (off_t)sizeof(struct fnsdk_sb_slot));
+    ck_assert_int_eq(st.st_size, (off_t)sizeof(struct fnsdk_scoreboard_slot));
     ck_assert_int_eq(fcntl(sb->fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
     scoreboard_free(sb);
 }
@@ -47,17 +47,18 @@ START_TEST(each_instance_own_slot)
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_int_ne(a->fd, b->fd);
-    FNSDK_SB_STORE(a->slot->state, (uint32_t)FNSDK_SB_BUSY);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(b->slot->state), FNSDK_SB_STARTING);
+    FNSDK_SCOREBOARD_STORE(a->slot->state, (uint32_t)FNSDK_SCOREBOARD_BUSY);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(b->slot->state), FNSDK_SCOREBOARD_STARTING);
     scoreboard_free(a);
     scoreboard_free(b);
 }
 END_TEST
 
 /* Maps FD as the instance does. */
-static struct fnsdk_sb_slot *map_as_instance(int fd)
+static struct fnsdk_scoreboard_slot *map_as_instance(int fd)
 {
-    void *m = mmap(NULL, sizeof(struct fnsdk_sb_slot), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *m =
+        mmap(NULL, sizeof(struct fnsdk_scoreboard_slot), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
     ck_assert_msg(m != MAP_FAILED, "mmap: %s", strerror(errno));
     return m;
@@ -66,34 +67,34 @@ static struct fnsdk_sb_slot *map_as_instance(int fd)
 START_TEST(instance_writes_are_seen)
 {
     struct scoreboard *sb = scoreboard_new("hello");
-    struct fnsdk_sb_slot *inst;
+    struct fnsdk_scoreboard_slot *inst;
 
     ck_assert_ptr_nonnull(sb);
     inst = map_as_instance(sb->fd);
     ck_assert_ptr_ne(inst, sb->slot);
 
-    inst->version = FNSDK_SB_VERSION;
-    FNSDK_SB_STORE(inst->magic, FNSDK_SB_MAGIC);
-    FNSDK_SB_STORE(inst->ready_ns, INT64_C(123456789));
-    FNSDK_SB_STORE(inst->idle_since_ns, INT64_C(123456789));
-    FNSDK_SB_STORE(inst->state, (uint32_t)FNSDK_SB_IDLE);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->magic), FNSDK_SB_MAGIC);
-    ck_assert_uint_eq(sb->slot->version, FNSDK_SB_VERSION);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->state), FNSDK_SB_IDLE);
-    ck_assert_int_eq(FNSDK_SB_LOAD(sb->slot->ready_ns), 123456789);
+    inst->version = FNSDK_SCOREBOARD_VERSION;
+    FNSDK_SCOREBOARD_STORE(inst->magic, FNSDK_SCOREBOARD_MAGIC);
+    FNSDK_SCOREBOARD_STORE(inst->ready_ns, INT64_C(123456789));
+    FNSDK_SCOREBOARD_STORE(inst->idle_since_ns, INT64_C(123456789));
+    FNSDK_SCOREBOARD_STORE(inst->state, (uint32_t)FNSDK_SCOREBOARD_IDLE);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->magic), FNSDK_SCOREBOARD_MAGIC);
+    ck_assert_uint_eq(sb->slot->version, FNSDK_SCOREBOARD_VERSION);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->state), FNSDK_SCOREBOARD_IDLE);
+    ck_assert_int_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->ready_ns), 123456789);
 
-    FNSDK_SB_STORE(inst->req_start_ns, INT64_C(987654321012));
-    FNSDK_SB_STORE(inst->state, (uint32_t)FNSDK_SB_BUSY);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->state), FNSDK_SB_BUSY);
-    ck_assert_int_eq(FNSDK_SB_LOAD(sb->slot->req_start_ns), INT64_C(987654321012));
+    FNSDK_SCOREBOARD_STORE(inst->req_start_ns, INT64_C(987654321012));
+    FNSDK_SCOREBOARD_STORE(inst->state, (uint32_t)FNSDK_SCOREBOARD_BUSY);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->state), FNSDK_SCOREBOARD_BUSY);
+    ck_assert_int_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->req_start_ns), INT64_C(987654321012));
     __atomic_add_fetch(&inst->requests, 1, __ATOMIC_RELEASE);
     __atomic_add_fetch(&inst->busy_ns, UINT64_C(5000000000), __ATOMIC_RELAXED);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->requests), 1);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->busy_ns), UINT64_C(5000000000));
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->requests), 1);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->busy_ns), UINT64_C(5000000000));
 
     /* And the one word the gateway writes reaches the instance. */
-    FNSDK_SB_STORE(sb->slot->stop_req, 1u);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(inst->stop_req), 1);
+    FNSDK_SCOREBOARD_STORE(sb->slot->stop_req, 1u);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(inst->stop_req), 1);
 
     ck_assert_int_eq(munmap(inst, sizeof(*inst)), 0);
     scoreboard_free(sb);
@@ -104,7 +105,7 @@ START_TEST(mapping_survives_close_fd)
 {
     /* The supervisor closes its fd after the spawn and keeps reading. */
     struct scoreboard *sb = scoreboard_new("hello");
-    struct fnsdk_sb_slot *inst;
+    struct fnsdk_scoreboard_slot *inst;
 
     ck_assert_ptr_nonnull(sb);
     inst = map_as_instance(sb->fd);
@@ -112,8 +113,8 @@ START_TEST(mapping_survives_close_fd)
     ck_assert_int_eq(sb->fd, -1);
     scoreboard_close_fd(sb); /* twice is harmless */
     ck_assert_int_eq(sb->fd, -1);
-    FNSDK_SB_STORE(inst->state, (uint32_t)FNSDK_SB_STOPPING);
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->state), FNSDK_SB_STOPPING);
+    FNSDK_SCOREBOARD_STORE(inst->state, (uint32_t)FNSDK_SCOREBOARD_STOPPING);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->state), FNSDK_SCOREBOARD_STOPPING);
     ck_assert_int_eq(munmap(inst, sizeof(*inst)), 0);
     scoreboard_free(sb);
     scoreboard_close_fd(NULL);
@@ -136,17 +137,17 @@ START_TEST(sealed_against_resize)
     errno = 0;
     ck_assert_int_eq(ftruncate(sb->fd, 0), -1);
     ck_assert_int_eq(errno, EPERM);
-    ck_assert_int_eq(ftruncate(sb->fd, (off_t)sizeof(struct fnsdk_sb_slot) - 8), -1);
+    ck_assert_int_eq(ftruncate(sb->fd, (off_t)sizeof(struct fnsdk_scoreboard_slot) - 8), -1);
     ck_assert_int_eq(errno, EPERM);
     /* ... nor grow it, nor lift the seals. */
-    ck_assert_int_eq(ftruncate(sb->fd, (off_t)sizeof(struct fnsdk_sb_slot) * 2), -1);
+    ck_assert_int_eq(ftruncate(sb->fd, (off_t)sizeof(struct fnsdk_scoreboard_slot) * 2), -1);
     ck_assert_int_eq(errno, EPERM);
     ck_assert_int_eq(fcntl(sb->fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
     ck_assert_int_eq(errno, EPERM);
     ck_assert_int_eq(fstat(sb->fd, &st), 0);
-    ck_assert_int_eq(st.st_size, (off_t)sizeof(struct fnsdk_sb_slot));
+    ck_assert_int_eq(st.st_size, (off_t)sizeof(struct fnsdk_scoreboard_slot));
     /* The slot is still readable (no SIGBUS). */
-    ck_assert_uint_eq(FNSDK_SB_LOAD(sb->slot->state), FNSDK_SB_STARTING);
+    ck_assert_uint_eq(FNSDK_SCOREBOARD_LOAD(sb->slot->state), FNSDK_SCOREBOARD_STARTING);
 
     /* The same through a descriptor the instance would hold. */
     {

@@ -1,6 +1,6 @@
 /*
  * The scoreboard slot: a few words of shared memory (a memfd the gateway
- * creates per instance and hands over as fd FNSDK_SB_FD) that the SDK updates
+ * creates per instance and hands over as fd FNSDK_SCOREBOARD_FD) that the SDK updates
  * around each request and the supervisor only reads (but for stop_req, its
  * request to leave, which the SDK checks between requests without a syscall
  * while SIGTERM stays blocked outside the idle wait).  Plain stores of
@@ -8,55 +8,55 @@
  * request path.  Times are CLOCK_MONOTONIC nanoseconds, which the gateway and
  * its instances share.  Internal to fngate; not installed.
  */
-#ifndef FNSDK_SB_H
-#define FNSDK_SB_H
+#ifndef FNSDK_SCOREBOARD_H
+#define FNSDK_SCOREBOARD_H
 
 #include <stdint.h>
 
-#define FNSDK_SB_MAGIC 0x66676174u /* "fgat" */
-#define FNSDK_SB_VERSION 2u
+#define FNSDK_SCOREBOARD_MAGIC 0x66676174u /* "fgat" */
+#define FNSDK_SCOREBOARD_VERSION 2u
 
 /* Fixed descriptor numbers in every instance: 0 is the listening socket
  * (FCGI_LISTENSOCK_FILENO), 3 the database channel, 4 the scoreboard. */
 #define FNSDK_DB_FD 3
-#define FNSDK_SB_FD 4
+#define FNSDK_SCOREBOARD_FD 4
 
 /* Histogram bounds shared by the SDK and the gateway (request duration
  * and queue wait), in nanoseconds: requests take from tens of
  * microseconds; queue waits are known to nginx's millisecond. */
-#define FNSDK_SB_HIST 20
-static const int64_t fnsdk_sb_hist_le_ns[FNSDK_SB_HIST - 1] = {
+#define FNSDK_SCOREBOARD_HIST 20
+static const int64_t fnsdk_scoreboard_hist_le_ns[FNSDK_SCOREBOARD_HIST - 1] = {
     25000,      50000,      100000,     250000,      500000,     1000000,   2500000,
     5000000,    10000000,   25000000,   50000000,    100000000,  250000000, 500000000,
     1000000000, 2500000000, 5000000000, 10000000000, 30000000000};
 
 /* Responses per HTTP status: a small open table (code 0 = free entry). */
-#define FNSDK_SB_CODES 16
-struct fnsdk_sb_code {
+#define FNSDK_SCOREBOARD_CODES 16
+struct fnsdk_scoreboard_code {
     uint32_t code;
     uint32_t pad_;
     uint64_t n;
 };
 
-static inline int fnsdk_sb_hist_bucket(int64_t ns)
+static inline int fnsdk_scoreboard_hist_bucket(int64_t ns)
 {
     int i = 0;
-    while (i < FNSDK_SB_HIST - 1 && ns > fnsdk_sb_hist_le_ns[i])
+    while (i < FNSDK_SCOREBOARD_HIST - 1 && ns > fnsdk_scoreboard_hist_le_ns[i])
         i++;
     return i;
 }
 
-enum fnsdk_sb_state {
-    FNSDK_SB_STARTING = 0, /* spawned, not yet in the accept loop (memfd is zeroed) */
-    FNSDK_SB_IDLE = 1,     /* waiting for a connection */
-    FNSDK_SB_BUSY = 2,     /* handling a request since req_start_ns */
-    FNSDK_SB_STOPPING = 3, /* leaving between requests */
+enum fnsdk_scoreboard_state {
+    FNSDK_SCOREBOARD_STARTING = 0, /* spawned, not yet in the accept loop (memfd is zeroed) */
+    FNSDK_SCOREBOARD_IDLE = 1,     /* waiting for a connection */
+    FNSDK_SCOREBOARD_BUSY = 2,     /* handling a request since req_start_ns */
+    FNSDK_SCOREBOARD_STOPPING = 3, /* leaving between requests */
 };
 
-struct fnsdk_sb_slot {
+struct fnsdk_scoreboard_slot {
     uint32_t magic; /* written last by the SDK at start-up */
     uint32_t version;
-    uint32_t state;       /* enum fnsdk_sb_state */
+    uint32_t state;       /* enum fnsdk_scoreboard_state */
     uint32_t stop_req;    /* the one word the gateway writes: leave after this request */
     int64_t ready_ns;     /* first time the instance became idle */
     int64_t req_start_ns; /* start of the current request (BUSY) */
@@ -68,14 +68,15 @@ struct fnsdk_sb_slot {
      * exits.  Only the instance writes these, each a plain store of a
      * value it alone increments; the gateway reads them as claims (it
      * clamps them and never lets a total go backwards). */
-    int64_t first_resp_ns;              /* end of the first response */
-    uint64_t queue_timeouts;            /* answered 503 for queue_timeout */
-    uint64_t dur_sum_ns;                /* sum of request durations */
-    uint64_t queue_sum_ns;              /* sum of queue waits */
-    uint64_t queue_n;                   /* requests with a known queue wait */
-    uint64_t dur_hist[FNSDK_SB_HIST];   /* per-bucket counts, not cumulative */
-    uint64_t queue_hist[FNSDK_SB_HIST]; /* bounds fnsdk_sb_hist_le_ns[]; last: +Inf */
-    struct fnsdk_sb_code codes[FNSDK_SB_CODES];
+    int64_t first_resp_ns;                    /* end of the first response */
+    uint64_t queue_timeouts;                  /* answered 503 for queue_timeout */
+    uint64_t dur_sum_ns;                      /* sum of request durations */
+    uint64_t queue_sum_ns;                    /* sum of queue waits */
+    uint64_t queue_n;                         /* requests with a known queue wait */
+    uint64_t dur_hist[FNSDK_SCOREBOARD_HIST]; /* per-bucket counts, not cumulative */
+    uint64_t
+        queue_hist[FNSDK_SCOREBOARD_HIST]; /* bounds fnsdk_scoreboard_hist_le_ns[]; last: +Inf */
+    struct fnsdk_scoreboard_code codes[FNSDK_SCOREBOARD_CODES];
 
     /* The request-log ring, present when the memfd is longer than the
      * slot (request_log is set): bytes [log_tail, log_head) of the ring
@@ -99,7 +100,7 @@ struct fnsdk_sb_slot {
     uint32_t kept_pad_;
 };
 
-#define FNSDK_SB_LOAD(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)
-#define FNSDK_SB_STORE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELEASE)
+#define FNSDK_SCOREBOARD_LOAD(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)
+#define FNSDK_SCOREBOARD_STORE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELEASE)
 
 #endif
