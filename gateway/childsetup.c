@@ -7,7 +7,6 @@
 #include "config.h"
 
 #include "childsetup.h"
-#include "schedslice.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -124,10 +123,6 @@ int childsetup_apply(const struct childsetup *cs, const char **what)
         signal(cs->sigs[i], SIG_DFL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* The supervisor's short slice is for its own wake-ups and the
-     * spare's, not for a function's code (schedslice.c). */
-    if (!cs->keep_slice)
-        (void)schedslice_reset();
 
     /* Its own session: a Ctrl-C at the gateway's terminal must reach the
      * gateway only, which then stops instances between requests.  A spare

@@ -55,10 +55,6 @@ struct childsetup {
     pid_t parent;       /* the gateway: gone means exit 0 */
     int64_t *execve_ns; /* exec path: CLOCK_MONOTONIC just before the
                            execve (the cold-start trace); NULL: none */
-    bool keep_slice;    /* a spare process's own start: it waits for its
-                           assignment with the supervisor's short slice
-                           (schedslice.c); everyone else, a function's code
-                           included, gets the default */
 };
 
 /* CS with nothing given: every descriptor -1, no limits, no sandbox. */

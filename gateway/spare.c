@@ -149,7 +149,6 @@ static int spare_spawn(struct spare_pool *sp)
     cs.cwd = "/";
     cs.envp = envp;
     cs.db_fd = pair[1]; /* its fd 3 */
-    cs.keep_slice = true;
     s->sock = pair[0];
     s->log_fd = -1;
     s->pid = proc_spawn(&cs, &s->log_fd);

@@ -21,7 +21,6 @@
 #include "config.h"
 
 #include "sup.h"
-#include "schedslice.h"
 #include "inst.h"
 #include "supfn.h"
 
@@ -542,9 +541,6 @@ int sup_run(const char *conf_path)
         log_warnx("%s", err);
     /* Before any child: every instance and spare from now on dies with us,
      * however we die. */
-    /* Before any child too: the warden, the spares and the pool inherit
-     * the short slice; instances drop it (childsetup.c). */
-    (void)schedslice_shorten();
     (void)warden_start();
     signal(SIGPIPE, SIG_IGN);
     s.base = event_base_new();
