@@ -152,15 +152,16 @@ static int burst_once(struct conn *c, int n, int ep, const char *req, size_t req
             if (x->done)
                 continue;
             for (;;) {
-                if (x->len == BURST_BUF) {
+                if (x->len == BURST_BUF - 1) {
                     r = 0; /* an answer bigger than a hello's: count it as none */
                     break;
                 }
-                r = read(x->fd, x->buf + x->len, BURST_BUF - x->len);
+                r = read(x->fd, x->buf + x->len, BURST_BUF - 1 - x->len);
                 if (r <= 0)
                     break;
                 x->len += (size_t)r;
             }
+            x->buf[x->len] = '\0'; /* the header scan's strncasecmp stops there */
             int st = -1, whole = answer_complete(x->buf, x->len, &st);
             if (whole > 0 || whole < 0 || r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
                 x->t1 = now_ns();
