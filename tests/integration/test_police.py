@@ -78,6 +78,47 @@ def test_forged_slot_still_gets_its_504_at_request_timeout(stack, build, mode):
     assert gw.running()
 
 
+def test_a_forger_posing_as_a_kept_connection_harms_only_itself(stack, build):
+    """The price of sparing a holder that watches its connection for a next
+    request (test_a_kept_connection_in_steady_use_costs_its_instance_
+    nothing): a hostile instance can put the connection of the request it
+    hangs on into an epoll set and forge a climbing request counter
+    ("watchflip"), and the kernel shows the police exactly what an Apache
+    pooled connection between two requests looks like.  Its own request then
+    waits for nginx's fastcgi_read_timeout instead of the 504 at
+    request_timeout; that must be all: its sibling instance, another
+    function and the status page answer, and the supervisor kills nothing
+    on its word."""
+    gw, ngx = stack({"forger": build.testfn, "victim": build.testfn},
+                    sections={"forger": {"request_timeout": "1s", "max_instances": 2}})
+    out = {}
+
+    def forger():
+        try:
+            out["forger"] = ngx.get("/fn/forger?forge=watchflip", timeout=4)
+        except OSError as e:  # the client's own timeout
+            out["forger"] = e
+
+    hang = threading.Thread(target=forger)
+    hang.start()
+    wait_for(lambda: "forging the scoreboard slot: flip" in gw.log(), 5,
+             what="the forger watching its connection")
+    forger_pids = gw.instances("forger")
+    assert len(forger_pids) == 1, forger_pids
+    # Past request_timeout and the police's one-second grace.
+    time.sleep(2.5)
+    r = ngx.get("/fn/forger?sleep=100", timeout=10)
+    assert r.status == 200, r
+    assert ngx.get("/fn/victim").status == 200
+    assert ngx.get("/_fngate/status").status == 200
+    hang.join(10)
+    # No answer within 4 s: nginx waits its fastcgi_read_timeout.
+    assert isinstance(out.get("forger"), TimeoutError), out
+    assert forger_pids[0] in gw.instances("forger"), "the forger was killed"
+    assert "longer than request_timeout" not in gw.log()
+    assert gw.running()
+
+
 def test_check_signal_spares_a_young_request(stack, build):
     """SIGUSR2 is the supervisor's question when it cannot see who holds an
     overdue connection: an SDK instance whose own request is younger than

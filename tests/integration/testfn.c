@@ -18,7 +18,9 @@
  *                    millisecond: "fresh" (busy, just started), "flip" (idle
  *                    and busy in turn, the request counter climbing),
  *                    "minstart" (busy since INT64_MIN, counter climbing),
- *                    "garbage" (nonsense state and extreme timestamps) or
+ *                    "garbage" (nonsense state and extreme timestamps),
+ *                    "watchflip" ("flip" with its request's connection in an
+ *                    epoll set, as the SDK watches an idle kept one) or
  *                    "logflood" (its request-log ring kept full of lines)
  *   ?req=1           what the SDK saw: method, path, name, request id, query,
  *                    args, headers, the FastCGI parameters nginx sends, every
@@ -30,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,6 +100,21 @@ static int forge(fn_res *res, const char *mode)
 
     if (!sl)
         return fn_error(res, 500, "no scoreboard slot mapped");
+    if (strcmp(mode, "watchflip") == 0) {
+        /* What the police takes for a kept connection waiting for its
+         * next request: the request's own connection in an epoll set. */
+        int ep = epoll_create1(EPOLL_CLOEXEC), watched = 0;
+        for (int fd = 5; ep >= 0 && fd < 64; fd++) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+            struct stat st;
+            if (fd != ep && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+                epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+                watched++;
+        }
+        if (!watched)
+            return fn_error(res, 500, "no connection to watch");
+        mode = "flip";
+    }
     fn_log("forging the scoreboard slot: %s", mode);
     for (;; i++) {
         struct timespec now;
