@@ -29,7 +29,8 @@ pid_t proc_spawn(const struct childsetup *cs, int *log_fd);
  * proc_group_kill(pid) after the instance exits kills every one of them;
  * the gateway is also a child subreaper, so a process that did leave the
  * group (an unsandboxed function's daemon) comes back to it as an orphan,
- * and proc_orphans_kill SIGKILLs every child KNOWN does not claim, but for
+ * and proc_orphans_kill SIGKILLs every child KNOWN claims neither by its
+ * pid nor by its process group (a known group is killed whole), but for
  * those the gateway had when proc_reaper_init ran and, as root, those
  * running as root (a container's PID 1 adopts everyone's orphans). */
 void proc_reaper_init(void);

@@ -738,6 +738,59 @@ START_TEST(orphans_killed_unless_known)
 }
 END_TEST
 
+/* A live instance's orphan (a double fork inside its group, all the
+ * sandbox allows) is its instance's until that instance is reaped and its
+ * group killed: sweeping it when some other instance exits would kill a
+ * helper its function still uses, at a moment nobody chose. */
+START_TEST(orphans_in_a_known_group_are_spared)
+{
+    int fds[2], status;
+    pid_t leader, orphan = 0, pid;
+
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    proc_reaper_init();
+    ck_assert_int_eq(pipe(fds), 0);
+    leader = fork();
+    ck_assert_int_ge(leader, 0);
+    if (leader == 0) {
+        setpgid(0, 0);
+        if (geteuid() == 0 && setuid(65534) < 0)
+            _exit(1);
+        pid = fork();
+        if (pid == 0) {
+            pid_t g = fork();
+            if (g == 0) {
+                pause();
+                _exit(0);
+            }
+            if (write(fds[1], &g, sizeof(g)) != sizeof(g))
+                _exit(1);
+            _exit(0); /* G is orphaned: it comes back to the test */
+        }
+        waitpid(pid, NULL, 0);
+        pause();
+        _exit(0);
+    }
+    setpgid(leader, leader);
+    close(fds[1]);
+    ck_assert_int_eq(read(fds[0], &orphan, sizeof(orphan)), (ssize_t)sizeof(orphan));
+    close(fds[0]);
+    for (int i = 0; i < 200 && getpgid(orphan) != leader; i++)
+        usleep(5000);
+    ck_assert_int_eq(getpgid(orphan), leader);
+    usleep(50000); /* reparented to the test */
+
+    ck_assert_int_eq(proc_orphans_kill(known_pid, &leader), 0);
+    ck_assert_int_eq(kill(orphan, 0), 0);
+    ck_assert_int_eq(waitpid(orphan, &status, WNOHANG), 0);
+    /* Once its group is nobody's, it goes, and its leader with it. */
+    ck_assert_int_eq(proc_orphans_kill(known_none, NULL), 2);
+    ck_assert_int_eq(waitpid(orphan, &status, 0), orphan);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ck_assert_int_eq(waitpid(leader, &status, 0), leader);
+}
+END_TEST
+
 START_TEST(group_kill_reaches_grandchildren)
 {
     pid_t leader, pid;
@@ -798,6 +851,7 @@ static Suite *proc_suite(void)
 
     tc = tcase("descendants");
     tcase_add_test(tc, orphans_killed_unless_known);
+    tcase_add_test(tc, orphans_in_a_known_group_are_spared);
     tcase_add_test(tc, group_kill_reaches_grandchildren);
     suite_add_tcase(s, tc);
 
