@@ -386,9 +386,9 @@ static int attack_garbage(fn_req *req, fn_res *res)
     int werr = w < 0 ? errno : 0;
     fn_rows *rows = fn_query(req, "SELECT 1 AS one", NULL);
 
-    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:b, s:s}", "attack", "garbage", "errno", werr,
-                         "error", werr ? strerror(werr) : "", "query_ok", rows != NULL, "sqlstate",
-                         rows ? "" : fn_db_error(req)->sqlstate);
+    return fn_send_jsonf(res, 200, "{s:s, s:i, s:s, s:b, s:s, s:i}", "attack", "garbage", "errno",
+                         werr, "error", werr ? strerror(werr) : "", "query_ok", rows != NULL,
+                         "sqlstate", rows ? "" : fn_db_error(req)->sqlstate, "pid", (int)getpid());
 }
 
 static int handle(fn_req *req, fn_res *res)

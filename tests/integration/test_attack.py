@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from fngate_harness import proc_alive, wait_for
+from fngate_harness import proc_alive, proc_state, wait_for
 
 # A uid no system account uses, for the unprivileged run: a shared-hosting
 # user in the web server's group (nogroup here), as hosting panels set up.
@@ -162,6 +162,13 @@ def run_suite(stack, build, users_db, run_as=None, shared_objects=None, gateway=
     got = attack(ngx, attack="garbage")
     assert got["errno"] == 0 and got["query_ok"] is False, got
     v.check("garbage on fd 3")
+    # That instance leaves once it has answered, but a request nginx already
+    # sent on its kept connection is still served first, and the escape below
+    # must not be that request: its grandchild would die with that instance.
+    # Reaped, too: evil2's grandchild below has left every instance's group,
+    # so the sweep after any instance's exit kills it.
+    wait_for(lambda: proc_state(got["pid"]) is None, 10, interval=0.02,
+             what=f"instance {got['pid']}, whose channel broke, to be reaped")
 
     # Escapes: setsid is refused; a double-forked grandchild, sandboxed or
     # not (evil2 runs with sandbox = off, so its setsid works), is gone once
