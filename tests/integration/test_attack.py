@@ -202,3 +202,34 @@ def test_attacks_fail_without_root(stack, build, users_db):
     else:
         run_as = None  # already the unprivileged case
     run_suite(stack, build, users_db, run_as=run_as)
+
+
+def test_a_double_fork_lives_as_long_as_its_instance_not_as_long_as_its_neighbours(stack, build):
+    """The grandchild a sandboxed instance double-forks is orphaned to the
+    gateway but stays in its instance's process group: another function's
+    instance exiting (three times over) leaves it running, and it dies with
+    its own instance."""
+    gw, ngx = stack({"evil": build.hostile, "brief": build.testfn},
+                    gateway={"stop_timeout": "1s"},
+                    sections={"evil": {"idle_timeout": "60s"}, "brief": {"max_requests": 1}})
+    if "seccomp filter" not in gw.log():
+        pytest.skip("no seccomp filter in this kernel: setsid is allowed, so the grandchild "
+                    "leaves its instance's group and any sweep may kill it")
+    got = attack(ngx, attack="escape")
+    assert got["errno"] == errno.EPERM, got
+    kid, inst = got["grandchild"], got["pid"]
+    assert inst in gw.instances("evil"), (inst, gw.instances("evil"))
+    assert os.getpgid(kid) == inst, (kid, os.getpgid(kid), inst)
+    for i in range(3):
+        r = ngx.get("/fn/brief")
+        assert r.status == 200, r
+        brief = json.loads(r.body)["pid"]
+        wait_for(lambda: proc_state(brief) is None, 10, interval=0.02,
+                 what=f"brief's instance {brief} (max_requests = 1) to be reaped")
+        # Answered by the gateway's loop, so after the reap's sweep.
+        assert ngx.get("/_fngate/status").status == 200
+        assert proc_alive(kid), f"evil's grandchild {kid} was killed when brief {brief} exited"
+    assert proc_alive(inst)
+    os.kill(inst, signal.SIGKILL)
+    wait_for(lambda: not proc_alive(kid), 10, interval=0.05,
+             what=f"evil's grandchild {kid} to die with its instance {inst}")
