@@ -180,7 +180,7 @@ void proc_group_kill(pid_t pgid)
 /* Whether PID is a child to kill, and kills it and its group. */
 static int proc_orphan_one(pid_t pid, bool (*known)(pid_t pid, void *arg), void *arg)
 {
-    pid_t group = getpgid(pid);
+    pid_t group;
 
     if (pid <= 1 || known(pid, arg))
         return 0;
@@ -188,6 +188,7 @@ static int proc_orphan_one(pid_t pid, bool (*known)(pid_t pid, void *arg), void 
      * it): that instance's, killed with its group when it is reaped, not
      * whenever another instance happens to exit.  An instance is its own
      * session, so no process outside it can join its group. */
+    group = getpgid(pid);
     if (group > 1 && group != pid && known(group, arg))
         return 0;
     for (int i = 0; i < proc_ninherited; i++) {
